@@ -1,0 +1,196 @@
+//! The velos home directory and every path in it, plus the rules for process names.
+//!
+//! ```text
+//! $VELOS_HOME (or ~/.velos), mode 0700
+//! ├── velos.sock            the daemon's socket (0600)
+//! ├── velos.pid             the daemon's pid; also its lock (flock)
+//! ├── velosd.log            the daemon's own stdout and stderr
+//! └── logs/<name>-out.log   each process's stdout (and -err.log for stderr)
+//! ```
+//!
+//! Client and daemon both use this module, so they always agree on where things are.
+//! It computes paths only; creating them is the daemon's job.
+
+use std::path::{Path, PathBuf};
+
+use crate::Stream;
+
+/// The environment variable that overrides the home directory.
+pub const HOME_ENV: &str = "VELOS_HOME";
+
+/// The longest process name.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// The velos home directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Home {
+    root: PathBuf,
+}
+
+/// Why a home directory could not be found.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot find the home directory: set VELOS_HOME to the directory velos should use")]
+pub struct NoHomeError;
+
+impl Home {
+    /// `$VELOS_HOME` if set and not empty, else `~/.velos`.
+    pub fn from_env() -> Result<Home, NoHomeError> {
+        match std::env::var_os(HOME_ENV) {
+            Some(root) if !root.is_empty() => Ok(Home::at(root)),
+            _ => dirs::home_dir()
+                .map(|home| Home::at(home.join(".velos")))
+                .ok_or(NoHomeError),
+        }
+    }
+
+    /// A home at the given directory.
+    pub fn at(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    /// The directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `velos.sock`
+    pub fn socket_path(&self) -> PathBuf {
+        self.root.join("velos.sock")
+    }
+
+    /// `velos.pid`
+    pub fn pid_path(&self) -> PathBuf {
+        self.root.join("velos.pid")
+    }
+
+    /// `velosd.log`
+    pub fn daemon_log_path(&self) -> PathBuf {
+        self.root.join("velosd.log")
+    }
+
+    /// `logs/`
+    pub fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    /// `logs/<name>-out.log` or `logs/<name>-err.log`.
+    ///
+    /// `name` must have passed [`validate_name`], which is what keeps the path inside
+    /// `logs/`: a valid name has no `/` and does not start with `.`.
+    pub fn log_path(&self, name: &str, stream: Stream) -> PathBuf {
+        self.logs_dir()
+            .join(format!("{name}-{}.log", stream.as_str()))
+    }
+}
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Empty.
+    #[error("a process name cannot be empty")]
+    Empty,
+    /// Over [`MAX_NAME_LEN`].
+    #[error("process name '{0}' is longer than 64 characters")]
+    TooLong(String),
+    /// A character outside `A-Z a-z 0-9 . _ -`.
+    #[error("process name '{0}' may only use letters, digits, '.', '_' and '-'")]
+    BadCharacter(String),
+    /// Starts with `.` or `-`.
+    #[error("process name '{0}' cannot start with '.' or '-'")]
+    BadStart(String),
+    /// All digits, which would read as an id.
+    #[error("process name '{0}' is all digits, which reads as an id; add a letter")]
+    AllDigits(String),
+    /// `all`, which means every process.
+    #[error("'all' means every process and cannot be a process name")]
+    Reserved,
+}
+
+/// Checks a process name: 1 to 64 characters of `A-Z a-z 0-9 . _ -`, not starting with
+/// `.` or `-`, not all digits, and not `all`.
+///
+/// # Examples
+/// ```
+/// use velos_proto::home::validate_name;
+/// assert!(validate_name("api-v2.worker_1").is_ok());
+/// assert!(validate_name("../etc").is_err());
+/// ```
+pub fn validate_name(name: &str) -> Result<(), NameError> {
+    let quoted = || name.chars().take(80).collect::<String>();
+    if name.is_empty() {
+        Err(NameError::Empty)
+    } else if name.len() > MAX_NAME_LEN {
+        Err(NameError::TooLong(quoted()))
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        Err(NameError::BadCharacter(quoted()))
+    } else if name.starts_with(['.', '-']) {
+        Err(NameError::BadStart(quoted()))
+    } else if name.bytes().all(|b| b.is_ascii_digit()) {
+        Err(NameError::AllDigits(quoted()))
+    } else if name == "all" {
+        Err(NameError::Reserved)
+    } else {
+        Ok(())
+    }
+}
+
+/// The name a script gets when none is given: its file stem (`app.js` -> `app`).
+pub fn default_name(script: &Path) -> Option<String> {
+    script
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_names_pass() {
+        for name in ["app", "a", "api-v2", "worker_1.prod", "A9", &"x".repeat(64)] {
+            assert_eq!(validate_name(name), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn invalid_names_are_refused() {
+        assert_eq!(validate_name(""), Err(NameError::Empty));
+        assert!(matches!(
+            validate_name(&"x".repeat(65)),
+            Err(NameError::TooLong(_))
+        ));
+        for name in ["a/b", "../x", "a b", "é", "a\0", "x;rm"] {
+            assert!(
+                matches!(validate_name(name), Err(NameError::BadCharacter(_))),
+                "{name}"
+            );
+        }
+        for name in [".hidden", "..", "-rf"] {
+            assert!(
+                matches!(validate_name(name), Err(NameError::BadStart(_))),
+                "{name}"
+            );
+        }
+        assert!(matches!(validate_name("123"), Err(NameError::AllDigits(_))));
+        assert_eq!(validate_name("all"), Err(NameError::Reserved));
+    }
+
+    #[test]
+    fn log_paths_of_valid_names_stay_in_logs() {
+        let home = Home::at("/h");
+        assert_eq!(
+            home.log_path("api", Stream::Err),
+            PathBuf::from("/h/logs/api-err.log")
+        );
+    }
+
+    #[test]
+    fn default_name_is_the_file_stem() {
+        assert_eq!(default_name(Path::new("/x/app.js")).as_deref(), Some("app"));
+        assert_eq!(default_name(Path::new("run")).as_deref(), Some("run"));
+    }
+}

@@ -1,0 +1,339 @@
+//! Typed params of each method, and [`Request`]: a method with its params.
+//!
+//! Every params struct is a map on the wire. Optional fields may be left out, and fields
+//! this version does not know are ignored, so older and newer peers understand each other.
+
+use std::collections::BTreeMap;
+
+use rmpv::Value;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{Error, Method, rpc};
+
+/// Which process a request is about: an id, a name, or every process.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// The process with this id.
+    Id(u32),
+    /// The process with this name.
+    Name(String),
+    /// Every process (`all` on the command line and on the wire).
+    All,
+}
+
+impl Target {
+    /// Reads what a user typed: `all`, an id (all digits), or a name.
+    ///
+    /// # Examples
+    /// ```
+    /// use velos_proto::Target;
+    /// assert_eq!(Target::parse("3"), Target::Id(3));
+    /// assert_eq!(Target::parse("api"), Target::Name("api".into()));
+    /// assert_eq!(Target::parse("all"), Target::All);
+    /// ```
+    pub fn parse(text: &str) -> Target {
+        if text == "all" {
+            Target::All
+        } else if let Ok(id) = text.parse::<u32>()
+            && text.bytes().all(|b| b.is_ascii_digit())
+        {
+            Target::Id(id)
+        } else {
+            Target::Name(text.to_owned())
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Id(id) => write!(f, "{id}"),
+            Target::Name(name) => f.write_str(name),
+            Target::All => f.write_str("all"),
+        }
+    }
+}
+
+impl From<u32> for Target {
+    fn from(id: u32) -> Target {
+        Target::Id(id)
+    }
+}
+
+impl From<&str> for Target {
+    fn from(text: &str) -> Target {
+        Target::parse(text)
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Target::Id(id) => serializer.serialize_u32(*id),
+            Target::Name(name) => serializer.serialize_str(name),
+            Target::All => serializer.serialize_str("all"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Target {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Target;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a process id (integer), a name (string) or \"all\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Target, E> {
+                u32::try_from(v)
+                    .map(Target::Id)
+                    .map_err(|_| E::custom("process id out of range"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Target, E> {
+                u32::try_from(v)
+                    .map(Target::Id)
+                    .map_err(|_| E::custom("process id out of range"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Target, E> {
+                Ok(Target::parse(v))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Params of `daemon.ping`, `daemon.kill` and `process.list`: none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoParams {}
+
+/// Params of `process.start`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartParams {
+    /// The script or program to run, as an absolute path.
+    pub script: String,
+    /// The process name; the daemon uses the script's file stem when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Arguments passed to the script as they are.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The program that runs the script (`node`); chosen by shebang, executable bit or
+    /// extension when absent.
+    #[serde(default)]
+    pub interpreter: Option<String>,
+    /// Working directory; the daemon's own when absent.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// The whole environment of the process; the daemon's own when absent.
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
+    /// Milliseconds between SIGTERM and SIGKILL on stop; 5000 when absent.
+    #[serde(default)]
+    pub kill_timeout_ms: Option<u64>,
+}
+
+// Hand-written: the environment is long and may hold secrets.
+impl std::fmt::Debug for StartParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartParams")
+            .field("script", &self.script)
+            .field("name", &self.name)
+            .field("args", &self.args)
+            .field("interpreter", &self.interpreter)
+            .field("cwd", &self.cwd)
+            .field("env", &self.env.as_ref().map(|env| env.len()))
+            .field("kill_timeout_ms", &self.kill_timeout_ms)
+            .finish()
+    }
+}
+
+/// Params of `process.stop` and `process.delete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetParams {
+    /// The process (or all).
+    pub target: Target,
+}
+
+/// Params of `process.restart`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartParams {
+    /// The process (or all).
+    pub target: Target,
+    /// A new environment to start with; the remembered one when absent.
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for RestartParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestartParams")
+            .field("target", &self.target)
+            .field("env", &self.env.as_ref().map(|env| env.len()))
+            .finish()
+    }
+}
+
+/// Params of `log.read`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogReadParams {
+    /// The process (or all).
+    pub target: Target,
+    /// How many of the last lines to return.
+    #[serde(default = "default_lines")]
+    pub lines: u32,
+}
+
+fn default_lines() -> u32 {
+    15
+}
+
+/// A method with its typed params: what a client asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Request {
+    /// `daemon.ping`
+    Ping,
+    /// `daemon.kill`
+    Kill,
+    /// `process.start`
+    Start(StartParams),
+    /// `process.stop`
+    Stop(TargetParams),
+    /// `process.restart`
+    Restart(RestartParams),
+    /// `process.delete`
+    Delete(TargetParams),
+    /// `process.list`
+    List,
+    /// `log.read`
+    LogRead(LogReadParams),
+}
+
+impl Request {
+    /// The method this request calls.
+    pub fn method(&self) -> Method {
+        match self {
+            Request::Ping => Method::DaemonPing,
+            Request::Kill => Method::DaemonKill,
+            Request::Start(_) => Method::ProcessStart,
+            Request::Stop(_) => Method::ProcessStop,
+            Request::Restart(_) => Method::ProcessRestart,
+            Request::Delete(_) => Method::ProcessDelete,
+            Request::List => Method::ProcessList,
+            Request::LogRead(_) => Method::LogRead,
+        }
+    }
+
+    /// Reads the params of `method` from the wire value.
+    pub fn from_parts(method: Method, params: Value) -> Result<Request, Error> {
+        Ok(match method {
+            Method::DaemonPing => Request::Ping,
+            Method::DaemonKill => Request::Kill,
+            Method::ProcessStart => Request::Start(rpc::from_value(params)?),
+            Method::ProcessStop => Request::Stop(rpc::from_value(params)?),
+            Method::ProcessRestart => Request::Restart(rpc::from_value(params)?),
+            Method::ProcessDelete => Request::Delete(rpc::from_value(params)?),
+            Method::ProcessList => Request::List,
+            Method::LogRead => Request::LogRead(rpc::from_value(params)?),
+        })
+    }
+
+    /// Encodes this request as a frame payload with the given msgid.
+    pub fn encode(&self, msgid: u32) -> Result<Vec<u8>, Error> {
+        let method = self.method().as_str();
+        match self {
+            Request::Ping | Request::Kill | Request::List => {
+                rpc::encode_request(msgid, method, &NoParams {})
+            }
+            Request::Start(params) => rpc::encode_request(msgid, method, params),
+            Request::Stop(params) | Request::Delete(params) => {
+                rpc::encode_request(msgid, method, params)
+            }
+            Request::Restart(params) => rpc::encode_request(msgid, method, params),
+            Request::LogRead(params) => rpc::encode_request(msgid, method, params),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Envelope;
+
+    fn round_trip(request: Request) {
+        let payload = request.encode(42).unwrap();
+        let Envelope::Request {
+            msgid,
+            method,
+            params,
+        } = Envelope::decode(&payload).unwrap()
+        else {
+            panic!("not a request");
+        };
+        assert_eq!(msgid, 42);
+        let method = Method::from_name(&method).unwrap();
+        assert_eq!(Request::from_parts(method, params).unwrap(), request);
+    }
+
+    #[test]
+    fn every_request_round_trips() {
+        round_trip(Request::Ping);
+        round_trip(Request::Kill);
+        round_trip(Request::List);
+        round_trip(Request::Start(StartParams {
+            script: "/srv/app.js".into(),
+            name: Some("api".into()),
+            args: vec!["--port".into(), "3000".into()],
+            interpreter: Some("node".into()),
+            cwd: Some("/srv".into()),
+            env: Some(BTreeMap::from([("PORT".into(), "3000".into())])),
+            kill_timeout_ms: Some(500),
+        }));
+        round_trip(Request::Start(StartParams {
+            script: "/srv/app.py".into(),
+            ..StartParams::default()
+        }));
+        round_trip(Request::Stop(TargetParams {
+            target: Target::Id(3),
+        }));
+        round_trip(Request::Delete(TargetParams {
+            target: Target::All,
+        }));
+        round_trip(Request::Restart(RestartParams {
+            target: Target::Name("api".into()),
+            env: None,
+        }));
+        round_trip(Request::LogRead(LogReadParams {
+            target: Target::Name("api".into()),
+            lines: 50,
+        }));
+    }
+
+    #[test]
+    fn targets_read_ids_names_and_all() {
+        assert_eq!(Target::parse("007"), Target::Id(7));
+        assert_eq!(Target::parse("api-2"), Target::Name("api-2".into()));
+        assert_eq!(
+            Target::parse("99999999999"),
+            Target::Name("99999999999".into())
+        );
+        let from_wire: Target = rpc::from_value(Value::from("12")).unwrap();
+        assert_eq!(from_wire, Target::Id(12));
+    }
+
+    #[test]
+    fn missing_or_mistyped_fields_are_errors() {
+        let params = Value::Map(vec![("target".into(), Value::Boolean(true))]);
+        assert!(Request::from_parts(Method::ProcessStop, params).is_err());
+        assert!(Request::from_parts(Method::ProcessStart, Value::Map(vec![])).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let params = Value::Map(vec![
+            ("target".into(), "api".into()),
+            ("from_the_future".into(), 1.into()),
+        ]);
+        assert!(Request::from_parts(Method::ProcessStop, params).is_ok());
+    }
+}

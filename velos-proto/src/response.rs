@@ -1,0 +1,311 @@
+//! Typed results of each method, and [`Response`]: a result with its kind.
+//!
+//! | method | result |
+//! | --- | --- |
+//! | `daemon.ping` | [`PingInfo`] |
+//! | `daemon.kill` | nil |
+//! | `process.start` | [`ProcessInfo`] |
+//! | `process.stop`, `process.restart`, `process.delete`, `process.list` | array of [`ProcessInfo`] |
+//! | `log.read` | [`LogLines`] |
+
+use rmpv::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Method, rpc};
+
+/// Where a process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessStatus {
+    /// Running.
+    Running,
+    /// Asked to stop; not gone yet.
+    Stopping,
+    /// Stopped by the user, or exited with code 0.
+    Stopped,
+    /// Exited non-zero, killed by a signal nobody asked for, or could not be spawned.
+    Errored,
+}
+
+impl ProcessStatus {
+    /// The lowercase word used on the wire and in `velos list`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessStatus::Running => "running",
+            ProcessStatus::Stopping => "stopping",
+            ProcessStatus::Stopped => "stopped",
+            ProcessStatus::Errored => "errored",
+        }
+    }
+}
+
+impl std::fmt::Display for ProcessStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Result of `daemon.ping`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingInfo {
+    /// The daemon's version (`CARGO_PKG_VERSION`).
+    pub version: String,
+    /// The daemon's pid.
+    pub pid: u32,
+    /// The protocol version the daemon speaks.
+    #[serde(default)]
+    pub protocol: u8,
+    /// Milliseconds since the daemon started.
+    #[serde(default)]
+    pub uptime_ms: u64,
+    /// How many processes it manages.
+    #[serde(default)]
+    pub processes: u32,
+}
+
+/// One managed process, as `process.list` and `velos list --json` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Stable small integer, never reused while the daemon runs.
+    pub id: u32,
+    /// Unique name.
+    pub name: String,
+    /// The pid while it runs.
+    pub pid: Option<u32>,
+    /// Where it is in its life.
+    pub status: ProcessStatus,
+    /// Exit code of the last run, if it exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal that ended the last run, if one did.
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// How many times it was started again after the first start.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Milliseconds it has been running, while it runs.
+    #[serde(default)]
+    pub uptime_ms: Option<u64>,
+    /// The script or program, absolute.
+    #[serde(default)]
+    pub script: String,
+    /// The interpreter that runs the script, if any.
+    #[serde(default)]
+    pub interpreter: Option<String>,
+    /// Arguments passed to the script.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Working directory.
+    #[serde(default)]
+    pub cwd: String,
+    /// Milliseconds between SIGTERM and SIGKILL on stop.
+    #[serde(default)]
+    pub kill_timeout_ms: u64,
+    /// Path of the stdout log file.
+    #[serde(default)]
+    pub out_log: String,
+    /// Path of the stderr log file.
+    #[serde(default)]
+    pub err_log: String,
+    /// Why it is errored, when it is (for example the spawn error).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Which pipe a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output.
+    Out,
+    /// Standard error.
+    Err,
+}
+
+impl Stream {
+    /// `out` or `err`, as in the log file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Out => "out",
+            Stream::Err => "err",
+        }
+    }
+}
+
+/// One line a process wrote, without its newline, bytes as written.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// The process's id.
+    pub id: u32,
+    /// The process's name.
+    pub name: String,
+    /// Which pipe.
+    pub stream: Stream,
+    /// The bytes, which need not be UTF-8.
+    #[serde(with = "serde_bytes")]
+    pub line: Vec<u8>,
+    /// When the daemon received it (Unix milliseconds), if known; lines read back from
+    /// the files carry none.
+    #[serde(default)]
+    pub time_ms: Option<u64>,
+}
+
+// Hand-written: show the line as text, however long it is.
+impl std::fmt::Debug for LogLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogLine")
+            .field("name", &self.name)
+            .field("stream", &self.stream)
+            .field("line", &String::from_utf8_lossy(&self.line))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result of `log.read`: lines oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLines {
+    /// The lines, oldest first.
+    pub lines: Vec<LogLine>,
+}
+
+/// A typed result: what the daemon answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Response {
+    /// To `daemon.ping`.
+    Pong(PingInfo),
+    /// To `daemon.kill`: the daemon is shutting down.
+    Killed,
+    /// To `process.start`.
+    Started(ProcessInfo),
+    /// To `process.stop`, `process.restart`, `process.delete` and `process.list`.
+    Processes(Vec<ProcessInfo>),
+    /// To `log.read`.
+    Logs(LogLines),
+}
+
+impl Response {
+    /// Reads the result of `method` from the wire value.
+    pub fn from_parts(method: Method, result: Value) -> Result<Response, Error> {
+        Ok(match method {
+            Method::DaemonPing => Response::Pong(rpc::from_value(result)?),
+            Method::DaemonKill => Response::Killed,
+            Method::ProcessStart => Response::Started(rpc::from_value(result)?),
+            Method::ProcessStop
+            | Method::ProcessRestart
+            | Method::ProcessDelete
+            | Method::ProcessList => Response::Processes(rpc::from_value(result)?),
+            Method::LogRead => Response::Logs(rpc::from_value(result)?),
+        })
+    }
+
+    /// Encodes this result as the response to `msgid`.
+    pub fn encode(&self, msgid: u32) -> Result<Vec<u8>, Error> {
+        match self {
+            Response::Pong(info) => rpc::encode_response(msgid, Ok(info)),
+            Response::Killed => rpc::encode_response(msgid, Ok(&())),
+            Response::Started(info) => rpc::encode_response(msgid, Ok(info)),
+            Response::Processes(list) => rpc::encode_response(msgid, Ok(list)),
+            Response::Logs(lines) => rpc::encode_response(msgid, Ok(lines)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Envelope;
+
+    pub(crate) fn sample_process() -> ProcessInfo {
+        ProcessInfo {
+            id: 0,
+            name: "api".into(),
+            pid: Some(4242),
+            status: ProcessStatus::Running,
+            exit_code: None,
+            signal: None,
+            restarts: 2,
+            uptime_ms: Some(1500),
+            script: "/srv/app.js".into(),
+            interpreter: Some("node".into()),
+            args: vec![],
+            cwd: "/srv".into(),
+            kill_timeout_ms: 5000,
+            out_log: "/home/u/.velos/logs/api-out.log".into(),
+            err_log: "/home/u/.velos/logs/api-err.log".into(),
+            error: None,
+        }
+    }
+
+    fn round_trip(method: Method, response: Response) {
+        let payload = response.encode(9).unwrap();
+        let Envelope::Response { msgid, result } = Envelope::decode(&payload).unwrap() else {
+            panic!("not a response");
+        };
+        assert_eq!(msgid, 9);
+        assert_eq!(
+            Response::from_parts(method, result.unwrap()).unwrap(),
+            response
+        );
+    }
+
+    #[test]
+    fn every_response_round_trips() {
+        round_trip(
+            Method::DaemonPing,
+            Response::Pong(PingInfo {
+                version: "0.1.0".into(),
+                pid: 1,
+                protocol: 1,
+                uptime_ms: 10,
+                processes: 0,
+            }),
+        );
+        round_trip(Method::DaemonKill, Response::Killed);
+        round_trip(Method::ProcessStart, Response::Started(sample_process()));
+        let mut stopped = sample_process();
+        stopped.status = ProcessStatus::Errored;
+        stopped.pid = None;
+        stopped.exit_code = Some(3);
+        round_trip(
+            Method::ProcessList,
+            Response::Processes(vec![sample_process(), stopped]),
+        );
+        round_trip(
+            Method::LogRead,
+            Response::Logs(LogLines {
+                lines: vec![LogLine {
+                    id: 0,
+                    name: "api".into(),
+                    stream: Stream::Err,
+                    line: vec![0xff, 0xfe, b'x'],
+                    time_ms: Some(1),
+                }],
+            }),
+        );
+    }
+
+    #[test]
+    fn statuses_are_lowercase_words_on_the_wire() {
+        let value = rpc::to_value(&ProcessStatus::Errored).unwrap();
+        assert_eq!(value.as_str(), Some("errored"));
+    }
+
+    #[test]
+    fn log_bytes_travel_as_binary() {
+        let value = rpc::to_value(&LogLine {
+            id: 0,
+            name: "a".into(),
+            stream: Stream::Out,
+            line: vec![0xff],
+            time_ms: None,
+        })
+        .unwrap();
+        let line = value
+            .as_map()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.as_str() == Some("line"))
+            .unwrap();
+        assert!(line.1.is_bin(), "{value:?}");
+    }
+}

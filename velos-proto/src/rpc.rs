@@ -1,0 +1,318 @@
+//! The MessagePack-RPC envelope inside a frame's payload.
+//!
+//! ```text
+//! request       [0, msgid, method, params]   client -> daemon; params is a map
+//! response      [1, msgid, error, result]    daemon -> client; error is nil or {code, message}
+//! notification  [2, method, params]          daemon -> client, for streams
+//! ```
+//!
+//! This module checks the shape of the envelope and leaves `params` and `result` as
+//! [`rmpv::Value`]; [`crate::request`] and [`crate::response`] give them types.
+//! Structs are encoded with named fields, so every params and result is a map.
+
+use rmpv::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, RpcError};
+
+const REQUEST: u64 = 0;
+const RESPONSE: u64 = 1;
+const NOTIFICATION: u64 = 2;
+
+/// One decoded message of any of the three kinds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Envelope {
+    /// `[0, msgid, method, params]`
+    Request {
+        /// Chosen by the client; echoed in the response.
+        msgid: u32,
+        /// The method name, such as `process.start`.
+        method: String,
+        /// The params map (an empty map when the client sent nil).
+        params: Value,
+    },
+    /// `[1, msgid, error, result]`
+    Response {
+        /// The msgid of the request this answers.
+        msgid: u32,
+        /// The result, or the daemon's error.
+        result: Result<Value, RpcError>,
+    },
+    /// `[2, method, params]`
+    Notification {
+        /// What the notification is about, such as `log.line`.
+        method: String,
+        /// Its data.
+        params: Value,
+    },
+}
+
+impl Envelope {
+    /// Decodes a frame payload. Never panics, whatever the bytes.
+    pub fn decode(payload: &[u8]) -> Result<Envelope, Error> {
+        let mut rest = payload;
+        let value =
+            rmpv::decode::read_value(&mut rest).map_err(|e| Error::Decode(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(Error::Malformed(format!(
+                "{} bytes after the message",
+                rest.len()
+            )));
+        }
+        let Value::Array(items) = value else {
+            return Err(Error::Malformed("message is not an array".into()));
+        };
+        let kind = items.first().and_then(Value::as_u64);
+        match (kind, items.len()) {
+            (Some(REQUEST), 4) => {
+                let mut items = items.into_iter().skip(1);
+                let msgid = msgid(items.next())?;
+                let method = method(items.next())?;
+                let params = params(items.next())?;
+                Ok(Envelope::Request {
+                    msgid,
+                    method,
+                    params,
+                })
+            }
+            (Some(RESPONSE), 4) => {
+                let mut items = items.into_iter().skip(1);
+                let msgid = msgid(items.next())?;
+                let error = items.next().unwrap_or(Value::Nil);
+                let result = items.next().unwrap_or(Value::Nil);
+                let result = match error {
+                    Value::Nil => Ok(result),
+                    error => Err(from_value::<RpcError>(error)
+                        .map_err(|e| Error::Malformed(format!("bad error object: {e}")))?),
+                };
+                Ok(Envelope::Response { msgid, result })
+            }
+            (Some(NOTIFICATION), 3) => {
+                let mut items = items.into_iter().skip(1);
+                let method = method(items.next())?;
+                let params = params(items.next())?;
+                Ok(Envelope::Notification { method, params })
+            }
+            (Some(kind @ (REQUEST | RESPONSE | NOTIFICATION)), len) => Err(Error::Malformed(
+                format!("message of type {kind} has {len} elements"),
+            )),
+            _ => Err(Error::Malformed(
+                "first element is not a message type (0, 1 or 2)".into(),
+            )),
+        }
+    }
+
+    /// Encodes this message as a frame payload.
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        match self {
+            Envelope::Request {
+                msgid,
+                method,
+                params,
+            } => encode_request(*msgid, method, params),
+            Envelope::Response { msgid, result } => encode_response(*msgid, result.as_ref()),
+            Envelope::Notification { method, params } => encode_notification(method, params),
+        }
+    }
+}
+
+/// Encodes `[0, msgid, method, params]`.
+pub fn encode_request<P: Serialize + ?Sized>(
+    msgid: u32,
+    method: &str,
+    params: &P,
+) -> Result<Vec<u8>, Error> {
+    encode(&(REQUEST, msgid, method, params))
+}
+
+/// Encodes `[1, msgid, error, result]`: `Ok` gives a nil error, `Err` a nil result.
+pub fn encode_response<R: Serialize + ?Sized>(
+    msgid: u32,
+    result: Result<&R, &RpcError>,
+) -> Result<Vec<u8>, Error> {
+    match result {
+        Ok(result) => encode(&(RESPONSE, msgid, (), result)),
+        Err(error) => encode(&(RESPONSE, msgid, error, ())),
+    }
+}
+
+/// Encodes `[2, method, params]`.
+pub fn encode_notification<P: Serialize + ?Sized>(
+    method: &str,
+    params: &P,
+) -> Result<Vec<u8>, Error> {
+    encode(&(NOTIFICATION, method, params))
+}
+
+/// Turns a params or result value into a typed one.
+///
+/// Goes through MessagePack bytes rather than `rmpv::ext::from_value`, which cannot read
+/// a unit enum variant (`"running"`) from a string.
+pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+    let mut bytes = Vec::new();
+    rmpv::encode::write_value(&mut bytes, &value).map_err(|e| Error::Encode(e.to_string()))?;
+    rmp_serde::from_slice(&bytes).map_err(|e| Error::Malformed(e.to_string()))
+}
+
+/// Turns a typed value into a [`Value`] (structs become maps).
+pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value, Error> {
+    let bytes = encode(value)?;
+    rmpv::decode::read_value(&mut bytes.as_slice()).map_err(|e| Error::Encode(e.to_string()))
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+    rmp_serde::to_vec_named(value).map_err(|e| Error::Encode(e.to_string()))
+}
+
+fn msgid(value: Option<Value>) -> Result<u32, Error> {
+    value
+        .as_ref()
+        .and_then(Value::as_u64)
+        .and_then(|id| u32::try_from(id).ok())
+        .ok_or_else(|| Error::Malformed("msgid is not an unsigned 32-bit integer".into()))
+}
+
+fn method(value: Option<Value>) -> Result<String, Error> {
+    match value {
+        Some(Value::String(s)) => s
+            .into_str()
+            .ok_or_else(|| Error::Malformed("method is not valid UTF-8".into())),
+        _ => Err(Error::Malformed("method is not a string".into())),
+    }
+}
+
+fn params(value: Option<Value>) -> Result<Value, Error> {
+    match value {
+        Some(Value::Nil) | None => Ok(Value::Map(Vec::new())),
+        Some(map @ Value::Map(_)) => Ok(map),
+        Some(_) => Err(Error::Malformed("params is not a map".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Sample {
+        name: String,
+        lines: u32,
+    }
+
+    #[test]
+    fn request_round_trips() {
+        let payload = encode_request(
+            7,
+            "log.read",
+            &Sample {
+                name: "api".into(),
+                lines: 3,
+            },
+        )
+        .unwrap();
+        let Envelope::Request {
+            msgid,
+            method,
+            params,
+        } = Envelope::decode(&payload).unwrap()
+        else {
+            panic!("not a request");
+        };
+        assert_eq!((msgid, method.as_str()), (7, "log.read"));
+        assert_eq!(
+            from_value::<Sample>(params).unwrap(),
+            Sample {
+                name: "api".into(),
+                lines: 3
+            }
+        );
+    }
+
+    #[test]
+    fn structs_are_maps_on_the_wire() {
+        let value = to_value(&Sample {
+            name: "a".into(),
+            lines: 1,
+        })
+        .unwrap();
+        assert!(value.is_map(), "{value:?}");
+    }
+
+    #[test]
+    fn responses_round_trip_both_ways() {
+        let ok = encode_response(3, Ok(&vec![1u8, 2])).unwrap();
+        assert_eq!(
+            Envelope::decode(&ok).unwrap(),
+            Envelope::Response {
+                msgid: 3,
+                result: Ok(Value::Array(vec![1.into(), 2.into()]))
+            }
+        );
+        let error = RpcError::new(ErrorCode::NotFound, "no process named 'api'");
+        let err = encode_response::<()>(4, Err(&error)).unwrap();
+        assert_eq!(
+            Envelope::decode(&err).unwrap(),
+            Envelope::Response {
+                msgid: 4,
+                result: Err(error)
+            }
+        );
+    }
+
+    #[test]
+    fn notification_round_trips() {
+        let message = Envelope::Notification {
+            method: "log.line".into(),
+            params: Value::Map(vec![("a".into(), 1.into())]),
+        };
+        assert_eq!(
+            Envelope::decode(&message.encode().unwrap()).unwrap(),
+            message
+        );
+    }
+
+    #[test]
+    fn nil_params_read_as_an_empty_map() {
+        let payload = encode(&(0, 1, "daemon.ping", ())).unwrap();
+        assert!(matches!(
+            Envelope::decode(&payload).unwrap(),
+            Envelope::Request { params: Value::Map(m), .. } if m.is_empty()
+        ));
+    }
+
+    #[test]
+    fn wrong_shapes_are_malformed() {
+        let cases: Vec<Vec<u8>> = vec![
+            encode(&"just a string").unwrap(),
+            encode(&(0, 1, "daemon.ping")).unwrap(),
+            encode(&(5, 1, "daemon.ping", ())).unwrap(),
+            encode(&(0, -1, "daemon.ping", ())).unwrap(),
+            encode(&(0, u64::MAX, "daemon.ping", ())).unwrap(),
+            encode(&(0, 1, 42, ())).unwrap(),
+            encode(&(0, 1, "daemon.ping", vec![1])).unwrap(),
+            encode(&(1, 1, "not an error map", ())).unwrap(),
+            encode(&(2, "x")).unwrap(),
+        ];
+        for payload in cases {
+            assert!(
+                matches!(Envelope::decode(&payload), Err(Error::Malformed(_))),
+                "{payload:x?} -> {:?}",
+                Envelope::decode(&payload)
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_msgpack_and_trailing_bytes_are_refused() {
+        assert!(matches!(Envelope::decode(&[0xa5, b'a']), Err(Error::Decode(_))));
+        assert!(matches!(Envelope::decode(&[]), Err(Error::Decode(_))));
+        let mut payload = encode(&(0, 1, "daemon.ping", ())).unwrap();
+        payload.push(0);
+        assert!(matches!(
+            Envelope::decode(&payload),
+            Err(Error::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,1 @@
+//! velos SDK (being written).
