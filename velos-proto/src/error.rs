@@ -12,19 +12,27 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[non_exhaustive]
 pub enum Error {
     /// The frame did not start with `VELO`.
-    #[error("bad frame magic {found:02x?} (expected \"VELO\"): the peer is not speaking the velos protocol")]
+    #[error(
+        "bad frame magic {found:02x?} (expected \"VELO\"): the peer is not speaking the velos protocol"
+    )]
     BadMagic {
         /// The four bytes that came instead.
         found: [u8; 4],
     },
     /// The frame's protocol version is not the one this crate speaks.
-    #[error("protocol version {version} is not supported (this side speaks version {})", crate::frame::VERSION)]
+    #[error(
+        "protocol version {version} is not supported (this side speaks version {})",
+        crate::frame::VERSION
+    )]
     UnsupportedVersion {
         /// The version byte of the frame.
         version: u8,
     },
     /// The frame announced a payload over [`crate::frame::MAX_PAYLOAD_BYTES`].
-    #[error("frame of {len} bytes is over the {} byte limit", crate::frame::MAX_PAYLOAD_BYTES)]
+    #[error(
+        "frame of {len} bytes is over the {} byte limit",
+        crate::frame::MAX_PAYLOAD_BYTES
+    )]
     FrameTooLarge {
         /// The announced payload length.
         len: u32,

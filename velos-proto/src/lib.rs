@@ -49,9 +49,7 @@ pub use method::Method;
 pub use request::{
     LogReadParams, NoParams, Request, RestartParams, StartParams, Target, TargetParams,
 };
-pub use response::{
-    LogLine, LogLines, PingInfo, ProcessInfo, ProcessStatus, Response, Stream,
-};
+pub use response::{LogLine, LogLines, PingInfo, ProcessInfo, ProcessStatus, Response, Stream};
 pub use rpc::Envelope;
 
 /// Never-panic property: any bytes given to the decoders give a value or an error.

@@ -168,6 +168,8 @@ pub struct LogLines {
 }
 
 /// A typed result: what the daemon answered.
+// One lives per request, briefly; boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Response {

@@ -306,7 +306,10 @@ mod tests {
 
     #[test]
     fn invalid_msgpack_and_trailing_bytes_are_refused() {
-        assert!(matches!(Envelope::decode(&[0xa5, b'a']), Err(Error::Decode(_))));
+        assert!(matches!(
+            Envelope::decode(&[0xa5, b'a']),
+            Err(Error::Decode(_))
+        ));
         assert!(matches!(Envelope::decode(&[]), Err(Error::Decode(_))));
         let mut payload = encode(&(0, 1, "daemon.ping", ())).unwrap();
         payload.push(0);

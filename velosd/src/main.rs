@@ -1,1 +1,130 @@
-fn main() {}
+//! velosd, the velos daemon: supervises processes, keeps their logs, and answers the CLI
+//! and SDK on a Unix socket.
+//!
+//! `velosd` detaches into the background (see [`daemonize`]); `velosd --no-daemon` stays
+//! in the foreground for systemd, containers and debugging. Start-up order: create the
+//! home, take the pid file lock, bind the socket, then start the runtime. Shutdown (a
+//! signal or `daemon.kill`) stops every process, then removes the socket and pid file.
+
+#![deny(unsafe_code)]
+
+mod daemonize;
+mod error;
+mod logs;
+mod paths;
+mod pidfile;
+mod process;
+mod server;
+mod signals;
+mod state;
+mod supervisor;
+
+use std::fmt::Display;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use velos_proto::Home;
+
+use crate::pidfile::{LockError, PidFile};
+use crate::supervisor::Supervisor;
+
+const USAGE: &str = "usage: velosd [--no-daemon]
+
+The velos daemon. The velos CLI starts it when needed; run it yourself to control how.
+
+  --no-daemon   stay in the foreground (for systemd, containers, debugging)
+  -V, --version print the version
+  -h, --help    print this help
+
+Uses $VELOS_HOME, or ~/.velos.";
+
+fn main() -> ExitCode {
+    let mut no_daemon = false;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--no-daemon" => no_daemon = true,
+            "-V" | "--version" => {
+                println!("velosd {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("velosd: unknown argument '{other}' (see 'velosd --help')");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let home = match Home::from_env() {
+        Ok(home) => home,
+        Err(error) => {
+            eprintln!("velosd: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Absolute, because the detached daemon moves to `/`.
+    let home = match std::path::absolute(home.root()) {
+        Ok(root) => Home::at(root),
+        Err(error) => {
+            eprintln!("velosd: cannot resolve {}: {error}", home.root().display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if !no_daemon && !daemonize::is_detached() {
+        return daemonize::launch(&home, &[]);
+    }
+    if daemonize::is_detached() {
+        daemonize::detach();
+    }
+    match run(&home) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            log(format_args!("{error:#}"));
+            if let Some(LockError::Held { .. }) = error.downcast_ref::<LockError>() {
+                ExitCode::from(daemonize::ALREADY_RUNNING)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(home: &Home) -> anyhow::Result<()> {
+    paths::create_home(home)?;
+    let pid_file = PidFile::acquire(&home.pid_path())?;
+    let socket = home.socket_path();
+    let listener = server::bind(&socket)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", socket.display()))?;
+    let signals = signals::listen()?;
+    log(format_args!(
+        "velosd {} (pid {}) listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        socket.display()
+    ));
+    smol::block_on(async {
+        let (commands, inbox) = async_channel::unbounded();
+        let (exit, exit_requested) = async_channel::bounded(1);
+        let supervisor = Supervisor::new(home.clone(), commands.clone(), exit.clone());
+        let _supervisor = smol::spawn(supervisor.run(inbox));
+        let _server = smol::spawn(server::serve(listener, commands.clone(), exit));
+        let _signals = smol::spawn(signals::forward(signals, commands));
+        let _ = exit_requested.recv().await;
+    });
+    // Socket first, then the pid file (while still locked): a client that sees no pid
+    // file finds no socket either.
+    let _ = std::fs::remove_file(&socket);
+    drop(pid_file);
+    log("stopped");
+    Ok(())
+}
+
+/// One line in velosd.log, with the time.
+pub fn log(message: impl Display) {
+    eprintln!(
+        "{} {message}",
+        humantime::format_rfc3339_seconds(SystemTime::now())
+    );
+}

@@ -1,0 +1,138 @@
+//! Detaching: `velosd` with no flags starts the real daemon in the background.
+//!
+//! The launcher (the process the user or the CLI ran) re-executes its own binary with
+//! [`DETACHED_ENV`] set, stdin from /dev/null and stdout/stderr appended to
+//! `velosd.log`, then waits until the socket answers and exits 0, or reports why the
+//! daemon did not start and exits 1. The detached process calls `setsid` (it is not a
+//! group leader, so this cannot fail), leaving the caller's terminal and session, and
+//! moves to `/` so it keeps no directory busy. Re-executing needs no `fork` and so no
+//! `unsafe`; the runtime starts only in the detached process.
+//!
+//! Many launchers at once each start a daemon; all but one lose the pid file lock and
+//! exit with [`ALREADY_RUNNING`], and their launchers wait for the winner's socket.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixStream;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use velos_proto::Home;
+use velos_proto::home::HOME_ENV;
+
+/// Set in the environment of the detached daemon.
+pub const DETACHED_ENV: &str = "VELOSD_DETACHED";
+/// Exit code of a daemon that found another one holding the lock.
+pub const ALREADY_RUNNING: u8 = 3;
+/// How long the launcher waits for the daemon to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether this process is the detached daemon.
+pub fn is_detached() -> bool {
+    std::env::var_os(DETACHED_ENV).is_some()
+}
+
+/// Leaves the caller's session and working directory, and lets go of every file the
+/// caller left open to us.
+pub fn detach() {
+    close_inherited_fds();
+    // EPERM only if we already lead a group, which a freshly spawned child does not.
+    let _ = rustix::process::setsid();
+    let _ = std::env::set_current_dir("/");
+}
+
+/// Closes every descriptor above stderr that the launcher's caller let us inherit.
+///
+/// A test runner's or CI's pipe inherited this way would stay open as long as the daemon
+/// runs, and whoever waits for that pipe to close would wait for ever; children would
+/// inherit it too. This runs first thing in the detached daemon, before it opens
+/// anything of its own.
+#[allow(unsafe_code)]
+fn close_inherited_fds() {
+    let list = if cfg!(target_os = "linux") {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    };
+    let Ok(entries) = std::fs::read_dir(list) else {
+        return;
+    };
+    let fds: Vec<i32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: nothing in this process owns these descriptors: they were inherited
+        // across exec and no Rust object refers to them. The one read_dir used is closed
+        // by now and fails the F_GETFD check, so no number is closed twice.
+        unsafe {
+            let borrowed = std::os::fd::BorrowedFd::borrow_raw(fd);
+            if rustix::io::fcntl_getfd(borrowed).is_ok() {
+                rustix::io::close(fd);
+            }
+        }
+    }
+}
+
+/// Starts the detached daemon with `args` and waits until it answers.
+pub fn launch(home: &Home, args: &[String]) -> ExitCode {
+    match try_launch(home, args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("velosd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_launch(home: &Home, args: &[String]) -> anyhow::Result<()> {
+    crate::paths::create_home(home)?;
+    let log_path = home.daemon_log_path();
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("cannot find the velosd executable")?;
+    let mut child = Command::new(exe)
+        .args(args)
+        .env(DETACHED_ENV, "1")
+        .env(HOME_ENV, home.root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("cannot start the detached daemon")?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut lost_the_race = false;
+    loop {
+        // Polling here is the launcher's, bounded, and over before the user gets a prompt;
+        // the daemon itself never polls.
+        if UnixStream::connect(home.socket_path()).is_ok() {
+            if lost_the_race {
+                eprintln!("velosd: already running");
+            }
+            return Ok(());
+        }
+        if !lost_the_race && let Some(status) = child.try_wait()? {
+            if status.code() == Some(i32::from(ALREADY_RUNNING)) {
+                lost_the_race = true;
+            } else {
+                bail!(
+                    "the daemon exited during start-up ({status}); see {}",
+                    log_path.display()
+                );
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the daemon did not answer within {} s; see {}",
+                READY_TIMEOUT.as_secs(),
+                log_path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,122 @@
+//! Why a request failed, and the wire code for each failure.
+//!
+//! Every message is one line for the person at the CLI: what went wrong and what to do
+//! next. [`Error::code`] maps each failure to the [`ErrorCode`] clients match on.
+
+use velos_proto::home::NameError;
+use velos_proto::{ErrorCode, RpcError, Target};
+
+/// A request the daemon could not carry out.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No process matches the target.
+    #[error("{}", not_found_message(.0))]
+    NotFound(Target),
+    /// The name is taken.
+    #[error("a process named '{0}' already exists (choose another --name, or 'velos restart {0}')")]
+    AlreadyExists(String),
+    /// The name breaks the rules.
+    #[error("{0}")]
+    InvalidName(#[from] NameError),
+    /// The script's file stem is not a valid name, and no name was given.
+    #[error(
+        "cannot use '{stem}' from the script's file name as a process name ({reason}); pass --name"
+    )]
+    BadDefaultName {
+        /// The file stem.
+        stem: String,
+        /// Why it is not a valid name.
+        reason: NameError,
+    },
+    /// The script path does not name a file.
+    #[error("script '{0}' not found")]
+    ScriptNotFound(String),
+    /// The script path is relative; the daemon's working directory means nothing to the user.
+    #[error("script '{0}' is not an absolute path")]
+    RelativeScript(String),
+    /// velos cannot tell how to run the script.
+    #[error(
+        "cannot tell how to run '{0}': it has no #! line, is not executable, and its extension is not .js, .mjs, .cjs, .py, .sh or .rb; pass --interpreter"
+    )]
+    UnknownInterpreter(String),
+    /// The working directory does not exist.
+    #[error("working directory '{0}' does not exist")]
+    BadCwd(String),
+    /// exec failed.
+    #[error("could not run '{program}': {source}{}", spawn_hint(.source))]
+    Spawn {
+        /// What was executed.
+        program: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// New work refused during shutdown.
+    #[error("the daemon is shutting down; retry in a moment")]
+    ShuttingDown,
+}
+
+impl Error {
+    /// The code sent on the wire.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            Error::InvalidName(_) | Error::BadDefaultName { .. } => ErrorCode::InvalidName,
+            Error::ScriptNotFound(_)
+            | Error::RelativeScript(_)
+            | Error::UnknownInterpreter(_)
+            | Error::BadCwd(_) => ErrorCode::InvalidScript,
+            Error::Spawn { .. } => ErrorCode::SpawnFailed,
+            Error::ShuttingDown => ErrorCode::ShuttingDown,
+        }
+    }
+}
+
+impl From<Error> for RpcError {
+    fn from(error: Error) -> RpcError {
+        RpcError::new(error.code(), error.to_string())
+    }
+}
+
+fn not_found_message(target: &Target) -> String {
+    match target {
+        Target::Id(id) => format!("no process with id {id} (see 'velos list')"),
+        Target::Name(name) => format!("no process named '{name}' (see 'velos list')"),
+        Target::All => "no processes (see 'velos list')".to_owned(),
+    }
+}
+
+fn spawn_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "; is it installed and on PATH?",
+        std::io::ErrorKind::PermissionDenied => "; is it executable?",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_line_with_a_next_step() {
+        let errors = [
+            Error::NotFound(Target::Name("api".into())),
+            Error::AlreadyExists("api".into()),
+            Error::UnknownInterpreter("/x/data.bin".into()),
+            Error::Spawn {
+                program: "node".into(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            },
+        ];
+        for error in errors {
+            let message = error.to_string();
+            assert!(!message.contains('\n'), "{message}");
+            assert!(!message.ends_with('.'), "{message}");
+        }
+        assert_eq!(
+            Error::NotFound(Target::Name("api".into())).to_string(),
+            "no process named 'api' (see 'velos list')"
+        );
+    }
+}

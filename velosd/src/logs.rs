@@ -1,0 +1,344 @@
+//! Log collection: a task per child pipe appends to the log file and keeps the last
+//! lines in memory; `log.read` answers from memory and, for older lines, from the files.
+//!
+//! Ordering: each chunk read from a pipe is written to the file first, then split into
+//! lines for the ring, so the file always holds at least what the ring shows. Every ring
+//! line remembers where it starts in its file; reading older lines back from a file stops
+//! at the oldest line the ring still holds, so nothing is shown twice even while the
+//! child keeps writing.
+//!
+//! Memory is bounded: at most [`RING_LINES`] lines and [`RING_BYTES`] bytes a process,
+//! and a line keeps at most [`MAX_LINE_BYTES`] in memory (the file gets all of it). The
+//! collector reads a fixed-size chunk at a time, so a child writing faster than the disk
+//! is slowed by its full pipe, never buffered without limit.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_lite::{AsyncRead, AsyncReadExt};
+use velos_proto::Stream;
+
+/// Lines kept in memory per process.
+pub const RING_LINES: usize = 1000;
+/// Bytes of line content kept in memory per process.
+pub const RING_BYTES: usize = 1024 * 1024;
+/// Bytes of one line kept in memory; the rest of a longer line is only in the file.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+/// Bytes read from a pipe at a time.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// A line held in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingLine {
+    /// Which pipe.
+    pub stream: Stream,
+    /// At most [`MAX_LINE_BYTES`] of it, without the newline.
+    pub bytes: Box<[u8]>,
+    /// When it arrived, Unix milliseconds.
+    pub time_ms: u64,
+    /// Where it starts in its log file.
+    offset: u64,
+}
+
+/// The partial last line of one stream, and where the stream's file ends.
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    /// File offset where `bytes` starts.
+    start: u64,
+    /// File offset just after the last byte written.
+    end: u64,
+}
+
+/// The last lines of one process, both streams in arrival order.
+#[derive(Debug, Default)]
+pub struct LogRing {
+    lines: VecDeque<RingLine>,
+    bytes: usize,
+    pending: [Pending; 2],
+    /// The last error writing a log file, for `velos logs` to report.
+    pub write_error: Option<String>,
+}
+
+fn slot(stream: Stream) -> usize {
+    match stream {
+        Stream::Out => 0,
+        Stream::Err => 1,
+    }
+}
+
+impl LogRing {
+    /// Notes that `stream`'s file is `len` bytes long before a new run appends to it.
+    pub fn set_file_len(&mut self, stream: Stream, len: u64) {
+        let pending = &mut self.pending[slot(stream)];
+        pending.bytes.clear();
+        pending.start = len;
+        pending.end = len;
+    }
+
+    /// Adds bytes read from `stream` (already written to its file).
+    pub fn push(&mut self, stream: Stream, mut chunk: &[u8], time_ms: u64) {
+        while let Some(newline) = chunk.iter().position(|&b| b == b'\n') {
+            self.extend_pending(stream, &chunk[..newline]);
+            self.pending[slot(stream)].end += 1;
+            self.end_line(stream, time_ms);
+            chunk = &chunk[newline + 1..];
+        }
+        self.extend_pending(stream, chunk);
+    }
+
+    /// Ends `stream`: a last line without a newline becomes a line.
+    pub fn finish(&mut self, stream: Stream, time_ms: u64) {
+        let pending = &self.pending[slot(stream)];
+        if pending.end > pending.start {
+            self.end_line(stream, time_ms);
+        }
+    }
+
+    fn extend_pending(&mut self, stream: Stream, bytes: &[u8]) {
+        let pending = &mut self.pending[slot(stream)];
+        let room = MAX_LINE_BYTES.saturating_sub(pending.bytes.len());
+        pending
+            .bytes
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        pending.end += bytes.len() as u64;
+    }
+
+    fn end_line(&mut self, stream: Stream, time_ms: u64) {
+        let pending = &mut self.pending[slot(stream)];
+        let line = RingLine {
+            stream,
+            bytes: std::mem::take(&mut pending.bytes).into_boxed_slice(),
+            time_ms,
+            offset: pending.start,
+        };
+        pending.start = pending.end;
+        self.bytes += line.bytes.len();
+        self.lines.push_back(line);
+        while self.lines.len() > RING_LINES || self.bytes > RING_BYTES {
+            let Some(old) = self.lines.pop_front() else {
+                break;
+            };
+            self.bytes -= old.bytes.len();
+        }
+    }
+
+    /// The last `n` lines in memory, oldest first.
+    pub fn last(&self, n: usize) -> impl Iterator<Item = &RingLine> {
+        self.lines.iter().skip(self.lines.len().saturating_sub(n))
+    }
+
+    /// How many lines are in memory.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// For each stream, the file offset before which lines are not in memory.
+    pub fn file_boundaries(&self) -> [u64; 2] {
+        let mut boundaries = [self.pending[0].start, self.pending[1].start];
+        for line in &self.lines {
+            let boundary = &mut boundaries[slot(line.stream)];
+            *boundary = (*boundary).min(line.offset);
+        }
+        boundaries
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Copies one child pipe to its log file and ring until the pipe closes.
+///
+/// File writes are plain blocking `write` calls: they land in the page cache and return
+/// at memory speed, and a thread hop per chunk would cost more than it saves. A write
+/// error (disk full, file gone) is recorded for `velos logs`; reading goes on, so the
+/// child never blocks on a full pipe, and the ring keeps its lines.
+pub async fn collect(
+    mut pipe: impl AsyncRead + Unpin,
+    mut file: Option<File>,
+    ring: Arc<Mutex<LogRing>>,
+    stream: Stream,
+) {
+    let mut chunk = vec![0; CHUNK_BYTES];
+    loop {
+        let n = match pipe.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        let write_error = match file.as_mut().map(|f| f.write_all(&chunk[..n])) {
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        };
+        let mut ring = lock(&ring);
+        if let Some(error) = write_error {
+            ring.write_error = Some(error);
+        }
+        ring.push(stream, &chunk[..n], now_ms());
+    }
+    lock(&ring).finish(stream, now_ms());
+}
+
+/// Locks a ring. A poisoned lock still holds valid lines (pushes cannot panic halfway
+/// through in a way that matters to a reader), so it is used as is.
+pub fn lock(ring: &Mutex<LogRing>) -> std::sync::MutexGuard<'_, LogRing> {
+    ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Reads up to `count` lines that end before `end` in the file at `path`, oldest first,
+/// each cut to [`MAX_LINE_BYTES`]. A missing file has no lines.
+pub fn tail_lines(path: &Path, end: u64, count: usize) -> std::io::Result<Vec<Vec<u8>>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let end = end.min(file.metadata()?.len());
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    // Bytes of the line being assembled, in reverse order.
+    let mut current: Vec<u8> = Vec::new();
+    let mut pos = end;
+    let mut chunk = vec![0; CHUNK_BYTES];
+    // The byte just before `end` is the newline of the last line wanted; skip it.
+    let mut skip_newline = true;
+    while pos > 0 && lines.len() < count {
+        let step = (pos.min(CHUNK_BYTES as u64)) as usize;
+        pos -= step as u64;
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(&mut chunk[..step])?;
+        for &byte in chunk[..step].iter().rev() {
+            if skip_newline {
+                skip_newline = false;
+                if byte == b'\n' {
+                    continue;
+                }
+            }
+            if byte == b'\n' {
+                lines.push(finish_reversed(&mut current));
+                if lines.len() == count {
+                    break;
+                }
+            } else {
+                current.push(byte);
+            }
+        }
+    }
+    // The first line of the file has no newline before it.
+    if end > 0 && pos == 0 && lines.len() < count {
+        lines.push(finish_reversed(&mut current));
+    }
+    lines.reverse();
+    Ok(lines)
+}
+
+/// Turns reversed bytes into a line, keeping its first [`MAX_LINE_BYTES`].
+fn finish_reversed(current: &mut Vec<u8>) -> Vec<u8> {
+    current.reverse();
+    let mut line = std::mem::take(current);
+    line.truncate(MAX_LINE_BYTES);
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(ring: &LogRing, n: usize) -> Vec<String> {
+        ring.last(n)
+            .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn lines_split_across_chunks_are_joined() {
+        let mut ring = LogRing::default();
+        ring.push(Stream::Out, b"hel", 1);
+        ring.push(Stream::Out, b"lo\nwor", 2);
+        ring.push(Stream::Out, b"ld\n\nlast", 3);
+        assert_eq!(texts(&ring, 10), ["hello", "world", ""]);
+        ring.finish(Stream::Out, 4);
+        assert_eq!(texts(&ring, 2), ["", "last"]);
+    }
+
+    #[test]
+    fn streams_interleave_in_arrival_order() {
+        let mut ring = LogRing::default();
+        ring.push(Stream::Out, b"o1\n", 1);
+        ring.push(Stream::Err, b"e1\n", 2);
+        ring.push(Stream::Out, b"o2\n", 3);
+        let streams: Vec<_> = ring.last(3).map(|l| l.stream).collect();
+        assert_eq!(streams, [Stream::Out, Stream::Err, Stream::Out]);
+    }
+
+    #[test]
+    fn ring_keeps_the_last_thousand_lines() {
+        let mut ring = LogRing::default();
+        for i in 0..1500 {
+            ring.push(Stream::Out, format!("{i}\n").as_bytes(), 0);
+        }
+        assert_eq!(ring.len(), RING_LINES);
+        assert_eq!(texts(&ring, 1), ["1499"]);
+        assert_eq!(ring.last(RING_LINES).next().unwrap().bytes[..], *b"500");
+    }
+
+    #[test]
+    fn long_lines_are_capped_in_memory_and_bytes_are_bounded() {
+        let mut ring = LogRing::default();
+        let long = vec![b'x'; 3 * MAX_LINE_BYTES];
+        for _ in 0..200 {
+            ring.push(Stream::Out, &long, 0);
+            ring.push(Stream::Out, b"\n", 0);
+        }
+        assert!(ring.last(1).next().unwrap().bytes.len() == MAX_LINE_BYTES);
+        assert!(ring.bytes <= RING_BYTES);
+    }
+
+    #[test]
+    fn boundaries_point_at_the_oldest_line_in_memory() {
+        let mut ring = LogRing::default();
+        ring.set_file_len(Stream::Out, 100);
+        ring.push(Stream::Out, b"ab\ncd\n", 0);
+        ring.push(Stream::Err, b"x", 0);
+        assert_eq!(ring.file_boundaries(), [100, 0]);
+        for _ in 0..RING_LINES {
+            ring.push(Stream::Out, b"z\n", 0);
+        }
+        // "ab" and "cd" (100..106) were evicted, so the boundary moved past them.
+        assert_eq!(ring.file_boundaries()[0], 106);
+    }
+
+    #[test]
+    fn tail_lines_reads_backwards_from_a_boundary() {
+        let dir = std::env::temp_dir().join(format!("velosd-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.log");
+        std::fs::write(&path, b"one\n\ntwo\nthree\nfour\n").unwrap();
+        let lines = |end, count| tail_lines(&path, end, count).unwrap();
+        assert_eq!(lines(20, 2), [b"three".to_vec(), b"four".to_vec()]);
+        assert_eq!(
+            lines(9, 10),
+            [b"one".to_vec(), b"".to_vec(), b"two".to_vec()]
+        );
+        assert!(lines(0, 5).is_empty());
+        assert!(tail_lines(&dir.join("missing"), 10, 3).unwrap().is_empty());
+        std::fs::write(&path, b"\nabc\n").unwrap();
+        assert_eq!(lines(5, 5), [b"".to_vec(), b"abc".to_vec()]);
+        std::fs::write(&path, b"no newline").unwrap();
+        assert_eq!(lines(10, 3), [b"no newline".to_vec()]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

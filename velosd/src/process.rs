@@ -1,0 +1,191 @@
+//! Launching one child and signalling its process group.
+//!
+//! How a script runs, in order: an explicit interpreter; a file with the executable bit
+//! runs directly (the kernel reads its `#!` line); a `#!` line without the executable
+//! bit is read here and its interpreter run; otherwise the extension picks one
+//! (`.js .mjs .cjs` node, `.py` python3, `.sh` sh, `.rb` ruby). Scripts and arguments
+//! go to exec as they are, never through a shell.
+//!
+//! Each child leads its own process group (pgid = pid), has stdin from /dev/null and
+//! stdout/stderr on pipes. Stopping signals the whole group, which reaches the
+//! grandchildren that stayed in it.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+
+use rustix::process::{Pid, Signal};
+
+use crate::error::Error;
+use crate::state::Spec;
+
+/// What exec gets: the program and the arguments before the user's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandLine {
+    /// The interpreter velos chose or was given, if any.
+    pub interpreter: Option<String>,
+    /// The program handed to exec.
+    pub program: String,
+    /// Arguments before the user's.
+    pub program_args: Vec<String>,
+}
+
+/// Decides how to run `script` (which must exist).
+pub fn command_line(script: &Path, interpreter: Option<&str>) -> Result<CommandLine, Error> {
+    let script_arg = script.to_string_lossy().into_owned();
+    let with = |interpreter: &str| CommandLine {
+        interpreter: Some(interpreter.to_owned()),
+        program: interpreter.to_owned(),
+        program_args: vec![script_arg.clone()],
+    };
+    if let Some(interpreter) = interpreter.filter(|i| !i.is_empty()) {
+        return Ok(with(interpreter));
+    }
+    let metadata =
+        std::fs::metadata(script).map_err(|_| Error::ScriptNotFound(script_arg.clone()))?;
+    if !metadata.is_file() {
+        return Err(Error::ScriptNotFound(script_arg));
+    }
+    if metadata.permissions().mode() & 0o111 != 0 {
+        return Ok(CommandLine {
+            interpreter: None,
+            program: script_arg,
+            program_args: Vec::new(),
+        });
+    }
+    if let Some(shebang) = read_shebang(script) {
+        let mut words = shebang.splitn(2, [' ', '\t']);
+        let program = words.next().unwrap_or_default().to_owned();
+        // Like the kernel: everything after the interpreter is one argument.
+        let mut program_args: Vec<String> = words
+            .next()
+            .map(str::trim)
+            .filter(|arg| !arg.is_empty())
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
+        program_args.push(script_arg.clone());
+        if !program.is_empty() {
+            return Ok(CommandLine {
+                interpreter: Some(shebang.clone()),
+                program,
+                program_args,
+            });
+        }
+    }
+    let extension = script.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let interpreter = match extension {
+        "js" | "mjs" | "cjs" => "node",
+        "py" => "python3",
+        "sh" => "sh",
+        "rb" => "ruby",
+        _ => return Err(Error::UnknownInterpreter(script_arg)),
+    };
+    Ok(with(interpreter))
+}
+
+/// The text after `#!` on the first line, if the file starts with one.
+fn read_shebang(script: &Path) -> Option<String> {
+    let mut head = [0; 256];
+    let mut file = File::open(script).ok()?;
+    let n = file.read(&mut head).ok()?;
+    let head = &head[..n];
+    let rest = head.strip_prefix(b"#!")?;
+    let line = rest.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim();
+    (!line.is_empty()).then(|| line.to_owned())
+}
+
+/// Starts the process described by `spec` with its stdout and stderr piped.
+pub fn spawn(spec: &Spec) -> Result<async_process::Child, Error> {
+    let mut command = std::process::Command::new(&spec.program);
+    command
+        .args(&spec.program_args)
+        .args(&spec.args)
+        .current_dir(&spec.cwd)
+        .process_group(0);
+    if let Some(env) = &spec.env {
+        command.env_clear().envs(env);
+    }
+    // Stdio is set on the async command: the conversion cannot see std's settings.
+    async_process::Command::from(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: spec.program.clone(),
+            source,
+        })
+}
+
+/// Sends `signal` to every process in the group `pgid`. A group that is already gone is
+/// not an error.
+pub fn signal_group(pgid: u32, signal: Signal) {
+    let Some(pid) = i32::try_from(pgid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    // ESRCH: nobody left in the group, which is what the caller wanted anyway.
+    let _ = rustix::process::kill_process_group(pid, signal);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn scratch() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "velosd-process-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn interpreters_follow_the_contract() {
+        let dir = scratch();
+        let write = |name: &str, text: &str, mode: u32| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path
+        };
+        let js = write("app.js", "console.log(1)", 0o644);
+        assert_eq!(command_line(&js, None).unwrap().program, "node");
+        let py = write("app.py", "print(1)", 0o644);
+        assert_eq!(command_line(&py, None).unwrap().program, "python3");
+        let exe = write("run.js", "#!/bin/sh\necho", 0o755);
+        let line = command_line(&exe, None).unwrap();
+        assert_eq!(
+            (line.program.as_str(), line.interpreter),
+            (exe.to_str().unwrap(), None)
+        );
+        let shebang = write("tool", "#!/usr/bin/env python3 -u\nprint(1)", 0o644);
+        let line = command_line(&shebang, None).unwrap();
+        assert_eq!(line.program, "/usr/bin/env");
+        assert_eq!(line.program_args, ["python3 -u", shebang.to_str().unwrap()]);
+        let data = write("data.bin", "xx", 0o644);
+        assert!(matches!(
+            command_line(&data, None),
+            Err(Error::UnknownInterpreter(_))
+        ));
+        let forced = command_line(&data, Some("cat")).unwrap();
+        assert_eq!(forced.program, "cat");
+        assert!(matches!(
+            command_line(&dir.join("missing.js"), None),
+            Err(Error::ScriptNotFound(_))
+        ));
+        assert!(matches!(
+            command_line(&dir, None),
+            Err(Error::ScriptNotFound(_))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

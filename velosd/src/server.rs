@@ -1,0 +1,180 @@
+//! The socket: bind it, accept connections, and serve each in its own task.
+//!
+//! A connection is a loop of read frame -> decode -> ask the supervisor -> write the
+//! response, in order; a client may send several requests without waiting. Anything that
+//! is not a well-formed request gets an error response (msgid 0 when the msgid could not
+//! be read) and the connection is closed; the other connections are not affected.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+use async_channel::Sender;
+use async_io::Async;
+use velos_proto::{Envelope, ErrorCode, Method, Request, Response, RpcError, frame, rpc};
+
+use crate::supervisor::Command;
+
+/// Binds the socket at `path` (mode 0600), replacing a stale one. The caller holds the
+/// pid file lock, so a socket already there belongs to no live daemon.
+pub fn bind(path: &Path) -> std::io::Result<Async<UnixListener>> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Async::new(listener)
+}
+
+/// Accepts connections for ever, a task each.
+pub async fn serve(listener: Async<UnixListener>, supervisor: Sender<Command>, exit: Sender<()>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors and the like: the listener itself is fine, so go on.
+            Err(error) => {
+                eprintln!("velosd: accept failed: {error}");
+                async_io::Timer::after(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if !peer_is_us(stream.get_ref()) {
+            // Dropped without a word: a stranger learns nothing.
+            continue;
+        }
+        smol::spawn(connection(stream, supervisor.clone(), exit.clone())).detach();
+    }
+}
+
+/// Whether the peer runs as our uid. The socket is 0600 in a 0700 directory already;
+/// this is the second lock on the door.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn peer_is_us(stream: &UnixStream) -> bool {
+    rustix::net::sockopt::socket_peercred(stream)
+        .map(|cred| cred.uid == rustix::process::getuid())
+        .unwrap_or(false)
+}
+
+/// Whether the peer runs as our uid: on macOS, `getpeereid` through std's peer
+/// credentials is not stable yet, so the 0600 socket in the 0700 home is the check.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn peer_is_us(_stream: &UnixStream) -> bool {
+    true
+}
+
+async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, exit: Sender<()>) {
+    let mut payload = Vec::new();
+    loop {
+        match frame::read_frame(&mut stream, &mut payload).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                let answer = RpcError::new(ErrorCode::BadRequest, bad_frame_message(&error));
+                let _ = send(&mut stream, 0, Err(&answer)).await;
+                return;
+            }
+        }
+        let (msgid, method, params) = match Envelope::decode(&payload) {
+            Ok(Envelope::Request {
+                msgid,
+                method,
+                params,
+            }) => (msgid, method, params),
+            Ok(_) => {
+                let answer = RpcError::new(
+                    ErrorCode::BadRequest,
+                    "expected a request [0, msgid, method, params]",
+                );
+                let _ = send(&mut stream, 0, Err(&answer)).await;
+                return;
+            }
+            Err(error) => {
+                let answer = RpcError::new(ErrorCode::BadRequest, error.to_string());
+                let _ = send(&mut stream, 0, Err(&answer)).await;
+                return;
+            }
+        };
+        let Some(method) = Method::from_name(&method) else {
+            let answer = RpcError::new(
+                ErrorCode::UnknownMethod,
+                format!(
+                    "velosd {} does not know the method '{method}'; if your client is newer, run 'velos kill' and retry",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            );
+            if send(&mut stream, msgid, Err(&answer)).await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let request = match Request::from_parts(method, params) {
+            Ok(request) => request,
+            Err(error) => {
+                let answer = RpcError::new(
+                    ErrorCode::InvalidParams,
+                    format!("bad params for {method}: {error}"),
+                );
+                if send(&mut stream, msgid, Err(&answer)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let is_kill = request == Request::Kill;
+        let (reply, answer) = async_channel::bounded(1);
+        let answer = match supervisor.send(Command::Request { request, reply }).await {
+            Ok(()) => answer.recv().await.unwrap_or_else(|_| {
+                Err(RpcError::new(
+                    ErrorCode::ShuttingDown,
+                    "the daemon is shutting down",
+                ))
+            }),
+            Err(_) => Err(RpcError::new(
+                ErrorCode::ShuttingDown,
+                "the daemon is shutting down",
+            )),
+        };
+        let sent = send(&mut stream, msgid, answer.as_ref()).await;
+        if is_kill {
+            // The answer is out (or the client left): now the daemon may exit.
+            let _ = exit.try_send(());
+            return;
+        }
+        if sent.is_err() {
+            return;
+        }
+    }
+}
+
+fn bad_frame_message(error: &velos_proto::Error) -> String {
+    match error {
+        velos_proto::Error::UnsupportedVersion { .. } => format!(
+            "{error}: this velosd is {}; run 'velos kill' and retry with matching versions",
+            env!("CARGO_PKG_VERSION")
+        ),
+        other => other.to_string(),
+    }
+}
+
+async fn send(
+    stream: &mut Async<UnixStream>,
+    msgid: u32,
+    answer: Result<&Response, &RpcError>,
+) -> Result<(), velos_proto::Error> {
+    let payload = match answer {
+        Ok(response) => response.encode(msgid),
+        Err(error) => rpc::encode_response::<()>(msgid, Err(error)),
+    };
+    let payload = match payload {
+        Ok(payload) => payload,
+        Err(error) => rpc::encode_response::<()>(
+            msgid,
+            Err(&RpcError::new(
+                ErrorCode::Internal,
+                format!("cannot encode the answer: {error}"),
+            )),
+        )?,
+    };
+    frame::write_frame(stream, &payload).await
+}

@@ -1,0 +1,285 @@
+//! The process table as plain data: entries, their settings, and status transitions.
+//!
+//! No I/O happens here. The supervisor owns the one [`ProcessTable`] and does the
+//! spawning and signalling; this module decides what a status becomes and what a
+//! process looks like on the wire.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use velos_proto::{ProcessInfo, ProcessStatus, Target};
+
+use crate::error::Error;
+use crate::logs::LogRing;
+
+/// Everything needed to start a process again: what `restart` reuses.
+#[derive(Clone)]
+pub struct Spec {
+    /// The script, absolute.
+    pub script: PathBuf,
+    /// The interpreter, when the script does not run directly.
+    pub interpreter: Option<String>,
+    /// The program handed to exec and the arguments before the user's (`node`, `[script]`).
+    pub program: String,
+    /// Arguments that come before `args`: the script path when an interpreter runs it.
+    pub program_args: Vec<String>,
+    /// The user's arguments.
+    pub args: Vec<String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// The whole environment; the daemon's own when `None`.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Time between SIGTERM and SIGKILL.
+    pub kill_timeout: Duration,
+    /// The two log files.
+    pub out_log: PathBuf,
+    /// The stderr log.
+    pub err_log: PathBuf,
+}
+
+/// How the last run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// Exit code, when it exited.
+    pub code: Option<i32>,
+    /// Signal, when one killed it.
+    pub signal: Option<i32>,
+}
+
+/// One managed process.
+pub struct Entry {
+    /// Stable id.
+    pub id: u32,
+    /// Unique name.
+    pub name: String,
+    /// Settings.
+    pub spec: Spec,
+    /// Where it is in its life.
+    pub status: ProcessStatus,
+    /// Pid (and process group id) while running or stopping.
+    pub pid: Option<u32>,
+    /// How the last run ended.
+    pub exit: Option<Exit>,
+    /// Starts after the first.
+    pub restarts: u32,
+    /// When the current run started.
+    pub started_at: Option<Instant>,
+    /// Counts runs, so that news about an earlier run is recognised and ignored.
+    pub run: u64,
+    /// Why it is errored, when velos knows more than an exit code.
+    pub error: Option<String>,
+    /// The last lines it wrote, shared with its log collectors.
+    pub ring: Arc<Mutex<LogRing>>,
+    /// Stop requests waiting for this run to end: each sender is dropped when it ends.
+    pub stop_waiters: Vec<async_channel::Sender<()>>,
+    /// The timer that escalates a stop to SIGKILL; dropping it cancels it.
+    pub kill_timer: Option<smol::Task<()>>,
+}
+
+impl Entry {
+    /// A process about to be started for the first time.
+    pub fn new(id: u32, name: String, spec: Spec) -> Entry {
+        Entry {
+            id,
+            name,
+            spec,
+            status: ProcessStatus::Stopped,
+            pid: None,
+            exit: None,
+            restarts: 0,
+            started_at: None,
+            run: 0,
+            error: None,
+            ring: Arc::new(Mutex::new(LogRing::default())),
+            stop_waiters: Vec::new(),
+            kill_timer: None,
+        }
+    }
+
+    /// Whether a child of this entry is alive.
+    pub fn is_alive(&self) -> bool {
+        matches!(
+            self.status,
+            ProcessStatus::Running | ProcessStatus::Stopping
+        )
+    }
+
+    /// This entry as `process.list` shows it.
+    pub fn info(&self) -> ProcessInfo {
+        let to_string = |path: &PathBuf| path.to_string_lossy().into_owned();
+        ProcessInfo {
+            id: self.id,
+            name: self.name.clone(),
+            pid: self.pid,
+            status: self.status,
+            exit_code: self.exit.and_then(|exit| exit.code),
+            signal: self.exit.and_then(|exit| exit.signal),
+            restarts: self.restarts,
+            uptime_ms: self
+                .started_at
+                .filter(|_| self.is_alive())
+                .map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            script: to_string(&self.spec.script),
+            interpreter: self.spec.interpreter.clone(),
+            args: self.spec.args.clone(),
+            cwd: to_string(&self.spec.cwd),
+            kill_timeout_ms: u64::try_from(self.spec.kill_timeout.as_millis()).unwrap_or(u64::MAX),
+            out_log: to_string(&self.spec.out_log),
+            err_log: to_string(&self.spec.err_log),
+            error: self.error.clone(),
+        }
+    }
+}
+
+/// The status after a run ended: asked-for stops and exit code 0 are `stopped`; a
+/// non-zero code or a signal nobody asked for is `errored`.
+pub fn status_after_exit(before: ProcessStatus, exit: Exit) -> ProcessStatus {
+    let asked_to_stop = before == ProcessStatus::Stopping;
+    match exit {
+        Exit { code: Some(0), .. } => ProcessStatus::Stopped,
+        Exit {
+            signal: Some(_), ..
+        } if asked_to_stop => ProcessStatus::Stopped,
+        // A program that exits non-zero on SIGTERM (node's default is 143) was still
+        // stopped because the user asked.
+        Exit { code: Some(_), .. } if asked_to_stop => ProcessStatus::Stopped,
+        _ => ProcessStatus::Errored,
+    }
+}
+
+/// Every managed process, by id, with a name index.
+#[derive(Default)]
+pub struct ProcessTable {
+    entries: BTreeMap<u32, Entry>,
+    names: HashMap<String, u32>,
+    next_id: u32,
+}
+
+impl ProcessTable {
+    /// The id the next inserted entry gets.
+    pub fn next_id(&self) -> u32 {
+        self.next_id
+    }
+
+    /// Whether a process has this name.
+    pub fn has_name(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+    }
+
+    /// Adds an entry; ids are never reused while the daemon runs.
+    pub fn insert(&mut self, entry: Entry) {
+        debug_assert!(!self.names.contains_key(&entry.name));
+        self.next_id = self.next_id.max(entry.id + 1);
+        self.names.insert(entry.name.clone(), entry.id);
+        self.entries.insert(entry.id, entry);
+    }
+
+    /// Removes an entry.
+    pub fn remove(&mut self, id: u32) -> Option<Entry> {
+        let entry = self.entries.remove(&id)?;
+        self.names.remove(&entry.name);
+        Some(entry)
+    }
+
+    /// The entry with this id.
+    pub fn get(&self, id: u32) -> Option<&Entry> {
+        self.entries.get(&id)
+    }
+
+    /// The entry with this id, to change.
+    pub fn get_mut(&mut self, id: u32) -> Option<&mut Entry> {
+        self.entries.get_mut(&id)
+    }
+
+    /// Every entry, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The ids a target names: one, or every id for `all` (possibly none).
+    pub fn resolve(&self, target: &Target) -> Result<Vec<u32>, Error> {
+        let found = match target {
+            Target::All => return Ok(self.entries.keys().copied().collect()),
+            Target::Id(id) => self.entries.contains_key(id).then_some(*id),
+            Target::Name(name) => self.names.get(name).copied(),
+        };
+        found
+            .map(|id| vec![id])
+            .ok_or_else(|| Error::NotFound(target.clone()))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn spec() -> Spec {
+        Spec {
+            script: "/srv/app.js".into(),
+            interpreter: Some("node".into()),
+            program: "node".into(),
+            program_args: vec!["/srv/app.js".into()],
+            args: vec![],
+            cwd: "/srv".into(),
+            env: None,
+            kill_timeout: Duration::from_secs(5),
+            out_log: "/h/logs/app-out.log".into(),
+            err_log: "/h/logs/app-err.log".into(),
+        }
+    }
+
+    #[test]
+    fn exit_statuses_follow_the_contract() {
+        use ProcessStatus::*;
+        let code = |c| Exit {
+            code: Some(c),
+            signal: None,
+        };
+        let signal = |s| Exit {
+            code: None,
+            signal: Some(s),
+        };
+        assert_eq!(status_after_exit(Running, code(0)), Stopped);
+        assert_eq!(status_after_exit(Running, code(3)), Errored);
+        assert_eq!(status_after_exit(Running, signal(9)), Errored);
+        assert_eq!(status_after_exit(Stopping, signal(15)), Stopped);
+        assert_eq!(status_after_exit(Stopping, signal(9)), Stopped);
+        assert_eq!(status_after_exit(Stopping, code(143)), Stopped);
+    }
+
+    #[test]
+    fn targets_resolve_by_id_name_and_all() {
+        let mut table = ProcessTable::default();
+        table.insert(Entry::new(0, "api".into(), spec()));
+        table.insert(Entry::new(1, "worker".into(), spec()));
+        assert_eq!(table.resolve(&Target::Name("worker".into())).unwrap(), [1]);
+        assert_eq!(table.resolve(&Target::Id(0)).unwrap(), [0]);
+        assert_eq!(table.resolve(&Target::All).unwrap(), [0, 1]);
+        assert!(matches!(
+            table.resolve(&Target::Id(7)),
+            Err(Error::NotFound(Target::Id(7)))
+        ));
+        table.remove(0);
+        assert!(!table.has_name("api"));
+        assert_eq!(table.next_id(), 2, "ids are not reused");
+    }
+
+    #[test]
+    fn info_shows_uptime_only_while_alive() {
+        let mut entry = Entry::new(0, "api".into(), spec());
+        entry.started_at = Some(Instant::now());
+        assert_eq!(entry.info().uptime_ms, None);
+        entry.status = ProcessStatus::Running;
+        entry.pid = Some(10);
+        let info = entry.info();
+        assert!(info.uptime_ms.is_some());
+        assert_eq!((info.pid, info.status), (Some(10), ProcessStatus::Running));
+    }
+}
