@@ -52,6 +52,38 @@ pub use request::{
 pub use response::{LogLine, LogLines, PingInfo, ProcessInfo, ProcessStatus, Response, Stream};
 pub use rpc::Envelope;
 
+/// The example in docs/protocol.md, byte for byte.
+#[cfg(test)]
+mod docs_example {
+    use super::*;
+
+    fn unhex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn ping_example_matches_the_docs() {
+        let request = unhex("56454c4f0100000010940007ab6461656d6f6e2e70696e6780");
+        let ours = frame::encode_frame(&Request::Ping.encode(7).unwrap()).unwrap();
+        assert_eq!(ours, request);
+        let response = unhex(concat!(
+            "56454c4f010000003c940107c085a776657273696f6ea5302e312e30a3706964cd1092",
+            "a870726f746f636f6c01a9757074696d655f6d73cd05dca970726f63657373657300"
+        ));
+        let pong = Response::Pong(PingInfo {
+            version: "0.1.0".into(),
+            pid: 4242,
+            protocol: 1,
+            uptime_ms: 1500,
+            processes: 0,
+        });
+        assert_eq!(frame::encode_frame(&pong.encode(7).unwrap()).unwrap(), response);
+    }
+}
+
 /// Never-panic property: any bytes given to the decoders give a value or an error.
 #[cfg(test)]
 mod fuzz_tests {
