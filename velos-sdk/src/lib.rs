@@ -1,1 +1,44 @@
-//! velos SDK (being written).
+//! A Rust client for velos, the process manager: talk to the daemon (`velosd`) from any
+//! executor, or from plain blocking code.
+//!
+//! ```no_run
+//! # async fn example() -> velos_sdk::Result<()> {
+//! let mut client = velos_sdk::Client::connect_default().await?;
+//! for process in client.list().await? {
+//!     println!("{} {} {} {:?}", process.id, process.name, process.status, process.pid);
+//! }
+//! client.restart("api").await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - [`Client`] is async and executor-agnostic: it uses `async-io` and `futures-lite`
+//!   only, so it runs under tokio, smol or `futures_lite::future::block_on` alike.
+//! - [`blocking::Client`] has the same methods for code that does not use async.
+//! - [`Error`] is typed: [`Error::NotRunning`], [`Error::Refused`], [`Error::Timeout`],
+//!   [`Error::VersionMismatch`], [`Error::Protocol`] and the daemon's own
+//!   [`Error::Daemon`] with its [`ErrorCode`].
+//!
+//! The protocol itself (frames, messages, home paths) is [`velos_proto`], re-exported
+//! as [`proto`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod blocking;
+mod client;
+mod connection;
+mod error;
+#[cfg(test)]
+mod fake_daemon;
+
+pub use client::Client;
+pub use error::Error;
+pub use velos_proto as proto;
+pub use velos_proto::{
+    ErrorCode, Home, LogLine, PingInfo, ProcessInfo, ProcessStatus, RestartParams, StartParams,
+    Stream, Target,
+};
+
+/// The result of a request: a value, or an [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

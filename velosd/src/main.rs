@@ -11,6 +11,7 @@
 mod daemonize;
 mod error;
 mod logs;
+mod orphans;
 mod paths;
 mod pidfile;
 mod process;
@@ -98,6 +99,7 @@ fn run(home: &Home) -> anyhow::Result<()> {
     let listener = server::bind(&socket)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", socket.display()))?;
     let signals = signals::listen()?;
+    orphans::become_subreaper();
     log(format_args!(
         "velosd {} (pid {}) listening on {}",
         env!("CARGO_PKG_VERSION"),
@@ -111,6 +113,7 @@ fn run(home: &Home) -> anyhow::Result<()> {
         let _supervisor = smol::spawn(supervisor.run(inbox));
         let _server = smol::spawn(server::serve(listener, commands.clone(), exit));
         let _signals = smol::spawn(signals::forward(signals, commands));
+        smol::spawn(orphans::end_leftovers(home.root().to_owned())).detach();
         let _ = exit_requested.recv().await;
     });
     // Socket first, then the pid file (while still locked): a client that sees no pid

@@ -99,8 +99,9 @@ fn read_shebang(script: &Path) -> Option<String> {
     (!line.is_empty()).then(|| line.to_owned())
 }
 
-/// Starts the process described by `spec` with its stdout and stderr piped.
-pub fn spawn(spec: &Spec) -> Result<async_process::Child, Error> {
+/// Starts the process described by `spec` with its stdout and stderr piped, and `marks`
+/// added to its environment.
+pub fn spawn(spec: &Spec, marks: &[(&str, &str)]) -> Result<async_process::Child, Error> {
     let mut command = std::process::Command::new(&spec.program);
     command
         .args(&spec.program_args)
@@ -110,6 +111,8 @@ pub fn spawn(spec: &Spec) -> Result<async_process::Child, Error> {
     if let Some(env) = &spec.env {
         command.env_clear().envs(env);
     }
+    command.envs(marks.iter().copied());
+    end_with_the_daemon(&mut command);
     // Stdio is set on the async command: the conversion cannot see std's settings.
     async_process::Command::from(command)
         .stdin(Stdio::null())
@@ -121,6 +124,27 @@ pub fn spawn(spec: &Spec) -> Result<async_process::Child, Error> {
             source,
         })
 }
+
+/// Asks the kernel to send the child SIGTERM if the daemon dies (say, from SIGKILL), so it
+/// never runs on unsupervised; the next daemon ends whatever else the dead one left
+/// (see `orphans`).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[allow(unsafe_code)]
+fn end_with_the_daemon(command: &mut std::process::Command) {
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed; it makes one prctl system call through rustix,
+    // which neither allocates nor takes locks.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// macOS has no parent-death signal; the next daemon's clean-up is the reach there.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn end_with_the_daemon(_command: &mut std::process::Command) {}
 
 /// Sends `signal` to every process in the group `pgid`. A group that is already gone is
 /// not an error.

@@ -4,6 +4,12 @@
 //! response, in order; a client may send several requests without waiting. Anything that
 //! is not a well-formed request gets an error response (msgid 0 when the msgid could not
 //! be read) and the connection is closed; the other connections are not affected.
+//!
+//! Slow peers: a connection may sit idle between requests for as long as it likes (an SDK
+//! user may keep one open), but once a frame has begun, the rest of it must arrive within
+//! [`FRAME_TIMEOUT`], and a response must be taken within [`WRITE_TIMEOUT`]; otherwise the
+//! connection is dropped. Each connection has its own task, so a stuck peer only ever
+//! holds up itself.
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -13,7 +19,17 @@ use async_channel::Sender;
 use async_io::Async;
 use velos_proto::{Envelope, ErrorCode, Method, Request, Response, RpcError, frame, rpc};
 
+use std::time::Duration;
+
+use async_io::Timer;
+use futures_lite::{AsyncReadExt, FutureExt};
+
 use crate::supervisor::Command;
+
+/// Time allowed for the rest of a frame once its first byte has arrived.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a peer to take a response.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds the socket at `path` (mode 0600), replacing a stale one. The caller holds the
 /// pid file lock, so a socket already there belongs to no live daemon.
@@ -66,7 +82,7 @@ fn peer_is_us(_stream: &UnixStream) -> bool {
 async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, exit: Sender<()>) {
     let mut payload = Vec::new();
     loop {
-        match frame::read_frame(&mut stream, &mut payload).await {
+        match read_request_frame(&mut stream, &mut payload).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(error) => {
@@ -147,6 +163,33 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
     }
 }
 
+/// Waits as long as it takes for a frame to begin, then gives the rest of it
+/// [`FRAME_TIMEOUT`].
+async fn read_request_frame(
+    stream: &mut Async<UnixStream>,
+    payload: &mut Vec<u8>,
+) -> Result<bool, velos_proto::Error> {
+    let mut first = [0u8; 1];
+    loop {
+        match stream.read(&mut first).await {
+            Ok(0) => return Ok(false),
+            Ok(_) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut rest = futures_lite::io::Cursor::new(first).chain(&mut *stream);
+    frame::read_frame(&mut rest, payload)
+        .or(async {
+            Timer::after(FRAME_TIMEOUT).await;
+            Err(velos_proto::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("frame not completed within {} s", FRAME_TIMEOUT.as_secs()),
+            )))
+        })
+        .await
+}
+
 fn bad_frame_message(error: &velos_proto::Error) -> String {
     match error {
         velos_proto::Error::UnsupportedVersion { .. } => format!(
@@ -176,5 +219,10 @@ async fn send(
             )),
         )?,
     };
-    frame::write_frame(stream, &payload).await
+    frame::write_frame(stream, &payload)
+        .or(async {
+            Timer::after(WRITE_TIMEOUT).await;
+            Err(velos_proto::Error::Io(std::io::ErrorKind::TimedOut.into()))
+        })
+        .await
 }

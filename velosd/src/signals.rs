@@ -1,4 +1,4 @@
-//! SIGTERM and SIGINT become a graceful shutdown.
+//! SIGTERM and SIGINT become a graceful shutdown; SIGCHLD becomes a reap of orphans.
 //!
 //! The handlers are installed before the daemon serves anyone (by [`listen`]), so a
 //! signal that arrives early is not lost; [`forward`] turns each one into a
@@ -14,16 +14,21 @@ use crate::supervisor::Command;
 
 /// Installs the handlers.
 pub fn listen() -> std::io::Result<Signals> {
-    Signals::new([Signal::Term, Signal::Int])
+    Signals::new([Signal::Term, Signal::Int, Signal::Child])
 }
 
-/// Sends a shutdown command for every signal received.
+/// Sends a shutdown command for SIGTERM and SIGINT, and a reap command for SIGCHLD.
 pub async fn forward(mut signals: Signals, commands: Sender<Command>) {
     while let Some(signal) = signals.next().await {
-        if let Ok(signal) = signal {
-            crate::log(format_args!("received {signal:?}: stopping every process"));
-        }
-        if commands.send(Command::Shutdown).await.is_err() {
+        let command = match signal {
+            Ok(Signal::Child) => Command::Reap,
+            Ok(signal) => {
+                crate::log(format_args!("received {signal:?}: stopping every process"));
+                Command::Shutdown
+            }
+            Err(_) => continue,
+        };
+        if commands.send(command).await.is_err() {
             return;
         }
     }

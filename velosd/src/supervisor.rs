@@ -33,8 +33,8 @@ use velos_proto::{
 
 use crate::error::Error;
 use crate::logs::{self, MAX_LINE_BYTES};
-use crate::process;
 use crate::state::{Entry, Exit, ProcessTable, Spec, status_after_exit};
+use crate::{orphans, process};
 
 /// The kill timeout when a start request names none.
 pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,6 +82,8 @@ pub enum Command {
     },
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
+    /// SIGCHLD: collect exited children that no watcher waits for.
+    Reap,
 }
 
 /// What a request does once its processes have stopped.
@@ -143,6 +145,7 @@ impl Supervisor {
                 }
             }
             Command::Finish { after, ids, reply } => self.finish(after, ids, reply),
+            Command::Reap => orphans::reap(&self.managed_pids()),
             Command::Shutdown => {
                 if !self.shutting_down {
                     self.shutting_down = true;
@@ -189,6 +192,11 @@ impl Supervisor {
         };
         // The client may have gone; nothing to do then.
         let _ = reply.try_send(answer);
+    }
+
+    /// Pids that a run's watcher waits for.
+    fn managed_pids(&self) -> Vec<u32> {
+        self.table.iter().filter_map(|entry| entry.pid).collect()
     }
 
     fn ping(&self) -> PingInfo {
@@ -257,7 +265,7 @@ impl Supervisor {
                 .unwrap_or(DEFAULT_KILL_TIMEOUT),
         };
         let mut entry = Entry::new(self.table.next_id(), name, spec);
-        launch(&mut entry, &self.commands)?;
+        launch(&mut entry, &self.home, &self.commands)?;
         let info = entry.info();
         self.table.insert(entry);
         Ok(info)
@@ -345,7 +353,7 @@ impl Supervisor {
                     if entry.run > 0 {
                         entry.restarts += 1;
                     }
-                    if let Err(error) = launch(entry, &self.commands) {
+                    if let Err(error) = launch(entry, &self.home, &self.commands) {
                         entry.status = velos_proto::ProcessStatus::Errored;
                         entry.error = Some(error.to_string());
                     }
@@ -470,10 +478,18 @@ fn assemble(snapshots: Vec<Snapshot>, wanted: usize) -> Vec<LogLine> {
 }
 
 /// Starts a run of `entry`: spawns the child, its two log collectors and its watcher.
-fn launch(entry: &mut Entry, commands: &Sender<Command>) -> Result<(), Error> {
-    let mut child = process::spawn(&entry.spec)?;
+fn launch(entry: &mut Entry, home: &Home, commands: &Sender<Command>) -> Result<(), Error> {
+    let run = entry.run + 1;
+    let token = orphans::token(entry.id, run, home.root());
+    let id = entry.id.to_string();
+    let marks = [
+        (orphans::RUN_ENV, token.as_str()),
+        ("VELOS_ID", id.as_str()),
+        ("VELOS_NAME", entry.name.as_str()),
+    ];
+    let mut child = process::spawn(&entry.spec, &marks)?;
     let pid = child.id();
-    entry.run += 1;
+    entry.run = run;
     let collectors = [
         (Stream::Out, &entry.spec.out_log),
         (Stream::Err, &entry.spec.err_log),
@@ -502,15 +518,13 @@ fn launch(entry: &mut Entry, commands: &Sender<Command>) -> Result<(), Error> {
                 .map(|pipe| smol::spawn(logs::collect(pipe, file, ring, stream))),
         }
     });
-    smol::spawn(watch(
-        child,
+    let watched = Run {
+        id: entry.id,
+        run,
         pid,
-        entry.id,
-        entry.run,
-        collectors,
-        commands.clone(),
-    ))
-    .detach();
+        token,
+    };
+    smol::spawn(watch(child, watched, collectors, commands.clone())).detach();
     entry.status = velos_proto::ProcessStatus::Running;
     entry.pid = Some(pid);
     entry.started_at = Some(Instant::now());
@@ -530,12 +544,23 @@ fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
     Ok((file, len))
 }
 
+/// Which run a watcher watches.
+struct Run {
+    id: u32,
+    run: u64,
+    pid: u32,
+    token: String,
+}
+
 /// Waits for one run to end and reports it.
 async fn watch(
     mut child: async_process::Child,
-    pid: u32,
-    id: u32,
-    run: u64,
+    Run {
+        id,
+        run,
+        pid,
+        token,
+    }: Run,
     collectors: [Option<Task<()>>; 2],
     commands: Sender<Command>,
 ) {
@@ -549,8 +574,10 @@ async fn watch(
             signal: None,
         },
     };
-    // Members of the group that outlived the leader would be orphans: end them too.
+    // Members of the group that outlived the leader would be orphans: end them too, and
+    // the descendants that left the group (re-parented to us by now, see `orphans`).
     process::signal_group(pid, Signal::KILL);
+    orphans::signal_all(&orphans::escaped(&token, &[]), Signal::KILL);
     // Let the pipes drain so the last lines are in the logs when the exit is reported. A
     // writer that left the group may hold a pipe open, so the wait is bounded, and after
     // it the collectors go on by themselves.

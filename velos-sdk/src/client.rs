@@ -1,0 +1,569 @@
+//! The async [`Client`]: one method per request, typed results, and timeouts.
+//!
+//! Requests go one at a time (every method takes `&mut self`) over a
+//! [`Connection`], which owns the socket, the msgids and keeping in step with the
+//! daemon. This module picks each request's timeout and types its result.
+//!
+//! Only `async-io`/`async-net` types and `futures-lite` are used, never a runtime's own:
+//! async-io drives its reactor and timers from its own thread when nobody else does, so
+//! the client runs under tokio, smol, or [`crate::blocking`] alike.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use async_io::Timer;
+use futures_lite::FutureExt;
+use velos_proto::{
+    Home, LogLine, LogReadParams, Method, PingInfo, ProcessInfo, Request, Response, RestartParams,
+    StartParams, Target, TargetParams,
+};
+
+use crate::connection::Connection;
+use crate::{Error, Result};
+
+/// A connection to the velos daemon.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn example() -> velos_sdk::Result<()> {
+/// let mut client = velos_sdk::Client::connect_default().await?;
+/// let info = client.ping().await?;
+/// println!("velosd {} (pid {})", info.version, info.pid);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    connection: Connection,
+    timeout: Option<Duration>,
+    stop_timeout: Option<Duration>,
+}
+
+impl Client {
+    /// The timeout of connecting and of quick requests until [`Client::set_timeout`]
+    /// changes it.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// Connects to the daemon's socket at `path`.
+    ///
+    /// Fails with [`Error::NotRunning`] when there is no socket file, [`Error::Refused`]
+    /// when nothing accepts on it (a stale socket), and [`Error::Timeout`] when
+    /// connecting takes longer than [`Client::DEFAULT_TIMEOUT`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example() -> velos_sdk::Result<()> {
+    /// let mut client = velos_sdk::Client::connect("/home/me/.velos/velos.sock").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Client> {
+        let socket = path.as_ref().to_path_buf();
+        let connection = within(Some(Client::DEFAULT_TIMEOUT), Connection::open(socket)).await?;
+        Ok(Client {
+            connection,
+            timeout: Some(Client::DEFAULT_TIMEOUT),
+            stop_timeout: None,
+        })
+    }
+
+    /// Connects to the daemon of the default home: `$VELOS_HOME/velos.sock`, or
+    /// `~/.velos/velos.sock` when `VELOS_HOME` is not set.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example() -> velos_sdk::Result<()> {
+    /// let mut client = velos_sdk::Client::connect_default().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_default() -> Result<Client> {
+        let home = Home::from_env()?;
+        Client::connect(home.socket_path()).await
+    }
+
+    /// Sets the timeout of quick requests (ping, start, list, logs), from sending to the
+    /// answer, connecting again included when needed. `None` waits forever. The default
+    /// is [`Client::DEFAULT_TIMEOUT`].
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// Sets the timeout of stop, restart, delete and kill. The daemon bounds these by
+    /// each process's kill timeout, so the default is `None`: wait as long as it takes.
+    pub fn set_stop_timeout(&mut self, timeout: Option<Duration>) {
+        self.stop_timeout = timeout;
+    }
+
+    /// The socket this client talks to.
+    pub fn socket_path(&self) -> &Path {
+        self.connection.socket()
+    }
+
+    /// Asks whether the daemon is alive, and which version it is.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// let info = client.ping().await?;
+    /// println!("velosd {} speaks protocol {}", info.version, info.protocol);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn ping(&mut self) -> Result<PingInfo> {
+        match self.call(&Request::Ping).await? {
+            Response::Pong(info) => Ok(info),
+            other => Err(unexpected(Method::DaemonPing, &other)),
+        }
+    }
+
+    /// Starts a new process and returns it as the daemon sees it.
+    ///
+    /// The daemon reads `params.script` as given, so pass an absolute path.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use velos_sdk::StartParams;
+    ///
+    /// let process = client
+    ///     .start(StartParams {
+    ///         script: "/srv/app.js".into(),
+    ///         name: Some("api".into()),
+    ///         ..StartParams::default()
+    ///     })
+    ///     .await?;
+    /// println!("started '{}' as id {}", process.name, process.id);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn start(&mut self, params: StartParams) -> Result<ProcessInfo> {
+        match self.call(&Request::Start(params)).await? {
+            Response::Started(info) => Ok(info),
+            other => Err(unexpected(Method::ProcessStart, &other)),
+        }
+    }
+
+    /// Stops a process (or all, with [`Target::All`]) gracefully: SIGTERM, then SIGKILL
+    /// after its kill timeout. The entry stays. Returns the processes it stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// client.stop("api").await?;
+    /// client.stop(velos_sdk::Target::All).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn stop(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
+        let params = TargetParams {
+            target: target.into(),
+        };
+        self.processes(&Request::Stop(params)).await
+    }
+
+    /// Stops a process (or all) if it runs, then starts it again with the same settings.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// let restarted = client.restart(0).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn restart(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
+        self.restart_with(RestartParams {
+            target: target.into(),
+            env: None,
+        })
+        .await
+    }
+
+    /// Restarts with the given params, such as a new environment (what
+    /// `velos restart --update-env` sends).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use velos_sdk::{RestartParams, Target};
+    ///
+    /// let env = std::env::vars().collect();
+    /// client
+    ///     .restart_with(RestartParams { target: Target::parse("api"), env: Some(env) })
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn restart_with(&mut self, params: RestartParams) -> Result<Vec<ProcessInfo>> {
+        self.processes(&Request::Restart(params)).await
+    }
+
+    /// Stops a process (or all) if it runs, then removes its entry. Returns the
+    /// processes as they were last seen.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// client.delete("api").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn delete(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
+        let params = TargetParams {
+            target: target.into(),
+        };
+        self.processes(&Request::Delete(params)).await
+    }
+
+    /// Every process the daemon manages.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// for process in client.list().await? {
+    ///     println!("{} {} {}", process.id, process.name, process.status);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn list(&mut self) -> Result<Vec<ProcessInfo>> {
+        self.processes(&Request::List).await
+    }
+
+    /// The last `lines` lines a process (or all, with [`Target::All`]) wrote on stdout
+    /// and stderr, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// for line in client.logs("api", 50).await? {
+    ///     println!("{}", String::from_utf8_lossy(&line.line));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn logs(&mut self, target: impl Into<Target>, lines: u32) -> Result<Vec<LogLine>> {
+        let params = LogReadParams {
+            target: target.into(),
+            lines,
+        };
+        match self.call(&Request::LogRead(params)).await? {
+            Response::Logs(logs) => Ok(logs.lines),
+            other => Err(unexpected(Method::LogRead, &other)),
+        }
+    }
+
+    /// Stops every process gracefully, then shuts the daemon down.
+    ///
+    /// Returns once the daemon answered, or closed the connection after the request was
+    /// sent (it may go before its answer does).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// client.kill().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn kill(&mut self) -> Result<()> {
+        self.call(&Request::Kill).await.map(drop)
+    }
+
+    /// Sends any request and returns the daemon's typed answer.
+    ///
+    /// Stop, restart, delete and kill wait up to the stop timeout, everything else up to
+    /// the quick timeout. A daemon error response is [`Error::Daemon`]. After a failure
+    /// that may have left the connection out of step (a timeout, an unreadable reply),
+    /// the next request connects again.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use velos_sdk::proto::{Request, Response};
+    ///
+    /// if let Response::Processes(list) = client.call(&Request::List).await? {
+    ///     println!("{} processes", list.len());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn call(&mut self, request: &Request) -> Result<Response> {
+        let timeout = match request.method() {
+            Method::ProcessStop
+            | Method::ProcessRestart
+            | Method::ProcessDelete
+            | Method::DaemonKill => self.stop_timeout,
+            _ => self.timeout,
+        };
+        within(timeout, self.connection.exchange(request)).await
+    }
+
+    /// A request whose result is a list of processes.
+    async fn processes(&mut self, request: &Request) -> Result<Vec<ProcessInfo>> {
+        match self.call(request).await? {
+            Response::Processes(list) => Ok(list),
+            other => Err(unexpected(request.method(), &other)),
+        }
+    }
+}
+
+/// Runs `work`, giving up with [`Error::Timeout`] after `timeout` (never when `None`).
+async fn within<T>(timeout: Option<Duration>, work: impl Future<Output = Result<T>>) -> Result<T> {
+    match timeout {
+        None => work.await,
+        Some(after) => {
+            work.or(async move {
+                Timer::after(after).await;
+                Err(Error::Timeout { after })
+            })
+            .await
+        }
+    }
+}
+
+/// A result of the wrong kind for `method`. `Response::from_parts` types results by
+/// method, so this cannot happen; it is an error rather than a panic all the same.
+fn unexpected(method: Method, response: &Response) -> Error {
+    let kind = match response {
+        Response::Pong(_) => "a ping result",
+        Response::Killed => "a kill result",
+        Response::Started(_) => "a start result",
+        Response::Processes(_) => "a process list",
+        Response::Logs(_) => "log lines",
+        _ => "an unknown result",
+    };
+    Error::Protocol(velos_proto::Error::Malformed(format!(
+        "{method} was answered with {kind}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use futures_lite::future::block_on;
+    use velos_proto::{LogReadParams, RestartParams, StartParams};
+
+    use super::*;
+    use crate::fake_daemon::{self, Answer, FakeDaemon};
+
+    /// An upper bound on anything that should be quick, generous for a loaded machine.
+    const QUICK: Duration = Duration::from_secs(3);
+
+    fn connect(daemon: &FakeDaemon) -> Client {
+        block_on(Client::connect(daemon.socket())).expect("connect to the fake daemon")
+    }
+
+    #[track_caller]
+    fn assert_quick(started: Instant) {
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed < QUICK,
+            "took {elapsed:?}, expected under {QUICK:?}"
+        );
+    }
+
+    #[test]
+    fn a_missing_socket_is_not_running_at_once() {
+        let dir = fake_daemon::short_temp_dir();
+        let socket = dir.path().join("velos.sock");
+        let started = Instant::now();
+        let result = block_on(Client::connect(&socket));
+        assert_quick(started);
+        match result {
+            Err(Error::NotRunning { socket: got }) => assert_eq!(got, socket),
+            other => panic!("expected NotRunning, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_socket_nobody_listens_on_is_refused() {
+        let dir = fake_daemon::short_temp_dir();
+        let socket = dir.path().join("velos.sock");
+        // Binding then dropping the listener leaves the file, as a crashed daemon does.
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        let started = Instant::now();
+        let result = block_on(Client::connect(&socket));
+        assert_quick(started);
+        match result {
+            Err(Error::Refused { socket: got }) => assert_eq!(got, socket),
+            other => panic!("expected Refused, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_daemon_that_never_answers_times_out_within_the_timeout() {
+        let daemon = FakeDaemon::start(|_, _| vec![]);
+        let mut client = connect(&daemon);
+        let timeout = Duration::from_millis(200);
+        client.set_timeout(Some(timeout));
+        let started = Instant::now();
+        let result = block_on(client.ping());
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(result, Err(Error::Timeout { after }) if after == timeout),
+            "{result:?}"
+        );
+        assert!(elapsed >= timeout, "gave up early, after {elapsed:?}");
+        assert!(elapsed < timeout + QUICK, "took {elapsed:?}");
+    }
+
+    #[test]
+    fn stop_requests_wait_for_the_stop_timeout_not_the_quick_one() {
+        let daemon = FakeDaemon::start(|_, _| vec![]);
+        let mut client = connect(&daemon);
+        client.set_timeout(Some(Duration::from_millis(20)));
+        client.set_stop_timeout(Some(Duration::from_millis(150)));
+        let result = block_on(client.stop("api"));
+        assert!(
+            matches!(result, Err(Error::Timeout { after }) if after == Duration::from_millis(150)),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn kill_is_done_when_the_daemon_answers_then_closes() {
+        let daemon = FakeDaemon::start(|msgid, request| {
+            vec![fake_daemon::answer_correctly(msgid, request), Answer::Close]
+        });
+        let mut client = connect(&daemon);
+        block_on(client.kill()).unwrap();
+        assert_eq!(daemon.next_request().1, Request::Kill);
+    }
+
+    #[test]
+    fn the_client_connects_again_after_a_timeout() {
+        let requests = AtomicUsize::new(0);
+        let daemon = FakeDaemon::start(move |msgid, request| {
+            if requests.fetch_add(1, Ordering::Relaxed) == 0 {
+                vec![]
+            } else {
+                vec![fake_daemon::answer_correctly(msgid, request)]
+            }
+        });
+        let mut client = connect(&daemon);
+        client.set_timeout(Some(Duration::from_millis(100)));
+        assert!(matches!(
+            block_on(client.ping()),
+            Err(Error::Timeout { .. })
+        ));
+        // The late answer to the first request cannot be mistaken for the second's.
+        client.set_timeout(Some(QUICK));
+        assert_eq!(block_on(client.ping()).unwrap(), fake_daemon::ping_info());
+    }
+
+    #[test]
+    fn each_method_sends_its_request_and_types_the_result() {
+        let daemon = FakeDaemon::answering();
+        let mut client = connect(&daemon);
+        block_on(async {
+            let params = StartParams {
+                script: "/srv/app.js".into(),
+                name: Some("web".into()),
+                ..StartParams::default()
+            };
+            assert_eq!(client.start(params.clone()).await.unwrap().name, "web");
+            assert_eq!(daemon.next_request().1, Request::Start(params));
+
+            assert_eq!(client.stop(3).await.unwrap()[0].name, "api");
+            assert_eq!(
+                daemon.next_request().1,
+                Request::Stop(TargetParams {
+                    target: Target::Id(3)
+                })
+            );
+
+            client.restart("api").await.unwrap();
+            assert_eq!(
+                daemon.next_request().1,
+                Request::Restart(RestartParams {
+                    target: Target::Name("api".into()),
+                    env: None
+                })
+            );
+
+            let env = [("PORT".to_owned(), "8080".to_owned())].into();
+            let params = RestartParams {
+                target: Target::All,
+                env: Some(env),
+            };
+            client.restart_with(params.clone()).await.unwrap();
+            assert_eq!(daemon.next_request().1, Request::Restart(params));
+
+            client.delete(Target::All).await.unwrap();
+            assert_eq!(
+                daemon.next_request().1,
+                Request::Delete(TargetParams {
+                    target: Target::All
+                })
+            );
+
+            assert_eq!(
+                client.list().await.unwrap(),
+                vec![fake_daemon::process("api")]
+            );
+            assert_eq!(daemon.next_request().1, Request::List);
+
+            let lines = client.logs("api", 50).await.unwrap();
+            assert_eq!(lines[0].line, b"listening on 3000");
+            assert_eq!(
+                daemon.next_request().1,
+                Request::LogRead(LogReadParams {
+                    target: Target::Name("api".into()),
+                    lines: 50
+                })
+            );
+
+            assert_eq!(
+                client.call(&Request::Ping).await.unwrap(),
+                Response::Pong(fake_daemon::ping_info())
+            );
+        });
+    }
+
+    #[tokio::test]
+    async fn ping_works_from_a_tokio_current_thread_runtime() {
+        let daemon = FakeDaemon::answering();
+        let mut client = Client::connect(daemon.socket()).await.unwrap();
+        client.set_timeout(Some(QUICK));
+        assert_eq!(client.ping().await.unwrap(), fake_daemon::ping_info());
+    }
+
+    #[tokio::test]
+    async fn timeouts_fire_under_tokio() {
+        let daemon = FakeDaemon::start(|_, _| vec![]);
+        let mut client = Client::connect(daemon.socket()).await.unwrap();
+        client.set_timeout(Some(Duration::from_millis(100)));
+        let result = client.ping().await;
+        assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
+    }
+
+    #[test]
+    fn the_client_and_its_requests_can_move_between_threads() {
+        fn assert_send<T: Send>(_: &T) {}
+        fn assert_sync<T: Sync>() {}
+        assert_sync::<Client>();
+        let daemon = FakeDaemon::answering();
+        let mut client = connect(&daemon);
+        assert_send(&client);
+        assert_send(&client.ping());
+        assert_send(&client.stop("api"));
+        assert_send(&client.logs(Target::All, 1));
+        assert_send(&client.kill());
+    }
+}

@@ -1,0 +1,218 @@
+//! A scripted fake daemon for the SDK's unit tests (no real `velosd` is available to
+//! this crate).
+//!
+//! It is a std `UnixListener` in a short temp dir (socket paths are capped near 104
+//! bytes), served from a std thread: it reads request frames with `velos_proto`, asks the
+//! test's script what to do, and does it. Connections are served one after another, so
+//! a client that connects again is served too. Every request it reads and every
+//! connection it closes is reported on a channel, which tests wait on with a bound.
+
+use std::io::Write;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use futures_lite::future::block_on;
+use futures_lite::io::AssertAsync;
+use velos_proto::{
+    Envelope, ErrorCode, LogLine, LogLines, Method, PingInfo, ProcessInfo, ProcessStatus, Request,
+    Response, RpcError, Stream, frame, rpc,
+};
+
+/// How long a test waits for the fake daemon to report something before failing.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One thing the fake daemon does after reading a request.
+pub(crate) enum Answer {
+    /// Send this payload in a well-formed frame.
+    Frame(Vec<u8>),
+    /// Send these bytes as they are.
+    Bytes(Vec<u8>),
+    /// Close the connection.
+    Close,
+}
+
+/// A fake daemon listening on a socket in its own temp dir.
+pub(crate) struct FakeDaemon {
+    socket: PathBuf,
+    requests: mpsc::Receiver<(u32, Request)>,
+    closed: mpsc::Receiver<()>,
+    // Dropped last: removing the directory removes the socket.
+    _dir: tempfile::TempDir,
+}
+
+impl FakeDaemon {
+    /// Serves every request with the answers `script` gives for it (none: stay silent).
+    pub(crate) fn start(
+        mut script: impl FnMut(u32, &Request) -> Vec<Answer> + Send + 'static,
+    ) -> FakeDaemon {
+        let dir = short_temp_dir();
+        let socket = dir.path().join("velos.sock");
+        let listener = UnixListener::bind(&socket).expect("bind the fake daemon's socket");
+        let (requests_tx, requests) = mpsc::channel();
+        let (closed_tx, closed) = mpsc::channel();
+        // Never joined: it blocks in accept until the test binary exits.
+        std::thread::spawn(move || {
+            for connection in listener.incoming() {
+                let Ok(connection) = connection else { return };
+                serve(connection, &mut script, &requests_tx);
+                let _ = closed_tx.send(());
+            }
+        });
+        FakeDaemon {
+            socket,
+            requests,
+            closed,
+            _dir: dir,
+        }
+    }
+
+    /// A fake daemon that answers every request the way velosd would.
+    pub(crate) fn answering() -> FakeDaemon {
+        FakeDaemon::start(|msgid, request| vec![answer_correctly(msgid, request)])
+    }
+
+    /// Where it listens.
+    pub(crate) fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The next request it read, with its msgid.
+    #[track_caller]
+    pub(crate) fn next_request(&self) -> (u32, Request) {
+        self.requests
+            .recv_timeout(REPORT_TIMEOUT)
+            .expect("the fake daemon read no request")
+    }
+
+    /// Whether it has closed a connection since the last check, without waiting.
+    pub(crate) fn has_closed(&self) -> bool {
+        self.closed.try_recv().is_ok()
+    }
+
+    /// Waits until it has closed a connection.
+    #[track_caller]
+    pub(crate) fn wait_closed(&self) {
+        self.closed
+            .recv_timeout(REPORT_TIMEOUT)
+            .expect("the fake daemon closed no connection");
+    }
+}
+
+fn serve(
+    mut connection: UnixStream,
+    script: &mut impl FnMut(u32, &Request) -> Vec<Answer>,
+    requests: &mpsc::Sender<(u32, Request)>,
+) {
+    let Ok(reader) = connection.try_clone() else {
+        return;
+    };
+    let mut reader = AssertAsync::new(reader);
+    let mut payload = Vec::new();
+    while let Ok(true) = block_on(frame::read_frame(&mut reader, &mut payload)) {
+        let Ok(Envelope::Request {
+            msgid,
+            method,
+            params,
+        }) = Envelope::decode(&payload)
+        else {
+            return;
+        };
+        let Some(request) =
+            Method::from_name(&method).and_then(|method| Request::from_parts(method, params).ok())
+        else {
+            return;
+        };
+        let answers = script(msgid, &request);
+        let _ = requests.send((msgid, request));
+        for answer in answers {
+            // Write errors are ignored: a client that timed out may be gone already.
+            let _ = match answer {
+                Answer::Frame(payload) => {
+                    connection.write_all(&frame::encode_frame(&payload).unwrap())
+                }
+                Answer::Bytes(bytes) => connection.write_all(&bytes),
+                Answer::Close => return,
+            };
+        }
+    }
+}
+
+/// A temp dir under `/tmp` with a short name, so the socket path stays well under the
+/// limit whatever `TMPDIR` is.
+pub(crate) fn short_temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("vsdk")
+        .tempdir_in("/tmp")
+        .expect("create a temp dir in /tmp")
+}
+
+/// A successful response.
+pub(crate) fn ok(msgid: u32, response: &Response) -> Answer {
+    Answer::Frame(response.encode(msgid).unwrap())
+}
+
+/// An error response.
+pub(crate) fn error(msgid: u32, code: ErrorCode, message: &str) -> Answer {
+    let error = RpcError::new(code, message);
+    Answer::Frame(rpc::encode_response::<()>(msgid, Err(&error)).unwrap())
+}
+
+/// What velosd would answer, near enough.
+pub(crate) fn answer_correctly(msgid: u32, request: &Request) -> Answer {
+    let response = match request {
+        Request::Ping => Response::Pong(ping_info()),
+        Request::Kill => Response::Killed,
+        Request::Start(params) => {
+            Response::Started(process(params.name.as_deref().unwrap_or("app")))
+        }
+        Request::Stop(_) | Request::Restart(_) | Request::Delete(_) | Request::List => {
+            Response::Processes(vec![process("api")])
+        }
+        Request::LogRead(_) => Response::Logs(LogLines {
+            lines: vec![LogLine {
+                id: 0,
+                name: "api".into(),
+                stream: Stream::Out,
+                line: b"listening on 3000".to_vec(),
+                time_ms: Some(1),
+            }],
+        }),
+        _ => return error(msgid, ErrorCode::UnknownMethod, "unknown method"),
+    };
+    ok(msgid, &response)
+}
+
+/// The fake daemon's ping answer.
+pub(crate) fn ping_info() -> PingInfo {
+    PingInfo {
+        version: "0.1.0".into(),
+        pid: 4242,
+        protocol: frame::VERSION,
+        uptime_ms: 5,
+        processes: 1,
+    }
+}
+
+/// A running process called `name`.
+pub(crate) fn process(name: &str) -> ProcessInfo {
+    ProcessInfo {
+        id: 0,
+        name: name.into(),
+        pid: Some(4343),
+        status: ProcessStatus::Running,
+        exit_code: None,
+        signal: None,
+        restarts: 0,
+        uptime_ms: Some(10),
+        script: "/srv/app.js".into(),
+        interpreter: Some("node".into()),
+        args: vec![],
+        cwd: "/srv".into(),
+        kill_timeout_ms: 5000,
+        out_log: "/h/logs/api-out.log".into(),
+        err_log: "/h/logs/api-err.log".into(),
+        error: None,
+    }
+}

@@ -1,0 +1,368 @@
+//! How results look: [`Style`] (colour or not, decided once), the process table, uptimes
+//! and exit columns.
+//!
+//! Colour is on only when stdout is a terminal and `NO_COLOR` is not set (to anything,
+//! even empty: the contract says "set"). Call sites never check either themselves; they
+//! ask the style (`style.status(s)`), which returns plain text when colour is off.
+//! `--json` and `--raw` output never goes through here.
+
+use std::ffi::OsStr;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use comfy_table::{CellAlignment, Table};
+use owo_colors::OwoColorize;
+use rustix::process::Signal;
+use velos_proto::{ProcessInfo, ProcessStatus, Stream};
+
+/// Whether output is coloured; decided once at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    color: bool,
+}
+
+impl Style {
+    /// Colour when stdout is a terminal and `NO_COLOR` is not set.
+    pub fn detect() -> Style {
+        Style::new(
+            std::io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        )
+    }
+
+    /// The decision itself, apart from where its inputs come from.
+    pub fn new(stdout_is_terminal: bool, no_color: Option<&OsStr>) -> Style {
+        Style {
+            color: stdout_is_terminal && no_color.is_none(),
+        }
+    }
+
+    /// Never colour.
+    #[cfg(test)]
+    pub fn plain() -> Style {
+        Style { color: false }
+    }
+
+    /// A status word, coloured by what it means: running green, stopping yellow,
+    /// stopped dim, errored red.
+    pub fn status(self, status: ProcessStatus) -> String {
+        let word = status.as_str();
+        if !self.color {
+            return word.to_owned();
+        }
+        match status {
+            ProcessStatus::Running => word.green().to_string(),
+            ProcessStatus::Stopping => word.yellow().to_string(),
+            ProcessStatus::Stopped => word.dimmed().to_string(),
+            ProcessStatus::Errored => word.red().to_string(),
+        }
+    }
+
+    /// The `name | ` in front of a log line: green for stdout, red for stderr.
+    pub fn log_prefix(self, name: &str, stream: Stream) -> String {
+        let prefix = format!("{name} |");
+        if !self.color {
+            return format!("{prefix} ");
+        }
+        match stream {
+            Stream::Out => format!("{} ", prefix.green()),
+            Stream::Err => format!("{} ", prefix.red()),
+        }
+    }
+}
+
+/// comfy-table's `UTF8_FULL_CONDENSED` (no lines between rows) with solid inner
+/// vertical lines: one kind of vertical line, which [`color_status_cell`] splits on.
+const TABLE_STYLE: &str = "││──╞═╪╡│    ┬┴┌┐└┘";
+
+/// Column of the status in [`process_table`], counted from 0.
+const STATUS_COLUMN: usize = 3;
+
+/// The `velos list` table, one row per process, ending with a newline.
+pub fn process_table(processes: &[ProcessInfo], style: Style) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(TABLE_STYLE)
+        .set_header(["id", "name", "pid", "status", "uptime", "restarts", "exit"]);
+    for process in processes {
+        table.add_row([
+            process.id.to_string(),
+            process.name.clone(),
+            process
+                .pid
+                .map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
+            process.status.as_str().to_owned(),
+            uptime_column(process),
+            process.restarts.to_string(),
+            exit_column(process),
+        ]);
+    }
+    for column in [0, 2, 5] {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut text = String::new();
+    for line in table.lines() {
+        // comfy-table measures a cell by its characters, escape codes included, so a
+        // coloured cell would skew its column (its own colour support needs a terminal
+        // library). Colour the status words after the layout is done instead.
+        if style.color {
+            text.push_str(&color_status_cell(&line, style));
+        } else {
+            text.push_str(&line);
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// `line` with the word in its status cell coloured; other lines (borders, the header)
+/// come back unchanged.
+fn color_status_cell(line: &str, style: Style) -> String {
+    // Every vertical line is this one (TABLE_STYLE), and no cell holds it: names are ASCII.
+    const BORDER: char = '│';
+    // Before the first border there is nothing, so cell N is piece N + 1.
+    let mut cells: Vec<String> = line.split(BORDER).map(str::to_owned).collect();
+    let Some(cell) = cells.get_mut(STATUS_COLUMN + 1) else {
+        return line.to_owned();
+    };
+    let word = cell.trim();
+    let Some(status) = [
+        ProcessStatus::Running,
+        ProcessStatus::Stopping,
+        ProcessStatus::Stopped,
+        ProcessStatus::Errored,
+    ]
+    .into_iter()
+    .find(|status| status.as_str() == word) else {
+        return line.to_owned();
+    };
+    *cell = cell.replacen(word, &style.status(status), 1);
+    cells.join(&BORDER.to_string())
+}
+
+/// How long it has been running, like `3m 12s`; `-` unless it runs.
+pub fn uptime_column(process: &ProcessInfo) -> String {
+    match (process.status, process.uptime_ms) {
+        (ProcessStatus::Running, Some(ms)) => format_uptime(Duration::from_millis(ms)),
+        _ => "-".to_owned(),
+    }
+}
+
+/// A duration rounded to whole seconds, in humantime's words: `3m 12s`, `2h 5s`.
+pub fn format_uptime(uptime: Duration) -> String {
+    let seconds = (uptime.as_millis() + 500) / 1000;
+    let seconds = u64::try_from(seconds).unwrap_or(u64::MAX);
+    humantime::format_duration(Duration::from_secs(seconds)).to_string()
+}
+
+/// How its last run ended: the exit code, or the signal's name (`SIGKILL`); `-` while it
+/// runs or when it never ended.
+pub fn exit_column(process: &ProcessInfo) -> String {
+    if process.status == ProcessStatus::Running {
+        return "-".to_owned();
+    }
+    match (process.exit_code, process.signal) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(signal)) => signal_name(signal),
+        (None, None) => "-".to_owned(),
+    }
+}
+
+/// Signals by their names on this platform (numbers differ between Linux and macOS).
+const SIGNAL_NAMES: &[(Signal, &str)] = &[
+    (Signal::HUP, "SIGHUP"),
+    (Signal::INT, "SIGINT"),
+    (Signal::QUIT, "SIGQUIT"),
+    (Signal::ILL, "SIGILL"),
+    (Signal::TRAP, "SIGTRAP"),
+    (Signal::ABORT, "SIGABRT"),
+    (Signal::BUS, "SIGBUS"),
+    (Signal::FPE, "SIGFPE"),
+    (Signal::KILL, "SIGKILL"),
+    (Signal::USR1, "SIGUSR1"),
+    (Signal::SEGV, "SIGSEGV"),
+    (Signal::USR2, "SIGUSR2"),
+    (Signal::PIPE, "SIGPIPE"),
+    (Signal::ALARM, "SIGALRM"),
+    (Signal::TERM, "SIGTERM"),
+    (Signal::CHILD, "SIGCHLD"),
+    (Signal::CONT, "SIGCONT"),
+    (Signal::STOP, "SIGSTOP"),
+    (Signal::TSTP, "SIGTSTP"),
+    (Signal::TTIN, "SIGTTIN"),
+    (Signal::TTOU, "SIGTTOU"),
+    (Signal::URG, "SIGURG"),
+    (Signal::XCPU, "SIGXCPU"),
+    (Signal::XFSZ, "SIGXFSZ"),
+    (Signal::VTALARM, "SIGVTALRM"),
+    (Signal::PROF, "SIGPROF"),
+    (Signal::WINCH, "SIGWINCH"),
+    (Signal::IO, "SIGIO"),
+    (Signal::SYS, "SIGSYS"),
+];
+
+/// `SIGTERM` for 15; `signal 64` for a number without a name here.
+pub fn signal_name(signal: i32) -> String {
+    SIGNAL_NAMES
+        .iter()
+        .find(|(known, _)| known.as_raw() == signal)
+        .map_or_else(
+            || format!("signal {signal}"),
+            |(_, name)| (*name).to_owned(),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(id: u32, name: &str, status: ProcessStatus) -> ProcessInfo {
+        ProcessInfo {
+            id,
+            name: name.into(),
+            pid: (status == ProcessStatus::Running).then_some(4242),
+            status,
+            exit_code: None,
+            signal: None,
+            restarts: 0,
+            uptime_ms: (status == ProcessStatus::Running).then_some(192_400),
+            script: format!("/srv/{name}.js"),
+            interpreter: Some("node".into()),
+            args: vec![],
+            cwd: "/srv".into(),
+            kill_timeout_ms: 5000,
+            out_log: String::new(),
+            err_log: String::new(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn uptime_is_rounded_to_seconds() {
+        assert_eq!(format_uptime(Duration::from_millis(192_400)), "3m 12s");
+        assert_eq!(format_uptime(Duration::from_millis(192_600)), "3m 13s");
+        assert_eq!(format_uptime(Duration::from_millis(300)), "0s");
+        assert_eq!(format_uptime(Duration::from_secs(7205)), "2h 5s");
+    }
+
+    #[test]
+    fn uptime_shows_only_while_running() {
+        assert_eq!(
+            uptime_column(&process(0, "api", ProcessStatus::Running)),
+            "3m 12s"
+        );
+        let mut stopped = process(0, "api", ProcessStatus::Stopped);
+        stopped.uptime_ms = Some(1000);
+        assert_eq!(uptime_column(&stopped), "-");
+    }
+
+    #[test]
+    fn exit_column_shows_the_code_or_the_signal_name() {
+        let mut errored = process(0, "api", ProcessStatus::Errored);
+        assert_eq!(exit_column(&errored), "-");
+        errored.exit_code = Some(3);
+        assert_eq!(exit_column(&errored), "3");
+        errored.exit_code = None;
+        errored.signal = Some(Signal::KILL.as_raw());
+        assert_eq!(exit_column(&errored), "SIGKILL");
+        errored.signal = Some(Signal::TERM.as_raw());
+        assert_eq!(exit_column(&errored), "SIGTERM");
+        let mut running = process(0, "api", ProcessStatus::Running);
+        running.exit_code = Some(1);
+        assert_eq!(exit_column(&running), "-");
+    }
+
+    #[test]
+    fn unnamed_signals_show_their_number() {
+        assert_eq!(signal_name(9), "SIGKILL");
+        assert_eq!(signal_name(200), "signal 200");
+    }
+
+    #[test]
+    fn colour_needs_a_terminal_and_no_no_color() {
+        assert_eq!(Style::new(true, None), Style { color: true });
+        assert_eq!(Style::new(false, None), Style::plain());
+        assert_eq!(Style::new(true, Some(OsStr::new("1"))), Style::plain());
+        assert_eq!(Style::new(true, Some(OsStr::new(""))), Style::plain());
+    }
+
+    #[test]
+    fn plain_style_adds_no_escape_codes() {
+        let style = Style::plain();
+        assert_eq!(style.status(ProcessStatus::Errored), "errored");
+        assert_eq!(style.log_prefix("api", Stream::Err), "api | ");
+    }
+
+    #[test]
+    fn coloured_style_colours_statuses_and_prefixes() {
+        let style = Style::new(true, None);
+        assert_eq!(
+            style.status(ProcessStatus::Running),
+            "\u{1b}[32mrunning\u{1b}[39m"
+        );
+        assert!(
+            style
+                .status(ProcessStatus::Errored)
+                .starts_with("\u{1b}[31m")
+        );
+        assert!(
+            style
+                .log_prefix("api", Stream::Err)
+                .starts_with("\u{1b}[31mapi |")
+        );
+    }
+
+    #[test]
+    fn table_without_colour_lines_up() {
+        let mut worker = process(1, "worker", ProcessStatus::Errored);
+        worker.exit_code = Some(1);
+        worker.restarts = 3;
+        let table = process_table(
+            &[process(0, "api", ProcessStatus::Running), worker],
+            Style::plain(),
+        );
+        let expected = "\
+┌────┬────────┬──────┬─────────┬────────┬──────────┬──────┐
+│ id │ name   │  pid │ status  │ uptime │ restarts │ exit │
+╞════╪════════╪══════╪═════════╪════════╪══════════╪══════╡
+│  0 │ api    │ 4242 │ running │ 3m 12s │        0 │ -    │
+│  1 │ worker │    - │ errored │ -      │        3 │ 1    │
+└────┴────────┴──────┴─────────┴────────┴──────────┴──────┘
+";
+        assert_eq!(table, expected, "\n{table}");
+    }
+
+    /// `text` without its `ESC [ ... m` sequences.
+    fn strip_escapes(text: &str) -> String {
+        let mut plain = String::new();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().find(|&c| c == 'm');
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+    }
+
+    #[test]
+    fn coloured_table_keeps_the_layout() {
+        let processes = [
+            process(0, "api", ProcessStatus::Running),
+            process(1, "running", ProcessStatus::Stopped),
+        ];
+        let plain = process_table(&processes, Style::plain());
+        let coloured = process_table(&processes, Style::new(true, None));
+        assert_ne!(plain, coloured);
+        let stripped = strip_escapes(&coloured);
+        assert_eq!(stripped, plain);
+        // The name `running` is not coloured; its status is.
+        assert!(
+            coloured.contains("│ running │    - │ \u{1b}[2mstopped\u{1b}[0m │"),
+            "{coloured}"
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Descendants that leave their process group, and children a dead daemon left behind.
+//!
+//! Signalling a process group reaches every process that stayed in it. A descendant that
+//! calls `setsid` (a double-forking daemon) leaves the group, and a group signal no longer
+//! reaches it. On Linux velos still finds it:
+//!
+//! - Every run gets `VELOS_RUN=<id>:<run>:<daemon pid>:<home>` in its environment, which
+//!   its descendants inherit across fork and exec.
+//! - The daemon is a child subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
+//!   re-parented to it instead of to init. When a run ends, [`escaped`] finds the ones
+//!   carrying its token among the daemon's own children, and they get SIGKILL like the
+//!   rest of the group; [`reap`] collects them when they exit, so no zombie stays behind
+//!   (init in a container often reaps nobody).
+//! - Each child gets `PR_SET_PDEATHSIG(SIGTERM)` (in `process.rs`), so a daemon killed with
+//!   SIGKILL does not leave it running unsupervised; and [`leftovers`] lets the next
+//!   daemon on the same home find whatever the dead one left (grandchildren included)
+//!   and end it.
+//!
+//! Out of reach: a descendant that clears its environment *and* leaves the group. On
+//! macOS none of this exists; the process group is the reach there.
+
+use std::path::Path;
+
+use rustix::process::{Pid, Signal};
+
+/// The environment variable carrying a run's token.
+pub const RUN_ENV: &str = "VELOS_RUN";
+
+/// The token of one run of one process under this daemon.
+pub fn token(id: u32, run: u64, home: &Path) -> String {
+    format!("{id}:{run}:{}:{}", std::process::id(), home.display())
+}
+
+/// Makes this process the reaper of its orphaned descendants.
+pub fn become_subreaper() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(error) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+        crate::log(format_args!(
+            "cannot become a child subreaper ({error}): escaped descendants will be re-parented to init"
+        ));
+    }
+}
+
+/// Our children, other than `managed`, whose environment holds exactly
+/// `VELOS_RUN=<token>`: descendants of that run which left its process group and were
+/// re-parented to us. Called once the run's leader has exited, when its orphans have
+/// already been re-parented; only our own children are read, so this is cheap.
+pub fn escaped(token: &str, managed: &[u32]) -> Vec<u32> {
+    let wanted = format!("{RUN_ENV}={token}");
+    children()
+        .into_iter()
+        .filter(|pid| !managed.contains(pid))
+        .filter(|pid| has_env(*pid, |entry| entry == wanted.as_bytes()))
+        .collect()
+}
+
+/// Processes left by an earlier daemon of `home`: their token names the home but a
+/// daemon pid other than ours (we hold the lock, so that daemon is gone).
+pub fn leftovers(home: &Path) -> Vec<u32> {
+    let prefix = format!("{RUN_ENV}=");
+    let suffix = format!(":{}", home.display());
+    let ours = format!(":{}:{}", std::process::id(), home.display());
+    scan(|entry| {
+        entry.starts_with(prefix.as_bytes())
+            && entry.ends_with(suffix.as_bytes())
+            && !entry.ends_with(ours.as_bytes())
+    })
+}
+
+/// How long leftovers of a dead daemon get between SIGTERM and SIGKILL.
+const LEFTOVER_KILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Ends what an earlier daemon of `home` left running: SIGTERM, then SIGKILL to whatever
+/// is still there after [`LEFTOVER_KILL_TIMEOUT`]. Runs once, at start-up.
+pub async fn end_leftovers(home: std::path::PathBuf) {
+    let found = leftovers(&home);
+    if found.is_empty() {
+        return;
+    }
+    crate::log(format_args!(
+        "ending {} process(es) left running by a daemon that died: {found:?}",
+        found.len()
+    ));
+    signal_all(&found, Signal::TERM);
+    async_io::Timer::after(LEFTOVER_KILL_TIMEOUT).await;
+    signal_all(&leftovers(&home), Signal::KILL);
+}
+
+/// Sends `signal` to each pid and to the process group it leads, if it leads one (a
+/// descendant that called `setsid` took its own children into its new group).
+pub fn signal_all(pids: &[u32], signal: Signal) {
+    for &pid in pids {
+        if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+            // ESRCH: it ended meanwhile, or leads no group: as wanted either way.
+            let _ = rustix::process::kill_process(pid, signal);
+            let _ = rustix::process::kill_process_group(pid, signal);
+        }
+    }
+}
+
+/// Collects every exited child that is not one of `managed` (those are waited for by
+/// their own watchers). Called on SIGCHLD.
+pub fn reap(managed: &[u32]) {
+    for pid in children() {
+        if managed.contains(&pid) {
+            continue;
+        }
+        if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+            // Not exited yet (None) or not ours any more (ECHILD): nothing to do.
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
+        }
+    }
+}
+
+/// The pids of this process's children, from `/proc/self/task/*/children`.
+fn children() -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut pids = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(
+                text.split_whitespace()
+                    .filter_map(|pid| pid.parse::<u32>().ok()),
+            );
+        }
+    }
+    pids
+}
+
+/// Pids (other than ours) with an environment entry that `matches`.
+fn scan(matches: impl Fn(&[u8]) -> bool) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|&pid| has_env(pid, &matches))
+        .collect()
+}
+
+/// Whether `pid`'s environment has an entry that `matches`. Unreadable (gone, or another
+/// user's) means no.
+fn has_env(pid: u32, matches: impl Fn(&[u8]) -> bool) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .map(|environ| environ.split(|&b| b == 0).any(matches))
+        .unwrap_or(false)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_children_are_found_by_token_and_leftovers_skip_ours() {
+        let home = Path::new("/tmp/velosd-orphans-test");
+        let mine = token(7, 1, home);
+        let stranger = format!("3:1:999999999:{}", home.display());
+        let mut ours = std::process::Command::new("sleep")
+            .arg("30")
+            .env(RUN_ENV, &mine)
+            .spawn()
+            .unwrap();
+        let mut old = std::process::Command::new("sleep")
+            .arg("30")
+            .env(RUN_ENV, &stranger)
+            .spawn()
+            .unwrap();
+        // Our own children; the test harness has other threads' children too, so filter.
+        assert_eq!(escaped(&mine, &[]), [ours.id()]);
+        assert!(escaped(&mine, &[ours.id()]).is_empty());
+        assert_eq!(leftovers(home), [old.id()]);
+        ours.kill().unwrap();
+        old.kill().unwrap();
+        ours.wait().unwrap();
+        old.wait().unwrap();
+    }
+}
