@@ -80,7 +80,10 @@ mod docs_example {
             uptime_ms: 1500,
             processes: 0,
         });
-        assert_eq!(frame::encode_frame(&pong.encode(7).unwrap()).unwrap(), response);
+        assert_eq!(
+            frame::encode_frame(&pong.encode(7).unwrap()).unwrap(),
+            response
+        );
     }
 }
 

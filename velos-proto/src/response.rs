@@ -143,6 +143,10 @@ pub struct LogLine {
     /// The bytes, which need not be UTF-8.
     #[serde(with = "serde_bytes")]
     pub line: Vec<u8>,
+    /// The line did not end with a newline: the process exited in the middle of it, or
+    /// has not finished writing it yet. `--raw` prints no newline after such a line.
+    #[serde(default)]
+    pub partial: bool,
     /// When the daemon received it (Unix milliseconds), if known; lines read back from
     /// the files carry none.
     #[serde(default)]
@@ -280,6 +284,7 @@ mod tests {
                     name: "api".into(),
                     stream: Stream::Err,
                     line: vec![0xff, 0xfe, b'x'],
+                    partial: true,
                     time_ms: Some(1),
                 }],
             }),
@@ -299,6 +304,7 @@ mod tests {
             name: "a".into(),
             stream: Stream::Out,
             line: vec![0xff],
+            partial: false,
             time_ms: None,
         })
         .unwrap();

@@ -176,6 +176,7 @@ pub(crate) fn answer_correctly(msgid: u32, request: &Request) -> Answer {
                 name: "api".into(),
                 stream: Stream::Out,
                 line: b"listening on 3000".to_vec(),
+                partial: false,
                 time_ms: Some(1),
             }],
         }),

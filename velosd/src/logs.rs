@@ -40,6 +40,8 @@ pub struct RingLine {
     pub bytes: Box<[u8]>,
     /// When it arrived, Unix milliseconds.
     pub time_ms: u64,
+    /// It ended without a newline (the pipe closed mid-line).
+    pub partial: bool,
     /// Where it starts in its log file.
     offset: u64,
 }
@@ -85,7 +87,7 @@ impl LogRing {
         while let Some(newline) = chunk.iter().position(|&b| b == b'\n') {
             self.extend_pending(stream, &chunk[..newline]);
             self.pending[slot(stream)].end += 1;
-            self.end_line(stream, time_ms);
+            self.end_line(stream, time_ms, false);
             chunk = &chunk[newline + 1..];
         }
         self.extend_pending(stream, chunk);
@@ -95,7 +97,7 @@ impl LogRing {
     pub fn finish(&mut self, stream: Stream, time_ms: u64) {
         let pending = &self.pending[slot(stream)];
         if pending.end > pending.start {
-            self.end_line(stream, time_ms);
+            self.end_line(stream, time_ms, true);
         }
     }
 
@@ -108,12 +110,13 @@ impl LogRing {
         pending.end += bytes.len() as u64;
     }
 
-    fn end_line(&mut self, stream: Stream, time_ms: u64) {
+    fn end_line(&mut self, stream: Stream, time_ms: u64, partial: bool) {
         let pending = &mut self.pending[slot(stream)];
         let line = RingLine {
             stream,
             bytes: std::mem::take(&mut pending.bytes).into_boxed_slice(),
             time_ms,
+            partial,
             offset: pending.start,
         };
         pending.start = pending.end;
@@ -196,15 +199,24 @@ pub fn lock(ring: &Mutex<LogRing>) -> std::sync::MutexGuard<'_, LogRing> {
     ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Reads up to `count` lines that end before `end` in the file at `path`, oldest first,
-/// each cut to [`MAX_LINE_BYTES`]. A missing file has no lines.
-pub fn tail_lines(path: &Path, end: u64, count: usize) -> std::io::Result<Vec<Vec<u8>>> {
+/// Lines read back from a file, oldest first.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FileLines {
+    /// The lines, without newlines, each cut to [`MAX_LINE_BYTES`].
+    pub lines: Vec<Vec<u8>>,
+    /// The last one has no newline after it.
+    pub last_partial: bool,
+}
+
+/// Reads up to `count` lines that end before `end` in the file at `path`. A missing file
+/// has no lines.
+pub fn tail_lines(path: &Path, end: u64, count: usize) -> std::io::Result<FileLines> {
     if count == 0 {
-        return Ok(Vec::new());
+        return Ok(FileLines::default());
     }
     let mut file = match File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileLines::default()),
         Err(e) => return Err(e),
     };
     let end = end.min(file.metadata()?.len());
@@ -213,8 +225,9 @@ pub fn tail_lines(path: &Path, end: u64, count: usize) -> std::io::Result<Vec<Ve
     let mut current: Vec<u8> = Vec::new();
     let mut pos = end;
     let mut chunk = vec![0; CHUNK_BYTES];
-    // The byte just before `end` is the newline of the last line wanted; skip it.
+    // The byte just before `end` should be the newline of the last line wanted; skip it.
     let mut skip_newline = true;
+    let mut last_partial = false;
     while pos > 0 && lines.len() < count {
         let step = (pos.min(CHUNK_BYTES as u64)) as usize;
         pos -= step as u64;
@@ -226,6 +239,7 @@ pub fn tail_lines(path: &Path, end: u64, count: usize) -> std::io::Result<Vec<Ve
                 if byte == b'\n' {
                     continue;
                 }
+                last_partial = true;
             }
             if byte == b'\n' {
                 lines.push(finish_reversed(&mut current));
@@ -242,7 +256,10 @@ pub fn tail_lines(path: &Path, end: u64, count: usize) -> std::io::Result<Vec<Ve
         lines.push(finish_reversed(&mut current));
     }
     lines.reverse();
-    Ok(lines)
+    Ok(FileLines {
+        lines,
+        last_partial,
+    })
 }
 
 /// Turns reversed bytes into a line, keeping its first [`MAX_LINE_BYTES`].
@@ -321,24 +338,32 @@ mod tests {
         assert_eq!(ring.file_boundaries()[0], 106);
     }
 
+    fn lines_of_missing(dir: &Path) -> bool {
+        tail_lines(&dir.join("missing"), 10, 3)
+            .unwrap()
+            .lines
+            .is_empty()
+    }
+
     #[test]
     fn tail_lines_reads_backwards_from_a_boundary() {
         let dir = std::env::temp_dir().join(format!("velosd-tail-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("out.log");
         std::fs::write(&path, b"one\n\ntwo\nthree\nfour\n").unwrap();
-        let lines = |end, count| tail_lines(&path, end, count).unwrap();
+        let lines = |end, count| tail_lines(&path, end, count).unwrap().lines;
         assert_eq!(lines(20, 2), [b"three".to_vec(), b"four".to_vec()]);
         assert_eq!(
             lines(9, 10),
             [b"one".to_vec(), b"".to_vec(), b"two".to_vec()]
         );
         assert!(lines(0, 5).is_empty());
-        assert!(tail_lines(&dir.join("missing"), 10, 3).unwrap().is_empty());
+        assert!(lines_of_missing(&dir));
         std::fs::write(&path, b"\nabc\n").unwrap();
         assert_eq!(lines(5, 5), [b"".to_vec(), b"abc".to_vec()]);
         std::fs::write(&path, b"no newline").unwrap();
         assert_eq!(lines(10, 3), [b"no newline".to_vec()]);
+        assert!(tail_lines(&path, 10, 3).unwrap().last_partial);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

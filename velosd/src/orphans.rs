@@ -170,6 +170,18 @@ mod tests {
             .env(RUN_ENV, &stranger)
             .spawn()
             .unwrap();
+        // spawn() returns once exec has begun; the kernel sets up the new environment a
+        // moment later.
+        for pid in [ours.id(), old.id()] {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::fs::read(format!("/proc/{pid}/environ")).map_or(true, |e| e.is_empty()) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no environment for {pid}"
+                );
+                std::thread::yield_now();
+            }
+        }
         // Our own children; the test harness has other threads' children too, so filter.
         assert_eq!(escaped(&mine, &[]), [ours.id()]);
         assert!(escaped(&mine, &[ours.id()]).is_empty());

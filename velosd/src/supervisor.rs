@@ -405,6 +405,7 @@ impl Supervisor {
                     name: entry.name.clone(),
                     stream: line.stream,
                     line: line.bytes.to_vec(),
+                    partial: line.partial,
                     time_ms: Some(line.time_ms),
                 })
                 .collect();
@@ -447,12 +448,14 @@ fn assemble(snapshots: Vec<Snapshot>, wanted: usize) -> Vec<LogLine> {
                 .into_iter()
                 .zip(snapshot.files.iter().zip(snapshot.boundaries))
             {
-                let lines = logs::tail_lines(file, end, missing).unwrap_or_default();
-                older.extend(lines.into_iter().map(|line| LogLine {
+                let read = logs::tail_lines(file, end, missing).unwrap_or_default();
+                let last = read.lines.len().saturating_sub(1);
+                older.extend(read.lines.into_iter().enumerate().map(|(i, line)| LogLine {
                     id: snapshot.id,
                     name: snapshot.name.clone(),
                     stream,
                     line,
+                    partial: i == last && read.last_partial,
                     time_ms: None,
                 }));
             }

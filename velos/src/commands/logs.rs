@@ -33,14 +33,17 @@ pub fn run(args: LogsArgs, style: Style) -> Result<()> {
     Ok(())
 }
 
-/// Writes `lines`, prefixed unless `raw`, each ending in `\n`.
+/// Writes `lines`, prefixed unless `raw`, each ending in `\n` (unless `raw` and the
+/// process never wrote that newline).
 fn write_lines(out: &mut impl Write, lines: &[LogLine], raw: bool, style: Style) -> io::Result<()> {
     for line in lines {
         if !raw {
             out.write_all(style.log_prefix(&line.name, line.stream).as_bytes())?;
         }
         out.write_all(&line.line)?;
-        out.write_all(b"\n")?;
+        if !(raw && line.partial) {
+            out.write_all(b"\n")?;
+        }
     }
     Ok(())
 }
@@ -57,6 +60,7 @@ mod tests {
             name: name.into(),
             stream,
             line: bytes.to_vec(),
+            partial: false,
             time_ms: None,
         }
     }

@@ -1,0 +1,462 @@
+//! The harness every e2e test stands on: the real binaries, a home per test, the CLI runner,
+//! bounded waits and cleanup.
+//!
+//! - [`bins`] builds `velos` and `velosd` once per test run with the cargo that runs the tests
+//!   and takes their paths from cargo's JSON messages, so a test never runs a stale binary.
+//! - [`TestHome`] is a fresh `VELOS_HOME` under `/tmp` (socket paths are capped near 104
+//!   bytes). [`TestHome::velos`] runs the CLI in it; [`TestHome::cmd`] is the builder when a
+//!   test needs an extra environment variable or another working directory. Its `Drop` kills
+//!   whatever the test left behind, even after a failed assertion.
+//! - [`wait_until`] polls a condition every 20 ms up to a bound and, on timeout, panics with
+//!   what it last saw. Tests never sleep for a fixed time.
+//! - `cli.rs` runs the CLI ([`Cmd`], [`Output`]) and reads what it printed: `list --json`
+//!   entries ([`Proc`]) and the `name | text` lines of `velos logs` ([`logged_lines`]).
+//! - `process.rs` looks at processes from outside: alive or gone, groups, signals.
+//!
+//! Cleanup order in `Drop`: `velos kill` (bounded), then SIGKILL to the pid in `velos.pid`,
+//! then SIGKILL to every process group the test recorded, then (Linux) SIGKILL to any process
+//! still carrying this home's `VELOS_HOME` in its environment. Every pid seen in
+//! `velos list --json` is recorded automatically; children inherit the CLI's environment, so
+//! the last sweep also finds grandchildren nobody told us about.
+
+mod cli;
+mod process;
+
+use std::collections::BTreeSet;
+use std::fmt::Display;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use serde_json::Value;
+use velos_proto::{Envelope, Home, Method, PingInfo, Request, Response, Stream, frame};
+
+use cli::parse_list;
+pub use cli::{Cmd, Output, Proc, logged_lines};
+#[cfg(target_os = "linux")]
+pub use process::group_members;
+pub use process::{pid_alive, signal_pid, wait_gone};
+
+/// The default bound of a [`wait_until`] in tests: generous, because two cores run four tests
+/// at once, and only paid when something is wrong.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// How long `Drop` lets `velos kill` take.
+const CLEANUP_KILL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How often [`wait_until`] checks its condition.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Paths of the freshly built binaries.
+#[derive(Debug)]
+pub struct Bins {
+    pub velos: PathBuf,
+    pub velosd: PathBuf,
+}
+
+/// Builds `velos` and `velosd` once per test run and returns their paths.
+#[track_caller]
+pub fn bins() -> &'static Bins {
+    static BINS: OnceLock<Result<Bins, String>> = OnceLock::new();
+    match BINS.get_or_init(build_bins) {
+        Ok(bins) => bins,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+fn build_bins() -> Result<Bins, String> {
+    // Cargo does not hold its build lock while tests run, so this nested build works; it is
+    // a no-op when the binaries are fresh.
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-p",
+            "velos",
+            "-p",
+            "velosd",
+            "--message-format=json",
+        ])
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run {}: {error}", env!("CARGO")))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!(
+            "`cargo build -p velos -p velosd` failed ({}):\n{stderr}",
+            output.status
+        ));
+    }
+    let (mut velos, mut velosd) = (None, None);
+    for line in output.stdout.split(|&byte| byte == b'\n') {
+        let Ok(message) = serde_json::from_slice::<Value>(line) else {
+            continue;
+        };
+        let is_bin = message["target"]["kind"]
+            .as_array()
+            .is_some_and(|kinds| kinds.iter().any(|kind| kind == "bin"));
+        let executable = message["executable"].as_str();
+        if message["reason"] != "compiler-artifact" || !is_bin {
+            continue;
+        }
+        match (message["target"]["name"].as_str(), executable) {
+            (Some("velos"), Some(path)) => velos = Some(PathBuf::from(path)),
+            (Some("velosd"), Some(path)) => velosd = Some(PathBuf::from(path)),
+            _ => {}
+        }
+    }
+    match (velos, velosd) {
+        (Some(velos), Some(velosd)) => Ok(Bins { velos, velosd }),
+        (velos, velosd) => Err(format!(
+            "cargo built no executable for velos ({velos:?}) or velosd ({velosd:?})\n{stderr}"
+        )),
+    }
+}
+
+/// The workspace root: the parent of this crate.
+pub fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives inside the workspace")
+}
+
+/// The absolute path of a script in `tests/fixtures/`, as a string for the command line.
+pub fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    assert!(path.exists(), "no fixture {}", path.display());
+    path.to_str().expect("fixture paths are UTF-8").to_owned()
+}
+
+/// Waits until `condition` gives a value, checking every 20 ms for at most `timeout`.
+///
+/// The condition returns an `Option` (`None`: not yet) or a `Result` whose error says what
+/// it saw, or a `bool`. On timeout this panics with `what` and the last thing seen.
+#[track_caller]
+pub fn wait_until<C: Check>(
+    timeout: Duration,
+    what: &str,
+    mut condition: impl FnMut() -> C,
+) -> C::Value {
+    let start = Instant::now();
+    loop {
+        match condition().check() {
+            Ok(value) => return value,
+            Err(seen) if start.elapsed() >= timeout => {
+                panic!("timed out after {timeout:?} waiting for {what}; last saw:\n{seen}")
+            }
+            Err(_) => thread::sleep(POLL_INTERVAL),
+        }
+    }
+}
+
+/// What a [`wait_until`] condition may return.
+pub trait Check {
+    /// What the wait returns once the condition holds.
+    type Value;
+    /// The value, or a description of what was seen instead.
+    fn check(self) -> Result<Self::Value, String>;
+}
+
+impl<T> Check for Option<T> {
+    type Value = T;
+    fn check(self) -> Result<T, String> {
+        self.ok_or_else(|| "(nothing yet)".to_owned())
+    }
+}
+
+impl<T, E: Display> Check for Result<T, E> {
+    type Value = T;
+    fn check(self) -> Result<T, String> {
+        self.map_err(|seen| seen.to_string())
+    }
+}
+
+impl Check for bool {
+    type Value = ();
+    fn check(self) -> Result<(), String> {
+        if self {
+            Ok(())
+        } else {
+            Err("false".to_owned())
+        }
+    }
+}
+
+/// A fresh velos home for one test; see the module docs.
+pub struct TestHome {
+    dir: tempfile::TempDir,
+    home: Home,
+    /// Pids (each also a process group: velosd puts every child in its own group) to kill
+    /// on drop.
+    recorded: Mutex<BTreeSet<i32>>,
+}
+
+impl TestHome {
+    /// Makes an empty home under `/tmp` with a short name (`/tmp/vtXXXXXX`).
+    #[track_caller]
+    pub fn new() -> TestHome {
+        bins();
+        let dir = tempfile::Builder::new()
+            .prefix("vt")
+            .tempdir_in("/tmp")
+            .expect("cannot create a temporary directory in /tmp");
+        let home = Home::at(dir.path());
+        TestHome {
+            dir,
+            home,
+            recorded: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The home directory (`VELOS_HOME`).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The paths inside the home, as velos computes them.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// A CLI invocation to set up further.
+    pub fn cmd(&self, args: &[&str]) -> Cmd<'_> {
+        Cmd::new(self, args)
+    }
+
+    /// Runs `velos ARGS` in this home.
+    #[track_caller]
+    pub fn velos(&self, args: &[&str]) -> Output {
+        self.cmd(args).run()
+    }
+
+    /// `velos list --json`, checked against the contract; records every pid in it.
+    #[track_caller]
+    pub fn list(&self) -> Vec<Proc> {
+        let output = self.velos(&["list", "--json"]);
+        output.success();
+        let list = parse_list(&output);
+        for pid in list.iter().filter_map(|proc| proc.pid) {
+            self.record(pid);
+        }
+        list
+    }
+
+    /// The entry named `name`, if the list has one.
+    #[track_caller]
+    pub fn find(&self, name: &str) -> Option<Proc> {
+        self.list().into_iter().find(|proc| proc.name == name)
+    }
+
+    /// The entry named `name`; fails the test if there is none.
+    #[track_caller]
+    pub fn get(&self, name: &str) -> Proc {
+        let list = self.list();
+        match list.iter().find(|proc| proc.name == name) {
+            Some(proc) => proc.clone(),
+            None => panic!("no process named {name:?} in `velos list --json`: {list:#?}"),
+        }
+    }
+
+    /// Waits until `name` has `status` and returns its entry.
+    #[track_caller]
+    pub fn wait_status(&self, name: &str, status: &str) -> Proc {
+        wait_until(WAIT, &format!("{name:?} to be {status}"), || {
+            let list = self.list();
+            match list.iter().find(|proc| proc.name == name) {
+                Some(proc) if proc.status == status => Ok(proc.clone()),
+                _ => Err(format!("{list:#?}")),
+            }
+        })
+    }
+
+    /// Waits until `name` is running with a pid and returns its entry.
+    #[track_caller]
+    pub fn wait_running(&self, name: &str) -> Proc {
+        wait_until(WAIT, &format!("{name:?} to be running with a pid"), || {
+            let list = self.list();
+            match list.iter().find(|proc| proc.name == name) {
+                Some(proc) if proc.status == "running" && proc.pid.is_some() => Ok(proc.clone()),
+                _ => Err(format!("{list:#?}")),
+            }
+        })
+    }
+
+    /// The bytes of `logs/<name>-out.log` or `-err.log` (empty if it does not exist yet).
+    pub fn log_file(&self, name: &str, stream: Stream) -> Vec<u8> {
+        std::fs::read(self.home.log_path(name, stream)).unwrap_or_default()
+    }
+
+    /// Waits until `name`'s log file for `stream` contains `needle`.
+    #[track_caller]
+    pub fn wait_log(&self, name: &str, stream: Stream, needle: &str) {
+        let path = self.home.log_path(name, stream);
+        wait_until(WAIT, &format!("{needle:?} in {}", path.display()), || {
+            let log = self.log_file(name, stream);
+            let text = String::from_utf8_lossy(&log);
+            if text.contains(needle) {
+                Ok(())
+            } else {
+                Err(format!("{text:?}"))
+            }
+        });
+    }
+
+    /// Waits until `velos logs ARGS` prints a line for each of `texts`, as `name | text`
+    /// lines, and returns the output.
+    #[track_caller]
+    pub fn wait_logs_show(&self, args: &[&str], name: &str, texts: &[&str]) -> Output {
+        wait_until(
+            WAIT,
+            &format!("`velos {}` to show {texts:?}", args.join(" ")),
+            || {
+                let output = self.velos(args);
+                output.success();
+                let shown = logged_lines(&output.stdout_str(), name);
+                if texts
+                    .iter()
+                    .all(|text| shown.iter().any(|line| line == text))
+                {
+                    Ok(output)
+                } else {
+                    Err(output.to_string())
+                }
+            },
+        )
+    }
+
+    /// The daemon's pid from `velos.pid`, if the file holds one.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.home.pid_path())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Sends `daemon.ping` over the socket (no CLI involved) and returns the answer.
+    #[track_caller]
+    pub fn ping(&self) -> PingInfo {
+        match ping_socket(&self.home.socket_path()) {
+            Ok(info) => {
+                self.record(info.pid as i32);
+                info
+            }
+            Err(error) => panic!("daemon.ping on {}: {error}", self.path().display()),
+        }
+    }
+
+    /// Remembers a pid (and its process group) to SIGKILL when the test ends.
+    pub fn record(&self, pid: i32) {
+        self.recorded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(pid);
+    }
+
+    /// Live processes whose environment carries this home's `VELOS_HOME`: the daemon, the
+    /// children and their children (they inherit the CLI's environment).
+    #[cfg(target_os = "linux")]
+    pub fn processes(&self) -> Vec<i32> {
+        let mut entry = b"VELOS_HOME=".to_vec();
+        entry.extend_from_slice(self.path().as_os_str().as_encoded_bytes());
+        process::with_env(&entry)
+    }
+
+    fn cleanup(&mut self) {
+        let daemon = self.daemon_pid();
+        if self.home.pid_path().exists() || self.home.socket_path().exists() {
+            // Errors are ignored: whatever `velos kill` leaves, the steps below kill.
+            let _ = self.cmd(&["kill"]).timeout(CLEANUP_KILL_TIMEOUT).try_run();
+        }
+        if let Some(pid) = daemon {
+            signal_pid(pid, Signal::KILL);
+        }
+        let recorded = std::mem::take(
+            self.recorded
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for pid in recorded {
+            self.kill_group(pid);
+        }
+        #[cfg(target_os = "linux")]
+        for pid in self.processes() {
+            signal_pid(pid, Signal::KILL);
+        }
+    }
+
+    /// SIGKILLs the process group `pgid`; on Linux only its members that carry this home's
+    /// `VELOS_HOME`, in case the pid was reused by someone else's process.
+    fn kill_group(&self, pgid: i32) {
+        #[cfg(target_os = "linux")]
+        {
+            let ours = self.processes();
+            for pid in group_members(pgid) {
+                if ours.contains(&pid) {
+                    signal_pid(pid, Signal::KILL);
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        process::signal_group(pgid, Signal::KILL);
+    }
+}
+
+impl Drop for TestHome {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+/// Sends `daemon.ping` to the socket at `path` with a blocking std socket.
+pub fn ping_socket(path: &Path) -> Result<PingInfo, String> {
+    let mut stream = UnixStream::connect(path).map_err(|error| format!("connect: {error}"))?;
+    let limit = Some(Duration::from_secs(5));
+    stream
+        .set_read_timeout(limit)
+        .and_then(|()| stream.set_write_timeout(limit))
+        .map_err(|error| error.to_string())?;
+    let payload = Request::Ping.encode(1).map_err(|error| error.to_string())?;
+    let bytes = frame::encode_frame(&payload).map_err(|error| error.to_string())?;
+    stream
+        .write_all(&bytes)
+        .map_err(|error| format!("write: {error}"))?;
+    let mut header = [0; frame::HEADER_LEN];
+    stream
+        .read_exact(&mut header)
+        .map_err(|error| format!("read header: {error}"))?;
+    let len = frame::decode_header(&header).map_err(|error| error.to_string())?;
+    let mut payload = vec![0; len as usize];
+    stream
+        .read_exact(&mut payload)
+        .map_err(|error| format!("read payload: {error}"))?;
+    match Envelope::decode(&payload).map_err(|error| error.to_string())? {
+        Envelope::Response {
+            msgid: 1,
+            result: Ok(result),
+        } => match Response::from_parts(Method::DaemonPing, result) {
+            Ok(Response::Pong(info)) => Ok(info),
+            other => Err(format!("not a ping answer: {other:?}")),
+        },
+        other => Err(format!("unexpected message: {other:?}")),
+    }
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Whether `program` is an executable on `PATH`.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
