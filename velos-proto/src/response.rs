@@ -109,6 +109,10 @@ pub struct ProcessInfo {
     /// Why it is errored, when it is (for example the spawn error).
     #[serde(default)]
     pub error: Option<String>,
+    /// The last error writing its log files (disk full, file not writable), until a
+    /// write succeeds again.
+    #[serde(default)]
+    pub log_error: Option<String>,
 }
 
 /// Which pipe a log line came from.
@@ -169,6 +173,10 @@ impl std::fmt::Debug for LogLine {
 pub struct LogLines {
     /// The lines, oldest first.
     pub lines: Vec<LogLine>,
+    /// Problems a person should know about, such as a log file that cannot be written
+    /// (then lines are still kept in memory, and shown here).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// A typed result: what the daemon answered.
@@ -239,6 +247,7 @@ mod tests {
             out_log: "/home/u/.velos/logs/api-out.log".into(),
             err_log: "/home/u/.velos/logs/api-err.log".into(),
             error: None,
+            log_error: None,
         }
     }
 
@@ -287,6 +296,7 @@ mod tests {
                     partial: true,
                     time_ms: Some(1),
                 }],
+                warnings: vec!["cannot write /x: disk full".into()],
             }),
         );
     }

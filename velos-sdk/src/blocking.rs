@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_io::block_on;
 use velos_proto::{
-    LogLine, PingInfo, ProcessInfo, Request, Response, RestartParams, StartParams, Target,
+    LogLines, PingInfo, ProcessInfo, Request, Response, RestartParams, StartParams, Target,
 };
 
 use crate::Result;
@@ -114,7 +114,7 @@ impl Client {
 
     /// The last `lines` lines a process (or all) wrote, oldest first; see
     /// [`crate::Client::logs`].
-    pub fn logs(&mut self, target: impl Into<Target>, lines: u32) -> Result<Vec<LogLine>> {
+    pub fn logs(&mut self, target: impl Into<Target>, lines: u32) -> Result<LogLines> {
         block_on(self.inner.logs(target, lines))
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_io::Timer;
 use futures_lite::FutureExt;
 use velos_proto::{
-    Home, LogLine, LogReadParams, Method, PingInfo, ProcessInfo, Request, Response, RestartParams,
+    Home, LogLines, LogReadParams, Method, PingInfo, ProcessInfo, Request, Response, RestartParams,
     StartParams, Target, TargetParams,
 };
 
@@ -242,25 +242,25 @@ impl Client {
     }
 
     /// The last `lines` lines a process (or all, with [`Target::All`]) wrote on stdout
-    /// and stderr, oldest first.
+    /// and stderr, oldest first, with the daemon's warnings about its log files.
     ///
     /// # Examples
     ///
     /// ```no_run
     /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
-    /// for line in client.logs("api", 50).await? {
+    /// for line in client.logs("api", 50).await?.lines {
     ///     println!("{}", String::from_utf8_lossy(&line.line));
     /// }
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn logs(&mut self, target: impl Into<Target>, lines: u32) -> Result<Vec<LogLine>> {
+    pub async fn logs(&mut self, target: impl Into<Target>, lines: u32) -> Result<LogLines> {
         let params = LogReadParams {
             target: target.into(),
             lines,
         };
         match self.call(&Request::LogRead(params)).await? {
-            Response::Logs(logs) => Ok(logs.lines),
+            Response::Logs(logs) => Ok(logs),
             other => Err(unexpected(Method::LogRead, &other)),
         }
     }

@@ -215,5 +215,6 @@ pub(crate) fn process(name: &str) -> ProcessInfo {
         out_log: "/h/logs/api-out.log".into(),
         err_log: "/h/logs/api-err.log".into(),
         error: None,
+        log_error: None,
     }
 }

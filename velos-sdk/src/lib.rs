@@ -36,8 +36,8 @@ pub use client::Client;
 pub use error::Error;
 pub use velos_proto as proto;
 pub use velos_proto::{
-    ErrorCode, Home, LogLine, PingInfo, ProcessInfo, ProcessStatus, RestartParams, StartParams,
-    Stream, Target,
+    ErrorCode, Home, LogLine, LogLines, PingInfo, ProcessInfo, ProcessStatus, RestartParams,
+    StartParams, Stream, Target,
 };
 
 /// The result of a request: a value, or an [`Error`].

@@ -7,15 +7,21 @@
 //! at the oldest line the ring still holds, so nothing is shown twice even while the
 //! child keeps writing.
 //!
+//! Faults: a log file deleted under the daemon is created again at the next write; a
+//! write that fails (disk full) is recorded for `velos logs` and `velos list --json`
+//! (`log_error`), the lines stay in memory, and the next chunk tries the file again, so
+//! logging resumes by itself once the disk has room.
+//!
 //! Memory is bounded: at most [`RING_LINES`] lines and [`RING_BYTES`] bytes a process,
 //! and a line keeps at most [`MAX_LINE_BYTES`] in memory (the file gets all of it). The
 //! collector reads a fixed-size chunk at a time, so a child writing faster than the disk
 //! is slowed by its full pipe, never buffered without limit.
 
 use std::collections::VecDeque;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -78,6 +84,17 @@ impl LogRing {
     pub fn set_file_len(&mut self, stream: Stream, len: u64) {
         let pending = &mut self.pending[slot(stream)];
         pending.bytes.clear();
+        pending.start = len;
+        pending.end = len;
+    }
+
+    /// Notes that `stream`'s file was replaced by one `len` bytes long: nothing before
+    /// `len` in the new file is a line this ring lacks.
+    fn file_reopened(&mut self, stream: Stream, len: u64) {
+        for line in self.lines.iter_mut().filter(|line| line.stream == stream) {
+            line.offset = len;
+        }
+        let pending = &mut self.pending[slot(stream)];
         pending.start = len;
         pending.end = len;
     }
@@ -160,6 +177,63 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Opens a log file for appending (0600) and returns it with its length.
+pub fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    Ok((file, len))
+}
+
+/// One stream's log file, opened again when it was deleted or the last write failed.
+pub struct LogFile {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl LogFile {
+    /// Opens `path` for a new run, noting its length in the ring.
+    pub fn open(path: PathBuf, ring: &Mutex<LogRing>, stream: Stream) -> LogFile {
+        let mut ring = lock(ring);
+        let file = match open_log(&path) {
+            Ok((file, len)) => {
+                ring.set_file_len(stream, len);
+                Some(file)
+            }
+            Err(error) => {
+                ring.set_file_len(stream, 0);
+                ring.write_error = Some(format!("cannot open {}: {error}", path.display()));
+                None
+            }
+        };
+        LogFile { path, file }
+    }
+
+    /// Appends `bytes`, reopening the file first if it is gone.
+    fn write(&mut self, bytes: &[u8], ring: &mut LogRing, stream: Stream) -> Result<(), String> {
+        // A file deleted under us has no links left; writing on would lose the lines.
+        let gone = match &self.file {
+            Some(file) => file.metadata().map_or(true, |m| m.nlink() == 0),
+            None => true,
+        };
+        if gone {
+            let (file, len) = open_log(&self.path)
+                .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
+            ring.file_reopened(stream, len);
+            self.file = Some(file);
+        }
+        let file = self.file.as_mut().expect("opened just above");
+        file.write_all(bytes).map_err(|e| {
+            // Try a fresh open next time: the path may be writable again by then.
+            self.file = None;
+            format!("cannot write {}: {e}", self.path.display())
+        })
+    }
+}
+
 /// Copies one child pipe to its log file and ring until the pipe closes.
 ///
 /// File writes are plain blocking `write` calls: they land in the page cache and return
@@ -168,7 +242,7 @@ pub fn now_ms() -> u64 {
 /// child never blocks on a full pipe, and the ring keeps its lines.
 pub async fn collect(
     mut pipe: impl AsyncRead + Unpin,
-    mut file: Option<File>,
+    mut file: LogFile,
     ring: Arc<Mutex<LogRing>>,
     stream: Stream,
 ) {
@@ -180,13 +254,10 @@ pub async fn collect(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        let write_error = match file.as_mut().map(|f| f.write_all(&chunk[..n])) {
-            Some(Err(e)) => Some(e.to_string()),
-            _ => None,
-        };
         let mut ring = lock(&ring);
-        if let Some(error) = write_error {
-            ring.write_error = Some(error);
+        match file.write(&chunk[..n], &mut ring, stream) {
+            Ok(()) => ring.write_error = None,
+            Err(error) => ring.write_error = Some(error),
         }
         ring.push(stream, &chunk[..n], now_ms());
     }

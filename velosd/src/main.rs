@@ -17,6 +17,7 @@ mod pidfile;
 mod process;
 mod server;
 mod signals;
+mod socket_watch;
 mod state;
 mod supervisor;
 
@@ -24,6 +25,7 @@ use std::fmt::Display;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+use futures_lite::FutureExt;
 use velos_proto::Home;
 
 use crate::pidfile::{LockError, PidFile};
@@ -111,10 +113,15 @@ fn run(home: &Home) -> anyhow::Result<()> {
         let (exit, exit_requested) = async_channel::bounded(1);
         let supervisor = Supervisor::new(home.clone(), commands.clone(), exit.clone());
         let _supervisor = smol::spawn(supervisor.run(inbox));
-        let _server = smol::spawn(server::serve(listener, commands.clone(), exit));
+        let server = server::serve(listener, &socket, commands.clone(), exit);
         let _signals = smol::spawn(signals::forward(signals, commands));
         smol::spawn(orphans::end_leftovers(home.root().to_owned())).detach();
-        let _ = exit_requested.recv().await;
+        // The server borrows the socket path, so it runs here rather than in a task.
+        server
+            .or(async {
+                let _ = exit_requested.recv().await;
+            })
+            .await;
     });
     // Socket first, then the pid file (while still locked): a client that sees no pid
     // file finds no socket either.

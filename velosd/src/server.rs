@@ -24,6 +24,7 @@ use std::time::Duration;
 use async_io::Timer;
 use futures_lite::{AsyncReadExt, FutureExt};
 
+use crate::socket_watch::SocketWatch;
 use crate::supervisor::Command;
 
 /// Time allowed for the rest of a frame once its first byte has arrived.
@@ -43,10 +44,39 @@ pub fn bind(path: &Path) -> std::io::Result<Async<UnixListener>> {
     Async::new(listener)
 }
 
-/// Accepts connections for ever, a task each.
-pub async fn serve(listener: Async<UnixListener>, supervisor: Sender<Command>, exit: Sender<()>) {
+/// Accepts connections for ever, a task each. If the socket file at `path` is deleted,
+/// binds it again (see `socket_watch`).
+pub async fn serve(
+    mut listener: Async<UnixListener>,
+    path: &Path,
+    supervisor: Sender<Command>,
+    exit: Sender<()>,
+) {
+    let mut watch = SocketWatch::new(path);
     loop {
-        let stream = match listener.accept().await {
+        let accepted = async { Some(listener.accept().await) }
+            .or(async {
+                watch.deleted().await;
+                None
+            })
+            .await;
+        let Some(accepted) = accepted else {
+            match bind(path) {
+                Ok(new) => {
+                    listener = new;
+                    crate::log(format_args!(
+                        "{} was deleted; listening on it again",
+                        path.display()
+                    ));
+                }
+                Err(error) => crate::log(format_args!(
+                    "{} was deleted and cannot be bound again: {error}",
+                    path.display()
+                )),
+            }
+            continue;
+        };
+        let stream = match accepted {
             Ok((stream, _)) => stream,
             // Out of file descriptors and the like: the listener itself is fine, so go on.
             Err(error) => {

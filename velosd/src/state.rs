@@ -129,6 +129,7 @@ impl Entry {
             out_log: to_string(&self.spec.out_log),
             err_log: to_string(&self.spec.err_log),
             error: self.error.clone(),
+            log_error: crate::logs::lock(&self.ring).write_error.clone(),
         }
     }
 }

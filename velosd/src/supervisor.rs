@@ -14,10 +14,8 @@
 //!   the run number, so news about an earlier run is ignored.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
@@ -393,6 +391,7 @@ impl Supervisor {
         };
         let wanted = params.lines as usize;
         let mut snapshots: Vec<Snapshot> = Vec::new();
+        let mut warnings = Vec::new();
         for id in ids {
             let Some(entry) = self.table.get(id) else {
                 continue;
@@ -409,6 +408,9 @@ impl Supervisor {
                     time_ms: Some(line.time_ms),
                 })
                 .collect();
+            if let Some(error) = &ring.write_error {
+                warnings.push(format!("{}: {error}", entry.name));
+            }
             snapshots.push(Snapshot {
                 id,
                 name: entry.name.clone(),
@@ -420,7 +422,7 @@ impl Supervisor {
         // Older lines come from the files: blocking reads, so off the supervisor's thread.
         smol::spawn(async move {
             let lines = smol::unblock(move || assemble(snapshots, wanted)).await;
-            let _ = reply.try_send(Ok(Response::Logs(LogLines { lines })));
+            let _ = reply.try_send(Ok(Response::Logs(LogLines { lines, warnings })));
         })
         .detach();
     }
@@ -498,17 +500,7 @@ fn launch(entry: &mut Entry, home: &Home, commands: &Sender<Command>) -> Result<
         (Stream::Err, &entry.spec.err_log),
     ]
     .map(|(stream, path)| {
-        let file = match open_log(path) {
-            Ok((file, len)) => {
-                logs::lock(&entry.ring).set_file_len(stream, len);
-                Some(file)
-            }
-            Err(error) => {
-                logs::lock(&entry.ring).write_error =
-                    Some(format!("cannot open {}: {error}", path.display()));
-                None
-            }
-        };
+        let file = logs::LogFile::open(path.clone(), &entry.ring, stream);
         let ring = entry.ring.clone();
         match stream {
             Stream::Out => child
@@ -534,17 +526,6 @@ fn launch(entry: &mut Entry, home: &Home, commands: &Sender<Command>) -> Result<
     entry.exit = None;
     entry.error = None;
     Ok(())
-}
-
-/// Opens a log file for appending (0600) and returns it with its length.
-fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
-    let len = file.metadata()?.len();
-    Ok((file, len))
 }
 
 /// Which run a watcher watches.

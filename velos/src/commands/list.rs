@@ -64,6 +64,7 @@ mod tests {
             out_log: String::new(),
             err_log: String::new(),
             error: None,
+            log_error: None,
         };
         let text = to_json(&[process]).unwrap();
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -19,7 +19,11 @@ use crate::output::Style;
 /// Runs `velos logs`.
 pub fn run(args: LogsArgs, style: Style) -> Result<()> {
     let target = args.target.as_deref().map_or(Target::All, Target::parse);
-    let lines = block_on(daemon()?.logs(target.clone(), args.lines)).map_err(explain)?;
+    let logs = block_on(daemon()?.logs(target.clone(), args.lines)).map_err(explain)?;
+    for warning in &logs.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let lines = logs.lines;
     if lines.is_empty() && args.lines > 0 {
         match target {
             Target::All => eprintln!("no log lines yet"),

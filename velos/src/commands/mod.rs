@@ -268,6 +268,7 @@ mod tests {
             out_log: String::new(),
             err_log: String::new(),
             error: None,
+            log_error: None,
         }
     }
 

@@ -222,6 +222,7 @@ mod tests {
             out_log: String::new(),
             err_log: String::new(),
             error: None,
+            log_error: None,
         };
         assert_eq!(started_line(&process), "started 'app' (id 0, pid 1234)");
         process.status = ProcessStatus::Errored;

@@ -1,0 +1,92 @@
+//! Noticing that the socket file was deleted while the daemon runs.
+//!
+//! A socket file removed by hand (or by an over-eager clean-up script) leaves the daemon
+//! listening on a name nobody can reach, while it still holds the pid file lock, so no
+//! other daemon can take over either. On Linux, an inotify watch on the home directory
+//! reports the deletion and the server binds the socket again. Elsewhere the watch
+//! never fires, and `velos kill` (or SIGTERM to the pid in `velos.pid`) is the way out.
+
+use std::path::Path;
+
+/// Resolves when the socket file is deleted or renamed away.
+pub struct SocketWatch {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    inotify: Option<async_io::Async<std::os::fd::OwnedFd>>,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    name: std::ffi::CString,
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl SocketWatch {
+    /// Watches `socket` (inside the home directory).
+    pub fn new(socket: &Path) -> SocketWatch {
+        use rustix::fs::inotify::{CreateFlags, WatchFlags};
+        use std::os::unix::ffi::OsStrExt;
+
+        let dir = socket.parent().unwrap_or(Path::new("/"));
+        let name = socket
+            .file_name()
+            .and_then(|name| std::ffi::CString::new(name.as_bytes()).ok())
+            .unwrap_or_default();
+        let inotify = rustix::fs::inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
+            .and_then(|fd| {
+                rustix::fs::inotify::add_watch(
+                    &fd,
+                    dir,
+                    WatchFlags::DELETE | WatchFlags::MOVED_FROM,
+                )?;
+                Ok(fd)
+            })
+            .map_err(std::io::Error::from)
+            .and_then(async_io::Async::new);
+        let inotify = match inotify {
+            Ok(inotify) => Some(inotify),
+            Err(error) => {
+                crate::log(format_args!(
+                    "cannot watch {} ({error}): a deleted socket will not be replaced",
+                    dir.display()
+                ));
+                None
+            }
+        };
+        SocketWatch { inotify, name }
+    }
+
+    /// Waits until the socket file is gone.
+    pub async fn deleted(&mut self) {
+        let Some(inotify) = &self.inotify else {
+            return std::future::pending().await;
+        };
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        loop {
+            if inotify.readable().await.is_err() {
+                return std::future::pending().await;
+            }
+            let mut events = rustix::fs::inotify::Reader::new(inotify.get_ref(), &mut buf);
+            loop {
+                match events.next() {
+                    Ok(event) => {
+                        if event.file_name() == Some(self.name.as_c_str()) {
+                            return;
+                        }
+                    }
+                    // EAGAIN: read everything there was; wait for more.
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+impl SocketWatch {
+    /// No watch on this system.
+    pub fn new(_socket: &Path) -> SocketWatch {
+        SocketWatch {}
+    }
+
+    /// Never resolves.
+    pub async fn deleted(&mut self) {
+        std::future::pending().await
+    }
+}
