@@ -63,15 +63,10 @@ impl SocketWatch {
                 return std::future::pending().await;
             }
             let mut events = rustix::fs::inotify::Reader::new(inotify.get_ref(), &mut buf);
-            loop {
-                match events.next() {
-                    Ok(event) => {
-                        if event.file_name() == Some(self.name.as_c_str()) {
-                            return;
-                        }
-                    }
-                    // EAGAIN: read everything there was; wait for more.
-                    Err(_) => break,
+            // Until EAGAIN: everything there was has been read; then wait for more.
+            while let Ok(event) = events.next() {
+                if event.file_name() == Some(self.name.as_c_str()) {
+                    return;
                 }
             }
         }
