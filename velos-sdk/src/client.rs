@@ -519,8 +519,8 @@ mod tests {
             );
             assert_eq!(daemon.next_request().1, Request::List);
 
-            let lines = client.logs("api", 50).await.unwrap();
-            assert_eq!(lines[0].line, b"listening on 3000");
+            let logs = client.logs("api", 50).await.unwrap();
+            assert_eq!(logs.lines[0].line, b"listening on 3000");
             assert_eq!(
                 daemon.next_request().1,
                 Request::LogRead(LogReadParams {

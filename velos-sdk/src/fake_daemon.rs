@@ -179,6 +179,7 @@ pub(crate) fn answer_correctly(msgid: u32, request: &Request) -> Answer {
                 partial: false,
                 time_ms: Some(1),
             }],
+            warnings: vec![],
         }),
         _ => return error(msgid, ErrorCode::UnknownMethod, "unknown method"),
     };
