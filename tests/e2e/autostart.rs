@@ -51,6 +51,13 @@ fn stale_files_of_a_killed_daemon_are_replaced() {
 
     signal_pid(old, Signal::KILL);
     wait_gone(old, "the SIGKILLed daemon");
+    // A killed process shows as a zombie as soon as its main thread is gone, while its
+    // other threads may still hold the socket open for a moment; wait until it refuses.
+    wait_until(
+        WAIT,
+        "the dead daemon's socket to refuse connections",
+        || std::os::unix::net::UnixStream::connect(home.home().socket_path()).is_err(),
+    );
     assert!(
         home.home().pid_path().exists() && home.home().socket_path().exists(),
         "expected SIGKILL to leave velos.pid and velos.sock behind"

@@ -86,7 +86,8 @@ pub async fn serve(
             }
         };
         if !peer_is_us(stream.get_ref()) {
-            // Dropped without a word: a stranger learns nothing.
+            // Dropped without a word: a stranger learns nothing. The log says who.
+            crate::log("refused a connection from another user");
             continue;
         }
         smol::spawn(connection(stream, supervisor.clone(), exit.clone())).detach();
