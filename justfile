@@ -19,3 +19,8 @@ run-example: build
 # Benchmarks: `just bench`, or `just bench --compare pm2`.
 bench *ARGS:
     cargo run --release -p velos-bench -- {{ARGS}}
+
+# The long tests (1 GB of log lines, awkward output at volume, 200 SDK clients), in release;
+# each prints the figures it reached.
+stress:
+    cargo test --release -p velos-tests --test stress -- --ignored --nocapture --test-threads=1

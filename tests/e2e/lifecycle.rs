@@ -159,8 +159,16 @@ fn a_script_that_does_not_exist_is_refused_and_adds_nothing() {
 fn exit_codes_set_the_status() {
     let home = TestHome::new();
     let script = fixture("exit_with.sh");
-    home.velos(&["start", &script, "--name", "three", "--", "3"])
-        .success();
+    home.velos(&[
+        "start",
+        &script,
+        "--name",
+        "three",
+        "--no-autorestart",
+        "--",
+        "3",
+    ])
+    .success();
     home.velos(&["start", &script, "--name", "zero", "--", "0"])
         .success();
 
@@ -302,8 +310,14 @@ fn ids_select_processes_like_names() {
 #[test]
 fn a_process_killed_by_a_signal_nobody_asked_for_is_errored() {
     let home = TestHome::new();
-    home.velos(&["start", &fixture("sleeper.sh"), "--name", "victim"])
-        .success();
+    home.velos(&[
+        "start",
+        &fixture("sleeper.sh"),
+        "--name",
+        "victim",
+        "--no-autorestart",
+    ])
+    .success();
     let pid = home.wait_running("victim").pid.expect("running has a pid");
     signal_pid(pid, Signal::KILL);
     let victim = home.wait_status("victim", "errored");

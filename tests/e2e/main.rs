@@ -9,14 +9,32 @@ mod harness;
 // `velos kill` leaves nothing behind.
 mod autostart;
 
+// Bad input (script, interpreter, name, id, duration): one error line, non-zero, nothing changed.
+mod bad_input;
+
+// Log file deleted or unwritable, socket deleted, daemon SIGKILLed, stale pid; output at exit.
+mod faults;
+
 // start, list, stop, restart, delete; `all`; ids; names; arguments; errors and statuses.
 mod lifecycle;
+
+// 100 SDK clients at once all get correct answers; the daemon's fd count returns to baseline.
+mod load;
 
 // `velos logs`: name prefixes, `-n`, `--raw`, the log files and their exact bytes.
 mod logs;
 
 // The example node app serves HTTP under velos and its request lines show in `velos logs`.
 mod node_app;
+
+// No orphans, no zombies: grandchildren and double-forked descendants end; orphans are reaped.
+mod orphans;
+
+// Raw-socket abuse (bad frames, half frames, unread answers): answered, closed, others served.
+mod protocol;
+
+// Private modes, other uids refused, names kept inside logs/, arguments never through a shell.
+mod security;
 
 // Stop's SIGTERM, the kill timeout's SIGKILL, process groups, parallel stops.
 mod signals;

@@ -5,6 +5,8 @@
 //! ├── velos.sock            the daemon's socket (0600)
 //! ├── velos.pid             the daemon's pid; also its lock (flock)
 //! ├── velosd.log            the daemon's own stdout and stderr
+//! ├── state.msgpack         the process list, rewritten on every change
+//! ├── dump.msgpack          the list `velos save` wrote, for `velos resurrect`
 //! └── logs/<name>-out.log   each process's stdout (and -err.log for stderr)
 //! ```
 //!
@@ -66,6 +68,16 @@ impl Home {
     /// `velosd.log`
     pub fn daemon_log_path(&self) -> PathBuf {
         self.root.join("velosd.log")
+    }
+
+    /// `state.msgpack`: the current process list, kept by the daemon.
+    pub fn state_path(&self) -> PathBuf {
+        self.root.join("state.msgpack")
+    }
+
+    /// `dump.msgpack`: the process list `velos save` wrote.
+    pub fn dump_path(&self) -> PathBuf {
+        self.root.join("dump.msgpack")
     }
 
     /// `logs/`

@@ -49,7 +49,10 @@ pub use method::Method;
 pub use request::{
     LogReadParams, NoParams, Request, RestartParams, StartParams, Target, TargetParams,
 };
-pub use response::{LogLine, LogLines, PingInfo, ProcessInfo, ProcessStatus, Response, Stream};
+pub use response::{
+    EventKind, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus,
+    Response, Saved, Stream,
+};
 pub use rpc::Envelope;
 
 /// The example in docs/protocol.md, byte for byte.

@@ -24,11 +24,23 @@ pub enum Method {
     ProcessList,
     /// `log.read`: the last lines a process wrote.
     LogRead,
+    /// `process.info`: one process in detail.
+    ProcessInfo,
+    /// `log.follow`: the last lines, then `log.line` notifications as lines arrive.
+    LogFollow,
+    /// `log.flush`: empty the log files.
+    LogFlush,
+    /// `events.subscribe`: `process.event` notifications as processes change.
+    EventsSubscribe,
+    /// `daemon.save`: write the process list to `dump.msgpack`.
+    DaemonSave,
+    /// `daemon.resurrect`: start the processes of `dump.msgpack`.
+    DaemonResurrect,
 }
 
 impl Method {
     /// Every method, in the order of the protocol docs.
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 14] = [
         Method::DaemonPing,
         Method::DaemonKill,
         Method::ProcessStart,
@@ -37,6 +49,12 @@ impl Method {
         Method::ProcessDelete,
         Method::ProcessList,
         Method::LogRead,
+        Method::ProcessInfo,
+        Method::LogFollow,
+        Method::LogFlush,
+        Method::EventsSubscribe,
+        Method::DaemonSave,
+        Method::DaemonResurrect,
     ];
 
     /// The name on the wire.
@@ -50,6 +68,12 @@ impl Method {
             Method::ProcessDelete => "process.delete",
             Method::ProcessList => "process.list",
             Method::LogRead => "log.read",
+            Method::ProcessInfo => "process.info",
+            Method::LogFollow => "log.follow",
+            Method::LogFlush => "log.flush",
+            Method::EventsSubscribe => "events.subscribe",
+            Method::DaemonSave => "daemon.save",
+            Method::DaemonResurrect => "daemon.resurrect",
         }
     }
 

@@ -130,6 +130,21 @@ pub struct StartParams {
     /// Milliseconds between SIGTERM and SIGKILL on stop; 5000 when absent.
     #[serde(default)]
     pub kill_timeout_ms: Option<u64>,
+    /// Start it again when it exits unexpectedly; true when absent.
+    #[serde(default)]
+    pub autorestart: Option<bool>,
+    /// Quick failures in a row before velos gives up; 16 when absent.
+    #[serde(default)]
+    pub max_restarts: Option<u32>,
+    /// Milliseconds a run must last to reset the backoff; 1000 when absent.
+    #[serde(default)]
+    pub min_uptime_ms: Option<u64>,
+    /// Rotate a log file when it reaches this many bytes; no rotation when absent.
+    #[serde(default)]
+    pub max_log_bytes: Option<u64>,
+    /// Rotated log files kept; 5 when absent.
+    #[serde(default)]
+    pub log_files: Option<u32>,
 }
 
 // Hand-written: the environment is long and may hold secrets.
@@ -143,6 +158,11 @@ impl std::fmt::Debug for StartParams {
             .field("cwd", &self.cwd)
             .field("env", &self.env.as_ref().map(|env| env.len()))
             .field("kill_timeout_ms", &self.kill_timeout_ms)
+            .field("autorestart", &self.autorestart)
+            .field("max_restarts", &self.max_restarts)
+            .field("min_uptime_ms", &self.min_uptime_ms)
+            .field("max_log_bytes", &self.max_log_bytes)
+            .field("log_files", &self.log_files)
             .finish()
     }
 }
@@ -207,6 +227,18 @@ pub enum Request {
     List,
     /// `log.read`
     LogRead(LogReadParams),
+    /// `process.info` (one process, not `all`)
+    Info(TargetParams),
+    /// `log.follow`: the connection becomes a stream of notifications
+    LogFollow(LogReadParams),
+    /// `log.flush`
+    LogFlush(TargetParams),
+    /// `events.subscribe`: the connection becomes a stream of notifications
+    Subscribe,
+    /// `daemon.save`
+    Save,
+    /// `daemon.resurrect`
+    Resurrect,
 }
 
 impl Request {
@@ -221,6 +253,12 @@ impl Request {
             Request::Delete(_) => Method::ProcessDelete,
             Request::List => Method::ProcessList,
             Request::LogRead(_) => Method::LogRead,
+            Request::Info(_) => Method::ProcessInfo,
+            Request::LogFollow(_) => Method::LogFollow,
+            Request::LogFlush(_) => Method::LogFlush,
+            Request::Subscribe => Method::EventsSubscribe,
+            Request::Save => Method::DaemonSave,
+            Request::Resurrect => Method::DaemonResurrect,
         }
     }
 
@@ -235,6 +273,12 @@ impl Request {
             Method::ProcessDelete => Request::Delete(rpc::from_value(params)?),
             Method::ProcessList => Request::List,
             Method::LogRead => Request::LogRead(rpc::from_value(params)?),
+            Method::ProcessInfo => Request::Info(rpc::from_value(params)?),
+            Method::LogFollow => Request::LogFollow(rpc::from_value(params)?),
+            Method::LogFlush => Request::LogFlush(rpc::from_value(params)?),
+            Method::EventsSubscribe => Request::Subscribe,
+            Method::DaemonSave => Request::Save,
+            Method::DaemonResurrect => Request::Resurrect,
         })
     }
 
@@ -242,15 +286,21 @@ impl Request {
     pub fn encode(&self, msgid: u32) -> Result<Vec<u8>, Error> {
         let method = self.method().as_str();
         match self {
-            Request::Ping | Request::Kill | Request::List => {
-                rpc::encode_request(msgid, method, &NoParams {})
-            }
+            Request::Ping
+            | Request::Kill
+            | Request::List
+            | Request::Subscribe
+            | Request::Save
+            | Request::Resurrect => rpc::encode_request(msgid, method, &NoParams {}),
             Request::Start(params) => rpc::encode_request(msgid, method, params),
-            Request::Stop(params) | Request::Delete(params) => {
+            Request::Stop(params)
+            | Request::Delete(params)
+            | Request::Info(params)
+            | Request::LogFlush(params) => rpc::encode_request(msgid, method, params),
+            Request::Restart(params) => rpc::encode_request(msgid, method, params),
+            Request::LogRead(params) | Request::LogFollow(params) => {
                 rpc::encode_request(msgid, method, params)
             }
-            Request::Restart(params) => rpc::encode_request(msgid, method, params),
-            Request::LogRead(params) => rpc::encode_request(msgid, method, params),
         }
     }
 }
@@ -288,7 +338,25 @@ mod tests {
             cwd: Some("/srv".into()),
             env: Some(BTreeMap::from([("PORT".into(), "3000".into())])),
             kill_timeout_ms: Some(500),
+            autorestart: Some(false),
+            max_restarts: Some(3),
+            min_uptime_ms: Some(2000),
+            max_log_bytes: Some(1 << 20),
+            log_files: Some(2),
         }));
+        round_trip(Request::Info(TargetParams {
+            target: Target::Id(1),
+        }));
+        round_trip(Request::LogFollow(LogReadParams {
+            target: Target::All,
+            lines: 0,
+        }));
+        round_trip(Request::LogFlush(TargetParams {
+            target: Target::All,
+        }));
+        round_trip(Request::Subscribe);
+        round_trip(Request::Save);
+        round_trip(Request::Resurrect);
         round_trip(Request::Start(StartParams {
             script: "/srv/app.py".into(),
             ..StartParams::default()

@@ -25,6 +25,11 @@ pub enum ProcessStatus {
     Stopped,
     /// Exited non-zero, killed by a signal nobody asked for, or could not be spawned.
     Errored,
+    /// Exited unexpectedly; velos starts it again after a backoff delay.
+    Waiting,
+    /// A status this version does not know (from a newer daemon).
+    #[serde(other)]
+    Unknown,
 }
 
 impl ProcessStatus {
@@ -35,6 +40,8 @@ impl ProcessStatus {
             ProcessStatus::Stopping => "stopping",
             ProcessStatus::Stopped => "stopped",
             ProcessStatus::Errored => "errored",
+            ProcessStatus::Waiting => "waiting",
+            ProcessStatus::Unknown => "unknown",
         }
     }
 }
@@ -64,7 +71,7 @@ pub struct PingInfo {
 }
 
 /// One managed process, as `process.list` and `velos list --json` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     /// Stable small integer, never reused while the daemon runs.
     pub id: u32,
@@ -113,6 +120,31 @@ pub struct ProcessInfo {
     /// write succeeds again.
     #[serde(default)]
     pub log_error: Option<String>,
+    /// Whether velos starts it again when it exits unexpectedly.
+    #[serde(default)]
+    pub autorestart: bool,
+    /// Quick failures in a row after which velos gives up.
+    #[serde(default)]
+    pub max_restarts: u32,
+    /// Milliseconds a run must last to count as a success (resetting the backoff).
+    #[serde(default)]
+    pub min_uptime_ms: u64,
+    /// Log file size (bytes) at which it is rotated, if rotation is on.
+    #[serde(default)]
+    pub max_log_bytes: Option<u64>,
+    /// How many rotated log files are kept.
+    #[serde(default)]
+    pub log_files: u32,
+    /// Milliseconds until the next automatic restart, while `waiting`.
+    #[serde(default)]
+    pub restart_in_ms: Option<u64>,
+    /// CPU use of the process in percent of one core, since the previous sample (or
+    /// since it started), while it runs (Linux).
+    #[serde(default)]
+    pub cpu_percent: Option<f64>,
+    /// Resident memory of the process in bytes, while it runs (Linux).
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
 }
 
 /// Which pipe a log line came from.
@@ -179,10 +211,80 @@ pub struct LogLines {
     pub warnings: Vec<String>,
 }
 
+/// What happened to a process, as `events.subscribe` streams it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// A run started (first start, restart or automatic restart).
+    Started,
+    /// A run ended (with `exit_code` or `signal`).
+    Exited,
+    /// It exited unexpectedly and will be started again after `restart_in_ms`.
+    Restarting,
+    /// It failed too often, or could not be spawned; velos leaves it alone.
+    Errored,
+    /// It stopped because it was asked to.
+    Stopped,
+    /// It was deleted.
+    Deleted,
+    /// An event this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+/// One process event: the params of a `process.event` notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// The process's id.
+    pub id: u32,
+    /// The process's name.
+    pub name: String,
+    /// Its pid, for `started` (and the pid that ended, for `exited`).
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Exit code, for `exited`.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// Signal, for `exited`.
+    #[serde(default)]
+    pub signal: Option<i32>,
+    /// The restart counter after this event.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Delay before the automatic restart, for `restarting`.
+    #[serde(default)]
+    pub restart_in_ms: Option<u64>,
+    /// Why, for `errored`.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When (Unix milliseconds).
+    #[serde(default)]
+    pub time_ms: u64,
+}
+
+/// Params of a `log.gap` notification: lines a follower missed because it read too
+/// slowly (the daemon never waits for a follower).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogGap {
+    /// How many lines were skipped.
+    pub dropped: u64,
+}
+
+/// Result of `daemon.save`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    /// Where the list was written.
+    pub path: String,
+    /// How many processes it holds.
+    pub processes: u32,
+}
+
 /// A typed result: what the daemon answered.
 // One lives per request, briefly; boxing the large variant would only add an allocation.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Response {
     /// To `daemon.ping`.
@@ -193,8 +295,14 @@ pub enum Response {
     Started(ProcessInfo),
     /// To `process.stop`, `process.restart`, `process.delete` and `process.list`.
     Processes(Vec<ProcessInfo>),
-    /// To `log.read`.
+    /// To `log.read` and `log.follow` (the lines before the stream starts).
     Logs(LogLines),
+    /// To `process.info`.
+    Info(ProcessInfo),
+    /// To `events.subscribe`: notifications follow.
+    Subscribed,
+    /// To `daemon.save`.
+    Saved(Saved),
 }
 
 impl Response {
@@ -208,7 +316,13 @@ impl Response {
             | Method::ProcessRestart
             | Method::ProcessDelete
             | Method::ProcessList => Response::Processes(rpc::from_value(result)?),
-            Method::LogRead => Response::Logs(rpc::from_value(result)?),
+            Method::LogRead | Method::LogFollow => Response::Logs(rpc::from_value(result)?),
+            Method::ProcessInfo => Response::Info(rpc::from_value(result)?),
+            Method::EventsSubscribe => Response::Subscribed,
+            Method::DaemonSave => Response::Saved(rpc::from_value(result)?),
+            Method::DaemonResurrect | Method::LogFlush => {
+                Response::Processes(rpc::from_value(result)?)
+            }
         })
     }
 
@@ -220,6 +334,9 @@ impl Response {
             Response::Started(info) => rpc::encode_response(msgid, Ok(info)),
             Response::Processes(list) => rpc::encode_response(msgid, Ok(list)),
             Response::Logs(lines) => rpc::encode_response(msgid, Ok(lines)),
+            Response::Info(info) => rpc::encode_response(msgid, Ok(info)),
+            Response::Subscribed => rpc::encode_response(msgid, Ok(&())),
+            Response::Saved(saved) => rpc::encode_response(msgid, Ok(saved)),
         }
     }
 }
@@ -248,6 +365,14 @@ mod tests {
             err_log: "/home/u/.velos/logs/api-err.log".into(),
             error: None,
             log_error: None,
+            autorestart: true,
+            max_restarts: 16,
+            min_uptime_ms: 1000,
+            max_log_bytes: Some(10 << 20),
+            log_files: 5,
+            restart_in_ms: None,
+            cpu_percent: Some(1.5),
+            memory_bytes: Some(30 << 20),
         }
     }
 
@@ -299,6 +424,32 @@ mod tests {
                 warnings: vec!["cannot write /x: disk full".into()],
             }),
         );
+    }
+
+    #[test]
+    fn unknown_statuses_and_events_from_a_newer_daemon_decode() {
+        let status: ProcessStatus = rpc::from_value(Value::from("hibernating")).unwrap();
+        assert_eq!(status, ProcessStatus::Unknown);
+        let kind: EventKind = rpc::from_value(Value::from("teleported")).unwrap();
+        assert_eq!(kind, EventKind::Unknown);
+    }
+
+    #[test]
+    fn events_round_trip() {
+        let event = ProcessEvent {
+            kind: EventKind::Restarting,
+            id: 1,
+            name: "api".into(),
+            pid: None,
+            exit_code: Some(1),
+            signal: None,
+            restarts: 3,
+            restart_in_ms: Some(400),
+            reason: None,
+            time_ms: 5,
+        };
+        let back: ProcessEvent = rpc::from_value(rpc::to_value(&event).unwrap()).unwrap();
+        assert_eq!(back, event);
     }
 
     #[test]

@@ -217,5 +217,13 @@ pub(crate) fn process(name: &str) -> ProcessInfo {
         err_log: "/h/logs/api-err.log".into(),
         error: None,
         log_error: None,
+        autorestart: true,
+        max_restarts: 16,
+        min_uptime_ms: 1000,
+        max_log_bytes: None,
+        log_files: 5,
+        restart_in_ms: None,
+        cpu_percent: None,
+        memory_bytes: None,
     }
 }

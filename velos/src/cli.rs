@@ -122,6 +122,10 @@ pub struct StartArgs {
     #[arg(long, value_name = "PROG")]
     pub interpreter: Option<String>,
 
+    /// Do not start it again when it exits unexpectedly (non-zero, or a signal).
+    #[arg(long)]
+    pub no_autorestart: bool,
+
     /// Arguments passed to the script, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,

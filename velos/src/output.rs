@@ -43,8 +43,8 @@ impl Style {
         Style { color: false }
     }
 
-    /// A status word, coloured by what it means: running green, stopping yellow,
-    /// stopped dim, errored red.
+    /// A status word, coloured by what it means: running green, stopping and waiting
+    /// yellow, stopped dim, errored red.
     pub fn status(self, status: ProcessStatus) -> String {
         let word = status.as_str();
         if !self.color {
@@ -52,9 +52,10 @@ impl Style {
         }
         match status {
             ProcessStatus::Running => word.green().to_string(),
-            ProcessStatus::Stopping => word.yellow().to_string(),
+            ProcessStatus::Stopping | ProcessStatus::Waiting => word.yellow().to_string(),
             ProcessStatus::Stopped => word.dimmed().to_string(),
             ProcessStatus::Errored => word.red().to_string(),
+            _ => word.to_owned(),
         }
     }
 
@@ -237,6 +238,14 @@ mod tests {
             err_log: String::new(),
             error: None,
             log_error: None,
+            autorestart: true,
+            max_restarts: 16,
+            min_uptime_ms: 1000,
+            max_log_bytes: None,
+            log_files: 5,
+            restart_in_ms: None,
+            cpu_percent: None,
+            memory_bytes: None,
         }
     }
 

@@ -9,7 +9,10 @@
 //! `unsafe`; the runtime starts only in the detached process.
 //!
 //! Many launchers at once each start a daemon; all but one lose the pid file lock and
-//! exit with [`ALREADY_RUNNING`], and their launchers wait for the winner's socket.
+//! exit with [`ALREADY_RUNNING`], and their launchers wait for the winner's socket. The
+//! lock may also belong to a daemon that is dying (killed a moment ago, its threads
+//! still letting go): when the lock comes free without a socket answering, the launcher
+//! starts a daemon again.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -96,15 +99,18 @@ fn try_launch(home: &Home, args: &[String]) -> anyhow::Result<()> {
         .open(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let exe = std::env::current_exe().context("cannot find the velosd executable")?;
-    let mut child = Command::new(exe)
-        .args(args)
-        .env(DETACHED_ENV, "1")
-        .env(HOME_ENV, home.root())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("cannot start the detached daemon")?;
+    let spawn = || -> anyhow::Result<std::process::Child> {
+        Command::new(&exe)
+            .args(args)
+            .env(DETACHED_ENV, "1")
+            .env(HOME_ENV, home.root())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log.try_clone()?)
+            .spawn()
+            .context("cannot start the detached daemon")
+    };
+    let mut child = spawn()?;
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut lost_the_race = false;
     loop {
@@ -116,7 +122,13 @@ fn try_launch(home: &Home, args: &[String]) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        if !lost_the_race && let Some(status) = child.try_wait()? {
+        if lost_the_race {
+            if lock_is_free(home) {
+                // The holder died without ever answering: try again.
+                child = spawn()?;
+                lost_the_race = false;
+            }
+        } else if let Some(status) = child.try_wait()? {
             if status.code() == Some(i32::from(ALREADY_RUNNING)) {
                 lost_the_race = true;
             } else {
@@ -135,4 +147,13 @@ fn try_launch(home: &Home, args: &[String]) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Whether no process holds the pid file lock (taken and released at once).
+fn lock_is_free(home: &Home) -> bool {
+    let Ok(file) = std::fs::File::open(home.pid_path()) else {
+        // No pid file: whoever held it has removed it on the way out.
+        return true;
+    };
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
 }

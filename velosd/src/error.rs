@@ -53,6 +53,18 @@ pub enum Error {
     /// New work refused during shutdown.
     #[error("the daemon is shutting down; retry in a moment")]
     ShuttingDown,
+    /// A method that takes one process was given `all`.
+    #[error("{0} takes one process, not 'all'")]
+    NeedsOne(&'static str),
+    /// A stream method sent as a plain request (the server sets streams up itself).
+    #[error("{0} cannot be answered here")]
+    NotHere(&'static str),
+    /// `velos resurrect` with no saved list.
+    #[error("nothing saved yet: run 'velos save' first")]
+    NothingSaved,
+    /// Reading or writing a saved list failed.
+    #[error("{0}")]
+    Io(String),
 }
 
 impl Error {
@@ -68,6 +80,9 @@ impl Error {
             | Error::BadCwd(_) => ErrorCode::InvalidScript,
             Error::Spawn { .. } => ErrorCode::SpawnFailed,
             Error::ShuttingDown => ErrorCode::ShuttingDown,
+            Error::NeedsOne(_) | Error::NotHere(_) => ErrorCode::InvalidParams,
+            Error::NothingSaved => ErrorCode::NotFound,
+            Error::Io(_) => ErrorCode::Internal,
         }
     }
 }

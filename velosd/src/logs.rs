@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_lite::{AsyncRead, AsyncReadExt};
-use velos_proto::Stream;
+use velos_proto::{LogLine, Stream};
 
 /// Lines kept in memory per process.
 pub const RING_LINES: usize = 1000;
@@ -48,7 +48,9 @@ pub struct RingLine {
     pub time_ms: u64,
     /// It ended without a newline (the pipe closed mid-line).
     pub partial: bool,
-    /// Where it starts in its log file.
+    /// Which file of its stream it is in: the rotation count when it was written.
+    generation: u64,
+    /// Where it starts in that file.
     offset: u64,
 }
 
@@ -58,16 +60,72 @@ struct Pending {
     bytes: Vec<u8>,
     /// File offset where `bytes` starts.
     start: u64,
-    /// File offset just after the last byte written.
+    /// File offset just after the last byte written: the file's size.
     end: u64,
+    /// Rotations (and flushes) of this stream's file so far.
+    generation: u64,
+}
+
+/// What a follower receives.
+#[derive(Debug, Clone)]
+pub enum FollowItem {
+    /// A new line.
+    Line(LogLine),
+    /// Lines skipped because the follower read too slowly.
+    Gap(u64),
+}
+
+/// Room for lines on their way to one follower; when it is full, lines are counted as
+/// skipped rather than waited for.
+pub const FOLLOW_QUEUE: usize = 1024;
+
+/// A connection following this process's lines.
+#[derive(Debug)]
+pub struct Follower {
+    tx: async_channel::Sender<FollowItem>,
+    dropped: u64,
+}
+
+impl Follower {
+    /// A follower sending on `tx`.
+    pub fn new(tx: async_channel::Sender<FollowItem>) -> Follower {
+        Follower { tx, dropped: 0 }
+    }
+
+    /// Hands `line` over without waiting; false once the follower has gone.
+    fn offer(&mut self, line: &LogLine) -> bool {
+        if self.tx.is_closed() {
+            return false;
+        }
+        if self.dropped > 0 && self.tx.try_send(FollowItem::Gap(self.dropped)).is_ok() {
+            self.dropped = 0;
+        }
+        if self.dropped > 0 || self.tx.try_send(FollowItem::Line(line.clone())).is_err() {
+            self.dropped += 1;
+        }
+        true
+    }
+}
+
+/// Where reading a stream's older lines back from its files starts: `file` files back
+/// from the current one (0 is the current file, 1 is `.1`, ...), before byte `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileBoundary {
+    /// How many rotations back.
+    pub file: u64,
+    /// Read lines that end before this offset; older files are read whole.
+    pub end: u64,
 }
 
 /// The last lines of one process, both streams in arrival order.
 #[derive(Debug, Default)]
 pub struct LogRing {
+    id: u32,
+    name: String,
     lines: VecDeque<RingLine>,
     bytes: usize,
     pending: [Pending; 2],
+    followers: Vec<Follower>,
     /// The last error writing a log file, for `velos logs` to report.
     pub write_error: Option<String>,
 }
@@ -80,6 +138,20 @@ fn slot(stream: Stream) -> usize {
 }
 
 impl LogRing {
+    /// An empty ring for the process `id` called `name`.
+    pub fn new(id: u32, name: &str) -> LogRing {
+        LogRing {
+            id,
+            name: name.to_owned(),
+            ..LogRing::default()
+        }
+    }
+
+    /// Adds a follower: it gets every line completed from now on.
+    pub fn follow(&mut self, follower: Follower) {
+        self.followers.push(follower);
+    }
+
     /// Notes that `stream`'s file is `len` bytes long before a new run appends to it.
     pub fn set_file_len(&mut self, stream: Stream, len: u64) {
         let pending = &mut self.pending[slot(stream)];
@@ -88,15 +160,36 @@ impl LogRing {
         pending.end = len;
     }
 
-    /// Notes that `stream`'s file was replaced by one `len` bytes long: nothing before
-    /// `len` in the new file is a line this ring lacks.
-    fn file_reopened(&mut self, stream: Stream, len: u64) {
-        for line in self.lines.iter_mut().filter(|line| line.stream == stream) {
-            line.offset = len;
-        }
+    /// The size of `stream`'s current file, as far as the ring knows.
+    fn file_len(&self, stream: Stream) -> u64 {
+        self.pending[slot(stream)].end
+    }
+
+    /// Whether `stream` is between lines (nothing of a line written yet).
+    fn at_line_start(&self, stream: Stream) -> bool {
+        let pending = &self.pending[slot(stream)];
+        pending.start == pending.end
+    }
+
+    /// Notes that `stream`'s file was replaced by one `len` bytes long (deleted and made
+    /// again, or rotated): the lines in memory are not in the new file.
+    fn file_replaced(&mut self, stream: Stream, len: u64) {
         let pending = &mut self.pending[slot(stream)];
+        pending.generation += 1;
         pending.start = len;
         pending.end = len;
+    }
+
+    /// Forgets every line, as after `velos flush`; the files are empty now.
+    pub fn flushed(&mut self) {
+        self.lines.clear();
+        self.bytes = 0;
+        for pending in &mut self.pending {
+            pending.bytes.clear();
+            pending.generation += 1;
+            pending.start = 0;
+            pending.end = 0;
+        }
     }
 
     /// Adds bytes read from `stream` (already written to its file).
@@ -112,8 +205,7 @@ impl LogRing {
 
     /// Ends `stream`: a last line without a newline becomes a line.
     pub fn finish(&mut self, stream: Stream, time_ms: u64) {
-        let pending = &self.pending[slot(stream)];
-        if pending.end > pending.start {
+        if !self.at_line_start(stream) {
             self.end_line(stream, time_ms, true);
         }
     }
@@ -134,9 +226,22 @@ impl LogRing {
             bytes: std::mem::take(&mut pending.bytes).into_boxed_slice(),
             time_ms,
             partial,
+            generation: pending.generation,
             offset: pending.start,
         };
         pending.start = pending.end;
+        if !self.followers.is_empty() {
+            let shared = LogLine {
+                id: self.id,
+                name: self.name.clone(),
+                stream,
+                line: line.bytes.to_vec(),
+                partial,
+                time_ms: Some(time_ms),
+            };
+            self.followers
+                .retain_mut(|follower| follower.offer(&shared));
+        }
         self.bytes += line.bytes.len();
         self.lines.push_back(line);
         while self.lines.len() > RING_LINES || self.bytes > RING_BYTES {
@@ -158,14 +263,23 @@ impl LogRing {
         self.lines.len()
     }
 
-    /// For each stream, the file offset before which lines are not in memory.
-    pub fn file_boundaries(&self) -> [u64; 2] {
-        let mut boundaries = [self.pending[0].start, self.pending[1].start];
-        for line in &self.lines {
-            let boundary = &mut boundaries[slot(line.stream)];
-            *boundary = (*boundary).min(line.offset);
-        }
-        boundaries
+    /// For each stream, where its lines that are not in memory end in its files.
+    pub fn file_boundaries(&self) -> [FileBoundary; 2] {
+        [Stream::Out, Stream::Err].map(|stream| {
+            let pending = &self.pending[slot(stream)];
+            // Lines of a stream sit in memory oldest first, without gaps, so the oldest
+            // one marks the boundary.
+            match self.lines.iter().find(|line| line.stream == stream) {
+                Some(oldest) => FileBoundary {
+                    file: pending.generation - oldest.generation,
+                    end: oldest.offset,
+                },
+                None => FileBoundary {
+                    file: 0,
+                    end: pending.start,
+                },
+            }
+        })
     }
 }
 
@@ -188,15 +302,41 @@ pub fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
     Ok((file, len))
 }
 
-/// One stream's log file, opened again when it was deleted or the last write failed.
+/// The path of a stream's log file `back` rotations ago (`app-out.log.2`).
+pub fn rotated_path(path: &Path, back: u64) -> PathBuf {
+    if back == 0 {
+        return path.to_owned();
+    }
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{back}"));
+    PathBuf::from(name)
+}
+
+/// How a stream's log file is rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Rotate once the file reaches this many bytes.
+    pub max_bytes: u64,
+    /// Rotated files kept (`.1` is the newest).
+    pub keep: u32,
+}
+
+/// One stream's log file, opened again when it was deleted or the last write failed,
+/// and rotated at a line boundary once it reaches its size limit.
 pub struct LogFile {
     path: PathBuf,
     file: Option<File>,
+    rotation: Option<Rotation>,
 }
 
 impl LogFile {
     /// Opens `path` for a new run, noting its length in the ring.
-    pub fn open(path: PathBuf, ring: &Mutex<LogRing>, stream: Stream) -> LogFile {
+    pub fn open(
+        path: PathBuf,
+        rotation: Option<Rotation>,
+        ring: &Mutex<LogRing>,
+        stream: Stream,
+    ) -> LogFile {
         let mut ring = lock(ring);
         let file = match open_log(&path) {
             Ok((file, len)) => {
@@ -209,11 +349,55 @@ impl LogFile {
                 None
             }
         };
-        LogFile { path, file }
+        LogFile {
+            path,
+            file,
+            rotation,
+        }
     }
 
-    /// Appends `bytes`, reopening the file first if it is gone.
-    fn write(&mut self, bytes: &[u8], ring: &mut LogRing, stream: Stream) -> Result<(), String> {
+    /// Appends `chunk` and hands it to the ring, rotating the file on the way when it is
+    /// due: after the chunk's last newline, so that no line is split across files.
+    fn write(
+        &mut self,
+        chunk: &[u8],
+        ring: &mut LogRing,
+        stream: Stream,
+        time_ms: u64,
+    ) -> Result<(), String> {
+        let cut = self.rotation.and_then(|rotation| {
+            if ring.file_len(stream) + (chunk.len() as u64) < rotation.max_bytes {
+                return None;
+            }
+            match chunk.iter().rposition(|&b| b == b'\n') {
+                Some(newline) => Some(newline + 1),
+                None if ring.at_line_start(stream) && ring.file_len(stream) > 0 => Some(0),
+                // In the middle of a long line: rotate after it ends.
+                None => None,
+            }
+        });
+        let Some(cut) = cut else {
+            let written = self.append(chunk, ring, stream);
+            ring.push(stream, chunk, time_ms);
+            return written;
+        };
+        let (before, after) = chunk.split_at(cut);
+        let mut written = self.append(before, ring, stream);
+        ring.push(stream, before, time_ms);
+        if let Some(rotation) = self.rotation {
+            self.rotate(rotation.keep);
+            ring.file_replaced(stream, 0);
+        }
+        written = written.and(self.append(after, ring, stream));
+        ring.push(stream, after, time_ms);
+        written
+    }
+
+    /// Appends `bytes`, opening the file again first if it is gone.
+    fn append(&mut self, bytes: &[u8], ring: &mut LogRing, stream: Stream) -> Result<(), String> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
         // A file deleted under us has no links left; writing on would lose the lines.
         let gone = match &self.file {
             Some(file) => file.metadata().map_or(true, |m| m.nlink() == 0),
@@ -222,7 +406,7 @@ impl LogFile {
         if gone {
             let (file, len) = open_log(&self.path)
                 .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
-            ring.file_reopened(stream, len);
+            ring.file_replaced(stream, len);
             self.file = Some(file);
         }
         let file = self.file.as_mut().expect("opened just above");
@@ -231,6 +415,29 @@ impl LogFile {
             self.file = None;
             format!("cannot write {}: {e}", self.path.display())
         })
+    }
+
+    /// Shifts `.1` to `.2` and so on (dropping the oldest past `keep`), moves the current
+    /// file to `.1`, and lets the next append create a new one.
+    fn rotate(&mut self, keep: u32) {
+        self.file = None;
+        let keep = u64::from(keep);
+        // Rename failures leave a file where it was; logging goes on either way.
+        let _ = std::fs::remove_file(rotated_path(&self.path, keep.max(1)));
+        for back in (1..keep).rev() {
+            let _ = std::fs::rename(
+                rotated_path(&self.path, back),
+                rotated_path(&self.path, back + 1),
+            );
+        }
+        if keep == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            let _ = std::fs::rename(&self.path, rotated_path(&self.path, 1));
+        }
+        if let Ok((file, _)) = open_log(&self.path) {
+            self.file = Some(file);
+        }
     }
 }
 
@@ -255,11 +462,10 @@ pub async fn collect(
             Err(_) => break,
         };
         let mut ring = lock(&ring);
-        match file.write(&chunk[..n], &mut ring, stream) {
+        match file.write(&chunk[..n], &mut ring, stream, now_ms()) {
             Ok(()) => ring.write_error = None,
             Err(error) => ring.write_error = Some(error),
         }
-        ring.push(stream, &chunk[..n], now_ms());
     }
     lock(&ring).finish(stream, now_ms());
 }
@@ -401,12 +607,73 @@ mod tests {
         ring.set_file_len(Stream::Out, 100);
         ring.push(Stream::Out, b"ab\ncd\n", 0);
         ring.push(Stream::Err, b"x", 0);
-        assert_eq!(ring.file_boundaries(), [100, 0]);
+        let at = |file, end| FileBoundary { file, end };
+        assert_eq!(ring.file_boundaries(), [at(0, 100), at(0, 0)]);
         for _ in 0..RING_LINES {
             ring.push(Stream::Out, b"z\n", 0);
         }
         // "ab" and "cd" (100..106) were evicted, so the boundary moved past them.
-        assert_eq!(ring.file_boundaries()[0], 106);
+        assert_eq!(ring.file_boundaries()[0], at(0, 106));
+        // After a rotation the oldest line in memory is one file back.
+        ring.file_replaced(Stream::Out, 0);
+        ring.push(Stream::Out, b"new\n", 0);
+        // (The new line pushed the oldest "z" out.)
+        assert_eq!(ring.file_boundaries()[0], at(1, 108));
+    }
+
+    #[test]
+    fn followers_get_new_lines_and_a_gap_when_they_lag() {
+        let mut ring = LogRing::new(3, "api");
+        let (tx, rx) = async_channel::bounded(2);
+        ring.follow(Follower::new(tx));
+        ring.push(Stream::Out, b"one\ntwo\nthree\nfour\n", 7);
+        let first = rx.try_recv().unwrap();
+        assert!(
+            matches!(&first, FollowItem::Line(line) if line.line == b"one" && line.name == "api" && line.id == 3)
+        );
+        assert!(matches!(rx.try_recv().unwrap(), FollowItem::Line(line) if line.line == b"two"));
+        ring.push(Stream::Out, b"five\n", 8);
+        // "three" and "four" did not fit; the follower hears about them before "five".
+        assert!(matches!(rx.try_recv().unwrap(), FollowItem::Gap(2)));
+        assert!(matches!(rx.try_recv().unwrap(), FollowItem::Line(line) if line.line == b"five"));
+        drop(rx);
+        ring.push(Stream::Out, b"six\n", 9);
+        assert!(ring.followers.is_empty(), "a gone follower is dropped");
+    }
+
+    #[test]
+    fn files_rotate_at_a_line_boundary_and_keep_the_newest() {
+        let dir = std::env::temp_dir().join(format!("velosd-rotate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("app-out.log");
+        let ring = Mutex::new(LogRing::default());
+        let rotation = Rotation {
+            max_bytes: 10,
+            keep: 2,
+        };
+        let mut file = LogFile::open(path.clone(), Some(rotation), &ring, Stream::Out);
+        let mut guard = lock(&ring);
+        for chunk in [
+            &b"aaaa\nbb"[..],
+            b"bb\ncccc\ndd",
+            b"dd\n",
+            b"eeee\nffff\n",
+            b"gg\n",
+        ] {
+            file.write(chunk, &mut guard, Stream::Out, 0).unwrap();
+        }
+        let read = |back| std::fs::read_to_string(rotated_path(&path, back)).unwrap_or_default();
+        assert_eq!(read(0), "gg\n");
+        assert_eq!(read(1), "dddd\neeee\nffff\n");
+        assert_eq!(read(2), "aaaa\nbbbb\ncccc\n");
+        assert!(
+            !rotated_path(&path, 3).exists(),
+            "only two rotated files are kept"
+        );
+        let lines: Vec<_> = guard.last(10).map(|l| l.bytes.to_vec()).collect();
+        assert_eq!(lines.len(), 7, "every line is in memory once");
+        drop(guard);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn lines_of_missing(dir: &Path) -> bool {

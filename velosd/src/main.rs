@@ -10,11 +10,15 @@
 
 mod daemonize;
 mod error;
+mod logread;
 mod logs;
 mod orphans;
 mod paths;
+mod persist;
 mod pidfile;
 mod process;
+mod procstat;
+mod run;
 mod server;
 mod signals;
 mod socket_watch;
@@ -31,11 +35,13 @@ use velos_proto::Home;
 use crate::pidfile::{LockError, PidFile};
 use crate::supervisor::Supervisor;
 
-const USAGE: &str = "usage: velosd [--no-daemon]
+const USAGE: &str = "usage: velosd [--no-daemon] [--resurrect]
 
 The velos daemon. The velos CLI starts it when needed; run it yourself to control how.
 
   --no-daemon   stay in the foreground (for systemd, containers, debugging)
+  --resurrect   bring back the processes of $VELOS_HOME/state.msgpack (same ids, names
+                and settings; those that were running are started again)
   -V, --version print the version
   -h, --help    print this help
 
@@ -43,9 +49,11 @@ Uses $VELOS_HOME, or ~/.velos.";
 
 fn main() -> ExitCode {
     let mut no_daemon = false;
+    let mut resurrect = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--no-daemon" => no_daemon = true,
+            "--resurrect" => resurrect = true,
             "-V" | "--version" => {
                 println!("velosd {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
@@ -76,12 +84,17 @@ fn main() -> ExitCode {
         }
     };
     if !no_daemon && !daemonize::is_detached() {
-        return daemonize::launch(&home, &[]);
+        let args = if resurrect {
+            vec!["--resurrect".to_owned()]
+        } else {
+            Vec::new()
+        };
+        return daemonize::launch(&home, &args);
     }
     if daemonize::is_detached() {
         daemonize::detach();
     }
-    match run(&home) {
+    match run(&home, resurrect) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log(format_args!("{error:#}"));
@@ -94,7 +107,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(home: &Home) -> anyhow::Result<()> {
+fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
     paths::create_home(home)?;
     let pid_file = PidFile::acquire(&home.pid_path())?;
     let socket = home.socket_path();
@@ -114,8 +127,17 @@ fn run(home: &Home) -> anyhow::Result<()> {
         let supervisor = Supervisor::new(home.clone(), commands.clone(), exit.clone());
         let _supervisor = smol::spawn(supervisor.run(inbox));
         let server = server::serve(listener, &socket, commands.clone(), exit);
-        let _signals = smol::spawn(signals::forward(signals, commands));
-        smol::spawn(orphans::end_leftovers(home.root().to_owned())).detach();
+        let _signals = smol::spawn(signals::forward(signals, commands.clone()));
+        // What a dead daemon left running goes first, so that what is resurrected does
+        // not meet its old self (holding its port, say).
+        let root = home.root().to_owned();
+        smol::spawn(async move {
+            orphans::end_leftovers(root).await;
+            if resurrect {
+                let _ = commands.send(supervisor::Command::Resurrect).await;
+            }
+        })
+        .detach();
         // The server borrows the socket path, so it runs here rather than in a task.
         server
             .or(async {
@@ -123,6 +145,8 @@ fn run(home: &Home) -> anyhow::Result<()> {
             })
             .await;
     });
+    // Descendants that escaped every group and were re-parented late would outlive us.
+    orphans::end_ours(home.root());
     // Socket first, then the pid file (while still locked): a client that sees no pid
     // file finds no socket either.
     let _ = std::fs::remove_file(&socket);

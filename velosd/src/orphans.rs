@@ -9,8 +9,11 @@
 //! - The daemon is a child subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
 //!   re-parented to it instead of to init. When a run ends, [`escaped`] finds the ones
 //!   carrying its token among the daemon's own children, and they get SIGKILL like the
-//!   rest of the group; [`reap`] collects them when they exit, so no zombie stays behind
-//!   (init in a container often reaps nobody).
+//!   rest of the group. Their own children are re-parented to the daemon when they die;
+//!   on SIGCHLD, [`reap`] ends every child of ours whose token names a run that is over,
+//!   and collects the exited ones, so no descendant and no zombie stays behind (init in
+//!   a container often reaps nobody). At shutdown, [`end_ours`] sweeps `/proc` for
+//!   anything still carrying one of this daemon's tokens.
 //! - Each child gets `PR_SET_PDEATHSIG(SIGTERM)` (in `process.rs`), so a daemon killed with
 //!   SIGKILL does not leave it running unsupervised; and [`leftovers`] lets the next
 //!   daemon on the same home find whatever the dead one left (grandchildren included)
@@ -82,7 +85,14 @@ pub async fn end_leftovers(home: std::path::PathBuf) {
         found.len()
     ));
     signal_all(&found, Signal::TERM);
-    async_io::Timer::after(LEFTOVER_KILL_TIMEOUT).await;
+    // Bounded polling, once, at start-up: there is no event for "these are gone".
+    let deadline = std::time::Instant::now() + LEFTOVER_KILL_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        if leftovers(&home).is_empty() {
+            return;
+        }
+        async_io::Timer::after(std::time::Duration::from_millis(50)).await;
+    }
     signal_all(&leftovers(&home), Signal::KILL);
 }
 
@@ -98,18 +108,59 @@ pub fn signal_all(pids: &[u32], signal: Signal) {
     }
 }
 
-/// Collects every exited child that is not one of `managed` (those are waited for by
-/// their own watchers). Called on SIGCHLD.
-pub fn reap(managed: &[u32]) {
+/// Ends every child of ours (other than `managed`, whose watchers wait for them) whose
+/// run is over by `run_is_over(id, run)`, and collects every one that has exited.
+/// Called on SIGCHLD: a descendant's death re-parents its children to us first.
+pub fn reap(home: &Path, managed: &[u32], run_is_over: impl Fn(u32, u64) -> bool) {
+    let ours = format!(":{}:{}", std::process::id(), home.display());
     for pid in children() {
         if managed.contains(&pid) {
             continue;
+        }
+        if let Some((id, run)) = token_of(pid).and_then(|token| parse_token(&token, &ours))
+            && run_is_over(id, run)
+        {
+            signal_all(&[pid], Signal::KILL);
         }
         if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
             // Not exited yet (None) or not ours any more (ECHILD): nothing to do.
             let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
         }
     }
+}
+
+/// Ends everything still carrying one of this daemon's tokens, until nothing does (at
+/// most a second). Called once every process has stopped, before the daemon exits.
+pub fn end_ours(home: &Path) {
+    let ours = format!(":{}:{}", std::process::id(), home.display());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let found =
+            scan(|entry| entry.starts_with(RUN_ENV.as_bytes()) && entry.ends_with(ours.as_bytes()));
+        if found.is_empty() || std::time::Instant::now() > deadline {
+            return;
+        }
+        signal_all(&found, Signal::KILL);
+        reap(home, &[], |_, _| true);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The `VELOS_RUN` value in `pid`'s environment.
+fn token_of(pid: u32) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{RUN_ENV}=");
+    environ
+        .split(|&b| b == 0)
+        .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))
+        .and_then(|value| String::from_utf8(value.to_vec()).ok())
+}
+
+/// The process id and run of a token whose daemon part is `ours` (`:<pid>:<home>`).
+fn parse_token(token: &str, ours: &str) -> Option<(u32, u64)> {
+    let head = token.strip_suffix(ours)?;
+    let (id, run) = head.split_once(':')?;
+    Some((id.parse().ok()?, run.parse().ok()?))
 }
 
 /// The pids of this process's children, from `/proc/self/task/*/children`.
@@ -186,6 +237,10 @@ mod tests {
         assert_eq!(escaped(&mine, &[]), [ours.id()]);
         assert!(escaped(&mine, &[ours.id()]).is_empty());
         assert_eq!(leftovers(home), [old.id()]);
+        let ours = format!(":{}:{}", std::process::id(), home.display());
+        assert_eq!(token_of(old.id()), Some(stranger.clone()));
+        assert_eq!(parse_token(&mine, &ours), Some((7, 1)));
+        assert_eq!(parse_token(&stranger, &ours), None);
         ours.kill().unwrap();
         old.kill().unwrap();
         ours.wait().unwrap();

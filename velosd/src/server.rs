@@ -17,13 +17,14 @@ use std::path::Path;
 
 use async_channel::Sender;
 use async_io::Async;
-use velos_proto::{Envelope, ErrorCode, Method, Request, Response, RpcError, frame, rpc};
+use velos_proto::{Envelope, ErrorCode, LogGap, Method, Request, Response, RpcError, frame, rpc};
 
 use std::time::Duration;
 
 use async_io::Timer;
 use futures_lite::{AsyncReadExt, FutureExt};
 
+use crate::logs::FollowItem;
 use crate::socket_watch::SocketWatch;
 use crate::supervisor::Command;
 
@@ -118,7 +119,7 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
             Ok(false) => return,
             Err(error) => {
                 let answer = RpcError::new(ErrorCode::BadRequest, bad_frame_message(&error));
-                let _ = send(&mut stream, 0, Err(&answer)).await;
+                let _ = send(&stream, 0, Err(&answer)).await;
                 return;
             }
         }
@@ -133,12 +134,12 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
                     ErrorCode::BadRequest,
                     "expected a request [0, msgid, method, params]",
                 );
-                let _ = send(&mut stream, 0, Err(&answer)).await;
+                let _ = send(&stream, 0, Err(&answer)).await;
                 return;
             }
             Err(error) => {
                 let answer = RpcError::new(ErrorCode::BadRequest, error.to_string());
-                let _ = send(&mut stream, 0, Err(&answer)).await;
+                let _ = send(&stream, 0, Err(&answer)).await;
                 return;
             }
         };
@@ -150,7 +151,7 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
                     env!("CARGO_PKG_VERSION")
                 ),
             );
-            if send(&mut stream, msgid, Err(&answer)).await.is_err() {
+            if send(&stream, msgid, Err(&answer)).await.is_err() {
                 return;
             }
             continue;
@@ -162,12 +163,19 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
                     ErrorCode::InvalidParams,
                     format!("bad params for {method}: {error}"),
                 );
-                if send(&mut stream, msgid, Err(&answer)).await.is_err() {
+                if send(&stream, msgid, Err(&answer)).await.is_err() {
                     return;
                 }
                 continue;
             }
         };
+        match request {
+            Request::LogFollow(params) => {
+                return follow(&stream, msgid, params, &supervisor).await;
+            }
+            Request::Subscribe => return subscribe(&stream, msgid, &supervisor).await,
+            _ => {}
+        }
         let is_kill = request == Request::Kill;
         let (reply, answer) = async_channel::bounded(1);
         let answer = match supervisor.send(Command::Request { request, reply }).await {
@@ -182,7 +190,7 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
                 "the daemon is shutting down",
             )),
         };
-        let sent = send(&mut stream, msgid, answer.as_ref()).await;
+        let sent = send(&stream, msgid, answer.as_ref()).await;
         if is_kill {
             // The answer is out (or the client left): now the daemon may exit.
             let _ = exit.try_send(());
@@ -231,8 +239,97 @@ fn bad_frame_message(error: &velos_proto::Error) -> String {
     }
 }
 
+/// `log.follow`: answers with the last lines, then sends a `log.line` notification per
+/// new line (and `log.gap` when this client read too slowly and lines were skipped)
+/// until the client closes the connection or the daemon exits.
+async fn follow(
+    stream: &Async<UnixStream>,
+    msgid: u32,
+    params: velos_proto::LogReadParams,
+    supervisor: &Sender<Command>,
+) {
+    let (reply, answer) = async_channel::bounded(1);
+    if supervisor
+        .send(Command::Follow { params, reply })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (lines, items) = match answer.recv().await {
+        Ok(Ok(found)) => found,
+        Ok(Err(error)) => {
+            let _ = send(stream, msgid, Err(&error)).await;
+            return;
+        }
+        Err(_) => return,
+    };
+    if send(stream, msgid, Ok(&Response::Logs(lines)))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    forward(stream, items, |item| match item {
+        FollowItem::Line(line) => rpc::encode_notification("log.line", &line),
+        FollowItem::Gap(dropped) => rpc::encode_notification("log.gap", &LogGap { dropped }),
+    })
+    .await;
+}
+
+/// `events.subscribe`: answers nil, then sends a `process.event` notification per event
+/// until the client closes the connection or the daemon exits.
+async fn subscribe(stream: &Async<UnixStream>, msgid: u32, supervisor: &Sender<Command>) {
+    let (reply, answer) = async_channel::bounded(1);
+    if supervisor.send(Command::Subscribe { reply }).await.is_err() {
+        return;
+    }
+    let Ok(events) = answer.recv().await else {
+        return;
+    };
+    if send(stream, msgid, Ok(&Response::Subscribed))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    forward(stream, events, |event| {
+        rpc::encode_notification("process.event", &event)
+    })
+    .await;
+}
+
+/// Writes each item of `items` as a notification until the channel closes (the daemon
+/// is exiting) or the client goes away. A streaming connection takes no more requests,
+/// so anything the client sends, or its end of file, ends the stream.
+async fn forward<T>(
+    stream: &Async<UnixStream>,
+    items: async_channel::Receiver<T>,
+    encode: impl Fn(T) -> Result<Vec<u8>, velos_proto::Error>,
+) {
+    let mut probe = [0u8; 64];
+    loop {
+        let next = async { items.recv().await.ok() }
+            .or(async {
+                let mut reader = stream;
+                let _ = reader.read(&mut probe).await;
+                None
+            })
+            .await;
+        let Some(item) = next else {
+            return;
+        };
+        let Ok(payload) = encode(item) else {
+            continue;
+        };
+        if write_payload(stream, &payload).await.is_err() {
+            return;
+        }
+    }
+}
+
 async fn send(
-    stream: &mut Async<UnixStream>,
+    stream: &Async<UnixStream>,
     msgid: u32,
     answer: Result<&Response, &RpcError>,
 ) -> Result<(), velos_proto::Error> {
@@ -250,7 +347,16 @@ async fn send(
             )),
         )?,
     };
-    frame::write_frame(stream, &payload)
+    write_payload(stream, &payload).await
+}
+
+/// Writes one frame, giving the peer [`WRITE_TIMEOUT`] to take it.
+async fn write_payload(
+    stream: &Async<UnixStream>,
+    payload: &[u8],
+) -> Result<(), velos_proto::Error> {
+    let mut writer = stream;
+    frame::write_frame(&mut writer, payload)
         .or(async {
             Timer::after(WRITE_TIMEOUT).await;
             Err(velos_proto::Error::Io(std::io::ErrorKind::TimedOut.into()))

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use velos_proto::{ProcessInfo, ProcessStatus, Target};
+use velos_proto::{ProcessInfo, ProcessStatus, StartParams, Target};
 
 use crate::error::Error;
 use crate::logs::LogRing;
@@ -21,6 +21,8 @@ pub struct Spec {
     pub script: PathBuf,
     /// The interpreter, when the script does not run directly.
     pub interpreter: Option<String>,
+    /// The interpreter the user asked for (`--interpreter`), if any.
+    pub requested_interpreter: Option<String>,
     /// The program handed to exec and the arguments before the user's (`node`, `[script]`).
     pub program: String,
     /// Arguments that come before `args`: the script path when an interpreter runs it.
@@ -37,6 +39,60 @@ pub struct Spec {
     pub out_log: PathBuf,
     /// The stderr log.
     pub err_log: PathBuf,
+    /// Start it again when it exits unexpectedly.
+    pub autorestart: bool,
+    /// Quick failures in a row before giving up.
+    pub max_restarts: u32,
+    /// How long a run must last to count as a success.
+    pub min_uptime: Duration,
+    /// Rotate a log file at this size.
+    pub max_log_bytes: Option<u64>,
+    /// Rotated log files kept.
+    pub log_files: u32,
+}
+
+impl Spec {
+    /// The start request that gives this spec again (for the saved state).
+    pub fn params(&self, name: &str) -> StartParams {
+        StartParams {
+            script: self.script.to_string_lossy().into_owned(),
+            name: Some(name.to_owned()),
+            args: self.args.clone(),
+            interpreter: self.requested_interpreter.clone(),
+            cwd: Some(self.cwd.to_string_lossy().into_owned()),
+            env: self.env.clone(),
+            kill_timeout_ms: Some(millis(self.kill_timeout)),
+            autorestart: Some(self.autorestart),
+            max_restarts: Some(self.max_restarts),
+            min_uptime_ms: Some(millis(self.min_uptime)),
+            max_log_bytes: self.max_log_bytes,
+            log_files: Some(self.log_files),
+        }
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The delay before automatic restart number `failures` (1, 2, ...) in a row: 100 ms,
+/// doubling, at most 15 s.
+pub fn backoff(failures: u32) -> Duration {
+    const FIRST: Duration = Duration::from_millis(100);
+    const CAP: Duration = Duration::from_secs(15);
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST.saturating_mul(1 << doublings).min(CAP)
+}
+
+/// CPU and memory of a running process, and the sample the next CPU figure is taken
+/// against.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    /// Percent of one core since the previous sample.
+    pub cpu_percent: Option<f64>,
+    /// Resident bytes.
+    pub memory_bytes: Option<u64>,
 }
 
 /// How the last run ended.
@@ -68,6 +124,16 @@ pub struct Entry {
     pub started_at: Option<Instant>,
     /// Counts runs, so that news about an earlier run is recognised and ignored.
     pub run: u64,
+    /// Unexpected exits in a row, each within `min_uptime` of its start.
+    pub quick_failures: u32,
+    /// When the pending automatic restart happens, while `waiting`.
+    pub restart_at: Option<Instant>,
+    /// The timer of the pending automatic restart; dropping it cancels it.
+    pub restart_timer: Option<smol::Task<()>>,
+    /// The last CPU sample: when, and the CPU time used by then.
+    pub cpu_sample: Option<(Instant, Duration)>,
+    /// The latest CPU and memory figures, refreshed on `list` and `info`.
+    pub usage: Usage,
     /// Why it is errored, when velos knows more than an exit code.
     pub error: Option<String>,
     /// The last lines it wrote, shared with its log collectors.
@@ -81,6 +147,7 @@ pub struct Entry {
 impl Entry {
     /// A process about to be started for the first time.
     pub fn new(id: u32, name: String, spec: Spec) -> Entry {
+        let ring = Arc::new(Mutex::new(LogRing::new(id, &name)));
         Entry {
             id,
             name,
@@ -91,11 +158,21 @@ impl Entry {
             restarts: 0,
             started_at: None,
             run: 0,
+            quick_failures: 0,
+            restart_at: None,
+            restart_timer: None,
+            cpu_sample: None,
+            usage: Usage::default(),
             error: None,
-            ring: Arc::new(Mutex::new(LogRing::default())),
+            ring,
             stop_waiters: Vec::new(),
             kill_timer: None,
         }
+    }
+
+    /// Whether it should be running: what a saved list brings back.
+    pub fn wants_to_run(&self) -> bool {
+        matches!(self.status, ProcessStatus::Running | ProcessStatus::Waiting)
     }
 
     /// Whether a child of this entry is alive.
@@ -125,11 +202,22 @@ impl Entry {
             interpreter: self.spec.interpreter.clone(),
             args: self.spec.args.clone(),
             cwd: to_string(&self.spec.cwd),
-            kill_timeout_ms: u64::try_from(self.spec.kill_timeout.as_millis()).unwrap_or(u64::MAX),
+            kill_timeout_ms: millis(self.spec.kill_timeout),
             out_log: to_string(&self.spec.out_log),
             err_log: to_string(&self.spec.err_log),
             error: self.error.clone(),
             log_error: crate::logs::lock(&self.ring).write_error.clone(),
+            autorestart: self.spec.autorestart,
+            max_restarts: self.spec.max_restarts,
+            min_uptime_ms: millis(self.spec.min_uptime),
+            max_log_bytes: self.spec.max_log_bytes,
+            log_files: self.spec.log_files,
+            restart_in_ms: self
+                .restart_at
+                .filter(|_| self.status == ProcessStatus::Waiting)
+                .map(|at| millis(at.saturating_duration_since(Instant::now()))),
+            cpu_percent: self.usage.cpu_percent.filter(|_| self.is_alive()),
+            memory_bytes: self.usage.memory_bytes.filter(|_| self.is_alive()),
         }
     }
 }
@@ -233,7 +321,32 @@ pub(crate) mod tests {
             kill_timeout: Duration::from_secs(5),
             out_log: "/h/logs/app-out.log".into(),
             err_log: "/h/logs/app-err.log".into(),
+            requested_interpreter: None,
+            autorestart: true,
+            max_restarts: 16,
+            min_uptime: Duration::from_secs(1),
+            max_log_bytes: None,
+            log_files: 5,
         }
+    }
+
+    #[test]
+    fn backoff_starts_at_100ms_doubles_and_caps_at_15s() {
+        let delays: Vec<u64> = (1..=10).map(|n| millis(backoff(n))).collect();
+        assert_eq!(
+            delays,
+            [100, 200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000]
+        );
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn spec_gives_back_its_start_params() {
+        let params = spec().params("api");
+        assert_eq!(params.name.as_deref(), Some("api"));
+        assert_eq!(params.kill_timeout_ms, Some(5000));
+        assert_eq!(params.autorestart, Some(true));
+        assert_eq!(params.script, "/srv/app.js");
     }
 
     #[test]

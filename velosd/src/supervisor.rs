@@ -1,7 +1,7 @@
 //! The supervisor: the one owner of the process table.
 //!
-//! Connections, exit watchers, kill timers and the signal handler send it a [`Command`];
-//! it changes the table and answers on the reply channel that came with the command. It
+//! Connections, exit watchers, timers and the signal handler send it a [`Command`]; it
+//! changes the table and answers on the reply channel that came with the command. It
 //! never waits: slow steps run in their own tasks and report back with another command.
 //!
 //! - A stop sends SIGTERM to the group, arms a timer that sends [`Command::KillTimeout`]
@@ -9,40 +9,52 @@
 //! - Stop, restart, delete and kill resolve their target, start the stops, and a task waits
 //!   for every run to end and sends [`Command::Finish`], which completes the request. So
 //!   `stop all` stops every process in parallel, and answers when all are gone.
-//! - Each run has a watcher task: it waits for the child's exit, ends whatever is left of
-//!   its process group, lets the log pipes drain, and sends [`Command::Exited`] tagged with
-//!   the run number, so news about an earlier run is ignored.
+//! - An unexpected exit of a process with autorestart arms a timer (backoff: 100 ms,
+//!   doubling, at most 15 s; back to the start once a run lasted `min_uptime`) that sends
+//!   [`Command::AutoRestart`]; after `max_restarts` quick failures in a row it gives up and
+//!   the process is `errored`. Stop and delete cancel a pending restart.
+//! - Every change is written to `state.msgpack` (see `persist`), except during shutdown,
+//!   so that the list saved is the one the user wanted running, not the stopped remains.
+//! - Event subscribers get a [`ProcessEvent`] for each start, exit, restart, give-up,
+//!   stop and delete; a subscriber that does not keep up misses events, never the daemon.
 
 use std::collections::BTreeMap;
-use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
-use futures_lite::FutureExt;
 use rustix::process::Signal;
-use smol::Task;
 use velos_proto::home::{default_name, validate_name};
 use velos_proto::{
-    Home, LogLine, LogLines, LogReadParams, PingInfo, ProcessInfo, Request, Response, RpcError,
-    StartParams, Stream, Target, frame,
+    EventKind, Home, LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus,
+    Request, Response, RpcError, Saved, StartParams, Stream, Target, frame,
 };
 
 use crate::error::Error;
-use crate::logs::{self, MAX_LINE_BYTES};
-use crate::state::{Entry, Exit, ProcessTable, Spec, status_after_exit};
-use crate::{orphans, process};
+use crate::logread::{Snapshot, assemble};
+use crate::logs::{self, FOLLOW_QUEUE, FollowItem, Follower, rotated_path};
+use crate::persist::{self, SavedList};
+use crate::run::launch;
+use crate::state::{Entry, Exit, ProcessTable, Spec, Usage, backoff, status_after_exit};
+use crate::{process, procstat};
 
 /// The kill timeout when a start request names none.
 pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long an ended run's watcher waits for its log pipes to close.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
-/// The most bytes of log lines one `log.read` answer carries, well under the frame limit.
-const MAX_LOG_REPLY_BYTES: usize = 8 * 1024 * 1024;
+/// Quick failures in a row before velos gives up, when a start request names none.
+pub const DEFAULT_MAX_RESTARTS: u32 = 16;
+/// How long a run must last to reset the backoff, when a start request names none.
+pub const DEFAULT_MIN_UPTIME: Duration = Duration::from_secs(1);
+/// Rotated log files kept, when a start request names none.
+pub const DEFAULT_LOG_FILES: u32 = 5;
+/// Room for events on their way to one subscriber.
+const EVENT_QUEUE: usize = 256;
 
 /// The answer to a request.
 pub type Reply = Sender<Result<Response, RpcError>>;
+
+/// What a `log.follow` request gets: the lines so far, and the stream of new ones.
+pub type FollowReply = Sender<Result<(LogLines, Receiver<FollowItem>), RpcError>>;
 
 /// What the supervisor is asked to do.
 pub enum Command {
@@ -52,6 +64,18 @@ pub enum Command {
         request: Request,
         /// Where the answer goes.
         reply: Reply,
+    },
+    /// `log.follow`: the lines so far, then every new line.
+    Follow {
+        /// Which process (or all) and how many lines first.
+        params: LogReadParams,
+        /// Where the answer goes.
+        reply: FollowReply,
+    },
+    /// `events.subscribe`: every process event from now on.
+    Subscribe {
+        /// Where the event stream goes.
+        reply: Sender<Receiver<ProcessEvent>>,
     },
     /// A run ended.
     Exited {
@@ -69,6 +93,13 @@ pub enum Command {
         /// Which run.
         run: u64,
     },
+    /// A backoff delay passed: start the process again.
+    AutoRestart {
+        /// Which process.
+        id: u32,
+        /// The run that exited.
+        run: u64,
+    },
     /// Every stop a request started has ended: complete the request.
     Finish {
         /// What to do now.
@@ -82,6 +113,8 @@ pub enum Command {
     Shutdown,
     /// SIGCHLD: collect exited children that no watcher waits for.
     Reap,
+    /// `velosd --resurrect`: bring back `state.msgpack`.
+    Resurrect,
 }
 
 /// What a request does once its processes have stopped.
@@ -106,6 +139,9 @@ pub struct Supervisor {
     exit: Sender<()>,
     shutting_down: bool,
     started_at: Instant,
+    subscribers: Vec<Sender<ProcessEvent>>,
+    /// Followers of every process, added to each process started later too.
+    all_followers: Vec<Sender<FollowItem>>,
 }
 
 impl Supervisor {
@@ -119,6 +155,26 @@ impl Supervisor {
             exit,
             shutting_down: false,
             started_at: Instant::now(),
+            subscribers: Vec::new(),
+            all_followers: Vec::new(),
+        }
+    }
+
+    /// Brings back the list in `state.msgpack` (for `velosd --resurrect`): the same ids,
+    /// names and settings, and those that were running are started again.
+    fn resurrect_state(&mut self) {
+        let path = self.home.state_path();
+        match persist::read(&path) {
+            Ok(Some(list)) => {
+                let restored = self.restore(list, true);
+                crate::log(format_args!(
+                    "resurrected {} process(es) from {}",
+                    restored.len(),
+                    path.display()
+                ));
+            }
+            Ok(None) => crate::log(format_args!("nothing to resurrect: no {}", path.display())),
+            Err(error) => crate::log(format_args!("cannot resurrect: {error}")),
         }
     }
 
@@ -132,41 +188,62 @@ impl Supervisor {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Request { request, reply } => self.request(request, reply),
+            Command::Follow { params, reply } => {
+                let _ = reply.try_send(self.follow(params).map_err(RpcError::from));
+            }
+            Command::Subscribe { reply } => {
+                let (tx, rx) = async_channel::bounded(EVENT_QUEUE);
+                self.subscribers.push(tx);
+                let _ = reply.try_send(rx);
+            }
             Command::Exited { id, run, exit } => self.exited(id, run, exit),
             Command::KillTimeout { id, run } => {
                 if let Some(entry) = self.table.get(id)
                     && entry.run == run
-                    && entry.status == velos_proto::ProcessStatus::Stopping
+                    && entry.status == ProcessStatus::Stopping
                     && let Some(pid) = entry.pid
                 {
                     process::signal_group(pid, Signal::KILL);
                 }
             }
+            Command::AutoRestart { id, run } => self.auto_restart(id, run),
             Command::Finish { after, ids, reply } => self.finish(after, ids, reply),
-            Command::Reap => orphans::reap(&self.managed_pids()),
             Command::Shutdown => {
                 if !self.shutting_down {
                     self.shutting_down = true;
                     self.stop_then(After::Exit, &Target::All, None);
                 }
             }
+            Command::Reap => self.reap(),
+            Command::Resurrect => self.resurrect_state(),
         }
+    }
+
+    /// Ends our children left by runs that are over, and collects the exited ones.
+    fn reap(&self) {
+        let managed: Vec<u32> = self.table.iter().filter_map(|entry| entry.pid).collect();
+        crate::orphans::reap(self.home.root(), &managed, |id, run| {
+            self.table
+                .get(id)
+                .is_none_or(|entry| entry.run != run || !entry.is_alive())
+        });
     }
 
     fn request(&mut self, request: Request, reply: Reply) {
         let answer = match request {
             Request::Ping => Ok(Response::Pong(self.ping())),
-            Request::List => Ok(Response::Processes(self.list())),
-            Request::Start(params) => self
-                .start(params)
-                .map(Response::Started)
-                .map_err(RpcError::from),
+            Request::List => {
+                let ids: Vec<u32> = self.table.iter().map(|entry| entry.id).collect();
+                Ok(Response::Processes(self.infos(&ids)))
+            }
+            Request::Info(params) => self.info(&params.target).map(Response::Info),
+            Request::Start(params) => self.start(params).map(Response::Started),
             Request::Stop(params) => {
                 return self.stop_then(After::Stop, &params.target, Some(reply));
             }
             Request::Restart(params) => {
                 if self.shutting_down {
-                    Err(Error::ShuttingDown.into())
+                    Err(Error::ShuttingDown)
                 } else {
                     return self.stop_then(After::Restart(params.env), &params.target, Some(reply));
                 }
@@ -179,22 +256,14 @@ impl Supervisor {
                 return self.stop_then(After::Kill, &Target::All, Some(reply));
             }
             Request::LogRead(params) => return self.read_logs(params, reply),
-            other => Err(RpcError::new(
-                velos_proto::ErrorCode::UnknownMethod,
-                format!(
-                    "velosd {} cannot answer {}",
-                    env!("CARGO_PKG_VERSION"),
-                    other.method()
-                ),
-            )),
+            Request::LogFlush(params) => self.flush(&params.target).map(Response::Processes),
+            Request::Save => self.save().map(Response::Saved),
+            Request::Resurrect => self.resurrect_dump().map(Response::Processes),
+            // Streams are set up by the connection with their own commands.
+            other => Err(Error::NotHere(other.method().as_str())),
         };
         // The client may have gone; nothing to do then.
-        let _ = reply.try_send(answer);
-    }
-
-    /// Pids that a run's watcher waits for.
-    fn managed_pids(&self) -> Vec<u32> {
-        self.table.iter().filter_map(|entry| entry.pid).collect()
+        let _ = reply.try_send(answer.map_err(RpcError::from));
     }
 
     fn ping(&self) -> PingInfo {
@@ -202,19 +271,46 @@ impl Supervisor {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
             protocol: frame::VERSION,
-            uptime_ms: u64::try_from(self.started_at.elapsed().as_millis()).unwrap_or(u64::MAX),
+            uptime_ms: crate::state::millis(self.started_at.elapsed()),
             processes: u32::try_from(self.table.len()).unwrap_or(u32::MAX),
         }
     }
 
-    fn list(&self) -> Vec<ProcessInfo> {
-        self.table.iter().map(Entry::info).collect()
+    /// The processes `ids`, with fresh CPU and memory figures.
+    fn infos(&mut self, ids: &[u32]) -> Vec<ProcessInfo> {
+        let now = Instant::now();
+        for &id in ids {
+            if let Some(entry) = self.table.get_mut(id) {
+                sample_usage(entry, now);
+            }
+        }
+        ids.iter()
+            .filter_map(|&id| self.table.get(id))
+            .map(Entry::info)
+            .collect()
+    }
+
+    fn info(&mut self, target: &Target) -> Result<ProcessInfo, Error> {
+        if *target == Target::All {
+            return Err(Error::NeedsOne("process.info"));
+        }
+        let ids = self.table.resolve(target)?;
+        Ok(self.infos(&ids).remove(0))
     }
 
     fn start(&mut self, params: StartParams) -> Result<ProcessInfo, Error> {
         if self.shutting_down {
             return Err(Error::ShuttingDown);
         }
+        let id = self.table.next_id();
+        let entry = self.new_entry(id, params)?;
+        let info = self.insert_and_launch(entry, true)?;
+        self.persist();
+        Ok(info)
+    }
+
+    /// Checks a start request and makes the entry it describes (not yet in the table).
+    fn new_entry(&self, id: u32, params: StartParams) -> Result<Entry, Error> {
         let script = PathBuf::from(&params.script);
         if !script.is_absolute() {
             return Err(Error::RelativeScript(params.script));
@@ -252,6 +348,7 @@ impl Supervisor {
             err_log: self.home.log_path(&name, Stream::Err),
             script,
             interpreter: line.interpreter,
+            requested_interpreter: params.interpreter.filter(|i| !i.is_empty()),
             program: line.program,
             program_args: line.program_args,
             args: params.args,
@@ -259,13 +356,36 @@ impl Supervisor {
             env: params.env,
             kill_timeout: params
                 .kill_timeout_ms
-                .map(Duration::from_millis)
-                .unwrap_or(DEFAULT_KILL_TIMEOUT),
+                .map_or(DEFAULT_KILL_TIMEOUT, Duration::from_millis),
+            autorestart: params.autorestart.unwrap_or(true),
+            max_restarts: params.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+            min_uptime: params
+                .min_uptime_ms
+                .map_or(DEFAULT_MIN_UPTIME, Duration::from_millis),
+            max_log_bytes: params.max_log_bytes.filter(|max| *max > 0),
+            log_files: params.log_files.unwrap_or(DEFAULT_LOG_FILES),
         };
-        let mut entry = Entry::new(self.table.next_id(), name, spec);
-        launch(&mut entry, &self.home, &self.commands)?;
+        Ok(Entry::new(id, name, spec))
+    }
+
+    /// Adds `entry` to the table, starting it first when `run`. A failed start adds
+    /// nothing.
+    fn insert_and_launch(&mut self, mut entry: Entry, run: bool) -> Result<ProcessInfo, Error> {
+        if run {
+            launch(&mut entry, &self.home, &self.commands)?;
+        }
+        {
+            let mut ring = logs::lock(&entry.ring);
+            for tx in &self.all_followers {
+                ring.follow(Follower::new(tx.clone()));
+            }
+        }
         let info = entry.info();
+        let (id, pid) = (entry.id, entry.pid);
         self.table.insert(entry);
+        if run {
+            self.emit(id, EventKind::Started, |event| event.pid = pid);
+        }
         Ok(info)
     }
 
@@ -293,14 +413,21 @@ impl Supervisor {
     }
 
     /// Starts stopping one process; the receiver closes when its run has ended. `None`
-    /// when it is not running.
+    /// when it is not running. A pending automatic restart is cancelled.
     fn stop(&mut self, id: u32) -> Option<Receiver<()>> {
         let entry = self.table.get_mut(id)?;
+        if entry.status == ProcessStatus::Waiting {
+            entry.restart_timer = None;
+            entry.restart_at = None;
+            entry.status = ProcessStatus::Stopped;
+            self.emit(id, EventKind::Stopped, |_| {});
+            return None;
+        }
         let pid = entry.pid.filter(|_| entry.is_alive())?;
         let (waiter, wait) = async_channel::bounded(1);
         entry.stop_waiters.push(waiter);
-        if entry.status == velos_proto::ProcessStatus::Running {
-            entry.status = velos_proto::ProcessStatus::Stopping;
+        if entry.status == ProcessStatus::Running {
+            entry.status = ProcessStatus::Stopping;
             process::signal_group(pid, Signal::TERM);
             let (commands, run, timeout) =
                 (self.commands.clone(), entry.run, entry.spec.kill_timeout);
@@ -319,23 +446,106 @@ impl Supervisor {
         if entry.run != run {
             return;
         }
-        entry.status = status_after_exit(entry.status, exit);
-        entry.pid = None;
+        let before = entry.status;
+        let pid = entry.pid.take();
+        entry.status = status_after_exit(before, exit);
         entry.exit = Some(exit);
         entry.kill_timer = None;
         // Dropping the senders wakes every stop waiting for this run.
         entry.stop_waiters.clear();
+        self.emit(id, EventKind::Exited, |event| {
+            event.pid = pid;
+            event.exit_code = exit.code;
+            event.signal = exit.signal;
+        });
+        // Its escaped descendants' own children may have come to us while the run was
+        // still counted as live; now that it is over, they go too.
+        self.reap();
+        if before == ProcessStatus::Stopping {
+            self.emit(id, EventKind::Stopped, |_| {});
+        } else if self.table.get(id).map(|e| e.status) == Some(ProcessStatus::Errored) {
+            self.schedule_restart(id);
+        }
+        self.persist();
+    }
+
+    /// After an unexpected exit: arm the backoff timer, or give up.
+    fn schedule_restart(&mut self, id: u32) {
+        if self.shutting_down {
+            return;
+        }
+        let commands = self.commands.clone();
+        let Some(entry) = self.table.get_mut(id) else {
+            return;
+        };
+        if !entry.spec.autorestart {
+            return;
+        }
+        let lasted = entry.started_at.map_or(Duration::ZERO, |at| at.elapsed());
+        if lasted >= entry.spec.min_uptime {
+            entry.quick_failures = 0;
+        }
+        entry.quick_failures += 1;
+        if entry.quick_failures > entry.spec.max_restarts {
+            let reason = format!(
+                "exited {} times in a row within {} of starting; not restarting it (see 'velos logs {}')",
+                entry.quick_failures,
+                humantime::format_duration(entry.spec.min_uptime),
+                entry.name
+            );
+            entry.error = Some(reason.clone());
+            self.emit(id, EventKind::Errored, |event| event.reason = Some(reason));
+            return;
+        }
+        let delay = backoff(entry.quick_failures);
+        let run = entry.run;
+        entry.status = ProcessStatus::Waiting;
+        entry.restart_at = Some(Instant::now() + delay);
+        entry.restart_timer = Some(smol::spawn(async move {
+            Timer::after(delay).await;
+            let _ = commands.send(Command::AutoRestart { id, run }).await;
+        }));
+        let delay_ms = crate::state::millis(delay);
+        self.emit(id, EventKind::Restarting, |event| {
+            event.restart_in_ms = Some(delay_ms);
+        });
+    }
+
+    fn auto_restart(&mut self, id: u32, run: u64) {
+        let Some(entry) = self.table.get_mut(id) else {
+            return;
+        };
+        if entry.run != run || entry.status != ProcessStatus::Waiting || self.shutting_down {
+            return;
+        }
+        entry.restarts += 1;
+        self.relaunch(id);
+        self.persist();
+    }
+
+    /// Starts a stopped process again; a failure leaves it `errored` with the reason.
+    fn relaunch(&mut self, id: u32) {
+        let Some(entry) = self.table.get_mut(id) else {
+            return;
+        };
+        match launch(entry, &self.home, &self.commands) {
+            Ok(()) => {
+                let pid = entry.pid;
+                self.emit(id, EventKind::Started, |event| event.pid = pid);
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                entry.status = ProcessStatus::Errored;
+                entry.restart_timer = None;
+                entry.error = Some(reason.clone());
+                self.emit(id, EventKind::Errored, |event| event.reason = Some(reason));
+            }
+        }
     }
 
     fn finish(&mut self, after: After, ids: Vec<u32>, reply: Option<Reply>) {
-        let infos = |table: &ProcessTable| -> Vec<ProcessInfo> {
-            ids.iter()
-                .filter_map(|&id| table.get(id))
-                .map(Entry::info)
-                .collect()
-        };
         let answer = match after {
-            After::Stop => Ok(Response::Processes(infos(&self.table))),
+            After::Stop => Ok(Response::Processes(self.infos(&ids))),
             After::Restart(env) => {
                 for &id in &ids {
                     let Some(entry) = self.table.get_mut(id) else {
@@ -351,16 +561,16 @@ impl Supervisor {
                     if entry.run > 0 {
                         entry.restarts += 1;
                     }
-                    if let Err(error) = launch(entry, &self.home, &self.commands) {
-                        entry.status = velos_proto::ProcessStatus::Errored;
-                        entry.error = Some(error.to_string());
-                    }
+                    entry.quick_failures = 0;
+                    self.relaunch(id);
                 }
-                Ok(Response::Processes(infos(&self.table)))
+                self.persist();
+                Ok(Response::Processes(self.infos(&ids)))
             }
             After::Delete => {
-                let removed = infos(&self.table);
+                let removed = self.infos(&ids);
                 for &id in &ids {
+                    self.emit(id, EventKind::Deleted, |_| {});
                     if let Some(entry) = self.table.remove(id)
                         && let Some(pid) = entry.pid.filter(|_| entry.is_alive())
                     {
@@ -368,6 +578,7 @@ impl Supervisor {
                         process::signal_group(pid, Signal::KILL);
                     }
                 }
+                self.persist();
                 Ok(Response::Processes(removed))
             }
             After::Kill => Ok(Response::Killed),
@@ -381,44 +592,36 @@ impl Supervisor {
         }
     }
 
+    /// The snapshots of the lines in memory of `target`, and warnings about its files.
+    fn snapshots(
+        &self,
+        target: &Target,
+        wanted: usize,
+    ) -> Result<(Vec<Snapshot>, Vec<String>), Error> {
+        let mut snapshots = Vec::new();
+        let mut warnings = Vec::new();
+        for id in self.table.resolve(target)? {
+            let Some(entry) = self.table.get(id) else {
+                continue;
+            };
+            let ring = logs::lock(&entry.ring);
+            if let Some(error) = &ring.write_error {
+                warnings.push(format!("{}: {error}", entry.name));
+            }
+            snapshots.push(Snapshot::take(entry, &ring, wanted));
+        }
+        Ok((snapshots, warnings))
+    }
+
     fn read_logs(&mut self, params: LogReadParams, reply: Reply) {
-        let ids = match self.table.resolve(&params.target) {
-            Ok(ids) => ids,
+        let wanted = params.lines as usize;
+        let (snapshots, warnings) = match self.snapshots(&params.target, wanted) {
+            Ok(found) => found,
             Err(error) => {
                 let _ = reply.try_send(Err(error.into()));
                 return;
             }
         };
-        let wanted = params.lines as usize;
-        let mut snapshots: Vec<Snapshot> = Vec::new();
-        let mut warnings = Vec::new();
-        for id in ids {
-            let Some(entry) = self.table.get(id) else {
-                continue;
-            };
-            let ring = logs::lock(&entry.ring);
-            let lines = ring
-                .last(wanted)
-                .map(|line| LogLine {
-                    id,
-                    name: entry.name.clone(),
-                    stream: line.stream,
-                    line: line.bytes.to_vec(),
-                    partial: line.partial,
-                    time_ms: Some(line.time_ms),
-                })
-                .collect();
-            if let Some(error) = &ring.write_error {
-                warnings.push(format!("{}: {error}", entry.name));
-            }
-            snapshots.push(Snapshot {
-                id,
-                name: entry.name.clone(),
-                lines,
-                boundaries: ring.file_boundaries(),
-                files: [entry.spec.out_log.clone(), entry.spec.err_log.clone()],
-            });
-        }
         // Older lines come from the files: blocking reads, so off the supervisor's thread.
         smol::spawn(async move {
             let lines = smol::unblock(move || assemble(snapshots, wanted)).await;
@@ -426,162 +629,183 @@ impl Supervisor {
         })
         .detach();
     }
-}
 
-/// One process's log lines in memory, and where its files' older lines end.
-struct Snapshot {
-    id: u32,
-    name: String,
-    lines: Vec<LogLine>,
-    boundaries: [u64; 2],
-    files: [PathBuf; 2],
-}
-
-/// The last `wanted` lines across snapshots, oldest first: memory first, then older
-/// lines from the files (stdout's before stderr's, since the files do not record how
-/// the two interleaved), bounded in bytes.
-fn assemble(snapshots: Vec<Snapshot>, wanted: usize) -> Vec<LogLine> {
-    let mut all: Vec<LogLine> = Vec::new();
-    for snapshot in snapshots {
-        let missing = wanted.saturating_sub(snapshot.lines.len());
-        let mut older: Vec<LogLine> = Vec::new();
-        if missing > 0 {
-            for (stream, (file, end)) in [Stream::Out, Stream::Err]
-                .into_iter()
-                .zip(snapshot.files.iter().zip(snapshot.boundaries))
-            {
-                let read = logs::tail_lines(file, end, missing).unwrap_or_default();
-                let last = read.lines.len().saturating_sub(1);
-                older.extend(read.lines.into_iter().enumerate().map(|(i, line)| LogLine {
-                    id: snapshot.id,
-                    name: snapshot.name.clone(),
-                    stream,
-                    line,
-                    partial: i == last && read.last_partial,
-                    time_ms: None,
-                }));
+    /// `log.follow`: the last lines now (from memory; following is about what comes),
+    /// and a follower registered on every process the target names. Registering under
+    /// the same lock as the snapshot means no line falls between the two.
+    fn follow(&mut self, params: LogReadParams) -> Result<(LogLines, Receiver<FollowItem>), Error> {
+        let ids = self.table.resolve(&params.target)?;
+        let (tx, rx) = async_channel::bounded(FOLLOW_QUEUE);
+        let wanted = params.lines as usize;
+        let mut lines = Vec::new();
+        let mut warnings = Vec::new();
+        for id in ids {
+            let Some(entry) = self.table.get(id) else {
+                continue;
+            };
+            let mut ring = logs::lock(&entry.ring);
+            if let Some(error) = &ring.write_error {
+                warnings.push(format!("{}: {error}", entry.name));
             }
-            older.drain(..older.len().saturating_sub(missing));
+            lines.push(Snapshot::take(entry, &ring, wanted));
+            ring.follow(Follower::new(tx.clone()));
         }
-        all.extend(older);
-        all.extend(snapshot.lines);
+        if params.target == Target::All {
+            self.all_followers.retain(|tx| !tx.is_closed());
+            self.all_followers.push(tx);
+        }
+        let lines = assemble_in_memory(lines, wanted);
+        Ok((LogLines { lines, warnings }, rx))
     }
-    // Across processes, lines read back from files (no time) sort first; a stable sort
-    // keeps each process's own order.
-    all.sort_by_key(|line| line.time_ms.unwrap_or(0));
-    all.drain(..all.len().saturating_sub(wanted));
-    let mut bytes = 0;
-    let keep_from = all
-        .iter()
-        .rposition(|line| {
-            bytes += line.line.len().min(MAX_LINE_BYTES) + 64;
-            bytes > MAX_LOG_REPLY_BYTES
+
+    fn flush(&mut self, target: &Target) -> Result<Vec<ProcessInfo>, Error> {
+        let ids = self.table.resolve(target)?;
+        for &id in &ids {
+            let Some(entry) = self.table.get(id) else {
+                continue;
+            };
+            let mut ring = logs::lock(&entry.ring);
+            for path in [&entry.spec.out_log, &entry.spec.err_log] {
+                // Truncated in place: the collector's append-mode handle writes on at 0.
+                if let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) {
+                    let _ = file.set_len(0);
+                }
+                for back in 1..=u64::from(entry.spec.log_files).max(1) {
+                    let _ = std::fs::remove_file(rotated_path(path, back));
+                }
+            }
+            ring.flushed();
+        }
+        Ok(self.infos(&ids))
+    }
+
+    fn save(&mut self) -> Result<Saved, Error> {
+        let path = self.home.dump_path();
+        let list = SavedList::of(&self.table);
+        persist::write(&path, &list)
+            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
+        Ok(Saved {
+            path: path.to_string_lossy().into_owned(),
+            processes: u32::try_from(self.table.len()).unwrap_or(u32::MAX),
         })
-        .map_or(0, |i| i + 1);
-    all.drain(..keep_from);
-    all
-}
+    }
 
-/// Starts a run of `entry`: spawns the child, its two log collectors and its watcher.
-fn launch(entry: &mut Entry, home: &Home, commands: &Sender<Command>) -> Result<(), Error> {
-    let run = entry.run + 1;
-    let token = orphans::token(entry.id, run, home.root());
-    let id = entry.id.to_string();
-    let marks = [
-        (orphans::RUN_ENV, token.as_str()),
-        ("VELOS_ID", id.as_str()),
-        ("VELOS_NAME", entry.name.as_str()),
-    ];
-    let mut child = process::spawn(&entry.spec, &marks)?;
-    let pid = child.id();
-    entry.run = run;
-    let collectors = [
-        (Stream::Out, &entry.spec.out_log),
-        (Stream::Err, &entry.spec.err_log),
-    ]
-    .map(|(stream, path)| {
-        let file = logs::LogFile::open(path.clone(), &entry.ring, stream);
-        let ring = entry.ring.clone();
-        match stream {
-            Stream::Out => child
-                .stdout
-                .take()
-                .map(|pipe| smol::spawn(logs::collect(pipe, file, ring, stream))),
-            Stream::Err => child
-                .stderr
-                .take()
-                .map(|pipe| smol::spawn(logs::collect(pipe, file, ring, stream))),
+    fn resurrect_dump(&mut self) -> Result<Vec<ProcessInfo>, Error> {
+        if self.shutting_down {
+            return Err(Error::ShuttingDown);
         }
-    });
-    let watched = Run {
-        id: entry.id,
-        run,
-        pid,
-        token,
-    };
-    smol::spawn(watch(child, watched, collectors, commands.clone())).detach();
-    entry.status = velos_proto::ProcessStatus::Running;
-    entry.pid = Some(pid);
-    entry.started_at = Some(Instant::now());
-    entry.exit = None;
-    entry.error = None;
-    Ok(())
-}
+        let path = self.home.dump_path();
+        let list = persist::read(&path)
+            .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?
+            .ok_or(Error::NothingSaved)?;
+        let ids = self.restore(list, false);
+        self.persist();
+        Ok(self.infos(&ids))
+    }
 
-/// Which run a watcher watches.
-struct Run {
-    id: u32,
-    run: u64,
-    pid: u32,
-    token: String,
-}
+    /// Adds the processes of `list` whose names are free, with their saved ids where
+    /// those are free too, and starts those that were running. With `keep_stopped`,
+    /// stopped ones come back as stopped entries; otherwise only running ones return
+    /// (as PM2's resurrect does).
+    fn restore(&mut self, list: SavedList, keep_stopped: bool) -> Vec<u32> {
+        let mut ids = Vec::new();
+        for saved in list.restore() {
+            if (!saved.running && !keep_stopped) || self.table.has_name(&saved.name) {
+                continue;
+            }
+            let id = if self.table.get(saved.id).is_none() {
+                saved.id
+            } else {
+                self.table.next_id()
+            };
+            let mut entry = match self.new_entry(id, saved.params) {
+                Ok(entry) => entry,
+                Err(error) => {
+                    crate::log(format_args!("cannot bring back '{}': {error}", saved.name));
+                    continue;
+                }
+            };
+            entry.restarts = saved.restarts;
+            if let Err(error) = self.insert_and_launch(entry, saved.running) {
+                crate::log(format_args!("cannot start '{}' again: {error}", saved.name));
+                continue;
+            }
+            ids.push(id);
+        }
+        ids
+    }
 
-/// Waits for one run to end and reports it.
-async fn watch(
-    mut child: async_process::Child,
-    Run {
-        id,
-        run,
-        pid,
-        token,
-    }: Run,
-    collectors: [Option<Task<()>>; 2],
-    commands: Sender<Command>,
-) {
-    let exit = match child.status().await {
-        Ok(status) => Exit {
-            code: status.code(),
-            signal: status.signal(),
-        },
-        Err(_) => Exit {
-            code: None,
+    /// Writes the current list to `state.msgpack`. Not during shutdown: the list to keep
+    /// is the one the user wanted running, not the stopped remains.
+    fn persist(&self) {
+        if self.shutting_down {
+            return;
+        }
+        let path = self.home.state_path();
+        if let Err(error) = persist::write(&path, &SavedList::of(&self.table)) {
+            crate::log(format_args!("cannot save {}: {error}", path.display()));
+        }
+    }
+
+    /// Tells every subscriber about `kind` happening to process `id`.
+    fn emit(&mut self, id: u32, kind: EventKind, fill: impl FnOnce(&mut ProcessEvent)) {
+        self.subscribers.retain(|tx| !tx.is_closed());
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let Some(entry) = self.table.get(id) else {
+            return;
+        };
+        let mut event = ProcessEvent {
+            kind,
+            id,
+            name: entry.name.clone(),
+            pid: None,
+            exit_code: None,
             signal: None,
-        },
+            restarts: entry.restarts,
+            restart_in_ms: None,
+            reason: None,
+            time_ms: logs::now_ms(),
+        };
+        fill(&mut event);
+        for tx in &self.subscribers {
+            // A full queue: this subscriber misses the event rather than the daemon waiting.
+            let _ = tx.try_send(event.clone());
+        }
+    }
+}
+
+/// The last `wanted` lines in memory across snapshots, in arrival order.
+fn assemble_in_memory(snapshots: Vec<Snapshot>, wanted: usize) -> Vec<velos_proto::LogLine> {
+    let mut lines: Vec<_> = snapshots
+        .into_iter()
+        .flat_map(Snapshot::into_lines)
+        .collect();
+    lines.sort_by_key(|line| line.time_ms.unwrap_or(0));
+    lines.drain(..lines.len().saturating_sub(wanted));
+    lines
+}
+
+/// Refreshes the CPU and memory figures of a running entry.
+fn sample_usage(entry: &mut Entry, now: Instant) {
+    let Some(pid) = entry.pid.filter(|_| entry.is_alive()) else {
+        entry.usage = Usage::default();
+        return;
     };
-    // Members of the group that outlived the leader would be orphans: end them too, and
-    // the descendants that left the group (re-parented to us by now, see `orphans`).
-    process::signal_group(pid, Signal::KILL);
-    orphans::signal_all(&orphans::escaped(&token, &[]), Signal::KILL);
-    // Let the pipes drain so the last lines are in the logs when the exit is reported. A
-    // writer that left the group may hold a pipe open, so the wait is bounded, and after
-    // it the collectors go on by themselves.
-    let [mut out, mut err] = collectors;
-    let drained = async {
-        if let Some(out) = &mut out {
-            out.await;
-        }
-        if let Some(err) = &mut err {
-            err.await;
-        }
-        true
-    }
-    .or(async {
-        Timer::after(DRAIN_TIMEOUT).await;
-        false
-    })
-    .await;
-    if !drained {
-        out.into_iter().chain(err).for_each(Task::detach);
-    }
-    let _ = commands.send(Command::Exited { id, run, exit }).await;
+    let Some(sample) = procstat::sample(pid) else {
+        return;
+    };
+    // Since the previous sample, or (first time) since the run started.
+    let (since, cpu_before) = entry
+        .cpu_sample
+        .or(entry.started_at.map(|at| (at, Duration::ZERO)))
+        .unwrap_or((now, Duration::ZERO));
+    let wall = now.saturating_duration_since(since).as_secs_f64();
+    let cpu = sample.cpu.saturating_sub(cpu_before).as_secs_f64();
+    entry.usage = Usage {
+        cpu_percent: (wall > 0.0).then(|| (cpu / wall * 1000.0).round() / 10.0),
+        memory_bytes: Some(sample.rss_bytes),
+    };
+    entry.cpu_sample = Some((now, sample.cpu));
 }

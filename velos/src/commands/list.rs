@@ -65,6 +65,14 @@ mod tests {
             err_log: String::new(),
             error: None,
             log_error: None,
+            autorestart: true,
+            max_restarts: 16,
+            min_uptime_ms: 1000,
+            max_log_bytes: None,
+            log_files: 5,
+            restart_in_ms: None,
+            cpu_percent: None,
+            memory_bytes: None,
         };
         let text = to_json(&[process]).unwrap();
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();

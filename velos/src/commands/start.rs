@@ -45,6 +45,8 @@ fn start_params(args: StartArgs, cwd: &Path, env: BTreeMap<String, String>) -> R
         kill_timeout_ms: args
             .kill_timeout
             .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+        autorestart: args.no_autorestart.then_some(false),
+        ..StartParams::default()
     })
 }
 
@@ -223,6 +225,14 @@ mod tests {
             err_log: String::new(),
             error: None,
             log_error: None,
+            autorestart: true,
+            max_restarts: 16,
+            min_uptime_ms: 1000,
+            max_log_bytes: None,
+            log_files: 5,
+            restart_in_ms: None,
+            cpu_percent: None,
+            memory_bytes: None,
         };
         assert_eq!(started_line(&process), "started 'app' (id 0, pid 1234)");
         process.status = ProcessStatus::Errored;
