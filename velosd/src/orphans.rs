@@ -237,10 +237,10 @@ mod tests {
         assert_eq!(escaped(&mine, &[]), [ours.id()]);
         assert!(escaped(&mine, &[ours.id()]).is_empty());
         assert_eq!(leftovers(home), [old.id()]);
-        let ours = format!(":{}:{}", std::process::id(), home.display());
+        let suffix = format!(":{}:{}", std::process::id(), home.display());
         assert_eq!(token_of(old.id()), Some(stranger.clone()));
-        assert_eq!(parse_token(&mine, &ours), Some((7, 1)));
-        assert_eq!(parse_token(&stranger, &ours), None);
+        assert_eq!(parse_token(&mine, &suffix), Some((7, 1)));
+        assert_eq!(parse_token(&stranger, &suffix), None);
         ours.kill().unwrap();
         old.kill().unwrap();
         ours.wait().unwrap();

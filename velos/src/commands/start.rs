@@ -127,6 +127,7 @@ mod tests {
             name: None,
             kill_timeout: None,
             interpreter: None,
+            no_autorestart: false,
             args: vec![],
         }
     }
