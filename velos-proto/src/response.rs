@@ -326,6 +326,33 @@ impl Response {
         })
     }
 
+    /// Decodes a response payload to a request for `method` in one pass: its msgid and
+    /// the typed result or the daemon's error. `None` when the payload is not a response.
+    pub fn decode(method: Method, payload: &[u8]) -> Option<Result<rpc::Answer<Response>, Error>> {
+        fn typed<T: serde::de::DeserializeOwned>(
+            payload: &[u8],
+            wrap: impl FnOnce(T) -> Response,
+        ) -> Option<Result<rpc::Answer<Response>, Error>> {
+            rpc::decode_response::<T>(payload)
+                .map(|decoded| decoded.map(|(msgid, result)| (msgid, result.map(wrap))))
+        }
+        match method {
+            Method::DaemonPing => typed(payload, Response::Pong),
+            Method::DaemonKill => typed(payload, |()| Response::Killed),
+            Method::ProcessStart => typed(payload, Response::Started),
+            Method::ProcessStop
+            | Method::ProcessRestart
+            | Method::ProcessDelete
+            | Method::ProcessList
+            | Method::DaemonResurrect
+            | Method::LogFlush => typed(payload, Response::Processes),
+            Method::LogRead | Method::LogFollow => typed(payload, Response::Logs),
+            Method::ProcessInfo => typed(payload, Response::Info),
+            Method::EventsSubscribe => typed(payload, |()| Response::Subscribed),
+            Method::DaemonSave => typed(payload, Response::Saved),
+        }
+    }
+
     /// Encodes this result as the response to `msgid`.
     pub fn encode(&self, msgid: u32) -> Result<Vec<u8>, Error> {
         match self {

@@ -145,6 +145,55 @@ pub fn encode_notification<P: Serialize + ?Sized>(
     encode(&(NOTIFICATION, method, params))
 }
 
+/// A decoded response: its msgid, and the typed result or the daemon's error.
+pub type Answer<T> = (u32, Result<T, RpcError>);
+
+/// Decodes a response payload straight into its typed result, in one pass (no
+/// intermediate [`Value`]): what a client does with every answer. Returns `None` when
+/// the payload is not a response (a notification, say), for [`Envelope::decode`] to look
+/// at.
+pub fn decode_response<T: DeserializeOwned>(payload: &[u8]) -> Option<Result<Answer<T>, Error>> {
+    // fixarray of 4, then positive fixint 1: how every response starts.
+    if payload.get(..2) != Some(&[0x94, 0x01]) {
+        return None;
+    }
+    let mut deserializer = rmp_serde::Deserializer::new(payload);
+    let decoded = serde::Deserializer::deserialize_seq(
+        &mut deserializer,
+        ResponseVisitor(std::marker::PhantomData),
+    )
+    .map_err(|e| Error::Malformed(e.to_string()));
+    Some(decoded)
+}
+
+struct ResponseVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ResponseVisitor<T> {
+    type Value = Answer<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a response [1, msgid, error, result]")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let missing = || A::Error::custom("response has fewer than 4 elements");
+        let _kind: u8 = seq.next_element()?.ok_or_else(missing)?;
+        let msgid: u32 = seq.next_element()?.ok_or_else(missing)?;
+        let error: Option<RpcError> = seq.next_element()?.ok_or_else(missing)?;
+        match error {
+            Some(error) => {
+                let _: serde::de::IgnoredAny = seq.next_element()?.ok_or_else(missing)?;
+                Ok((msgid, Err(error)))
+            }
+            None => {
+                let result: T = seq.next_element()?.ok_or_else(missing)?;
+                Ok((msgid, Ok(result)))
+            }
+        }
+    }
+}
+
 /// Turns a params or result value into a typed one.
 ///
 /// Goes through MessagePack bytes rather than `rmpv::ext::from_value`, which cannot read
@@ -259,6 +308,28 @@ mod tests {
                 result: Err(error)
             }
         );
+    }
+
+    #[test]
+    fn responses_decode_in_one_pass() {
+        let ok = encode_response(
+            3,
+            Ok(&Sample {
+                name: "a".into(),
+                lines: 2,
+            }),
+        )
+        .unwrap();
+        let (msgid, result) = decode_response::<Sample>(&ok).unwrap().unwrap();
+        assert_eq!((msgid, result.unwrap().lines), (3, 2));
+        let error = RpcError::new(ErrorCode::NotFound, "no");
+        let err = encode_response::<()>(4, Err(&error)).unwrap();
+        let (msgid, result) = decode_response::<Sample>(&err).unwrap().unwrap();
+        assert_eq!((msgid, result.unwrap_err()), (4, error));
+        let note = encode_notification("log.line", &()).unwrap();
+        assert!(decode_response::<Sample>(&note).is_none());
+        let wrong = encode_response(5, Ok(&"text")).unwrap();
+        assert!(decode_response::<Sample>(&wrong).unwrap().is_err());
     }
 
     #[test]

@@ -2,18 +2,22 @@
 //! each call with `async_io::block_on`.
 //!
 //! There is one protocol stack: every method here forwards to the async client, so the
-//! two behave the same, timeouts and errors included. Do not call these methods from
-//! inside an async task; use [`crate::Client`] there.
+//! two behave the same, timeouts and errors included. The streams are iterators here:
+//! [`LogFollow`] and [`Events`] block in `next` until the daemon sends something, and
+//! end when it closes the connection. Do not call these methods from inside an async
+//! task; use [`crate::Client`] there.
 
 use std::path::Path;
 use std::time::Duration;
 
 use async_io::block_on;
+use futures_lite::StreamExt;
 use velos_proto::{
-    LogLines, PingInfo, ProcessInfo, Request, Response, RestartParams, StartParams, Target,
+    LogLines, PingInfo, ProcessEvent, ProcessInfo, Request, Response, RestartParams, Saved,
+    StartParams, Target,
 };
 
-use crate::Result;
+use crate::{FollowEvent, Result};
 
 /// A blocking connection to the velos daemon, with the methods of [`crate::Client`].
 ///
@@ -118,6 +122,67 @@ impl Client {
         block_on(self.inner.logs(target, lines))
     }
 
+    /// One process in detail; see [`crate::Client::info`].
+    pub fn info(&mut self, target: impl Into<Target>) -> Result<ProcessInfo> {
+        block_on(self.inner.info(target))
+    }
+
+    /// Empties the log files of a process (or all); see [`crate::Client::flush`].
+    pub fn flush(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
+        block_on(self.inner.flush(target))
+    }
+
+    /// Writes the process list to the dump file; see [`crate::Client::save`].
+    pub fn save(&mut self) -> Result<Saved> {
+        block_on(self.inner.save())
+    }
+
+    /// Starts the processes of the dump file; see [`crate::Client::resurrect`].
+    pub fn resurrect(&mut self) -> Result<Vec<ProcessInfo>> {
+        block_on(self.inner.resurrect())
+    }
+
+    /// Follows the log of a process (or all): the last `lines` lines, then every new
+    /// one, on a connection of its own; see [`crate::Client::follow_logs`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use velos_sdk::FollowEvent;
+    ///
+    /// let client = velos_sdk::blocking::Client::connect_default()?;
+    /// let follow = client.follow_logs("api", 10)?;
+    /// for line in &follow.initial().lines {
+    ///     println!("{}", String::from_utf8_lossy(&line.line));
+    /// }
+    /// for event in follow {
+    ///     if let FollowEvent::Line(line) = event? {
+    ///         println!("{}", String::from_utf8_lossy(&line.line));
+    ///     }
+    /// }
+    /// # Ok::<(), velos_sdk::Error>(())
+    /// ```
+    pub fn follow_logs(&self, target: impl Into<Target>, lines: u32) -> Result<LogFollow> {
+        block_on(self.inner.follow_logs(target, lines)).map(|inner| LogFollow { inner })
+    }
+
+    /// Every process event from now on, on a connection of its own; see
+    /// [`crate::Client::events`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let client = velos_sdk::blocking::Client::connect_default()?;
+    /// for event in client.events()? {
+    ///     let event = event?;
+    ///     println!("{} {:?}", event.name, event.kind);
+    /// }
+    /// # Ok::<(), velos_sdk::Error>(())
+    /// ```
+    pub fn events(&self) -> Result<Events> {
+        block_on(self.inner.events()).map(|inner| Events { inner })
+    }
+
     /// Stops every process, then shuts the daemon down; see [`crate::Client::kill`].
     pub fn kill(&mut self) -> Result<()> {
         block_on(self.inner.kill())
@@ -127,6 +192,50 @@ impl Client {
     /// [`crate::Client::call`].
     pub fn call(&mut self, request: &Request) -> Result<Response> {
         block_on(self.inner.call(request))
+    }
+}
+
+/// A blocking [`crate::LogFollow`]: the initial lines, then an iterator of new ones that
+/// ends when the daemon closes the connection.
+#[derive(Debug)]
+pub struct LogFollow {
+    inner: crate::LogFollow,
+}
+
+impl LogFollow {
+    /// The lines written before following began; see [`crate::LogFollow::initial`].
+    pub fn initial(&self) -> &LogLines {
+        self.inner.initial()
+    }
+
+    /// Takes the initial lines out; see [`crate::LogFollow::take_initial`].
+    pub fn take_initial(&mut self) -> LogLines {
+        self.inner.take_initial()
+    }
+}
+
+impl Iterator for LogFollow {
+    type Item = Result<FollowEvent>;
+
+    /// Blocks until the next line (or gap), or the end of the stream.
+    fn next(&mut self) -> Option<Self::Item> {
+        block_on(self.inner.next())
+    }
+}
+
+/// A blocking [`crate::Events`]: an iterator of process events that ends when the daemon
+/// closes the connection.
+#[derive(Debug)]
+pub struct Events {
+    inner: crate::Events,
+}
+
+impl Iterator for Events {
+    type Item = Result<ProcessEvent>;
+
+    /// Blocks until the next event, or the end of the stream.
+    fn next(&mut self) -> Option<Self::Item> {
+        block_on(self.inner.next())
     }
 }
 

@@ -4,6 +4,10 @@
 //! [`Connection`], which owns the socket, the msgids and keeping in step with the
 //! daemon. This module picks each request's timeout and types its result.
 //!
+//! Streams ([`Client::follow_logs`], [`Client::events`]) take `&self`: each opens a
+//! connection of its own, because the daemon turns a streaming connection into
+//! notifications only, and the client must stay usable meanwhile.
+//!
 //! Only `async-io`/`async-net` types and `futures-lite` are used, never a runtime's own:
 //! async-io drives its reactor and timers from its own thread when nobody else does, so
 //! the client runs under tokio, smol, or [`crate::blocking`] alike.
@@ -16,11 +20,12 @@ use async_io::Timer;
 use futures_lite::FutureExt;
 use velos_proto::{
     Home, LogLines, LogReadParams, Method, PingInfo, ProcessInfo, Request, Response, RestartParams,
-    StartParams, Target, TargetParams,
+    Saved, StartParams, Target, TargetParams,
 };
 
 use crate::connection::Connection;
-use crate::{Error, Result};
+use crate::subscription::Subscription;
+use crate::{Error, Events, LogFollow, Result};
 
 /// A connection to the velos daemon.
 ///
@@ -265,6 +270,146 @@ impl Client {
         }
     }
 
+    /// One process in detail: settings, state, CPU and memory. Takes one process, not
+    /// [`Target::All`] (the daemon answers that with an invalid-params error).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// let api = client.info("api").await?;
+    /// println!("{} uses {:?} bytes", api.name, api.memory_bytes);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn info(&mut self, target: impl Into<Target>) -> Result<ProcessInfo> {
+        let params = TargetParams {
+            target: target.into(),
+        };
+        match self.call(&Request::Info(params)).await? {
+            Response::Info(info) => Ok(info),
+            other => Err(unexpected(Method::ProcessInfo, &other)),
+        }
+    }
+
+    /// Empties the log files of a process (or all), rotated files included. Returns the
+    /// processes whose logs were emptied.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// client.flush(velos_sdk::Target::All).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn flush(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
+        let params = TargetParams {
+            target: target.into(),
+        };
+        self.processes(&Request::LogFlush(params)).await
+    }
+
+    /// Writes the process list to the daemon's dump file, for [`Client::resurrect`]
+    /// (what `velos save` does).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// let saved = client.save().await?;
+    /// println!("saved {} processes to {}", saved.processes, saved.path);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn save(&mut self) -> Result<Saved> {
+        match self.call(&Request::Save).await? {
+            Response::Saved(saved) => Ok(saved),
+            other => Err(unexpected(Method::DaemonSave, &other)),
+        }
+    }
+
+    /// Starts the processes that were running when [`Client::save`] last wrote the dump
+    /// file, skipping names already in use. Returns the processes brought back. With
+    /// nothing saved, the daemon answers with a not-found error.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// for process in client.resurrect().await? {
+    ///     println!("back: {}", process.name);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn resurrect(&mut self) -> Result<Vec<ProcessInfo>> {
+        self.processes(&Request::Resurrect).await
+    }
+
+    /// Follows the log of a process (or all, with [`Target::All`], including processes
+    /// started later): the last `lines` lines, then every new line as it is written.
+    ///
+    /// Opens a connection of its own, so this client stays usable. Opening is bounded by
+    /// the quick timeout; the stream itself waits as long as it takes, and ends when the
+    /// daemon closes the connection (it shuts down). See [`LogFollow`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use futures_lite::StreamExt;
+    ///
+    /// let mut follow = client.follow_logs("api", 0).await?;
+    /// while let Some(event) = follow.next().await {
+    ///     println!("{:?}", event?);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn follow_logs(&self, target: impl Into<Target>, lines: u32) -> Result<LogFollow> {
+        let request = Request::LogFollow(LogReadParams {
+            target: target.into(),
+            lines,
+        });
+        let (response, subscription) =
+            Subscription::open(self.socket_path(), &request, self.timeout).await?;
+        match response {
+            Response::Logs(initial) => Ok(LogFollow::new(initial, subscription)),
+            other => Err(unexpected(Method::LogFollow, &other)),
+        }
+    }
+
+    /// Every process event from now on: started, exited, restarting, errored, stopped,
+    /// deleted, for every process.
+    ///
+    /// Opens a connection of its own, so this client stays usable. Opening is bounded by
+    /// the quick timeout; the stream itself waits as long as it takes, and ends when the
+    /// daemon closes the connection (it shuts down). See [`Events`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use futures_lite::StreamExt;
+    ///
+    /// let mut events = client.events().await?;
+    /// while let Some(event) = events.next().await {
+    ///     let event = event?;
+    ///     println!("{} {:?}", event.name, event.kind);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn events(&self) -> Result<Events> {
+        let (response, subscription) =
+            Subscription::open(self.socket_path(), &Request::Subscribe, self.timeout).await?;
+        match response {
+            Response::Subscribed => Ok(Events::new(subscription)),
+            other => Err(unexpected(Method::EventsSubscribe, &other)),
+        }
+    }
+
     /// Stops every process gracefully, then shuts the daemon down.
     ///
     /// Returns once the daemon answered, or closed the connection after the request was
@@ -322,7 +467,10 @@ impl Client {
 }
 
 /// Runs `work`, giving up with [`Error::Timeout`] after `timeout` (never when `None`).
-async fn within<T>(timeout: Option<Duration>, work: impl Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn within<T>(
+    timeout: Option<Duration>,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
     match timeout {
         None => work.await,
         Some(after) => {
@@ -344,6 +492,9 @@ fn unexpected(method: Method, response: &Response) -> Error {
         Response::Started(_) => "a start result",
         Response::Processes(_) => "a process list",
         Response::Logs(_) => "log lines",
+        Response::Info(_) => "process details",
+        Response::Subscribed => "a subscription",
+        Response::Saved(_) => "a save result",
         _ => "an unknown result",
     };
     Error::Protocol(velos_proto::Error::Malformed(format!(

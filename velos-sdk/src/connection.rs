@@ -2,7 +2,8 @@
 //!
 //! An exchange writes one request frame, then reads frames until the response carrying
 //! the request's msgid (msgids increase per request). Notifications that arrive in
-//! between are skipped: nothing subscribes to streams yet.
+//! between are skipped: streams (`log.follow`, `events.subscribe`) never share this
+//! connection, they open their own (see `subscription`).
 //!
 //! The stream is dropped after any failure that may leave it out of step (an exchange
 //! cut short by a timeout, a closed connection, an unreadable reply), and the next
@@ -100,7 +101,7 @@ impl std::fmt::Debug for Connection {
 }
 
 /// Connects to `socket`, telling a missing socket from a stale one.
-async fn connect(socket: &Path) -> Result<UnixStream> {
+pub(crate) async fn connect(socket: &Path) -> Result<UnixStream> {
     UnixStream::connect(socket)
         .await
         .map_err(|error| match error.kind() {
@@ -127,6 +128,22 @@ async fn read_response(
             .map_err(Error::from_wire)?
         {
             return Err(Error::Disconnected);
+        }
+        // The common case, a response, is typed in one pass.
+        if let Some(decoded) = Response::decode(method, buffer) {
+            let (answered, result) = decoded.map_err(Error::Protocol)?;
+            return match result {
+                Ok(response) if answered == msgid => Ok(response),
+                Ok(_) => Err(Error::Protocol(velos_proto::Error::Malformed(format!(
+                    "response to msgid {answered} while waiting for msgid {msgid}"
+                )))),
+                // An error for another msgid is still the daemon's word, for example
+                // when it could not read this request's msgid: show it.
+                Err(error) => Err(Error::Daemon {
+                    code: error.code,
+                    message: error.message,
+                }),
+            };
         }
         match Envelope::decode(buffer).map_err(Error::Protocol)? {
             Envelope::Notification { .. } => continue,

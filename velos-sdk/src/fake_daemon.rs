@@ -2,22 +2,24 @@
 //! this crate).
 //!
 //! It is a std `UnixListener` in a short temp dir (socket paths are capped near 104
-//! bytes), served from a std thread: it reads request frames with `velos_proto`, asks the
-//! test's script what to do, and does it. Connections are served one after another, so
-//! a client that connects again is served too. Every request it reads and every
-//! connection it closes is reported on a channel, which tests wait on with a bound.
+//! bytes), with a std thread per connection: each reads request frames with
+//! `velos_proto`, asks the test's script what to do, and does it. Every connection is
+//! served at once, as velosd does, so a stream's own connection (`follow_logs`,
+//! `events`) is served while the client's first one stays open. The script is shared
+//! and called one request at a time. Every request it reads and every connection it
+//! closes is reported on a channel, which tests wait on with a bound.
 
 use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use futures_lite::future::block_on;
 use futures_lite::io::AssertAsync;
 use velos_proto::{
     Envelope, ErrorCode, LogLine, LogLines, Method, PingInfo, ProcessInfo, ProcessStatus, Request,
-    Response, RpcError, Stream, frame, rpc,
+    Response, RpcError, Saved, Stream, frame, rpc,
 };
 
 /// How long a test waits for the fake daemon to report something before failing.
@@ -45,19 +47,24 @@ pub(crate) struct FakeDaemon {
 impl FakeDaemon {
     /// Serves every request with the answers `script` gives for it (none: stay silent).
     pub(crate) fn start(
-        mut script: impl FnMut(u32, &Request) -> Vec<Answer> + Send + 'static,
+        script: impl FnMut(u32, &Request) -> Vec<Answer> + Send + 'static,
     ) -> FakeDaemon {
         let dir = short_temp_dir();
         let socket = dir.path().join("velos.sock");
         let listener = UnixListener::bind(&socket).expect("bind the fake daemon's socket");
         let (requests_tx, requests) = mpsc::channel();
         let (closed_tx, closed) = mpsc::channel();
+        let script: Arc<Mutex<Script>> = Arc::new(Mutex::new(Box::new(script)));
         // Never joined: it blocks in accept until the test binary exits.
         std::thread::spawn(move || {
             for connection in listener.incoming() {
                 let Ok(connection) = connection else { return };
-                serve(connection, &mut script, &requests_tx);
-                let _ = closed_tx.send(());
+                let (script, requests_tx, closed_tx) =
+                    (script.clone(), requests_tx.clone(), closed_tx.clone());
+                std::thread::spawn(move || {
+                    serve(connection, &script, &requests_tx);
+                    let _ = closed_tx.send(());
+                });
             }
         });
         FakeDaemon {
@@ -100,9 +107,12 @@ impl FakeDaemon {
     }
 }
 
+/// What a test scripts: the answers to one request.
+type Script = Box<dyn FnMut(u32, &Request) -> Vec<Answer> + Send>;
+
 fn serve(
     mut connection: UnixStream,
-    script: &mut impl FnMut(u32, &Request) -> Vec<Answer>,
+    script: &Mutex<Script>,
     requests: &mpsc::Sender<(u32, Request)>,
 ) {
     let Ok(reader) = connection.try_clone() else {
@@ -124,7 +134,8 @@ fn serve(
         else {
             return;
         };
-        let answers = script(msgid, &request);
+        // A test that failed while holding the lock poisons it; its answers still do.
+        let answers = (script.lock().unwrap_or_else(|e| e.into_inner()))(msgid, &request);
         let _ = requests.send((msgid, request));
         for answer in answers {
             // Write errors are ignored: a client that timed out may be gone already.
@@ -167,23 +178,41 @@ pub(crate) fn answer_correctly(msgid: u32, request: &Request) -> Answer {
         Request::Start(params) => {
             Response::Started(process(params.name.as_deref().unwrap_or("app")))
         }
-        Request::Stop(_) | Request::Restart(_) | Request::Delete(_) | Request::List => {
-            Response::Processes(vec![process("api")])
-        }
+        Request::Stop(_)
+        | Request::Restart(_)
+        | Request::Delete(_)
+        | Request::List
+        | Request::LogFlush(_)
+        | Request::Resurrect => Response::Processes(vec![process("api")]),
+        Request::Info(_) => Response::Info(process("api")),
+        Request::Save => Response::Saved(Saved {
+            path: "/h/dump.msgpack".into(),
+            processes: 1,
+        }),
         Request::LogRead(_) => Response::Logs(LogLines {
-            lines: vec![LogLine {
-                id: 0,
-                name: "api".into(),
-                stream: Stream::Out,
-                line: b"listening on 3000".to_vec(),
-                partial: false,
-                time_ms: Some(1),
-            }],
+            lines: vec![log_line("listening on 3000")],
             warnings: vec![],
         }),
         _ => return error(msgid, ErrorCode::UnknownMethod, "unknown method"),
     };
     ok(msgid, &response)
+}
+
+/// A stdout line of `api`.
+pub(crate) fn log_line(text: &str) -> LogLine {
+    LogLine {
+        id: 0,
+        name: "api".into(),
+        stream: Stream::Out,
+        line: text.as_bytes().to_vec(),
+        partial: false,
+        time_ms: Some(1),
+    }
+}
+
+/// A notification frame.
+pub(crate) fn notification<P: serde::Serialize>(method: &str, params: &P) -> Answer {
+    Answer::Frame(rpc::encode_notification(method, params).unwrap())
 }
 
 /// The fake daemon's ping answer.

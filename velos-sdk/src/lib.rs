@@ -14,7 +14,10 @@
 //!
 //! - [`Client`] is async and executor-agnostic: it uses `async-io` and `futures-lite`
 //!   only, so it runs under tokio, smol or `futures_lite::future::block_on` alike.
-//! - [`blocking::Client`] has the same methods for code that does not use async.
+//! - [`Client::follow_logs`] and [`Client::events`] are streams (`futures_lite::Stream`)
+//!   of new log lines and of process events, each on a connection of its own.
+//! - [`blocking::Client`] has the same methods for code that does not use async, its
+//!   streams as iterators.
 //! - [`Error`] is typed: [`Error::NotRunning`], [`Error::Refused`], [`Error::Timeout`],
 //!   [`Error::VersionMismatch`], [`Error::Protocol`] and the daemon's own
 //!   [`Error::Daemon`] with its [`ErrorCode`].
@@ -29,15 +32,20 @@ pub mod blocking;
 mod client;
 mod connection;
 mod error;
+mod events;
 #[cfg(test)]
 mod fake_daemon;
+mod follow;
+mod subscription;
 
 pub use client::Client;
 pub use error::Error;
+pub use events::Events;
+pub use follow::{FollowEvent, LogFollow};
 pub use velos_proto as proto;
 pub use velos_proto::{
-    ErrorCode, Home, LogLine, LogLines, PingInfo, ProcessInfo, ProcessStatus, RestartParams,
-    StartParams, Stream, Target,
+    ErrorCode, EventKind, Home, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,
+    ProcessStatus, RestartParams, Saved, StartParams, Stream, Target,
 };
 
 /// The result of a request: a value, or an [`Error`].

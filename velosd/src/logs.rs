@@ -34,7 +34,15 @@ pub const RING_LINES: usize = 1000;
 pub const RING_BYTES: usize = 1024 * 1024;
 /// Bytes of one line kept in memory; the rest of a longer line is only in the file.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
-/// Bytes read from a pipe at a time.
+/// Bytes a collector reads at a time at first: most programs write little, and an
+/// idle process should cost next to nothing.
+const FIRST_CHUNK_BYTES: usize = 1024;
+/// Bytes a collector reads at a time at most, once its writer keeps filling the buffer.
+const MAX_CHUNK_BYTES: usize = 1024 * 1024;
+/// Pipe capacity asked for once a writer is that busy (the default is 64 KiB): fewer,
+/// larger reads, and a writer that blocks less often.
+const BUSY_PIPE_BYTES: usize = 1024 * 1024;
+/// Bytes read at a time when reading a file backwards.
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// A line held in memory.
@@ -194,7 +202,21 @@ impl LogRing {
 
     /// Adds bytes read from `stream` (already written to its file).
     pub fn push(&mut self, stream: Stream, mut chunk: &[u8], time_ms: u64) {
-        while let Some(newline) = chunk.iter().position(|&b| b == b'\n') {
+        // A chunk with more lines than the ring holds would evict all of its own early
+        // lines (and everything older): skip straight past them, unless someone follows
+        // and must see every line.
+        if self.followers.is_empty()
+            && let Some(cut) = memchr::memrchr_iter(b'\n', chunk).nth(RING_LINES)
+        {
+            self.lines.clear();
+            self.bytes = 0;
+            let pending = &mut self.pending[slot(stream)];
+            pending.bytes.clear();
+            pending.end += cut as u64 + 1;
+            pending.start = pending.end;
+            chunk = &chunk[cut + 1..];
+        }
+        while let Some(newline) = memchr::memchr(b'\n', chunk) {
             self.extend_pending(stream, &chunk[..newline]);
             self.pending[slot(stream)].end += 1;
             self.end_line(stream, time_ms, false);
@@ -441,6 +463,14 @@ impl LogFile {
     }
 }
 
+/// Asks for a larger pipe; where that is not allowed, the default pipe still works.
+fn grow_pipe(pipe: &impl std::os::fd::AsFd) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = rustix::pipe::fcntl_setpipe_size(pipe, BUSY_PIPE_BYTES);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = pipe;
+}
+
 /// Copies one child pipe to its log file and ring until the pipe closes.
 ///
 /// File writes are plain blocking `write` calls: they land in the page cache and return
@@ -448,12 +478,12 @@ impl LogFile {
 /// error (disk full, file gone) is recorded for `velos logs`; reading goes on, so the
 /// child never blocks on a full pipe, and the ring keeps its lines.
 pub async fn collect(
-    mut pipe: impl AsyncRead + Unpin,
+    mut pipe: impl AsyncRead + std::os::fd::AsFd + Unpin,
     mut file: LogFile,
     ring: Arc<Mutex<LogRing>>,
     stream: Stream,
 ) {
-    let mut chunk = vec![0; CHUNK_BYTES];
+    let mut chunk = vec![0; FIRST_CHUNK_BYTES];
     loop {
         let n = match pipe.read(&mut chunk).await {
             Ok(0) => break,
@@ -461,6 +491,13 @@ pub async fn collect(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
+        if n == chunk.len() && chunk.len() < MAX_CHUNK_BYTES {
+            // A full read: the writer is ahead of us, so read more at a time.
+            chunk.resize(chunk.len() * 4, 0);
+            if chunk.len() >= MAX_CHUNK_BYTES {
+                grow_pipe(&pipe);
+            }
+        }
         let mut ring = lock(&ring);
         match file.write(&chunk[..n], &mut ring, stream, now_ms()) {
             Ok(()) => ring.write_error = None,
@@ -576,6 +613,26 @@ mod tests {
         ring.push(Stream::Out, b"o2\n", 3);
         let streams: Vec<_> = ring.last(3).map(|l| l.stream).collect();
         assert_eq!(streams, [Stream::Out, Stream::Err, Stream::Out]);
+    }
+
+    #[test]
+    fn a_chunk_longer_than_the_ring_keeps_its_last_lines_and_offsets() {
+        let mut ring = LogRing::default();
+        ring.push(Stream::Out, b"old\npart", 0);
+        let mut chunk = Vec::new();
+        for i in 0..2500 {
+            chunk.extend_from_slice(format!("{i:04}\n").as_bytes());
+        }
+        chunk.extend_from_slice(b"tail");
+        ring.push(Stream::Out, &chunk, 1);
+        assert_eq!(ring.len(), RING_LINES);
+        assert_eq!(texts(&ring, 1), ["2499"]);
+        assert_eq!(ring.last(RING_LINES).next().unwrap().bytes[..], *b"1500");
+        // "old\n" is 4 bytes, "part" + "0000\n" ... each line 5 bytes after that.
+        let oldest_offset = 4 + 4 + 1500 * 5;
+        assert_eq!(ring.file_boundaries()[0].end, oldest_offset);
+        ring.finish(Stream::Out, 2);
+        assert_eq!(texts(&ring, 1), ["tail"]);
     }
 
     #[test]

@@ -15,7 +15,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use velos_proto::StartParams;
 
-use crate::state::ProcessTable;
+use std::sync::Arc;
+
+use crate::state::{Env, ProcessTable};
 
 /// Bumped when the layout changes in a way older daemons cannot read.
 const FORMAT: u32 = 1;
@@ -24,7 +26,7 @@ const FORMAT: u32 = 1;
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct SavedList {
     format: u32,
-    envs: Vec<BTreeMap<String, String>>,
+    envs: Vec<Env>,
     processes: Vec<SavedProcess>,
 }
 
@@ -64,13 +66,14 @@ impl SavedList {
             ..SavedList::default()
         };
         for entry in table.iter() {
-            let mut params = entry.spec.params(&entry.name);
-            let env = params.env.take().map(|env| {
+            let params = entry.spec.params(&entry.name);
+            // Shared environments are one allocation: compare addresses, copy nothing.
+            let env = entry.spec.env.as_ref().map(|env| {
                 list.envs
                     .iter()
-                    .position(|known| *known == env)
+                    .position(|known| Arc::ptr_eq(known, env))
                     .unwrap_or_else(|| {
-                        list.envs.push(env);
+                        list.envs.push(env.clone());
                         list.envs.len() - 1
                     })
             });
@@ -93,7 +96,10 @@ impl SavedList {
             .into_iter()
             .map(|saved| {
                 let mut params = saved.params;
-                params.env = saved.env.and_then(|i| envs.get(i).cloned());
+                params.env = saved
+                    .env
+                    .and_then(|i| envs.get(i))
+                    .map(|env| BTreeMap::clone(env));
                 params.name = Some(saved.name.clone());
                 Restored {
                     id: saved.id,
@@ -155,9 +161,10 @@ mod tests {
     fn lists_round_trip_and_share_environments() {
         let mut table = ProcessTable::default();
         let env = BTreeMap::from([("PATH".to_owned(), "/bin".to_owned())]);
+        let shared = Arc::new(env.clone());
         for (id, name) in [(0, "api"), (3, "worker")] {
             let mut spec = spec();
-            spec.env = Some(env.clone());
+            spec.env = Some(shared.clone());
             let mut entry = Entry::new(id, name.into(), spec);
             entry.status = velos_proto::ProcessStatus::Running;
             entry.restarts = id;

@@ -109,7 +109,7 @@ pub fn spawn(spec: &Spec, marks: &[(&str, &str)]) -> Result<async_process::Child
         .current_dir(&spec.cwd)
         .process_group(0);
     if let Some(env) = &spec.env {
-        command.env_clear().envs(env);
+        command.env_clear().envs(env.iter());
     }
     command.envs(marks.iter().copied());
     end_with_the_daemon(&mut command);

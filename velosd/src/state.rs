@@ -31,8 +31,9 @@ pub struct Spec {
     pub args: Vec<String>,
     /// Working directory.
     pub cwd: PathBuf,
-    /// The whole environment; the daemon's own when `None`.
-    pub env: Option<BTreeMap<String, String>>,
+    /// The whole environment; the daemon's own when `None`. Shared: processes started
+    /// from one shell have the same one, kept once (see [`EnvPool`]).
+    pub env: Option<Env>,
     /// Time between SIGTERM and SIGKILL.
     pub kill_timeout: Duration,
     /// The two log files.
@@ -51,8 +52,36 @@ pub struct Spec {
     pub log_files: u32,
 }
 
+/// An environment, shared between the processes that have it.
+pub type Env = Arc<BTreeMap<String, String>>;
+
+/// Keeps one copy of each distinct environment.
+#[derive(Default)]
+pub struct EnvPool {
+    envs: Vec<std::sync::Weak<BTreeMap<String, String>>>,
+}
+
+impl EnvPool {
+    /// The shared copy of `env`.
+    pub fn share(&mut self, env: BTreeMap<String, String>) -> Env {
+        self.envs.retain(|weak| weak.strong_count() > 0);
+        if let Some(known) = self
+            .envs
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .find(|known| **known == env)
+        {
+            return known;
+        }
+        let env = Arc::new(env);
+        self.envs.push(Arc::downgrade(&env));
+        env
+    }
+}
+
 impl Spec {
-    /// The start request that gives this spec again (for the saved state).
+    /// The start request that gives this spec again, without its environment (which
+    /// the saved list stores once per distinct environment).
     pub fn params(&self, name: &str) -> StartParams {
         StartParams {
             script: self.script.to_string_lossy().into_owned(),
@@ -60,7 +89,7 @@ impl Spec {
             args: self.args.clone(),
             interpreter: self.requested_interpreter.clone(),
             cwd: Some(self.cwd.to_string_lossy().into_owned()),
-            env: self.env.clone(),
+            env: None,
             kill_timeout_ms: Some(millis(self.kill_timeout)),
             autorestart: Some(self.autorestart),
             max_restarts: Some(self.max_restarts),

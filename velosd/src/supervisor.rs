@@ -36,7 +36,7 @@ use crate::logread::{Snapshot, assemble};
 use crate::logs::{self, FOLLOW_QUEUE, FollowItem, Follower, rotated_path};
 use crate::persist::{self, SavedList};
 use crate::run::launch;
-use crate::state::{Entry, Exit, ProcessTable, Spec, Usage, backoff, status_after_exit};
+use crate::state::{Entry, EnvPool, Exit, ProcessTable, Spec, Usage, backoff, status_after_exit};
 use crate::{process, procstat};
 
 /// The kill timeout when a start request names none.
@@ -47,6 +47,8 @@ pub const DEFAULT_MAX_RESTARTS: u32 = 16;
 pub const DEFAULT_MIN_UPTIME: Duration = Duration::from_secs(1);
 /// Rotated log files kept, when a start request names none.
 pub const DEFAULT_LOG_FILES: u32 = 5;
+/// The shortest time between two CPU and memory samples of one process.
+const USAGE_INTERVAL: Duration = Duration::from_secs(1);
 /// Room for events on their way to one subscriber.
 const EVENT_QUEUE: usize = 256;
 
@@ -142,6 +144,9 @@ pub struct Supervisor {
     subscribers: Vec<Sender<ProcessEvent>>,
     /// Followers of every process, added to each process started later too.
     all_followers: Vec<Sender<FollowItem>>,
+    /// One copy of each distinct environment (a `RefCell` so that checking a start
+    /// request can stay a `&self` method).
+    envs: std::cell::RefCell<EnvPool>,
 }
 
 impl Supervisor {
@@ -157,6 +162,7 @@ impl Supervisor {
             started_at: Instant::now(),
             subscribers: Vec::new(),
             all_followers: Vec::new(),
+            envs: std::cell::RefCell::default(),
         }
     }
 
@@ -353,7 +359,7 @@ impl Supervisor {
             program_args: line.program_args,
             args: params.args,
             cwd,
-            env: params.env,
+            env: params.env.map(|env| self.envs.borrow_mut().share(env)),
             kill_timeout: params
                 .kill_timeout_ms
                 .map_or(DEFAULT_KILL_TIMEOUT, Duration::from_millis),
@@ -556,7 +562,7 @@ impl Supervisor {
                         continue;
                     }
                     if let Some(env) = &env {
-                        entry.spec.env = Some(env.clone());
+                        entry.spec.env = Some(self.envs.borrow_mut().share(env.clone()));
                     }
                     if entry.run > 0 {
                         entry.restarts += 1;
@@ -788,11 +794,19 @@ fn assemble_in_memory(snapshots: Vec<Snapshot>, wanted: usize) -> Vec<velos_prot
 }
 
 /// Refreshes the CPU and memory figures of a running entry.
+///
+/// At most once per [`USAGE_INTERVAL`] per process: a CPU percentage means something over
+/// a window, and `list` in a loop should not read `/proc` for every process every time.
 fn sample_usage(entry: &mut Entry, now: Instant) {
     let Some(pid) = entry.pid.filter(|_| entry.is_alive()) else {
         entry.usage = Usage::default();
         return;
     };
+    if let Some((at, _)) = entry.cpu_sample
+        && now.saturating_duration_since(at) < USAGE_INTERVAL
+    {
+        return;
+    }
     let Some(sample) = procstat::sample(pid) else {
         return;
     };

@@ -32,9 +32,10 @@ pub fn run(json: bool, style: Style) -> Result<()> {
     Ok(())
 }
 
-/// The JSON array, pretty-printed, with a final newline.
+/// The JSON array on one line (compact, like `pm2 jlist`: scripts parse it, and `jq`
+/// pretty-prints it for people), with a final newline.
 fn to_json(processes: &[ProcessInfo]) -> Result<String> {
-    let mut text = serde_json::to_string_pretty(processes).context("writing JSON")?;
+    let mut text = serde_json::to_string(processes).context("writing JSON")?;
     text.push('\n');
     Ok(text)
 }
