@@ -24,3 +24,9 @@ bench *ARGS:
 # each prints the figures it reached.
 stress:
     cargo test --release -p velos-tests --test stress -- --ignored --nocapture --test-threads=1
+
+# Fuzz the frame and message decoder for SECONDS (default 60) with cargo-fuzz (installs it
+# if missing; needs the nightly toolchain). Prints the executions it ran without a crash.
+fuzz SECONDS="60":
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cd fuzz && cargo +nightly fuzz run decode -- -max_total_time={{SECONDS}}

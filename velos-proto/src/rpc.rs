@@ -7,7 +7,7 @@
 //! ```
 //!
 //! This module checks the shape of the envelope and leaves `params` and `result` as
-//! [`rmpv::Value`]; [`crate::request`] and [`crate::response`] give them types.
+//! [`rmpv::Value`]; [`crate::Request`] and [`crate::Response`] give them types.
 //! Structs are encoded with named fields, so every params and result is a map.
 
 use rmpv::Value;
