@@ -7,7 +7,7 @@
 //!   a stale `target/release/velos` would measure the wrong code.
 //! - [`temp_dir`] makes directories directly under `/tmp` with a short prefix, because a
 //!   Unix socket path is capped near 104 bytes.
-//! - [`run`] and [`time`] run a command under the [`watchdog`](crate::watchdog). Output goes
+//! - [`run`] and [`time`] run a command under the [`watchdog`]. Output goes
 //!   to anonymous files, not pipes: a daemon the command starts may inherit them, and a pipe
 //!   it holds open would never reach end-of-file.
 //! - [`wait_until`] polls a condition up to a bound and reports what it last saw.

@@ -12,6 +12,9 @@
 //! - `cli.rs` runs the CLI ([`Cmd`], [`Output`]) and reads what it printed: `list --json`
 //!   entries ([`Proc`]) and the `name | text` lines of `velos logs` ([`logged_lines`]).
 //! - `process.rs` looks at processes from outside: alive or gone, groups, signals.
+//! - `spawned.rs` keeps a CLI running (`velos logs --follow`) and reads its lines with a
+//!   bound ([`Spawned`]); `background.rs` does the same for the SDK's streams
+//!   ([`Background`]), and [`TestHome::sdk`] is a blocking SDK client of the home's daemon.
 //!
 //! Cleanup order in `Drop`: `velos kill` (bounded), then SIGKILL to the pid in `velos.pid`,
 //! then SIGKILL to every process group the test recorded, then (Linux) SIGKILL to any process
@@ -19,8 +22,10 @@
 //! `velos list --json` is recorded automatically; children inherit the CLI's environment, so
 //! the last sweep also finds grandchildren nobody told us about.
 
+mod background;
 mod cli;
 mod process;
+mod spawned;
 
 use std::collections::BTreeSet;
 use std::fmt::Display;
@@ -36,11 +41,13 @@ use rustix::process::Signal;
 use serde_json::Value;
 use velos_proto::{Envelope, Home, Method, PingInfo, Request, Response, Stream, frame};
 
+pub use background::Background;
 use cli::parse_list;
 pub use cli::{Cmd, Output, Proc, logged_lines};
 #[cfg(target_os = "linux")]
 pub use process::group_members;
 pub use process::{pid_alive, signal_pid, wait_gone};
+pub use spawned::Spawned;
 
 /// The default bound of a [`wait_until`] in tests: generous, because two cores run four tests
 /// at once, and only paid when something is wrong.
@@ -234,6 +241,48 @@ impl TestHome {
     #[track_caller]
     pub fn velos(&self, args: &[&str]) -> Output {
         self.cmd(args).run()
+    }
+
+    /// Runs `velosd ARGS` in this home (the launcher detaches the daemon and exits).
+    #[track_caller]
+    pub fn velosd(&self, args: &[&str]) -> Output {
+        self.cmd(args).daemon().run()
+    }
+
+    /// Starts `velos ARGS` and leaves it running; see [`Spawned`].
+    #[track_caller]
+    pub fn spawn(&self, args: &[&str]) -> Spawned {
+        self.cmd(args).spawn()
+    }
+
+    /// A blocking SDK client of this home's daemon, started first if needed.
+    #[track_caller]
+    pub fn sdk(&self) -> velos_sdk::blocking::Client {
+        self.velos(&["ping"]).success();
+        match velos_sdk::blocking::Client::connect(self.home.socket_path()) {
+            Ok(client) => client,
+            Err(error) => panic!("SDK connect to {}: {error}", self.path().display()),
+        }
+    }
+
+    /// The `list --json` object of `name`, whole (every key the daemon sends).
+    #[track_caller]
+    pub fn entry(&self, name: &str) -> Value {
+        let output = self.velos(&["list", "--json"]);
+        output.success();
+        let json = output.json();
+        let found = json
+            .as_array()
+            .and_then(|list| list.iter().find(|entry| entry["name"] == name));
+        match found {
+            Some(entry) => {
+                if let Some(pid) = entry["pid"].as_i64() {
+                    self.record(pid as i32);
+                }
+                entry.clone()
+            }
+            None => panic!("no process named {name:?} in `velos list --json`:\n{output}"),
+        }
     }
 
     /// `velos list --json`, checked against the contract; records every pid in it.

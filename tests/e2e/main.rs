@@ -5,6 +5,10 @@
 // bins(), TestHome (a home per test, the CLI runner, cleanup), wait_until.
 mod harness;
 
+// Crash loops: restarts with a doubling backoff, `waiting`, errored after --max-restarts with
+// the reason; --min-uptime resets the backoff; stop and delete cancel a pending restart.
+mod autorestart;
+
 // The daemon is started on demand, stale files are replaced, eight CLIs end with one daemon,
 // `velos kill` leaves nothing behind.
 mod autostart;
@@ -12,8 +16,23 @@ mod autostart;
 // Bad input (script, interpreter, name, id, duration): one error line, non-zero, nothing changed.
 mod bad_input;
 
+// `velos start|stop|restart|delete velos.toml`: every app, settings applied, names skipped,
+// errors naming the line and field.
+mod config;
+
 // Log file deleted or unwritable, socket deleted, daemon SIGKILLed, stale pid; output at exit.
 mod faults;
+
+// `velos logs --follow` (one or all, --timestamps, ends with the daemon); the SDK's
+// follow_logs (gaps included) and events streams.
+mod follow;
+
+// Every `--help` ends with an example; `velos completions bash|zsh|fish`.
+mod help;
+
+// `velos info`/`describe` text and --json, CPU and memory in `list`, `start --cwd --env`,
+// `restart --update-env`.
+mod info;
 
 // start, list, stop, restart, delete; `all`; ids; names; arguments; errors and statuses.
 mod lifecycle;
@@ -21,7 +40,8 @@ mod lifecycle;
 // 100 SDK clients at once all get correct answers; the daemon's fd count returns to baseline.
 mod load;
 
-// `velos logs`: name prefixes, `-n`, `--raw`, the log files and their exact bytes.
+// `velos logs`: name prefixes, `-n`, `--raw`, the log files and their exact bytes; rotation
+// without a lost line, reading across rotated files; `velos flush`.
 mod logs;
 
 // The example node app serves HTTP under velos and its request lines show in `velos logs`.
@@ -29,6 +49,9 @@ mod node_app;
 
 // No orphans, no zombies: grandchildren and double-forked descendants end; orphans are reaped.
 mod orphans;
+
+// A SIGKILLed daemon's list back with `velosd --resurrect`; save, kill, resurrect; startup.
+mod persistence;
 
 // Raw-socket abuse (bad frames, half frames, unread answers): answered, closed, others served.
 mod protocol;

@@ -268,6 +268,67 @@ mod tests {
     }
 
     #[test]
+    fn new_methods_forward_to_the_async_client() {
+        let daemon = FakeDaemon::answering();
+        let mut client = Client::connect(daemon.socket()).unwrap();
+        assert_eq!(client.info("api").unwrap().name, "api");
+        assert_eq!(client.flush(Target::All).unwrap().len(), 1);
+        assert_eq!(client.save().unwrap().processes, 1);
+        assert_eq!(client.resurrect().unwrap()[0].name, "api");
+    }
+
+    #[test]
+    fn follows_and_events_are_iterators() {
+        use crate::fake_daemon::{Answer, log_line, notification};
+        use velos_proto::{EventKind, LogLines, ProcessEvent, Response};
+
+        let daemon = FakeDaemon::start(|msgid, request| match request {
+            Request::LogFollow(_) => vec![
+                fake_daemon::ok(
+                    msgid,
+                    &Response::Logs(LogLines {
+                        lines: vec![log_line("old")],
+                        warnings: vec![],
+                    }),
+                ),
+                notification("log.line", &log_line("new")),
+                Answer::Close,
+            ],
+            Request::Subscribe => vec![
+                fake_daemon::ok(msgid, &Response::Subscribed),
+                notification(
+                    "process.event",
+                    &ProcessEvent {
+                        kind: EventKind::Stopped,
+                        id: 0,
+                        name: "api".into(),
+                        pid: None,
+                        exit_code: None,
+                        signal: None,
+                        restarts: 0,
+                        restart_in_ms: None,
+                        reason: None,
+                        time_ms: 1,
+                    },
+                ),
+                Answer::Close,
+            ],
+            request => vec![fake_daemon::answer_correctly(msgid, request)],
+        });
+        let client = Client::connect(daemon.socket()).unwrap();
+        let follow = client.follow_logs("api", 3).unwrap();
+        assert_eq!(follow.initial().lines, [log_line("old")]);
+        let events: Vec<FollowEvent> = follow.map(Result::unwrap).collect();
+        assert_eq!(events, [FollowEvent::Line(log_line("new"))]);
+        let kinds: Vec<EventKind> = client
+            .events()
+            .unwrap()
+            .map(|event| event.unwrap().kind)
+            .collect();
+        assert_eq!(kinds, [EventKind::Stopped]);
+    }
+
+    #[test]
     fn a_silent_daemon_times_out() {
         let daemon = FakeDaemon::start(|_, _| vec![]);
         let mut client = Client::connect(daemon.socket()).unwrap();

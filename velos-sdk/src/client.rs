@@ -680,6 +680,28 @@ mod tests {
                 })
             );
 
+            assert_eq!(client.info(0).await.unwrap().name, "api");
+            assert_eq!(
+                daemon.next_request().1,
+                Request::Info(TargetParams {
+                    target: Target::Id(0)
+                })
+            );
+
+            client.flush(Target::All).await.unwrap();
+            assert_eq!(
+                daemon.next_request().1,
+                Request::LogFlush(TargetParams {
+                    target: Target::All
+                })
+            );
+
+            assert_eq!(client.save().await.unwrap().path, "/h/dump.msgpack");
+            assert_eq!(daemon.next_request().1, Request::Save);
+
+            assert_eq!(client.resurrect().await.unwrap().len(), 1);
+            assert_eq!(daemon.next_request().1, Request::Resurrect);
+
             assert_eq!(
                 client.call(&Request::Ping).await.unwrap(),
                 Response::Pong(fake_daemon::ping_info())
@@ -716,5 +738,7 @@ mod tests {
         assert_send(&client.stop("api"));
         assert_send(&client.logs(Target::All, 1));
         assert_send(&client.kill());
+        assert_send(&client.follow_logs("api", 1));
+        assert_send(&client.events());
     }
 }

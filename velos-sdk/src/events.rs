@@ -70,3 +70,96 @@ impl Stream for Events {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_lite::StreamExt;
+    use futures_lite::future::block_on;
+    use velos_proto::{EventKind, Request, Response};
+
+    use super::*;
+    use crate::Client;
+    use crate::fake_daemon::{self, Answer, FakeDaemon, notification};
+
+    pub(crate) fn event(kind: EventKind, name: &str) -> ProcessEvent {
+        ProcessEvent {
+            kind,
+            id: 0,
+            name: name.into(),
+            pid: None,
+            exit_code: None,
+            signal: None,
+            restarts: 0,
+            restart_in_ms: None,
+            reason: None,
+            time_ms: 1,
+        }
+    }
+
+    /// A daemon answering `events.subscribe` with nil, then `then`, and everything
+    /// else correctly.
+    pub(crate) fn subscribed(then: impl Fn() -> Vec<Answer> + Send + 'static) -> FakeDaemon {
+        FakeDaemon::start(move |msgid, request| match request {
+            Request::Subscribe => {
+                let mut answers = vec![fake_daemon::ok(msgid, &Response::Subscribed)];
+                answers.extend(then());
+                answers
+            }
+            request => vec![fake_daemon::answer_correctly(msgid, request)],
+        })
+    }
+
+    #[test]
+    fn events_arrive_in_order_until_the_daemon_closes() {
+        let daemon = subscribed(|| {
+            let mut exited = event(EventKind::Exited, "api");
+            exited.exit_code = Some(1);
+            vec![
+                notification(EVENT, &event(EventKind::Started, "api")),
+                notification("process.teleported", &event(EventKind::Started, "x")),
+                notification(EVENT, &exited),
+                Answer::Close,
+            ]
+        });
+        let mut client = block_on(Client::connect(daemon.socket())).unwrap();
+        let events = block_on(client.events()).unwrap();
+        let got: Vec<ProcessEvent> = block_on(events.map(Result::unwrap).collect());
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0], event(EventKind::Started, "api"));
+        assert_eq!(
+            (got[1].kind, got[1].exit_code),
+            (EventKind::Exited, Some(1))
+        );
+        assert_eq!(daemon.next_request().1, Request::Subscribe);
+        // The client itself still answers.
+        assert_eq!(block_on(client.list()).unwrap()[0].name, "api");
+    }
+
+    #[test]
+    fn an_event_that_does_not_decode_is_an_error_and_the_stream_goes_on() {
+        let daemon = subscribed(|| {
+            vec![
+                notification(EVENT, &"not an event"),
+                notification(EVENT, &event(EventKind::Deleted, "api")),
+                Answer::Close,
+            ]
+        });
+        let client = block_on(Client::connect(daemon.socket())).unwrap();
+        let mut events = block_on(client.events()).unwrap();
+        assert!(matches!(
+            block_on(events.next()),
+            Some(Err(Error::Protocol(_)))
+        ));
+        assert_eq!(
+            block_on(events.next()).unwrap().unwrap().kind,
+            EventKind::Deleted
+        );
+        assert!(block_on(events.next()).is_none());
+    }
+
+    #[test]
+    fn events_are_send_sync_and_unpin() {
+        fn assert_send_sync_unpin<T: Send + Sync + Unpin>() {}
+        assert_send_sync_unpin::<Events>();
+    }
+}

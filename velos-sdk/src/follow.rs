@@ -103,3 +103,212 @@ impl Stream for LogFollow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_lite::StreamExt;
+    use futures_lite::future::block_on;
+    use velos_proto::{ErrorCode, LogReadParams, Request, Response, Target, frame};
+
+    use super::*;
+    use crate::Client;
+    use crate::fake_daemon::{self, Answer, FakeDaemon, log_line, notification};
+
+    fn initial() -> LogLines {
+        LogLines {
+            lines: vec![log_line("before")],
+            warnings: vec!["api: disk full".into()],
+        }
+    }
+
+    /// A daemon answering `log.follow` with `initial()` then `then`, and everything
+    /// else correctly.
+    fn following(then: impl Fn() -> Vec<Answer> + Send + 'static) -> FakeDaemon {
+        FakeDaemon::start(move |msgid, request| match request {
+            Request::LogFollow(_) => {
+                let mut answers = vec![fake_daemon::ok(msgid, &Response::Logs(initial()))];
+                answers.extend(then());
+                answers
+            }
+            request => vec![fake_daemon::answer_correctly(msgid, request)],
+        })
+    }
+
+    fn connect(daemon: &FakeDaemon) -> Client {
+        block_on(Client::connect(daemon.socket())).expect("connect to the fake daemon")
+    }
+
+    #[test]
+    fn follow_gives_the_initial_lines_then_lines_and_gaps_until_the_daemon_closes() {
+        let daemon = following(|| {
+            vec![
+                notification(LINE, &log_line("one")),
+                notification(GAP, &LogGap { dropped: 3 }),
+                notification("log.from_the_future", &LogGap { dropped: 1 }),
+                notification(LINE, &log_line("two")),
+                Answer::Close,
+            ]
+        });
+        let mut client = connect(&daemon);
+        let mut follow = block_on(client.follow_logs("api", 5)).unwrap();
+        assert_eq!(follow.initial(), &initial());
+        let events: Vec<FollowEvent> = block_on((&mut follow).map(Result::unwrap).collect());
+        assert_eq!(
+            events,
+            [
+                FollowEvent::Line(log_line("one")),
+                FollowEvent::Gap(3),
+                FollowEvent::Line(log_line("two")),
+            ]
+        );
+        assert!(
+            block_on(follow.next()).is_none(),
+            "ended streams stay ended"
+        );
+        assert_eq!(
+            daemon.next_request().1,
+            Request::LogFollow(LogReadParams {
+                target: Target::Name("api".into()),
+                lines: 5
+            })
+        );
+        // The follow had a connection of its own: the client's still answers.
+        assert_eq!(block_on(client.ping()).unwrap(), fake_daemon::ping_info());
+        assert_eq!(follow.take_initial(), initial());
+        assert!(follow.initial().lines.is_empty());
+    }
+
+    #[test]
+    fn many_lines_in_one_write_all_arrive_in_order() {
+        let daemon = following(|| {
+            let mut bytes = Vec::new();
+            for i in 0..3000 {
+                let payload =
+                    rpc::encode_notification(LINE, &log_line(&format!("line {i}"))).unwrap();
+                bytes.extend(frame::encode_frame(&payload).unwrap());
+            }
+            vec![Answer::Bytes(bytes), Answer::Close]
+        });
+        let client = connect(&daemon);
+        let follow = block_on(client.follow_logs(Target::All, 0)).unwrap();
+        let texts: Vec<String> = block_on(
+            follow
+                .map(|event| match event.unwrap() {
+                    FollowEvent::Line(line) => String::from_utf8(line.line).unwrap(),
+                    other => panic!("expected a line, got {other:?}"),
+                })
+                .collect(),
+        );
+        let expected: Vec<String> = (0..3000).map(|i| format!("line {i}")).collect();
+        assert_eq!(texts, expected);
+    }
+
+    #[test]
+    fn following_an_unknown_process_is_the_daemons_error() {
+        let daemon = FakeDaemon::start(|msgid, _| {
+            vec![fake_daemon::error(
+                msgid,
+                ErrorCode::NotFound,
+                "no process named 'nope'",
+            )]
+        });
+        let client = connect(&daemon);
+        match block_on(client.follow_logs("nope", 5)) {
+            Err(Error::Daemon { code, message }) => {
+                assert_eq!(code, ErrorCode::NotFound);
+                assert_eq!(message, "no process named 'nope'");
+            }
+            other => panic!("expected a daemon error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dropping_a_follow_closes_its_connection() {
+        let daemon = following(Vec::new);
+        let client = connect(&daemon);
+        let follow = block_on(client.follow_logs("api", 1)).unwrap();
+        assert!(!daemon.has_closed());
+        drop(follow);
+        daemon.wait_closed();
+    }
+
+    #[test]
+    fn a_connection_cut_inside_a_frame_is_one_error_then_the_end() {
+        let daemon = following(|| {
+            let payload = rpc::encode_notification(LINE, &log_line("cut")).unwrap();
+            let bytes = frame::encode_frame(&payload).unwrap();
+            vec![
+                Answer::Bytes(bytes[..bytes.len() - 2].to_vec()),
+                Answer::Close,
+            ]
+        });
+        let client = connect(&daemon);
+        let mut follow = block_on(client.follow_logs("api", 1)).unwrap();
+        let first = block_on(follow.next());
+        assert!(matches!(first, Some(Err(Error::Disconnected))), "{first:?}");
+        assert!(block_on(follow.next()).is_none());
+    }
+
+    #[test]
+    fn an_unreadable_payload_is_an_error_and_the_stream_goes_on() {
+        let daemon = following(|| {
+            vec![
+                // 0xc1 is never used in MessagePack.
+                Answer::Frame(vec![0xc1]),
+                notification(LINE, &log_line("after")),
+                Answer::Close,
+            ]
+        });
+        let client = connect(&daemon);
+        let mut follow = block_on(client.follow_logs("api", 1)).unwrap();
+        let first = block_on(follow.next());
+        assert!(matches!(first, Some(Err(Error::Protocol(_)))), "{first:?}");
+        let second = block_on(follow.next());
+        assert!(
+            matches!(&second, Some(Ok(FollowEvent::Line(line))) if line.line == b"after"),
+            "{second:?}"
+        );
+        assert!(block_on(follow.next()).is_none());
+    }
+
+    #[test]
+    fn a_bad_frame_header_is_one_error_then_the_end() {
+        let daemon = following(|| {
+            vec![
+                Answer::Bytes(b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
+                notification(LINE, &log_line("never")),
+            ]
+        });
+        let client = connect(&daemon);
+        let mut follow = block_on(client.follow_logs("api", 1)).unwrap();
+        let first = block_on(follow.next());
+        assert!(
+            matches!(
+                first,
+                Some(Err(Error::Protocol(velos_proto::Error::BadMagic { .. })))
+            ),
+            "{first:?}"
+        );
+        assert!(block_on(follow.next()).is_none());
+    }
+
+    #[tokio::test]
+    async fn follow_works_under_tokio() {
+        let daemon = following(|| vec![notification(LINE, &log_line("tokio")), Answer::Close]);
+        let client = Client::connect(daemon.socket()).await.unwrap();
+        let mut follow = client.follow_logs("api", 1).await.unwrap();
+        let event = follow.next().await.unwrap().unwrap();
+        assert_eq!(event, FollowEvent::Line(log_line("tokio")));
+        assert!(follow.next().await.is_none());
+    }
+
+    #[test]
+    fn follows_can_move_between_threads() {
+        fn assert_send_sync_unpin<T: Send + Sync + Unpin>() {}
+        assert_send_sync_unpin::<LogFollow>();
+        fn assert_send<T: Send>(_: &T) {}
+        let daemon = following(Vec::new);
+        let client = connect(&daemon);
+        assert_send(&client.follow_logs("api", 1));
+    }
+}

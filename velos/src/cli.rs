@@ -1,14 +1,17 @@
 //! The command line as typed values: [`Cli`] and its [`Command`]s, parsed by clap.
 //!
 //! Each command's doc comment is its help: the first line is the short help, and the
-//! long help ends with an example. Values are parsed into types here (`--kill-timeout`
-//! through humantime), so a bad duration is a usage error before anything happens.
+//! long help ends with an example. Values are parsed into types here (durations through
+//! humantime, sizes through [`parse_size`], `--env` into pairs), so a bad value is a usage
+//! error before anything happens.
 //! Everything that needs I/O (absolute script paths, the environment, the daemon) is
 //! done by `commands`.
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::size::parse_size;
 
 /// A process manager: keeps your programs running, and their logs, in the background
 ///
@@ -27,32 +30,42 @@ pub struct Cli {
 /// Every velos command.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Start a script or program as a managed process
+    /// Start a script or program as a managed process, or every app of a velos.toml
     ///
     /// The interpreter comes from the script's `#!` line, its executable bit, or its
     /// extension (.js .mjs .cjs: node, .py: python3, .sh: sh, .rb: ruby). The process gets
-    /// this shell's environment and working directory, which velos remembers for restarts.
+    /// this shell's environment (plus --env) and working directory (or --cwd), which velos
+    /// remembers for restarts. A process that exits unexpectedly is started again after a
+    /// backoff (100 ms, doubling up to 15 s) unless --no-autorestart; after --max-restarts
+    /// quick failures in a row it is left `errored`.
     ///
-    /// Example: velos start server.js --name api --kill-timeout 10s -- --port 8080
+    /// A path ending in `.toml` is a config file: every app in its `[[apps]]` tables is
+    /// started (apps whose name is taken are skipped). Keys: name, script, args, cwd, env,
+    /// interpreter, autorestart, max_restarts, min_uptime, kill_timeout, max_log_size,
+    /// log_files; paths are relative to the file.
+    ///
+    /// Example: velos start server.js --name api --env PORT=8080 --max-log-size 10MiB -- --verbose
     Start(StartArgs),
 
     /// Stop a process gracefully: SIGTERM, then SIGKILL after its kill timeout
     ///
-    /// The entry stays in the list with status `stopped`; `velos restart` starts it again.
+    /// The entry stays in the list with status `stopped`, and it is not started again
+    /// automatically; `velos restart` starts it again. A `.toml` file stops its apps.
     ///
     /// Example: velos stop api
     Stop {
-        /// A process name, an id, or `all`.
+        /// A process name, an id, `all`, or a velos.toml file.
         target: String,
     },
 
     /// Stop a process (if it runs) and start it again with the same settings
     ///
-    /// It keeps its name and id and gets a new pid.
+    /// It keeps its name and id and gets a new pid. A `.toml` file restarts its apps, and
+    /// starts those not in the list yet.
     ///
     /// Example: velos restart api --update-env
     Restart {
-        /// A process name, an id, or `all`.
+        /// A process name, an id, `all`, or a velos.toml file.
         target: String,
         /// Start it with this shell's environment instead of the one it was started with.
         #[arg(long)]
@@ -61,19 +74,21 @@ pub enum Command {
 
     /// Stop a process if it runs, then remove it from the list
     ///
-    /// Its log files stay in $VELOS_HOME/logs.
+    /// Its log files stay in $VELOS_HOME/logs. A `.toml` file deletes its apps.
     ///
     /// Example: velos delete api
     #[command(visible_alias = "rm", alias = "del")]
     Delete {
-        /// A process name, an id, or `all`.
+        /// A process name, an id, `all`, or a velos.toml file.
         target: String,
     },
 
-    /// Show every process: id, name, pid, status, uptime, restarts, last exit
+    /// Show every process: id, name, pid, status, uptime, restarts, CPU, memory, last exit
     ///
-    /// With --json, print a JSON array with one object per process instead, for scripts
-    /// (keys include id, name, pid, status and exit_code).
+    /// A process waiting to be restarted shows when in the uptime column; why an errored
+    /// process was given up on is printed below the table. With --json, print a JSON
+    /// array with one object per process instead, for scripts (keys include id, name, pid,
+    /// status, exit_code, restarts, cpu_percent and memory_bytes).
     ///
     /// Example: velos list --json | jq '.[] | select(.status == "errored") | .name'
     #[command(visible_aliases = ["ls", "ps"])]
@@ -83,13 +98,71 @@ pub enum Command {
         json: bool,
     },
 
-    /// Print the last lines a process wrote to stdout and stderr
+    /// Print the last lines a process wrote to stdout and stderr, and follow new ones
     ///
     /// Each line is prefixed with the process's name; stderr lines' prefix is red on a
-    /// terminal. Without a target, show every process's lines.
+    /// terminal. Without a target, show every process's lines. With --follow, keep
+    /// printing new lines as they are written until Ctrl-C or the daemon shuts down.
     ///
-    /// Example: velos logs api -n 50
+    /// Example: velos logs api -n 50 --follow --timestamps
     Logs(LogsArgs),
+
+    /// Show one process in detail: settings, state, last exit, logs, CPU and memory
+    ///
+    /// Example: velos info api --json
+    #[command(visible_alias = "describe")]
+    Info {
+        /// A process name or an id.
+        target: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Empty the log files of a process (rotated files included), or of every process
+    ///
+    /// Example: velos flush api
+    Flush {
+        /// A process name, an id, or `all` [default: all].
+        target: Option<String>,
+    },
+
+    /// Save the process list, for `velos resurrect`
+    ///
+    /// The daemon also keeps the current list in $VELOS_HOME/state.msgpack on every change,
+    /// which `velosd --resurrect` (see `velos startup`) brings back.
+    ///
+    /// Example: velos save
+    Save,
+
+    /// Start again the processes that were running at the last `velos save`
+    ///
+    /// Names already in the list are left alone.
+    ///
+    /// Example: velos kill && velos resurrect
+    Resurrect,
+
+    /// Print a service definition that starts velos (and your processes) at login or boot
+    ///
+    /// A systemd user unit on Linux, a launchd agent on macOS, running `velosd --no-daemon
+    /// --resurrect` for this VELOS_HOME. Where to put it and how to enable it is printed on
+    /// stderr.
+    ///
+    /// Example: velos startup > ~/.config/systemd/user/velos.service
+    Startup {
+        /// The service manager [default: systemd on Linux, launchd on macOS].
+        #[arg(value_enum)]
+        system: Option<InitSystem>,
+    },
+
+    /// Print a shell completion script
+    ///
+    /// Example: velos completions bash > ~/.local/share/bash-completion/completions/velos
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 
     /// Check that the daemon answers (starting it if needed)
     ///
@@ -104,10 +177,19 @@ pub enum Command {
     Kill,
 }
 
+/// Which service manager `velos startup` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitSystem {
+    /// A systemd user unit (Linux).
+    Systemd,
+    /// A launchd agent plist (macOS).
+    Launchd,
+}
+
 /// `velos start`
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// The script or program to run (relative to the current directory).
+    /// The script or program to run (relative to the current directory), or a velos.toml.
     pub script: String,
 
     /// The process name [default: the script's file stem, `app.js` -> `app`].
@@ -122,13 +204,60 @@ pub struct StartArgs {
     #[arg(long, value_name = "PROG")]
     pub interpreter: Option<String>,
 
+    /// The working directory of the process (relative to the current one) [default: the current one].
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<String>,
+
+    /// Set an environment variable for the process, on top of this shell's (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+
     /// Do not start it again when it exits unexpectedly (non-zero, or a signal).
     #[arg(long)]
     pub no_autorestart: bool,
 
+    /// Quick failures in a row after which velos gives up and leaves it errored [default: 16].
+    #[arg(long, value_name = "N")]
+    pub max_restarts: Option<u32>,
+
+    /// How long a run must last to count as a success, resetting the backoff [default: 1s].
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    pub min_uptime: Option<Duration>,
+
+    /// Rotate each log file when it reaches this size, like `10MiB`, `500K` or `1GB` [default: never].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_log_size: Option<u64>,
+
+    /// How many rotated files to keep per log (`app-out.log.1` is the newest) [default: 5].
+    #[arg(long, value_name = "N")]
+    pub log_files: Option<u32>,
+
     /// Arguments passed to the script, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
+}
+
+impl StartArgs {
+    /// The flags that describe one process, which a config file sets per app instead.
+    pub fn per_process_flags(&self) -> Vec<&'static str> {
+        let given = [
+            (self.name.is_some(), "--name"),
+            (self.kill_timeout.is_some(), "--kill-timeout"),
+            (self.interpreter.is_some(), "--interpreter"),
+            (self.cwd.is_some(), "--cwd"),
+            (!self.env.is_empty(), "--env"),
+            (self.no_autorestart, "--no-autorestart"),
+            (self.max_restarts.is_some(), "--max-restarts"),
+            (self.min_uptime.is_some(), "--min-uptime"),
+            (self.max_log_size.is_some(), "--max-log-size"),
+            (self.log_files.is_some(), "--log-files"),
+            (!self.args.is_empty(), "-- ARGS"),
+        ];
+        given
+            .into_iter()
+            .filter_map(|(given, flag)| given.then_some(flag))
+            .collect()
+    }
 }
 
 /// `velos logs`
@@ -144,6 +273,24 @@ pub struct LogsArgs {
     /// Print the lines exactly as written: no prefix, no colour.
     #[arg(long)]
     pub raw: bool,
+
+    /// Keep printing new lines as they are written, until Ctrl-C or the daemon stops.
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Start each line with the time the daemon received it (UTC, RFC 3339).
+    #[arg(short, long, alias = "timestamp")]
+    pub timestamps: bool,
+}
+
+/// Reads `KEY=VALUE` for `--env`: the key is everything before the first `=`.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() && !key.contains('\0') && !value.contains('\0') => {
+            Ok((key.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got '{text}'")),
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +351,115 @@ mod tests {
                 Command::Delete { .. }
             ));
         }
+    }
+
+    #[test]
+    fn every_command_has_an_example_at_the_end_of_its_long_help() {
+        let cli = Cli::command();
+        let mut commands = vec![&cli];
+        commands.extend(cli.get_subcommands());
+        for command in commands {
+            let help = command
+                .get_long_about()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let last = help.trim_end().lines().last().unwrap_or_default();
+            assert!(
+                last.starts_with("Example: velos"),
+                "`velos {}` long help does not end with an example:\n{help}",
+                command.get_name()
+            );
+        }
+    }
+
+    #[test]
+    fn start_reads_env_pairs_sizes_and_restart_settings() {
+        let cli = parse(&[
+            "start",
+            "app.js",
+            "--cwd",
+            "sub",
+            "--env",
+            "PORT=8080",
+            "--env",
+            "URL=http://x/?a=b",
+            "--env",
+            "EMPTY=",
+            "--max-restarts",
+            "3",
+            "--min-uptime",
+            "2s",
+            "--max-log-size",
+            "10MiB",
+            "--log-files",
+            "2",
+        ])
+        .unwrap();
+        let Command::Start(start) = cli.command else {
+            panic!("not start: {cli:?}");
+        };
+        assert_eq!(start.cwd.as_deref(), Some("sub"));
+        assert_eq!(
+            start.env,
+            [
+                ("PORT".to_owned(), "8080".to_owned()),
+                ("URL".to_owned(), "http://x/?a=b".to_owned()),
+                ("EMPTY".to_owned(), String::new()),
+            ]
+        );
+        assert_eq!(start.max_restarts, Some(3));
+        assert_eq!(start.min_uptime, Some(Duration::from_secs(2)));
+        assert_eq!(start.max_log_size, Some(10 << 20));
+        assert_eq!(start.log_files, Some(2));
+        assert_eq!(
+            start.per_process_flags(),
+            [
+                "--cwd",
+                "--env",
+                "--max-restarts",
+                "--min-uptime",
+                "--max-log-size",
+                "--log-files"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_env_pairs_and_sizes_are_usage_errors() {
+        for bad in ["PORT", "=8080", ""] {
+            let err = parse(&["start", "app.js", "--env", bad]).unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
+        let err = parse(&["start", "app.js", "--max-log-size", "lots"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn new_commands_parse() {
+        assert!(matches!(
+            parse(&["describe", "api", "--json"]).unwrap().command,
+            Command::Info { json: true, .. }
+        ));
+        assert!(matches!(
+            parse(&["flush"]).unwrap().command,
+            Command::Flush { target: None }
+        ));
+        assert!(matches!(
+            parse(&["startup", "launchd"]).unwrap().command,
+            Command::Startup {
+                system: Some(InitSystem::Launchd)
+            }
+        ));
+        assert!(matches!(
+            parse(&["completions", "zsh"]).unwrap().command,
+            Command::Completions {
+                shell: clap_complete::Shell::Zsh
+            }
+        ));
+        let Command::Logs(logs) = parse(&["logs", "-f", "--timestamps"]).unwrap().command else {
+            panic!("not logs");
+        };
+        assert!(logs.follow && logs.timestamps && logs.target.is_none());
     }
 
     #[test]

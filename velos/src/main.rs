@@ -7,9 +7,13 @@
 #![forbid(unsafe_code)]
 
 mod autostart;
+// Its doc comments are clap's help text, where `[default: 5s]` is a note, not a link.
+#[allow(rustdoc::broken_intra_doc_links)]
 mod cli;
 mod commands;
+mod config;
 mod output;
+mod size;
 
 use std::io;
 use std::process::ExitCode;

@@ -1,5 +1,5 @@
-//! How results look: [`Style`] (colour or not, decided once), the process table, uptimes
-//! and exit columns.
+//! How results look: [`Style`] (colour or not, decided once), the process table and its
+//! columns (uptime or restart delay, CPU, memory, last exit), and log timestamps.
 //!
 //! Colour is on only when stdout is a terminal and `NO_COLOR` is not set (to anything,
 //! even empty: the contract says "set"). Call sites never check either themselves; they
@@ -8,12 +8,14 @@
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use comfy_table::{CellAlignment, Table};
 use owo_colors::OwoColorize;
 use rustix::process::Signal;
 use velos_proto::{ProcessInfo, ProcessStatus, Stream};
+
+use crate::size::format_bytes;
 
 /// Whether output is coloured; decided once at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +61,17 @@ impl Style {
         }
     }
 
+    /// The time in front of a log line (`2024-05-01T12:00:00.123Z `), dimmed; `-` padded
+    /// to the same width for a line whose time is not known (read back from a file).
+    pub fn timestamp(self, time_ms: Option<u64>) -> String {
+        let text = format_timestamp(time_ms);
+        if self.color {
+            format!("{} ", text.dimmed())
+        } else {
+            format!("{text} ")
+        }
+    }
+
     /// The `name | ` in front of a log line: green for stdout, red for stderr.
     pub fn log_prefix(self, name: &str, stream: Stream) -> String {
         let prefix = format!("{name} |");
@@ -82,9 +95,9 @@ const STATUS_COLUMN: usize = 3;
 /// The `velos list` table, one row per process, ending with a newline.
 pub fn process_table(processes: &[ProcessInfo], style: Style) -> String {
     let mut table = Table::new();
-    table
-        .load_preset(TABLE_STYLE)
-        .set_header(["id", "name", "pid", "status", "uptime", "restarts", "exit"]);
+    table.load_preset(TABLE_STYLE).set_header([
+        "id", "name", "pid", "status", "uptime", "restarts", "cpu", "mem", "exit",
+    ]);
     for process in processes {
         table.add_row([
             process.id.to_string(),
@@ -95,10 +108,12 @@ pub fn process_table(processes: &[ProcessInfo], style: Style) -> String {
             process.status.as_str().to_owned(),
             uptime_column(process),
             process.restarts.to_string(),
+            cpu_column(process),
+            memory_column(process),
             exit_column(process),
         ]);
     }
-    for column in [0, 2, 5] {
+    for column in [0, 2, 5, 6, 7] {
         if let Some(column) = table.column_mut(column) {
             column.set_cell_alignment(CellAlignment::Right);
         }
@@ -134,6 +149,7 @@ fn color_status_cell(line: &str, style: Style) -> String {
         ProcessStatus::Stopping,
         ProcessStatus::Stopped,
         ProcessStatus::Errored,
+        ProcessStatus::Waiting,
     ]
     .into_iter()
     .find(|status| status.as_str() == word) else {
@@ -143,11 +159,52 @@ fn color_status_cell(line: &str, style: Style) -> String {
     cells.join(&BORDER.to_string())
 }
 
-/// How long it has been running, like `3m 12s`; `-` unless it runs.
+/// How long it has been running, like `3m 12s`; while it waits for an automatic restart,
+/// when that comes (`restart in 400ms`); `-` otherwise.
 pub fn uptime_column(process: &ProcessInfo) -> String {
-    match (process.status, process.uptime_ms) {
-        (ProcessStatus::Running, Some(ms)) => format_uptime(Duration::from_millis(ms)),
+    match (process.status, process.uptime_ms, process.restart_in_ms) {
+        (ProcessStatus::Running, Some(ms), _) => format_uptime(Duration::from_millis(ms)),
+        (ProcessStatus::Waiting, _, Some(ms)) => format!("restart in {}", format_delay(ms)),
+        (ProcessStatus::Waiting, _, None) => "restarting".to_owned(),
         _ => "-".to_owned(),
+    }
+}
+
+/// A short delay to the millisecond below 10 s (`400ms`, `3s 200ms`), to the second above.
+pub fn format_delay(ms: u64) -> String {
+    let ms = if ms >= 10_000 {
+        (ms + 500) / 1000 * 1000
+    } else {
+        ms
+    };
+    humantime::format_duration(Duration::from_millis(ms)).to_string()
+}
+
+/// CPU use in percent of one core, like `0.3%`; `-` unless it runs (or off Linux).
+pub fn cpu_column(process: &ProcessInfo) -> String {
+    process
+        .cpu_percent
+        .map_or_else(|| "-".to_owned(), |cpu| format!("{cpu:.1}%"))
+}
+
+/// Resident memory, like `12.4 MiB`; `-` unless it runs (or off Linux).
+pub fn memory_column(process: &ProcessInfo) -> String {
+    process
+        .memory_bytes
+        .map_or_else(|| "-".to_owned(), format_bytes)
+}
+
+/// The width of [`format_timestamp`]'s text.
+const TIMESTAMP_WIDTH: usize = "2024-05-01T12:00:00.123Z".len();
+
+/// Unix milliseconds as RFC 3339 UTC with milliseconds; `-` padded to the same width
+/// when unknown.
+pub fn format_timestamp(time_ms: Option<u64>) -> String {
+    match time_ms {
+        Some(ms) => {
+            humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+        }
+        None => format!("{:<TIMESTAMP_WIDTH$}", "-"),
     }
 }
 
@@ -216,10 +273,11 @@ pub fn signal_name(signal: i32) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn process(id: u32, name: &str, status: ProcessStatus) -> ProcessInfo {
+    /// A process as the daemon would show it: running ones with a pid and an uptime.
+    pub(crate) fn process(id: u32, name: &str, status: ProcessStatus) -> ProcessInfo {
         ProcessInfo {
             id,
             name: name.into(),
@@ -285,6 +343,54 @@ mod tests {
     }
 
     #[test]
+    fn waiting_processes_show_when_they_restart() {
+        let mut waiting = process(0, "api", ProcessStatus::Waiting);
+        waiting.restart_in_ms = Some(400);
+        assert_eq!(uptime_column(&waiting), "restart in 400ms");
+        waiting.restart_in_ms = Some(3200);
+        assert_eq!(uptime_column(&waiting), "restart in 3s 200ms");
+        waiting.restart_in_ms = Some(12_800);
+        assert_eq!(uptime_column(&waiting), "restart in 13s");
+        waiting.restart_in_ms = None;
+        assert_eq!(uptime_column(&waiting), "restarting");
+    }
+
+    #[test]
+    fn cpu_and_memory_show_while_known() {
+        let mut running = process(0, "api", ProcessStatus::Running);
+        assert_eq!(
+            (cpu_column(&running), memory_column(&running)),
+            ("-".into(), "-".into())
+        );
+        running.cpu_percent = Some(0.3);
+        running.memory_bytes = Some(13_002_342);
+        assert_eq!(cpu_column(&running), "0.3%");
+        assert_eq!(memory_column(&running), "12.4 MiB");
+        running.cpu_percent = Some(153.0);
+        assert_eq!(cpu_column(&running), "153.0%");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_or_a_padded_dash() {
+        assert_eq!(
+            format_timestamp(Some(1_714_564_800_123)),
+            "2024-05-01T12:00:00.123Z"
+        );
+        let unknown = format_timestamp(None);
+        assert_eq!(unknown.len(), TIMESTAMP_WIDTH);
+        assert!(unknown.starts_with('-'));
+        assert_eq!(
+            Style::plain().timestamp(Some(0)),
+            "1970-01-01T00:00:00.000Z "
+        );
+        assert!(
+            Style::new(true, None)
+                .timestamp(Some(0))
+                .starts_with('\u{1b}')
+        );
+    }
+
+    #[test]
     fn unnamed_signals_show_their_number() {
         assert_eq!(signal_name(9), "SIGKILL");
         assert_eq!(signal_name(200), "signal 200");
@@ -334,12 +440,12 @@ mod tests {
             Style::plain(),
         );
         let expected = "\
-┌────┬────────┬──────┬─────────┬────────┬──────────┬──────┐
-│ id │ name   │  pid │ status  │ uptime │ restarts │ exit │
-╞════╪════════╪══════╪═════════╪════════╪══════════╪══════╡
-│  0 │ api    │ 4242 │ running │ 3m 12s │        0 │ -    │
-│  1 │ worker │    - │ errored │ -      │        3 │ 1    │
-└────┴────────┴──────┴─────────┴────────┴──────────┴──────┘
+┌────┬────────┬──────┬─────────┬────────┬──────────┬─────┬─────┬──────┐
+│ id │ name   │  pid │ status  │ uptime │ restarts │ cpu │ mem │ exit │
+╞════╪════════╪══════╪═════════╪════════╪══════════╪═════╪═════╪══════╡
+│  0 │ api    │ 4242 │ running │ 3m 12s │        0 │   - │   - │ -    │
+│  1 │ worker │    - │ errored │ -      │        3 │   - │   - │ 1    │
+└────┴────────┴──────┴─────────┴────────┴──────────┴─────┴─────┴──────┘
 ";
         assert_eq!(table, expected, "\n{table}");
     }

@@ -378,8 +378,10 @@ impl LogFile {
         }
     }
 
-    /// Appends `chunk` and hands it to the ring, rotating the file on the way when it is
-    /// due: after the chunk's last newline, so that no line is split across files.
+    /// Appends `chunk` and hands it to the ring, rotating the file whenever it would
+    /// pass its size limit: at the last line boundary that keeps it within the limit, or
+    /// right after a line that alone crosses it. A chunk may fill several files; no line
+    /// is ever split across two.
     fn write(
         &mut self,
         chunk: &[u8],
@@ -387,31 +389,35 @@ impl LogFile {
         stream: Stream,
         time_ms: u64,
     ) -> Result<(), String> {
-        let cut = self.rotation.and_then(|rotation| {
-            if ring.file_len(stream) + (chunk.len() as u64) < rotation.max_bytes {
-                return None;
+        let mut rest = chunk;
+        let mut written = Ok(());
+        while let Some(rotation) = self.rotation {
+            let len = ring.file_len(stream);
+            if len + (rest.len() as u64) < rotation.max_bytes {
+                break;
             }
-            match chunk.iter().rposition(|&b| b == b'\n') {
-                Some(newline) => Some(newline + 1),
-                None if ring.at_line_start(stream) && ring.file_len(stream) > 0 => Some(0),
-                // In the middle of a long line: rotate after it ends.
-                None => None,
-            }
-        });
-        let Some(cut) = cut else {
-            let written = self.append(chunk, ring, stream);
-            ring.push(stream, chunk, time_ms);
-            return written;
-        };
-        let (before, after) = chunk.split_at(cut);
-        let mut written = self.append(before, ring, stream);
-        ring.push(stream, before, time_ms);
-        if let Some(rotation) = self.rotation {
+            let room =
+                usize::try_from(rotation.max_bytes.saturating_sub(len)).unwrap_or(usize::MAX);
+            let cut = match memchr::memrchr(b'\n', &rest[..room.min(rest.len())]) {
+                Some(newline) => newline + 1,
+                // Nothing of a line written yet: this file is done.
+                None if ring.at_line_start(stream) && len > 0 => 0,
+                // A line that crosses the limit ends this file.
+                None => match memchr::memchr(b'\n', &rest[room.min(rest.len())..]) {
+                    Some(newline) => room.min(rest.len()) + newline + 1,
+                    // In the middle of a long line: rotate after it ends.
+                    None => break,
+                },
+            };
+            let (before, after) = rest.split_at(cut);
+            written = written.and(self.append(before, ring, stream));
+            ring.push(stream, before, time_ms);
             self.rotate(rotation.keep);
             ring.file_replaced(stream, 0);
+            rest = after;
         }
-        written = written.and(self.append(after, ring, stream));
-        ring.push(stream, after, time_ms);
+        written = written.and(self.append(rest, ring, stream));
+        ring.push(stream, rest, time_ms);
         written
     }
 
@@ -720,9 +726,13 @@ mod tests {
             file.write(chunk, &mut guard, Stream::Out, 0).unwrap();
         }
         let read = |back| std::fs::read_to_string(rotated_path(&path, back)).unwrap_or_default();
+        // Each file holds whole lines and stays within 10 bytes.
         assert_eq!(read(0), "gg\n");
-        assert_eq!(read(1), "dddd\neeee\nffff\n");
-        assert_eq!(read(2), "aaaa\nbbbb\ncccc\n");
+        assert_eq!(read(1), "eeee\nffff\n");
+        assert_eq!(read(2), "cccc\ndddd\n");
+        for back in 0..=2 {
+            assert!(read(back).len() <= 10, "{back}: {:?}", read(back));
+        }
         assert!(
             !rotated_path(&path, 3).exists(),
             "only two rotated files are kept"

@@ -17,7 +17,7 @@ use velos_proto::StartParams;
 
 use std::sync::Arc;
 
-use crate::state::{Env, ProcessTable};
+use crate::state::{Env, Exit, ProcessTable};
 
 /// Bumped when the layout changes in a way older daemons cannot read.
 const FORMAT: u32 = 1;
@@ -41,6 +41,12 @@ struct SavedProcess {
     env: Option<usize>,
     running: bool,
     restarts: u32,
+    /// How its last run ended.
+    #[serde(default)]
+    exit_code: Option<i32>,
+    /// The signal that ended its last run.
+    #[serde(default)]
+    signal: Option<i32>,
 }
 
 /// One process brought back from a saved list.
@@ -56,6 +62,8 @@ pub struct Restored {
     pub running: bool,
     /// Its restart count.
     pub restarts: u32,
+    /// How its last run ended, if it ran.
+    pub exit: Option<Exit>,
 }
 
 impl SavedList {
@@ -84,6 +92,8 @@ impl SavedList {
                 env,
                 running: entry.wants_to_run(),
                 restarts: entry.restarts,
+                exit_code: entry.exit.and_then(|exit| exit.code),
+                signal: entry.exit.and_then(|exit| exit.signal),
             });
         }
         list
@@ -107,6 +117,10 @@ impl SavedList {
                     params,
                     running: saved.running,
                     restarts: saved.restarts,
+                    exit: (saved.exit_code.is_some() || saved.signal.is_some()).then_some(Exit {
+                        code: saved.exit_code,
+                        signal: saved.signal,
+                    }),
                 }
             })
             .collect()

@@ -382,6 +382,17 @@ impl Supervisor {
         }
         {
             let mut ring = logs::lock(&entry.ring);
+            if !run {
+                // Not started, so no collector measured the files: do it here, so that
+                // `velos logs` finds the lines they already hold.
+                for (stream, path) in [
+                    (Stream::Out, &entry.spec.out_log),
+                    (Stream::Err, &entry.spec.err_log),
+                ] {
+                    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+                    ring.set_file_len(stream, len);
+                }
+            }
             for tx in &self.all_followers {
                 ring.follow(Follower::new(tx.clone()));
             }
@@ -732,6 +743,7 @@ impl Supervisor {
                 }
             };
             entry.restarts = saved.restarts;
+            entry.exit = saved.exit;
             if let Err(error) = self.insert_and_launch(entry, saved.running) {
                 crate::log(format_args!("cannot start '{}' again: {error}", saved.name));
                 continue;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use rustix::process::Signal;
 use serde_json::Value;
 
-use super::{TestHome, bins, signal_pid};
+use super::{Spawned, TestHome, bins, signal_pid};
 
 /// How long one CLI invocation may take before the harness kills it and fails the test.
 const CLI_TIMEOUT: Duration = Duration::from_secs(30);
@@ -112,6 +112,8 @@ impl fmt::Debug for Output {
 /// A CLI invocation being set up: `home.cmd(&["start", ...]).env("PORT", "8080").run()`.
 pub struct Cmd<'h> {
     home: &'h TestHome,
+    /// `velos`, or `velosd` for [`TestHome::velosd`].
+    program: PathBuf,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
     cwd: Option<PathBuf>,
@@ -122,11 +124,18 @@ impl<'h> Cmd<'h> {
     pub(super) fn new(home: &'h TestHome, args: &[&str]) -> Self {
         Cmd {
             home,
+            program: bins().velos.clone(),
             args: args.iter().map(OsString::from).collect(),
             envs: Vec::new(),
             cwd: None,
             timeout: CLI_TIMEOUT,
         }
+    }
+
+    /// Runs `velosd` instead of `velos`, with the same environment.
+    pub(super) fn daemon(mut self) -> Self {
+        self.program = bins().velosd.clone();
+        self
     }
 
     /// Sets an environment variable for the CLI (and so for what it starts).
@@ -157,16 +166,24 @@ impl<'h> Cmd<'h> {
         }
     }
 
-    pub(super) fn try_run(self) -> Result<Output, String> {
-        let bins = bins();
-        let command_line = self.args.iter().fold(String::from("velos"), |line, arg| {
+    /// The command line as text, for messages.
+    fn command_line(&self) -> String {
+        let program = self
+            .program
+            .file_name()
+            .map_or_else(|| "velos".into(), |name| name.to_string_lossy());
+        self.args.iter().fold(program.into_owned(), |line, arg| {
             format!("{line} {}", arg.to_string_lossy())
-        });
-        let mut command = Command::new(&bins.velos);
+        })
+    }
+
+    /// The process to run: the home's environment, stdin null, stdout and stderr piped.
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
         command
             .args(&self.args)
             .env("VELOS_HOME", self.home.path())
-            .env("VELOS_DAEMON", &bins.velosd)
+            .env("VELOS_DAEMON", &bins().velosd)
             .env("NO_COLOR", "1")
             .envs(self.envs.iter().map(|(key, value)| (key, value)))
             .stdin(Stdio::null())
@@ -175,6 +192,23 @@ impl<'h> Cmd<'h> {
         if let Some(cwd) = &self.cwd {
             command.current_dir(cwd);
         }
+        command
+    }
+
+    /// Starts the CLI and returns at once, for commands that run until stopped
+    /// (`velos logs --follow`); see [`Spawned`].
+    #[track_caller]
+    pub fn spawn(self) -> Spawned {
+        let command_line = self.command_line();
+        match self.command().spawn() {
+            Ok(child) => Spawned::new(command_line, child),
+            Err(error) => panic!("cannot run `{command_line}`: {error}"),
+        }
+    }
+
+    pub(super) fn try_run(self) -> Result<Output, String> {
+        let command_line = self.command_line();
+        let mut command = self.command();
         let start = Instant::now();
         let mut child = command
             .spawn()

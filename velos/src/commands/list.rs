@@ -1,14 +1,16 @@
 //! `velos list` (`ls`, `ps`): the process table, or `--json` for scripts.
 //!
 //! The JSON is the daemon's [`ProcessInfo`] objects as serde writes them: stable keys
-//! (`id`, `name`, `pid`, `status`, `exit_code`, ...), never coloured. An empty list is
-//! `[]` with `--json`; without it, stdout stays empty and a hint goes to stderr.
+//! (`id`, `name`, `pid`, `status`, `exit_code`, `cpu_percent`, `memory_bytes`, ...),
+//! never coloured. An empty list is `[]` with `--json`; without it, stdout stays empty
+//! and a hint goes to stderr. Below the table, each errored process that velos knows more
+//! about (it gave up restarting it, or could not spawn it) gets a line saying why.
 
 use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use futures_lite::future::block_on;
-use velos_proto::ProcessInfo;
+use velos_proto::{ProcessInfo, ProcessStatus};
 
 use super::{daemon, explain};
 use crate::output::{Style, process_table};
@@ -27,9 +29,27 @@ pub fn run(json: bool, style: Style) -> Result<()> {
         eprintln!("{EMPTY_HINT}");
     } else {
         stdout.write_all(process_table(&processes, style).as_bytes())?;
+        for line in error_lines(&processes) {
+            writeln!(stdout, "{line}")?;
+        }
     }
     stdout.flush()?;
     Ok(())
+}
+
+/// `'api' (id 0) errored: <reason>` for each errored process with a reason.
+fn error_lines(processes: &[ProcessInfo]) -> Vec<String> {
+    processes
+        .iter()
+        .filter(|process| process.status == ProcessStatus::Errored)
+        .filter_map(|process| {
+            let error = process.error.as_deref()?;
+            Some(format!(
+                "'{}' (id {}) errored: {error}",
+                process.name, process.id
+            ))
+        })
+        .collect()
 }
 
 /// The JSON array on one line (compact, like `pm2 jlist`: scripts parse it, and `jq`
@@ -42,9 +62,20 @@ fn to_json(processes: &[ProcessInfo]) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use velos_proto::ProcessStatus;
-
     use super::*;
+    use crate::output::tests::process;
+
+    #[test]
+    fn errored_processes_with_a_reason_get_a_line() {
+        let mut gave_up = process(1, "worker", ProcessStatus::Errored);
+        gave_up.error = Some("exited 3 times in a row".into());
+        let quiet = process(2, "crashed", ProcessStatus::Errored);
+        let running = process(0, "api", ProcessStatus::Running);
+        assert_eq!(
+            error_lines(&[running, gave_up, quiet]),
+            ["'worker' (id 1) errored: exited 3 times in a row"]
+        );
+    }
 
     #[test]
     fn json_has_the_contract_keys_and_types() {

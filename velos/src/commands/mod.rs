@@ -1,27 +1,35 @@
 //! Runs a parsed [`Command`]: the I/O half of the command line.
 //!
-//! `start`, `list` and `logs` have their own files; the rest are short and live here.
+//! Most commands have their own file; `ping`, `kill` and `completions` are short and live
+//! here.
 //! Every command that needs the daemon gets it from [`autostart::connect`] (which starts
 //! one if needed), except `kill`, which must never start a daemon just to stop it.
 //! Results go to stdout, hints to stderr; errors are returned to `main`, which prints them.
 //! SDK errors pass through [`explain`], which adds what to do next.
 
+mod change;
+mod info;
 mod list;
 mod logs;
+mod save;
 mod start;
+mod startup;
 
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use clap::CommandFactory;
 use futures_lite::future::block_on;
 use rustix::process::{Pid, Signal};
-use velos_proto::{ErrorCode, Home, ProcessInfo, RestartParams, Target};
+use velos_proto::{ErrorCode, Home};
 use velos_sdk::{Client, Error as SdkError};
 
 use crate::autostart;
 use crate::cli::{Cli, Command};
 use crate::output::Style;
+
+use change::Change;
 
 /// The shortest a `velos kill` waits for the daemon to remove its pid file.
 const KILL_WAIT: Duration = Duration::from_secs(10);
@@ -34,11 +42,19 @@ pub fn run(cli: Cli) -> Result<()> {
     let style = Style::detect();
     match cli.command {
         Command::Start(args) => start::run(args),
-        Command::Stop { target } => change(&target, Change::Stop),
-        Command::Restart { target, update_env } => change(&target, Change::Restart { update_env }),
-        Command::Delete { target } => change(&target, Change::Delete),
+        Command::Stop { target } => change::run(&target, Change::Stop),
+        Command::Restart { target, update_env } => {
+            change::run(&target, Change::Restart { update_env })
+        }
+        Command::Delete { target } => change::run(&target, Change::Delete),
         Command::List { json } => list::run(json, style),
         Command::Logs(args) => logs::run(args, style),
+        Command::Info { target, json } => info::run(&target, json, style),
+        Command::Flush { target } => logs::flush(target.as_deref()),
+        Command::Save => save::save(),
+        Command::Resurrect => save::resurrect(),
+        Command::Startup { system } => startup::run(system),
+        Command::Completions { shell } => completions(shell),
         Command::Ping => ping(),
         Command::Kill => kill(),
     }
@@ -79,77 +95,15 @@ pub fn explain(err: SdkError) -> anyhow::Error {
     }
 }
 
-/// What `stop`, `restart` and `delete` do to their targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Stop,
-    Restart { update_env: bool },
-    Delete,
-}
-
-impl Change {
-    fn verb(self) -> &'static str {
-        match self {
-            Change::Stop => "stop",
-            Change::Restart { .. } => "restart",
-            Change::Delete => "delete",
-        }
-    }
-
-    fn past(self) -> &'static str {
-        match self {
-            Change::Stop => "stopped",
-            Change::Restart { .. } => "restarted",
-            Change::Delete => "deleted",
-        }
-    }
-}
-
-/// `velos stop|restart|delete <name|id|all>`
-fn change(target: &str, change: Change) -> Result<()> {
-    let target = Target::parse(target);
-    let mut client = daemon()?;
-    let changed = match change {
-        Change::Stop => block_on(client.stop(target.clone())),
-        Change::Restart { update_env: false } => block_on(client.restart(target.clone())),
-        Change::Restart { update_env: true } => block_on(client.restart_with(RestartParams {
-            target: target.clone(),
-            env: Some(start::current_env()),
-        })),
-        Change::Delete => block_on(client.delete(target.clone())),
-    }
-    .map_err(explain)?;
-
-    if changed.is_empty() && target == Target::All {
-        eprintln!("no processes to {}", change.verb());
-        return Ok(());
-    }
+/// `velos completions <shell>`: the script clap_complete writes. Written to a buffer
+/// first: clap_complete panics on a write error, and a closed stdout is not a panic.
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "velos", &mut script);
     let mut stdout = io::stdout().lock();
-    for process in &changed {
-        writeln!(stdout, "{}", change_line(change, process))?;
-    }
+    stdout.write_all(&script)?;
+    stdout.flush()?;
     Ok(())
-}
-
-/// `stopped 'api' (id 0)`, `restarted 'api' (id 0, pid 1234)`.
-fn change_line(change: Change, process: &ProcessInfo) -> String {
-    let (name, id) = (&process.name, process.id);
-    match (change, process.pid) {
-        (Change::Restart { .. }, Some(pid)) => {
-            format!("{} '{name}' (id {id}, pid {pid})", change.past())
-        }
-        (Change::Restart { .. }, None) => format!(
-            "{} '{name}' (id {id}), now {}{}",
-            change.past(),
-            process.status,
-            process
-                .error
-                .as_deref()
-                .map(|error| format!(": {error}"))
-                .unwrap_or_default()
-        ),
-        _ => format!("{} '{name}' (id {id})", change.past()),
-    }
 }
 
 /// `velos ping`
@@ -246,60 +200,7 @@ fn terminate_by_pid(home: &Home) -> Result<()> {
 mod tests {
     use std::path::PathBuf;
 
-    use velos_proto::ProcessStatus;
-
     use super::*;
-
-    fn process(pid: Option<u32>, status: ProcessStatus) -> ProcessInfo {
-        ProcessInfo {
-            id: 3,
-            name: "api".into(),
-            pid,
-            status,
-            exit_code: None,
-            signal: None,
-            restarts: 1,
-            uptime_ms: None,
-            script: "/srv/api.js".into(),
-            interpreter: None,
-            args: vec![],
-            cwd: "/srv".into(),
-            kill_timeout_ms: 5000,
-            out_log: String::new(),
-            err_log: String::new(),
-            error: None,
-            log_error: None,
-            autorestart: true,
-            max_restarts: 16,
-            min_uptime_ms: 1000,
-            max_log_bytes: None,
-            log_files: 5,
-            restart_in_ms: None,
-            cpu_percent: None,
-            memory_bytes: None,
-        }
-    }
-
-    #[test]
-    fn each_change_says_what_happened_to_whom() {
-        let stopped = process(None, ProcessStatus::Stopped);
-        assert_eq!(change_line(Change::Stop, &stopped), "stopped 'api' (id 3)");
-        assert_eq!(
-            change_line(Change::Delete, &stopped),
-            "deleted 'api' (id 3)"
-        );
-        let running = process(Some(77), ProcessStatus::Running);
-        assert_eq!(
-            change_line(Change::Restart { update_env: false }, &running),
-            "restarted 'api' (id 3, pid 77)"
-        );
-        let mut errored = process(None, ProcessStatus::Errored);
-        errored.error = Some("node: not found".into());
-        assert_eq!(
-            change_line(Change::Restart { update_env: true }, &errored),
-            "restarted 'api' (id 3), now errored: node: not found"
-        );
-    }
 
     #[test]
     fn not_found_gets_the_list_hint_once() {

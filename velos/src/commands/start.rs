@@ -1,14 +1,20 @@
 //! `velos start`: from what was typed to a [`StartParams`], then one request.
 //!
 //! Everything that can be checked here is checked before the daemon is asked (or even
-//! started): the script must exist, relative to the current directory, and the name must
-//! follow the rules. The daemon checks both again; this side exists for clear messages
-//! about what the user typed. The process gets this shell's working directory and its
-//! whole environment, which the daemon remembers for restarts.
+//! started): the script and `--cwd` must exist, relative to the current directory, and
+//! the name must follow the rules. The daemon checks again; this side exists for clear
+//! messages about what the user typed. The process gets this shell's working directory
+//! (or `--cwd`) and its whole environment plus `--env`, which the daemon remembers for
+//! restarts.
+//!
+//! `velos start velos.toml` starts the apps of a config file instead (see
+//! [`crate::config`]): every app to start is checked before the first one starts, and
+//! apps whose name is already in the list are skipped with a note.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use futures_lite::future::block_on;
@@ -17,37 +23,140 @@ use velos_proto::{ProcessInfo, ProcessStatus, StartParams};
 
 use super::{daemon, explain};
 use crate::cli::StartArgs;
+use crate::config::{self, Config};
 
 /// Runs `velos start`.
 pub fn run(args: StartArgs) -> Result<()> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
+    if config::is_config(&args.script) {
+        return run_config(args, &cwd);
+    }
     let params = start_params(args, &cwd, current_env())?;
     let started = block_on(daemon()?.start(params)).map_err(explain)?;
-    if started.status == ProcessStatus::Errored {
-        bail!("{}", failure_message(&started));
-    }
-    writeln!(io::stdout().lock(), "{}", started_line(&started))?;
+    writeln!(io::stdout().lock(), "{}", report(&started)?)?;
     Ok(())
 }
 
-/// The request for `args`, with paths resolved against `cwd`.
-fn start_params(args: StartArgs, cwd: &Path, env: BTreeMap<String, String>) -> Result<StartParams> {
+/// The line saying a process started, or the error saying it could not.
+pub fn report(started: &ProcessInfo) -> Result<String> {
+    if started.status == ProcessStatus::Errored {
+        bail!("{}", failure_message(started));
+    }
+    Ok(started_line(started))
+}
+
+/// What `velos start velos.toml` does with one app.
+enum Plan {
+    /// Its name is in the list already.
+    Skip(ProcessInfo),
+    /// Start it with these params.
+    Start(StartParams),
+}
+
+/// `velos start velos.toml`
+fn run_config(args: StartArgs, cwd: &Path) -> Result<()> {
+    let flags = args.per_process_flags();
+    if !flags.is_empty() {
+        bail!(
+            "{} cannot be used with a config file; set it per app in {}",
+            flags.join(", "),
+            args.script
+        );
+    }
+    let config = Config::load(&args.script, cwd)?;
+    let mut client = daemon()?;
+    let mut listed: HashMap<String, ProcessInfo> = block_on(client.list())
+        .map_err(explain)?
+        .into_iter()
+        .map(|process| (process.name.clone(), process))
+        .collect();
+    let env = current_env();
+    let plans = config
+        .names()
+        .map(|name| match listed.remove(name) {
+            Some(process) => Ok(Plan::Skip(process)),
+            None => config.start_params(name, &env).map(Plan::Start),
+        })
+        .collect::<Result<Vec<Plan>>>()?;
+
+    let mut stdout = io::stdout().lock();
+    for plan in plans {
+        match plan {
+            Plan::Skip(process) => writeln!(stdout, "{}", skipped_line(&process))?,
+            Plan::Start(params) => {
+                let name = params.name.clone().unwrap_or_default();
+                let started = block_on(client.start(params))
+                    .map_err(explain)
+                    .with_context(|| format!("starting '{name}' from {}", config.shown()))?;
+                writeln!(stdout, "{}", report(&started)?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `'api' is already running (id 0); skipped`
+fn skipped_line(process: &ProcessInfo) -> String {
+    let (name, id) = (&process.name, process.id);
+    match process.status {
+        ProcessStatus::Running => format!("'{name}' is already running (id {id}); skipped"),
+        ProcessStatus::Waiting => {
+            format!("'{name}' is already started (id {id}, waiting to restart); skipped")
+        }
+        status => format!(
+            "'{name}' is already in the list (id {id}, {status}); skipped (start it with \
+             'velos restart {name}')"
+        ),
+    }
+}
+
+/// The request for `args`, with paths resolved against `cwd`, and `--env` on top of `env`.
+fn start_params(
+    args: StartArgs,
+    cwd: &Path,
+    mut env: BTreeMap<String, String>,
+) -> Result<StartParams> {
     let script = resolve_script(&args.script, cwd)?;
     check_name(args.name.as_deref(), &script)?;
+    let workdir = match &args.cwd {
+        Some(dir) => resolve_dir(dir, cwd)?,
+        None => cwd.to_path_buf(),
+    };
+    env.extend(args.env);
     Ok(StartParams {
         script: utf8(&script, "script path")?,
         // Left out when not given: the daemon names it after the file stem.
         name: args.name,
         args: args.args,
         interpreter: args.interpreter,
-        cwd: Some(utf8(cwd, "current directory")?),
+        cwd: Some(utf8(&workdir, "working directory")?),
         env: Some(env),
-        kill_timeout_ms: args
-            .kill_timeout
-            .map(|timeout| u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+        kill_timeout_ms: args.kill_timeout.map(millis),
         autorestart: args.no_autorestart.then_some(false),
-        ..StartParams::default()
+        max_restarts: args.max_restarts,
+        min_uptime_ms: args.min_uptime.map(millis),
+        max_log_bytes: args.max_log_size,
+        log_files: args.log_files,
     })
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `--cwd` as an absolute path, which must be a directory.
+fn resolve_dir(dir: &str, cwd: &Path) -> Result<PathBuf> {
+    let path = std::path::absolute(cwd.join(dir))
+        .with_context(|| format!("resolving the path of '{dir}'"))?;
+    match path.metadata() {
+        Ok(meta) if meta.is_dir() => Ok(path),
+        Ok(_) => bail!("working directory '{dir}' is not a directory"),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => bail!(
+            "working directory '{dir}' does not exist (looked at {})",
+            path.display()
+        ),
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// The script as an absolute path, which must exist.
@@ -127,7 +236,13 @@ mod tests {
             name: None,
             kill_timeout: None,
             interpreter: None,
+            cwd: None,
+            env: vec![],
             no_autorestart: false,
+            max_restarts: None,
+            min_uptime: None,
+            max_log_size: None,
+            log_files: None,
             args: vec![],
         }
     }
@@ -162,6 +277,50 @@ mod tests {
         assert_eq!(params.args, ["--port", "3000"]);
         assert_eq!(params.cwd.as_deref(), dir.join("sub").to_str());
         assert_eq!(params.env, Some(env));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn cwd_env_and_restart_settings_reach_the_request() {
+        let dir = project();
+        let env = BTreeMap::from([
+            ("PORT".to_owned(), "3000".to_owned()),
+            ("HOME".to_owned(), "/h".to_owned()),
+        ]);
+        let mut typed = args("app.js");
+        typed.cwd = Some("sub".into());
+        typed.env = vec![("PORT".into(), "8080".into()), ("NEW".into(), "1".into())];
+        typed.no_autorestart = true;
+        typed.max_restarts = Some(2);
+        typed.min_uptime = Some(Duration::from_millis(2500));
+        typed.max_log_size = Some(2048);
+        typed.log_files = Some(3);
+        let params = start_params(typed, &dir, env).unwrap();
+        assert_eq!(params.cwd.as_deref(), dir.join("sub").to_str());
+        let env = params.env.unwrap();
+        assert_eq!(env["PORT"], "8080", "--env wins over the shell");
+        assert_eq!((env["NEW"].as_str(), env["HOME"].as_str()), ("1", "/h"));
+        assert_eq!(params.autorestart, Some(false));
+        assert_eq!(params.max_restarts, Some(2));
+        assert_eq!(params.min_uptime_ms, Some(2500));
+        assert_eq!(params.max_log_bytes, Some(2048));
+        assert_eq!(params.log_files, Some(3));
+
+        let mut typed = args("app.js");
+        typed.cwd = Some("nowhere".into());
+        let err = start_params(typed, &dir, BTreeMap::new()).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("working directory 'nowhere' does not exist"),
+            "{err}"
+        );
+        let mut typed = args("app.js");
+        typed.cwd = Some("app.js".into());
+        let err = start_params(typed, &dir, BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "working directory 'app.js' is not a directory"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -242,5 +401,16 @@ mod tests {
         assert!(failure_message(&process).starts_with(
             "'app' (id 0) could not start: cannot run 'node': not found (see 'velos logs app'"
         ));
+        assert!(report(&process).is_err());
+        process.status = ProcessStatus::Stopped;
+        assert_eq!(
+            skipped_line(&process),
+            "'app' is already in the list (id 0, stopped); skipped (start it with 'velos restart app')"
+        );
+        process.status = ProcessStatus::Running;
+        assert_eq!(
+            skipped_line(&process),
+            "'app' is already running (id 0); skipped"
+        );
     }
 }

@@ -1,0 +1,207 @@
+//! `velos stop|restart|delete`: of one process, of `all`, or of the apps of a config file.
+//!
+//! A name, id or `all` is one request; the daemon does `all` in parallel and answers when
+//! every process it touched has exited. A config file (`velos stop velos.toml`) is one
+//! request per app, in file order. Apps that are not in the list are skipped with a note
+//! on stderr, except by `restart`, which starts them (as PM2 does with an ecosystem
+//! file); every app it would start is checked before anything changes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, Write};
+
+use anyhow::{Context, Result};
+use futures_lite::future::block_on;
+use velos_proto::{ProcessInfo, RestartParams, StartParams, Target};
+use velos_sdk::Client;
+
+use super::{daemon, explain, start};
+use crate::config::{self, Config};
+
+/// What `stop`, `restart` and `delete` do to their targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Stop,
+    Restart { update_env: bool },
+    Delete,
+}
+
+impl Change {
+    fn verb(self) -> &'static str {
+        match self {
+            Change::Stop => "stop",
+            Change::Restart { .. } => "restart",
+            Change::Delete => "delete",
+        }
+    }
+
+    fn past(self) -> &'static str {
+        match self {
+            Change::Stop => "stopped",
+            Change::Restart { .. } => "restarted",
+            Change::Delete => "deleted",
+        }
+    }
+}
+
+/// `velos stop|restart|delete <name|id|all|file.toml>`
+pub fn run(target: &str, change: Change) -> Result<()> {
+    if config::is_config(target) {
+        return run_config(target, change);
+    }
+    let target = Target::parse(target);
+    let mut client = daemon()?;
+    let env = change_env(change, start::current_env());
+    let changed = apply(&mut client, target.clone(), change, env).map_err(explain)?;
+
+    if changed.is_empty() && target == Target::All {
+        eprintln!("no processes to {}", change.verb());
+        return Ok(());
+    }
+    let mut stdout = io::stdout().lock();
+    for process in &changed {
+        writeln!(stdout, "{}", change_line(change, process))?;
+    }
+    Ok(())
+}
+
+/// The environment a restart sends: this shell's with `--update-env`, else none (the
+/// remembered one).
+fn change_env(change: Change, env: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (change == Change::Restart { update_env: true }).then_some(env)
+}
+
+/// One request.
+fn apply(
+    client: &mut Client,
+    target: Target,
+    change: Change,
+    env: Option<BTreeMap<String, String>>,
+) -> velos_sdk::Result<Vec<ProcessInfo>> {
+    match change {
+        Change::Stop => block_on(client.stop(target)),
+        Change::Restart { .. } => block_on(client.restart_with(RestartParams { target, env })),
+        Change::Delete => block_on(client.delete(target)),
+    }
+}
+
+/// `velos stop|restart|delete velos.toml`
+fn run_config(path: &str, change: Change) -> Result<()> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let config = Config::load(path, &cwd)?;
+    let mut client = daemon()?;
+    let listed: HashSet<String> = block_on(client.list())
+        .map_err(explain)?
+        .into_iter()
+        .map(|process| process.name)
+        .collect();
+    let base_env = start::current_env();
+
+    // Apps that restart would start are checked first, so a bad one changes nothing.
+    let mut to_start: BTreeMap<&str, StartParams> = BTreeMap::new();
+    if let Change::Restart { .. } = change {
+        for name in config.names().filter(|name| !listed.contains(*name)) {
+            to_start.insert(name, config.start_params(name, &base_env)?);
+        }
+    }
+
+    let mut stdout = io::stdout().lock();
+    for name in config.names() {
+        if let Some(params) = to_start.remove(name) {
+            let started = block_on(client.start(params))
+                .map_err(explain)
+                .with_context(|| format!("starting '{name}' from {}", config.shown()))?;
+            writeln!(stdout, "{}", start::report(&started)?)?;
+            continue;
+        }
+        if !listed.contains(name) {
+            eprintln!(
+                "'{name}' (from {}) is not in the list; skipped",
+                config.shown()
+            );
+            continue;
+        }
+        let env = change_env(change, config.env(name, &base_env));
+        let target = Target::Name(name.to_owned());
+        let changed = apply(&mut client, target, change, env)
+            .map_err(explain)
+            .with_context(|| format!("{} '{name}' from {}", verb_ing(change), config.shown()))?;
+        for process in &changed {
+            writeln!(stdout, "{}", change_line(change, process))?;
+        }
+    }
+    Ok(())
+}
+
+fn verb_ing(change: Change) -> &'static str {
+    match change {
+        Change::Stop => "stopping",
+        Change::Restart { .. } => "restarting",
+        Change::Delete => "deleting",
+    }
+}
+
+/// `stopped 'api' (id 0)`, `restarted 'api' (id 0, pid 1234)`.
+pub fn change_line(change: Change, process: &ProcessInfo) -> String {
+    let (name, id) = (&process.name, process.id);
+    match (change, process.pid) {
+        (Change::Restart { .. }, Some(pid)) => {
+            format!("{} '{name}' (id {id}, pid {pid})", change.past())
+        }
+        (Change::Restart { .. }, None) => format!(
+            "{} '{name}' (id {id}), now {}{}",
+            change.past(),
+            process.status,
+            process
+                .error
+                .as_deref()
+                .map(|error| format!(": {error}"))
+                .unwrap_or_default()
+        ),
+        _ => format!("{} '{name}' (id {id})", change.past()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use velos_proto::ProcessStatus;
+
+    use super::*;
+    use crate::output::tests::process;
+
+    #[test]
+    fn each_change_says_what_happened_to_whom() {
+        let mut stopped = process(3, "api", ProcessStatus::Stopped);
+        stopped.pid = None;
+        assert_eq!(change_line(Change::Stop, &stopped), "stopped 'api' (id 3)");
+        assert_eq!(
+            change_line(Change::Delete, &stopped),
+            "deleted 'api' (id 3)"
+        );
+        let mut running = process(3, "api", ProcessStatus::Running);
+        running.pid = Some(77);
+        assert_eq!(
+            change_line(Change::Restart { update_env: false }, &running),
+            "restarted 'api' (id 3, pid 77)"
+        );
+        let mut errored = process(3, "api", ProcessStatus::Errored);
+        errored.error = Some("node: not found".into());
+        assert_eq!(
+            change_line(Change::Restart { update_env: true }, &errored),
+            "restarted 'api' (id 3), now errored: node: not found"
+        );
+    }
+
+    #[test]
+    fn only_restart_with_update_env_sends_an_environment() {
+        let env = BTreeMap::from([("A".to_owned(), "1".to_owned())]);
+        assert_eq!(
+            change_env(Change::Restart { update_env: true }, env.clone()),
+            Some(env.clone())
+        );
+        assert_eq!(
+            change_env(Change::Restart { update_env: false }, env.clone()),
+            None
+        );
+        assert_eq!(change_env(Change::Stop, env), None);
+    }
+}

@@ -1,0 +1,207 @@
+//! `velos info` (`describe`): one process in detail, as `key  value` lines, or `--json`.
+//!
+//! The JSON is the daemon's [`ProcessInfo`] as serde writes it, the same object as one
+//! entry of `velos list --json`. The text shows what a person asks about a process:
+//! where it runs, how it is doing, how its last run ended and why velos gave up on it,
+//! its restart policy, its logs, CPU and memory. Values velos does not know show `-`;
+//! lines about problems (`error`, `log error`) appear only when there is one.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use futures_lite::future::block_on;
+use velos_proto::{ProcessInfo, ProcessStatus, Target};
+
+use super::{daemon, explain};
+use crate::output::{Style, cpu_column, format_delay, format_uptime, memory_column, signal_name};
+use crate::size::format_bytes;
+
+/// Runs `velos info`.
+pub fn run(target: &str, json: bool, style: Style) -> Result<()> {
+    let process = block_on(daemon()?.info(Target::parse(target))).map_err(explain)?;
+    let mut stdout = io::stdout().lock();
+    if json {
+        let mut text = serde_json::to_string_pretty(&process).context("writing JSON")?;
+        text.push('\n');
+        stdout.write_all(text.as_bytes())?;
+    } else {
+        stdout.write_all(details(&process, style).as_bytes())?;
+    }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// The text of `velos info`: one `key  value` line each, keys padded to one column.
+fn details(process: &ProcessInfo, style: Style) -> String {
+    let dash = || "-".to_owned();
+    let mut rows: Vec<(&str, String)> = vec![
+        ("name", process.name.clone()),
+        ("id", process.id.to_string()),
+        ("status", style.status(process.status)),
+        ("pid", process.pid.map_or_else(dash, |pid| pid.to_string())),
+    ];
+    match (process.status, process.uptime_ms, process.restart_in_ms) {
+        (ProcessStatus::Waiting, _, Some(ms)) => rows.push(("restart in", format_delay(ms))),
+        (_, Some(ms), _) => rows.push(("uptime", format_uptime(Duration::from_millis(ms)))),
+        _ => rows.push(("uptime", dash())),
+    }
+    rows.push(("restarts", process.restarts.to_string()));
+    rows.push(("last exit", last_exit(process)));
+    if let Some(error) = &process.error {
+        rows.push(("error", error.clone()));
+    }
+    rows.extend([
+        ("script", process.script.clone()),
+        (
+            "interpreter",
+            process.interpreter.clone().unwrap_or_else(dash),
+        ),
+        ("args", args_text(&process.args)),
+        ("cwd", process.cwd.clone()),
+        ("autorestart", autorestart_text(process)),
+        (
+            "kill timeout",
+            humantime::format_duration(Duration::from_millis(process.kill_timeout_ms)).to_string(),
+        ),
+        ("cpu", cpu_column(process)),
+        ("memory", memory_column(process)),
+        ("out log", process.out_log.clone()),
+        ("err log", process.err_log.clone()),
+        ("log rotation", rotation_text(process)),
+    ]);
+    if let Some(error) = &process.log_error {
+        rows.push(("log error", error.clone()));
+    }
+    let width = rows.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(key, value)| format!("{key:<width$}  {value}\n"))
+        .collect()
+}
+
+/// `code 1`, `signal SIGKILL`, or `-` when it has not ended yet.
+fn last_exit(process: &ProcessInfo) -> String {
+    match (process.exit_code, process.signal) {
+        (Some(code), _) => format!("code {code}"),
+        (None, Some(signal)) => format!("signal {}", signal_name(signal)),
+        (None, None) => "-".to_owned(),
+    }
+}
+
+/// The arguments as a shell would need them: plain words bare, others quoted.
+fn args_text(args: &[String]) -> String {
+    if args.is_empty() {
+        return "-".to_owned();
+    }
+    let plain = |arg: &str| {
+        !arg.is_empty()
+            && arg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_=./:,@%+".contains(&b))
+    };
+    args.iter()
+        .map(|arg| {
+            if plain(arg) {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `on (gives up after 16 quick failures in a row; a run of 1s is not quick)`, or `off`.
+fn autorestart_text(process: &ProcessInfo) -> String {
+    if !process.autorestart {
+        return "off".to_owned();
+    }
+    format!(
+        "on (gives up after {} quick failures in a row; a run of {} is not quick)",
+        process.max_restarts,
+        humantime::format_duration(Duration::from_millis(process.min_uptime_ms))
+    )
+}
+
+/// `at 10.0 MiB, 5 rotated files kept`, or `off`.
+fn rotation_text(process: &ProcessInfo) -> String {
+    match process.max_log_bytes {
+        Some(bytes) => format!(
+            "at {}, {} rotated file{} kept",
+            format_bytes(bytes),
+            process.log_files,
+            if process.log_files == 1 { "" } else { "s" }
+        ),
+        None => "off".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::tests::process;
+
+    #[test]
+    fn details_show_every_setting_in_one_column() {
+        let mut api = process(0, "api", ProcessStatus::Running);
+        api.args = vec!["--port".into(), "3000".into(), "two words".into()];
+        api.restarts = 2;
+        api.exit_code = Some(1);
+        api.cpu_percent = Some(1.5);
+        api.memory_bytes = Some(30 << 20);
+        api.max_log_bytes = Some(10 << 20);
+        api.out_log = "/h/logs/api-out.log".into();
+        api.err_log = "/h/logs/api-err.log".into();
+        let expected = "\
+name          api
+id            0
+status        running
+pid           4242
+uptime        3m 12s
+restarts      2
+last exit     code 1
+script        /srv/api.js
+interpreter   node
+args          --port 3000 'two words'
+cwd           /srv
+autorestart   on (gives up after 16 quick failures in a row; a run of 1s is not quick)
+kill timeout  5s
+cpu           1.5%
+memory        30.0 MiB
+out log       /h/logs/api-out.log
+err log       /h/logs/api-err.log
+log rotation  at 10.0 MiB, 5 rotated files kept
+";
+        assert_eq!(details(&api, Style::plain()), expected);
+    }
+
+    #[test]
+    fn problems_and_waits_get_their_own_lines() {
+        let mut worker = process(1, "worker", ProcessStatus::Waiting);
+        worker.pid = None;
+        worker.restart_in_ms = Some(400);
+        worker.signal = Some(9);
+        worker.error = Some("gave up".into());
+        worker.log_error = Some("disk full".into());
+        worker.autorestart = false;
+        let text = details(&worker, Style::plain());
+        for line in [
+            "restart in    400ms\n",
+            "last exit     signal SIGKILL\n",
+            "error         gave up\n",
+            "log error     disk full\n",
+            "autorestart   off\n",
+            "log rotation  off\n",
+            "args          -\n",
+            "pid           -\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
+    }
+
+    #[test]
+    fn args_are_quoted_only_when_needed() {
+        let args = ["a", "", "it's", "x=1"].map(String::from);
+        assert_eq!(args_text(&args), r"a '' 'it'\''s' x=1");
+    }
+}

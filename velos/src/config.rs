@@ -1,0 +1,570 @@
+//! Config files: `velos start velos.toml` starts every app the file declares, and
+//! `velos stop|restart|delete velos.toml` act on its apps, like PM2's ecosystem file.
+//!
+//! ```toml
+//! [[apps]]
+//! name = "api"                # required
+//! script = "server.js"        # required; relative to this file's directory
+//! args = ["--port", "3000"]
+//! cwd = "."                   # relative to this file's directory; the default
+//! env = { NODE_ENV = "production", PORT = 3000 }   # on top of the shell's
+//! interpreter = "node"
+//! autorestart = true
+//! max_restarts = 16
+//! min_uptime = "1s"           # or milliseconds: 1000
+//! kill_timeout = "5s"         # or milliseconds: 5000
+//! max_log_size = "10MiB"      # or bytes
+//! log_files = 5
+//! ```
+//!
+//! Loading has two steps. [`Config::load`] reads and checks the file itself (TOML, known
+//! keys, value types, names valid and unique), which is all that `stop` and `delete`
+//! need. [`Config::start_params`] then resolves one app against the disk (the script and
+//! the working directory must exist). Every error is one line naming the file, the line
+//! and the field: `velos.toml line 4: unknown field 'scirpt', expected one of ...`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use toml::Spanned;
+use velos_proto::StartParams;
+use velos_proto::home::validate_name;
+
+use crate::size::parse_size;
+
+/// Whether a `start` script or a `stop|restart|delete` target names a config file.
+pub fn is_config(path: &str) -> bool {
+    path.ends_with(".toml")
+}
+
+/// A config file, read and checked.
+pub struct Config {
+    /// The path as the user typed it, for messages.
+    shown: String,
+    /// The file's directory, absolute: relative paths inside are relative to it.
+    dir: PathBuf,
+    /// The text, to turn byte offsets into line numbers.
+    source: String,
+    apps: Vec<App>,
+}
+
+// Hand-written: the apps' environments may hold secrets.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("file", &self.shown)
+            .field("dir", &self.dir)
+            .field("apps", &self.names().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The whole file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    apps: Vec<App>,
+}
+
+/// One `[[apps]]` table, as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct App {
+    name: Spanned<String>,
+    script: Spanned<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    cwd: Option<Spanned<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, EnvValue>,
+    #[serde(default)]
+    interpreter: Option<String>,
+    #[serde(default)]
+    autorestart: Option<bool>,
+    #[serde(default)]
+    max_restarts: Option<u32>,
+    #[serde(default, deserialize_with = "duration")]
+    min_uptime: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    kill_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "size")]
+    max_log_size: Option<u64>,
+    #[serde(default)]
+    log_files: Option<u32>,
+}
+
+impl Config {
+    /// Reads the config file at `path` (relative to `cwd`) and checks it: valid TOML, only
+    /// known keys with values of the right type, at least one app, names valid and unique.
+    pub fn load(path: &str, cwd: &Path) -> Result<Config> {
+        let absolute = std::path::absolute(cwd.join(path))
+            .with_context(|| format!("resolving the path of '{path}'"))?;
+        let source = match std::fs::read_to_string(&absolute) {
+            Ok(source) => source,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
+                "config file '{path}' not found (looked at {})",
+                absolute.display()
+            ),
+            Err(err) => {
+                return Err(err).with_context(|| format!("reading {}", absolute.display()));
+            }
+        };
+        let file: File =
+            toml::from_str(&source).map_err(|err| anyhow!(describe(path, &source, &err)))?;
+        let dir = absolute
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let config = Config {
+            shown: path.to_owned(),
+            dir,
+            source,
+            apps: file.apps,
+        };
+        if config.apps.is_empty() {
+            bail!("{path} declares no apps: add an [[apps]] table with a name and a script");
+        }
+        let mut seen = HashSet::new();
+        for app in &config.apps {
+            let name = app.name.get_ref();
+            validate_name(name)
+                .map_err(|err| anyhow!("{}: field 'name': {err}", config.at(&app.name)))?;
+            if !seen.insert(name.as_str()) {
+                bail!(
+                    "{}: the app name '{name}' is used twice",
+                    config.at(&app.name)
+                );
+            }
+        }
+        Ok(config)
+    }
+
+    /// The path as the user typed it.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// The names of its apps, in file order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.apps.iter().map(|app| app.name.get_ref().as_str())
+    }
+
+    /// `base` (the shell's environment) with the app's `env` on top.
+    pub fn env(&self, name: &str, base: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut env = base.clone();
+        if let Some(app) = self.app(name) {
+            env.extend(
+                app.env
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.0.clone())),
+            );
+        }
+        env
+    }
+
+    /// The start request for the app `name`: paths resolved against the file's directory
+    /// and checked, `env` on top of `base`.
+    pub fn start_params(&self, name: &str, base: &BTreeMap<String, String>) -> Result<StartParams> {
+        let app = self
+            .app(name)
+            .with_context(|| format!("{} has no app named '{name}'", self.shown))?;
+        let script_text = app.script.get_ref();
+        let script = self.dir.join(script_text);
+        match script.metadata() {
+            Ok(meta) if meta.is_dir() => bail!(
+                "{}: script '{script_text}' is a directory, not a file to run",
+                self.at(&app.script)
+            ),
+            Ok(_) => {}
+            Err(_) => bail!(
+                "{}: script '{script_text}' not found (looked at {})",
+                self.at(&app.script),
+                script.display()
+            ),
+        }
+        let cwd = match &app.cwd {
+            Some(cwd) => {
+                let dir = self.dir.join(cwd.get_ref());
+                if !dir.is_dir() {
+                    bail!(
+                        "{}: working directory '{}' does not exist (looked at {})",
+                        self.at(cwd),
+                        cwd.get_ref(),
+                        dir.display()
+                    );
+                }
+                dir
+            }
+            None => self.dir.clone(),
+        };
+        let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        Ok(StartParams {
+            script: utf8(&script)?,
+            name: Some(name.to_owned()),
+            args: app.args.clone(),
+            interpreter: app.interpreter.clone(),
+            cwd: Some(utf8(&cwd)?),
+            env: Some(self.env(name, base)),
+            kill_timeout_ms: app.kill_timeout.map(millis),
+            autorestart: app.autorestart,
+            max_restarts: app.max_restarts,
+            min_uptime_ms: app.min_uptime.map(millis),
+            max_log_bytes: app.max_log_size,
+            log_files: app.log_files,
+        })
+    }
+
+    fn app(&self, name: &str) -> Option<&App> {
+        self.apps.iter().find(|app| app.name.get_ref() == name)
+    }
+
+    /// `velos.toml line 4`, for the value `spanned`.
+    fn at<T>(&self, spanned: &Spanned<T>) -> String {
+        format!(
+            "{} line {}",
+            self.shown,
+            line_of(&self.source, spanned.span().start)
+        )
+    }
+}
+
+fn utf8(path: &Path) -> Result<String> {
+    path.to_str()
+        .map(str::to_owned)
+        .with_context(|| format!("the path {} is not valid UTF-8", path.display()))
+}
+
+/// toml's error as one line: `velos.toml line 4: field 'min_uptime': ...`. toml's own
+/// Display draws the line with a caret over several lines; the field name is added when
+/// toml's message does not say it (type errors name only the type).
+fn describe(shown: &str, source: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().replace('`', "'").replace('\n', " ");
+    let Some(span) = err.span() else {
+        return format!("{shown}: {message}");
+    };
+    let line = line_of(source, span.start);
+    match key_before(source, span.start) {
+        Some(key) if !message.contains(&format!("'{key}'")) => {
+            format!("{shown} line {line}: field '{key}': {message}")
+        }
+        _ => format!("{shown} line {line}: {message}"),
+    }
+}
+
+/// The 1-based line holding byte `offset`.
+fn line_of(source: &str, offset: usize) -> usize {
+    let offset = offset.min(source.len());
+    source.as_bytes()[..offset]
+        .iter()
+        .filter(|&&byte| byte == b'\n')
+        .count()
+        + 1
+}
+
+/// The key of a `key = value` line whose value holds byte `offset`.
+fn key_before(source: &str, offset: usize) -> Option<&str> {
+    let offset = offset.min(source.len());
+    let start = source[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = source[start..].lines().next()?;
+    let equals = line.find('=')?;
+    if offset - start <= equals {
+        return None;
+    }
+    let key = line[..equals]
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'');
+    (!key.is_empty()).then_some(key)
+}
+
+/// An environment value: TOML strings, and numbers and booleans as they read.
+struct EnvValue(String);
+
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Scalar;
+        impl Visitor<'_> for Scalar {
+            type Value = EnvValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Scalar)
+    }
+}
+
+/// A string to parse, or a plain non-negative integer.
+enum TextOrNumber {
+    Text(String),
+    Number(u64),
+}
+
+impl<'de> Deserialize<'de> for TextOrNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl Visitor<'_> for Either {
+            type Value = TextOrNumber;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string like \"5s\" or \"10MiB\", or a non-negative integer")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TextOrNumber, E> {
+                Ok(TextOrNumber::Text(v.to_owned()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TextOrNumber, E> {
+                Ok(TextOrNumber::Number(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<TextOrNumber, E> {
+                u64::try_from(v)
+                    .map(TextOrNumber::Number)
+                    .map_err(|_| E::custom(format!("{v} is negative")))
+            }
+        }
+        deserializer.deserialize_any(Either)
+    }
+}
+
+/// `"1s"`, `"500ms"`, or an integer of milliseconds (as PM2's ecosystem files write them).
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    match TextOrNumber::deserialize(deserializer)? {
+        TextOrNumber::Number(ms) => Ok(Some(Duration::from_millis(ms))),
+        TextOrNumber::Text(text) => humantime::parse_duration(&text).map(Some).map_err(|err| {
+            de::Error::custom(format!(
+                "invalid duration '{text}' ({err}); write it like '500ms', '5s' or '1m'"
+            ))
+        }),
+    }
+}
+
+/// `"10MiB"`, `"500K"`, `"1GB"`, or an integer of bytes.
+fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    match TextOrNumber::deserialize(deserializer)? {
+        TextOrNumber::Number(bytes) => Ok(Some(bytes)),
+        TextOrNumber::Text(text) => parse_size(&text).map(Some).map_err(de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory holding `velos.toml` with `text`, `app.js`, `bin/tool` and `data/`.
+    struct Project {
+        dir: tempfile::TempDir,
+    }
+
+    impl Project {
+        fn new(text: &str) -> Project {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("velos.toml"), text).unwrap();
+            std::fs::write(dir.path().join("app.js"), "").unwrap();
+            std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+            std::fs::write(dir.path().join("bin/tool"), "").unwrap();
+            std::fs::create_dir_all(dir.path().join("data")).unwrap();
+            Project { dir }
+        }
+
+        fn load(&self) -> Result<Config> {
+            Config::load("velos.toml", self.dir.path())
+        }
+
+        fn error(&self) -> String {
+            format!("{:#}", self.load().unwrap_err())
+        }
+    }
+
+    const FULL: &str = r#"
+[[apps]]
+name = "api"
+script = "app.js"
+args = ["--port", "3000"]
+env = { NODE_ENV = "production", PORT = 3000, DEBUG = false }
+interpreter = "node"
+autorestart = false
+max_restarts = 3
+min_uptime = "2s"
+kill_timeout = 1500
+max_log_size = "10MiB"
+log_files = 2
+
+[[apps]]
+name = "tool"
+script = "bin/tool"
+cwd = "data"
+"#;
+
+    #[test]
+    fn apps_resolve_against_the_files_directory() {
+        let project = Project::new(FULL);
+        let config = project.load().unwrap();
+        assert_eq!(config.names().collect::<Vec<_>>(), ["api", "tool"]);
+        let base = BTreeMap::from([
+            ("PATH".to_owned(), "/bin".to_owned()),
+            ("PORT".to_owned(), "80".to_owned()),
+        ]);
+        let api = config.start_params("api", &base).unwrap();
+        let dir = project.dir.path();
+        assert_eq!(api.script, dir.join("app.js").to_str().unwrap());
+        assert_eq!(api.cwd.as_deref(), dir.to_str());
+        assert_eq!(api.name.as_deref(), Some("api"));
+        assert_eq!(api.args, ["--port", "3000"]);
+        assert_eq!(api.interpreter.as_deref(), Some("node"));
+        let env = api.env.unwrap();
+        assert_eq!(env["PATH"], "/bin");
+        assert_eq!(env["PORT"], "3000", "the file's env wins over the shell's");
+        assert_eq!(env["NODE_ENV"], "production");
+        assert_eq!(env["DEBUG"], "false");
+        assert_eq!(api.autorestart, Some(false));
+        assert_eq!(api.max_restarts, Some(3));
+        assert_eq!(api.min_uptime_ms, Some(2000));
+        assert_eq!(api.kill_timeout_ms, Some(1500));
+        assert_eq!(api.max_log_bytes, Some(10 << 20));
+        assert_eq!(api.log_files, Some(2));
+
+        let tool = config.start_params("tool", &base).unwrap();
+        assert_eq!(tool.script, dir.join("bin/tool").to_str().unwrap());
+        assert_eq!(tool.cwd.as_deref(), dir.join("data").to_str());
+        assert_eq!(
+            (tool.kill_timeout_ms, tool.max_log_bytes, tool.autorestart),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_names_its_line() {
+        let project = Project::new("[[apps]]\nname = \"api\"\n\nscirpt = \"app.js\"\n");
+        let error = project.error();
+        assert!(
+            error.starts_with(
+                "velos.toml line 4: unknown field 'scirpt', expected one of 'name', 'script'"
+            ),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "{error}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_line_and_field() {
+        let project =
+            Project::new("[[apps]]\nname = \"api\"\nscript = \"app.js\"\nmin_uptime = \"soon\"\n");
+        let error = project.error();
+        assert!(
+            error.starts_with("velos.toml line 4: field 'min_uptime': invalid duration 'soon'"),
+            "{error}"
+        );
+        let project =
+            Project::new("[[apps]]\nname = \"api\"\nscript = \"app.js\"\nmax_restarts = \"x\"\n");
+        let error = project.error();
+        assert!(
+            error.starts_with("velos.toml line 4: field 'max_restarts': invalid type: string"),
+            "{error}"
+        );
+        let project = Project::new(
+            "[[apps]]\nname = \"api\"\nscript = \"app.js\"\n  max_log_size = \"9 parsecs\"\n",
+        );
+        let error = project.error();
+        assert!(
+            error.starts_with("velos.toml line 4: field 'max_log_size': unknown unit 'parsecs'"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_missing_name_or_script_is_an_error() {
+        let error = Project::new("[[apps]]\nname = \"api\"\n").error();
+        assert!(error.contains("missing field 'script'"), "{error}");
+        assert!(error.starts_with("velos.toml line 1"), "{error}");
+    }
+
+    #[test]
+    fn names_must_be_valid_and_unique() {
+        let text = "[[apps]]\nname = \"a\"\nscript = \"app.js\"\n[[apps]]\nname = \"a\"\nscript = \"app.js\"\n";
+        assert_eq!(
+            Project::new(text).error(),
+            "velos.toml line 5: the app name 'a' is used twice"
+        );
+        let error = Project::new("[[apps]]\nname = \"all\"\nscript = \"app.js\"\n").error();
+        assert!(
+            error.starts_with("velos.toml line 2: field 'name': "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_file_without_apps_or_not_there_is_an_error() {
+        assert!(Project::new("").error().contains("declares no apps"));
+        let project = Project::new("");
+        let error = format!(
+            "{:#}",
+            Config::load("other.toml", project.dir.path()).unwrap_err()
+        );
+        assert!(
+            error.starts_with("config file 'other.toml' not found"),
+            "{error}"
+        );
+        assert!(
+            Project::new("apps = 3")
+                .error()
+                .starts_with("velos.toml line 1")
+        );
+        assert!(
+            Project::new("[[apps]\n")
+                .error()
+                .starts_with("velos.toml line 1")
+        );
+    }
+
+    #[test]
+    fn missing_scripts_and_directories_name_their_line() {
+        let text = "[[apps]]\nname = \"a\"\nscript = \"nope.js\"\n[[apps]]\nname = \"b\"\nscript = \"app.js\"\ncwd = \"nowhere\"\n";
+        let project = Project::new(text);
+        let config = project.load().unwrap();
+        let error = config
+            .start_params("a", &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("velos.toml line 3: script 'nope.js' not found"),
+            "{error}"
+        );
+        let error = config
+            .start_params("b", &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("velos.toml line 7: working directory 'nowhere' does not exist"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn lines_and_keys_are_found_from_offsets() {
+        let source = "a = 1\nkey = \"value\"\n";
+        assert_eq!(line_of(source, 0), 1);
+        assert_eq!(line_of(source, 8), 2);
+        assert_eq!(key_before(source, 12), Some("key"));
+        assert_eq!(key_before(source, 6), None, "on the key itself");
+        assert!(is_config("velos.toml") && is_config("../x/apps.toml"));
+        assert!(!is_config("app.js") && !is_config("toml"));
+    }
+}
