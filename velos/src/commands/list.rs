@@ -79,33 +79,8 @@ mod tests {
 
     #[test]
     fn json_has_the_contract_keys_and_types() {
-        let process = ProcessInfo {
-            id: 2,
-            name: "api".into(),
-            pid: None,
-            status: ProcessStatus::Errored,
-            exit_code: Some(1),
-            signal: None,
-            restarts: 0,
-            uptime_ms: None,
-            script: "/srv/api.js".into(),
-            interpreter: None,
-            args: vec![],
-            cwd: "/srv".into(),
-            kill_timeout_ms: 5000,
-            out_log: String::new(),
-            err_log: String::new(),
-            error: None,
-            log_error: None,
-            autorestart: true,
-            max_restarts: 16,
-            min_uptime_ms: 1000,
-            max_log_bytes: None,
-            log_files: 5,
-            restart_in_ms: None,
-            cpu_percent: None,
-            memory_bytes: None,
-        };
+        let mut process = process(2, "api", ProcessStatus::Errored);
+        process.exit_code = Some(1);
         let text = to_json(&[process]).unwrap();
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let object = &value.as_array().unwrap()[0];

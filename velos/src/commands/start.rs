@@ -229,6 +229,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::output::tests::process;
 
     fn args(script: &str) -> StartArgs {
         StartArgs {
@@ -367,33 +368,8 @@ mod tests {
 
     #[test]
     fn the_started_line_names_id_and_pid() {
-        let mut process = ProcessInfo {
-            id: 0,
-            name: "app".into(),
-            pid: Some(1234),
-            status: ProcessStatus::Running,
-            exit_code: None,
-            signal: None,
-            restarts: 0,
-            uptime_ms: Some(0),
-            script: "/srv/app.js".into(),
-            interpreter: Some("node".into()),
-            args: vec![],
-            cwd: "/srv".into(),
-            kill_timeout_ms: 5000,
-            out_log: String::new(),
-            err_log: String::new(),
-            error: None,
-            log_error: None,
-            autorestart: true,
-            max_restarts: 16,
-            min_uptime_ms: 1000,
-            max_log_bytes: None,
-            log_files: 5,
-            restart_in_ms: None,
-            cpu_percent: None,
-            memory_bytes: None,
-        };
+        let mut process = process(0, "app", ProcessStatus::Running);
+        process.pid = Some(1234);
         assert_eq!(started_line(&process), "started 'app' (id 0, pid 1234)");
         process.status = ProcessStatus::Errored;
         process.pid = None;
