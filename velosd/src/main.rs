@@ -114,6 +114,7 @@ fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
     let listener = server::bind(&socket)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", socket.display()))?;
     let signals = signals::listen()?;
+    let (state, state_thread) = persist::StateWriter::start(home.state_path())?;
     orphans::become_subreaper();
     log(format_args!(
         "velosd {} (pid {}) listening on {}",
@@ -124,7 +125,7 @@ fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
     smol::block_on(async {
         let (commands, inbox) = async_channel::unbounded();
         let (exit, exit_requested) = async_channel::bounded(1);
-        let supervisor = Supervisor::new(home.clone(), commands.clone(), exit.clone());
+        let supervisor = Supervisor::new(home.clone(), commands.clone(), exit.clone(), state);
         let _supervisor = smol::spawn(supervisor.run(inbox));
         let server = server::serve(listener, &socket, commands.clone(), exit);
         let _signals = smol::spawn(signals::forward(signals, commands.clone()));
@@ -147,6 +148,8 @@ fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
     });
     // Descendants that escaped every group and were re-parented late would outlive us.
     orphans::end_ours(home.root());
+    // The last list queued before shutdown reaches the disk.
+    state_thread.stop();
     // Socket first, then the pid file (while still locked): a client that sees no pid
     // file finds no socket either.
     let _ = std::fs::remove_file(&socket);

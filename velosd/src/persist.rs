@@ -1,6 +1,11 @@
 //! The saved process list: `state.msgpack`, rewritten on every change, and
 //! `dump.msgpack`, written by `velos save`.
 //!
+//! `state.msgpack` is written by a thread of its own ([`StateWriter`]): the supervisor
+//! only encodes the list and hands the bytes over, so a start does not wait for the disk.
+//! If lists arrive faster than the disk takes them, only the newest is written. The
+//! daemon stops the writer (after its last write) before it exits.
+//!
 //! Both hold the same thing: each process's id, name, start settings, restart count and
 //! whether it should be running. Writes go to a temporary file that is then renamed
 //! over the old one, so a reader (or a daemon killed mid-write) sees the old list or the
@@ -10,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use velos_proto::StartParams;
@@ -129,7 +134,16 @@ impl SavedList {
 
 /// Writes `list` to `path` atomically (0600).
 pub fn write(path: &Path, list: &SavedList) -> std::io::Result<()> {
-    let bytes = rmp_serde::to_vec_named(list).map_err(std::io::Error::other)?;
+    write_bytes(path, &encode(list)?)
+}
+
+/// The list as MessagePack.
+pub fn encode(list: &SavedList) -> std::io::Result<Vec<u8>> {
+    rmp_serde::to_vec_named(list).map_err(std::io::Error::other)
+}
+
+/// Writes `bytes` to `path` atomically (0600): a temporary file, then a rename.
+fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let mut file = std::fs::OpenOptions::new()
@@ -138,9 +152,73 @@ pub fn write(path: &Path, list: &SavedList) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&temporary)?;
-    file.write_all(&bytes)?;
+    file.write_all(bytes)?;
     drop(file);
     std::fs::rename(&temporary, path)
+}
+
+/// Hands encoded lists to the thread that writes `state.msgpack`.
+#[derive(Clone)]
+pub struct StateWriter {
+    lists: std::sync::mpsc::Sender<Option<Vec<u8>>>,
+}
+
+/// The writer thread, to be stopped once the daemon is done.
+pub struct StateWriterThread {
+    lists: std::sync::mpsc::Sender<Option<Vec<u8>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl StateWriter {
+    /// Starts the thread writing to `path`.
+    pub fn start(path: PathBuf) -> std::io::Result<(StateWriter, StateWriterThread)> {
+        let (lists, queue) = std::sync::mpsc::channel::<Option<Vec<u8>>>();
+        let thread = std::thread::Builder::new()
+            .name("state-writer".into())
+            .spawn(move || {
+                while let Ok(Some(mut bytes)) = queue.recv() {
+                    let mut stop = false;
+                    // Only the newest list matters.
+                    while let Ok(newer) = queue.try_recv() {
+                        match newer {
+                            Some(newer) => bytes = newer,
+                            None => stop = true,
+                        }
+                    }
+                    if let Err(error) = write_bytes(&path, &bytes) {
+                        crate::log(format_args!("cannot save {}: {error}", path.display()));
+                    }
+                    if stop {
+                        return;
+                    }
+                }
+            })?;
+        Ok((
+            StateWriter {
+                lists: lists.clone(),
+            },
+            StateWriterThread { lists, thread },
+        ))
+    }
+
+    /// Queues `list` to be written.
+    pub fn save(&self, list: &SavedList) {
+        match encode(list) {
+            // A stopped writer means the daemon is exiting: nothing to save then.
+            Ok(bytes) => {
+                let _ = self.lists.send(Some(bytes));
+            }
+            Err(error) => crate::log(format_args!("cannot encode the process list: {error}")),
+        }
+    }
+}
+
+impl StateWriterThread {
+    /// Writes what is queued, then ends the thread.
+    pub fn stop(self) {
+        let _ = self.lists.send(None);
+        let _ = self.thread.join();
+    }
 }
 
 /// Reads the list at `path`; `None` when there is none.

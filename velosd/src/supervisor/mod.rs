@@ -9,14 +9,11 @@
 //! - Stop, restart, delete and kill resolve their target, start the stops, and a task waits
 //!   for every run to end and sends [`Command::Finish`], which completes the request. So
 //!   `stop all` stops every process in parallel, and answers when all are gone.
-//! - An unexpected exit of a process with autorestart arms a timer (backoff: 100 ms,
-//!   doubling, at most 15 s; back to the start once a run lasted `min_uptime`) that sends
-//!   [`Command::AutoRestart`]; after `max_restarts` quick failures in a row it gives up and
-//!   the process is `errored`. Stop and delete cancel a pending restart.
-//! - Every change is written to `state.msgpack` (see `persist`), except during shutdown,
-//!   so that the list saved is the one the user wanted running, not the stopped remains.
-//! - Event subscribers get a [`ProcessEvent`] for each start, exit, restart, give-up,
-//!   stop and delete; a subscriber that does not keep up misses events, never the daemon.
+//! - An unexpected exit of a process with autorestart arms a backoff timer that sends
+//!   [`Command::AutoRestart`] (`restart.rs`).
+//! - Every change is queued for `state.msgpack`, and `velos save`/`resurrect` work on
+//!   `dump.msgpack` (`saved.rs`).
+//! - `log.read`, `log.follow`, `log.flush` and the event subscribers live in `streams.rs`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,16 +25,19 @@ use rustix::process::Signal;
 use velos_proto::home::{default_name, validate_name};
 use velos_proto::{
     EventKind, Home, LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus,
-    Request, Response, RpcError, Saved, StartParams, Stream, Target, frame,
+    Request, Response, RpcError, StartParams, Stream, Target, frame,
 };
 
 use crate::error::Error;
-use crate::logread::{Snapshot, assemble};
-use crate::logs::{self, FOLLOW_QUEUE, FollowItem, Follower, rotated_path};
-use crate::persist::{self, SavedList};
+use crate::logs::{self, FollowItem, Follower};
+use crate::persist::StateWriter;
 use crate::run::launch;
-use crate::state::{Entry, EnvPool, Exit, ProcessTable, Spec, Usage, backoff, status_after_exit};
+use crate::state::{Entry, EnvPool, Exit, ProcessTable, Spec, Usage, status_after_exit};
 use crate::{process, procstat};
+
+mod restart;
+mod saved;
+mod streams;
 
 /// The kill timeout when a start request names none.
 pub const DEFAULT_KILL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -147,12 +147,19 @@ pub struct Supervisor {
     /// One copy of each distinct environment (a `RefCell` so that checking a start
     /// request can stay a `&self` method).
     envs: std::cell::RefCell<EnvPool>,
+    /// Where `state.msgpack` updates go.
+    state: StateWriter,
 }
 
 impl Supervisor {
     /// A supervisor with an empty table. `commands` is the sending side of its own inbox
     /// (handed to the tasks it starts); `exit` tells the daemon to exit.
-    pub fn new(home: Home, commands: Sender<Command>, exit: Sender<()>) -> Supervisor {
+    pub fn new(
+        home: Home,
+        commands: Sender<Command>,
+        exit: Sender<()>,
+        state: StateWriter,
+    ) -> Supervisor {
         Supervisor {
             home,
             table: ProcessTable::default(),
@@ -163,24 +170,7 @@ impl Supervisor {
             subscribers: Vec::new(),
             all_followers: Vec::new(),
             envs: std::cell::RefCell::default(),
-        }
-    }
-
-    /// Brings back the list in `state.msgpack` (for `velosd --resurrect`): the same ids,
-    /// names and settings, and those that were running are started again.
-    fn resurrect_state(&mut self) {
-        let path = self.home.state_path();
-        match persist::read(&path) {
-            Ok(Some(list)) => {
-                let restored = self.restore(list, true);
-                crate::log(format_args!(
-                    "resurrected {} process(es) from {}",
-                    restored.len(),
-                    path.display()
-                ));
-            }
-            Ok(None) => crate::log(format_args!("nothing to resurrect: no {}", path.display())),
-            Err(error) => crate::log(format_args!("cannot resurrect: {error}")),
+            state,
         }
     }
 
@@ -486,80 +476,6 @@ impl Supervisor {
         self.persist();
     }
 
-    /// After an unexpected exit: arm the backoff timer, or give up.
-    fn schedule_restart(&mut self, id: u32) {
-        if self.shutting_down {
-            return;
-        }
-        let commands = self.commands.clone();
-        let Some(entry) = self.table.get_mut(id) else {
-            return;
-        };
-        if !entry.spec.autorestart {
-            return;
-        }
-        let lasted = entry.started_at.map_or(Duration::ZERO, |at| at.elapsed());
-        if lasted >= entry.spec.min_uptime {
-            entry.quick_failures = 0;
-        }
-        entry.quick_failures += 1;
-        if entry.quick_failures > entry.spec.max_restarts {
-            let reason = format!(
-                "exited {} times in a row within {} of starting; not restarting it (see 'velos logs {}')",
-                entry.quick_failures,
-                humantime::format_duration(entry.spec.min_uptime),
-                entry.name
-            );
-            entry.error = Some(reason.clone());
-            self.emit(id, EventKind::Errored, |event| event.reason = Some(reason));
-            return;
-        }
-        let delay = backoff(entry.quick_failures);
-        let run = entry.run;
-        entry.status = ProcessStatus::Waiting;
-        entry.restart_at = Some(Instant::now() + delay);
-        entry.restart_timer = Some(smol::spawn(async move {
-            Timer::after(delay).await;
-            let _ = commands.send(Command::AutoRestart { id, run }).await;
-        }));
-        let delay_ms = crate::state::millis(delay);
-        self.emit(id, EventKind::Restarting, |event| {
-            event.restart_in_ms = Some(delay_ms);
-        });
-    }
-
-    fn auto_restart(&mut self, id: u32, run: u64) {
-        let Some(entry) = self.table.get_mut(id) else {
-            return;
-        };
-        if entry.run != run || entry.status != ProcessStatus::Waiting || self.shutting_down {
-            return;
-        }
-        entry.restarts += 1;
-        self.relaunch(id);
-        self.persist();
-    }
-
-    /// Starts a stopped process again; a failure leaves it `errored` with the reason.
-    fn relaunch(&mut self, id: u32) {
-        let Some(entry) = self.table.get_mut(id) else {
-            return;
-        };
-        match launch(entry, &self.home, &self.commands) {
-            Ok(()) => {
-                let pid = entry.pid;
-                self.emit(id, EventKind::Started, |event| event.pid = pid);
-            }
-            Err(error) => {
-                let reason = error.to_string();
-                entry.status = ProcessStatus::Errored;
-                entry.restart_timer = None;
-                entry.error = Some(reason.clone());
-                self.emit(id, EventKind::Errored, |event| event.reason = Some(reason));
-            }
-        }
-    }
-
     fn finish(&mut self, after: After, ids: Vec<u32>, reply: Option<Reply>) {
         let answer = match after {
             After::Stop => Ok(Response::Processes(self.infos(&ids))),
@@ -608,201 +524,6 @@ impl Supervisor {
             let _ = reply.try_send(answer);
         }
     }
-
-    /// The snapshots of the lines in memory of `target`, and warnings about its files.
-    fn snapshots(
-        &self,
-        target: &Target,
-        wanted: usize,
-    ) -> Result<(Vec<Snapshot>, Vec<String>), Error> {
-        let mut snapshots = Vec::new();
-        let mut warnings = Vec::new();
-        for id in self.table.resolve(target)? {
-            let Some(entry) = self.table.get(id) else {
-                continue;
-            };
-            let ring = logs::lock(&entry.ring);
-            if let Some(error) = &ring.write_error {
-                warnings.push(format!("{}: {error}", entry.name));
-            }
-            snapshots.push(Snapshot::take(entry, &ring, wanted));
-        }
-        Ok((snapshots, warnings))
-    }
-
-    fn read_logs(&mut self, params: LogReadParams, reply: Reply) {
-        let wanted = params.lines as usize;
-        let (snapshots, warnings) = match self.snapshots(&params.target, wanted) {
-            Ok(found) => found,
-            Err(error) => {
-                let _ = reply.try_send(Err(error.into()));
-                return;
-            }
-        };
-        // Older lines come from the files: blocking reads, so off the supervisor's thread.
-        smol::spawn(async move {
-            let lines = smol::unblock(move || assemble(snapshots, wanted)).await;
-            let _ = reply.try_send(Ok(Response::Logs(LogLines { lines, warnings })));
-        })
-        .detach();
-    }
-
-    /// `log.follow`: the last lines now (from memory; following is about what comes),
-    /// and a follower registered on every process the target names. Registering under
-    /// the same lock as the snapshot means no line falls between the two.
-    fn follow(&mut self, params: LogReadParams) -> Result<(LogLines, Receiver<FollowItem>), Error> {
-        let ids = self.table.resolve(&params.target)?;
-        let (tx, rx) = async_channel::bounded(FOLLOW_QUEUE);
-        let wanted = params.lines as usize;
-        let mut lines = Vec::new();
-        let mut warnings = Vec::new();
-        for id in ids {
-            let Some(entry) = self.table.get(id) else {
-                continue;
-            };
-            let mut ring = logs::lock(&entry.ring);
-            if let Some(error) = &ring.write_error {
-                warnings.push(format!("{}: {error}", entry.name));
-            }
-            lines.push(Snapshot::take(entry, &ring, wanted));
-            ring.follow(Follower::new(tx.clone()));
-        }
-        if params.target == Target::All {
-            self.all_followers.retain(|tx| !tx.is_closed());
-            self.all_followers.push(tx);
-        }
-        let lines = assemble_in_memory(lines, wanted);
-        Ok((LogLines { lines, warnings }, rx))
-    }
-
-    fn flush(&mut self, target: &Target) -> Result<Vec<ProcessInfo>, Error> {
-        let ids = self.table.resolve(target)?;
-        for &id in &ids {
-            let Some(entry) = self.table.get(id) else {
-                continue;
-            };
-            let mut ring = logs::lock(&entry.ring);
-            for path in [&entry.spec.out_log, &entry.spec.err_log] {
-                // Truncated in place: the collector's append-mode handle writes on at 0.
-                if let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) {
-                    let _ = file.set_len(0);
-                }
-                for back in 1..=u64::from(entry.spec.log_files).max(1) {
-                    let _ = std::fs::remove_file(rotated_path(path, back));
-                }
-            }
-            ring.flushed();
-        }
-        Ok(self.infos(&ids))
-    }
-
-    fn save(&mut self) -> Result<Saved, Error> {
-        let path = self.home.dump_path();
-        let list = SavedList::of(&self.table);
-        persist::write(&path, &list)
-            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
-        Ok(Saved {
-            path: path.to_string_lossy().into_owned(),
-            processes: u32::try_from(self.table.len()).unwrap_or(u32::MAX),
-        })
-    }
-
-    fn resurrect_dump(&mut self) -> Result<Vec<ProcessInfo>, Error> {
-        if self.shutting_down {
-            return Err(Error::ShuttingDown);
-        }
-        let path = self.home.dump_path();
-        let list = persist::read(&path)
-            .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?
-            .ok_or(Error::NothingSaved)?;
-        let ids = self.restore(list, false);
-        self.persist();
-        Ok(self.infos(&ids))
-    }
-
-    /// Adds the processes of `list` whose names are free, with their saved ids where
-    /// those are free too, and starts those that were running. With `keep_stopped`,
-    /// stopped ones come back as stopped entries; otherwise only running ones return
-    /// (as PM2's resurrect does).
-    fn restore(&mut self, list: SavedList, keep_stopped: bool) -> Vec<u32> {
-        let mut ids = Vec::new();
-        for saved in list.restore() {
-            if (!saved.running && !keep_stopped) || self.table.has_name(&saved.name) {
-                continue;
-            }
-            let id = if self.table.get(saved.id).is_none() {
-                saved.id
-            } else {
-                self.table.next_id()
-            };
-            let mut entry = match self.new_entry(id, saved.params) {
-                Ok(entry) => entry,
-                Err(error) => {
-                    crate::log(format_args!("cannot bring back '{}': {error}", saved.name));
-                    continue;
-                }
-            };
-            entry.restarts = saved.restarts;
-            entry.exit = saved.exit;
-            if let Err(error) = self.insert_and_launch(entry, saved.running) {
-                crate::log(format_args!("cannot start '{}' again: {error}", saved.name));
-                continue;
-            }
-            ids.push(id);
-        }
-        ids
-    }
-
-    /// Writes the current list to `state.msgpack`. Not during shutdown: the list to keep
-    /// is the one the user wanted running, not the stopped remains.
-    fn persist(&self) {
-        if self.shutting_down {
-            return;
-        }
-        let path = self.home.state_path();
-        if let Err(error) = persist::write(&path, &SavedList::of(&self.table)) {
-            crate::log(format_args!("cannot save {}: {error}", path.display()));
-        }
-    }
-
-    /// Tells every subscriber about `kind` happening to process `id`.
-    fn emit(&mut self, id: u32, kind: EventKind, fill: impl FnOnce(&mut ProcessEvent)) {
-        self.subscribers.retain(|tx| !tx.is_closed());
-        if self.subscribers.is_empty() {
-            return;
-        }
-        let Some(entry) = self.table.get(id) else {
-            return;
-        };
-        let mut event = ProcessEvent {
-            kind,
-            id,
-            name: entry.name.clone(),
-            pid: None,
-            exit_code: None,
-            signal: None,
-            restarts: entry.restarts,
-            restart_in_ms: None,
-            reason: None,
-            time_ms: logs::now_ms(),
-        };
-        fill(&mut event);
-        for tx in &self.subscribers {
-            // A full queue: this subscriber misses the event rather than the daemon waiting.
-            let _ = tx.try_send(event.clone());
-        }
-    }
-}
-
-/// The last `wanted` lines in memory across snapshots, in arrival order.
-fn assemble_in_memory(snapshots: Vec<Snapshot>, wanted: usize) -> Vec<velos_proto::LogLine> {
-    let mut lines: Vec<_> = snapshots
-        .into_iter()
-        .flat_map(Snapshot::into_lines)
-        .collect();
-    lines.sort_by_key(|line| line.time_ms.unwrap_or(0));
-    lines.drain(..lines.len().saturating_sub(wanted));
-    lines
 }
 
 /// Refreshes the CPU and memory figures of a running entry.
