@@ -5,11 +5,14 @@
 //! the files off the supervisor's thread. Reading across rotation goes from the file
 //! holding the oldest line in memory back through `.1`, `.2`, ... as far as needed.
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
 use velos_proto::{LogLine, Stream};
 
-use crate::logs::{self, FileBoundary, LogRing, MAX_LINE_BYTES, rotated_path};
+use crate::logfile::rotated_path;
+use crate::logs::{FileBoundary, LogRing, MAX_LINE_BYTES};
 use crate::state::Entry;
 
 /// The most bytes of log lines one answer carries, well under the frame limit.
@@ -73,7 +76,7 @@ impl Snapshot {
             } else {
                 u64::MAX
             };
-            let read = logs::tail_lines(&path, end, missing).unwrap_or_default();
+            let read = tail_lines(&path, end, missing).unwrap_or_default();
             let last = read.lines.len().saturating_sub(1);
             let mut batch: Vec<LogLine> = read
                 .lines
@@ -125,4 +128,112 @@ pub fn assemble(snapshots: Vec<Snapshot>, wanted: usize) -> Vec<LogLine> {
         .map_or(0, |i| i + 1);
     all.drain(..keep_from);
     all
+}
+
+/// Bytes read at a time when reading a file backwards.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Lines read back from a file, oldest first.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FileLines {
+    /// The lines, without newlines, each cut to [`MAX_LINE_BYTES`].
+    pub lines: Vec<Vec<u8>>,
+    /// The last one has no newline after it.
+    pub last_partial: bool,
+}
+
+/// Reads up to `count` lines that end before `end` in the file at `path`. A missing file
+/// has no lines.
+pub fn tail_lines(path: &Path, end: u64, count: usize) -> std::io::Result<FileLines> {
+    if count == 0 {
+        return Ok(FileLines::default());
+    }
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileLines::default()),
+        Err(e) => return Err(e),
+    };
+    let end = end.min(file.metadata()?.len());
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    // Bytes of the line being assembled, in reverse order.
+    let mut current: Vec<u8> = Vec::new();
+    let mut pos = end;
+    let mut chunk = vec![0; CHUNK_BYTES];
+    // The byte just before `end` should be the newline of the last line wanted; skip it.
+    let mut skip_newline = true;
+    let mut last_partial = false;
+    while pos > 0 && lines.len() < count {
+        let step = (pos.min(CHUNK_BYTES as u64)) as usize;
+        pos -= step as u64;
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(&mut chunk[..step])?;
+        for &byte in chunk[..step].iter().rev() {
+            if skip_newline {
+                skip_newline = false;
+                if byte == b'\n' {
+                    continue;
+                }
+                last_partial = true;
+            }
+            if byte == b'\n' {
+                lines.push(finish_reversed(&mut current));
+                if lines.len() == count {
+                    break;
+                }
+            } else {
+                current.push(byte);
+            }
+        }
+    }
+    // The first line of the file has no newline before it.
+    if end > 0 && pos == 0 && lines.len() < count {
+        lines.push(finish_reversed(&mut current));
+    }
+    lines.reverse();
+    Ok(FileLines {
+        lines,
+        last_partial,
+    })
+}
+
+/// Turns reversed bytes into a line, keeping its first [`MAX_LINE_BYTES`].
+fn finish_reversed(current: &mut Vec<u8>) -> Vec<u8> {
+    current.reverse();
+    let mut line = std::mem::take(current);
+    line.truncate(MAX_LINE_BYTES);
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of_missing(dir: &Path) -> bool {
+        tail_lines(&dir.join("missing"), 10, 3)
+            .unwrap()
+            .lines
+            .is_empty()
+    }
+
+    #[test]
+    fn tail_lines_reads_backwards_from_a_boundary() {
+        let dir = std::env::temp_dir().join(format!("velosd-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.log");
+        std::fs::write(&path, b"one\n\ntwo\nthree\nfour\n").unwrap();
+        let lines = |end, count| tail_lines(&path, end, count).unwrap().lines;
+        assert_eq!(lines(20, 2), [b"three".to_vec(), b"four".to_vec()]);
+        assert_eq!(
+            lines(9, 10),
+            [b"one".to_vec(), b"".to_vec(), b"two".to_vec()]
+        );
+        assert!(lines(0, 5).is_empty());
+        assert!(lines_of_missing(&dir));
+        std::fs::write(&path, b"\nabc\n").unwrap();
+        assert_eq!(lines(5, 5), [b"".to_vec(), b"abc".to_vec()]);
+        std::fs::write(&path, b"no newline").unwrap();
+        assert_eq!(lines(10, 3), [b"no newline".to_vec()]);
+        assert!(tail_lines(&path, 10, 3).unwrap().last_partial);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

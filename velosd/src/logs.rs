@@ -1,5 +1,6 @@
-//! Log collection: a task per child pipe appends to the log file and keeps the last
-//! lines in memory; `log.read` answers from memory and, for older lines, from the files.
+//! Log collection: a task per child pipe appends to the log file (see `logfile`) and
+//! keeps the last lines in memory, which `log.read` answers from (see `logread` for the
+//! older lines, read back from the files) and which followers are fed from.
 //!
 //! Ordering: each chunk read from a pipe is written to the file first, then split into
 //! lines for the ring, so the file always holds at least what the ring shows. Every ring
@@ -7,10 +8,8 @@
 //! at the oldest line the ring still holds, so nothing is shown twice even while the
 //! child keeps writing.
 //!
-//! Faults: a log file deleted under the daemon is created again at the next write; a
-//! write that fails (disk full) is recorded for `velos logs` and `velos list --json`
-//! (`log_error`), the lines stay in memory, and the next chunk tries the file again, so
-//! logging resumes by itself once the disk has room.
+//! A write that fails (disk full) is recorded for `velos logs` and `velos list --json`
+//! (`log_error`); the lines stay in memory.
 //!
 //! Memory is bounded: at most [`RING_LINES`] lines and [`RING_BYTES`] bytes a process,
 //! and a line keeps at most [`MAX_LINE_BYTES`] in memory (the file gets all of it). The
@@ -18,15 +17,13 @@
 //! is slowed by its full pipe, never buffered without limit.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_lite::{AsyncRead, AsyncReadExt};
 use velos_proto::{LogLine, Stream};
+
+use crate::logfile::LogFile;
 
 /// Lines kept in memory per process.
 pub const RING_LINES: usize = 1000;
@@ -42,8 +39,6 @@ const MAX_CHUNK_BYTES: usize = 1024 * 1024;
 /// Pipe capacity asked for once a writer is that busy (the default is 64 KiB): fewer,
 /// larger reads, and a writer that blocks less often.
 const BUSY_PIPE_BYTES: usize = 1024 * 1024;
-/// Bytes read at a time when reading a file backwards.
-const CHUNK_BYTES: usize = 64 * 1024;
 
 /// A line held in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,19 +164,19 @@ impl LogRing {
     }
 
     /// The size of `stream`'s current file, as far as the ring knows.
-    fn file_len(&self, stream: Stream) -> u64 {
+    pub(crate) fn file_len(&self, stream: Stream) -> u64 {
         self.pending[slot(stream)].end
     }
 
     /// Whether `stream` is between lines (nothing of a line written yet).
-    fn at_line_start(&self, stream: Stream) -> bool {
+    pub(crate) fn at_line_start(&self, stream: Stream) -> bool {
         let pending = &self.pending[slot(stream)];
         pending.start == pending.end
     }
 
     /// Notes that `stream`'s file was replaced by one `len` bytes long (deleted and made
     /// again, or rotated): the lines in memory are not in the new file.
-    fn file_replaced(&mut self, stream: Stream, len: u64) {
+    pub(crate) fn file_replaced(&mut self, stream: Stream, len: u64) {
         let pending = &mut self.pending[slot(stream)];
         pending.generation += 1;
         pending.start = len;
@@ -313,162 +308,6 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Opens a log file for appending (0600) and returns it with its length.
-pub fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
-    let len = file.metadata()?.len();
-    Ok((file, len))
-}
-
-/// The path of a stream's log file `back` rotations ago (`app-out.log.2`).
-pub fn rotated_path(path: &Path, back: u64) -> PathBuf {
-    if back == 0 {
-        return path.to_owned();
-    }
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{back}"));
-    PathBuf::from(name)
-}
-
-/// How a stream's log file is rotated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rotation {
-    /// Rotate once the file reaches this many bytes.
-    pub max_bytes: u64,
-    /// Rotated files kept (`.1` is the newest).
-    pub keep: u32,
-}
-
-/// One stream's log file, opened again when it was deleted or the last write failed,
-/// and rotated at a line boundary once it reaches its size limit.
-pub struct LogFile {
-    path: PathBuf,
-    file: Option<File>,
-    rotation: Option<Rotation>,
-}
-
-impl LogFile {
-    /// Opens `path` for a new run, noting its length in the ring.
-    pub fn open(
-        path: PathBuf,
-        rotation: Option<Rotation>,
-        ring: &Mutex<LogRing>,
-        stream: Stream,
-    ) -> LogFile {
-        let mut ring = lock(ring);
-        let file = match open_log(&path) {
-            Ok((file, len)) => {
-                ring.set_file_len(stream, len);
-                Some(file)
-            }
-            Err(error) => {
-                ring.set_file_len(stream, 0);
-                ring.write_error = Some(format!("cannot open {}: {error}", path.display()));
-                None
-            }
-        };
-        LogFile {
-            path,
-            file,
-            rotation,
-        }
-    }
-
-    /// Appends `chunk` and hands it to the ring, rotating the file whenever it would
-    /// pass its size limit: at the last line boundary that keeps it within the limit, or
-    /// right after a line that alone crosses it. A chunk may fill several files; no line
-    /// is ever split across two.
-    fn write(
-        &mut self,
-        chunk: &[u8],
-        ring: &mut LogRing,
-        stream: Stream,
-        time_ms: u64,
-    ) -> Result<(), String> {
-        let mut rest = chunk;
-        let mut written = Ok(());
-        while let Some(rotation) = self.rotation {
-            let len = ring.file_len(stream);
-            if len + (rest.len() as u64) < rotation.max_bytes {
-                break;
-            }
-            let room =
-                usize::try_from(rotation.max_bytes.saturating_sub(len)).unwrap_or(usize::MAX);
-            let cut = match memchr::memrchr(b'\n', &rest[..room.min(rest.len())]) {
-                Some(newline) => newline + 1,
-                // Nothing of a line written yet: this file is done.
-                None if ring.at_line_start(stream) && len > 0 => 0,
-                // A line that crosses the limit ends this file.
-                None => match memchr::memchr(b'\n', &rest[room.min(rest.len())..]) {
-                    Some(newline) => room.min(rest.len()) + newline + 1,
-                    // In the middle of a long line: rotate after it ends.
-                    None => break,
-                },
-            };
-            let (before, after) = rest.split_at(cut);
-            written = written.and(self.append(before, ring, stream));
-            ring.push(stream, before, time_ms);
-            self.rotate(rotation.keep);
-            ring.file_replaced(stream, 0);
-            rest = after;
-        }
-        written = written.and(self.append(rest, ring, stream));
-        ring.push(stream, rest, time_ms);
-        written
-    }
-
-    /// Appends `bytes`, opening the file again first if it is gone.
-    fn append(&mut self, bytes: &[u8], ring: &mut LogRing, stream: Stream) -> Result<(), String> {
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        // A file deleted under us has no links left; writing on would lose the lines.
-        let gone = match &self.file {
-            Some(file) => file.metadata().map_or(true, |m| m.nlink() == 0),
-            None => true,
-        };
-        if gone {
-            let (file, len) = open_log(&self.path)
-                .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
-            ring.file_replaced(stream, len);
-            self.file = Some(file);
-        }
-        let file = self.file.as_mut().expect("opened just above");
-        file.write_all(bytes).map_err(|e| {
-            // Try a fresh open next time: the path may be writable again by then.
-            self.file = None;
-            format!("cannot write {}: {e}", self.path.display())
-        })
-    }
-
-    /// Shifts `.1` to `.2` and so on (dropping the oldest past `keep`), moves the current
-    /// file to `.1`, and lets the next append create a new one.
-    fn rotate(&mut self, keep: u32) {
-        self.file = None;
-        let keep = u64::from(keep);
-        // Rename failures leave a file where it was; logging goes on either way.
-        let _ = std::fs::remove_file(rotated_path(&self.path, keep.max(1)));
-        for back in (1..keep).rev() {
-            let _ = std::fs::rename(
-                rotated_path(&self.path, back),
-                rotated_path(&self.path, back + 1),
-            );
-        }
-        if keep == 0 {
-            let _ = std::fs::remove_file(&self.path);
-        } else {
-            let _ = std::fs::rename(&self.path, rotated_path(&self.path, 1));
-        }
-        if let Ok((file, _)) = open_log(&self.path) {
-            self.file = Some(file);
-        }
-    }
-}
-
 /// Asks for a larger pipe; where that is not allowed, the default pipe still works.
 fn grow_pipe(pipe: &impl std::os::fd::AsFd) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -517,77 +356,6 @@ pub async fn collect(
 /// through in a way that matters to a reader), so it is used as is.
 pub fn lock(ring: &Mutex<LogRing>) -> std::sync::MutexGuard<'_, LogRing> {
     ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Lines read back from a file, oldest first.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct FileLines {
-    /// The lines, without newlines, each cut to [`MAX_LINE_BYTES`].
-    pub lines: Vec<Vec<u8>>,
-    /// The last one has no newline after it.
-    pub last_partial: bool,
-}
-
-/// Reads up to `count` lines that end before `end` in the file at `path`. A missing file
-/// has no lines.
-pub fn tail_lines(path: &Path, end: u64, count: usize) -> std::io::Result<FileLines> {
-    if count == 0 {
-        return Ok(FileLines::default());
-    }
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileLines::default()),
-        Err(e) => return Err(e),
-    };
-    let end = end.min(file.metadata()?.len());
-    let mut lines: Vec<Vec<u8>> = Vec::new();
-    // Bytes of the line being assembled, in reverse order.
-    let mut current: Vec<u8> = Vec::new();
-    let mut pos = end;
-    let mut chunk = vec![0; CHUNK_BYTES];
-    // The byte just before `end` should be the newline of the last line wanted; skip it.
-    let mut skip_newline = true;
-    let mut last_partial = false;
-    while pos > 0 && lines.len() < count {
-        let step = (pos.min(CHUNK_BYTES as u64)) as usize;
-        pos -= step as u64;
-        file.seek(SeekFrom::Start(pos))?;
-        file.read_exact(&mut chunk[..step])?;
-        for &byte in chunk[..step].iter().rev() {
-            if skip_newline {
-                skip_newline = false;
-                if byte == b'\n' {
-                    continue;
-                }
-                last_partial = true;
-            }
-            if byte == b'\n' {
-                lines.push(finish_reversed(&mut current));
-                if lines.len() == count {
-                    break;
-                }
-            } else {
-                current.push(byte);
-            }
-        }
-    }
-    // The first line of the file has no newline before it.
-    if end > 0 && pos == 0 && lines.len() < count {
-        lines.push(finish_reversed(&mut current));
-    }
-    lines.reverse();
-    Ok(FileLines {
-        lines,
-        last_partial,
-    })
-}
-
-/// Turns reversed bytes into a line, keeping its first [`MAX_LINE_BYTES`].
-fn finish_reversed(current: &mut Vec<u8>) -> Vec<u8> {
-    current.reverse();
-    let mut line = std::mem::take(current);
-    line.truncate(MAX_LINE_BYTES);
-    line
 }
 
 #[cfg(test)]
@@ -702,73 +470,5 @@ mod tests {
         drop(rx);
         ring.push(Stream::Out, b"six\n", 9);
         assert!(ring.followers.is_empty(), "a gone follower is dropped");
-    }
-
-    #[test]
-    fn files_rotate_at_a_line_boundary_and_keep_the_newest() {
-        let dir = std::env::temp_dir().join(format!("velosd-rotate-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("app-out.log");
-        let ring = Mutex::new(LogRing::default());
-        let rotation = Rotation {
-            max_bytes: 10,
-            keep: 2,
-        };
-        let mut file = LogFile::open(path.clone(), Some(rotation), &ring, Stream::Out);
-        let mut guard = lock(&ring);
-        for chunk in [
-            &b"aaaa\nbb"[..],
-            b"bb\ncccc\ndd",
-            b"dd\n",
-            b"eeee\nffff\n",
-            b"gg\n",
-        ] {
-            file.write(chunk, &mut guard, Stream::Out, 0).unwrap();
-        }
-        let read = |back| std::fs::read_to_string(rotated_path(&path, back)).unwrap_or_default();
-        // Each file holds whole lines and stays within 10 bytes.
-        assert_eq!(read(0), "gg\n");
-        assert_eq!(read(1), "eeee\nffff\n");
-        assert_eq!(read(2), "cccc\ndddd\n");
-        for back in 0..=2 {
-            assert!(read(back).len() <= 10, "{back}: {:?}", read(back));
-        }
-        assert!(
-            !rotated_path(&path, 3).exists(),
-            "only two rotated files are kept"
-        );
-        let lines: Vec<_> = guard.last(10).map(|l| l.bytes.to_vec()).collect();
-        assert_eq!(lines.len(), 7, "every line is in memory once");
-        drop(guard);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    fn lines_of_missing(dir: &Path) -> bool {
-        tail_lines(&dir.join("missing"), 10, 3)
-            .unwrap()
-            .lines
-            .is_empty()
-    }
-
-    #[test]
-    fn tail_lines_reads_backwards_from_a_boundary() {
-        let dir = std::env::temp_dir().join(format!("velosd-tail-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("out.log");
-        std::fs::write(&path, b"one\n\ntwo\nthree\nfour\n").unwrap();
-        let lines = |end, count| tail_lines(&path, end, count).unwrap().lines;
-        assert_eq!(lines(20, 2), [b"three".to_vec(), b"four".to_vec()]);
-        assert_eq!(
-            lines(9, 10),
-            [b"one".to_vec(), b"".to_vec(), b"two".to_vec()]
-        );
-        assert!(lines(0, 5).is_empty());
-        assert!(lines_of_missing(&dir));
-        std::fs::write(&path, b"\nabc\n").unwrap();
-        assert_eq!(lines(5, 5), [b"".to_vec(), b"abc".to_vec()]);
-        std::fs::write(&path, b"no newline").unwrap();
-        assert_eq!(lines(10, 3), [b"no newline".to_vec()]);
-        assert!(tail_lines(&path, 10, 3).unwrap().last_partial);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

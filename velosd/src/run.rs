@@ -16,7 +16,8 @@ use smol::Task;
 use velos_proto::{Home, ProcessStatus, Stream};
 
 use crate::error::Error;
-use crate::logs::{self, LogFile, Rotation};
+use crate::logfile::{LogFile, Rotation};
+use crate::logs;
 use crate::state::{Entry, Exit};
 use crate::supervisor::Command;
 use crate::{orphans, process};

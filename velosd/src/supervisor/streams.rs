@@ -11,8 +11,9 @@ use velos_proto::{
 
 use super::{Reply, Supervisor};
 use crate::error::Error;
+use crate::logfile::rotated_path;
 use crate::logread::{Snapshot, assemble};
-use crate::logs::{self, FOLLOW_QUEUE, FollowItem, Follower, rotated_path};
+use crate::logs::{self, FOLLOW_QUEUE, FollowItem, Follower};
 
 impl Supervisor {
     /// The snapshots of the lines in memory of `target`, and warnings about its files.
