@@ -16,17 +16,15 @@ run-example: build
     ./target/release/velos start examples/node-app/app.js
     ./target/release/velos list
 
-# Benchmarks: `just bench`, or `just bench --compare pm2`.
+# Benchmarks against the targets (--compare pm2, --quick, --only GROUPS).
 bench *ARGS:
     cargo run --release -p velos-bench -- {{ARGS}}
 
-# The long tests (1 GB of log lines, awkward output at volume, 200 SDK clients), in release;
-# each prints the figures it reached.
+# Long reliability runs (1 GB of log lines, awkward output, 200 SDK clients), printing figures.
 stress:
     cargo test --release -p velos-tests --test stress -- --ignored --nocapture --test-threads=1
 
-# Fuzz the frame and message decoder for SECONDS (default 60) with cargo-fuzz (installs it
-# if missing; needs the nightly toolchain). Prints the executions it ran without a crash.
+# Fuzz the frame and message decoder for SECONDS with cargo-fuzz (needs nightly).
 fuzz SECONDS="60":
     command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
     cd fuzz && cargo +nightly fuzz run decode -- -max_total_time={{SECONDS}}
