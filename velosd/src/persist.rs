@@ -20,7 +20,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use velos_proto::StartParams;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use velos_proto::ProcessStatus;
 
 use crate::state::{Env, Exit, ProcessTable};
 
@@ -72,38 +75,6 @@ pub struct Restored {
 }
 
 impl SavedList {
-    /// The list of everything in `table`.
-    pub fn of(table: &ProcessTable) -> SavedList {
-        let mut list = SavedList {
-            format: FORMAT,
-            ..SavedList::default()
-        };
-        for entry in table.iter() {
-            let params = entry.spec.params(&entry.name);
-            // Shared environments are one allocation: compare addresses, copy nothing.
-            let env = entry.spec.env.as_ref().map(|env| {
-                list.envs
-                    .iter()
-                    .position(|known| Arc::ptr_eq(known, env))
-                    .unwrap_or_else(|| {
-                        list.envs.push(env.clone());
-                        list.envs.len() - 1
-                    })
-            });
-            list.processes.push(SavedProcess {
-                id: entry.id,
-                name: entry.name.clone(),
-                params,
-                env,
-                running: entry.wants_to_run(),
-                restarts: entry.restarts,
-                exit_code: entry.exit.and_then(|exit| exit.code),
-                signal: entry.exit.and_then(|exit| exit.signal),
-            });
-        }
-        list
-    }
-
     /// The processes, environments put back.
     pub fn restore(self) -> Vec<Restored> {
         let envs = self.envs;
@@ -132,18 +103,101 @@ impl SavedList {
     }
 }
 
-/// Writes `list` to `path` atomically (0600).
-pub fn write(path: &Path, list: &SavedList) -> std::io::Result<()> {
-    write_bytes(path, &encode(list)?)
+/// Encodes the table as a [`SavedList`], re-encoding only the processes that changed
+/// since the previous call: a start among 500 processes should not pay for the other 499.
+///
+/// A process's saved form changes only with its run, status, restart count, last exit
+/// and environment (the rest of its settings are fixed at start), so those make the key
+/// its cached bytes are kept under. Environments are numbered in the order first seen;
+/// when one is no longer used by anyone, the numbering starts afresh.
+#[derive(Default)]
+pub struct ListEncoder {
+    envs: Vec<KnownEnv>,
+    processes: HashMap<u32, (Key, Vec<u8>)>,
 }
 
-/// The list as MessagePack.
-pub fn encode(list: &SavedList) -> std::io::Result<Vec<u8>> {
-    rmp_serde::to_vec_named(list).map_err(std::io::Error::other)
+/// An environment seen before, and its saved bytes.
+type KnownEnv = (Weak<BTreeMap<String, String>>, Vec<u8>);
+
+/// What a process's saved bytes depend on.
+type Key = (u64, ProcessStatus, u32, Option<Exit>, Option<usize>);
+
+impl ListEncoder {
+    /// The whole list as MessagePack, in the layout of [`SavedList`].
+    pub fn encode(&mut self, table: &ProcessTable) -> Vec<u8> {
+        if self.envs.iter().any(|(env, _)| env.strong_count() == 0) {
+            self.envs.clear();
+            self.processes.clear();
+        }
+        self.processes.retain(|id, _| table.get(*id).is_some());
+        let mut processes = Vec::with_capacity(table.len());
+        for entry in table.iter() {
+            let env = entry.spec.env.as_ref().map(|env| self.env_index(env));
+            let key = (entry.run, entry.status, entry.restarts, entry.exit, env);
+            let cached = self.processes.get(&entry.id).filter(|(old, _)| *old == key);
+            let bytes = match cached {
+                Some((_, bytes)) => bytes.clone(),
+                None => {
+                    let bytes = encode_value(&SavedProcess {
+                        id: entry.id,
+                        name: entry.name.clone(),
+                        params: entry.spec.params(&entry.name),
+                        env,
+                        running: entry.wants_to_run(),
+                        restarts: entry.restarts,
+                        exit_code: entry.exit.and_then(|exit| exit.code),
+                        signal: entry.exit.and_then(|exit| exit.signal),
+                    });
+                    self.processes.insert(entry.id, (key, bytes.clone()));
+                    bytes
+                }
+            };
+            processes.push(bytes);
+        }
+        // { "format": FORMAT, "envs": [..], "processes": [..] }, as serde writes SavedList.
+        // Writing to a Vec cannot fail, hence the ignored results.
+        let mut out = Vec::with_capacity(processes.iter().map(Vec::len).sum::<usize>() + 1024);
+        let _ = rmp::encode::write_map_len(&mut out, 3);
+        let _ = rmp::encode::write_str(&mut out, "format");
+        let _ = rmp::encode::write_uint(&mut out, u64::from(FORMAT));
+        let _ = rmp::encode::write_str(&mut out, "envs");
+        let _ = rmp::encode::write_array_len(&mut out, len_u32(self.envs.len()));
+        for (_, bytes) in &self.envs {
+            out.extend_from_slice(bytes);
+        }
+        let _ = rmp::encode::write_str(&mut out, "processes");
+        let _ = rmp::encode::write_array_len(&mut out, len_u32(processes.len()));
+        for bytes in &processes {
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+
+    /// The number of `env` in the list, adding it if new.
+    fn env_index(&mut self, env: &Env) -> usize {
+        let known = self
+            .envs
+            .iter()
+            .position(|(weak, _)| std::ptr::eq(weak.as_ptr(), Arc::as_ptr(env)));
+        known.unwrap_or_else(|| {
+            self.envs.push((Arc::downgrade(env), encode_value(&**env)));
+            self.envs.len() - 1
+        })
+    }
+}
+
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+/// A value as MessagePack, structs as maps.
+fn encode_value<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    // Plain data (strings, numbers, maps) always encodes.
+    rmp_serde::to_vec_named(value).unwrap_or_default()
 }
 
 /// Writes `bytes` to `path` atomically (0600): a temporary file, then a rename.
-fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let mut file = std::fs::OpenOptions::new()
@@ -201,15 +255,10 @@ impl StateWriter {
         ))
     }
 
-    /// Queues `list` to be written.
-    pub fn save(&self, list: &SavedList) {
-        match encode(list) {
-            // A stopped writer means the daemon is exiting: nothing to save then.
-            Ok(bytes) => {
-                let _ = self.lists.send(Some(bytes));
-            }
-            Err(error) => crate::log(format_args!("cannot encode the process list: {error}")),
-        }
+    /// Queues an encoded list to be written.
+    pub fn save(&self, bytes: Vec<u8>) {
+        // A stopped writer means the daemon is exiting: nothing to save then.
+        let _ = self.lists.send(Some(bytes));
     }
 }
 
@@ -262,18 +311,26 @@ mod tests {
             entry.restarts = id;
             table.insert(entry);
         }
-        let list = SavedList::of(&table);
-        assert_eq!(list.envs.len(), 1, "one environment for both");
+        let mut encoder = ListEncoder::default();
+        let bytes = encoder.encode(&table);
+        assert_eq!(encoder.envs.len(), 1, "one environment for both");
+        // Encoding again reuses the cached processes and gives the same bytes.
+        assert_eq!(encoder.encode(&table), bytes);
         let dir = std::env::temp_dir().join(format!("velosd-persist-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("state.msgpack");
-        write(&path, &list).unwrap();
+        write_bytes(&path, &bytes).unwrap();
         let restored = read(&path).unwrap().unwrap().restore();
         assert_eq!(restored.len(), 2);
         assert_eq!((restored[1].id, restored[1].name.as_str()), (3, "worker"));
         assert_eq!(restored[1].params.env.as_ref(), Some(&env));
         assert!(restored[1].running);
         assert_eq!(restored[1].restarts, 3);
+        // A change to one process shows in the next encoding.
+        table.get_mut(3).unwrap().restarts = 9;
+        write_bytes(&path, &encoder.encode(&table)).unwrap();
+        let restored = read(&path).unwrap().unwrap().restore();
+        assert_eq!((restored[0].restarts, restored[1].restarts), (0, 9));
         assert!(read(&dir.join("none")).unwrap().is_none());
         std::fs::write(&path, b"not msgpack").unwrap();
         assert!(read(&path).is_err());

@@ -30,7 +30,7 @@ use velos_proto::{
 
 use crate::error::Error;
 use crate::logs::{self, FollowItem, Follower};
-use crate::persist::StateWriter;
+use crate::persist::{ListEncoder, StateWriter};
 use crate::run::launch;
 use crate::state::{Entry, EnvPool, Exit, ProcessTable, Spec, Usage, status_after_exit};
 use crate::{process, procstat};
@@ -149,6 +149,8 @@ pub struct Supervisor {
     envs: std::cell::RefCell<EnvPool>,
     /// Where `state.msgpack` updates go.
     state: StateWriter,
+    /// Keeps each process's saved bytes between two saves.
+    encoder: std::cell::RefCell<ListEncoder>,
 }
 
 impl Supervisor {
@@ -171,6 +173,7 @@ impl Supervisor {
             all_followers: Vec::new(),
             envs: std::cell::RefCell::default(),
             state,
+            encoder: std::cell::RefCell::default(),
         }
     }
 

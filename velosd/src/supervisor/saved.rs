@@ -8,7 +8,7 @@ use velos_proto::{ProcessInfo, Saved};
 
 use super::Supervisor;
 use crate::error::Error;
-use crate::persist::{self, SavedList};
+use crate::persist::{self, ListEncoder, SavedList};
 
 impl Supervisor {
     /// Brings back the list in `state.msgpack` (for `velosd --resurrect`): the same ids,
@@ -31,8 +31,8 @@ impl Supervisor {
 
     pub(super) fn save(&mut self) -> Result<Saved, Error> {
         let path = self.home.dump_path();
-        let list = SavedList::of(&self.table);
-        persist::write(&path, &list)
+        let bytes = ListEncoder::default().encode(&self.table);
+        persist::write_bytes(&path, &bytes)
             .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
         Ok(Saved {
             path: path.to_string_lossy().into_owned(),
@@ -92,6 +92,7 @@ impl Supervisor {
         if self.shutting_down {
             return;
         }
-        self.state.save(&SavedList::of(&self.table));
+        let bytes = self.encoder.borrow_mut().encode(&self.table);
+        self.state.save(bytes);
     }
 }
