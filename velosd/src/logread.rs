@@ -31,7 +31,8 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The last `wanted` lines of `entry` in memory, from its locked `ring`.
-    pub fn take(entry: &Entry, ring: &LogRing, wanted: usize) -> Snapshot {
+    pub fn take(entry: &Entry, ring: &mut LogRing, wanted: usize) -> Snapshot {
+        ring.settle();
         Snapshot {
             id: entry.id,
             name: entry.name.clone(),

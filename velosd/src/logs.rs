@@ -12,7 +12,8 @@
 //! (`log_error`); the lines stay in memory.
 //!
 //! Memory is bounded: at most [`RING_LINES`] lines and [`RING_BYTES`] bytes a process,
-//! and a line keeps at most [`MAX_LINE_BYTES`] in memory (the file gets all of it). The
+//! a line keeps at most [`MAX_LINE_BYTES`] in memory (the file gets all of it), and a busy
+//! stream keeps at most [`MAX_UNSPLIT_BYTES`] not yet split into lines. The
 //! collector reads a fixed-size chunk at a time, so a child writing faster than the disk
 //! is slowed by its full pipe, never buffered without limit.
 
@@ -31,6 +32,11 @@ pub const RING_LINES: usize = 1000;
 pub const RING_BYTES: usize = 1024 * 1024;
 /// Bytes of one line kept in memory; the rest of a longer line is only in the file.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
+/// Reads at least this large mark a busy stream, split into lines lazily (a program
+/// logging as it goes writes a line at a time).
+const LAZY_CHUNK_BYTES: usize = 4 * 1024;
+/// The most bytes a busy stream keeps unsplit.
+const MAX_UNSPLIT_BYTES: usize = 1024 * 1024;
 /// Bytes a collector reads at a time at first: most programs write little, and an
 /// idle process should cost next to nothing.
 const FIRST_CHUNK_BYTES: usize = 1024;
@@ -60,6 +66,10 @@ pub struct RingLine {
 /// The partial last line of one stream, and where the stream's file ends.
 #[derive(Debug, Default)]
 struct Pending {
+    /// Bytes of a busy stream not split into lines yet (see [`LogRing::push`]).
+    unsplit: Vec<u8>,
+    /// When the last of `unsplit` arrived.
+    unsplit_time: u64,
     bytes: Vec<u8>,
     /// File offset where `bytes` starts.
     start: u64,
@@ -152,11 +162,36 @@ impl LogRing {
 
     /// Adds a follower: it gets every line completed from now on.
     pub fn follow(&mut self, follower: Follower) {
+        // What came before is history, not news: into the ring with it first.
+        self.settle();
         self.followers.push(follower);
+    }
+
+    /// Splits whatever busy streams left unsplit into lines. Everything that reads the
+    /// ring, or moves its file offsets, does this first.
+    pub fn settle(&mut self) {
+        for stream in [Stream::Out, Stream::Err] {
+            self.settle_stream(stream);
+        }
+    }
+
+    fn settle_stream(&mut self, stream: Stream) {
+        let pending = &mut self.pending[slot(stream)];
+        if pending.unsplit.is_empty() {
+            return;
+        }
+        let unsplit = std::mem::take(&mut pending.unsplit);
+        let time_ms = pending.unsplit_time;
+        self.split(stream, &unsplit, time_ms);
+        // Keep the buffer for the next burst.
+        let mut unsplit = unsplit;
+        unsplit.clear();
+        self.pending[slot(stream)].unsplit = unsplit;
     }
 
     /// Notes that `stream`'s file is `len` bytes long before a new run appends to it.
     pub fn set_file_len(&mut self, stream: Stream, len: u64) {
+        self.settle_stream(stream);
         let pending = &mut self.pending[slot(stream)];
         pending.bytes.clear();
         pending.start = len;
@@ -165,18 +200,23 @@ impl LogRing {
 
     /// The size of `stream`'s current file, as far as the ring knows.
     pub(crate) fn file_len(&self, stream: Stream) -> u64 {
-        self.pending[slot(stream)].end
+        let pending = &self.pending[slot(stream)];
+        pending.end + pending.unsplit.len() as u64
     }
 
     /// Whether `stream` is between lines (nothing of a line written yet).
     pub(crate) fn at_line_start(&self, stream: Stream) -> bool {
         let pending = &self.pending[slot(stream)];
-        pending.start == pending.end
+        match pending.unsplit.last() {
+            Some(&last) => last == b'\n',
+            None => pending.start == pending.end,
+        }
     }
 
     /// Notes that `stream`'s file was replaced by one `len` bytes long (deleted and made
     /// again, or rotated): the lines in memory are not in the new file.
     pub(crate) fn file_replaced(&mut self, stream: Stream, len: u64) {
+        self.settle_stream(stream);
         let pending = &mut self.pending[slot(stream)];
         pending.generation += 1;
         pending.start = len;
@@ -188,6 +228,7 @@ impl LogRing {
         self.lines.clear();
         self.bytes = 0;
         for pending in &mut self.pending {
+            pending.unsplit.clear();
             pending.bytes.clear();
             pending.generation += 1;
             pending.start = 0;
@@ -196,7 +237,37 @@ impl LogRing {
     }
 
     /// Adds bytes read from `stream` (already written to its file).
-    pub fn push(&mut self, stream: Stream, mut chunk: &[u8], time_ms: u64) {
+    ///
+    /// A busy stream (reads of [`LAZY_CHUNK_BYTES`] or more) is kept as bytes and split
+    /// into lines only when the ring is read, or once [`MAX_UNSPLIT_BYTES`] have piled up:
+    /// of a fast writer's lines only the last [`RING_LINES`] matter, and splitting every one
+    /// of them on arrival took half the daemon's time. Small writes (a program logging as
+    /// it goes) are split at once, and bytes of the other stream still unsplit are split
+    /// before anything of this one, so stdout and stderr keep their interleaving. Followers
+    /// get every line as it arrives, so with followers nothing waits.
+    pub fn push(&mut self, stream: Stream, chunk: &[u8], time_ms: u64) {
+        let other = match stream {
+            Stream::Out => Stream::Err,
+            Stream::Err => Stream::Out,
+        };
+        self.settle_stream(other);
+        let pending = &mut self.pending[slot(stream)];
+        if self.followers.is_empty()
+            && (chunk.len() >= LAZY_CHUNK_BYTES || !pending.unsplit.is_empty())
+        {
+            pending.unsplit.extend_from_slice(chunk);
+            pending.unsplit_time = time_ms;
+            if pending.unsplit.len() >= MAX_UNSPLIT_BYTES {
+                self.settle_stream(stream);
+            }
+            return;
+        }
+        self.settle_stream(stream);
+        self.split(stream, chunk, time_ms);
+    }
+
+    /// Splits `chunk` into lines: the partial line goes on, complete lines enter the ring.
+    fn split(&mut self, stream: Stream, mut chunk: &[u8], time_ms: u64) {
         // A chunk with more lines than the ring holds would evict all of its own early
         // lines (and everything older): skip straight past them, unless someone follows
         // and must see every line.
@@ -222,6 +293,7 @@ impl LogRing {
 
     /// Ends `stream`: a last line without a newline becomes a line.
     pub fn finish(&mut self, stream: Stream, time_ms: u64) {
+        self.settle_stream(stream);
         if !self.at_line_start(stream) {
             self.end_line(stream, time_ms, true);
         }
@@ -399,6 +471,7 @@ mod tests {
         }
         chunk.extend_from_slice(b"tail");
         ring.push(Stream::Out, &chunk, 1);
+        ring.settle();
         assert_eq!(ring.len(), RING_LINES);
         assert_eq!(texts(&ring, 1), ["2499"]);
         assert_eq!(ring.last(RING_LINES).next().unwrap().bytes[..], *b"1500");
@@ -407,6 +480,58 @@ mod tests {
         assert_eq!(ring.file_boundaries()[0].end, oldest_offset);
         ring.finish(Stream::Out, 2);
         assert_eq!(texts(&ring, 1), ["tail"]);
+    }
+
+    #[test]
+    fn busy_streams_split_lazily_with_the_same_result() {
+        let mut text = Vec::new();
+        for i in 0..30_000 {
+            text.extend_from_slice(format!("line {i:05}\n").as_bytes());
+        }
+        text.extend_from_slice(b"partial");
+        let (mut eager, mut lazy) = (LogRing::default(), LogRing::default());
+        for piece in text.chunks(1000) {
+            eager.push(Stream::Out, piece, 1);
+        }
+        for piece in text.chunks(LAZY_CHUNK_BYTES) {
+            lazy.push(Stream::Out, piece, 1);
+        }
+        eager.finish(Stream::Out, 2);
+        lazy.finish(Stream::Out, 2);
+        let lines = |ring: &LogRing| -> Vec<Vec<u8>> {
+            ring.last(RING_LINES).map(|l| l.bytes.to_vec()).collect()
+        };
+        assert_eq!(lines(&lazy), lines(&eager));
+        assert_eq!(lazy.file_boundaries(), eager.file_boundaries());
+        assert_eq!(lines(&lazy).last().unwrap(), b"partial");
+    }
+
+    #[test]
+    fn a_busy_stream_does_not_reorder_the_other() {
+        let mut ring = LogRing::default();
+        let mut burst = vec![b'x'; LAZY_CHUNK_BYTES];
+        burst.extend_from_slice(b"\nout 1\n");
+        ring.push(Stream::Out, &burst, 0);
+        ring.push(Stream::Err, b"err 1\n", 0);
+        ring.push(Stream::Out, &burst, 0);
+        ring.settle();
+        let order: Vec<_> = ring
+            .last(5)
+            .map(|l| {
+                (
+                    l.stream,
+                    String::from_utf8_lossy(&l.bytes[..l.bytes.len().min(5)]).into_owned(),
+                )
+            })
+            .collect();
+        let expected = [
+            (Stream::Out, "xxxxx"),
+            (Stream::Out, "out 1"),
+            (Stream::Err, "err 1"),
+            (Stream::Out, "xxxxx"),
+            (Stream::Out, "out 1"),
+        ];
+        assert_eq!(order, expected.map(|(s, t)| (s, t.to_owned())));
     }
 
     #[test]
@@ -428,6 +553,7 @@ mod tests {
             ring.push(Stream::Out, &long, 0);
             ring.push(Stream::Out, b"\n", 0);
         }
+        ring.settle();
         assert!(ring.last(1).next().unwrap().bytes.len() == MAX_LINE_BYTES);
         assert!(ring.bytes <= RING_BYTES);
     }

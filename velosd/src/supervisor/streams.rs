@@ -28,11 +28,11 @@ impl Supervisor {
             let Some(entry) = self.table.get(id) else {
                 continue;
             };
-            let ring = logs::lock(&entry.ring);
+            let mut ring = logs::lock(&entry.ring);
             if let Some(error) = &ring.write_error {
                 warnings.push(format!("{}: {error}", entry.name));
             }
-            snapshots.push(Snapshot::take(entry, &ring, wanted));
+            snapshots.push(Snapshot::take(entry, &mut ring, wanted));
         }
         Ok((snapshots, warnings))
     }
@@ -74,7 +74,7 @@ impl Supervisor {
             if let Some(error) = &ring.write_error {
                 warnings.push(format!("{}: {error}", entry.name));
             }
-            lines.push(Snapshot::take(entry, &ring, wanted));
+            lines.push(Snapshot::take(entry, &mut ring, wanted));
             ring.follow(Follower::new(tx.clone()));
         }
         if params.target == Target::All {
