@@ -7,11 +7,7 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::Duration;
 
-use rustix::process::Signal;
-
-use crate::harness::{
-    TestHome, WAIT, fixture, pid_alive, ping_socket, signal_pid, wait_gone, wait_until,
-};
+use crate::harness::{TestHome, WAIT, fixture, pid_alive, ping_socket, wait_gone, wait_until};
 
 #[test]
 fn a_command_with_no_daemon_starts_one() {
@@ -46,18 +42,7 @@ fn a_command_with_no_daemon_starts_one() {
 fn stale_files_of_a_killed_daemon_are_replaced() {
     let home = TestHome::new();
     home.velos(&["ping"]).success();
-    let old = home.daemon_pid().expect("velos.pid after ping");
-    home.record(old);
-
-    signal_pid(old, Signal::KILL);
-    wait_gone(old, "the SIGKILLed daemon");
-    // A killed process shows as a zombie as soon as its main thread is gone, while its
-    // other threads may still hold the socket open for a moment; wait until it refuses.
-    wait_until(
-        WAIT,
-        "the dead daemon's socket to refuse connections",
-        || std::os::unix::net::UnixStream::connect(home.home().socket_path()).is_err(),
-    );
+    let old = home.kill_daemon();
     assert!(
         home.home().pid_path().exists() && home.home().socket_path().exists(),
         "expected SIGKILL to leave velos.pid and velos.sock behind"

@@ -204,12 +204,7 @@ fn children_of_a_sigkilled_daemon_get_sigterm_and_the_next_daemon_ends_the_rest(
         LEFTOVER_KILL_TIMEOUT + WAIT,
         "the next daemon to end everything the dead one left",
         || {
-            let alive: Vec<String> = reported
-                .all()
-                .into_iter()
-                .filter(|&(_, pid)| pid_alive(pid))
-                .map(|(role, pid)| format!("{role}: {}", describe(&[pid])))
-                .collect();
+            let alive = reported.alive();
             if alive.is_empty() {
                 Ok(())
             } else {

@@ -389,6 +389,23 @@ impl TestHome {
             .ok()
     }
 
+    /// SIGKILLs the daemon and waits until it is gone and its socket refuses connections:
+    /// a killed process shows as a zombie as soon as its main thread is gone, while its
+    /// other threads may hold the socket open a moment longer. Returns its pid.
+    #[track_caller]
+    pub fn kill_daemon(&self) -> i32 {
+        let daemon = self.daemon_pid().expect("velos.pid names the daemon");
+        self.record(daemon);
+        signal_pid(daemon, Signal::KILL);
+        wait_gone(daemon, "the SIGKILLed daemon");
+        wait_until(
+            WAIT,
+            "the dead daemon's socket to refuse connections",
+            || UnixStream::connect(self.home.socket_path()).is_err(),
+        );
+        daemon
+    }
+
     /// Sends `daemon.ping` over the socket (no CLI involved) and returns the answer.
     #[track_caller]
     pub fn ping(&self) -> PingInfo {

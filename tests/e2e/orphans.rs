@@ -272,12 +272,7 @@ fn wait_all_gone(reported: &Reported, after: &str) {
         WAIT,
         &format!("every process escapes.py started to be gone after {after}"),
         || {
-            let alive: Vec<String> = reported
-                .all()
-                .into_iter()
-                .filter(|&(_, pid)| pid_alive(pid))
-                .map(|(role, pid)| format!("{role}: {}", describe(&[pid])))
-                .collect();
+            let alive = reported.alive();
             if alive.is_empty() {
                 Ok(())
             } else {
@@ -416,6 +411,15 @@ impl Reported {
             .iter()
             .filter(|(name, _, _)| name == role)
             .map(|&(_, pid, ppid)| (pid, ppid))
+            .collect()
+    }
+
+    /// Every process still alive, one `role: description` each.
+    pub fn alive(&self) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|&(_, pid)| pid_alive(pid))
+            .map(|(role, pid)| format!("{role}: {}", describe(&[pid])))
             .collect()
     }
 

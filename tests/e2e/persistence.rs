@@ -2,12 +2,9 @@
 //! ids and settings; what ran runs again), `velos save` then `velos resurrect` after a
 //! `velos kill`, and `velos startup` prints a service that does the former at boot.
 
-use rustix::process::Signal;
 use serde_json::Value;
 
-use crate::harness::{
-    TestHome, WAIT, bins, fixture, logged_lines, pid_alive, signal_pid, wait_gone, wait_until,
-};
+use crate::harness::{TestHome, bins, fixture, logged_lines, pid_alive, wait_gone};
 
 /// The settings of a process that must survive a restart of the daemon.
 const SETTINGS: [&str; 11] = [
@@ -30,21 +27,6 @@ fn settings(entry: &Value) -> Vec<(&'static str, Value)> {
         .iter()
         .map(|key| (*key, entry[*key].clone()))
         .collect()
-}
-
-/// SIGKILLs the daemon and waits until it is gone and its socket refuses connections.
-#[track_caller]
-fn kill_daemon(home: &TestHome) {
-    let daemon = home.daemon_pid().expect("velos.pid");
-    home.record(daemon);
-    signal_pid(daemon, Signal::KILL);
-    wait_gone(daemon, "the SIGKILLed daemon");
-    // Its other threads may hold the socket open a moment longer than its main thread.
-    wait_until(
-        WAIT,
-        "the dead daemon's socket to refuse connections",
-        || std::os::unix::net::UnixStream::connect(home.home().socket_path()).is_err(),
-    );
 }
 
 #[test]
@@ -86,7 +68,7 @@ fn a_daemon_started_with_resurrect_brings_back_the_list_of_a_killed_one() {
     let old_pid = web["pid"].as_i64().expect("web runs") as i32;
     assert_eq!((web["id"].as_u64(), job["id"].as_u64()), (Some(0), Some(2)));
 
-    kill_daemon(&home);
+    home.kill_daemon();
     // What ran under the dead daemon goes too (velosd's children die with it, and the next
     // daemon ends any that did not).
     home.velosd(&["--resurrect"]).success();
@@ -117,7 +99,7 @@ fn a_resurrected_stopped_process_still_shows_its_old_lines() {
     home.wait_status("job", "stopped");
     home.wait_logs_show(&["logs", "job"], "job", &["line 1", "done"]);
 
-    kill_daemon(&home);
+    home.kill_daemon();
     home.velosd(&["--resurrect"]).success();
     assert_eq!(home.get("job").status, "stopped");
     let output = home.velos(&["logs", "job"]);
