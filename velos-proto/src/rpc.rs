@@ -16,6 +16,16 @@ use serde::de::DeserializeOwned;
 
 use crate::{Error, RpcError};
 
+/// The names of the notifications the daemon sends on a stream connection.
+pub mod notification {
+    /// One new log line (params: a `LogLine`), after `log.follow`.
+    pub const LOG_LINE: &str = "log.line";
+    /// Lines a slow follower missed (params: a `LogGap`), after `log.follow`.
+    pub const LOG_GAP: &str = "log.gap";
+    /// One process event (params: a `ProcessEvent`), after `events.subscribe`.
+    pub const PROCESS_EVENT: &str = "process.event";
+}
+
 const REQUEST: u64 = 0;
 const RESPONSE: u64 = 1;
 const NOTIFICATION: u64 = 2;

@@ -11,13 +11,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_lite::Stream;
-use velos_proto::{ProcessEvent, rpc};
+use velos_proto::ProcessEvent;
+use velos_proto::rpc::{self, notification};
 
+use crate::Result;
 use crate::subscription::Subscription;
-use crate::{Error, Result};
-
-/// The notification carrying one event.
-const EVENT: &str = "process.event";
 
 /// A stream of [`ProcessEvent`]s: see the module docs.
 ///
@@ -53,21 +51,11 @@ impl Stream for Events {
     type Item = Result<ProcessEvent>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            let (method, params) = match this.subscription.poll_notification(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
-                Poll::Ready(Some(Ok(notification))) => notification,
-            };
-            if method != EVENT {
-                // A notification a newer daemon sends that this version does not know.
-                continue;
-            }
-            let event = rpc::from_value::<ProcessEvent>(params).map_err(Error::Protocol);
-            return Poll::Ready(Some(event));
-        }
+        self.get_mut()
+            .subscription
+            .poll_decoded(cx, |method, params| {
+                (method == notification::PROCESS_EVENT).then(|| rpc::from_value(params))
+            })
     }
 }
 
@@ -79,6 +67,7 @@ mod tests {
 
     use super::*;
     use crate::Client;
+    use crate::Error;
     use crate::fake_daemon::{self, Answer, FakeDaemon, notification};
 
     pub(crate) fn event(kind: EventKind, name: &str) -> ProcessEvent {
@@ -115,9 +104,12 @@ mod tests {
             let mut exited = event(EventKind::Exited, "api");
             exited.exit_code = Some(1);
             vec![
-                notification(EVENT, &event(EventKind::Started, "api")),
+                notification(
+                    notification::PROCESS_EVENT,
+                    &event(EventKind::Started, "api"),
+                ),
                 notification("process.teleported", &event(EventKind::Started, "x")),
-                notification(EVENT, &exited),
+                notification(notification::PROCESS_EVENT, &exited),
                 Answer::Close,
             ]
         });
@@ -139,8 +131,11 @@ mod tests {
     fn an_event_that_does_not_decode_is_an_error_and_the_stream_goes_on() {
         let daemon = subscribed(|| {
             vec![
-                notification(EVENT, &"not an event"),
-                notification(EVENT, &event(EventKind::Deleted, "api")),
+                notification(notification::PROCESS_EVENT, &"not an event"),
+                notification(
+                    notification::PROCESS_EVENT,
+                    &event(EventKind::Deleted, "api"),
+                ),
                 Answer::Close,
             ]
         });

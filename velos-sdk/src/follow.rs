@@ -12,15 +12,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_lite::Stream;
-use velos_proto::{LogGap, LogLine, LogLines, rpc};
+use velos_proto::rpc::{self, notification};
+use velos_proto::{LogGap, LogLine, LogLines};
 
+use crate::Result;
 use crate::subscription::Subscription;
-use crate::{Error, Result};
-
-/// The notification carrying one new line.
-const LINE: &str = "log.line";
-/// The notification saying how many lines were skipped.
-const GAP: &str = "log.gap";
 
 /// One item of a [`LogFollow`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,22 +81,17 @@ impl Stream for LogFollow {
     type Item = Result<FollowEvent>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        loop {
-            let (method, params) = match this.subscription.poll_notification(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
-                Poll::Ready(Some(Ok(notification))) => notification,
-            };
-            let event = match method.as_str() {
-                LINE => rpc::from_value::<LogLine>(params).map(FollowEvent::Line),
-                GAP => rpc::from_value::<LogGap>(params).map(|gap| FollowEvent::Gap(gap.dropped)),
-                // A notification a newer daemon sends that this version does not know.
-                _ => continue,
-            };
-            return Poll::Ready(Some(event.map_err(Error::Protocol)));
-        }
+        self.get_mut()
+            .subscription
+            .poll_decoded(cx, |method, params| match method {
+                notification::LOG_LINE => {
+                    Some(rpc::from_value::<LogLine>(params).map(FollowEvent::Line))
+                }
+                notification::LOG_GAP => {
+                    Some(rpc::from_value::<LogGap>(params).map(|gap| FollowEvent::Gap(gap.dropped)))
+                }
+                _ => None,
+            })
     }
 }
 
@@ -112,6 +103,7 @@ mod tests {
 
     use super::*;
     use crate::Client;
+    use crate::Error;
     use crate::fake_daemon::{self, Answer, FakeDaemon, log_line, notification};
 
     fn initial() -> LogLines {
@@ -142,10 +134,10 @@ mod tests {
     fn follow_gives_the_initial_lines_then_lines_and_gaps_until_the_daemon_closes() {
         let daemon = following(|| {
             vec![
-                notification(LINE, &log_line("one")),
-                notification(GAP, &LogGap { dropped: 3 }),
+                notification(notification::LOG_LINE, &log_line("one")),
+                notification(notification::LOG_GAP, &LogGap { dropped: 3 }),
                 notification("log.from_the_future", &LogGap { dropped: 1 }),
-                notification(LINE, &log_line("two")),
+                notification(notification::LOG_LINE, &log_line("two")),
                 Answer::Close,
             ]
         });
@@ -183,8 +175,11 @@ mod tests {
         let daemon = following(|| {
             let mut bytes = Vec::new();
             for i in 0..3000 {
-                let payload =
-                    rpc::encode_notification(LINE, &log_line(&format!("line {i}"))).unwrap();
+                let payload = rpc::encode_notification(
+                    notification::LOG_LINE,
+                    &log_line(&format!("line {i}")),
+                )
+                .unwrap();
                 bytes.extend(frame::encode_frame(&payload).unwrap());
             }
             vec![Answer::Bytes(bytes), Answer::Close]
@@ -235,7 +230,8 @@ mod tests {
     #[test]
     fn a_connection_cut_inside_a_frame_is_one_error_then_the_end() {
         let daemon = following(|| {
-            let payload = rpc::encode_notification(LINE, &log_line("cut")).unwrap();
+            let payload =
+                rpc::encode_notification(notification::LOG_LINE, &log_line("cut")).unwrap();
             let bytes = frame::encode_frame(&payload).unwrap();
             vec![
                 Answer::Bytes(bytes[..bytes.len() - 2].to_vec()),
@@ -255,7 +251,7 @@ mod tests {
             vec![
                 // 0xc1 is never used in MessagePack.
                 Answer::Frame(vec![0xc1]),
-                notification(LINE, &log_line("after")),
+                notification(notification::LOG_LINE, &log_line("after")),
                 Answer::Close,
             ]
         });
@@ -276,7 +272,7 @@ mod tests {
         let daemon = following(|| {
             vec![
                 Answer::Bytes(b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
-                notification(LINE, &log_line("never")),
+                notification(notification::LOG_LINE, &log_line("never")),
             ]
         });
         let client = connect(&daemon);
@@ -294,7 +290,12 @@ mod tests {
 
     #[tokio::test]
     async fn follow_works_under_tokio() {
-        let daemon = following(|| vec![notification(LINE, &log_line("tokio")), Answer::Close]);
+        let daemon = following(|| {
+            vec![
+                notification(notification::LOG_LINE, &log_line("tokio")),
+                Answer::Close,
+            ]
+        });
         let client = Client::connect(daemon.socket()).await.unwrap();
         let mut follow = client.follow_logs("api", 1).await.unwrap();
         let event = follow.next().await.unwrap().unwrap();

@@ -115,6 +115,27 @@ impl Subscription {
         ))
     }
 
+    /// The next notification that `decode` knows (it returns `None` for the names a
+    /// newer daemon may send that this version does not), decoded; `None` once the
+    /// daemon has closed the connection.
+    pub(crate) fn poll_decoded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut decode: impl FnMut(&str, rmpv::Value) -> Option<std::result::Result<T, velos_proto::Error>>,
+    ) -> Poll<Option<Result<T>>> {
+        loop {
+            let (method, params) = match self.poll_notification(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
+                Poll::Ready(Some(Ok(notification))) => notification,
+            };
+            if let Some(decoded) = decode(&method, params) {
+                return Poll::Ready(Some(decoded.map_err(Error::Protocol)));
+            }
+        }
+    }
+
     /// The next notification; `None` once the daemon has closed the connection.
     pub(crate) fn poll_notification(
         &mut self,

@@ -17,6 +17,7 @@ use std::path::Path;
 
 use async_channel::Sender;
 use async_io::Async;
+use velos_proto::rpc::notification;
 use velos_proto::{Envelope, ErrorCode, LogGap, Method, Request, Response, RpcError, frame, rpc};
 
 use std::time::Duration;
@@ -271,8 +272,10 @@ async fn follow(
         return;
     }
     forward(stream, items, |item| match item {
-        FollowItem::Line(line) => rpc::encode_notification("log.line", &line),
-        FollowItem::Gap(dropped) => rpc::encode_notification("log.gap", &LogGap { dropped }),
+        FollowItem::Line(line) => rpc::encode_notification(notification::LOG_LINE, &line),
+        FollowItem::Gap(dropped) => {
+            rpc::encode_notification(notification::LOG_GAP, &LogGap { dropped })
+        }
     })
     .await;
 }
@@ -294,7 +297,7 @@ async fn subscribe(stream: &Async<UnixStream>, msgid: u32, supervisor: &Sender<C
         return;
     }
     forward(stream, events, |event| {
-        rpc::encode_notification("process.event", &event)
+        rpc::encode_notification(notification::PROCESS_EVENT, &event)
     })
     .await;
 }
