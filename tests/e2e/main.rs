@@ -47,6 +47,10 @@ mod logs;
 // The example node app serves HTTP under velos and its request lines show in `velos logs`.
 mod node_app;
 
+// Exit codes follow outcomes: restart, resurrect and config starts that leave a process
+// errored exit non-zero, naming it; what worked is still reported.
+mod outcomes;
+
 // No orphans, no zombies: grandchildren and double-forked descendants end; orphans are reaped.
 mod orphans;
 

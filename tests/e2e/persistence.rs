@@ -138,11 +138,17 @@ fn save_then_resurrect_after_kill_brings_back_what_was_running() {
     let back = home.velos(&["resurrect"]);
     let text = back.success().stdout_str();
     assert!(text.starts_with("resurrected 'web' (id 0, pid "), "{back}");
-    // Like PM2: what was running comes back; a stopped process stays out.
+    assert!(
+        text.contains("resurrected 'job' (id 1), stopped\n"),
+        "{back}"
+    );
+    // Like PM2: what was running comes back running; a stopped process comes back stopped,
+    // with its settings.
     let names: Vec<String> = home.list().into_iter().map(|proc| proc.name).collect();
-    assert_eq!(names, ["web"], "{back}");
+    assert_eq!(names, ["web", "job"], "{back}");
     home.wait_running("web");
     assert_eq!(settings(&home.entry("web")), settings(&web));
+    assert_eq!(home.get("job").status, "stopped");
 
     let again = home.velos(&["resurrect"]);
     assert!(again.success().stdout.is_empty(), "{again}");
@@ -150,6 +156,83 @@ fn save_then_resurrect_after_kill_brings_back_what_was_running() {
         again.stderr_str().contains("nothing to resurrect"),
         "{again}"
     );
+}
+
+#[test]
+fn save_refuses_an_empty_list_over_a_saved_one_unless_forced() {
+    let home = TestHome::new();
+    home.velos(&["start", &fixture("sleeper.sh"), "--name", "web"])
+        .success();
+    home.velos(&["save"]).success();
+    let dump = home.path().join("dump.msgpack");
+    let saved = std::fs::read(&dump).expect("the dump");
+    home.velos(&["kill"]).success();
+
+    // The habit after a kill: an empty daemon, then `save`.
+    let refused = home.velos(&["save"]);
+    let error = refused.error();
+    assert_eq!(
+        error,
+        format!(
+            "error: not saving an empty list over {}, which holds 1 process(es): bring them \
+             back with 'velos resurrect', or save the empty list with 'velos save --force'",
+            dump.display()
+        ),
+        "{refused}"
+    );
+    assert_eq!(
+        std::fs::read(&dump).expect("the dump"),
+        saved,
+        "dump changed"
+    );
+
+    let back = home.velos(&["resurrect"]);
+    assert!(
+        back.success()
+            .stdout_str()
+            .starts_with("resurrected 'web' (id 0, pid "),
+        "{back}"
+    );
+    home.wait_running("web");
+
+    home.velos(&["delete", "web"]).success();
+    let forced = home.velos(&["save", "--force"]);
+    assert_eq!(
+        forced.success().stdout_str(),
+        format!("saved 0 processes to {}\n", dump.display()),
+        "{forced}"
+    );
+}
+
+#[test]
+fn resurrect_falls_back_to_the_daemons_own_list_when_nothing_was_saved() {
+    let home = TestHome::new();
+    home.velos(&["start", &fixture("sleeper.sh"), "--name", "web"])
+        .success();
+    home.velos(&["start", &fixture("sleeper.sh"), "--name", "job"])
+        .success();
+    home.velos(&["stop", "job"]).success();
+    let old_pid = home.wait_running("web").pid.expect("a pid");
+    home.kill_daemon();
+    wait_gone(old_pid, "web's process from before");
+
+    let back = home.velos(&["resurrect"]);
+    let text = back.success().stdout_str();
+    assert!(text.starts_with("resurrected 'web' (id 0, pid "), "{back}");
+    assert!(text.contains("resurrected 'job' (id 1), stopped"), "{back}");
+    let state = home.path().join("state.msgpack");
+    assert_eq!(
+        back.stderr_str(),
+        format!(
+            "nothing was saved with 'velos save' ({} does not exist): bringing back the list \
+             the daemon last kept, {}\n",
+            home.path().join("dump.msgpack").display(),
+            state.display()
+        ),
+        "{back}"
+    );
+    home.wait_running("web");
+    assert_eq!(home.get("job").status, "stopped");
 }
 
 #[test]

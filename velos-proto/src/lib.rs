@@ -47,7 +47,7 @@ pub use error::{Error, ErrorCode, RpcError};
 pub use home::Home;
 pub use method::Method;
 pub use request::{
-    LogReadParams, NoParams, Request, RestartParams, StartParams, Target, TargetParams,
+    LogReadParams, NoParams, Request, RestartParams, SaveParams, StartParams, Target, TargetParams,
 };
 pub use response::{
     EventKind, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus,

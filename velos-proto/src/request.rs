@@ -193,6 +193,15 @@ impl std::fmt::Debug for RestartParams {
     }
 }
 
+/// Params of `daemon.save`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaveParams {
+    /// Write the list even when it is empty and the dump holds processes (which the
+    /// daemon otherwise refuses, so that an empty daemon does not erase a snapshot).
+    #[serde(default)]
+    pub force: bool,
+}
+
 /// Params of `log.read`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogReadParams {
@@ -236,7 +245,7 @@ pub enum Request {
     /// `events.subscribe`: the connection becomes a stream of notifications
     Subscribe,
     /// `daemon.save`
-    Save,
+    Save(SaveParams),
     /// `daemon.resurrect`
     Resurrect,
 }
@@ -257,7 +266,7 @@ impl Request {
             Request::LogFollow(_) => Method::LogFollow,
             Request::LogFlush(_) => Method::LogFlush,
             Request::Subscribe => Method::EventsSubscribe,
-            Request::Save => Method::DaemonSave,
+            Request::Save(_) => Method::DaemonSave,
             Request::Resurrect => Method::DaemonResurrect,
         }
     }
@@ -277,7 +286,7 @@ impl Request {
             Method::LogFollow => Request::LogFollow(rpc::from_value(params)?),
             Method::LogFlush => Request::LogFlush(rpc::from_value(params)?),
             Method::EventsSubscribe => Request::Subscribe,
-            Method::DaemonSave => Request::Save,
+            Method::DaemonSave => Request::Save(rpc::from_value(params)?),
             Method::DaemonResurrect => Request::Resurrect,
         })
     }
@@ -290,8 +299,8 @@ impl Request {
             | Request::Kill
             | Request::List
             | Request::Subscribe
-            | Request::Save
             | Request::Resurrect => rpc::encode_request(msgid, method, &NoParams {}),
+            Request::Save(params) => rpc::encode_request(msgid, method, params),
             Request::Start(params) => rpc::encode_request(msgid, method, params),
             Request::Stop(params)
             | Request::Delete(params)
@@ -355,7 +364,8 @@ mod tests {
             target: Target::All,
         }));
         round_trip(Request::Subscribe);
-        round_trip(Request::Save);
+        round_trip(Request::Save(SaveParams::default()));
+        round_trip(Request::Save(SaveParams { force: true }));
         round_trip(Request::Resurrect);
         round_trip(Request::Start(StartParams {
             script: "/srv/app.py".into(),

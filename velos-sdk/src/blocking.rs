@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_io::block_on;
 use futures_lite::StreamExt;
 use velos_proto::{
-    LogLines, PingInfo, ProcessEvent, ProcessInfo, Request, Response, RestartParams, Saved,
-    StartParams, Target,
+    LogLines, PingInfo, ProcessEvent, ProcessInfo, Request, Response, RestartParams, SaveParams,
+    Saved, StartParams, Target,
 };
 
 use crate::{FollowEvent, Result};
@@ -135,6 +135,11 @@ impl Client {
     /// Writes the process list to the dump file; see [`crate::Client::save`].
     pub fn save(&mut self) -> Result<Saved> {
         block_on(self.inner.save())
+    }
+
+    /// Saves with the given params (`force`); see [`crate::Client::save_with`].
+    pub fn save_with(&mut self, params: SaveParams) -> Result<Saved> {
+        block_on(self.inner.save_with(params))
     }
 
     /// Starts the processes of the dump file; see [`crate::Client::resurrect`].

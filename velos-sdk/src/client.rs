@@ -20,7 +20,7 @@ use async_io::Timer;
 use futures_lite::FutureExt;
 use velos_proto::{
     Home, LogLines, LogReadParams, Method, PingInfo, ProcessInfo, Request, Response, RestartParams,
-    Saved, StartParams, Target, TargetParams,
+    SaveParams, Saved, StartParams, Target, TargetParams,
 };
 
 use crate::connection::Connection;
@@ -311,7 +311,9 @@ impl Client {
     }
 
     /// Writes the process list to the daemon's dump file, for [`Client::resurrect`]
-    /// (what `velos save` does).
+    /// (what `velos save` does). An empty list is not written over a dump that holds
+    /// processes: the daemon answers with an invalid-params error (see
+    /// [`Client::save_with`] to force it).
     ///
     /// # Examples
     ///
@@ -323,7 +325,24 @@ impl Client {
     /// # }
     /// ```
     pub async fn save(&mut self) -> Result<Saved> {
-        match self.call(&Request::Save).await? {
+        self.save_with(SaveParams::default()).await
+    }
+
+    /// Saves with the given params: `force` writes an empty list even over a dump that
+    /// holds processes (what `velos save --force` sends).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use velos_sdk::SaveParams;
+    ///
+    /// client.save_with(SaveParams { force: true }).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn save_with(&mut self, params: SaveParams) -> Result<Saved> {
+        match self.call(&Request::Save(params)).await? {
             Response::Saved(saved) => Ok(saved),
             other => Err(unexpected(Method::DaemonSave, &other)),
         }
@@ -697,7 +716,10 @@ mod tests {
             );
 
             assert_eq!(client.save().await.unwrap().path, "/h/dump.msgpack");
-            assert_eq!(daemon.next_request().1, Request::Save);
+            assert_eq!(
+                daemon.next_request().1,
+                Request::Save(SaveParams { force: false })
+            );
 
             assert_eq!(client.resurrect().await.unwrap().len(), 1);
             assert_eq!(daemon.next_request().1, Request::Resurrect);

@@ -185,7 +185,7 @@ pub(crate) fn answer_correctly(msgid: u32, request: &Request) -> Answer {
         | Request::LogFlush(_)
         | Request::Resurrect => Response::Processes(vec![process("api")]),
         Request::Info(_) => Response::Info(process("api")),
-        Request::Save => Response::Saved(Saved {
+        Request::Save(_) => Response::Saved(Saved {
             path: "/h/dump.msgpack".into(),
             processes: 1,
         }),

@@ -45,7 +45,7 @@ pub use follow::{FollowEvent, LogFollow};
 pub use velos_proto as proto;
 pub use velos_proto::{
     ErrorCode, EventKind, Home, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,
-    ProcessStatus, RestartParams, Saved, StartParams, Stream, Target,
+    ProcessStatus, RestartParams, SaveParams, Saved, StartParams, Stream, Target,
 };
 
 /// The result of a request: a value, or an [`Error`].

@@ -127,17 +127,28 @@ pub enum Command {
         target: Option<String>,
     },
 
-    /// Save the process list, for `velos resurrect`
+    /// Save the process list to $VELOS_HOME/dump.msgpack, for `velos resurrect`
     ///
-    /// The daemon also keeps the current list in $VELOS_HOME/state.msgpack on every change,
-    /// which `velosd --resurrect` (see `velos startup`) brings back.
+    /// An empty list is not saved over a dump that holds processes (after `velos kill`,
+    /// the next command starts an empty daemon): `velos resurrect` brings them back, and
+    /// --force saves the empty list anyway. The daemon also keeps the current list in
+    /// $VELOS_HOME/state.msgpack on every change, which `velosd --resurrect` (see `velos
+    /// startup`) brings back.
     ///
     /// Example: velos save
-    Save,
+    Save {
+        /// Save even an empty list over a dump that holds processes.
+        #[arg(long)]
+        force: bool,
+    },
 
-    /// Start again the processes that were running at the last `velos save`
+    /// Bring back the processes of the last `velos save`: running ones start, stopped ones
+    /// come back stopped
     ///
-    /// Names already in the list are left alone.
+    /// Names already in the list are left alone. When nothing was saved (no dump.msgpack),
+    /// the list the daemon last kept (state.msgpack) is brought back instead, and the
+    /// command says so. A process that cannot come back (its script is gone, it cannot be
+    /// run) is named and the exit is non-zero.
     ///
     /// Example: velos kill && velos resurrect
     Resurrect,

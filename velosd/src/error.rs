@@ -62,6 +62,16 @@ pub enum Error {
     /// `velos resurrect` with no saved list.
     #[error("nothing saved yet: run 'velos save' first")]
     NothingSaved,
+    /// `velos save` of an empty list over a dump that holds processes, without `force`.
+    #[error(
+        "not saving an empty list over {path}, which holds {saved} process(es): bring them back with 'velos resurrect', or save the empty list with 'velos save --force'"
+    )]
+    WouldEraseDump {
+        /// The dump file.
+        path: String,
+        /// How many processes it holds.
+        saved: usize,
+    },
     /// Reading or writing a saved list failed.
     #[error("{0}")]
     Io(String),
@@ -82,6 +92,7 @@ impl Error {
             Error::ShuttingDown => ErrorCode::ShuttingDown,
             Error::NeedsOne(_) | Error::NotHere(_) => ErrorCode::InvalidParams,
             Error::NothingSaved => ErrorCode::NotFound,
+            Error::WouldEraseDump { .. } => ErrorCode::InvalidParams,
             Error::Io(_) => ErrorCode::Internal,
         }
     }

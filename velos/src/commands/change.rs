@@ -11,9 +11,10 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use futures_lite::future::block_on;
-use velos_proto::{ProcessInfo, RestartParams, StartParams, Target};
+use velos_proto::{ProcessInfo, ProcessStatus, RestartParams, StartParams, Target};
 use velos_sdk::Client;
 
+use super::outcome::{Outcomes, is_up, why_not_up};
 use super::{daemon, explain, start};
 use crate::config::{self, Config};
 
@@ -57,11 +58,43 @@ pub fn run(target: &str, change: Change) -> Result<()> {
         eprintln!("no processes to {}", change.verb());
         return Ok(());
     }
+    let mut outcomes = Outcomes::new(change.verb());
+    report_changed(change, &changed, &mut outcomes)?;
+    outcomes.finish()
+}
+
+/// Prints a line for each process that ended up as asked, and counts the others.
+fn report_changed(change: Change, changed: &[ProcessInfo], outcomes: &mut Outcomes) -> Result<()> {
     let mut stdout = io::stdout().lock();
-    for process in &changed {
-        writeln!(stdout, "{}", change_line(change, process))?;
+    for process in changed {
+        match failure(change, process) {
+            Some(line) => outcomes.failed(line),
+            None => {
+                outcomes.succeeded();
+                writeln!(stdout, "{}", change_line(change, process))?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Why `process` did not end up as `change` asked, if it did not: a restarted process
+/// must run, a stopped one must not.
+fn failure(change: Change, process: &ProcessInfo) -> Option<String> {
+    let (name, id) = (&process.name, process.id);
+    match change {
+        Change::Restart { .. } if !is_up(process) => Some(format!(
+            "'{name}' (id {id}) did not restart: {} (see 'velos logs {name}')",
+            why_not_up(process)
+        )),
+        Change::Stop if process.pid.is_some() && process.status == ProcessStatus::Running => {
+            Some(format!(
+                "'{name}' (id {id}) is running again: another command started it while it \
+                 stopped (run 'velos stop {name}' again)"
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// The environment a restart sends: this shell's with `--update-env`, else none (the
@@ -104,13 +137,10 @@ fn run_config(path: &str, change: Change) -> Result<()> {
         }
     }
 
-    let mut stdout = io::stdout().lock();
+    let mut outcomes = Outcomes::new(change.verb());
     for name in config.names() {
         if let Some(params) = to_start.remove(name) {
-            let started = block_on(client.start(params))
-                .map_err(explain)
-                .with_context(|| format!("starting '{name}' from {}", config.shown()))?;
-            writeln!(stdout, "{}", start::report(&started)?)?;
+            start::start_one(&mut client, params, name, &config, &mut outcomes)?;
             continue;
         }
         if !listed.contains(name) {
@@ -125,11 +155,9 @@ fn run_config(path: &str, change: Change) -> Result<()> {
         let changed = apply(&mut client, target, change, env)
             .map_err(explain)
             .with_context(|| format!("{} '{name}' from {}", verb_ing(change), config.shown()))?;
-        for process in &changed {
-            writeln!(stdout, "{}", change_line(change, process))?;
-        }
+        report_changed(change, &changed, &mut outcomes)?;
     }
-    Ok(())
+    outcomes.finish()
 }
 
 fn verb_ing(change: Change) -> &'static str {
@@ -189,6 +217,27 @@ mod tests {
             change_line(Change::Restart { update_env: true }, &errored),
             "restarted 'api' (id 3), now errored: node: not found"
         );
+    }
+
+    #[test]
+    fn a_restart_that_leaves_it_down_or_a_stop_that_leaves_it_up_is_a_failure() {
+        let restart = Change::Restart { update_env: false };
+        let mut errored = process(3, "api", ProcessStatus::Errored);
+        errored.pid = None;
+        errored.error = Some("could not run '/x/app.sh'".into());
+        assert_eq!(
+            failure(restart, &errored).as_deref(),
+            Some(
+                "'api' (id 3) did not restart: errored: could not run '/x/app.sh' (see 'velos \
+                 logs api')"
+            )
+        );
+        let mut running = process(3, "api", ProcessStatus::Running);
+        running.pid = Some(77);
+        assert_eq!(failure(restart, &running), None);
+        assert!(failure(Change::Stop, &running).is_some());
+        assert_eq!(failure(Change::Stop, &errored), None);
+        assert_eq!(failure(Change::Delete, &running), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod change;
 mod info;
 mod list;
 mod logs;
+mod outcome;
 mod save;
 mod start;
 mod startup;
@@ -51,7 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Logs(args) => logs::run(args, style),
         Command::Info { target, json } => info::run(&target, json, style),
         Command::Flush { target } => logs::flush(target.as_deref()),
-        Command::Save => save::save(),
+        Command::Save { force } => save::save(force),
         Command::Resurrect => save::resurrect(),
         Command::Startup { system } => startup::run(system),
         Command::Completions { shell } => completions(shell),

@@ -1,22 +1,26 @@
 //! `velos save` and `velos resurrect`, as in PM2: write the process list to the daemon's
-//! dump file, and later start again what was running then.
+//! dump file, and later bring it back.
 //!
-//! The dump (`$VELOS_HOME/dump.msgpack`) is written only by `save`. Separately, the daemon
-//! keeps `state.msgpack` current on every change, for `velosd --resurrect` at boot (see
-//! `velos startup`); `resurrect` does not read that one.
+//! The dump (`$VELOS_HOME/dump.msgpack`) is written only by `save`, which the daemon
+//! refuses for an empty list over a dump that holds processes unless `--force`.
+//! Separately, the daemon keeps `state.msgpack` current on every change, for
+//! `velosd --resurrect` at boot (see `velos startup`); `resurrect` reads it only when
+//! nothing was saved, and says so. Every saved process comes back, the stopped ones
+//! stopped; one that cannot come back makes the exit non-zero.
 
 use std::io::{self, Write};
 
 use anyhow::{Result, anyhow};
 use futures_lite::future::block_on;
-use velos_proto::{ErrorCode, ProcessInfo};
+use velos_proto::{ErrorCode, Home, ProcessInfo, ProcessStatus, SaveParams};
 use velos_sdk::Error as SdkError;
 
+use super::outcome::{Outcomes, why_not_up};
 use super::{daemon, explain};
 
-/// `velos save`
-pub fn save() -> Result<()> {
-    let saved = block_on(daemon()?.save()).map_err(explain)?;
+/// `velos save [--force]`
+pub fn save(force: bool) -> Result<()> {
+    let saved = block_on(daemon()?.save_with(SaveParams { force })).map_err(explain)?;
     writeln!(
         io::stdout().lock(),
         "saved {} to {}",
@@ -28,6 +32,9 @@ pub fn save() -> Result<()> {
 
 /// `velos resurrect`
 pub fn resurrect() -> Result<()> {
+    let home = Home::from_env()?;
+    // The daemon reads the state file when there is no dump; said here, before it acts.
+    let from_state = !home.dump_path().exists() && home.state_path().exists();
     let back = match block_on(daemon()?.resurrect()) {
         Ok(back) => back,
         // "nothing saved yet: run 'velos save' first" says it all; `explain` would add a
@@ -38,26 +45,49 @@ pub fn resurrect() -> Result<()> {
         }) => return Err(anyhow!(message)),
         Err(err) => return Err(explain(err)),
     };
-    if back.is_empty() {
+    if from_state {
         eprintln!(
-            "nothing to resurrect: every saved process that was running is in the list already"
+            "nothing was saved with 'velos save' ({} does not exist): bringing back the list \
+             the daemon last kept, {}",
+            home.dump_path().display(),
+            home.state_path().display()
         );
+    }
+    if back.is_empty() {
+        eprintln!("nothing to resurrect: every saved process is in the list already");
         return Ok(());
     }
+    let mut outcomes = Outcomes::new("come back");
     let mut stdout = io::stdout().lock();
     for process in &back {
-        writeln!(stdout, "{}", resurrected_line(process))?;
+        if process.status == ProcessStatus::Errored {
+            outcomes.failed(failed_line(process));
+        } else {
+            outcomes.succeeded();
+            writeln!(stdout, "{}", resurrected_line(process))?;
+        }
     }
-    Ok(())
+    drop(stdout);
+    outcomes.finish()
 }
 
-/// `resurrected 'api' (id 0, pid 1234)`, or with its status when it did not start.
+/// `resurrected 'api' (id 0, pid 1234)`, or with its status when it was saved stopped.
 fn resurrected_line(process: &ProcessInfo) -> String {
     let (name, id) = (&process.name, process.id);
     match process.pid {
         Some(pid) => format!("resurrected '{name}' (id {id}, pid {pid})"),
-        None => format!("resurrected '{name}' (id {id}), now {}", process.status),
+        None => format!("resurrected '{name}' (id {id}), {}", process.status),
     }
+}
+
+/// `'api' (id 0) did not come back: errored: <reason>`
+fn failed_line(process: &ProcessInfo) -> String {
+    format!(
+        "'{}' (id {}) did not come back: {}",
+        process.name,
+        process.id,
+        why_not_up(process)
+    )
 }
 
 fn plural(count: u32, one: &str, many: &str) -> String {
@@ -79,7 +109,13 @@ mod tests {
         );
         assert_eq!(
             resurrected_line(&process(3, "job", ProcessStatus::Errored)),
-            "resurrected 'job' (id 3), now errored"
+            "resurrected 'job' (id 3), errored"
+        );
+        let mut gone = process(4, "gone", ProcessStatus::Errored);
+        gone.error = Some("not brought back: script '/x' not found".into());
+        assert_eq!(
+            failed_line(&gone),
+            "'gone' (id 4) did not come back: errored: not brought back: script '/x' not found"
         );
         assert_eq!(plural(1, "process", "processes"), "1 process");
         assert_eq!(plural(0, "process", "processes"), "0 processes");

@@ -20,7 +20,9 @@ use anyhow::{Context, Result, bail};
 use futures_lite::future::block_on;
 use velos_proto::home::{default_name, validate_name};
 use velos_proto::{ProcessInfo, ProcessStatus, StartParams};
+use velos_sdk::{Client, Error as SdkError};
 
+use super::outcome::Outcomes;
 use super::{daemon, explain};
 use crate::cli::StartArgs;
 use crate::config::{self, Config};
@@ -79,18 +81,50 @@ fn run_config(args: StartArgs, cwd: &Path) -> Result<()> {
         })
         .collect::<Result<Vec<Plan>>>()?;
 
-    let mut stdout = io::stdout().lock();
+    // Every app is tried; one that cannot start is reported at the end and makes the
+    // exit non-zero.
+    let mut outcomes = Outcomes::new("start");
     for plan in plans {
         match plan {
-            Plan::Skip(process) => writeln!(stdout, "{}", skipped_line(&process))?,
+            Plan::Skip(process) => writeln!(io::stdout().lock(), "{}", skipped_line(&process))?,
             Plan::Start(params) => {
                 let name = params.name.clone().unwrap_or_default();
-                let started = block_on(client.start(params))
-                    .map_err(explain)
-                    .with_context(|| format!("starting '{name}' from {}", config.shown()))?;
-                writeln!(stdout, "{}", report(&started)?)?;
+                start_one(&mut client, params, &name, &config, &mut outcomes)?;
             }
         }
+    }
+    outcomes.finish()
+}
+
+/// Starts one app of a config file: its line on stdout when it runs, else a failure in
+/// `outcomes`. Only a lost connection to the daemon ends the whole command.
+pub fn start_one(
+    client: &mut Client,
+    params: StartParams,
+    name: &str,
+    config: &Config,
+    outcomes: &mut Outcomes,
+) -> Result<()> {
+    let started = match block_on(client.start(params)) {
+        Ok(started) => started,
+        // The daemon's refusal is about this app; anything else (no answer, a lost
+        // connection) would be the same for the next one.
+        Err(err @ SdkError::Daemon { .. }) => {
+            let err = explain(err).context(format!("starting '{name}' from {}", config.shown()));
+            outcomes.failed(format!("{err:#}"));
+            return Ok(());
+        }
+        Err(err) => {
+            return Err(explain(err))
+                .with_context(|| format!("starting '{name}' from {}", config.shown()));
+        }
+    };
+    match report(&started) {
+        Ok(line) => {
+            outcomes.succeeded();
+            writeln!(io::stdout().lock(), "{line}")?;
+        }
+        Err(err) => outcomes.failed(err.to_string()),
     }
     Ok(())
 }

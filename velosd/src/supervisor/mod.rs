@@ -256,7 +256,7 @@ impl Supervisor {
             }
             Request::LogRead(params) => return self.read_logs(params, reply),
             Request::LogFlush(params) => self.flush(&params.target).map(Response::Processes),
-            Request::Save => self.save().map(Response::Saved),
+            Request::Save(params) => self.save(params.force).map(Response::Saved),
             Request::Resurrect => self.resurrect_dump().map(Response::Processes),
             // Streams are set up by the connection with their own commands.
             other => Err(Error::NotHere(other.method().as_str())),
@@ -373,6 +373,12 @@ impl Supervisor {
         if run {
             launch(&mut entry, &self.home, &self.commands)?;
         }
+        Ok(self.insert(entry))
+    }
+
+    /// Adds `entry`, launched or not, to the table (and to the followers of every process).
+    fn insert(&mut self, entry: Entry) -> ProcessInfo {
+        let run = entry.is_alive();
         {
             let mut ring = logs::lock(&entry.ring);
             if !run {
@@ -396,7 +402,7 @@ impl Supervisor {
         if run {
             self.emit(id, EventKind::Started, |event| event.pid = pid);
         }
-        Ok(info)
+        info
     }
 
     /// Stops every process `target` names, then completes `after` once all have ended.

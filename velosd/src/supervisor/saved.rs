@@ -3,12 +3,31 @@
 //!
 //! During shutdown nothing is written: the list to keep is the one the user wanted
 //! running, not the stopped remains (so `velosd --resurrect` after a reboot starts them).
+//!
+//! `daemon.save` refuses to write an empty list over a dump that holds processes unless
+//! asked with `force` (as PM2 does): after a crash or `velos kill`, the next command
+//! starts an empty daemon, and one habitual `velos save` would erase the snapshot.
+//! `daemon.resurrect` reads `dump.msgpack`, or `state.msgpack` when nothing was saved.
+//! Every saved process comes back, stopped ones as stopped entries. One whose run cannot
+//! start stays in the list, errored with the reason; one whose entry cannot be made at
+//! all (its script is gone) is answered as errored without an entry, and stays in the
+//! file for the next try.
 
-use velos_proto::{ProcessInfo, Saved};
+use velos_proto::{EventKind, ProcessInfo, ProcessStatus, Saved, StartParams};
 
 use super::Supervisor;
 use crate::error::Error;
 use crate::persist::{self, ListEncoder, SavedList};
+use crate::run::launch;
+
+/// What bringing back a saved list did.
+#[derive(Default)]
+pub(super) struct Restored {
+    /// The entries added (started, stopped as saved, or errored when a run could not start).
+    pub ids: Vec<u32>,
+    /// The processes that could not be added, as errored infos with the reason.
+    pub refused: Vec<ProcessInfo>,
+}
 
 impl Supervisor {
     /// Brings back the list in `state.msgpack` (for `velosd --resurrect`): the same ids,
@@ -17,20 +36,40 @@ impl Supervisor {
         let path = self.home.state_path();
         match persist::read(&path) {
             Ok(Some(list)) => {
-                let restored = self.restore(list, true);
+                let restored = self.restore(list);
                 crate::log(format_args!(
                     "resurrected {} process(es) from {}",
-                    restored.len(),
+                    restored.ids.len(),
                     path.display()
                 ));
+                for refused in &restored.refused {
+                    crate::log(format_args!(
+                        "cannot bring back '{}': {}",
+                        refused.name,
+                        refused.error.as_deref().unwrap_or_default()
+                    ));
+                }
             }
             Ok(None) => crate::log(format_args!("nothing to resurrect: no {}", path.display())),
             Err(error) => crate::log(format_args!("cannot resurrect: {error}")),
         }
     }
 
-    pub(super) fn save(&mut self) -> Result<Saved, Error> {
+    pub(super) fn save(&mut self, force: bool) -> Result<Saved, Error> {
         let path = self.home.dump_path();
+        if self.table.len() == 0 && !force {
+            // An unreadable dump is not a reason to keep it: saving replaces it.
+            let saved = persist::read(&path)
+                .ok()
+                .flatten()
+                .map_or(0, |list| list.restore().len());
+            if saved > 0 {
+                return Err(Error::WouldEraseDump {
+                    path: path.to_string_lossy().into_owned(),
+                    saved,
+                });
+            }
+        }
         let bytes = ListEncoder::default().encode(&self.table);
         persist::write_bytes(&path, &bytes)
             .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
@@ -44,23 +83,29 @@ impl Supervisor {
         if self.shutting_down {
             return Err(Error::ShuttingDown);
         }
-        let path = self.home.dump_path();
-        let list = persist::read(&path)
-            .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?
-            .ok_or(Error::NothingSaved)?;
-        let ids = self.restore(list, false);
+        // Nothing saved with `velos save`: the list the daemon keeps on every change.
+        let mut list = None;
+        for path in [self.home.dump_path(), self.home.state_path()] {
+            list = persist::read(&path)
+                .map_err(|e| Error::Io(format!("cannot read {}: {e}", path.display())))?;
+            if list.is_some() {
+                break;
+            }
+        }
+        let restored = self.restore(list.ok_or(Error::NothingSaved)?);
         self.persist();
-        Ok(self.infos(&ids))
+        let mut answer = self.infos(&restored.ids);
+        answer.extend(restored.refused);
+        Ok(answer)
     }
 
     /// Adds the processes of `list` whose names are free, with their saved ids where
-    /// those are free too, and starts those that were running. With `keep_stopped`,
-    /// stopped ones come back as stopped entries; otherwise only running ones return
-    /// (as PM2's resurrect does).
-    pub(super) fn restore(&mut self, list: SavedList, keep_stopped: bool) -> Vec<u32> {
-        let mut ids = Vec::new();
+    /// those are free too, and starts those that were running; stopped ones come back as
+    /// stopped entries.
+    pub(super) fn restore(&mut self, list: SavedList) -> Restored {
+        let mut restored = Restored::default();
         for saved in list.restore() {
-            if (!saved.running && !keep_stopped) || self.table.has_name(&saved.name) {
+            if self.table.has_name(&saved.name) {
                 continue;
             }
             let id = if self.table.get(saved.id).is_none() {
@@ -68,22 +113,35 @@ impl Supervisor {
             } else {
                 self.table.next_id()
             };
-            let mut entry = match self.new_entry(id, saved.params) {
+            let mut entry = match self.new_entry(id, saved.params.clone()) {
                 Ok(entry) => entry,
                 Err(error) => {
-                    crate::log(format_args!("cannot bring back '{}': {error}", saved.name));
+                    let reason = format!("not brought back: {error}");
+                    restored
+                        .refused
+                        .push(refused_info(id, saved.name, &saved.params, reason));
                     continue;
                 }
             };
             entry.restarts = saved.restarts;
             entry.exit = saved.exit;
-            if let Err(error) = self.insert_and_launch(entry, saved.running) {
-                crate::log(format_args!("cannot start '{}' again: {error}", saved.name));
-                continue;
+            let mut failed = None;
+            if saved.running
+                && let Err(error) = launch(&mut entry, &self.home, &self.commands)
+            {
+                // The definition stays, errored with the reason, as a failed restart does.
+                let reason = error.to_string();
+                entry.status = ProcessStatus::Errored;
+                entry.error = Some(reason.clone());
+                failed = Some(reason);
             }
-            ids.push(id);
+            self.insert(entry);
+            if let Some(reason) = failed {
+                self.emit(id, EventKind::Errored, |event| event.reason = Some(reason));
+            }
+            restored.ids.push(id);
         }
-        ids
+        restored
     }
 
     /// Writes the current list to `state.msgpack`. Not during shutdown: the list to keep
@@ -94,5 +152,37 @@ impl Supervisor {
         }
         let bytes = self.encoder.borrow_mut().encode(&self.table);
         self.state.save(bytes);
+    }
+}
+
+/// A saved process that could not be brought back, as the answer shows it: errored, with
+/// the reason, its settings as saved.
+fn refused_info(id: u32, name: String, params: &StartParams, reason: String) -> ProcessInfo {
+    ProcessInfo {
+        id,
+        name,
+        pid: None,
+        status: ProcessStatus::Errored,
+        exit_code: None,
+        signal: None,
+        restarts: 0,
+        uptime_ms: None,
+        script: params.script.clone(),
+        interpreter: params.interpreter.clone(),
+        args: params.args.clone(),
+        cwd: params.cwd.clone().unwrap_or_default(),
+        kill_timeout_ms: params.kill_timeout_ms.unwrap_or_default(),
+        out_log: String::new(),
+        err_log: String::new(),
+        error: Some(reason),
+        log_error: None,
+        autorestart: params.autorestart.unwrap_or(true),
+        max_restarts: params.max_restarts.unwrap_or_default(),
+        min_uptime_ms: params.min_uptime_ms.unwrap_or_default(),
+        max_log_bytes: params.max_log_bytes,
+        log_files: params.log_files.unwrap_or_default(),
+        restart_in_ms: None,
+        cpu_percent: None,
+        memory_bytes: None,
     }
 }
