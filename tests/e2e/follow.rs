@@ -269,3 +269,22 @@ fn sdk_events_report_starts_exits_restarts_give_ups_stops_and_deletes() {
         "{rest:#?}"
     );
 }
+
+#[test]
+fn logs_follow_of_a_deleted_process_says_so_and_ends() {
+    let home = TestHome::new();
+    start_ticker(&home, "tick");
+    let mut follow = home.spawn(&["logs", "tick", "-f", "-n", "1"]);
+    follow.wait_line("a line", |line| line.starts_with("tick | tick "));
+    home.velos(&["delete", "tick"]).success();
+    let (status, stderr) = follow.wait_exit();
+    assert!(
+        status.success(),
+        "`velos logs tick -f` exited with {status} when 'tick' was deleted; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("'tick' (id 0) was deleted"),
+        "stderr: {stderr}"
+    );
+    assert!(!stderr.contains("daemon stopped"), "stderr: {stderr}");
+}

@@ -27,6 +27,10 @@ mod faults;
 // follow_logs (gaps included) and events streams.
 mod follow;
 
+// Bursts of 1k-100k lines under `logs -f` and follow_logs: whole, or a gap at once then the
+// newest; slow readers; readers that never read (bounded daemon memory, others served).
+mod follow_burst;
+
 // Every `--help` ends with an example; `velos completions bash|zsh|fish`.
 mod help;
 

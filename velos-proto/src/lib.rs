@@ -50,8 +50,8 @@ pub use request::{
     LogReadParams, NoParams, Request, RestartParams, SaveParams, StartParams, Target, TargetParams,
 };
 pub use response::{
-    EventKind, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus,
-    Response, Saved, Stream,
+    EventKind, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,
+    ProcessStatus, Response, Saved, Stream,
 };
 pub use rpc::Envelope;
 

@@ -272,6 +272,17 @@ pub struct LogGap {
     pub dropped: u64,
 }
 
+/// Params of a `log.end` notification: a followed process sends no more lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEnd {
+    /// The process's id.
+    pub id: u32,
+    /// The process's name.
+    pub name: String,
+    /// Why: `deleted`.
+    pub reason: String,
+}
+
 /// Result of `daemon.save`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Saved {

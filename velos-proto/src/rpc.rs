@@ -22,6 +22,9 @@ pub mod notification {
     pub const LOG_LINE: &str = "log.line";
     /// Lines a slow follower missed (params: a `LogGap`), after `log.follow`.
     pub const LOG_GAP: &str = "log.gap";
+    /// A followed process is gone and sends no more lines (params: a `LogEnd`), after
+    /// `log.follow`; when it was the last one the follow named, the stream then ends.
+    pub const LOG_END: &str = "log.end";
     /// One process event (params: a `ProcessEvent`), after `events.subscribe`.
     pub const PROCESS_EVENT: &str = "process.event";
 }

@@ -4,16 +4,17 @@
 //! `subscription`). The daemon answers `log.follow` with the last lines, kept in
 //! [`LogFollow::initial`], then sends a `log.line` notification per new line and a
 //! `log.gap` when this reader fell so far behind that lines were skipped (the daemon
-//! never waits for a slow reader). The stream ends when the daemon closes the
-//! connection, as it does when it shuts down; dropping the [`LogFollow`] closes it from
-//! this side.
+//! never waits for a slow reader), and a `log.end` when a followed process is deleted.
+//! The stream ends when the daemon closes the connection, as it does when it shuts down
+//! or every followed process was deleted; dropping the [`LogFollow`] closes it from this
+//! side.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_lite::Stream;
 use velos_proto::rpc::{self, notification};
-use velos_proto::{LogGap, LogLine, LogLines};
+use velos_proto::{LogEnd, LogGap, LogLine, LogLines};
 
 use crate::Result;
 use crate::subscription::Subscription;
@@ -26,6 +27,9 @@ pub enum FollowEvent {
     Line(LogLine),
     /// This many lines were skipped because this reader fell behind.
     Gap(u64),
+    /// A followed process is gone (deleted) and sends no more lines; when the follow
+    /// named only it, the stream ends next.
+    Ended(LogEnd),
 }
 
 /// A live view of a process's log (or every process's): see the module docs.
@@ -89,6 +93,9 @@ impl Stream for LogFollow {
                 }
                 notification::LOG_GAP => {
                     Some(rpc::from_value::<LogGap>(params).map(|gap| FollowEvent::Gap(gap.dropped)))
+                }
+                notification::LOG_END => {
+                    Some(rpc::from_value::<LogEnd>(params).map(FollowEvent::Ended))
                 }
                 _ => None,
             })

@@ -44,8 +44,8 @@ pub use events::Events;
 pub use follow::{FollowEvent, LogFollow};
 pub use velos_proto as proto;
 pub use velos_proto::{
-    ErrorCode, EventKind, Home, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,
-    ProcessStatus, RestartParams, SaveParams, Saved, StartParams, Stream, Target,
+    ErrorCode, EventKind, Home, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent,
+    ProcessInfo, ProcessStatus, RestartParams, SaveParams, Saved, StartParams, Stream, Target,
 };
 
 /// The result of a request: a value, or an [`Error`].

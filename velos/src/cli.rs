@@ -285,7 +285,8 @@ pub struct LogsArgs {
     #[arg(long)]
     pub raw: bool,
 
-    /// Keep printing new lines as they are written, until Ctrl-C or the daemon stops.
+    /// Keep printing new lines as they are written, until Ctrl-C, the daemon stops, or the
+    /// process is deleted (a note on stderr, exit 0).
     #[arg(short, long)]
     pub follow: bool,
 

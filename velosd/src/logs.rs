@@ -22,8 +22,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_lite::{AsyncRead, AsyncReadExt};
-use velos_proto::{LogLine, Stream};
+use velos_proto::rpc::notification;
+use velos_proto::{LogEnd, LogLine, Stream};
 
+use crate::follow::{self, Follower};
 use crate::logfile::LogFile;
 
 /// Lines kept in memory per process.
@@ -79,47 +81,6 @@ struct Pending {
     generation: u64,
 }
 
-/// What a follower receives.
-#[derive(Debug, Clone)]
-pub enum FollowItem {
-    /// A new line.
-    Line(LogLine),
-    /// Lines skipped because the follower read too slowly.
-    Gap(u64),
-}
-
-/// Room for lines on their way to one follower; when it is full, lines are counted as
-/// skipped rather than waited for.
-pub const FOLLOW_QUEUE: usize = 1024;
-
-/// A connection following this process's lines.
-#[derive(Debug)]
-pub struct Follower {
-    tx: async_channel::Sender<FollowItem>,
-    dropped: u64,
-}
-
-impl Follower {
-    /// A follower sending on `tx`.
-    pub fn new(tx: async_channel::Sender<FollowItem>) -> Follower {
-        Follower { tx, dropped: 0 }
-    }
-
-    /// Hands `line` over without waiting; false once the follower has gone.
-    fn offer(&mut self, line: &LogLine) -> bool {
-        if self.tx.is_closed() {
-            return false;
-        }
-        if self.dropped > 0 && self.tx.try_send(FollowItem::Gap(self.dropped)).is_ok() {
-            self.dropped = 0;
-        }
-        if self.dropped > 0 || self.tx.try_send(FollowItem::Line(line.clone())).is_err() {
-            self.dropped += 1;
-        }
-        true
-    }
-}
-
 /// Where reading a stream's older lines back from its files starts: `file` files back
 /// from the current one (0 is the current file, 1 is `.1`, ...), before byte `end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +126,22 @@ impl LogRing {
         // What came before is history, not news: into the ring with it first.
         self.settle();
         self.followers.push(follower);
+    }
+
+    /// The process is deleted: each follower is told so, and let go (a follow that
+    /// named only this process then ends).
+    pub fn deleted(&mut self) {
+        let end = LogEnd {
+            id: self.id,
+            name: self.name.clone(),
+            reason: "deleted".to_owned(),
+        };
+        if let Some(frame) = follow::encode(notification::LOG_END, &end) {
+            for follower in &self.followers {
+                follower.notify(&frame);
+            }
+        }
+        self.followers.clear();
     }
 
     /// Splits whatever busy streams left unsplit into lines. Everything that reads the
@@ -328,8 +305,10 @@ impl LogRing {
                 partial,
                 time_ms: Some(time_ms),
             };
-            self.followers
-                .retain_mut(|follower| follower.offer(&shared));
+            // Encoded once, whatever the number of followers.
+            if let Some(frame) = follow::encode(notification::LOG_LINE, &shared) {
+                self.followers.retain(|follower| follower.offer(&frame));
+            }
         }
         self.bytes += line.bytes.len();
         self.lines.push_back(line);
@@ -579,22 +558,17 @@ mod tests {
     }
 
     #[test]
-    fn followers_get_new_lines_and_a_gap_when_they_lag() {
+    fn followers_get_each_line_once_and_gone_ones_are_dropped() {
         let mut ring = LogRing::new(3, "api");
-        let (tx, rx) = async_channel::bounded(2);
-        ring.follow(Follower::new(tx));
-        ring.push(Stream::Out, b"one\ntwo\nthree\nfour\n", 7);
-        let first = rx.try_recv().unwrap();
-        assert!(
-            matches!(&first, FollowItem::Line(line) if line.line == b"one" && line.name == "api" && line.id == 3)
-        );
-        assert!(matches!(rx.try_recv().unwrap(), FollowItem::Line(line) if line.line == b"two"));
-        ring.push(Stream::Out, b"five\n", 8);
-        // "three" and "four" did not fit; the follower hears about them before "five".
-        assert!(matches!(rx.try_recv().unwrap(), FollowItem::Gap(2)));
-        assert!(matches!(rx.try_recv().unwrap(), FollowItem::Line(line) if line.line == b"five"));
-        drop(rx);
-        ring.push(Stream::Out, b"six\n", 9);
+        let (follower, stream) = follow::channel();
+        ring.follow(follower);
+        ring.push(Stream::Out, b"one\ntwo\n", 7);
+        let mut out = Vec::new();
+        assert!(futures_lite::future::block_on({
+            let mut stream = stream;
+            async move { stream.next_batch(&mut out).await }
+        }));
+        ring.push(Stream::Out, b"three\n", 9);
         assert!(ring.followers.is_empty(), "a gone follower is dropped");
     }
 }

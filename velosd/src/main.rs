@@ -10,6 +10,7 @@
 
 mod daemonize;
 mod error;
+mod follow;
 mod logfile;
 mod logread;
 mod logs;

@@ -18,14 +18,14 @@ use std::path::Path;
 use async_channel::Sender;
 use async_io::Async;
 use velos_proto::rpc::notification;
-use velos_proto::{Envelope, ErrorCode, LogGap, Method, Request, Response, RpcError, frame, rpc};
+use velos_proto::{Envelope, ErrorCode, Method, Request, Response, RpcError, frame, rpc};
 
 use std::time::Duration;
 
 use async_io::Timer;
 use futures_lite::{AsyncReadExt, FutureExt};
 
-use crate::logs::FollowItem;
+use crate::follow::FollowStream;
 use crate::socket_watch::SocketWatch;
 use crate::supervisor::Command;
 
@@ -271,13 +271,7 @@ async fn follow(
     {
         return;
     }
-    forward(stream, items, |item| match item {
-        FollowItem::Line(line) => rpc::encode_notification(notification::LOG_LINE, &line),
-        FollowItem::Gap(dropped) => {
-            rpc::encode_notification(notification::LOG_GAP, &LogGap { dropped })
-        }
-    })
-    .await;
+    forward_lines(stream, items).await;
 }
 
 /// `events.subscribe`: answers nil, then sends a `process.event` notification per event
@@ -327,6 +321,39 @@ async fn forward<T>(
         };
         if write_payload(stream, &payload).await.is_err() {
             return;
+        }
+    }
+}
+
+/// Writes the batches of a follower's queue (see `follow`) until it ends (the processes
+/// followed are gone, or the daemon is exiting) or the client goes away, which anything
+/// it sends, or its end of file, means.
+async fn forward_lines(stream: &Async<UnixStream>, mut items: FollowStream) {
+    let mut probe = [0u8; 64];
+    let mut batch = Vec::new();
+    loop {
+        let more = async { items.next_batch(&mut batch).await }
+            .or(async {
+                let mut reader = stream;
+                let _ = reader.read(&mut probe).await;
+                false
+            })
+            .await;
+        if !more {
+            return;
+        }
+        let mut writer = stream;
+        let written = futures_lite::AsyncWriteExt::write_all(&mut writer, &batch)
+            .or(async {
+                Timer::after(WRITE_TIMEOUT).await;
+                Err(std::io::ErrorKind::TimedOut.into())
+            })
+            .await;
+        if written.is_err() {
+            return;
+        }
+        if batch.capacity() > 2 * crate::follow::BATCH_BYTES {
+            batch = Vec::new();
         }
     }
 }

@@ -10,8 +10,9 @@
 //! Following uses the SDK's `follow_logs` stream (the daemon pushes each line; nothing is
 //! polled). Each line is flushed as soon as it is written, so a reader (a pipe, `grep`)
 //! sees it at once and Ctrl-C (the default SIGINT exit) loses nothing already received.
-//! It also ends when the daemon closes the stream as it shuts down: a note on stderr, and
-//! exit 0.
+//! It also ends when the daemon closes the stream as it shuts down, or when the process
+//! followed is deleted: a note on stderr, and exit 0 (the stream is over, as `docker logs
+//! -f` of a removed container).
 
 use std::io::{self, BufWriter, Write};
 
@@ -72,14 +73,28 @@ fn follow(target: Target, lines: u32, format: LineFormat) -> Result<()> {
     let mut stdout = BufWriter::new(io::stdout().lock());
     write_lines(&mut stdout, &initial.lines, format)?;
     stdout.flush()?;
+    // The stream ends right after a `log.end` when every followed process was deleted.
+    let mut ended = false;
     loop {
         match block_on(follow.next()) {
             Some(Ok(FollowEvent::Line(line))) => {
+                ended = false;
                 write_line(&mut stdout, &line, format)?;
                 stdout.flush()?;
             }
-            Some(Ok(FollowEvent::Gap(skipped))) => eprintln!("{}", gap_note(skipped)),
+            Some(Ok(FollowEvent::Gap(skipped))) => {
+                ended = false;
+                eprintln!("{}", gap_note(skipped));
+            }
+            Some(Ok(FollowEvent::Ended(end))) => {
+                ended = true;
+                eprintln!(
+                    "velos: '{}' (id {}) was {}; no more lines from it",
+                    end.name, end.id, end.reason
+                );
+            }
             Some(Ok(_)) => {}
+            None if ended => return Ok(()),
             // The daemon went away mid-message: as much an end as a clean close.
             Some(Err(SdkError::Disconnected)) | None => {
                 eprintln!("velos: the daemon stopped; no more lines to follow");

@@ -29,7 +29,8 @@ use velos_proto::{
 };
 
 use crate::error::Error;
-use crate::logs::{self, FollowItem, Follower};
+use crate::follow::{FollowStream, Follower};
+use crate::logs;
 use crate::persist::{ListEncoder, StateWriter};
 use crate::run::launch;
 use crate::state::{Entry, EnvPool, Exit, ProcessTable, Spec, Usage, status_after_exit};
@@ -56,7 +57,7 @@ const EVENT_QUEUE: usize = 256;
 pub type Reply = Sender<Result<Response, RpcError>>;
 
 /// What a `log.follow` request gets: the lines so far, and the stream of new ones.
-pub type FollowReply = Sender<Result<(LogLines, Receiver<FollowItem>), RpcError>>;
+pub type FollowReply = Sender<Result<(LogLines, FollowStream), RpcError>>;
 
 /// What the supervisor is asked to do.
 pub enum Command {
@@ -143,7 +144,7 @@ pub struct Supervisor {
     started_at: Instant,
     subscribers: Vec<Sender<ProcessEvent>>,
     /// Followers of every process, added to each process started later too.
-    all_followers: Vec<Sender<FollowItem>>,
+    all_followers: Vec<Follower>,
     /// One copy of each distinct environment (a `RefCell` so that checking a start
     /// request can stay a `&self` method).
     envs: std::cell::RefCell<EnvPool>,
@@ -392,8 +393,8 @@ impl Supervisor {
                     ring.set_file_len(stream, len);
                 }
             }
-            for tx in &self.all_followers {
-                ring.follow(Follower::new(tx.clone()));
+            for follower in &self.all_followers {
+                ring.follow(follower.clone());
             }
         }
         let info = entry.info();
@@ -513,6 +514,9 @@ impl Supervisor {
                 let removed = self.infos(&ids);
                 for &id in &ids {
                     self.emit(id, EventKind::Deleted, |_| {});
+                    if let Some(entry) = self.table.get(id) {
+                        logs::lock(&entry.ring).deleted();
+                    }
                     if let Some(entry) = self.table.remove(id)
                         && let Some(pid) = entry.pid.filter(|_| entry.is_alive())
                     {

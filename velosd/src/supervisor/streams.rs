@@ -4,16 +4,16 @@
 //! Followers and subscribers get what happens without the daemon ever waiting for them:
 //! a full queue means a missed line (reported as a gap) or a missed event.
 
-use async_channel::Receiver;
 use velos_proto::{
     EventKind, LogLines, LogReadParams, ProcessEvent, ProcessInfo, Response, Target,
 };
 
 use super::{Reply, Supervisor};
 use crate::error::Error;
+use crate::follow::{self, FollowStream};
 use crate::logfile::rotated_path;
 use crate::logread::{Snapshot, assemble};
-use crate::logs::{self, FOLLOW_QUEUE, FollowItem, Follower};
+use crate::logs;
 
 impl Supervisor {
     /// The snapshots of the lines in memory of `target`, and warnings about its files.
@@ -60,9 +60,9 @@ impl Supervisor {
     pub(super) fn follow(
         &mut self,
         params: LogReadParams,
-    ) -> Result<(LogLines, Receiver<FollowItem>), Error> {
+    ) -> Result<(LogLines, FollowStream), Error> {
         let ids = self.table.resolve(&params.target)?;
-        let (tx, rx) = async_channel::bounded(FOLLOW_QUEUE);
+        let (follower, stream) = follow::channel();
         let wanted = params.lines as usize;
         let mut lines = Vec::new();
         let mut warnings = Vec::new();
@@ -75,14 +75,14 @@ impl Supervisor {
                 warnings.push(format!("{}: {error}", entry.name));
             }
             lines.push(Snapshot::take(entry, &mut ring, wanted));
-            ring.follow(Follower::new(tx.clone()));
+            ring.follow(follower.clone());
         }
         if params.target == Target::All {
-            self.all_followers.retain(|tx| !tx.is_closed());
-            self.all_followers.push(tx);
+            self.all_followers.retain(|follower| !follower.is_closed());
+            self.all_followers.push(follower);
         }
         let lines = assemble_in_memory(lines, wanted);
-        Ok((LogLines { lines, warnings }, rx))
+        Ok((LogLines { lines, warnings }, stream))
     }
 
     pub(super) fn flush(&mut self, target: &Target) -> Result<Vec<ProcessInfo>, Error> {
