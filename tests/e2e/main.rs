@@ -67,5 +67,9 @@ mod protocol;
 // Private modes, other uids refused, names kept inside logs/, arguments never through a shell.
 mod security;
 
+// The process tree: wrapped programs keep their graceful stop, leftovers get SIGTERM before
+// SIGKILL, self-daemonizing programs are reported.
+mod tree;
+
 // Stop's SIGTERM, the kill timeout's SIGKILL, process groups, parallel stops.
 mod signals;

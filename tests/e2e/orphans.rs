@@ -8,12 +8,14 @@
 //!
 //! How velos reaches them (Linux), and so what these tests rely on:
 //! - The process group: every child leads its own; stop signals the group, and when the
-//!   leader exits, whatever is left of the group gets SIGKILL. This reaches a descendant
-//!   that cleared its environment, as long as it stayed in the group.
+//!   leader exits, whatever is left of the group gets SIGTERM (unless a stop sent it
+//!   already) and SIGKILL at the kill timeout. This reaches a descendant that cleared its
+//!   environment, as long as it stayed in the group.
 //! - The run token: every run gets `VELOS_RUN=<id>:<run>:<daemon pid>:<home>`, which
 //!   descendants inherit. The daemon is a child subreaper, so a descendant whose parent
-//!   exits is re-parented to the daemon instead of init; when the run ends, the daemon's
-//!   children carrying the token get SIGKILL, with the group each leads.
+//!   exits is re-parented to the daemon instead of init; when the run's leader exits, the
+//!   daemon's children carrying the token are ended like the group (SIGTERM, SIGKILL at
+//!   the kill timeout), each with the group it leads.
 //! - Reaping: re-parented orphans that exit are reaped by the daemon on SIGCHLD.
 //!
 //! Out of reach, and so not tested: a descendant that clears its environment *and* leaves
@@ -123,11 +125,14 @@ fn a_child_that_exits_while_being_stopped_leaves_nothing_behind() {
     let home = TestHome::new();
     let pids_file = home.path().join("pids");
     // SIGTERM makes it double-fork a clean-up helper (which ignores SIGTERM) and exit 0.
+    // The helper is part of the run, so it gets the rest of the kill timeout, then SIGKILL.
     home.velos(&[
         "start",
         &fixture("escapes.py"),
         "--name",
         "cleaner",
+        "--kill-timeout",
+        "1s",
         "--",
         path_arg(&pids_file),
         "term-exits",
@@ -141,7 +146,7 @@ fn a_child_that_exits_while_being_stopped_leaves_nothing_behind() {
     stop.success();
     assert!(
         stop.elapsed < Duration::from_secs(4),
-        "stop took {:?}: the child exits on SIGTERM, well before the 5s kill timeout\n{stop}",
+        "stop took {:?}: the helper should get SIGKILL at the 1s kill timeout\n{stop}",
         stop.elapsed
     );
     let reported = Reported::read(&pids_file).unwrap_or_else(|| {

@@ -7,10 +7,11 @@
 //! - Every run gets `VELOS_RUN=<id>:<run>:<daemon pid>:<home>` in its environment, which
 //!   its descendants inherit across fork and exec.
 //! - The daemon is a child subreaper (`PR_SET_CHILD_SUBREAPER`): orphaned descendants are
-//!   re-parented to it instead of to init. When a run ends, [`escaped`] finds the ones
-//!   carrying its token among the daemon's own children, and they get SIGKILL like the
-//!   rest of the group. Their own children are re-parented to the daemon when they die;
-//!   on SIGCHLD, [`reap`] ends every child of ours whose token names a run that is over,
+//!   re-parented to it instead of to init. [`strays`] lists the daemon's children that it
+//!   did not start, with the run each one's token names: when a run's leader exits, its
+//!   strays get the stop signal and the kill timeout like the rest of the group (the
+//!   supervisor and `run.rs` do that). Their own children are re-parented to the daemon
+//!   when they die; on SIGCHLD, [`reap`] ends every stray whose token names a run that is over,
 //!   and collects the exited ones, so no descendant and no zombie stays behind (init in
 //!   a container often reaps nobody). At shutdown, [`end_ours`] sweeps `/proc` for
 //!   anything still carrying one of this daemon's tokens.
@@ -22,6 +23,7 @@
 //! Out of reach: a descendant that clears its environment *and* leaves the group. On
 //! macOS none of this exists; the process group is the reach there.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use rustix::process::{Pid, Signal};
@@ -44,15 +46,38 @@ pub fn become_subreaper() {
     }
 }
 
-/// Our children, other than `managed`, whose environment holds exactly
-/// `VELOS_RUN=<token>`: descendants of that run which left its process group and were
-/// re-parented to us. Called once the run's leader has exited, when its orphans have
-/// already been re-parented; only our own children are read, so this is cheap.
-pub fn escaped(token: &str, managed: &[u32]) -> Vec<u32> {
+/// A child of ours that velos did not start: a descendant of some run, re-parented to us
+/// when its parent died (or one that left its group and was found so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stray {
+    /// Its pid.
+    pub pid: u32,
+    /// The process id and run its token names, when the token is one of this daemon's.
+    pub run: Option<(u32, u64)>,
+}
+
+/// Our children other than `leaders` (the runs velos started, whose watchers wait for
+/// them), each with the run its `VELOS_RUN` token names. One read of our children list,
+/// and an environment read only for the strays, which are few: so a batch of exits costs
+/// one pass however many processes velos runs.
+pub fn strays(home: &Path, leaders: &HashSet<u32>) -> Vec<Stray> {
+    let ours = format!(":{}:{}", std::process::id(), home.display());
+    children()
+        .into_iter()
+        .filter(|pid| !leaders.contains(pid))
+        .map(|pid| Stray {
+            pid,
+            run: token_of(pid).and_then(|token| parse_token(&token, &ours)),
+        })
+        .collect()
+}
+
+/// Our children whose environment holds exactly `VELOS_RUN=<token>`. Reads the
+/// environment of every child: for the rare case where the supervisor cannot be asked.
+pub fn with_token(token: &str) -> Vec<u32> {
     let wanted = format!("{RUN_ENV}={token}");
     children()
         .into_iter()
-        .filter(|pid| !managed.contains(pid))
         .filter(|pid| has_env(*pid, |entry| entry == wanted.as_bytes()))
         .collect()
 }
@@ -108,21 +133,17 @@ pub fn signal_all(pids: &[u32], signal: Signal) {
     }
 }
 
-/// Ends every child of ours (other than `managed`, whose watchers wait for them) whose
-/// run is over by `run_is_over(id, run)`, and collects every one that has exited.
-/// Called on SIGCHLD: a descendant's death re-parents its children to us first.
-pub fn reap(home: &Path, managed: &[u32], run_is_over: impl Fn(u32, u64) -> bool) {
-    let ours = format!(":{}:{}", std::process::id(), home.display());
-    for pid in children() {
-        if managed.contains(&pid) {
-            continue;
-        }
-        if let Some((id, run)) = token_of(pid).and_then(|token| parse_token(&token, &ours))
+/// Ends every stray whose run is over by `run_is_over(id, run)`, and collects every stray
+/// that has exited. Called on SIGCHLD and after a run ends: a descendant's death
+/// re-parents its children to us first.
+pub fn reap(strays: &[Stray], run_is_over: impl Fn(u32, u64) -> bool) {
+    for stray in strays {
+        if let Some((id, run)) = stray.run
             && run_is_over(id, run)
         {
-            signal_all(&[pid], Signal::KILL);
+            signal_all(&[stray.pid], Signal::KILL);
         }
-        if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        if let Some(pid) = i32::try_from(stray.pid).ok().and_then(Pid::from_raw) {
             // Not exited yet (None) or not ours any more (ECHILD): nothing to do.
             let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
         }
@@ -141,7 +162,7 @@ pub fn end_ours(home: &Path) {
             return;
         }
         signal_all(&found, Signal::KILL);
-        reap(home, &[], |_, _| true);
+        reap(&strays(home, &HashSet::new()), |_, _| true);
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
@@ -233,9 +254,19 @@ mod tests {
                 std::thread::yield_now();
             }
         }
-        // Our own children; the test harness has other threads' children too, so filter.
-        assert_eq!(escaped(&mine, &[]), [ours.id()]);
-        assert!(escaped(&mine, &[ours.id()]).is_empty());
+        // Our own children; the test harness has other threads' children too, so look for
+        // these two.
+        let found = strays(home, &HashSet::new());
+        assert!(found.contains(&Stray {
+            pid: ours.id(),
+            run: Some((7, 1))
+        }));
+        assert!(found.contains(&Stray {
+            pid: old.id(),
+            run: None
+        }));
+        let leaders = HashSet::from([ours.id()]);
+        assert!(!strays(home, &leaders).iter().any(|s| s.pid == ours.id()));
         assert_eq!(leftovers(home), [old.id()]);
         let suffix = format!(":{}:{}", std::process::id(), home.display());
         assert_eq!(token_of(old.id()), Some(stranger.clone()));

@@ -146,6 +146,49 @@ fn end_with_the_daemon(command: &mut std::process::Command) {
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 fn end_with_the_daemon(_command: &mut std::process::Command) {}
 
+/// Whether any process (a zombie not yet collected included) is in the group `pgid`.
+pub fn group_exists(pgid: u32) -> bool {
+    i32::try_from(pgid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .is_some_and(|pgid| rustix::process::test_kill_process_group(pgid).is_ok())
+}
+
+/// Whether `pid` exists (a zombie not yet collected included).
+pub fn exists(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(Pid::from_raw)
+        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
+}
+
+/// The live (not zombie) members of the group `pgid`, from a scan of `/proc`. Only for
+/// the rare case of a group that outlived its leader: it reads every process's `stat`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn group_members(pgid: u32) -> Vec<u32> {
+    if !group_exists(pgid) {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut members: Vec<u32> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            crate::procstat::status(pid).is_some_and(|status| status.pgid == pgid && !status.zombie)
+        })
+        .collect();
+    members.sort_unstable();
+    members
+}
+
+/// No `/proc`: the group's members cannot be listed, only its existence known.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn group_members(_pgid: u32) -> Vec<u32> {
+    Vec::new()
+}
+
 /// Sends `signal` to every process in the group `pgid`. A group that is already gone is
 /// not an error.
 pub fn signal_group(pgid: u32, signal: Signal) {

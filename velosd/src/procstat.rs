@@ -15,6 +15,15 @@ pub struct Sample {
     pub rss_bytes: u64,
 }
 
+/// Where a process stands in the tree, from the same file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Its process group.
+    pub pgid: u32,
+    /// Exited, not yet collected by its parent.
+    pub zombie: bool,
+}
+
 /// Samples `pid`, if it exists and this system has `/proc`.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn sample(pid: u32) -> Option<Sample> {
@@ -24,6 +33,22 @@ pub fn sample(pid: u32) -> Option<Sample> {
         rustix::param::clock_ticks_per_second(),
         rustix::param::page_size() as u64,
     )
+}
+
+/// The group and state of `pid`, if it exists and this system has `/proc`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn status(pid: u32) -> Option<Status> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_status(&text)
+}
+
+/// Reads state (field 3) and pgrp (field 5).
+fn parse_status(stat: &str) -> Option<Status> {
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
+    Some(Status {
+        pgid: fields.get(2)?.parse().ok()?,
+        zombie: matches!(*fields.first()?, "Z" | "X"),
+    })
 }
 
 /// No `/proc` here.
@@ -60,6 +85,14 @@ mod tests {
         assert_eq!(sample.cpu, Duration::from_secs(3));
         assert_eq!(sample.rss_bytes, 300 * 4096);
         assert_eq!(parse("garbage", 100, 4096), None);
+        assert_eq!(
+            parse_status(stat),
+            Some(Status {
+                pgid: 42,
+                zombie: false
+            })
+        );
+        assert_eq!(parse_status("7 (x) Z 1 7 7").map(|s| s.zombie), Some(true));
     }
 
     #[cfg(target_os = "linux")]

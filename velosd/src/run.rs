@@ -1,10 +1,13 @@
 //! One run of a process: spawn it with its log collectors, and watch it end.
 //!
 //! [`launch`] spawns the child, a collector task per pipe and a watcher task. The
-//! watcher waits for the exit, ends whatever is left of the process group and the
-//! descendants that left it, lets the pipes drain (bounded), and reports
-//! [`Command::Exited`] tagged with the run number, so news about an earlier run is
-//! recognised and ignored.
+//! watcher waits for the leader's exit and reports it ([`Command::LeaderExited`]); the
+//! supervisor answers with an [`Ending`]: the run's escaped descendants and the deadline
+//! (it has sent the stop signal where one was due). The watcher then waits until the
+//! process group and those descendants are gone, SIGKILLs what is left at the deadline,
+//! lets the pipes drain (bounded), and reports [`Command::Exited`] tagged with the run
+//! number, so news about an earlier run is recognised and ignored. So a stop returns
+//! when the whole tree is gone, not when the leader is.
 
 use std::time::{Duration, Instant};
 
@@ -89,6 +92,23 @@ struct Run {
     token: String,
 }
 
+/// What the supervisor says when a run's leader has exited: what is left to end, and by
+/// when (the stop's deadline, or the kill timeout from now when the leader exited by
+/// itself and left processes behind; now when nothing is left).
+pub struct Ending {
+    /// The run's descendants that left its process group, re-parented to the daemon.
+    pub escaped: Vec<u32>,
+    /// When whatever is still alive gets SIGKILL.
+    pub deadline: Instant,
+}
+
+/// How long processes get to vanish after SIGKILL (one in uninterruptible sleep may take
+/// a moment) before the watcher reports the run over anyway.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// The first and the longest pause between two looks at what is left of a run.
+const FIRST_POLL: Duration = Duration::from_millis(5);
+const LONGEST_POLL: Duration = Duration::from_millis(100);
+
 /// Waits for one run to end and reports it.
 async fn watch(
     mut child: async_process::Child,
@@ -114,10 +134,27 @@ async fn watch(
             signal: None,
         },
     };
-    // Members of the group that outlived the leader would be orphans: end them too, and
-    // the descendants that left the group (re-parented to us by now, see `orphans`).
-    process::signal_group(pid, Signal::KILL);
-    orphans::signal_all(&orphans::escaped(&token, &[]), Signal::KILL);
+    // The leader is gone; what it leaves (the rest of its group, and descendants that
+    // left the group) ends under the supervisor's rules: the supervisor signals and
+    // names the deadline, this task waits for the tree to empty and escalates.
+    let (reply, answer) = async_channel::bounded(1);
+    let _ = commands
+        .send(Command::LeaderExited {
+            id,
+            run,
+            exit,
+            reply,
+        })
+        .await;
+    let ending = match answer.recv().await {
+        Ok(ending) => ending,
+        // No supervisor to ask, or the entry is gone: end everything at once.
+        Err(_) => Ending {
+            escaped: orphans::with_token(&token),
+            deadline: Instant::now(),
+        },
+    };
+    end_tree(pid, &ending).await;
     // Let the pipes drain so the last lines are in the logs when the exit is reported. A
     // writer that left the group may hold a pipe open, so the wait is bounded, and after
     // it the collectors go on by themselves.
@@ -140,4 +177,41 @@ async fn watch(
         out.into_iter().chain(err).for_each(Task::detach);
     }
     let _ = commands.send(Command::Exited { id, run, exit }).await;
+}
+
+/// Waits until nothing is left of the group `pgid` and of `ending.escaped`; SIGKILLs
+/// whatever is still there at `ending.deadline`. Polls with a growing pause: there is
+/// no event for "this group is empty", and most groups are empty at the first look.
+async fn end_tree(pgid: u32, ending: &Ending) {
+    let alive = || {
+        process::group_exists(pgid)
+            || ending
+                .escaped
+                .iter()
+                .any(|&pid| process::exists(pid) || process::group_exists(pid))
+    };
+    let mut pause = FIRST_POLL;
+    let mut killed_at: Option<Instant> = None;
+    while alive() {
+        let now = Instant::now();
+        let wake = match killed_at {
+            None if now >= ending.deadline => {
+                process::signal_group(pgid, Signal::KILL);
+                orphans::signal_all(&ending.escaped, Signal::KILL);
+                killed_at = Some(now);
+                now + pause
+            }
+            None => ending.deadline.min(now + pause),
+            Some(at) if now.saturating_duration_since(at) >= KILL_GRACE => {
+                crate::log(format_args!(
+                    "process group {pgid} still has members {KILL_GRACE:?} after SIGKILL; \
+                     reporting the run over anyway"
+                ));
+                return;
+            }
+            Some(_) => now + pause,
+        };
+        Timer::at(wake).await;
+        pause = (pause * 2).min(LONGEST_POLL);
+    }
 }

@@ -171,6 +171,13 @@ pub struct Entry {
     pub stop_waiters: Vec<async_channel::Sender<()>>,
     /// The timer that escalates a stop to SIGKILL; dropping it cancels it.
     pub kill_timer: Option<smol::Task<()>>,
+    /// When a stop's SIGKILL is due, while stopping.
+    pub kill_deadline: Option<Instant>,
+    /// Descendants outside the group that already got this run's stop signal.
+    pub signalled: Vec<u32>,
+    /// What the leader left running when it exited by itself (ended now, the entry
+    /// `stopping` meanwhile); empty otherwise.
+    pub left_behind: Vec<u32>,
 }
 
 impl Entry {
@@ -196,6 +203,9 @@ impl Entry {
             ring,
             stop_waiters: Vec::new(),
             kill_timer: None,
+            kill_deadline: None,
+            signalled: Vec::new(),
+            left_behind: Vec::new(),
         }
     }
 
@@ -265,6 +275,60 @@ pub fn status_after_exit(before: ProcessStatus, exit: Exit) -> ProcessStatus {
         Exit { code: Some(_), .. } if asked_to_stop => ProcessStatus::Stopped,
         _ => ProcessStatus::Errored,
     }
+}
+
+/// The status after a run ended when its leader had left processes behind (`left`, now
+/// ended) on exiting by itself: exit code 0 is then `errored` too, since the program is
+/// not running although nobody asked it to stop (it daemonized itself).
+pub fn status_after_leaving(exit: Exit, left: &[u32]) -> ProcessStatus {
+    if left.is_empty() {
+        status_after_exit(ProcessStatus::Running, exit)
+    } else {
+        ProcessStatus::Errored
+    }
+}
+
+/// Whether a run that left `left` behind daemonized itself: it exited 0 and something
+/// it started runs on. Restarting it would only do the same again.
+pub fn daemonized(exit: Exit, left: &[u32]) -> bool {
+    exit.code == Some(0) && !left.is_empty()
+}
+
+/// Why a run that left processes behind is reported: what it left, and, for a program
+/// that daemonized itself, what to do.
+pub fn left_behind_reason(exit: Exit, left: &[u32]) -> String {
+    let how = match exit {
+        Exit { code: Some(0), .. } => "exited 0".to_owned(),
+        Exit {
+            code: Some(code), ..
+        } => format!("exited with code {code}"),
+        Exit {
+            signal: Some(signal),
+            ..
+        } => format!("was killed by signal {signal}"),
+        _ => "ended".to_owned(),
+    };
+    const SHOWN: usize = 5;
+    let mut pids: Vec<String> = left.iter().take(SHOWN).map(u32::to_string).collect();
+    if left.len() > SHOWN {
+        pids.push("...".to_owned());
+    }
+    let (processes, pid_word) = if left.len() == 1 {
+        ("1 process".to_owned(), "pid")
+    } else {
+        (format!("{} processes", left.len()), "pids")
+    };
+    let mut reason = format!(
+        "{how} and left {processes} running ({pid_word} {}), which velos ended",
+        pids.join(", ")
+    );
+    if daemonized(exit, left) {
+        reason.push_str(
+            ": the program daemonizes itself; run it in the foreground \
+             (redis: --daemonize no, nginx: daemon off)",
+        );
+    }
+    reason
 }
 
 /// Every managed process, by id, with a name index.
@@ -395,6 +459,28 @@ pub(crate) mod tests {
         assert_eq!(status_after_exit(Stopping, signal(15)), Stopped);
         assert_eq!(status_after_exit(Stopping, signal(9)), Stopped);
         assert_eq!(status_after_exit(Stopping, code(143)), Stopped);
+    }
+
+    #[test]
+    fn leftovers_make_an_exit_an_error_and_say_why() {
+        let code = |c| Exit {
+            code: Some(c),
+            signal: None,
+        };
+        assert_eq!(status_after_leaving(code(0), &[]), ProcessStatus::Stopped);
+        assert_eq!(status_after_leaving(code(0), &[9]), ProcessStatus::Errored);
+        assert!(daemonized(code(0), &[9]));
+        assert!(!daemonized(code(1), &[9]));
+        assert_eq!(
+            left_behind_reason(code(0), &[41]),
+            "exited 0 and left 1 process running (pid 41), which velos ended: the program \
+             daemonizes itself; run it in the foreground (redis: --daemonize no, nginx: daemon off)"
+        );
+        assert_eq!(
+            left_behind_reason(code(3), &[1, 2, 3, 4, 5, 6]),
+            "exited with code 3 and left 6 processes running (pids 1, 2, 3, 4, 5, ...), \
+             which velos ended"
+        );
     }
 
     #[test]

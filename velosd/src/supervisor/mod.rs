@@ -4,8 +4,14 @@
 //! changes the table and answers on the reply channel that came with the command. It
 //! never waits: slow steps run in their own tasks and report back with another command.
 //!
-//! - A stop sends SIGTERM to the group, arms a timer that sends [`Command::KillTimeout`]
-//!   (which sends SIGKILL), and registers a waiter that is woken when the run ends.
+//! - A stop sends SIGTERM to the group (and to the run's strays: descendants that left
+//!   it), arms a timer that sends [`Command::KillTimeout`] (which sends SIGKILL), and
+//!   registers a waiter that is woken when the run ends.
+//! - When a leader exits ([`Command::LeaderExited`]) its watcher is told what is left to
+//!   end and by when: the stop's deadline, or, when it exited by itself and left processes
+//!   running, SIGTERM to them and the kill timeout (systemd's `KillMode=control-group`
+//!   order; a program that exits 0 leaving processes behind daemonized itself and is
+//!   `errored` with the reason). The run is over ([`Command::Exited`]) when all is gone.
 //! - Stop, restart, delete and kill resolve their target, start the stops, and a task waits
 //!   for every run to end and sends [`Command::Finish`], which completes the request. So
 //!   `stop all` stops every process in parallel, and answers when all are gone.
@@ -15,7 +21,7 @@
 //!   `dump.msgpack` (`saved.rs`).
 //! - `log.read`, `log.follow`, `log.flush` and the event subscribers live in `streams.rs`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -31,9 +37,13 @@ use velos_proto::{
 use crate::error::Error;
 use crate::follow::{FollowStream, Follower};
 use crate::logs;
+use crate::orphans::{self, Stray};
 use crate::persist::{ListEncoder, StateWriter};
-use crate::run::launch;
-use crate::state::{Entry, EnvPool, Exit, ProcessTable, Spec, Usage, status_after_exit};
+use crate::run::{Ending, launch};
+use crate::state::{
+    Entry, EnvPool, Exit, ProcessTable, Spec, Usage, daemonized, left_behind_reason,
+    status_after_exit, status_after_leaving,
+};
 use crate::{process, procstat};
 
 mod restart;
@@ -52,6 +62,9 @@ pub const DEFAULT_LOG_FILES: u32 = 5;
 const USAGE_INTERVAL: Duration = Duration::from_secs(1);
 /// Room for events on their way to one subscriber.
 const EVENT_QUEUE: usize = 256;
+/// Commands handled in one batch before the work done once per batch (a look at our
+/// children for every exit and SIGCHLD in it).
+const MAX_BATCH: usize = 1024;
 
 /// The answer to a request.
 pub type Reply = Sender<Result<Response, RpcError>>;
@@ -80,7 +93,19 @@ pub enum Command {
         /// Where the event stream goes.
         reply: Sender<Receiver<ProcessEvent>>,
     },
-    /// A run ended.
+    /// A run's leader exited: signal what it left where due, and answer with what is
+    /// left to end and the deadline (`run.rs` waits for it to go).
+    LeaderExited {
+        /// Which process.
+        id: u32,
+        /// Which run.
+        run: u64,
+        /// How the leader ended.
+        exit: Exit,
+        /// Where the answer goes.
+        reply: Sender<Ending>,
+    },
+    /// A run ended: its leader and everything it left are gone.
     Exited {
         /// Which process.
         id: u32,
@@ -152,6 +177,13 @@ pub struct Supervisor {
     state: StateWriter,
     /// Keeps each process's saved bytes between two saves.
     encoder: std::cell::RefCell<ListEncoder>,
+    /// The pids of the live leaders velos started (their watchers wait for them): every
+    /// other child of ours is a stray.
+    leaders: HashSet<u32>,
+    /// Leaders that exited in this batch, answered once the batch is handled.
+    leader_exits: Vec<(u32, u64, Exit, Sender<Ending>)>,
+    /// A SIGCHLD or an ended run asks for strays to be reaped once the batch is handled.
+    reap_pending: bool,
 }
 
 impl Supervisor {
@@ -175,14 +207,102 @@ impl Supervisor {
             envs: std::cell::RefCell::default(),
             state,
             encoder: std::cell::RefCell::default(),
+            leaders: HashSet::new(),
+            leader_exits: Vec::new(),
+            reap_pending: false,
         }
     }
 
-    /// Handles commands until every sender is gone.
+    /// Handles commands until every sender is gone. Commands that are already queued are
+    /// handled together, then [`Supervisor::settle`] does the per-batch work once: so
+    /// `stop all` of thousands reads our children list a few times, not once per exit.
     pub async fn run(mut self, inbox: Receiver<Command>) {
         while let Ok(command) = inbox.recv().await {
             self.handle(command);
+            for _ in 1..MAX_BATCH {
+                let Ok(command) = inbox.try_recv() else {
+                    break;
+                };
+                self.handle(command);
+            }
+            self.settle();
         }
+    }
+
+    /// The work done once per batch of commands: answer the leaders that exited and
+    /// reap strays, from one look at our children.
+    fn settle(&mut self) {
+        if self.leader_exits.is_empty() && !self.reap_pending {
+            return;
+        }
+        let strays = orphans::strays(self.home.root(), &self.leaders);
+        for (id, run, exit, reply) in std::mem::take(&mut self.leader_exits) {
+            self.leader_exited(id, run, exit, reply, &strays);
+        }
+        if std::mem::take(&mut self.reap_pending) {
+            orphans::reap(&strays, |id, run| {
+                self.table
+                    .get(id)
+                    .is_none_or(|entry| entry.run != run || !entry.is_alive())
+            });
+        }
+    }
+
+    /// The leader of run `run` of `id` exited. If a stop is under way, the strays of the
+    /// run that have not had the stop signal get it, and the stop's deadline stands. If
+    /// it exited by itself and left processes running, they get the stop signal and the
+    /// kill timeout (the entry is `stopping` meanwhile, and the reason is recorded).
+    fn leader_exited(
+        &mut self,
+        id: u32,
+        run: u64,
+        exit: Exit,
+        reply: Sender<Ending>,
+        strays: &[Stray],
+    ) {
+        let Some(entry) = self.table.get_mut(id).filter(|entry| entry.run == run) else {
+            // Dropping `reply` tells the watcher to end everything at once.
+            return;
+        };
+        let Some(pgid) = entry.pid else {
+            return;
+        };
+        self.leaders.remove(&pgid);
+        let escaped: Vec<u32> = strays
+            .iter()
+            .filter(|stray| stray.run == Some((id, run)))
+            .map(|stray| stray.pid)
+            .collect();
+        let now = Instant::now();
+        let deadline = if entry.status == ProcessStatus::Stopping {
+            // The watcher escalates from now on.
+            entry.kill_timer = None;
+            let fresh: Vec<u32> = escaped
+                .iter()
+                .copied()
+                .filter(|pid| !entry.signalled.contains(pid))
+                .collect();
+            orphans::signal_all(&fresh, Signal::TERM);
+            entry.kill_deadline.unwrap_or(now)
+        } else {
+            let mut left = process::group_members(pgid);
+            left.extend(&escaped);
+            left.sort_unstable();
+            left.dedup();
+            if left.is_empty() {
+                now
+            } else {
+                process::signal_group(pgid, Signal::TERM);
+                orphans::signal_all(&escaped, Signal::TERM);
+                let reason = left_behind_reason(exit, &left);
+                crate::log(format_args!("'{}' (id {id}) {reason}", entry.name));
+                entry.error = Some(reason);
+                entry.status = ProcessStatus::Stopping;
+                entry.left_behind = left;
+                now + entry.spec.kill_timeout
+            }
+        };
+        let _ = reply.try_send(Ending { escaped, deadline });
     }
 
     fn handle(&mut self, command: Command) {
@@ -196,6 +316,12 @@ impl Supervisor {
                 self.subscribers.push(tx);
                 let _ = reply.try_send(rx);
             }
+            Command::LeaderExited {
+                id,
+                run,
+                exit,
+                reply,
+            } => self.leader_exits.push((id, run, exit, reply)),
             Command::Exited { id, run, exit } => self.exited(id, run, exit),
             Command::KillTimeout { id, run } => {
                 if let Some(entry) = self.table.get(id)
@@ -214,19 +340,9 @@ impl Supervisor {
                     self.stop_then(After::Exit, &Target::All, None);
                 }
             }
-            Command::Reap => self.reap(),
+            Command::Reap => self.reap_pending = true,
             Command::Resurrect => self.resurrect_state(),
         }
-    }
-
-    /// Ends our children left by runs that are over, and collects the exited ones.
-    fn reap(&self) {
-        let managed: Vec<u32> = self.table.iter().filter_map(|entry| entry.pid).collect();
-        crate::orphans::reap(self.home.root(), &managed, |id, run| {
-            self.table
-                .get(id)
-                .is_none_or(|entry| entry.run != run || !entry.is_alive())
-        });
     }
 
     fn request(&mut self, request: Request, reply: Reply) {
@@ -373,6 +489,7 @@ impl Supervisor {
     fn insert_and_launch(&mut self, mut entry: Entry, run: bool) -> Result<ProcessInfo, Error> {
         if run {
             launch(&mut entry, &self.home, &self.commands)?;
+            self.leaders.extend(entry.pid);
         }
         Ok(self.insert(entry))
     }
@@ -417,7 +534,21 @@ impl Supervisor {
                 return;
             }
         };
-        let waits: Vec<Receiver<()>> = ids.iter().filter_map(|&id| self.stop(id)).collect();
+        // One look at our children for every process the request stops.
+        let running = ids.iter().any(|&id| {
+            self.table
+                .get(id)
+                .is_some_and(|entry| entry.status == ProcessStatus::Running)
+        });
+        let strays = if running {
+            orphans::strays(self.home.root(), &self.leaders)
+        } else {
+            Vec::new()
+        };
+        let waits: Vec<Receiver<()>> = ids
+            .iter()
+            .filter_map(|&id| self.stop(id, &strays))
+            .collect();
         let commands = self.commands.clone();
         smol::spawn(async move {
             for wait in waits {
@@ -429,9 +560,11 @@ impl Supervisor {
         .detach();
     }
 
-    /// Starts stopping one process; the receiver closes when its run has ended. `None`
-    /// when it is not running. A pending automatic restart is cancelled.
-    fn stop(&mut self, id: u32) -> Option<Receiver<()>> {
+    /// Starts stopping one process: the stop signal to its group and to its strays
+    /// (descendants that left the group and came to us). The receiver closes when its
+    /// run has ended, the whole tree gone. `None` when it is not running. A pending
+    /// automatic restart is cancelled.
+    fn stop(&mut self, id: u32, strays: &[Stray]) -> Option<Receiver<()>> {
         let entry = self.table.get_mut(id)?;
         if entry.status == ProcessStatus::Waiting {
             entry.restart_timer = None;
@@ -443,11 +576,21 @@ impl Supervisor {
         let pid = entry.pid.filter(|_| entry.is_alive())?;
         let (waiter, wait) = async_channel::bounded(1);
         entry.stop_waiters.push(waiter);
+        // Ending what the leader left when it exited by itself: now the user asks too,
+        // so the run ends as a stop (the reason stays recorded).
+        entry.left_behind.clear();
         if entry.status == ProcessStatus::Running {
             entry.status = ProcessStatus::Stopping;
             process::signal_group(pid, Signal::TERM);
-            let (commands, run, timeout) =
-                (self.commands.clone(), entry.run, entry.spec.kill_timeout);
+            let run = entry.run;
+            entry.signalled = strays
+                .iter()
+                .filter(|stray| stray.run == Some((id, run)))
+                .map(|stray| stray.pid)
+                .collect();
+            orphans::signal_all(&entry.signalled, Signal::TERM);
+            entry.kill_deadline = Some(Instant::now() + entry.spec.kill_timeout);
+            let (commands, timeout) = (self.commands.clone(), entry.spec.kill_timeout);
             entry.kill_timer = Some(smol::spawn(async move {
                 Timer::after(timeout).await;
                 let _ = commands.send(Command::KillTimeout { id, run }).await;
@@ -465,21 +608,38 @@ impl Supervisor {
         }
         let before = entry.status;
         let pid = entry.pid.take();
-        entry.status = status_after_exit(before, exit);
+        let left = std::mem::take(&mut entry.left_behind);
+        // `stopping` because of leftovers of a leader that exited by itself is no stop.
+        let asked = before == ProcessStatus::Stopping && left.is_empty();
+        entry.status = if asked {
+            status_after_exit(before, exit)
+        } else {
+            status_after_leaving(exit, &left)
+        };
         entry.exit = Some(exit);
         entry.kill_timer = None;
+        entry.kill_deadline = None;
+        entry.signalled.clear();
+        let reason = entry.error.clone().filter(|_| !left.is_empty());
         // Dropping the senders wakes every stop waiting for this run.
         entry.stop_waiters.clear();
+        if let Some(pid) = pid {
+            self.leaders.remove(&pid);
+        }
         self.emit(id, EventKind::Exited, |event| {
             event.pid = pid;
             event.exit_code = exit.code;
             event.signal = exit.signal;
+            event.reason = reason.clone();
         });
         // Its escaped descendants' own children may have come to us while the run was
         // still counted as live; now that it is over, they go too.
-        self.reap();
-        if before == ProcessStatus::Stopping {
+        self.reap_pending = true;
+        if asked {
             self.emit(id, EventKind::Stopped, |_| {});
+        } else if daemonized(exit, &left) {
+            // Restarting it would only daemonize it again.
+            self.emit(id, EventKind::Errored, |event| event.reason = reason);
         } else if self.table.get(id).map(|e| e.status) == Some(ProcessStatus::Errored) {
             self.schedule_restart(id);
         }
@@ -521,6 +681,7 @@ impl Supervisor {
                         && let Some(pid) = entry.pid.filter(|_| entry.is_alive())
                     {
                         // Started again by a racing restart: it is being deleted, so end it.
+                        self.leaders.remove(&pid);
                         process::signal_group(pid, Signal::KILL);
                     }
                 }

@@ -77,6 +77,7 @@ impl Supervisor {
         match launch(entry, &self.home, &self.commands) {
             Ok(()) => {
                 let pid = entry.pid;
+                self.leaders.extend(pid);
                 self.emit(id, EventKind::Started, |event| event.pid = pid);
             }
             Err(error) => {
