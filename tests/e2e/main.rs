@@ -73,3 +73,7 @@ mod tree;
 
 // Stop's SIGTERM, the kill timeout's SIGKILL, process groups, parallel stops.
 mod signals;
+
+// Signals to the daemon itself: SIGHUP reopens log files, SIGUSR1/2 and SIGPIPE ignored,
+// SIGQUIT a graceful shutdown; each handled one logged in velosd.log.
+mod daemon_signals;

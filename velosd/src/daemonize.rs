@@ -15,6 +15,7 @@
 //! starts a daemon again.
 
 use std::fs::OpenOptions;
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::process::{Command, ExitCode, Stdio};
@@ -83,7 +84,8 @@ pub fn launch(home: &Home, args: &[String]) -> ExitCode {
     match try_launch(home, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("velosd: {error:#}");
+            // The launcher's stderr is the caller's terminal; a failed write has nowhere to go.
+            let _ = writeln!(std::io::stderr(), "velosd: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -118,7 +120,7 @@ fn try_launch(home: &Home, args: &[String]) -> anyhow::Result<()> {
         // the daemon itself never polls.
         if UnixStream::connect(home.socket_path()).is_ok() {
             if lost_the_race {
-                eprintln!("velosd: already running");
+                let _ = writeln!(std::io::stderr(), "velosd: already running");
             }
             return Ok(());
         }

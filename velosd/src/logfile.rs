@@ -54,6 +54,8 @@ pub struct LogFile {
     path: PathBuf,
     file: Option<File>,
     rotation: Option<Rotation>,
+    /// The reopen epoch (SIGHUP) the file was opened at; see `daemon_log`.
+    epoch: u64,
 }
 
 impl LogFile {
@@ -65,6 +67,7 @@ impl LogFile {
         stream: Stream,
     ) -> LogFile {
         let mut ring = lock(ring);
+        let epoch = crate::daemon_log::reopen_epoch();
         let file = match open_log(&path) {
             Ok((file, len)) => {
                 ring.set_file_len(stream, len);
@@ -80,6 +83,7 @@ impl LogFile {
             path,
             file,
             rotation,
+            epoch,
         }
     }
 
@@ -131,12 +135,15 @@ impl LogFile {
         if bytes.is_empty() {
             return Ok(());
         }
-        // A file deleted under us has no links left; writing on would lose the lines.
+        // A file deleted under us has no links left; writing on would lose the lines. One
+        // renamed by logrotate (which then sends SIGHUP) is left to it.
+        let epoch = crate::daemon_log::reopen_epoch();
         let gone = match &self.file {
             Some(file) => file.metadata().map_or(true, |m| m.nlink() == 0),
             None => true,
         };
-        if gone {
+        if gone || self.epoch != epoch {
+            self.epoch = epoch;
             let (file, len) = open_log(&self.path)
                 .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
             ring.file_replaced(stream, len);

@@ -8,6 +8,7 @@
 
 #![deny(unsafe_code)]
 
+mod daemon_log;
 mod daemonize;
 mod error;
 mod follow;
@@ -27,15 +28,20 @@ mod socket_watch;
 mod state;
 mod supervisor;
 
-use std::fmt::Display;
+use std::io::Write;
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::time::Duration;
 
 use futures_lite::FutureExt;
 use velos_proto::Home;
 
 use crate::pidfile::{LockError, PidFile};
 use crate::supervisor::Supervisor;
+
+pub use crate::daemon_log::log;
+
+/// How long the daemon waits at exit for its last log lines to be written.
+const LOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 const USAGE: &str = "usage: velosd [--no-daemon] [--resurrect]
 
@@ -57,15 +63,19 @@ fn main() -> ExitCode {
             "--no-daemon" => no_daemon = true,
             "--resurrect" => resurrect = true,
             "-V" | "--version" => {
-                println!("velosd {}", env!("CARGO_PKG_VERSION"));
+                // Errors ignored here and below: nothing is left to tell (`| head -0`).
+                let _ = writeln!(std::io::stdout(), "velosd {}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
             "-h" | "--help" => {
-                println!("{USAGE}");
+                let _ = writeln!(std::io::stdout(), "{USAGE}");
                 return ExitCode::SUCCESS;
             }
             other => {
-                eprintln!("velosd: unknown argument '{other}' (see 'velosd --help')");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "velosd: unknown argument '{other}' (see 'velosd --help')"
+                );
                 return ExitCode::from(2);
             }
         }
@@ -73,7 +83,7 @@ fn main() -> ExitCode {
     let home = match Home::from_env() {
         Ok(home) => home,
         Err(error) => {
-            eprintln!("velosd: {error}");
+            let _ = writeln!(std::io::stderr(), "velosd: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -81,7 +91,11 @@ fn main() -> ExitCode {
     let home = match std::path::absolute(home.root()) {
         Ok(root) => Home::at(root),
         Err(error) => {
-            eprintln!("velosd: cannot resolve {}: {error}", home.root().display());
+            let _ = writeln!(
+                std::io::stderr(),
+                "velosd: cannot resolve {}: {error}",
+                home.root().display()
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -95,8 +109,11 @@ fn main() -> ExitCode {
     }
     if daemonize::is_detached() {
         daemonize::detach();
+        daemon_log::start(daemon_log::Target::File(home.daemon_log_path()));
+    } else {
+        daemon_log::start(daemon_log::Target::Stderr);
     }
-    match run(&home, resurrect) {
+    let code = match run(&home, resurrect) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log(format_args!("{error:#}"));
@@ -106,7 +123,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    }
+    };
+    daemon_log::flush(LOG_FLUSH_TIMEOUT);
+    code
 }
 
 fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
@@ -158,12 +177,4 @@ fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
     drop(pid_file);
     log("stopped");
     Ok(())
-}
-
-/// One line in velosd.log, with the time.
-pub fn log(message: impl Display) {
-    eprintln!(
-        "{} {message}",
-        humantime::format_rfc3339_seconds(SystemTime::now())
-    );
 }

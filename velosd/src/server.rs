@@ -82,7 +82,7 @@ pub async fn serve(
             Ok((stream, _)) => stream,
             // Out of file descriptors and the like: the listener itself is fine, so go on.
             Err(error) => {
-                eprintln!("velosd: accept failed: {error}");
+                crate::log(format_args!("accept failed: {error}"));
                 async_io::Timer::after(std::time::Duration::from_millis(50)).await;
                 continue;
             }
