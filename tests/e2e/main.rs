@@ -77,3 +77,7 @@ mod signals;
 // Signals to the daemon itself: SIGHUP reopens log files, SIGUSR1/2 and SIGPIPE ignored,
 // SIGQUIT a graceful shutdown; each handled one logged in velosd.log.
 mod daemon_signals;
+
+// The home on a full 1 MiB tmpfs (root only): the daemon serves, obeys SIGTERM, reports a
+// failed save of its list in daemon.ping and retries it.
+mod full_disk;

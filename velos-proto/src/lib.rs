@@ -82,6 +82,7 @@ mod docs_example {
             protocol: 1,
             uptime_ms: 1500,
             processes: 0,
+            ..PingInfo::default()
         });
         assert_eq!(
             frame::encode_frame(&pong.encode(7).unwrap()).unwrap(),

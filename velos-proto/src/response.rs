@@ -53,7 +53,7 @@ impl std::fmt::Display for ProcessStatus {
 }
 
 /// Result of `daemon.ping`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PingInfo {
     /// The daemon's version (`CARGO_PKG_VERSION`).
     pub version: String,
@@ -68,6 +68,11 @@ pub struct PingInfo {
     /// How many processes it manages.
     #[serde(default)]
     pub processes: u32,
+    /// Why the daemon's latest save of its process list (`state.msgpack`) failed, while it
+    /// keeps failing (a full disk, say); the daemon retries every second. `None` when the
+    /// list on disk is current.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_error: Option<String>,
 }
 
 /// One managed process, as `process.list` and `velos list --json` show it.
@@ -436,6 +441,7 @@ mod tests {
                 protocol: 1,
                 uptime_ms: 10,
                 processes: 0,
+                ..PingInfo::default()
             }),
         );
         round_trip(Method::DaemonKill, Response::Killed);

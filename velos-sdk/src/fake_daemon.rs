@@ -223,6 +223,7 @@ pub(crate) fn ping_info() -> PingInfo {
         protocol: frame::VERSION,
         uptime_ms: 5,
         processes: 1,
+        ..PingInfo::default()
     }
 }
 

@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
 use velos_proto::StartParams;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use velos_proto::ProcessStatus;
 
@@ -215,6 +218,7 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[derive(Clone)]
 pub struct StateWriter {
     lists: std::sync::mpsc::Sender<Option<Vec<u8>>>,
+    failure: Failure,
 }
 
 /// The writer thread, to be stopped once the daemon is done.
@@ -223,33 +227,27 @@ pub struct StateWriterThread {
     thread: std::thread::JoinHandle<()>,
 }
 
+/// Why the latest save failed, while it keeps failing; shared by the writer thread and
+/// the supervisor (`daemon.ping`'s `state_error`).
+type Failure = Arc<Mutex<Option<String>>>;
+
+/// How long a failed save waits before it is tried again (unless a newer list comes
+/// first, which is tried at once).
+const SAVE_RETRY: Duration = Duration::from_secs(1);
+
 impl StateWriter {
     /// Starts the thread writing to `path`.
     pub fn start(path: PathBuf) -> std::io::Result<(StateWriter, StateWriterThread)> {
         let (lists, queue) = std::sync::mpsc::channel::<Option<Vec<u8>>>();
+        let failure = Failure::default();
+        let shared = failure.clone();
         let thread = std::thread::Builder::new()
             .name("state-writer".into())
-            .spawn(move || {
-                while let Ok(Some(mut bytes)) = queue.recv() {
-                    let mut stop = false;
-                    // Only the newest list matters.
-                    while let Ok(newer) = queue.try_recv() {
-                        match newer {
-                            Some(newer) => bytes = newer,
-                            None => stop = true,
-                        }
-                    }
-                    if let Err(error) = write_bytes(&path, &bytes) {
-                        crate::log(format_args!("cannot save {}: {error}", path.display()));
-                    }
-                    if stop {
-                        return;
-                    }
-                }
-            })?;
+            .spawn(move || write_lists(&path, &queue, &shared))?;
         Ok((
             StateWriter {
                 lists: lists.clone(),
+                failure,
             },
             StateWriterThread { lists, thread },
         ))
@@ -260,10 +258,76 @@ impl StateWriter {
         // A stopped writer means the daemon is exiting: nothing to save then.
         let _ = self.lists.send(Some(bytes));
     }
+
+    /// Why saving the list fails, while it does.
+    pub fn error(&self) -> Option<String> {
+        lock_failure(&self.failure).clone()
+    }
+}
+
+/// The writer thread's loop: writes the newest list, and keeps trying (every
+/// [`SAVE_RETRY`]) while that fails; ends after `None`, or when every sender is gone,
+/// once it has tried the last list. It survives every error: a failed write is reported
+/// in `failure` and in velosd.log, once when it starts failing and once when it works
+/// again, and even a panic while writing is caught and counted as a failure.
+fn write_lists(path: &Path, queue: &Receiver<Option<Vec<u8>>>, failure: &Failure) {
+    let mut pending: Option<Vec<u8>> = None;
+    loop {
+        let mut stop = false;
+        let received = match pending {
+            None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(_) => queue.recv_timeout(SAVE_RETRY),
+        };
+        match received {
+            Ok(Some(bytes)) => pending = Some(bytes),
+            Ok(None) | Err(RecvTimeoutError::Disconnected) => stop = true,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        // Only the newest list matters.
+        while let Ok(newer) = queue.try_recv() {
+            match newer {
+                Some(newer) => pending = Some(newer),
+                None => stop = true,
+            }
+        }
+        if let Some(bytes) = &pending {
+            let written = std::panic::catch_unwind(AssertUnwindSafe(|| write_bytes(path, bytes)))
+                .unwrap_or_else(|_| Err(std::io::Error::other("the writer panicked")));
+            let mut failed = lock_failure(failure);
+            match written {
+                Ok(()) => {
+                    pending = None;
+                    if failed.take().is_some() {
+                        crate::log(format_args!("{} saved again", path.display()));
+                    }
+                }
+                Err(error) => {
+                    let message = format!("cannot save {}: {error}", path.display());
+                    if failed.is_none() {
+                        crate::log(format_args!(
+                            "{message}; trying again every {} s",
+                            SAVE_RETRY.as_secs()
+                        ));
+                    }
+                    *failed = Some(message);
+                }
+            }
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+fn lock_failure(failure: &Failure) -> std::sync::MutexGuard<'_, Option<String>> {
+    // A plain Option cannot be left half-written: a poisoned lock's value is fine.
+    failure
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl StateWriterThread {
-    /// Writes what is queued, then ends the thread.
+    /// Writes what is queued (one try), then ends the thread.
     pub fn stop(self) {
         let _ = self.lists.send(None);
         let _ = self.thread.join();

@@ -116,6 +116,11 @@ fn ping() -> Result<()> {
         info.version,
         info.pid
     )?;
+    if let Some(error) = &info.state_error {
+        eprintln!(
+            "warning: the daemon's process list is not saved: {error}; it tries again every second"
+        );
+    }
     let ours = env!("CARGO_PKG_VERSION");
     if info.version != ours {
         eprintln!(

@@ -389,6 +389,7 @@ impl Supervisor {
             protocol: frame::VERSION,
             uptime_ms: crate::state::millis(self.started_at.elapsed()),
             processes: u32::try_from(self.table.len()).unwrap_or(u32::MAX),
+            state_error: self.state.error(),
         }
     }
 
