@@ -67,6 +67,10 @@ mod protocol;
 // Private modes, other uids refused, names kept inside logs/, arguments never through a shell.
 mod security;
 
+// The SDK as the CLI: StartParams::new takes the caller's directory, environment and a
+// relative script; events name their signal.
+mod sdk;
+
 // The process tree: wrapped programs keep their graceful stop, leftovers get SIGTERM before
 // SIGKILL, self-daemonizing programs are reported.
 mod tree;

@@ -42,6 +42,8 @@ mod method;
 mod request;
 mod response;
 pub mod rpc;
+pub mod script;
+mod signal;
 
 pub use error::{Error, ErrorCode, RpcError};
 pub use home::Home;
@@ -54,6 +56,8 @@ pub use response::{
     ProcessStatus, Response, Saved, Stream,
 };
 pub use rpc::Envelope;
+pub use script::ScriptError;
+pub use signal::signal_name;
 
 /// The example in docs/protocol.md, byte for byte.
 #[cfg(test)]

@@ -269,6 +269,32 @@ pub struct ProcessEvent {
     pub time_ms: u64,
 }
 
+impl ProcessEvent {
+    /// The name of [`ProcessEvent::signal`] on this platform (`"SIGTERM"`), for `exited`
+    /// events of a run a signal ended; `None` without a signal or for a number without a
+    /// name (the number stays in `signal`).
+    ///
+    /// # Examples
+    /// ```
+    /// # fn show(event: &velos_proto::ProcessEvent) {
+    /// if let Some(signal) = event.signal_name() {
+    ///     println!("'{}' was killed by {signal}", event.name);
+    /// }
+    /// # }
+    /// ```
+    pub fn signal_name(&self) -> Option<&'static str> {
+        self.signal.and_then(crate::signal_name)
+    }
+}
+
+impl ProcessInfo {
+    /// The name of [`ProcessInfo::signal`] on this platform (`"SIGKILL"`): the signal
+    /// that ended the last run, if one did and it has a name.
+    pub fn signal_name(&self) -> Option<&'static str> {
+        self.signal.and_then(crate::signal_name)
+    }
+}
+
 /// Params of a `log.gap` notification: lines a follower missed because it read too
 /// slowly (the daemon never waits for a follower).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -494,6 +520,13 @@ mod tests {
         };
         let back: ProcessEvent = rpc::from_value(rpc::to_value(&event).unwrap()).unwrap();
         assert_eq!(back, event);
+        assert_eq!(event.signal_name(), None);
+        let killed = ProcessEvent {
+            signal: Some(15),
+            ..event
+        };
+        #[cfg(target_os = "linux")]
+        assert_eq!(killed.signal_name(), Some("SIGTERM"));
     }
 
     #[test]

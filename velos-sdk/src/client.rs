@@ -129,21 +129,20 @@ impl Client {
 
     /// Starts a new process and returns it as the daemon sees it.
     ///
-    /// The daemon reads `params.script` as given, so pass an absolute path.
+    /// [`StartParams::new`] makes the request `velos start` would: the script resolved
+    /// against this process's working directory and checked, and this process's
+    /// environment and working directory. The daemon itself reads `params.script` as
+    /// given (an absolute path), and a request without `env` or `cwd` gets the daemon's.
     ///
     /// # Examples
     ///
     /// ```no_run
-    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// # async fn example(client: &mut velos_sdk::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// use velos_sdk::StartParams;
     ///
-    /// let process = client
-    ///     .start(StartParams {
-    ///         script: "/srv/app.js".into(),
-    ///         name: Some("api".into()),
-    ///         ..StartParams::default()
-    ///     })
-    ///     .await?;
+    /// let mut params = StartParams::new("server.js")?;
+    /// params.name = Some("api".into());
+    /// let process = client.start(params).await?;
     /// println!("started '{}' as id {}", process.name, process.id);
     /// # Ok(())
     /// # }

@@ -18,6 +18,8 @@
 //!   of new log lines and of process events, each on a connection of its own.
 //! - [`blocking::Client`] has the same methods for code that does not use async, its
 //!   streams as iterators.
+//! - [`StartParams::new`] makes a start request as `velos start` does: the script
+//!   resolved against the caller's directory, the caller's environment and directory.
 //! - [`Error`] is typed: [`Error::NotRunning`], [`Error::Refused`], [`Error::Timeout`],
 //!   [`Error::VersionMismatch`], [`Error::Protocol`] and the daemon's own
 //!   [`Error::Daemon`] with its [`ErrorCode`].
@@ -45,7 +47,8 @@ pub use follow::{FollowEvent, LogFollow};
 pub use velos_proto as proto;
 pub use velos_proto::{
     ErrorCode, EventKind, Home, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent,
-    ProcessInfo, ProcessStatus, RestartParams, SaveParams, Saved, StartParams, Stream, Target,
+    ProcessInfo, ProcessStatus, RestartParams, SaveParams, Saved, ScriptError, StartParams, Stream,
+    Target, signal_name,
 };
 
 /// The result of a request: a value, or an [`Error`].

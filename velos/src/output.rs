@@ -12,7 +12,6 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use comfy_table::{CellAlignment, Table};
 use owo_colors::OwoColorize;
-use rustix::process::Signal;
 use velos_proto::{ProcessInfo, ProcessStatus, Stream};
 
 use crate::size::format_bytes;
@@ -228,52 +227,15 @@ pub fn exit_column(process: &ProcessInfo) -> String {
     }
 }
 
-/// Signals by their names on this platform (numbers differ between Linux and macOS).
-const SIGNAL_NAMES: &[(Signal, &str)] = &[
-    (Signal::HUP, "SIGHUP"),
-    (Signal::INT, "SIGINT"),
-    (Signal::QUIT, "SIGQUIT"),
-    (Signal::ILL, "SIGILL"),
-    (Signal::TRAP, "SIGTRAP"),
-    (Signal::ABORT, "SIGABRT"),
-    (Signal::BUS, "SIGBUS"),
-    (Signal::FPE, "SIGFPE"),
-    (Signal::KILL, "SIGKILL"),
-    (Signal::USR1, "SIGUSR1"),
-    (Signal::SEGV, "SIGSEGV"),
-    (Signal::USR2, "SIGUSR2"),
-    (Signal::PIPE, "SIGPIPE"),
-    (Signal::ALARM, "SIGALRM"),
-    (Signal::TERM, "SIGTERM"),
-    (Signal::CHILD, "SIGCHLD"),
-    (Signal::CONT, "SIGCONT"),
-    (Signal::STOP, "SIGSTOP"),
-    (Signal::TSTP, "SIGTSTP"),
-    (Signal::TTIN, "SIGTTIN"),
-    (Signal::TTOU, "SIGTTOU"),
-    (Signal::URG, "SIGURG"),
-    (Signal::XCPU, "SIGXCPU"),
-    (Signal::XFSZ, "SIGXFSZ"),
-    (Signal::VTALARM, "SIGVTALRM"),
-    (Signal::PROF, "SIGPROF"),
-    (Signal::WINCH, "SIGWINCH"),
-    (Signal::IO, "SIGIO"),
-    (Signal::SYS, "SIGSYS"),
-];
-
 /// `SIGTERM` for 15; `signal 64` for a number without a name here.
 pub fn signal_name(signal: i32) -> String {
-    SIGNAL_NAMES
-        .iter()
-        .find(|(known, _)| known.as_raw() == signal)
-        .map_or_else(
-            || format!("signal {signal}"),
-            |(_, name)| (*name).to_owned(),
-        )
+    velos_proto::signal_name(signal).map_or_else(|| format!("signal {signal}"), str::to_owned)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use rustix::process::Signal;
+
     use super::*;
 
     /// A process as the daemon would show it: running ones with a pid and an uptime.

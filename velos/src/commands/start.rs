@@ -5,7 +5,8 @@
 //! the name must follow the rules. The daemon checks again; this side exists for clear
 //! messages about what the user typed. The process gets this shell's working directory
 //! (or `--cwd`) and its whole environment plus `--env`, which the daemon remembers for
-//! restarts.
+//! restarts. The script's resolution is velos-proto's (`script.rs`), which the SDK's
+//! `StartParams::new` uses too.
 //!
 //! `velos start velos.toml` starts the apps of a config file instead (see
 //! [`crate::config`]): every app to start is checked before the first one starts, and
@@ -19,6 +20,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use futures_lite::future::block_on;
 use velos_proto::home::{default_name, validate_name};
+pub use velos_proto::script::current_env;
+use velos_proto::script::{resolve_script, utf8};
 use velos_proto::{ProcessInfo, ProcessStatus, StartParams};
 use velos_sdk::{Client, Error as SdkError};
 
@@ -150,7 +153,7 @@ fn start_params(
     cwd: &Path,
     mut env: BTreeMap<String, String>,
 ) -> Result<StartParams> {
-    let script = resolve_script(&args.script, cwd)?;
+    let script = resolve_script(Path::new(&args.script), cwd)?;
     check_name(args.name.as_deref(), &script)?;
     let workdir = match &args.cwd {
         Some(dir) => resolve_dir(dir, cwd)?,
@@ -193,23 +196,6 @@ fn resolve_dir(dir: &str, cwd: &Path) -> Result<PathBuf> {
     }
 }
 
-/// The script as an absolute path, which must exist.
-fn resolve_script(script: &str, cwd: &Path) -> Result<PathBuf> {
-    // Lexical only (no symlinks resolved): the user's path is the one to remember.
-    let path = std::path::absolute(cwd.join(script))
-        .with_context(|| format!("resolving the path of '{script}'"))?;
-    match path.metadata() {
-        Ok(meta) if meta.is_dir() => {
-            bail!("script '{script}' is a directory, not a file to run")
-        }
-        Ok(_) => Ok(path),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            bail!("script '{script}' not found (looked at {})", path.display())
-        }
-        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
 /// Checks the given name, or the one the daemon would choose, against the name rules.
 fn check_name(name: Option<&str>, script: &Path) -> Result<()> {
     match name {
@@ -222,21 +208,6 @@ fn check_name(name: Option<&str>, script: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn utf8(path: &Path, what: &str) -> Result<String> {
-    match path.to_str() {
-        Some(text) => Ok(text.to_owned()),
-        None => bail!("the {what} {} is not valid UTF-8", path.display()),
-    }
-}
-
-/// This process's environment. Variables that are not UTF-8 cannot travel in the request
-/// and are left out.
-pub fn current_env() -> BTreeMap<String, String> {
-    std::env::vars_os()
-        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
-        .collect()
 }
 
 /// `started 'app' (id 0, pid 1234)`

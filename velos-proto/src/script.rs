@@ -1,0 +1,171 @@
+//! A start request as `velos start` makes it: [`StartParams::new`], and the script
+//! resolution it shares with the CLI ([`resolve_script`]).
+//!
+//! The daemon reads every path in a request as given and runs the process with what the
+//! request says, so a request with no environment or working directory gets the daemon's.
+//! A client acting for a person wants the CLI's behaviour instead: the script relative to
+//! the caller's working directory, checked before anything is sent; the caller's
+//! environment and working directory remembered for restarts. That is what
+//! [`StartParams::new`] gives, with the CLI's own code.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::StartParams;
+
+/// Why a script cannot be started, found before the daemon is asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScriptError {
+    /// Nothing exists at the path.
+    #[error("script '{script}' not found (looked at {})", looked_at.display())]
+    NotFound {
+        /// The path as given.
+        script: String,
+        /// The absolute path that was looked at.
+        looked_at: PathBuf,
+    },
+    /// The path names a directory.
+    #[error("script '{script}' is a directory, not a file to run")]
+    IsDirectory {
+        /// The path as given.
+        script: String,
+    },
+    /// The path could not be checked (permission denied, a loop, ...).
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        /// The absolute path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A path that cannot travel in a request (which holds UTF-8 strings).
+    #[error("the {what} {} is not valid UTF-8", path.display())]
+    NotUtf8 {
+        /// Which path: `script path`, `working directory`.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
+    /// The caller's working directory is unknown (deleted, or unreadable).
+    #[error("cannot read the current directory: {0}")]
+    NoCurrentDir(std::io::Error),
+}
+
+impl StartParams {
+    /// A request to start `script` as `velos start` would: the path resolved against the
+    /// caller's working directory (lexically; symlinks are kept as typed) and checked to
+    /// name a file, the caller's whole environment (variables that are not UTF-8 are left
+    /// out), and the caller's working directory. The daemon remembers both for restarts.
+    /// Every other field keeps its default; set them on the result.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn example() -> Result<(), velos_proto::ScriptError> {
+    /// let mut params = velos_proto::StartParams::new("server.js")?;
+    /// params.name = Some("api".into());
+    /// params.args = vec!["--port".into(), "8080".into()];
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new(script: impl AsRef<Path>) -> Result<StartParams, ScriptError> {
+        let cwd = std::env::current_dir().map_err(ScriptError::NoCurrentDir)?;
+        let script = resolve_script(script.as_ref(), &cwd)?;
+        Ok(StartParams {
+            script: utf8(&script, "script path")?,
+            cwd: Some(utf8(&cwd, "working directory")?),
+            env: Some(current_env()),
+            ..StartParams::default()
+        })
+    }
+}
+
+/// `script` as an absolute path against `cwd`, which must exist and not be a directory.
+/// Lexical only (no symlinks resolved): the user's path is the one to remember.
+pub fn resolve_script(script: &Path, cwd: &Path) -> Result<PathBuf, ScriptError> {
+    let shown = script.to_string_lossy().into_owned();
+    let path = std::path::absolute(cwd.join(script)).map_err(|source| ScriptError::Unreadable {
+        path: cwd.join(script),
+        source,
+    })?;
+    match path.metadata() {
+        Ok(meta) if meta.is_dir() => Err(ScriptError::IsDirectory { script: shown }),
+        Ok(_) => Ok(path),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(ScriptError::NotFound {
+            script: shown,
+            looked_at: path,
+        }),
+        Err(source) => Err(ScriptError::Unreadable { path, source }),
+    }
+}
+
+/// `path` as a string for a request.
+pub fn utf8(path: &Path, what: &'static str) -> Result<String, ScriptError> {
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ScriptError::NotUtf8 {
+            what,
+            path: path.to_path_buf(),
+        })
+}
+
+/// This process's environment. Variables that are not UTF-8 cannot travel in a request
+/// and are left out.
+pub fn current_env() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("velos-proto-script-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("app.js"), "").unwrap();
+        dir
+    }
+
+    #[test]
+    fn scripts_resolve_against_the_directory_and_must_be_files() {
+        let dir = project();
+        let found = resolve_script(Path::new("../app.js"), &dir.join("sub")).unwrap();
+        assert!(found.is_absolute());
+        assert_eq!(
+            found,
+            std::path::absolute(dir.join("sub/../app.js")).unwrap()
+        );
+        let err = resolve_script(Path::new("x.js"), &dir).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "script 'x.js' not found (looked at {})",
+                dir.join("x.js").display()
+            )
+        );
+        let err = resolve_script(Path::new("sub"), &dir).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "script 'sub' is a directory, not a file to run"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn new_takes_the_callers_environment_and_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        let here = std::fs::read_dir(&cwd)
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|entry| entry.path().is_file())
+            .expect("a file in the crate directory");
+        let params = StartParams::new(here.file_name()).unwrap();
+        assert_eq!(Path::new(&params.script), cwd.join(here.file_name()));
+        assert_eq!(params.cwd.as_deref(), cwd.to_str());
+        assert_eq!(params.env, Some(current_env()));
+        assert!(StartParams::new("no-such-script.js").is_err());
+    }
+}
