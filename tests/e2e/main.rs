@@ -75,6 +75,10 @@ mod sdk;
 // SIGKILL, self-daemonizing programs are reported.
 mod tree;
 
+// Spawn failures name their cause (removed cwd, CRLF #!, missing interpreter); a failed
+// spawn during an automatic restart is retried with the backoff.
+mod spawn;
+
 // Stop's SIGTERM, the kill timeout's SIGKILL, process groups, parallel stops.
 mod signals;
 

@@ -50,6 +50,33 @@ pub enum Error {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// The working directory was removed after the process was added.
+    #[error(
+        "working directory {0} no longer exists; create it again, or delete the process and start it with another --cwd"
+    )]
+    CwdGone(String),
+    /// The script's `#!` line ends with a carriage return, which the kernel takes as part
+    /// of the interpreter's name.
+    #[error(
+        "could not run '{script}': bad interpreter '{}' (CRLF line ends?); convert the file to LF line ends (dos2unix)",
+        .interpreter.escape_debug()
+    )]
+    CrlfShebang {
+        /// The script.
+        script: String,
+        /// The interpreter as the `#!` line names it, carriage return included.
+        interpreter: String,
+    },
+    /// The script's `#!` line names an interpreter that does not exist.
+    #[error(
+        "could not run '{script}': interpreter '{interpreter}' named by the #! line not found; install it or correct the #! line"
+    )]
+    MissingInterpreter {
+        /// The script.
+        script: String,
+        /// The interpreter the `#!` line names.
+        interpreter: String,
+    },
     /// New work refused during shutdown.
     #[error("the daemon is shutting down; retry in a moment")]
     ShuttingDown,
@@ -88,7 +115,10 @@ impl Error {
             | Error::RelativeScript(_)
             | Error::UnknownInterpreter(_)
             | Error::BadCwd(_) => ErrorCode::InvalidScript,
-            Error::Spawn { .. } => ErrorCode::SpawnFailed,
+            Error::Spawn { .. }
+            | Error::CwdGone(_)
+            | Error::CrlfShebang { .. }
+            | Error::MissingInterpreter { .. } => ErrorCode::SpawnFailed,
             Error::ShuttingDown => ErrorCode::ShuttingDown,
             Error::NeedsOne(_) | Error::NotHere(_) => ErrorCode::InvalidParams,
             Error::NothingSaved => ErrorCode::NotFound,
@@ -134,6 +164,15 @@ mod tests {
                 program: "node".into(),
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             },
+            Error::CwdGone("/tmp/d".into()),
+            Error::CrlfShebang {
+                script: "/x/run".into(),
+                interpreter: "/bin/bash\r".into(),
+            },
+            Error::MissingInterpreter {
+                script: "/x/run".into(),
+                interpreter: "/nonexistent/interp".into(),
+            },
         ];
         for error in errors {
             let message = error.to_string();
@@ -143,6 +182,15 @@ mod tests {
         assert_eq!(
             Error::NotFound(Target::Name("api".into())).to_string(),
             "no process named 'api' (see 'velos list')"
+        );
+        let crlf = Error::CrlfShebang {
+            script: "/x/run".into(),
+            interpreter: "/bin/bash\r".into(),
+        };
+        assert!(
+            crlf.to_string()
+                .contains(r"bad interpreter '/bin/bash\r' (CRLF line ends?)"),
+            "{crlf}"
         );
     }
 }

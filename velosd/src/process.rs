@@ -119,10 +119,61 @@ pub fn spawn(spec: &Spec, marks: &[(&str, &str)]) -> Result<async_process::Child
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| Error::Spawn {
+        .map_err(|source| diagnose(spec, source))
+}
+
+/// The cause of a failed spawn as the user can act on it. exec's ENOENT covers a missing
+/// working directory, a missing program, and a `#!` line naming a missing interpreter
+/// (or one with a carriage return from CRLF line ends): each is checked for here.
+fn diagnose(spec: &Spec, source: std::io::Error) -> Error {
+    if source.kind() != std::io::ErrorKind::NotFound {
+        return Error::Spawn {
             program: spec.program.clone(),
             source,
-        })
+        };
+    }
+    if !spec.cwd.is_dir() {
+        return Error::CwdGone(spec.cwd.to_string_lossy().into_owned());
+    }
+    // The interpreter of the script's #! line matters when velos did not choose one: the
+    // kernel reads it (executable script), or velos took it from there.
+    if spec.requested_interpreter.is_none()
+        && let Some(line) = raw_shebang(&spec.script)
+    {
+        let interpreter = line
+            .trim_start_matches([' ', '\t'])
+            .split([' ', '\t'])
+            .next()
+            .unwrap_or_default();
+        let script = spec.script.to_string_lossy().into_owned();
+        if interpreter.ends_with('\r') {
+            return Error::CrlfShebang {
+                script,
+                interpreter: interpreter.to_owned(),
+            };
+        }
+        let bare = interpreter.trim_end_matches('\r');
+        if !bare.is_empty() && !Path::new(bare).exists() {
+            return Error::MissingInterpreter {
+                script,
+                interpreter: bare.to_owned(),
+            };
+        }
+    }
+    Error::Spawn {
+        program: spec.program.clone(),
+        source,
+    }
+}
+
+/// The first line of `script` after `#!`, exactly as written (a carriage return kept),
+/// if it starts with one.
+fn raw_shebang(script: &Path) -> Option<String> {
+    let mut head = [0; 256];
+    let n = File::open(script).ok()?.read(&mut head).ok()?;
+    let rest = head[..n].strip_prefix(b"#!")?;
+    let line = rest.split(|&b| b == b'\n').next()?;
+    String::from_utf8(line.to_vec()).ok()
 }
 
 /// Asks the kernel to send the child SIGTERM if the daemon dies (say, from SIGKILL), so it
