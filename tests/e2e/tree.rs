@@ -206,3 +206,32 @@ fn a_program_that_daemonizes_itself_is_reported_and_its_daemon_ended() {
     );
     assert!(!pid_alive(daemon));
 }
+
+#[test]
+fn cpu_and_memory_cover_the_whole_tree() {
+    let home = TestHome::new();
+    // The shell leader idles; its children hold 64 MiB and spin on a core (issue 8,
+    // defect 10: the leader's own figures were all that was shown).
+    let out_log = home.home().log_path("busy", Stream::Out);
+    home.velos(&[
+        "start",
+        &fixture("busy_tree.sh"),
+        "--name",
+        "busy",
+        "--",
+        path_arg(&out_log),
+    ])
+    .success();
+    home.wait_log("busy", Stream::Out, "ready");
+    wait_until(WAIT, "the tree's cpu and memory in list --json", || {
+        let entry = home.entry("busy");
+        let memory = entry["memory_bytes"].as_u64().unwrap_or(0);
+        let cpu = entry["cpu_percent"].as_f64().unwrap_or(0.0);
+        if memory >= 64 << 20 && cpu > 5.0 {
+            Ok(())
+        } else {
+            Err(format!("memory {memory} B, cpu {cpu}%: {entry}"))
+        }
+    });
+    home.velos(&["stop", "busy"]).success();
+}

@@ -396,9 +396,24 @@ impl Supervisor {
     /// The processes `ids`, with fresh CPU and memory figures.
     fn infos(&mut self, ids: &[u32]) -> Vec<ProcessInfo> {
         let now = Instant::now();
+        // One look at our children finds every run's escaped descendants.
+        let strays = if ids
+            .iter()
+            .any(|&id| self.table.get(id).is_some_and(Entry::is_alive))
+        {
+            orphans::strays(self.home.root(), &self.leaders)
+        } else {
+            Vec::new()
+        };
         for &id in ids {
             if let Some(entry) = self.table.get_mut(id) {
-                sample_usage(entry, now);
+                let run = Some((id, entry.run));
+                let escaped: Vec<u32> = strays
+                    .iter()
+                    .filter(|stray| stray.run == run)
+                    .map(|stray| stray.pid)
+                    .collect();
+                sample_usage(entry, now, &escaped);
             }
         }
         ids.iter()
@@ -701,21 +716,36 @@ impl Supervisor {
     }
 }
 
-/// Refreshes the CPU and memory figures of a running entry.
+/// Refreshes the CPU and memory figures of a running entry: its whole tree, the leader,
+/// its descendants and `escaped` (the run's descendants that left it and came to us).
 ///
 /// At most once per [`USAGE_INTERVAL`] per process: a CPU percentage means something over
 /// a window, and `list` in a loop should not read `/proc` for every process every time.
-fn sample_usage(entry: &mut Entry, now: Instant) {
+/// In a run's first [`USAGE_INTERVAL`] each request samples again (the program is still
+/// loading, so a figure from its first milliseconds would stand for a second), against
+/// the run's start. Never before exec: a child that still runs the daemon's binary is
+/// not sampled.
+fn sample_usage(entry: &mut Entry, now: Instant, escaped: &[u32]) {
     let Some(pid) = entry.pid.filter(|_| entry.is_alive()) else {
         entry.usage = Usage::default();
         return;
     };
-    if let Some((at, _)) = entry.cpu_sample
+    let young = entry
+        .started_at
+        .is_some_and(|at| now.saturating_duration_since(at) < USAGE_INTERVAL);
+    if !young
+        && let Some((at, _)) = entry.cpu_sample
         && now.saturating_duration_since(at) < USAGE_INTERVAL
     {
         return;
     }
-    let Some(sample) = procstat::sample(pid) else {
+    if !procstat::has_exec(pid) {
+        return;
+    }
+    let roots: Vec<u32> = std::iter::once(pid)
+        .chain(escaped.iter().copied())
+        .collect();
+    let Some(sample) = procstat::sample_tree(&roots) else {
         return;
     };
     // Since the previous sample, or (first time) since the run started.
@@ -729,5 +759,7 @@ fn sample_usage(entry: &mut Entry, now: Instant) {
         cpu_percent: (wall > 0.0).then(|| (cpu / wall * 1000.0).round() / 10.0),
         memory_bytes: Some(sample.rss_bytes),
     };
-    entry.cpu_sample = Some((now, sample.cpu));
+    if !young {
+        entry.cpu_sample = Some((now, sample.cpu));
+    }
 }
