@@ -89,3 +89,8 @@ mod daemon_signals;
 // The home on a full 1 MiB tmpfs (root only): the daemon serves, obeys SIGTERM, reports a
 // failed save of its list in daemon.ping and retries it.
 mod full_disk;
+
+// The daemon's own life: a panicking supervisor ends it (and the next command starts a new
+// one), the open-file limit raised at start, a corrupt state.msgpack kept aside, no
+// internal variable in a child's environment.
+mod daemon_life;

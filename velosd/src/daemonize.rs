@@ -32,9 +32,39 @@ pub const ALREADY_RUNNING: u8 = 3;
 /// How long the launcher waits for the daemon to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Test-only (debug builds): `VELOSD_TEST_PANIC=<name>` makes the start of a process named
+/// `<name>` panic inside the supervisor, so that a test can see a dead supervisor end the
+/// daemon (`tests/e2e/daemon_life.rs`). Release builds ignore it.
+pub const TEST_PANIC_ENV: &str = "VELOSD_TEST_PANIC";
+
 /// Whether this process is the detached daemon.
 pub fn is_detached() -> bool {
     std::env::var_os(DETACHED_ENV).is_some()
+}
+
+/// What the daemon's internal variables said.
+pub struct Internal {
+    /// [`TEST_PANIC_ENV`], in debug builds.
+    pub test_panic: Option<String>,
+}
+
+/// Reads the daemon's internal variables and removes them from its environment, so that
+/// no child inherits them (a start without `env` gives the child the daemon's own).
+///
+/// Must run before the daemon starts any thread: changing the environment while another
+/// thread may read it is undefined behaviour.
+#[allow(unsafe_code)]
+pub fn take_internal_env() -> Internal {
+    let test_panic = std::env::var(TEST_PANIC_ENV).ok();
+    for key in [DETACHED_ENV, TEST_PANIC_ENV] {
+        // SAFETY: called first thing in `main` of the daemon, before any thread exists
+        // (the log writer, the runtime and the state writer all start later), so nothing
+        // reads the environment concurrently.
+        unsafe { std::env::remove_var(key) };
+    }
+    Internal {
+        test_panic: test_panic.filter(|_| cfg!(debug_assertions)),
+    }
 }
 
 /// Leaves the caller's session and working directory, and lets go of every file the

@@ -28,7 +28,9 @@ mod socket_watch;
 mod state;
 mod supervisor;
 
+use std::any::Any;
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -107,7 +109,12 @@ fn main() -> ExitCode {
         };
         return daemonize::launch(&home, &args);
     }
-    if daemonize::is_detached() {
+    let detached = daemonize::is_detached();
+    let internal = daemonize::take_internal_env();
+    if let Some(name) = internal.test_panic {
+        let _ = supervisor::TEST_PANIC.set(name);
+    }
+    if detached {
         daemonize::detach();
         daemon_log::start(daemon_log::Target::File(home.daemon_log_path()));
     } else {
@@ -143,13 +150,17 @@ fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
         std::process::id(),
         socket.display()
     ));
-    smol::block_on(async {
+    let died = smol::block_on(async {
         let (commands, inbox) = async_channel::unbounded();
         let (exit, exit_requested) = async_channel::bounded(1);
         let supervisor = Supervisor::new(home.clone(), commands.clone(), exit.clone(), state);
-        let _supervisor = smol::spawn(supervisor.run(inbox));
+        // Panics are caught here rather than by the executor (which would keep it to
+        // itself), so that the daemon learns the task is gone.
+        let supervisor = smol::spawn(AssertUnwindSafe(supervisor.run(inbox)).catch_unwind());
         let server = server::serve(listener, &socket, commands.clone(), exit);
-        let _signals = smol::spawn(signals::forward(signals, commands.clone()));
+        let signals = smol::spawn(
+            AssertUnwindSafe(signals::forward(signals, commands.clone())).catch_unwind(),
+        );
         // What a dead daemon left running goes first, so that what is resurrected does
         // not meet its old self (holding its port, say).
         let root = home.root().to_owned();
@@ -160,13 +171,34 @@ fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
             }
         })
         .detach();
-        // The server borrows the socket path, so it runs here rather than in a task.
-        server
-            .or(async {
-                let _ = exit_requested.recv().await;
-            })
-            .await;
+        // The server borrows the socket path, so it runs here rather than in a task. The
+        // supervisor and the signal task run until the daemon exits; if one of them ends
+        // first, nothing would act on requests or signals any more.
+        async {
+            server.await;
+            None
+        }
+        .or(async {
+            let _ = exit_requested.recv().await;
+            None
+        })
+        .or(async { Some(format!("the supervisor {}", ending(supervisor.await))) })
+        .or(async { Some(format!("the signal handler {}", ending(signals.await))) })
+        .await
     });
+    if let Some(reason) = died {
+        // No graceful stop without the supervisor: the process table went with it. Our
+        // children get SIGTERM from their parent-death signal as we exit, and the next
+        // daemon on this home ends whatever ignores it. The list as last saved stays, for
+        // `velosd --resurrect`.
+        state_thread.stop();
+        let _ = std::fs::remove_file(&socket);
+        drop(pid_file);
+        anyhow::bail!(
+            "{reason}; exiting: its processes get SIGTERM as the daemon ends, and the next \
+             velos command starts a new daemon"
+        );
+    }
     // Descendants that escaped every group and were re-parented late would outlive us.
     orphans::end_ours(home.root());
     // The last list queued before shutdown reaches the disk.
@@ -177,4 +209,17 @@ fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
     drop(pid_file);
     log("stopped");
     Ok(())
+}
+
+/// How a task that should have run for ever ended: `panicked: <message>`, or `ended`.
+fn ending(outcome: Result<(), Box<dyn Any + Send>>) -> String {
+    let Err(payload) = outcome else {
+        return "ended".to_owned();
+    };
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned());
+    format!("panicked: {message}")
 }

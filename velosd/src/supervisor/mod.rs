@@ -66,6 +66,10 @@ const EVENT_QUEUE: usize = 256;
 /// children for every exit and SIGCHLD in it).
 const MAX_BATCH: usize = 1024;
 
+/// Test-only: the name whose start panics (see `daemonize::TEST_PANIC_ENV`); only ever set
+/// in debug builds.
+pub static TEST_PANIC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// The answer to a request.
 pub type Reply = Sender<Result<Response, RpcError>>;
 
@@ -436,6 +440,13 @@ impl Supervisor {
         }
         let id = self.table.next_id();
         let entry = self.new_entry(id, params)?;
+        if TEST_PANIC.get() == Some(&entry.name) {
+            panic!(
+                "{} asked for a panic on starting '{}'",
+                crate::daemonize::TEST_PANIC_ENV,
+                entry.name
+            );
+        }
         let info = self.insert_and_launch(entry, true)?;
         self.persist();
         Ok(info)

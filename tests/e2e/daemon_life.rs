@@ -1,0 +1,70 @@
+//! The daemon's own life: a supervisor that dies takes the daemon with it (issue 10, item 2),
+//! the open-file limit is raised at start (issue 9, item 7), a corrupt `state.msgpack` is
+//! kept aside and the daemon's internal variables never reach a child (issue 9, item 13).
+
+use std::process::{Child, Command, ExitStatus, Stdio};
+
+use crate::harness::{TestHome, WAIT, bins, fixture, wait_gone, wait_until};
+
+/// Starts `velosd --no-daemon` in `home` with `env` added, its stderr (the log) in
+/// `velosd.log` of the home.
+fn foreground_daemon(home: &TestHome, env: &[(&str, &str)]) -> Child {
+    let log = std::fs::File::create(home.path().join("foreground.log")).expect("create the log");
+    let mut command = Command::new(&bins().velosd);
+    command
+        .arg("--no-daemon")
+        .env("VELOS_HOME", home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let child = command.spawn().expect("start velosd --no-daemon");
+    home.record(child.id() as i32);
+    wait_until(WAIT, "the foreground daemon to answer", || {
+        crate::harness::ping_socket(&home.home().socket_path())
+    });
+    child
+}
+
+/// Waits (bounded) for `child` to exit.
+#[track_caller]
+fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
+    wait_until(WAIT, what, || child.try_wait().ok().flatten())
+}
+
+#[test]
+fn a_supervisor_that_panics_ends_the_daemon_with_a_log_line_and_the_next_command_works() {
+    let home = TestHome::new();
+    let mut daemon = foreground_daemon(&home, &[("VELOSD_TEST_PANIC", "boom")]);
+    home.velos(&["start", &fixture("sleeper.sh"), "--name", "keeper"])
+        .success();
+    let keeper = home.wait_running("keeper").pid.expect("a pid");
+
+    // The daemon's test-only trigger: starting a process named "boom" panics in the
+    // supervisor. The request gets no answer.
+    let output = home.velos(&["start", &fixture("sleeper.sh"), "--name", "boom"]);
+    assert!(!output.status.success(), "the start succeeded\n{output}");
+    let status = wait_exit(
+        &mut daemon,
+        "the daemon to exit after its supervisor panicked",
+    );
+    assert!(!status.success(), "the daemon exited with {status}");
+    let log = std::fs::read_to_string(home.path().join("foreground.log")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("the supervisor panicked")
+                && line.contains("VELOSD_TEST_PANIC")),
+        "no line in the daemon's log says why it exited:\n{log}"
+    );
+    // Its children got their parent-death signal.
+    wait_gone(keeper, "the keeper after the daemon's exit");
+    assert!(!home.home().pid_path().exists(), "velos.pid left behind");
+
+    // The next command starts a new daemon.
+    home.velos(&["ping"]).success();
+    let new = home.daemon_pid().expect("a new daemon");
+    assert_ne!(new as u32, daemon.id(), "the old daemon answers");
+    assert!(home.list().is_empty(), "the new daemon's list is not empty");
+}
