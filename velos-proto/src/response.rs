@@ -73,6 +73,14 @@ pub struct PingInfo {
     /// list on disk is current.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_error: Option<String>,
+    /// The daemon's limit of open files (its soft `RLIMIT_NOFILE`, raised at start to the
+    /// hard limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_files: Option<u64>,
+    /// About how many processes that limit lets the daemon manage (each takes five
+    /// descriptors: two pipes, two log files, one pidfd; some are kept for clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_processes: Option<u32>,
 }
 
 /// One managed process, as `process.list` and `velos list --json` show it.

@@ -11,6 +11,7 @@
 mod daemon_log;
 mod daemonize;
 mod error;
+mod fd_limit;
 mod follow;
 mod logfile;
 mod logread;
@@ -150,6 +151,7 @@ fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
         std::process::id(),
         socket.display()
     ));
+    fd_limit::raise();
     let died = smol::block_on(async {
         let (commands, inbox) = async_channel::unbounded();
         let (exit, exit_requested) = async_channel::bounded(1);

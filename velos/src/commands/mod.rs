@@ -116,6 +116,12 @@ fn ping() -> Result<()> {
         info.version,
         info.pid
     )?;
+    if let (Some(limit), Some(room)) = (info.max_open_files, info.max_processes) {
+        writeln!(
+            io::stdout().lock(),
+            "open files limit {limit}: room for about {room} processes"
+        )?;
+    }
     if let Some(error) = &info.state_error {
         eprintln!(
             "warning: the daemon's process list is not saved: {error}; it tries again every second"

@@ -1,0 +1,89 @@
+//! The daemon's limit of open files, raised at start, and how many processes it allows.
+//!
+//! A daemon started from a shell keeps that shell's soft `RLIMIT_NOFILE`, often 1024,
+//! while each managed process holds [`FDS_PER_PROCESS`] descriptors of the daemon's (two
+//! pipes, two log files, one pidfd): at 1024 that is about 190 processes. So at start the
+//! soft limit is raised to the hard limit, as systemd and PM2 do. The children inherit the
+//! raised limit. `daemon.ping` reports the limit and the number of processes it allows
+//! (`velos ping` prints them), and velosd.log says so at start.
+
+use std::sync::OnceLock;
+
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+/// Descriptors the daemon holds for each process it manages.
+pub const FDS_PER_PROCESS: u64 = 5;
+/// Descriptors kept for the daemon itself and its clients (the socket, the epoll and
+/// signal machinery, connections).
+pub const RESERVED_FDS: u64 = 64;
+/// Used where the hard limit is "unlimited", which the kernel refuses as a soft limit for
+/// open files (Linux caps it at `fs.nr_open`, macOS at `OPEN_MAX`).
+#[cfg(target_os = "linux")]
+const UNLIMITED_FALLBACK: u64 = 1 << 20;
+#[cfg(not(target_os = "linux"))]
+const UNLIMITED_FALLBACK: u64 = 10_240;
+
+/// The limit in force, once [`raise`] has run.
+static LIMIT: OnceLock<u64> = OnceLock::new();
+
+/// Raises the soft limit to the hard one (logging what it did) and remembers the result.
+pub fn raise() {
+    let before = getrlimit(Resource::Nofile);
+    let target = before.maximum.unwrap_or_else(nr_open);
+    let mut limit = before.current.unwrap_or(target);
+    if limit < target {
+        let raised = Rlimit {
+            current: Some(target),
+            maximum: before.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                crate::log(format_args!(
+                    "open files limit raised from {limit} to {target}: room for about {} processes",
+                    max_processes(target)
+                ));
+                limit = target;
+            }
+            Err(error) => crate::log(format_args!(
+                "cannot raise the open files limit from {limit} to {target} ({error}): room for about {} processes",
+                max_processes(limit)
+            )),
+        }
+    }
+    let _ = LIMIT.set(limit);
+}
+
+/// The soft limit of open files, if [`raise`] has run.
+pub fn limit() -> Option<u64> {
+    LIMIT.get().copied()
+}
+
+/// About how many processes `limit` descriptors let the daemon manage.
+pub fn max_processes(limit: u64) -> u32 {
+    u32::try_from(limit.saturating_sub(RESERVED_FDS) / FDS_PER_PROCESS).unwrap_or(u32::MAX)
+}
+
+/// The most open files the kernel allows a process (`fs.nr_open` on Linux).
+fn nr_open() -> u64 {
+    #[cfg(target_os = "linux")]
+    if let Some(max) = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+    {
+        return max;
+    }
+    UNLIMITED_FALLBACK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_process_count_leaves_room_for_the_daemon_and_its_clients() {
+        assert_eq!(max_processes(1024), 192);
+        assert_eq!(max_processes(RESERVED_FDS), 0);
+        assert_eq!(max_processes(10), 0);
+        assert_eq!(max_processes(u64::MAX), u32::MAX);
+    }
+}
