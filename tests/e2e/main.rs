@@ -34,6 +34,9 @@ mod follow_burst;
 // Every `--help` ends with an example; `velos completions bash|zsh|fish`.
 mod help;
 
+// Hostile but legal frames (16 MiB of nested values, 60,000 arguments): memory back where it was.
+mod hostile;
+
 // `velos info`/`describe` text and --json, CPU and memory in `list`, `start --cwd --env`,
 // `restart --update-env`.
 mod info;

@@ -31,13 +31,13 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const PROMPT: Duration = Duration::from_secs(1);
 
 /// A client that writes whatever bytes a test gives it and reads frames back by hand.
-struct Raw {
-    stream: UnixStream,
+pub(crate) struct Raw {
+    pub(crate) stream: UnixStream,
 }
 
 /// What came back on a raw connection.
 #[derive(Debug)]
-enum Reply {
+pub(crate) enum Reply {
     /// One frame: the version byte of its header and the message it carried.
     Frame { version: u8, message: Envelope },
     /// The daemon closed the connection (end of stream, or a reset after it had left
@@ -48,7 +48,7 @@ enum Reply {
 impl Raw {
     /// Connects to the home's socket, with reads and writes bounded by [`ANSWER_TIMEOUT`].
     #[track_caller]
-    fn connect(home: &TestHome) -> Raw {
+    pub(crate) fn connect(home: &TestHome) -> Raw {
         let path = home.home().socket_path();
         let stream = UnixStream::connect(&path)
             .unwrap_or_else(|error| panic!("connect {}: {error}", path.display()));
@@ -60,7 +60,7 @@ impl Raw {
     }
 
     #[track_caller]
-    fn send(&mut self, bytes: &[u8]) {
+    pub(crate) fn send(&mut self, bytes: &[u8]) {
         if let Err(error) = self.stream.write_all(bytes) {
             panic!("writing {} bytes: {error}", bytes.len());
         }
@@ -68,7 +68,7 @@ impl Raw {
 
     /// Reads one frame or the end of the connection, waiting at most the read timeout.
     #[track_caller]
-    fn read(&mut self) -> Reply {
+    pub(crate) fn read(&mut self) -> Reply {
         let mut header = [0u8; HEADER_LEN];
         let mut filled = 0;
         while filled < HEADER_LEN {
@@ -116,7 +116,7 @@ impl Raw {
 
     /// Expects an error answer with `msgid` and `code` in a version-1 frame.
     #[track_caller]
-    fn expect_error(&mut self, msgid: u32, code: ErrorCode, what: &str) -> RpcError {
+    pub(crate) fn expect_error(&mut self, msgid: u32, code: ErrorCode, what: &str) -> RpcError {
         match self.read() {
             Reply::Frame {
                 version: VERSION,
@@ -135,7 +135,7 @@ impl Raw {
 
     /// Expects the daemon to have closed the connection.
     #[track_caller]
-    fn expect_closed(&mut self, what: &str) {
+    pub(crate) fn expect_closed(&mut self, what: &str) {
         match self.read() {
             Reply::Closed => {}
             other => panic!("{what}: expected the daemon to close the connection, got {other:?}"),
@@ -144,7 +144,7 @@ impl Raw {
 
     /// Expects the answer to a ping with `msgid`.
     #[track_caller]
-    fn expect_pong(&mut self, msgid: u32, what: &str) -> PingInfo {
+    pub(crate) fn expect_pong(&mut self, msgid: u32, what: &str) -> PingInfo {
         match self.read() {
             Reply::Frame {
                 version: VERSION,
@@ -163,19 +163,19 @@ impl Raw {
 
     /// Sends a ping with `msgid` and returns its answer.
     #[track_caller]
-    fn ping(&mut self, msgid: u32, what: &str) -> PingInfo {
+    pub(crate) fn ping(&mut self, msgid: u32, what: &str) -> PingInfo {
         self.send(&ping_frame(msgid));
         self.expect_pong(msgid, what)
     }
 }
 
 /// A whole `daemon.ping` frame with `msgid`.
-fn ping_frame(msgid: u32) -> Vec<u8> {
+pub(crate) fn ping_frame(msgid: u32) -> Vec<u8> {
     frame(&Request::Ping.encode(msgid).expect("encode ping"))
 }
 
 /// A whole frame around `payload`.
-fn frame(payload: &[u8]) -> Vec<u8> {
+pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
     frame::encode_frame(payload).expect("encode frame")
 }
 
@@ -188,7 +188,7 @@ fn header(magic: &[u8; 4], version: u8, len: u32) -> Vec<u8> {
 }
 
 /// A request frame with any method and any params, as JSON made MessagePack.
-fn request_frame(msgid: u32, method: &str, params: &serde_json::Value) -> Vec<u8> {
+pub(crate) fn request_frame(msgid: u32, method: &str, params: &serde_json::Value) -> Vec<u8> {
     frame(&rpc::encode_request(msgid, method, params).expect("encode request"))
 }
 
@@ -209,7 +209,7 @@ fn assert_prompt_ping(home: &TestHome, pid: u32, what: &str) {
 
 /// Starts the daemon of `home` and returns its pid.
 #[track_caller]
-fn start_daemon(home: &TestHome) -> u32 {
+pub(crate) fn start_daemon(home: &TestHome) -> u32 {
     home.velos(&["ping"]).success();
     home.ping().pid
 }

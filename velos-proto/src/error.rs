@@ -46,6 +46,18 @@ pub enum Error {
     /// The payload was MessagePack but not a request, response or notification.
     #[error("malformed message: {0}")]
     Malformed(String),
+    /// A request held more values than one request may (see [`crate::budget`]).
+    #[error("request holds more than {limit} values, the limit of one request")]
+    TooManyValues {
+        /// The budget, [`crate::budget::MAX_REQUEST_VALUES`].
+        limit: usize,
+    },
+    /// A request nested maps and arrays deeper than one request may.
+    #[error("request nests maps and arrays more than {limit} levels deep")]
+    TooDeep {
+        /// The budget, [`crate::budget::MAX_REQUEST_DEPTH`].
+        limit: usize,
+    },
     /// A value could not be encoded as MessagePack.
     #[error("could not encode message: {0}")]
     Encode(String),

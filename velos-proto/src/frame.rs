@@ -26,7 +26,7 @@ pub const MAX_PAYLOAD_BYTES: u32 = 16 * 1024 * 1024;
 
 /// Bytes of payload read per step: a peer's claimed length is never allocated up front,
 /// so memory grows only with what actually arrives.
-const READ_STEP_BYTES: u64 = 64 * 1024;
+const READ_STEP_BYTES: usize = 64 * 1024;
 
 /// Encodes the header for a payload of `len` bytes.
 ///
@@ -110,16 +110,36 @@ where
             Err(e) => return Err(Error::Io(e)),
         }
     }
-    let len = u64::from(decode_header(&header)?);
-    // Grow with the bytes that arrive, never with the bytes that were promised.
-    let mut remaining = len;
-    while remaining > 0 {
-        let step = remaining.min(READ_STEP_BYTES);
-        let got = (&mut *reader).take(step).read_to_end(payload).await?;
-        if got == 0 {
-            return Err(Error::Truncated);
+    let len = decode_header(&header)? as usize;
+    // Grow with the bytes that arrive, never with the bytes that were promised: at most
+    // one step ahead of what was received, and never past the announced length.
+    while payload.len() < len {
+        let start = payload.len();
+        let step = (len - start).min(READ_STEP_BYTES);
+        if payload.capacity() < start + step {
+            let target = (payload.capacity() * 2).clamp(start + step, len);
+            payload.reserve_exact(target - start);
         }
-        remaining -= got as u64;
+        // Only this step is zeroed (`read_to_end` would zero the whole spare capacity on
+        // every call, quadratic in the frame's size).
+        payload.resize(start + step, 0);
+        let read = loop {
+            match reader.read(&mut payload[start..]).await {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        match read {
+            Ok(0) => {
+                payload.truncate(start);
+                return Err(Error::Truncated);
+            }
+            Ok(n) => payload.truncate(start + n),
+            Err(e) => {
+                payload.truncate(start);
+                return Err(Error::Io(e));
+            }
+        }
     }
     Ok(true)
 }
@@ -225,6 +245,32 @@ mod tests {
         ));
         assert!(matches!(result, Err(Error::Truncated)));
         assert!(payload.capacity() < 1024 * 1024, "{}", payload.capacity());
+    }
+
+    #[test]
+    fn a_large_frame_arriving_in_pieces_is_read_whole_into_a_buffer_of_its_size() {
+        /// Hands out at most 1000 bytes per read, as a socket does.
+        struct Trickle(futures_lite::io::Cursor<Vec<u8>>);
+        impl AsyncRead for Trickle {
+            fn poll_read(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                let len = buf.len().min(1000);
+                std::pin::Pin::new(&mut self.0).poll_read(cx, &mut buf[..len])
+            }
+        }
+        let body: Vec<u8> = (0..300_001u32).map(|i| (i % 251) as u8).collect();
+        let mut reader = Trickle(futures_lite::io::Cursor::new(encode_frame(&body).unwrap()));
+        let mut payload = Vec::new();
+        assert!(futures_lite::future::block_on(read_frame(&mut reader, &mut payload)).unwrap());
+        assert_eq!(payload, body);
+        assert_eq!(
+            payload.capacity(),
+            body.len(),
+            "no more than the frame's size"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!
 //! - [`frame`]: the header codec and reading and writing frames;
 //! - [`rpc`]: the MessagePack-RPC envelope ([`Envelope`]): request, response, notification;
+//! - [`budget`]: how many values and levels one request may hold, checked before decoding;
 //! - [`Method`], [`Request`] and [`Response`]: every method with typed params and results;
 //! - [`ErrorCode`] and [`RpcError`]: the daemon's error map;
 //! - [`home`]: where the socket, pid file and logs live, and the process name rules.
@@ -19,22 +20,19 @@
 //! A request, encoded and decoded again:
 //!
 //! ```
-//! use velos_proto::{Envelope, Method, Request, frame};
+//! use velos_proto::{Request, frame};
 //!
 //! let payload = Request::List.encode(1).unwrap();
 //! let bytes = frame::encode_frame(&payload).unwrap();
 //! let (payload, _) = frame::decode_frame(&bytes).unwrap();
-//! let Envelope::Request { msgid, method, params } = Envelope::decode(payload).unwrap() else {
-//!     unreachable!()
-//! };
-//! assert_eq!(msgid, 1);
-//! let method = Method::from_name(&method).unwrap();
-//! assert_eq!(Request::from_parts(method, params).unwrap(), Request::List);
+//! let (msgid, request) = Request::decode(payload).unwrap();
+//! assert_eq!((msgid, request.unwrap()), (1, Request::List));
 //! ```
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod budget;
 mod error;
 pub mod frame;
 pub mod home;
@@ -49,7 +47,8 @@ pub use error::{Error, ErrorCode, RpcError};
 pub use home::Home;
 pub use method::Method;
 pub use request::{
-    LogReadParams, NoParams, Request, RestartParams, SaveParams, StartParams, Target, TargetParams,
+    LogReadParams, MAX_QUOTED_CHARS, NoParams, Refused, Request, RestartParams, SaveParams,
+    StartParams, Target, TargetParams,
 };
 pub use response::{
     EventKind, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,
@@ -102,10 +101,38 @@ mod fuzz_tests {
 
     use super::*;
 
+    /// Maps of small nested values of every kind, `target` often among the keys.
+    fn arbitrary_map() -> impl Strategy<Value = rmpv::Value> {
+        let leaf = prop_oneof![
+            Just(rmpv::Value::Nil),
+            any::<bool>().prop_map(rmpv::Value::from),
+            any::<i64>().prop_map(rmpv::Value::from),
+            any::<u64>().prop_map(rmpv::Value::from),
+            any::<f64>().prop_map(rmpv::Value::from),
+            "[a-z0-9]{0,12}".prop_map(rmpv::Value::from),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(rmpv::Value::Binary),
+        ];
+        let value = leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(rmpv::Value::Array),
+                proptest::collection::vec(("[a-z]{1,6}".prop_map(rmpv::Value::from), inner), 0..8)
+                    .prop_map(rmpv::Value::Map),
+            ]
+        });
+        proptest::collection::vec(
+            (prop_oneof![Just("target".to_owned()), "[a-z]{1,6}"], value),
+            0..6,
+        )
+        .prop_map(|entries| {
+            rmpv::Value::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
+        })
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic_the_decoders(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = Envelope::decode(&bytes);
+            let _ = Request::decode(&bytes);
             let _ = frame::decode_frame(&bytes);
             let mut payload = Vec::new();
             let _ = futures_lite::future::block_on(frame::read_frame(
@@ -116,12 +143,29 @@ mod fuzz_tests {
 
         #[test]
         fn arbitrary_params_never_panic_typed_decoding(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            // The params after a valid envelope head, for every method.
+            let mut payload = b"\x94\x00\x01\xabdaemon.ping".to_vec();
+            payload.extend_from_slice(&bytes);
+            if let Ok(head) = rpc::decode_request(&payload) {
+                for method in Method::ALL {
+                    let _ = Request::decode_params(method, head.params);
+                }
+            }
             if let Ok(value) = rmpv::decode::read_value(&mut bytes.as_slice()) {
                 for method in Method::ALL {
-                    let _ = Request::from_parts(method, value.clone());
                     let _ = Response::from_parts(method, value.clone());
                 }
             }
+        }
+
+        #[test]
+        fn arbitrary_maps_decode_like_the_value_tree(value in arbitrary_map()) {
+            // Whatever a map holds, the one-pass decoder agrees with the value tree on
+            // whether it is a well-formed request, and never panics.
+            let payload = rpc::encode_request(5, "process.stop", &value).unwrap();
+            let tree = Envelope::decode(&payload);
+            let typed = Request::decode(&payload);
+            prop_assert_eq!(tree.is_ok(), typed.is_ok(), "{:?} / {:?}", tree, typed);
         }
 
         #[test]

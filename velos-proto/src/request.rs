@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use rmpv::Value;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{Error, Method, rpc};
@@ -216,6 +215,36 @@ fn default_lines() -> u32 {
     15
 }
 
+/// Why a well-formed request cannot be carried out. The daemon answers it with an error
+/// (`unknown-method`, `invalid-params`) and keeps the connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refused {
+    /// The method is not one this version knows; its name, cut to
+    /// [`MAX_QUOTED_CHARS`] characters.
+    #[error("unknown method '{0}'")]
+    UnknownMethod(String),
+    /// The params do not fit the method (a missing or mistyped field).
+    #[error("bad params for {method}: {error}")]
+    InvalidParams {
+        /// The method.
+        method: Method,
+        /// What did not fit.
+        error: Error,
+    },
+}
+
+/// How much of a client's text an error message quotes; the rest is cut and marked `…`.
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// `text` cut to [`MAX_QUOTED_CHARS`] characters, with `…` when something was cut.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 /// A method with its typed params: what a client asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -271,22 +300,46 @@ impl Request {
         }
     }
 
-    /// Reads the params of `method` from the wire value.
-    pub fn from_parts(method: Method, params: Value) -> Result<Request, Error> {
+    /// Decodes a request payload once, straight into its typed form, within the decoding
+    /// budget (see [`crate::budget`]): the msgid, and the request or why it cannot be
+    /// carried out. `Err` when the payload is not a well-formed request at all (then the
+    /// msgid may be unknown). Parameters a method does not know are skipped, never built.
+    /// Never panics, whatever the bytes.
+    ///
+    /// # Examples
+    /// ```
+    /// use velos_proto::{Request, Target, TargetParams};
+    ///
+    /// let stop = Request::Stop(TargetParams { target: Target::Id(3) });
+    /// let (msgid, decoded) = Request::decode(&stop.encode(7).unwrap()).unwrap();
+    /// assert_eq!((msgid, decoded.unwrap()), (7, stop));
+    /// ```
+    pub fn decode(payload: &[u8]) -> Result<(u32, Result<Request, Refused>), Error> {
+        let head = rpc::decode_request(payload)?;
+        let request = match Method::from_name(head.method) {
+            None => Err(Refused::UnknownMethod(shorten(head.method))),
+            Some(method) => Request::decode_params(method, head.params)
+                .map_err(|error| Refused::InvalidParams { method, error }),
+        };
+        Ok((head.msgid, request))
+    }
+
+    /// Decodes the params of `method`, straight into their typed form.
+    pub fn decode_params(method: Method, params: rpc::Params<'_>) -> Result<Request, Error> {
         Ok(match method {
             Method::DaemonPing => Request::Ping,
             Method::DaemonKill => Request::Kill,
-            Method::ProcessStart => Request::Start(rpc::from_value(params)?),
-            Method::ProcessStop => Request::Stop(rpc::from_value(params)?),
-            Method::ProcessRestart => Request::Restart(rpc::from_value(params)?),
-            Method::ProcessDelete => Request::Delete(rpc::from_value(params)?),
+            Method::ProcessStart => Request::Start(params.decode()?),
+            Method::ProcessStop => Request::Stop(params.decode()?),
+            Method::ProcessRestart => Request::Restart(params.decode()?),
+            Method::ProcessDelete => Request::Delete(params.decode()?),
             Method::ProcessList => Request::List,
-            Method::LogRead => Request::LogRead(rpc::from_value(params)?),
-            Method::ProcessInfo => Request::Info(rpc::from_value(params)?),
-            Method::LogFollow => Request::LogFollow(rpc::from_value(params)?),
-            Method::LogFlush => Request::LogFlush(rpc::from_value(params)?),
+            Method::LogRead => Request::LogRead(params.decode()?),
+            Method::ProcessInfo => Request::Info(params.decode()?),
+            Method::LogFollow => Request::LogFollow(params.decode()?),
+            Method::LogFlush => Request::LogFlush(params.decode()?),
             Method::EventsSubscribe => Request::Subscribe,
-            Method::DaemonSave => Request::Save(rpc::from_value(params)?),
+            Method::DaemonSave => Request::Save(params.decode()?),
             Method::DaemonResurrect => Request::Resurrect,
         })
     }
@@ -316,22 +369,30 @@ impl Request {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::Envelope;
 
     fn round_trip(request: Request) {
         let payload = request.encode(42).unwrap();
-        let Envelope::Request {
-            msgid,
-            method,
-            params,
-        } = Envelope::decode(&payload).unwrap()
-        else {
-            panic!("not a request");
-        };
+        let (msgid, decoded) = Request::decode(&payload).unwrap();
         assert_eq!(msgid, 42);
-        let method = Method::from_name(&method).unwrap();
-        assert_eq!(Request::from_parts(method, params).unwrap(), request);
+        assert_eq!(decoded.unwrap(), request);
+        // The generic envelope reads it too.
+        assert!(matches!(
+            Envelope::decode(&payload).unwrap(),
+            Envelope::Request { msgid: 42, .. }
+        ));
+    }
+
+    /// `[0, 1, method, params]` with params given as JSON.
+    fn payload(method: &str, params: serde_json::Value) -> Vec<u8> {
+        rpc::encode_request(1, method, &params).unwrap()
+    }
+
+    fn decoded(method: &str, params: serde_json::Value) -> Result<Request, Refused> {
+        Request::decode(&payload(method, params)).unwrap().1
     }
 
     #[test]
@@ -395,23 +456,75 @@ mod tests {
             Target::parse("99999999999"),
             Target::Name("99999999999".into())
         );
-        let from_wire: Target = rpc::from_value(Value::from("12")).unwrap();
+        let from_wire: Target = rpc::from_value(rmpv::Value::from("12")).unwrap();
         assert_eq!(from_wire, Target::Id(12));
     }
 
     #[test]
-    fn missing_or_mistyped_fields_are_errors() {
-        let params = Value::Map(vec![("target".into(), Value::Boolean(true))]);
-        assert!(Request::from_parts(Method::ProcessStop, params).is_err());
-        assert!(Request::from_parts(Method::ProcessStart, Value::Map(vec![])).is_err());
+    fn missing_or_mistyped_fields_are_invalid_params() {
+        for (method, params) in [
+            ("process.stop", json!({"target": true})),
+            ("process.start", json!({})),
+            ("log.read", json!({"target": "api", "lines": "many"})),
+        ] {
+            assert!(
+                matches!(
+                    decoded(method, params.clone()),
+                    Err(Refused::InvalidParams { method: m, .. }) if m.as_str() == method
+                ),
+                "{method} {params}"
+            );
+        }
     }
 
     #[test]
-    fn unknown_fields_are_ignored() {
-        let params = Value::Map(vec![
-            ("target".into(), "api".into()),
-            ("from_the_future".into(), 1.into()),
-        ]);
-        assert!(Request::from_parts(Method::ProcessStop, params).is_ok());
+    fn unknown_fields_are_skipped() {
+        let stop = decoded(
+            "process.stop",
+            json!({"target": "api", "from_the_future": {"deep": [1, [2, {"x": "y"}]]}}),
+        );
+        assert_eq!(
+            stop.unwrap(),
+            Request::Stop(TargetParams {
+                target: Target::Name("api".into())
+            })
+        );
+        assert_eq!(
+            decoded("daemon.ping", json!({"x": [1, 2, 3]})).unwrap(),
+            Request::Ping
+        );
+    }
+
+    #[test]
+    fn unknown_methods_are_refused_with_their_name_cut_short() {
+        let Err(Refused::UnknownMethod(name)) = decoded("process.explode", json!({})) else {
+            panic!("not refused as unknown");
+        };
+        assert_eq!(name, "process.explode");
+        let Err(Refused::UnknownMethod(name)) = decoded(&"é".repeat(100_000), json!({})) else {
+            panic!("not refused as unknown");
+        };
+        assert_eq!(name, format!("{}…", "é".repeat(MAX_QUOTED_CHARS)));
+    }
+
+    #[test]
+    fn nil_params_read_as_an_empty_map() {
+        let payload = rpc::encode_request(3, "log.read", &()).unwrap();
+        assert!(matches!(
+            Request::decode(&payload).unwrap(),
+            (3, Err(Refused::InvalidParams { .. }))
+        ));
+        let payload = rpc::encode_request(3, "process.list", &()).unwrap();
+        assert_eq!(Request::decode(&payload).unwrap().1.unwrap(), Request::List);
+    }
+
+    #[test]
+    fn a_request_over_the_budget_is_refused_whole() {
+        let nils = vec![vec![(); 1]; crate::budget::MAX_REQUEST_VALUES];
+        let payload = rpc::encode_request(1, "daemon.ping", &json!({ "x": nils })).unwrap();
+        assert!(matches!(
+            Request::decode(&payload),
+            Err(Error::TooManyValues { .. })
+        ));
     }
 }

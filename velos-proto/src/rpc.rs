@@ -6,14 +6,18 @@
 //! notification  [2, method, params]          daemon -> client, for streams
 //! ```
 //!
-//! This module checks the shape of the envelope and leaves `params` and `result` as
-//! [`rmpv::Value`]; [`crate::Request`] and [`crate::Response`] give them types.
+//! The daemon reads a request with [`decode_request`]: the envelope by hand and the params
+//! only measured against the [`crate::budget`], then decoded once, straight into their
+//! typed form ([`crate::Request::decode`]). A client reads a response with
+//! [`decode_response`] the same way. [`Envelope`] reads any message as an [`rmpv::Value`]
+//! tree, for tools and tests that want to look at whatever came.
 //! Structs are encoded with named fields, so every params and result is a map.
 
 use rmpv::Value;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
+use crate::budget::Reader;
 use crate::{Error, RpcError};
 
 /// The names of the notifications the daemon sends on a stream connection.
@@ -156,6 +160,92 @@ pub fn encode_notification<P: Serialize + ?Sized>(
     params: &P,
 ) -> Result<Vec<u8>, Error> {
     encode(&(NOTIFICATION, method, params))
+}
+
+/// A request's envelope, read without building its params.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHead<'a> {
+    /// Chosen by the client; echoed in the response.
+    pub msgid: u32,
+    /// The method name, such as `process.start`, as sent (it may be one this version does
+    /// not know).
+    pub method: &'a str,
+    /// The params, measured but not decoded.
+    pub params: Params<'a>,
+}
+
+/// The params of a request as they came: one map (or nil) within the decoding budget,
+/// still MessagePack. Only [`decode_request`] makes one, so a `Params` never holds more
+/// than the budget allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params<'a>(&'a [u8]);
+
+impl<'a> Params<'a> {
+    /// The MessagePack bytes of the params.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// Decodes the params straight into `T`, in one pass. Fields `T` does not know are
+    /// skipped without being built; nil reads as an empty map.
+    pub fn decode<T: Deserialize<'a>>(&self) -> Result<T, Error> {
+        let bytes = if self.0 == [0xc0] {
+            &[0x80][..]
+        } else {
+            self.0
+        };
+        rmp_serde::from_slice(bytes).map_err(|e| Error::Malformed(e.to_string()))
+    }
+}
+
+/// Reads a request payload `[0, msgid, method, params]`: the envelope is checked, the
+/// params only measured against the [`crate::budget`] (refused with
+/// [`Error::TooManyValues`] or [`Error::TooDeep`] at the first value over it). Allocates
+/// nothing; never panics, whatever the bytes.
+pub fn decode_request(payload: &[u8]) -> Result<RequestHead<'_>, Error> {
+    let mut reader = Reader::new(payload);
+    let Some(len) = reader.array_len()? else {
+        return Err(Error::Malformed("message is not an array".into()));
+    };
+    let kind = reader.unsigned()?;
+    if (kind, len) != (Some(REQUEST), 4) {
+        return Err(Error::Malformed(match kind {
+            Some(RESPONSE) => {
+                "expected a request [0, msgid, method, params], got a response".into()
+            }
+            Some(NOTIFICATION) => {
+                "expected a request [0, msgid, method, params], got a notification".into()
+            }
+            Some(REQUEST) => format!("a request has 4 elements, not {len}"),
+            _ => "expected a request [0, msgid, method, params]".into(),
+        }));
+    }
+    let msgid = reader
+        .unsigned()?
+        .and_then(|id| u32::try_from(id).ok())
+        .ok_or_else(|| Error::Malformed("msgid is not an unsigned 32-bit integer".into()))?;
+    let method = reader
+        .str_bytes()?
+        .ok_or_else(|| Error::Malformed("method is not a string".into()))?;
+    let method = std::str::from_utf8(method)
+        .map_err(|_| Error::Malformed("method is not valid UTF-8".into()))?;
+    let start = reader.position();
+    match reader.peek()? {
+        0xc0 | 0x80..=0x8f | 0xde | 0xdf => reader.skip_value(0)?,
+        _ => return Err(Error::Malformed("params is not a map".into())),
+    }
+    let params = Params(&payload[start..reader.position()]);
+    if reader.remaining() > 0 {
+        return Err(Error::Malformed(format!(
+            "{} bytes after the message",
+            reader.remaining()
+        )));
+    }
+    Ok(RequestHead {
+        msgid,
+        method,
+        params,
+    })
 }
 
 /// A decoded response: its msgid, and the typed result or the daemon's error.
@@ -384,6 +474,58 @@ mod tests {
                 matches!(Envelope::decode(&payload), Err(Error::Malformed(_))),
                 "{payload:x?} -> {:?}",
                 Envelope::decode(&payload)
+            );
+        }
+    }
+
+    #[test]
+    fn request_heads_are_read_without_their_params() {
+        let params = Sample {
+            name: "api".into(),
+            lines: 3,
+        };
+        let payload = encode_request(u32::MAX, "log.read", &params).unwrap();
+        let head = decode_request(&payload).unwrap();
+        assert_eq!((head.msgid, head.method), (u32::MAX, "log.read"));
+        assert_eq!(head.params.as_bytes(), encode(&params).unwrap());
+        assert_eq!(head.params.decode::<Sample>().unwrap(), params);
+        // Any integer encoding of the kind and msgid, as the value tree accepts.
+        let wide = b"\x94\xcc\x00\xd2\x00\x00\x00\x05\xa1x\xc0";
+        let head = decode_request(wide).unwrap();
+        assert_eq!((head.msgid, head.method), (5, "x"));
+    }
+
+    #[test]
+    fn wrong_request_shapes_are_malformed_or_undecodable() {
+        let malformed: Vec<Vec<u8>> = vec![
+            encode(&"just a string").unwrap(),
+            encode(&(0, 1, "daemon.ping")).unwrap(),
+            encode(&(5, 1, "daemon.ping", ())).unwrap(),
+            encode(&(0, -1, "daemon.ping", ())).unwrap(),
+            encode(&(0, u64::MAX, "daemon.ping", ())).unwrap(),
+            encode(&(0, 1, 42, ())).unwrap(),
+            encode(&(0, 1, "daemon.ping", vec![1])).unwrap(),
+            encode_response(1, Ok(&())).unwrap(),
+            encode_notification("x", &()).unwrap(),
+            b"\x94\x00\x01\xa2\xff\xfe\x80".to_vec(),
+            [encode(&(0, 1, "daemon.ping", ())).unwrap(), vec![0xc0]].concat(),
+        ];
+        for payload in malformed {
+            assert!(
+                matches!(decode_request(&payload), Err(Error::Malformed(_))),
+                "{payload:x?} -> {:?}",
+                decode_request(&payload)
+            );
+        }
+        for payload in [
+            &[][..],
+            &[0x94, 0x00, 0x07],
+            &[0x94, 0x00, 0x01, 0xa1, b'x', 0x81],
+        ] {
+            assert!(
+                matches!(decode_request(payload), Err(Error::Decode(_))),
+                "{payload:x?} -> {:?}",
+                decode_request(payload)
             );
         }
     }

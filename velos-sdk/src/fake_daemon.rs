@@ -18,8 +18,8 @@ use std::time::Duration;
 use futures_lite::future::block_on;
 use futures_lite::io::AssertAsync;
 use velos_proto::{
-    Envelope, ErrorCode, LogLine, LogLines, Method, PingInfo, ProcessInfo, ProcessStatus, Request,
-    Response, RpcError, Saved, Stream, frame, rpc,
+    ErrorCode, LogLine, LogLines, PingInfo, ProcessInfo, ProcessStatus, Request, Response,
+    RpcError, Saved, Stream, frame, rpc,
 };
 
 /// How long a test waits for the fake daemon to report something before failing.
@@ -121,17 +121,7 @@ fn serve(
     let mut reader = AssertAsync::new(reader);
     let mut payload = Vec::new();
     while let Ok(true) = block_on(frame::read_frame(&mut reader, &mut payload)) {
-        let Ok(Envelope::Request {
-            msgid,
-            method,
-            params,
-        }) = Envelope::decode(&payload)
-        else {
-            return;
-        };
-        let Some(request) =
-            Method::from_name(&method).and_then(|method| Request::from_parts(method, params).ok())
-        else {
+        let Ok((msgid, Ok(request))) = Request::decode(&payload) else {
             return;
         };
         // A test that failed while holding the lock poisons it; its answers still do.

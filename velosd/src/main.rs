@@ -16,6 +16,7 @@ mod follow;
 mod logfile;
 mod logread;
 mod logs;
+mod memory;
 mod orphans;
 mod paths;
 mod persist;
@@ -137,6 +138,7 @@ fn main() -> ExitCode {
 }
 
 fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
+    memory::give_large_blocks_back();
     paths::create_home(home)?;
     let pid_file = PidFile::acquire(&home.pid_path())?;
     let socket = home.socket_path();

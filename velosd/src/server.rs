@@ -18,7 +18,7 @@ use std::path::Path;
 use async_channel::Sender;
 use async_io::Async;
 use velos_proto::rpc::notification;
-use velos_proto::{Envelope, ErrorCode, Method, Request, Response, RpcError, frame, rpc};
+use velos_proto::{ErrorCode, Refused, Request, Response, RpcError, frame, rpc};
 
 use std::time::Duration;
 
@@ -26,6 +26,7 @@ use async_io::Timer;
 use futures_lite::{AsyncReadExt, FutureExt};
 
 use crate::follow::FollowStream;
+use crate::memory;
 use crate::socket_watch::SocketWatch;
 use crate::supervisor::Command;
 
@@ -124,82 +125,103 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
                 return;
             }
         }
-        let (msgid, method, params) = match Envelope::decode(&payload) {
-            Ok(Envelope::Request {
-                msgid,
-                method,
-                params,
-            }) => (msgid, method, params),
-            Ok(_) => {
-                let answer = RpcError::new(
-                    ErrorCode::BadRequest,
-                    "expected a request [0, msgid, method, params]",
-                );
-                let _ = send(&stream, 0, Err(&answer)).await;
-                return;
-            }
-            Err(error) => {
-                let answer = RpcError::new(ErrorCode::BadRequest, error.to_string());
-                let _ = send(&stream, 0, Err(&answer)).await;
-                return;
-            }
-        };
-        let Some(method) = Method::from_name(&method) else {
-            let answer = RpcError::new(
-                ErrorCode::UnknownMethod,
-                format!(
-                    "velosd {} does not know the method '{method}'; if your client is newer, run 'velos kill' and retry",
-                    env!("CARGO_PKG_VERSION")
-                ),
-            );
-            if send(&stream, msgid, Err(&answer)).await.is_err() {
-                return;
-            }
-            continue;
-        };
-        let request = match Request::from_parts(method, params) {
-            Ok(request) => request,
-            Err(error) => {
-                let answer = RpcError::new(
-                    ErrorCode::InvalidParams,
-                    format!("bad params for {method}: {error}"),
-                );
-                if send(&stream, msgid, Err(&answer)).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-        };
-        match request {
-            Request::LogFollow(params) => {
-                return follow(&stream, msgid, params, &supervisor).await;
-            }
-            Request::Subscribe => return subscribe(&stream, msgid, &supervisor).await,
-            _ => {}
+        let large = payload.len() > memory::LARGE_REQUEST_BYTES;
+        // Decoded once, straight into the typed request, within the budget of values and
+        // nesting (`velos_proto::budget`): nothing a client sends is built as a tree.
+        let decoded = Request::decode(&payload);
+        let flow = answer(&stream, decoded, &supervisor, &exit).await;
+        if large {
+            // What the request was made of is free again: give it back.
+            memory::trim();
         }
-        let is_kill = request == Request::Kill;
-        let (reply, answer) = async_channel::bounded(1);
-        let answer = match supervisor.send(Command::Request { request, reply }).await {
-            Ok(()) => answer.recv().await.unwrap_or_else(|_| {
-                Err(RpcError::new(
-                    ErrorCode::ShuttingDown,
-                    "the daemon is shutting down",
-                ))
-            }),
-            Err(_) => Err(RpcError::new(
+        match flow {
+            Flow::Next => {}
+            Flow::Stream(stream_kind) => {
+                return match stream_kind {
+                    StreamKind::Follow { msgid, params } => {
+                        follow(&stream, msgid, params, &supervisor).await
+                    }
+                    StreamKind::Events { msgid } => subscribe(&stream, msgid, &supervisor).await,
+                };
+            }
+            Flow::Close => return,
+        }
+    }
+}
+
+/// What a connection does after a request.
+enum Flow {
+    /// Read the next request.
+    Next,
+    /// Become a stream of notifications.
+    Stream(StreamKind),
+    /// Close the connection.
+    Close,
+}
+
+/// The requests that turn a connection into a stream.
+enum StreamKind {
+    Follow {
+        msgid: u32,
+        params: velos_proto::LogReadParams,
+    },
+    Events {
+        msgid: u32,
+    },
+}
+
+/// Answers one decoded request (or says why not), except the two that start a stream.
+async fn answer(
+    stream: &Async<UnixStream>,
+    decoded: Result<(u32, Result<Request, Refused>), velos_proto::Error>,
+    supervisor: &Sender<Command>,
+    exit: &Sender<()>,
+) -> Flow {
+    let (msgid, request) = match decoded {
+        Ok(decoded) => decoded,
+        Err(error) => {
+            let answer = RpcError::new(ErrorCode::BadRequest, error.to_string());
+            let _ = send(stream, 0, Err(&answer)).await;
+            return Flow::Close;
+        }
+    };
+    let request = match request {
+        Ok(request) => request,
+        Err(refused) => {
+            return match send(stream, msgid, Err(&refusal(refused))).await {
+                Ok(()) => Flow::Next,
+                Err(_) => Flow::Close,
+            };
+        }
+    };
+    match request {
+        Request::LogFollow(params) => return Flow::Stream(StreamKind::Follow { msgid, params }),
+        Request::Subscribe => return Flow::Stream(StreamKind::Events { msgid }),
+        _ => {}
+    }
+    let is_kill = request == Request::Kill;
+    let (reply, answer) = async_channel::bounded(1);
+    let answer = match supervisor.send(Command::Request { request, reply }).await {
+        Ok(()) => answer.recv().await.unwrap_or_else(|_| {
+            Err(RpcError::new(
                 ErrorCode::ShuttingDown,
                 "the daemon is shutting down",
-            )),
-        };
-        let sent = send(&stream, msgid, answer.as_ref()).await;
-        if is_kill {
-            // The answer is out (or the client left): now the daemon may exit.
-            let _ = exit.try_send(());
-            return;
-        }
-        if sent.is_err() {
-            return;
-        }
+            ))
+        }),
+        Err(_) => Err(RpcError::new(
+            ErrorCode::ShuttingDown,
+            "the daemon is shutting down",
+        )),
+    };
+    let sent = send(stream, msgid, answer.as_ref()).await;
+    if is_kill {
+        // The answer is out (or the client left): now the daemon may exit.
+        let _ = exit.try_send(());
+        return Flow::Close;
+    }
+    match sent {
+        Ok(()) => Flow::Next,
+        Err(_) => Flow::Close,
     }
 }
 
@@ -228,6 +250,23 @@ async fn read_request_frame(
             )))
         })
         .await
+}
+
+/// The answer to a well-formed request that cannot be carried out.
+fn refusal(refused: Refused) -> RpcError {
+    match refused {
+        Refused::UnknownMethod(method) => RpcError::new(
+            ErrorCode::UnknownMethod,
+            format!(
+                "velosd {} does not know the method '{method}'; if your client is newer, run 'velos kill' and retry",
+                env!("CARGO_PKG_VERSION")
+            ),
+        ),
+        invalid @ Refused::InvalidParams { .. } => {
+            RpcError::new(ErrorCode::InvalidParams, invalid.to_string())
+        }
+        other => RpcError::new(ErrorCode::BadRequest, other.to_string()),
+    }
 }
 
 fn bad_frame_message(error: &velos_proto::Error) -> String {
