@@ -82,6 +82,10 @@ mod tree;
 // spawn during an automatic restart is retried with the backoff.
 mod spawn;
 
+// Everyday views: `list` fits the width, config-file names refused, `delete --logs`,
+// `flush` of a deleted process's files.
+mod views;
+
 // Stop's SIGTERM, the kill timeout's SIGKILL, process groups, parallel stops.
 mod signals;
 

@@ -116,10 +116,37 @@ pub enum NameError {
     /// `all`, which means every process.
     #[error("'all' means every process and cannot be a process name")]
     Reserved,
+    /// Ends in a config file's extension (`app.toml`), which the CLI reads as a file.
+    #[error(
+        "process name '{0}' ends like a config file ({1}), which 'velos stop {0}' would read as one; choose another name"
+    )]
+    ConfigExtension(String, &'static str),
+}
+
+/// The extensions of config files (velos.toml and PM2's ecosystem files), which the CLI
+/// reads as a file wherever a process name could stand: no name may end in one.
+pub const CONFIG_EXTENSIONS: [&str; 6] = [".toml", ".json", ".js", ".cjs", ".yaml", ".yml"];
+
+/// The config extension `text` ends in (any case), if any.
+///
+/// # Examples
+/// ```
+/// use velos_proto::home::config_extension;
+/// assert_eq!(config_extension("velos.toml"), Some(".toml"));
+/// assert_eq!(config_extension("ecosystem.config.JS"), Some(".js"));
+/// assert_eq!(config_extension("api"), None);
+/// ```
+pub fn config_extension(text: &str) -> Option<&'static str> {
+    CONFIG_EXTENSIONS.into_iter().find(|extension| {
+        text.len() >= extension.len()
+            && text.as_bytes()[text.len() - extension.len()..]
+                .eq_ignore_ascii_case(extension.as_bytes())
+    })
 }
 
 /// Checks a process name: 1 to 64 characters of `A-Z a-z 0-9 . _ -`, not starting with
-/// `.` or `-`, not all digits, and not `all`.
+/// `.` or `-`, not all digits, not `all`, and not ending in a config file's extension
+/// ([`CONFIG_EXTENSIONS`]).
 ///
 /// # Examples
 /// ```
@@ -144,6 +171,8 @@ pub fn validate_name(name: &str) -> Result<(), NameError> {
         Err(NameError::AllDigits(quoted()))
     } else if name == "all" {
         Err(NameError::Reserved)
+    } else if let Some(extension) = config_extension(name) {
+        Err(NameError::ConfigExtension(quoted(), extension))
     } else {
         Ok(())
     }
@@ -189,6 +218,22 @@ mod tests {
         }
         assert!(matches!(validate_name("123"), Err(NameError::AllDigits(_))));
         assert_eq!(validate_name("all"), Err(NameError::Reserved));
+        for name in [
+            "app.toml",
+            "web.json",
+            "eco.config.js",
+            "x.cjs",
+            "a.yaml",
+            "b.YML",
+        ] {
+            assert!(
+                matches!(validate_name(name), Err(NameError::ConfigExtension(..))),
+                "{name}"
+            );
+        }
+        for name in ["socket.io", "app.mjs", "json", "toml-sync", "app.jsx"] {
+            assert_eq!(validate_name(name), Ok(()), "{name}");
+        }
     }
 
     #[test]

@@ -47,8 +47,8 @@ pub use error::{Error, ErrorCode, RpcError};
 pub use home::Home;
 pub use method::Method;
 pub use request::{
-    LogReadParams, MAX_QUOTED_CHARS, NoParams, Refused, Request, RestartParams, SaveParams,
-    StartParams, Target, TargetParams,
+    DeleteParams, LogReadParams, MAX_QUOTED_CHARS, NoParams, Refused, Request, RestartParams,
+    SaveParams, StartParams, Target, TargetParams,
 };
 pub use response::{
     EventKind, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,

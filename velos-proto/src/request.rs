@@ -173,6 +173,17 @@ pub struct TargetParams {
     pub target: Target,
 }
 
+/// Params of `process.delete`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteParams {
+    /// The process (or all).
+    pub target: Target,
+    /// Remove its log files too (`logs/<name>-out.log`, `-err.log` and the rotated
+    /// copies); they stay when absent.
+    #[serde(default)]
+    pub logs: bool,
+}
+
 /// Params of `process.restart`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartParams {
@@ -260,7 +271,7 @@ pub enum Request {
     /// `process.restart`
     Restart(RestartParams),
     /// `process.delete`
-    Delete(TargetParams),
+    Delete(DeleteParams),
     /// `process.list`
     List,
     /// `log.read`
@@ -355,10 +366,10 @@ impl Request {
             | Request::Resurrect => rpc::encode_request(msgid, method, &NoParams {}),
             Request::Save(params) => rpc::encode_request(msgid, method, params),
             Request::Start(params) => rpc::encode_request(msgid, method, params),
-            Request::Stop(params)
-            | Request::Delete(params)
-            | Request::Info(params)
-            | Request::LogFlush(params) => rpc::encode_request(msgid, method, params),
+            Request::Delete(params) => rpc::encode_request(msgid, method, params),
+            Request::Stop(params) | Request::Info(params) | Request::LogFlush(params) => {
+                rpc::encode_request(msgid, method, params)
+            }
             Request::Restart(params) => rpc::encode_request(msgid, method, params),
             Request::LogRead(params) | Request::LogFollow(params) => {
                 rpc::encode_request(msgid, method, params)
@@ -435,8 +446,13 @@ mod tests {
         round_trip(Request::Stop(TargetParams {
             target: Target::Id(3),
         }));
-        round_trip(Request::Delete(TargetParams {
+        round_trip(Request::Delete(DeleteParams {
             target: Target::All,
+            logs: false,
+        }));
+        round_trip(Request::Delete(DeleteParams {
+            target: Target::Name("api".into()),
+            logs: true,
         }));
         round_trip(Request::Restart(RestartParams {
             target: Target::Name("api".into()),

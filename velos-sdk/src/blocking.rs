@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_io::block_on;
 use futures_lite::StreamExt;
 use velos_proto::{
-    LogLines, PingInfo, ProcessEvent, ProcessInfo, Request, Response, RestartParams, SaveParams,
-    Saved, StartParams, Target,
+    DeleteParams, LogLines, PingInfo, ProcessEvent, ProcessInfo, Request, Response, RestartParams,
+    SaveParams, Saved, StartParams, Target,
 };
 
 use crate::{FollowEvent, Result};
@@ -130,6 +130,11 @@ impl Client {
     /// Empties the log files of a process (or all); see [`crate::Client::flush`].
     pub fn flush(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
         block_on(self.inner.flush(target))
+    }
+
+    /// Deletes with the given params (`logs`); see [`crate::Client::delete_with`].
+    pub fn delete_with(&mut self, params: DeleteParams) -> Result<Vec<ProcessInfo>> {
+        block_on(self.inner.delete_with(params))
     }
 
     /// Writes the process list to the dump file; see [`crate::Client::save`].

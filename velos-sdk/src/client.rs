@@ -19,8 +19,8 @@ use std::time::Duration;
 use async_io::Timer;
 use futures_lite::FutureExt;
 use velos_proto::{
-    Home, LogLines, LogReadParams, Method, PingInfo, ProcessInfo, Request, Response, RestartParams,
-    SaveParams, Saved, StartParams, Target, TargetParams,
+    DeleteParams, Home, LogLines, LogReadParams, Method, PingInfo, ProcessInfo, Request, Response,
+    RestartParams, SaveParams, Saved, StartParams, Target, TargetParams,
 };
 
 use crate::connection::Connection;
@@ -223,9 +223,29 @@ impl Client {
     /// # }
     /// ```
     pub async fn delete(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
-        let params = TargetParams {
+        self.delete_with(DeleteParams {
             target: target.into(),
-        };
+            logs: false,
+        })
+        .await
+    }
+
+    /// Deletes with the given params: `logs` removes the log files too (what
+    /// `velos delete --logs` sends).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use velos_sdk::{DeleteParams, Target};
+    ///
+    /// client
+    ///     .delete_with(DeleteParams { target: Target::parse("api"), logs: true })
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn delete_with(&mut self, params: DeleteParams) -> Result<Vec<ProcessInfo>> {
         self.processes(&Request::Delete(params)).await
     }
 
@@ -677,8 +697,9 @@ mod tests {
             client.delete(Target::All).await.unwrap();
             assert_eq!(
                 daemon.next_request().1,
-                Request::Delete(TargetParams {
-                    target: Target::All
+                Request::Delete(DeleteParams {
+                    target: Target::All,
+                    logs: false
                 })
             );
 

@@ -74,13 +74,18 @@ pub enum Command {
 
     /// Stop a process if it runs, then remove it from the list
     ///
-    /// Its log files stay in $VELOS_HOME/logs. A `.toml` file deletes its apps.
+    /// Its log files stay in $VELOS_HOME/logs (`velos flush NAME` empties them later),
+    /// unless --logs removes them too, rotated ones included. A `.toml` file deletes its
+    /// apps.
     ///
-    /// Example: velos delete api
+    /// Example: velos delete api --logs
     #[command(visible_alias = "rm", alias = "del")]
     Delete {
         /// A process name, an id, `all`, or a velos.toml file.
         target: String,
+        /// Remove its log files too (`<name>-out.log`, `<name>-err.log` and rotated copies).
+        #[arg(long)]
+        logs: bool,
     },
 
     /// Show every process: id, name, pid, status, uptime, restarts, CPU, memory, last exit
@@ -120,6 +125,8 @@ pub enum Command {
     },
 
     /// Empty the log files of a process (rotated files included), or of every process
+    ///
+    /// A name no longer in the list empties the files it left in $VELOS_HOME/logs.
     ///
     /// Example: velos flush api
     Flush {

@@ -88,58 +88,268 @@ impl Style {
 /// vertical lines: one kind of vertical line, which [`color_status_cell`] splits on.
 const TABLE_STYLE: &str = "││──╞═╪╡│    ┬┴┌┐└┘";
 
-/// Column of the status in [`process_table`], counted from 0.
-const STATUS_COLUMN: usize = 3;
+/// A column of the `velos list` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Id,
+    Name,
+    Pid,
+    Status,
+    Uptime,
+    Restarts,
+    Cpu,
+    Mem,
+    Exit,
+}
 
-/// The `velos list` table, one row per process, ending with a newline.
-pub fn process_table(processes: &[ProcessInfo], style: Style) -> String {
-    let mut table = Table::new();
-    table.load_preset(TABLE_STYLE).set_header([
-        "id", "name", "pid", "status", "uptime", "restarts", "cpu", "mem", "exit",
-    ]);
-    for process in processes {
-        table.add_row([
-            process.id.to_string(),
-            process.name.clone(),
-            process
+/// Every column, in table order.
+const COLUMNS: [Column; 9] = [
+    Column::Id,
+    Column::Name,
+    Column::Pid,
+    Column::Status,
+    Column::Uptime,
+    Column::Restarts,
+    Column::Cpu,
+    Column::Mem,
+    Column::Exit,
+];
+
+/// The columns a narrow terminal loses, least useful first: the last exit and the restart
+/// count are in `velos info`, CPU matters less than memory, the pid less than the uptime.
+/// Id, name and status always stay.
+const DROP_ORDER: [Column; 6] = [
+    Column::Exit,
+    Column::Restarts,
+    Column::Cpu,
+    Column::Pid,
+    Column::Mem,
+    Column::Uptime,
+];
+
+/// Names are shortened to this many characters before any column is dropped...
+const NAME_FLOOR: usize = 12;
+/// ...and to at most this few once every droppable column is gone.
+const NAME_MIN: usize = 4;
+
+impl Column {
+    fn header(self) -> &'static str {
+        match self {
+            Column::Id => "id",
+            Column::Name => "name",
+            Column::Pid => "pid",
+            Column::Status => "status",
+            Column::Uptime => "uptime",
+            Column::Restarts => "restarts",
+            Column::Cpu => "cpu",
+            Column::Mem => "mem",
+            Column::Exit => "exit",
+        }
+    }
+
+    fn cell(self, process: &ProcessInfo) -> String {
+        match self {
+            Column::Id => process.id.to_string(),
+            Column::Name => process.name.clone(),
+            Column::Pid => process
                 .pid
                 .map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
-            process.status.as_str().to_owned(),
-            uptime_column(process),
-            process.restarts.to_string(),
-            cpu_column(process),
-            memory_column(process),
-            exit_column(process),
-        ]);
+            Column::Status => process.status.as_str().to_owned(),
+            Column::Uptime => uptime_column(process),
+            Column::Restarts => process.restarts.to_string(),
+            Column::Cpu => cpu_column(process),
+            Column::Mem => memory_column(process),
+            Column::Exit => exit_column(process),
+        }
     }
-    for column in [0, 2, 5, 6, 7] {
-        if let Some(column) = table.column_mut(column) {
+
+    fn right_aligned(self) -> bool {
+        matches!(
+            self,
+            Column::Id | Column::Pid | Column::Restarts | Column::Cpu | Column::Mem
+        )
+    }
+}
+
+/// Which columns to show and how long a name may be, for a table at most `width`
+/// characters wide (no limit when `None`). `widths` are the columns' natural widths.
+fn fit(widths: &[(Column, usize)], width: Option<usize>) -> (Vec<Column>, usize) {
+    let mut kept: Vec<Column> = COLUMNS.to_vec();
+    let name_full = widths
+        .iter()
+        .find(|(column, _)| *column == Column::Name)
+        .map_or(NAME_MIN, |(_, width)| *width);
+    let Some(width) = width else {
+        return (kept, name_full);
+    };
+    // Each column takes its width plus a space either side and one border; plus the last.
+    let others = |kept: &[Column]| -> usize {
+        widths
+            .iter()
+            .filter(|(column, _)| *column != Column::Name && kept.contains(column))
+            .map(|(_, width)| width + 3)
+            .sum::<usize>()
+            + 3
+            + 1
+    };
+    let room = |kept: &[Column]| width.saturating_sub(others(kept));
+    if room(&kept) >= name_full.min(NAME_FLOOR) {
+        return (kept.clone(), name_full.min(room(&kept)));
+    }
+    for dropped in DROP_ORDER {
+        kept.retain(|column| *column != dropped);
+        if room(&kept) >= name_full.min(NAME_FLOOR) {
+            return (kept.clone(), name_full.min(room(&kept)));
+        }
+    }
+    let name_width = room(&kept).max(NAME_MIN).min(name_full);
+    (kept, name_width)
+}
+
+/// `name` cut to `width` characters by an ellipsis in the middle when it is longer: the
+/// end stays, since names often differ there (`api-1`, `api-2`).
+fn shorten(name: &str, width: usize) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    if chars.len() <= width {
+        return name.to_owned();
+    }
+    let kept = width.saturating_sub(1);
+    let tail = kept / 2;
+    let head = kept - tail;
+    let mut short: String = chars[..head].iter().collect();
+    short.push('…');
+    short.extend(&chars[chars.len() - tail..]);
+    short
+}
+
+/// The `velos list` table, one row per process, ending with a newline. With a `width`,
+/// every line fits in it (down to about 30 characters): names are shortened first (to 12
+/// characters), then the least useful columns dropped ([`DROP_ORDER`]), then names
+/// shortened further.
+pub fn process_table(processes: &[ProcessInfo], style: Style, width: Option<usize>) -> String {
+    let rows: Vec<Vec<String>> = processes
+        .iter()
+        .map(|process| COLUMNS.iter().map(|column| column.cell(process)).collect())
+        .collect();
+    let widths: Vec<(Column, usize)> = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let widest = rows.iter().map(|row| row[i].chars().count()).max();
+            (*column, widest.unwrap_or(0).max(column.header().len()))
+        })
+        .collect();
+    let (kept, name_width) = fit(&widths, width);
+
+    let mut table = Table::new();
+    table
+        .load_preset(TABLE_STYLE)
+        .set_header(kept.iter().map(|column| column.header()));
+    for row in &rows {
+        table.add_row(
+            COLUMNS
+                .iter()
+                .zip(row)
+                .filter(|(column, _)| kept.contains(column))
+                .map(|(column, cell)| match column {
+                    Column::Name => shorten(cell, name_width),
+                    _ => cell.clone(),
+                }),
+        );
+    }
+    for (i, column) in kept.iter().enumerate() {
+        if column.right_aligned()
+            && let Some(column) = table.column_mut(i)
+        {
             column.set_cell_alignment(CellAlignment::Right);
         }
     }
+    let status_column = kept.iter().position(|column| *column == Column::Status);
     let mut text = String::new();
     for line in table.lines() {
         // comfy-table measures a cell by its characters, escape codes included, so a
         // coloured cell would skew its column (its own colour support needs a terminal
         // library). Colour the status words after the layout is done instead.
-        if style.color {
-            text.push_str(&color_status_cell(&line, style));
-        } else {
-            text.push_str(&line);
+        match status_column {
+            Some(column) if style.color => text.push_str(&color_status_cell(&line, column, style)),
+            _ => text.push_str(&line),
         }
         text.push('\n');
     }
     text
 }
 
-/// `line` with the word in its status cell coloured; other lines (borders, the header)
-/// come back unchanged.
-fn color_status_cell(line: &str, style: Style) -> String {
+/// The width output should fit: `$COLUMNS` when set to a number, else the terminal's
+/// when stdout is one; `None` (no limit) for a pipe or a file without `COLUMNS`, so that
+/// `velos list | grep` sees whole names.
+pub fn output_width() -> Option<usize> {
+    let stdout = std::io::stdout();
+    let terminal = if stdout.is_terminal() {
+        rustix::termios::tcgetwinsize(&stdout)
+            .ok()
+            .map(|size| size.ws_col)
+    } else {
+        None
+    };
+    width_from(std::env::var("COLUMNS").ok().as_deref(), terminal)
+}
+
+/// [`output_width`]'s decision, apart from where its inputs come from.
+fn width_from(columns: Option<&str>, terminal: Option<u16>) -> Option<usize> {
+    let columns = columns
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .filter(|&columns| columns > 0);
+    columns.or(terminal.filter(|&c| c > 0).map(usize::from))
+}
+
+/// `text` broken into lines of at most `width` characters at spaces (a word longer than
+/// that is cut), the lines after the first indented by two spaces.
+pub fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
+    const INDENT: &str = "  ";
+    let Some(width) = width.filter(|&width| width > 2 * INDENT.len()) else {
+        return vec![text.to_owned()];
+    };
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let (mut len, mut at_start) = (0, true);
+    for word in text.split(' ').filter(|word| !word.is_empty()) {
+        let mut chars: Vec<char> = word.chars().collect();
+        while !chars.is_empty() {
+            let needed = chars.len() + usize::from(!at_start);
+            if len + needed <= width {
+                if !at_start {
+                    line.push(' ');
+                }
+                line.extend(&chars);
+                len += needed;
+                chars.clear();
+                at_start = false;
+                continue;
+            }
+            if at_start {
+                // Longer than a whole line: cut it.
+                let rest = chars.split_off(width - len);
+                line.extend(&chars);
+                chars = rest;
+            }
+            lines.push(std::mem::replace(&mut line, INDENT.to_owned()));
+            (len, at_start) = (INDENT.len(), true);
+        }
+    }
+    if !at_start || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// `line` with the word in its status cell (cell `column`, from 0) coloured; other lines
+/// (borders, the header) come back unchanged.
+fn color_status_cell(line: &str, column: usize, style: Style) -> String {
     // Every vertical line is this one (TABLE_STYLE), and no cell holds it: names are ASCII.
     const BORDER: char = '│';
     // Before the first border there is nothing, so cell N is piece N + 1.
     let mut cells: Vec<String> = line.split(BORDER).map(str::to_owned).collect();
-    let Some(cell) = cells.get_mut(STATUS_COLUMN + 1) else {
+    let Some(cell) = cells.get_mut(column + 1) else {
         return line.to_owned();
     };
     let word = cell.trim();
@@ -353,6 +563,76 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn names_are_shortened_in_the_middle() {
+        assert_eq!(shorten("api", 4), "api");
+        assert_eq!(shorten("payments-worker-1", 9), "paym…er-1");
+        assert_eq!(shorten("payments-worker-1", 4), "pa…1");
+    }
+
+    #[test]
+    fn width_comes_from_columns_then_the_terminal() {
+        assert_eq!(width_from(Some("60"), Some(120)), Some(60));
+        assert_eq!(width_from(None, Some(120)), Some(120));
+        assert_eq!(width_from(Some("wide"), Some(100)), Some(100));
+        assert_eq!(width_from(Some("0"), None), None);
+        assert_eq!(width_from(None, None), None);
+        assert_eq!(width_from(None, Some(0)), None);
+    }
+
+    #[test]
+    fn long_lines_wrap_at_spaces_and_long_words_are_cut() {
+        assert_eq!(wrap("a b c", None), ["a b c"]);
+        assert_eq!(wrap("a b c", Some(10)), ["a b c"]);
+        assert_eq!(
+            wrap("'worker' (id 1) errored: exited 4 times", Some(16)),
+            ["'worker' (id 1)", "  errored:", "  exited 4 times"]
+        );
+        assert_eq!(
+            wrap("see /a/very/long/path/name", Some(10)),
+            ["see", "  /a/very/", "  long/pat", "  h/name"]
+        );
+        for line in wrap(&"word ".repeat(50), Some(13)) {
+            assert!(line.chars().count() <= 13, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_narrow_table_shortens_names_then_drops_columns() {
+        let mut processes: Vec<ProcessInfo> = (0..3)
+            .map(|id| {
+                let name = format!("a-rather-long-process-name-number-{id}");
+                process(id, &name, ProcessStatus::Running)
+            })
+            .collect();
+        processes[2].status = ProcessStatus::Errored;
+        let wide = process_table(&processes, Style::plain(), None);
+        assert!(wide.contains("a-rather-long-process-name-number-0"));
+        assert!(wide.lines().next().unwrap().chars().count() > 90, "{wide}");
+        for width in [100, 80, 60, 40, 30] {
+            let table = process_table(&processes, Style::plain(), Some(width));
+            for line in table.lines() {
+                assert!(line.chars().count() <= width, "{width}:\n{table}");
+            }
+            assert!(table.contains("│ id │ name"), "{width}:\n{table}");
+            assert!(table.contains("status"), "{width}:\n{table}");
+            assert!(table.contains("errored"), "{width}:\n{table}");
+        }
+        let table = process_table(&processes, Style::plain(), Some(80));
+        assert!(table.contains(" a-rathe…umber-0 │"), "names first\n{table}");
+        assert!(table.contains("exit"), "no column dropped at 80\n{table}");
+        let table = process_table(&processes, Style::plain(), Some(60));
+        assert!(
+            !table.contains("exit") && !table.contains("restarts"),
+            "{table}"
+        );
+        assert!(table.contains("uptime"), "{table}");
+        // Colour does not change the layout.
+        let coloured = process_table(&processes, Style::new(true, None), Some(60));
+        assert_eq!(strip_escapes(&coloured), table);
+        assert!(coloured.contains("\u{1b}[31merrored"), "{coloured}");
+    }
+
+    #[test]
     fn unnamed_signals_show_their_number() {
         assert_eq!(signal_name(9), "SIGKILL");
         assert_eq!(signal_name(200), "signal 200");
@@ -400,6 +680,7 @@ pub(crate) mod tests {
         let table = process_table(
             &[process(0, "api", ProcessStatus::Running), worker],
             Style::plain(),
+            None,
         );
         let expected = "\
 ┌────┬────────┬──────┬─────────┬────────┬──────────┬─────┬─────┬──────┐
@@ -432,8 +713,8 @@ pub(crate) mod tests {
             process(0, "api", ProcessStatus::Running),
             process(1, "running", ProcessStatus::Stopped),
         ];
-        let plain = process_table(&processes, Style::plain());
-        let coloured = process_table(&processes, Style::new(true, None));
+        let plain = process_table(&processes, Style::plain(), None);
+        let coloured = process_table(&processes, Style::new(true, None), None);
         assert_ne!(plain, coloured);
         let stripped = strip_escapes(&coloured);
         assert_eq!(stripped, plain);

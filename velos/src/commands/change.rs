@@ -11,7 +11,7 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use futures_lite::future::block_on;
-use velos_proto::{ProcessInfo, ProcessStatus, RestartParams, StartParams, Target};
+use velos_proto::{DeleteParams, ProcessInfo, ProcessStatus, RestartParams, StartParams, Target};
 use velos_sdk::Client;
 
 use super::outcome::{Outcomes, is_up, why_not_up};
@@ -23,7 +23,7 @@ use crate::config::{self, Config};
 pub enum Change {
     Stop,
     Restart { update_env: bool },
-    Delete,
+    Delete { logs: bool },
 }
 
 impl Change {
@@ -31,7 +31,7 @@ impl Change {
         match self {
             Change::Stop => "stop",
             Change::Restart { .. } => "restart",
-            Change::Delete => "delete",
+            Change::Delete { .. } => "delete",
         }
     }
 
@@ -39,7 +39,7 @@ impl Change {
         match self {
             Change::Stop => "stopped",
             Change::Restart { .. } => "restarted",
-            Change::Delete => "deleted",
+            Change::Delete { .. } => "deleted",
         }
     }
 }
@@ -113,7 +113,7 @@ fn apply(
     match change {
         Change::Stop => block_on(client.stop(target)),
         Change::Restart { .. } => block_on(client.restart_with(RestartParams { target, env })),
-        Change::Delete => block_on(client.delete(target)),
+        Change::Delete { logs } => block_on(client.delete_with(DeleteParams { target, logs })),
     }
 }
 
@@ -164,7 +164,7 @@ fn verb_ing(change: Change) -> &'static str {
     match change {
         Change::Stop => "stopping",
         Change::Restart { .. } => "restarting",
-        Change::Delete => "deleting",
+        Change::Delete { .. } => "deleting",
     }
 }
 
@@ -202,7 +202,7 @@ mod tests {
         stopped.pid = None;
         assert_eq!(change_line(Change::Stop, &stopped), "stopped 'api' (id 3)");
         assert_eq!(
-            change_line(Change::Delete, &stopped),
+            change_line(Change::Delete { logs: false }, &stopped),
             "deleted 'api' (id 3)"
         );
         let mut running = process(3, "api", ProcessStatus::Running);
@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(failure(restart, &running), None);
         assert!(failure(Change::Stop, &running).is_some());
         assert_eq!(failure(Change::Stop, &errored), None);
-        assert_eq!(failure(Change::Delete, &running), None);
+        assert_eq!(failure(Change::Delete { logs: true }, &running), None);
     }
 
     #[test]

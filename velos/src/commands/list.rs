@@ -5,6 +5,10 @@
 //! never coloured. An empty list is `[]` with `--json`; without it, stdout stays empty
 //! and a hint goes to stderr. Below the table, each errored process that velos knows more
 //! about (it gave up restarting it, or could not spawn it) gets a line saying why.
+//!
+//! The table fits the width of the output ([`output_width`]: `$COLUMNS`, else the
+//! terminal's; no limit for a pipe without `COLUMNS`): long names are shortened with `…`
+//! and the least useful columns dropped, and the lines below it are wrapped.
 
 use std::io::{self, Write};
 
@@ -13,7 +17,7 @@ use futures_lite::future::block_on;
 use velos_proto::{ProcessInfo, ProcessStatus};
 
 use super::{daemon, explain};
-use crate::output::{Style, process_table};
+use crate::output::{Style, output_width, process_table, wrap};
 
 /// Printed on stderr when there is nothing to list.
 const EMPTY_HINT: &str = "no processes; start one with 'velos start <script>'";
@@ -28,9 +32,12 @@ pub fn run(json: bool, style: Style) -> Result<()> {
     } else if processes.is_empty() {
         eprintln!("{EMPTY_HINT}");
     } else {
-        stdout.write_all(process_table(&processes, style).as_bytes())?;
+        let width = output_width();
+        stdout.write_all(process_table(&processes, style, width).as_bytes())?;
         for line in error_lines(&processes) {
-            writeln!(stdout, "{line}")?;
+            for part in wrap(&line, width) {
+                writeln!(stdout, "{part}")?;
+            }
         }
     }
     stdout.flush()?;

@@ -145,6 +145,14 @@ pub fn flush(target: Option<&str>) -> Result<()> {
         eprintln!("no processes to flush");
         return Ok(());
     }
+    // A name no longer in the list whose files the daemon emptied.
+    if let (true, Target::Name(name)) = (flushed.is_empty(), &target) {
+        writeln!(
+            io::stdout().lock(),
+            "flushed the log files '{name}' left (it is not in the list)"
+        )?;
+        return Ok(());
+    }
     let mut stdout = io::stdout().lock();
     for process in &flushed {
         writeln!(

@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Restart { target, update_env } => {
             change::run(&target, Change::Restart { update_env })
         }
-        Command::Delete { target } => change::run(&target, Change::Delete),
+        Command::Delete { target, logs } => change::run(&target, Change::Delete { logs }),
         Command::List { json } => list::run(json, style),
         Command::Logs(args) => logs::run(args, style),
         Command::Info { target, json } => info::run(&target, json, style),

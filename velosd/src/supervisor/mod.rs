@@ -46,6 +46,7 @@ use crate::state::{
 };
 use crate::{process, procstat};
 
+mod logfiles;
 mod restart;
 mod saved;
 mod streams;
@@ -155,8 +156,11 @@ pub enum After {
     Stop,
     /// `process.restart`: start them again, with a new environment if given.
     Restart(Option<BTreeMap<String, String>>),
-    /// `process.delete`: remove them.
-    Delete,
+    /// `process.delete`: remove them, and their log files with `logs`.
+    Delete {
+        /// Remove the log files too.
+        logs: bool,
+    },
     /// `daemon.kill`: answer; the connection then tells the daemon to exit.
     Kill,
     /// Shutdown by signal: tell the daemon to exit.
@@ -369,7 +373,8 @@ impl Supervisor {
                 }
             }
             Request::Delete(params) => {
-                return self.stop_then(After::Delete, &params.target, Some(reply));
+                let after = After::Delete { logs: params.logs };
+                return self.stop_then(after, &params.target, Some(reply));
             }
             Request::Kill => {
                 self.shutting_down = true;
@@ -699,7 +704,7 @@ impl Supervisor {
                 self.persist();
                 Ok(Response::Processes(self.infos(&ids)))
             }
-            After::Delete => {
+            After::Delete { logs: remove_logs } => {
                 let removed = self.infos(&ids);
                 for &id in &ids {
                     self.emit(id, EventKind::Deleted, |_| {});
@@ -712,6 +717,11 @@ impl Supervisor {
                         // Started again by a racing restart: it is being deleted, so end it.
                         self.leaders.remove(&pid);
                         process::signal_group(pid, Signal::KILL);
+                    }
+                }
+                if remove_logs {
+                    for process in &removed {
+                        logfiles::remove(&self.home.logs_dir(), &process.name);
                     }
                 }
                 self.persist();

@@ -86,7 +86,18 @@ impl Supervisor {
     }
 
     pub(super) fn flush(&mut self, target: &Target) -> Result<Vec<ProcessInfo>, Error> {
-        let ids = self.table.resolve(target)?;
+        let ids = match (self.table.resolve(target), target) {
+            (Ok(ids), _) => ids,
+            // A name no longer in the list: the files it left, if any (an empty answer).
+            (Err(not_found), Target::Name(name)) => {
+                velos_proto::home::validate_name(name)?;
+                if super::logfiles::flush(&self.home.logs_dir(), name) {
+                    return Ok(Vec::new());
+                }
+                return Err(not_found);
+            }
+            (Err(error), _) => return Err(error),
+        };
         for &id in &ids {
             let Some(entry) = self.table.get(id) else {
                 continue;
