@@ -34,6 +34,10 @@ mod follow_burst;
 // Every `--help` ends with an example; `velos completions bash|zsh|fish`.
 mod help;
 
+// The home is never someone else's: root refuses another user's home or files, planted links
+// and FIFOs are refused, a daemon of another uid gets nothing, a too-long socket path is named.
+mod home_safety;
+
 // Hostile but legal frames (16 MiB of nested values, 60,000 arguments): memory back where it was.
 mod hostile;
 

@@ -95,6 +95,50 @@ impl Home {
     }
 }
 
+/// The longest socket path a Unix socket address holds: `sun_path` is 108 bytes on Linux
+/// (104 on macOS and the BSDs), one of them the terminating NUL.
+pub const MAX_SOCKET_PATH_BYTES: usize = if cfg!(any(target_os = "linux", target_os = "android")) {
+    107
+} else {
+    103
+};
+
+/// A socket path longer than [`MAX_SOCKET_PATH_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the socket path {} is {len} bytes, over the {max}-byte limit of Unix socket addresses: set VELOS_HOME to a shorter directory",
+    path.display()
+)]
+pub struct SocketPathTooLong {
+    /// The path.
+    pub path: PathBuf,
+    /// Its length in bytes.
+    pub len: usize,
+    /// [`MAX_SOCKET_PATH_BYTES`].
+    pub max: usize,
+}
+
+/// Checks that `socket` fits in a Unix socket address.
+///
+/// # Examples
+/// ```
+/// use velos_proto::home::check_socket_path;
+/// assert!(check_socket_path(std::path::Path::new("/home/me/.velos/velos.sock")).is_ok());
+/// let long = format!("/{}/velos.sock", "x".repeat(120));
+/// assert!(check_socket_path(std::path::Path::new(&long)).is_err());
+/// ```
+pub fn check_socket_path(socket: &Path) -> Result<(), SocketPathTooLong> {
+    let len = socket.as_os_str().len();
+    if len > MAX_SOCKET_PATH_BYTES {
+        return Err(SocketPathTooLong {
+            path: socket.to_owned(),
+            len,
+            max: MAX_SOCKET_PATH_BYTES,
+        });
+    }
+    Ok(())
+}
+
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {

@@ -100,9 +100,11 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// Connects to `socket`, telling a missing socket from a stale one.
+/// Connects to `socket`, telling a missing socket from a stale one, and makes sure the
+/// peer is a daemon of our own uid before anything is sent (see [`peer_uid`]).
 pub(crate) async fn connect(socket: &Path) -> Result<UnixStream> {
-    UnixStream::connect(socket)
+    velos_proto::home::check_socket_path(socket)?;
+    let stream = UnixStream::connect(socket)
         .await
         .map_err(|error| match error.kind() {
             std::io::ErrorKind::NotFound => Error::NotRunning {
@@ -112,7 +114,33 @@ pub(crate) async fn connect(socket: &Path) -> Result<UnixStream> {
                 socket: socket.to_path_buf(),
             },
             _ => Error::Io(error),
-        })
+        })?;
+    let ours = rustix::process::geteuid().as_raw();
+    let daemon = peer_uid(&stream, socket).map_err(Error::Io)?;
+    if daemon != ours {
+        return Err(Error::ForeignDaemon {
+            socket: socket.to_path_buf(),
+            daemon,
+            ours,
+        });
+    }
+    Ok(stream)
+}
+
+/// The uid of the process that listens on the other end, as the kernel recorded it when
+/// that process called `listen` (`SO_PEERCRED`): a home owned by another user, or a
+/// socket another user put there, cannot make us talk to that user's process.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn peer_uid(stream: &UnixStream, _socket: &Path) -> std::io::Result<u32> {
+    Ok(rustix::net::sockopt::socket_peercred(stream)?.uid.as_raw())
+}
+
+/// The uid owning the socket file: `getpeereid` is not reachable without `unsafe` here,
+/// and only the daemon's uid can create the socket in its 0700 home.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn peer_uid(_stream: &UnixStream, socket: &Path) -> std::io::Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::symlink_metadata(socket)?.uid())
 }
 
 /// Reads frames until the response to `msgid`, and types its result as `method`'s.

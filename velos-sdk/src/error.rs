@@ -64,6 +64,23 @@ pub enum Error {
         /// What went wrong and what to do next, as the daemon put it.
         message: String,
     },
+    /// The process listening on the socket runs as another user. Nothing is sent to it:
+    /// a request (a start carries its environment) would hand that user whatever it asks.
+    #[error(
+        "the velos daemon at {} runs as uid {daemon}, not as your uid {ours}: refusing to talk to another user's daemon; use a home of your own (set VELOS_HOME), or run velos as that user",
+        socket.display()
+    )]
+    ForeignDaemon {
+        /// The socket.
+        socket: PathBuf,
+        /// The uid of the process listening on it.
+        daemon: u32,
+        /// This process's effective uid.
+        ours: u32,
+    },
+    /// The socket's path is longer than a Unix socket address can hold.
+    #[error("{0}")]
+    SocketPathTooLong(#[from] velos_proto::home::SocketPathTooLong),
     /// Neither `$VELOS_HOME` nor a home directory is set, so there is no default socket.
     #[error(transparent)]
     NoHome(#[from] NoHomeError),
@@ -123,6 +140,11 @@ mod tests {
             },
             Error::Protocol(velos_proto::Error::Truncated),
             Error::NoHome(NoHomeError),
+            Error::ForeignDaemon {
+                socket: "/x/velos.sock".into(),
+                daemon: 1000,
+                ours: 0,
+            },
             Error::Io(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
         ];
         for error in errors {

@@ -2,11 +2,20 @@
 //!
 //! The order follows the contract's "Auto-start":
 //!
-//! 1. Connect to `velos.sock`. A daemon answering is the common case and costs nothing more.
-//! 2. No socket, or a socket nobody accepts on: look for a live daemon by trying to take
-//!    the `flock` on `velos.pid` (without waiting). A live daemon, even one still starting,
-//!    holds it, and then nothing is touched. Getting it proves the files are stale: remove
-//!    them, then let go of the lock.
+//! 1. Connect to `velos.sock` and ping. A daemon answering is the common case and costs one
+//!    round trip more. The ping is what tells a live daemon from a dying one: a daemon
+//!    killed a moment ago may still accept connections for a few milliseconds (its other
+//!    threads hold the socket), and then closes them unanswered. The SDK refuses a peer of
+//!    another uid before anything is sent.
+//! 2. No answer: look for a live daemon by trying to take the `flock` on `velos.pid`
+//!    (without waiting), after checking the file is a regular file of ours (never a link
+//!    or a FIFO, which would block). A daemon that holds it is starting (it binds after
+//!    locking) or dying (it lets go when its last thread is gone): wait, bounded by
+//!    [`LOCK_WAIT`], for it to answer or let go. Getting the lock proves the files are
+//!    stale only if the path still names the file we locked and nothing accepts on the
+//!    socket; then remove them, and let go of the lock. A pid file that still held a pid
+//!    means the last daemon did not shut down cleanly (a clean one removes it): say so
+//!    once, on stderr, with the way to get its list back.
 //! 3. Run the launcher (`velosd` with no arguments), which detaches the real daemon and
 //!    exits once its socket answers, or once another CLI's daemon answers. Many CLIs may
 //!    do this at once: the daemon's own `flock` lets exactly one of them win.
@@ -46,12 +55,40 @@ const MAX_RETRY_DELAY: Duration = Duration::from_millis(200);
 /// How often to look whether the launcher has exited.
 const LAUNCHER_POLL: Duration = Duration::from_millis(10);
 
+/// The longest a command waits for a daemon holding the lock to answer or let go.
+pub const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// How often to look again while a daemon holds the lock without answering.
+const LOCK_POLL: Duration = Duration::from_millis(5);
+
 /// A client connected to the daemon of `home`, started first if none runs.
 pub fn connect(home: &Home) -> Result<Client> {
     if let Some(client) = try_connect(home)? {
         return Ok(client);
     }
-    remove_stale_files(home)?;
+    let lock_deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match remove_stale_files(home)? {
+            Stale::Removed { previous } => {
+                if let Some(pid) = previous {
+                    eprintln!("{}", crash_note(pid));
+                }
+                break;
+            }
+            Stale::Nothing => break,
+            Stale::Live => {
+                if let Some(client) = try_connect(home)? {
+                    return Ok(client);
+                }
+                // A daemon that keeps the lock without ever answering: let the launcher
+                // have its go and report.
+                if Instant::now() >= lock_deadline {
+                    break;
+                }
+                std::thread::sleep(LOCK_POLL);
+            }
+        }
+    }
 
     let deadline = Instant::now() + START_TIMEOUT;
     let launcher = launch(deadline)?;
@@ -75,10 +112,23 @@ pub fn connect(home: &Home) -> Result<Client> {
     }
 }
 
-/// A client if the daemon answers, `None` if none is there (no socket, refused, or gone
-/// mid-handshake); other failures (a socket we may not use, ...) are errors.
+/// The line printed once after a crash.
+pub fn crash_note(pid: u32) -> String {
+    format!(
+        "velos: the previous daemon (pid {pid}) did not shut down cleanly; 'velos resurrect' \
+         (or 'velosd --resurrect') brings back its process list"
+    )
+}
+
+/// A client if the daemon answers a ping, `None` if none is there (no socket, refused, or
+/// gone mid-handshake); other failures (a socket we may not use, ...) are errors.
 fn try_connect(home: &Home) -> Result<Option<Client>> {
-    match block_on(Client::connect(home.socket_path())) {
+    let answered = block_on(async {
+        let mut client = Client::connect(home.socket_path()).await?;
+        client.ping().await?;
+        Ok(client)
+    });
+    match answered {
         Ok(client) => Ok(Some(client)),
         Err(
             SdkError::NotRunning { .. }
@@ -90,34 +140,105 @@ fn try_connect(home: &Home) -> Result<Option<Client>> {
     }
 }
 
-/// Removes `velos.sock` and `velos.pid` if no daemon holds the pid file's lock; leaves
-/// everything alone if one does (it may be starting: it takes the lock before it binds).
-pub fn remove_stale_files(home: &Home) -> Result<()> {
+/// What [`remove_stale_files`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stale {
+    /// No pid file: nothing to clean.
+    Nothing,
+    /// A daemon holds the lock (starting, running or dying), or something accepts on the
+    /// socket: nothing was touched.
+    Live,
+    /// The files were stale and are gone; `previous` is the pid the pid file held, the
+    /// mark of a daemon that did not shut down cleanly.
+    Removed {
+        /// The dead daemon's pid.
+        previous: Option<u32>,
+    },
+}
+
+/// Removes `velos.sock` and `velos.pid` if no daemon holds the pid file's lock and
+/// nothing accepts on the socket; leaves everything alone otherwise (a daemon may be
+/// starting: it takes the lock before it binds).
+pub fn remove_stale_files(home: &Home) -> Result<Stale> {
     let pid_path = home.pid_path();
     // Read-only and never created: a pid file that is not there has nothing to tell.
-    let pid_file = match File::open(&pid_path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(err) => {
-            return Err(err).with_context(|| format!("opening {}", pid_path.display()));
-        }
+    let Some(mut pid_file) = open_pid_file(&pid_path)? else {
+        return Ok(Stale::Nothing);
     };
     match flock(&pid_file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         // Held: a daemon is alive.
-        Err(rustix::io::Errno::WOULDBLOCK) => return Ok(()),
+        Err(rustix::io::Errno::WOULDBLOCK) => return Ok(Stale::Live),
         Err(err) => {
             return Err(io::Error::from(err))
                 .with_context(|| format!("locking {}", pid_path.display()));
         }
     }
+    // Removed or replaced between open and lock (a daemon exiting, or starting afresh):
+    // what we locked says nothing about the file there now. Look again.
+    if !names_file(&pid_path, &pid_file) {
+        return Ok(Stale::Live);
+    }
+    // A daemon whose pid file was removed by hand still answers on its socket: its
+    // socket is not stale, and neither is the home.
+    let socket = home.socket_path();
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        return Ok(Stale::Live);
+    }
+    let mut text = String::new();
+    let _ = pid_file.read_to_string(&mut text);
+    let previous = text.trim().parse().ok();
     // The socket first: a daemon binds it only after taking the lock we now hold.
-    for path in [home.socket_path(), pid_path] {
+    for path in [socket, pid_path] {
         remove_if_present(&path)?;
     }
     // Dropping the file lets go of the lock.
     drop(pid_file);
-    Ok(())
+    Ok(Stale::Removed { previous })
+}
+
+/// Opens the pid file for reading without following a link or blocking on a FIFO, and
+/// checks it is a regular file of ours; `None` if there is none.
+pub fn open_pid_file(path: &Path) -> Result<Option<File>> {
+    use rustix::fs::{FileType, Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(rustix::io::Errno::LOOP) => anyhow::bail!(
+            "{} is a symbolic link, not the daemon's pid file: remove it",
+            path.display()
+        ),
+        Err(err) => {
+            return Err(io::Error::from(err))
+                .with_context(|| format!("opening {}", path.display()));
+        }
+    };
+    let stat = rustix::fs::fstat(&fd).with_context(|| format!("opening {}", path.display()))?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        anyhow::bail!(
+            "{} is not a regular file (a FIFO?), so it is not the daemon's pid file: remove it",
+            path.display()
+        );
+    }
+    let ours = rustix::process::geteuid().as_raw();
+    if stat.st_uid != ours {
+        anyhow::bail!(
+            "{} belongs to uid {}, not to your uid {ours}: this home is not yours; use a home of your own (set VELOS_HOME)",
+            path.display(),
+            stat.st_uid
+        );
+    }
+    Ok(Some(File::from(fd)))
+}
+
+/// Whether `path` still names the open `file` (same device and inode).
+pub fn names_file(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(path), file.metadata()) {
+        (Ok(now), Ok(open)) => now.dev() == open.dev() && now.ino() == open.ino(),
+        _ => false,
+    }
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {

@@ -16,8 +16,6 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::net::UnixStream;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
@@ -124,12 +122,13 @@ pub fn launch(home: &Home, args: &[String]) -> ExitCode {
 fn try_launch(home: &Home, args: &[String]) -> anyhow::Result<()> {
     crate::paths::create_home(home)?;
     let log_path = home.daemon_log_path();
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log_path)
+    let log = crate::paths::open_in_home(&log_path, OpenOptions::new().create(true).append(true))
         .with_context(|| format!("cannot open {}", log_path.display()))?;
+    // A live daemon (even one whose velos.pid was removed) is not joined by a second.
+    if crate::server::answers(&home.socket_path()) {
+        let _ = writeln!(std::io::stderr(), "velosd: already running");
+        return Ok(());
+    }
     let exe = std::env::current_exe().context("cannot find the velosd executable")?;
     let spawn = || -> anyhow::Result<std::process::Child> {
         Command::new(&exe)
@@ -148,7 +147,8 @@ fn try_launch(home: &Home, args: &[String]) -> anyhow::Result<()> {
     loop {
         // Polling here is the launcher's, bounded, and over before the user gets a prompt;
         // the daemon itself never polls.
-        if UnixStream::connect(home.socket_path()).is_ok() {
+        // An answer, not a connection: a daemon killed a moment ago may still accept.
+        if crate::server::answers(&home.socket_path()) {
             if lost_the_race {
                 let _ = writeln!(std::io::stderr(), "velosd: already running");
             }
@@ -183,7 +183,7 @@ fn try_launch(home: &Home, args: &[String]) -> anyhow::Result<()> {
 
 /// Whether no process holds the pid file lock (taken and released at once).
 fn lock_is_free(home: &Home) -> bool {
-    let Ok(file) = std::fs::File::open(home.pid_path()) else {
+    let Ok(file) = crate::paths::open_in_home(&home.pid_path(), OpenOptions::new().read(true)) else {
         // No pid file: whoever held it has removed it on the way out.
         return true;
     };

@@ -10,7 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -20,11 +20,7 @@ use crate::logs::{LogRing, lock};
 
 /// Opens a log file for appending (0600) and returns it with its length.
 pub fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
+    let file = crate::paths::open_in_home(path, OpenOptions::new().create(true).append(true))?;
     let len = file.metadata()?.len();
     Ok((file, len))
 }

@@ -5,7 +5,6 @@
 //! the files off the supervisor's thread. Reading across rotation goes from the file
 //! holding the oldest line in memory back through `.1`, `.2`, ... as far as needed.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
@@ -149,7 +148,7 @@ pub fn tail_lines(path: &Path, end: u64, count: usize) -> std::io::Result<FileLi
     if count == 0 {
         return Ok(FileLines::default());
     }
-    let mut file = match File::open(path) {
+    let mut file = match crate::paths::open_in_home(path, std::fs::OpenOptions::new().read(true)) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileLines::default()),
         Err(e) => return Err(e),

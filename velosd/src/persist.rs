@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -203,12 +202,7 @@ fn encode_value<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
+    let mut file = crate::paths::create_fresh_in_home(Path::new(&temporary))?;
     file.write_all(bytes)?;
     drop(file);
     std::fs::rename(&temporary, path)
@@ -336,7 +330,11 @@ impl StateWriterThread {
 
 /// Reads the list at `path`; `None` when there is none.
 pub fn read(path: &Path) -> std::io::Result<Option<SavedList>> {
-    let bytes = match std::fs::read(path) {
+    let opened = crate::paths::open_in_home(path, std::fs::OpenOptions::new().read(true));
+    let bytes = match opened.and_then(|mut file| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
+    }) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),

@@ -4,11 +4,14 @@
 //! path still names the file we locked (a daemon shutting down may have just removed
 //! it), and only then write our pid. Checking for a live pid first and creating the
 //! file after would race; the lock cannot. The lock goes with the process, so a daemon
-//! killed with SIGKILL leaves a file that the next daemon simply locks again.
+//! killed with SIGKILL leaves a file that the next daemon simply locks again, and the pid
+//! still in it tells that daemon (and `velosd.log`) the last one did not shut down
+//! cleanly. The file is opened through `paths::open_in_home`: never a link, a FIFO or
+//! another user's file.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::FlockOperation;
@@ -46,14 +49,15 @@ impl PidFile {
             source,
         };
         loop {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(path)
-                .map_err(io)?;
+            let mut file = crate::paths::open_in_home(
+                path,
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false),
+            )
+            .map_err(io)?;
             match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::WOULDBLOCK) => {
@@ -70,6 +74,14 @@ impl PidFile {
                 Ok(now) if now.ino() == locked.ino() && now.dev() == locked.dev() => {}
                 // Removed or replaced between open and lock: lock the file that is there now.
                 _ => continue,
+            }
+            // A clean shutdown removes the file: a pid still in it is a daemon that died.
+            let mut previous = String::new();
+            let _ = file.read_to_string(&mut previous);
+            if let Ok(pid) = previous.trim().parse::<u32>() {
+                crate::log(format_args!(
+                    "the previous velosd (pid {pid}) did not shut down cleanly; 'velos resurrect' (or 'velosd --resurrect') brings back its process list"
+                ));
             }
             file.set_len(0).map_err(io)?;
             file.rewind().map_err(io)?;

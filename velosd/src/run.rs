@@ -38,6 +38,8 @@ pub fn launch(entry: &mut Entry, home: &Home, commands: &Sender<Command>) -> Res
         ("VELOS_ID", id.as_str()),
         ("VELOS_NAME", entry.name.as_str()),
     ];
+    crate::paths::check_log_file(&entry.spec.out_log)?;
+    crate::paths::check_log_file(&entry.spec.err_log)?;
     let mut child = process::spawn(&entry.spec, &marks)?;
     let pid = child.id();
     entry.run = run;

@@ -11,7 +11,6 @@
 //! connection is dropped. Each connection has its own task, so a stuck peer only ever
 //! holds up itself.
 
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
@@ -35,45 +34,118 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a peer to take a response.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long [`answers`] waits for a daemon on an existing socket to answer a ping.
+const ANSWER_WAIT: Duration = Duration::from_secs(1);
+
 /// Binds the socket at `path` (mode 0600), replacing a stale one. The caller holds the
-/// pid file lock, so a socket already there belongs to no live daemon.
+/// pid file lock, so a socket already there normally belongs to no live daemon; but a
+/// daemon whose `velos.pid` was removed by hand still answers on it, and taking its
+/// socket would make two daemons on one home: that is refused.
 pub fn bind(path: &Path) -> std::io::Result<Async<UnixListener>> {
+    if answers(path) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "another velosd answers on this socket (was its velos.pid removed?): stop it with 'velos kill' first",
+        ));
+    }
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
     let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    crate::paths::make_socket_private(path)?;
     Async::new(listener)
 }
 
-/// Accepts connections for ever, a task each. If the socket file at `path` is deleted,
-/// binds it again (see `socket_watch`).
+/// Whether a daemon answers a ping on the socket at `path` within [`ANSWER_WAIT`]. A
+/// daemon killed a moment ago may still accept (its last threads hold the socket) but
+/// closes unanswered: that is no answer. One that accepts and stays silent is taken for
+/// a busy live daemon.
+pub fn answers(path: &Path) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = UnixStream::connect(path) else {
+        return false;
+    };
+    let ping = Request::Ping
+        .encode(0)
+        .and_then(|payload| frame::encode_frame(&payload));
+    let (Ok(ping), Ok(()), Ok(())) = (
+        ping,
+        stream.set_read_timeout(Some(ANSWER_WAIT)),
+        stream.set_write_timeout(Some(ANSWER_WAIT)),
+    ) else {
+        return true;
+    };
+    if stream.write_all(&ping).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(read) => read > 0,
+        Err(error) => matches!(
+            error.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// The device and inode of the file at `path`, if any (not following a link).
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|metadata| (metadata.dev(), metadata.ino()))
+}
+
+/// Accepts connections for ever, a task each. If the socket file at `path` is deleted
+/// or replaced, binds it again, unless another live daemon answers there now (see
+/// `socket_watch`).
 pub async fn serve(
     mut listener: Async<UnixListener>,
     path: &Path,
     supervisor: Sender<Command>,
     exit: Sender<()>,
 ) {
-    let mut watch = SocketWatch::new(path);
+    let mut watch = Some(SocketWatch::new(path));
+    // The socket file we listen on: a change to the name that leaves it there (our own
+    // re-binding, reported by the watch too) needs nothing.
+    let mut bound = identity(path);
     loop {
         let accepted = async { Some(listener.accept().await) }
             .or(async {
-                watch.deleted().await;
+                match &mut watch {
+                    Some(watch) => watch.changed().await,
+                    None => std::future::pending().await,
+                }
                 None
             })
             .await;
         let Some(accepted) = accepted else {
+            let now = identity(path);
+            if now.is_some() && now == bound {
+                continue;
+            }
             match bind(path) {
                 Ok(new) => {
                     listener = new;
+                    bound = identity(path);
                     crate::log(format_args!(
-                        "{} was deleted; listening on it again",
+                        "{} was deleted or replaced; listening on it again",
                         path.display()
                     ));
                 }
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
+                    // Two daemons taking the socket from each other would serve clients
+                    // at random and end each other's processes: this one steps back.
+                    watch = None;
+                    crate::log(format_args!(
+                        "another daemon now answers on {}; this one (pid {}) can no longer be reached and will not take the socket back: end it with SIGTERM",
+                        path.display(),
+                        std::process::id()
+                    ));
+                }
                 Err(error) => crate::log(format_args!(
-                    "{} was deleted and cannot be bound again: {error}",
+                    "{} was deleted or replaced and cannot be bound again: {error}",
                     path.display()
                 )),
             }

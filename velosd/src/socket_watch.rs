@@ -1,14 +1,17 @@
-//! Noticing that the socket file was deleted while the daemon runs.
+//! Noticing that the socket file was deleted or replaced while the daemon runs.
 //!
-//! A socket file removed by hand (or by an over-eager clean-up script) leaves the daemon
-//! listening on a name nobody can reach, while it still holds the pid file lock, so no
-//! other daemon can take over either. On Linux, an inotify watch on the home directory
-//! reports the deletion and the server binds the socket again. Elsewhere the watch
-//! never fires, and `velos kill` (or SIGTERM to the pid in `velos.pid`) is the way out.
+//! A socket file removed by hand (or by an over-eager clean-up script), or renamed over
+//! by another file, leaves the daemon listening on a name nobody can reach, while it
+//! still holds the pid file lock, so no other daemon can take over either. On Linux, an
+//! inotify watch on the home directory reports any change to the name and the server
+//! looks at what is there now (see `server::serve`): its own socket still (its own
+//! re-binding is reported too), something stale to replace, or another live daemon's
+//! socket, which it leaves alone. Elsewhere the watch never fires, and `velos kill` (or
+//! SIGTERM to the pid in `velos.pid`) is the way out.
 
 use std::path::Path;
 
-/// Resolves when the socket file is deleted or renamed away.
+/// Resolves when the socket's name is deleted, renamed away, renamed over or created.
 pub struct SocketWatch {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     inotify: Option<async_io::Async<std::os::fd::OwnedFd>>,
@@ -33,7 +36,10 @@ impl SocketWatch {
                 rustix::fs::inotify::add_watch(
                     &fd,
                     dir,
-                    WatchFlags::DELETE | WatchFlags::MOVED_FROM,
+                    WatchFlags::DELETE
+                        | WatchFlags::MOVED_FROM
+                        | WatchFlags::MOVED_TO
+                        | WatchFlags::CREATE,
                 )?;
                 Ok(fd)
             })
@@ -52,8 +58,8 @@ impl SocketWatch {
         SocketWatch { inotify, name }
     }
 
-    /// Waits until the socket file is gone.
-    pub async fn deleted(&mut self) {
+    /// Waits until something happens to the socket's name.
+    pub async fn changed(&mut self) {
         let Some(inotify) = &self.inotify else {
             return std::future::pending().await;
         };
@@ -81,7 +87,7 @@ impl SocketWatch {
     }
 
     /// Never resolves.
-    pub async fn deleted(&mut self) {
+    pub async fn changed(&mut self) {
         std::future::pending().await
     }
 }

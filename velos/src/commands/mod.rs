@@ -16,7 +16,7 @@ mod save;
 mod start;
 mod startup;
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
@@ -144,12 +144,22 @@ fn kill() -> Result<()> {
     let mut client = match block_on(Client::connect(home.socket_path())) {
         Ok(client) => client,
         Err(SdkError::NotRunning { .. } | SdkError::Refused { .. }) => {
-            autostart::remove_stale_files(&home)?;
+            if let autostart::Stale::Removed {
+                previous: Some(pid),
+            } = autostart::remove_stale_files(&home)?
+            {
+                eprintln!("{}", autostart::crash_note(pid));
+            }
             writeln!(io::stdout().lock(), "the daemon is not running")?;
             return Ok(());
         }
         Err(err) => return Err(explain(err)),
     };
+
+    // The pid file of this daemon, to wait for: once it is gone, a daemon that a racing
+    // command started meanwhile has a pid file of its own, which is no reason to wait.
+    let pid_path = home.pid_path();
+    let pid_file = autostart::open_pid_file(&pid_path)?;
 
     // The daemon stops every process before it exits, each within its kill timeout.
     let longest_stop = block_on(client.list())
@@ -171,9 +181,11 @@ fn kill() -> Result<()> {
     }
     drop(client);
 
-    let pid_path = home.pid_path();
     let deadline = Instant::now() + wait;
-    while pid_path.exists() {
+    while pid_file
+        .as_ref()
+        .is_some_and(|file| autostart::names_file(&pid_path, file))
+    {
         if Instant::now() >= deadline {
             anyhow::bail!(
                 "the daemon is still shutting down after {}; see {}",
@@ -190,7 +202,10 @@ fn kill() -> Result<()> {
 /// Sends SIGTERM to the pid in `velos.pid`.
 fn terminate_by_pid(home: &Home) -> Result<()> {
     let pid_path = home.pid_path();
-    let text = std::fs::read_to_string(&pid_path)
+    let mut text = String::new();
+    autostart::open_pid_file(&pid_path)?
+        .with_context(|| format!("{} is gone", pid_path.display()))?
+        .read_to_string(&mut text)
         .with_context(|| format!("reading {}", pid_path.display()))?;
     let pid = text
         .trim()
