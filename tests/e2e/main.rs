@@ -65,6 +65,10 @@ mod outcomes;
 // No orphans, no zombies: grandchildren and double-forked descendants end; orphans are reaped.
 mod orphans;
 
+// One daemon per home (velos.pid removed, socket renamed over); the first command after a
+// SIGKILLed daemon recovers and says so once; `velos kill` racing other commands.
+mod one_daemon;
+
 // A SIGKILLed daemon's list back with `velosd --resurrect`; save, kill, resurrect; startup.
 mod persistence;
 

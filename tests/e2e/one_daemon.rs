@@ -1,0 +1,159 @@
+//! One daemon per home, and a quick way back after a crash: removing `velos.pid` does not
+//! let a second daemon in; a socket renamed over by a file is bound again; the first
+//! command after `kill -9` of the daemon succeeds and says once that the daemon did not
+//! shut down cleanly; `velos kill` racing other commands finishes without waiting for the
+//! daemon they start.
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+
+use crate::harness::{
+    TestHome, WAIT, bins, fixture, ping_socket, signal_pid, wait_gone, wait_until,
+};
+
+/// The pids of the velosd processes of `home`.
+fn daemons(home: &TestHome) -> Vec<i32> {
+    home.processes()
+        .into_iter()
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "velosd")
+        })
+        .collect()
+}
+
+#[test]
+fn removing_the_pid_file_does_not_let_a_second_daemon_in() {
+    let home = TestHome::new();
+    home.velos(&["start", &fixture("sleeper.sh"), "--name", "app"])
+        .success();
+    let first = home.ping().pid;
+    fs::remove_file(home.home().pid_path()).expect("remove velos.pid");
+
+    // The launcher finds the live daemon and starts no other.
+    home.velosd(&[]);
+    // A daemon run by hand refuses, naming the reason.
+    let mut child = Command::new(&bins().velosd)
+        .arg("--no-daemon")
+        .env("VELOS_HOME", home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run velosd --no-daemon");
+    home.record(child.id() as i32);
+    let status = wait_until(WAIT, "a second velosd to refuse and exit", || {
+        child.try_wait().ok().flatten()
+    });
+    let stderr = child.wait_with_output().expect("velosd's stderr").stderr;
+    let stderr = String::from_utf8_lossy(&stderr);
+    assert!(
+        !status.success() && stderr.contains("another velosd answers"),
+        "expected the second daemon to refuse ({status}): {stderr}"
+    );
+
+    wait_until(WAIT, "exactly one velosd on this home", || {
+        let pids = daemons(&home);
+        if pids.len() == 1 {
+            Ok(())
+        } else {
+            Err(format!("velosd pids {pids:?}"))
+        }
+    });
+    assert_eq!(home.ping().pid, first, "another daemon answers");
+    assert_eq!(home.get("app").status, "running");
+}
+
+#[test]
+fn a_socket_renamed_over_by_a_file_is_bound_again() {
+    let home = TestHome::new();
+    home.velos(&["ping"]).success();
+    let pid = home.ping().pid;
+    let file = home.path().join("not-a-socket");
+    fs::write(&file, "x").expect("write a file");
+    fs::rename(&file, home.home().socket_path()).expect("rename over the socket");
+    wait_until(WAIT, "the daemon to listen on its socket again", || {
+        ping_socket(&home.home().socket_path())
+    });
+    assert_eq!(home.ping().pid, pid, "another daemon answers");
+}
+
+#[test]
+fn the_first_command_after_a_crash_recovers_and_says_so_once() {
+    let home = TestHome::new();
+    home.velos(&["ping"]).success();
+    let started = Instant::now();
+    for round in 1..=25 {
+        let pid = home.ping().pid as i32;
+        signal_pid(pid, Signal::KILL);
+        // As soon as the process is gone: its other threads may still hold the socket and
+        // the lock for a few milliseconds.
+        wait_gone(pid, "the SIGKILLed daemon");
+        let output = home.cmd(&["ping"]).run();
+        let stderr = output.stderr_str();
+        assert!(
+            output.status.success(),
+            "round {round}: the first ping after the crash failed: {stderr}"
+        );
+        assert_eq!(
+            stderr.matches("did not shut down cleanly").count(),
+            1,
+            "round {round}: expected one crash note naming pid {pid}: {stderr}"
+        );
+        assert!(stderr.contains(&format!("pid {pid}")), "{stderr}");
+        assert!(stderr.contains("velos resurrect"), "{stderr}");
+        let again = home.velos(&["ping"]);
+        assert!(
+            !again.stderr_str().contains("did not shut down cleanly"),
+            "round {round}: the note came twice: {}",
+            again.stderr_str()
+        );
+    }
+    println!("25 crashes recovered in {:?}", started.elapsed());
+}
+
+#[test]
+fn kill_racing_other_commands_finishes_without_waiting_for_their_daemon() {
+    let home = TestHome::new();
+    // Ignores SIGTERM, so the daemon's shutdown takes its whole kill timeout: a long window
+    // for the other commands to start a new daemon.
+    home.velos(&[
+        "start",
+        "/bin/sh",
+        "--name",
+        "slow",
+        "--kill-timeout",
+        "1s",
+        "--",
+        "-c",
+        "trap '' TERM; echo ready; while :; do sleep 1; done",
+    ])
+    .success();
+    home.wait_log("slow", velos_proto::Stream::Out, "ready\n");
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                // Each of these may start a daemon while the old one shuts down.
+                let _ = home.cmd(&["ping"]).run();
+            }
+        });
+        let started = Instant::now();
+        let output = home.cmd(&["kill"]).run();
+        done.store(true, Ordering::Relaxed);
+        let took = started.elapsed();
+        assert!(
+            output.status.success(),
+            "velos kill failed after {took:?}: {}",
+            output.stderr_str()
+        );
+        assert!(
+            took < Duration::from_secs(8),
+            "velos kill took {took:?} for a 1 s kill timeout"
+        );
+    });
+}
