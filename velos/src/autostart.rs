@@ -382,7 +382,12 @@ mod tests {
         let (dir, home) = temp_home();
         std::fs::write(home.pid_path(), "999999\n").unwrap();
         drop(UnixListener::bind(home.socket_path()).unwrap());
-        remove_stale_files(&home).unwrap();
+        assert_eq!(
+            remove_stale_files(&home).unwrap(),
+            Stale::Removed {
+                previous: Some(999999)
+            }
+        );
         assert!(!home.pid_path().exists());
         assert!(!home.socket_path().exists());
         std::fs::remove_dir_all(dir).unwrap();
@@ -399,6 +404,36 @@ mod tests {
         remove_stale_files(&home).unwrap();
         assert!(home.pid_path().exists());
         assert!(home.socket_path().exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_socket_that_accepts_is_left_alone_even_when_the_lock_is_free() {
+        let (dir, home) = temp_home();
+        // A live daemon whose pid file was removed and written again by hand.
+        std::fs::write(home.pid_path(), "1\n").unwrap();
+        let _listener = UnixListener::bind(home.socket_path()).unwrap();
+        assert_eq!(remove_stale_files(&home).unwrap(), Stale::Live);
+        assert!(home.pid_path().exists());
+        assert!(home.socket_path().exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_pid_file_that_is_a_fifo_or_a_link_is_refused_without_blocking() {
+        let (dir, home) = temp_home();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &home.pid_path(),
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let error = remove_stale_files(&home).unwrap_err().to_string();
+        assert!(error.contains("FIFO"), "{error}");
+        std::fs::remove_file(home.pid_path()).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", home.pid_path()).unwrap();
+        let error = remove_stale_files(&home).unwrap_err().to_string();
+        assert!(error.contains("symbolic link"), "{error}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

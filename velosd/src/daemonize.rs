@@ -183,7 +183,8 @@ fn try_launch(home: &Home, args: &[String]) -> anyhow::Result<()> {
 
 /// Whether no process holds the pid file lock (taken and released at once).
 fn lock_is_free(home: &Home) -> bool {
-    let Ok(file) = crate::paths::open_in_home(&home.pid_path(), OpenOptions::new().read(true)) else {
+    let Ok(file) = crate::paths::open_in_home(&home.pid_path(), OpenOptions::new().read(true))
+    else {
         // No pid file: whoever held it has removed it on the way out.
         return true;
     };

@@ -16,7 +16,6 @@ use anyhow::{Context, Result};
 use futures_lite::future::block_on;
 use velos_proto::{ProcessInfo, ProcessStatus};
 
-use super::{daemon, explain};
 use crate::output::{Style, output_width, process_table, wrap};
 
 /// Printed on stderr when there is nothing to list.
@@ -24,7 +23,7 @@ const EMPTY_HINT: &str = "no processes; start one with 'velos start <script>'";
 
 /// Runs `velos list`.
 pub fn run(json: bool, style: Style) -> Result<()> {
-    let mut processes = block_on(daemon()?.list()).map_err(explain)?;
+    let mut processes = super::retrying(|client| block_on(client.list()))?;
     processes.sort_by_key(|process| process.id);
     let mut stdout = io::stdout().lock();
     if json {

@@ -67,6 +67,17 @@ fn daemon() -> Result<Client> {
     autostart::connect(&home)
 }
 
+/// Runs `request`, which changes nothing, on the daemon (started if needed). A daemon
+/// that closes the connection before answering has died meanwhile: the request is sent
+/// once more, to the daemon started in its place. Requests that change something are
+/// never resent this way: they may have been carried out.
+fn retrying<T>(request: impl Fn(&mut Client) -> std::result::Result<T, SdkError>) -> Result<T> {
+    match request(&mut daemon()?) {
+        Err(SdkError::Disconnected) => request(&mut daemon()?).map_err(explain),
+        result => result.map_err(explain),
+    }
+}
+
 /// Turns an SDK error into the one-line message the user sees, with what to do next.
 pub fn explain(err: SdkError) -> anyhow::Error {
     match err {
@@ -92,6 +103,12 @@ pub fn explain(err: SdkError) -> anyhow::Error {
             "cannot understand the daemon's answer ({err}); if it is another version of velos, \
              run 'velos kill' and retry"
         ),
+        // Read-only requests were sent again (see `retrying`); anything else may have
+        // been done before the daemon went away.
+        SdkError::Disconnected => anyhow!(
+            "{}; the request may or may not have been carried out: see 'velos list'",
+            SdkError::Disconnected
+        ),
         other => anyhow::Error::new(other),
     }
 }
@@ -109,7 +126,7 @@ fn completions(shell: clap_complete::Shell) -> Result<()> {
 
 /// `velos ping`
 fn ping() -> Result<()> {
-    let info = block_on(daemon()?.ping()).map_err(explain)?;
+    let info = retrying(|client| block_on(client.ping()))?;
     writeln!(
         io::stdout().lock(),
         "velosd {} is running (pid {})",
