@@ -424,7 +424,7 @@ mod tests {
         let (dir, home) = temp_home();
         rustix::fs::mkfifoat(
             rustix::fs::CWD,
-            &home.pid_path(),
+            home.pid_path(),
             rustix::fs::Mode::from_raw_mode(0o600),
         )
         .unwrap();
