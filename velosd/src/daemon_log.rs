@@ -289,13 +289,15 @@ impl LogFile {
     }
 }
 
-/// Opens `path` for appending (0600, never through a symlink) with its length.
+/// Opens `path` for appending (0600, never through a symlink, never blocking on a FIFO)
+/// with its length. (The launcher checked the file with `paths::open_in_home` already.)
 fn open_append(path: &Path) -> std::io::Result<(File, u64)> {
+    use rustix::fs::OFlags;
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC).bits() as i32)
         .open(path)?;
     let len = file.metadata()?.len();
     Ok((file, len))
