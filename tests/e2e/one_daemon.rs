@@ -1,17 +1,23 @@
 //! One daemon per home, and a quick way back after a crash: removing `velos.pid` does not
-//! let a second daemon in; a socket renamed over by a file is bound again; the first
+//! let a second daemon in; a socket renamed over by a file is bound again, one renamed
+//! over by another live daemon's socket is left to it; the first
 //! command after `kill -9` of the daemon succeeds and says once that the daemon did not
 //! shut down cleanly; `velos kill` racing `velos start` finishes without waiting for the
 //! daemon the start brings up.
 
 use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixListener;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
 use crate::harness::{
-    TestHome, WAIT, bins, fixture, ping_socket, signal_pid, wait_gone, wait_until,
+    TestHome, WAIT, bins, fixture, pid_alive, ping_socket, signal_pid, wait_gone, wait_until,
 };
 
 /// The pids of the velosd processes of `home`.
@@ -146,4 +152,56 @@ fn kill_racing_start_finishes_without_waiting_for_the_daemon_the_start_brings_up
             );
         });
     }
+}
+
+/// Stops the fake daemon's thread when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_daemon_never_takes_its_socket_back_from_another_live_one() {
+    let home = TestHome::new();
+    home.velos(&["ping"]).success();
+    let pid = home.ping().pid as i32;
+    // Another live "daemon": it answers every connection with a few bytes.
+    let other = home.path().join("other.sock");
+    let listener = UnixListener::bind(&other).expect("bind another socket");
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let stop = Arc::new(AtomicBool::new(false));
+    let _stop = StopOnDrop(stop.clone());
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    let _ = stream.write_all(b"VELO");
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    });
+    let socket = home.home().socket_path();
+    fs::rename(&other, &socket).expect("rename the other socket over velos.sock");
+    let theirs = fs::symlink_metadata(&socket)
+        .expect("the other socket")
+        .ino();
+
+    let log = home.path().join("velosd.log");
+    wait_until(WAIT, "the daemon to notice and step back", || {
+        fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("will not take the socket back")
+    });
+    assert_eq!(
+        fs::symlink_metadata(&socket).map(|m| m.ino()).ok(),
+        Some(theirs),
+        "the daemon took the socket back"
+    );
+    assert!(pid_alive(pid), "the daemon exited");
 }

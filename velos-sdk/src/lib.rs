@@ -21,8 +21,9 @@
 //! - [`StartParams::new`] makes a start request as `velos start` does: the script
 //!   resolved against the caller's directory, the caller's environment and directory.
 //! - [`Error`] is typed: [`Error::NotRunning`], [`Error::Refused`], [`Error::Timeout`],
-//!   [`Error::VersionMismatch`], [`Error::Protocol`] and the daemon's own
-//!   [`Error::Daemon`] with its [`ErrorCode`].
+//!   [`Error::VersionMismatch`], [`Error::Protocol`], [`Error::ForeignDaemon`] (the
+//!   process on the socket runs as another uid: nothing, environment included, is sent
+//!   to it) and the daemon's own [`Error::Daemon`] with its [`ErrorCode`].
 //!
 //! The protocol itself (frames, messages, home paths) is [`velos_proto`], re-exported
 //! as [`proto`].

@@ -4,11 +4,11 @@
 //! longer in the list (empties the current files, removes the rotated ones).
 //!
 //! Only regular files are touched: a symlink or a FIFO planted under a log's name is
-//! left alone, and files are opened with `O_NOFOLLOW | O_NONBLOCK`. The name must have
+//! left alone, and files are opened through `paths::open_in_home` (`O_NOFOLLOW |
+//! O_NONBLOCK`, ours only). The name must have
 //! passed `validate_name` (no `/`, no leading `.`), so nothing outside `logs/` is named.
 
 use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Whether `file` is one of `name`'s log files; `Some(true)` for a rotated copy.
@@ -59,12 +59,7 @@ pub(super) fn flush(logs_dir: &Path, name: &str) -> bool {
             let _ = std::fs::remove_file(path);
             continue;
         }
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-        if let Ok(file) = OpenOptions::new()
-            .write(true)
-            .custom_flags(flags.bits() as i32)
-            .open(path)
-        {
+        if let Ok(file) = crate::paths::open_in_home(path, OpenOptions::new().write(true)) {
             let _ = file.set_len(0);
         }
     }
