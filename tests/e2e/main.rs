@@ -48,6 +48,9 @@ mod info;
 // start, list, stop, restart, delete; `all`; ids; names; arguments; errors and statuses.
 mod lifecycle;
 
+// Numeric settings outside their range are refused (flags, config file, the daemon).
+mod limits;
+
 // 100 SDK clients at once all get correct answers; the daemon's fd count returns to baseline.
 mod load;
 

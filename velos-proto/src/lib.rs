@@ -36,6 +36,7 @@ pub mod budget;
 mod error;
 pub mod frame;
 pub mod home;
+pub mod limits;
 mod method;
 mod request;
 mod response;

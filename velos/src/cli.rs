@@ -2,7 +2,8 @@
 //!
 //! Each command's doc comment is its help: the first line is the short help, and the
 //! long help ends with an example. Values are parsed into types here (durations through
-//! humantime, sizes through [`parse_size`], `--env` into pairs), so a bad value is a usage
+//! humantime, sizes through `parse_size`, each within its range (`bounds`), `--env` into
+//! pairs), so a bad value is a usage
 //! error before anything happens.
 //! Everything that needs I/O (absolute script paths, the environment, the daemon) is
 //! done by `commands`.
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::size::parse_size;
+use crate::bounds;
 
 /// A process manager: keeps your programs running, and their logs, in the background
 ///
@@ -214,8 +215,8 @@ pub struct StartArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// How long `stop` waits after SIGTERM before SIGKILL, like `500ms` or `10s` [default: 5s].
-    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    /// How long `stop` waits after SIGTERM before SIGKILL, like `500ms` or `10s`, at most 1h [default: 5s].
+    #[arg(long, value_name = "DUR", value_parser = bounds::parse_kill_timeout)]
     pub kill_timeout: Option<Duration>,
 
     /// The program that runs the script, instead of the one velos picks.
@@ -234,20 +235,20 @@ pub struct StartArgs {
     #[arg(long)]
     pub no_autorestart: bool,
 
-    /// Quick failures in a row after which velos gives up and leaves it errored [default: 16].
-    #[arg(long, value_name = "N")]
+    /// Quick failures in a row after which velos gives up and leaves it errored, 0 to 1000000 [default: 16].
+    #[arg(long, value_name = "N", value_parser = bounds::parse_max_restarts)]
     pub max_restarts: Option<u32>,
 
-    /// How long a run must last to count as a success, resetting the backoff [default: 1s].
-    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration)]
+    /// How long a run must last to count as a success, resetting the backoff, at most 1day [default: 1s].
+    #[arg(long, value_name = "DUR", value_parser = bounds::parse_min_uptime)]
     pub min_uptime: Option<Duration>,
 
-    /// Rotate each log file when it reaches this size, like `10MiB`, `500K` or `1GB` [default: never].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// Rotate each log file when it reaches this size, like `10MiB`, `500K` or `1GB`; 1KiB to 1TiB, 0 for never [default: never].
+    #[arg(long, value_name = "SIZE", value_parser = bounds::parse_log_size)]
     pub max_log_size: Option<u64>,
 
-    /// How many rotated files to keep per log (`app-out.log.1` is the newest) [default: 5].
-    #[arg(long, value_name = "N")]
+    /// How many rotated files to keep per log (`app-out.log.1` is the newest), 0 to 100 [default: 5].
+    #[arg(long, value_name = "N", value_parser = bounds::parse_log_files)]
     pub log_files: Option<u32>,
 
     /// Arguments passed to the script, after `--`.

@@ -34,7 +34,9 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 use velos_proto::StartParams;
 use velos_proto::home::validate_name;
+use velos_proto::limits::{KILL_TIMEOUT_MS, LOG_FILES, MAX_RESTARTS, MIN_UPTIME_MS, Range};
 
+use crate::bounds;
 use crate::size::parse_size;
 
 /// Whether a `start` script or a `stop|restart|delete` target names a config file.
@@ -88,15 +90,15 @@ struct App {
     interpreter: Option<String>,
     #[serde(default)]
     autorestart: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "max_restarts")]
     max_restarts: Option<u32>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(default, deserialize_with = "min_uptime")]
     min_uptime: Option<Duration>,
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(default, deserialize_with = "kill_timeout")]
     kill_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "size")]
     max_log_size: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "log_files")]
     log_files: Option<u32>,
 }
 
@@ -361,7 +363,46 @@ fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Er
     match TextOrNumber::deserialize(deserializer)? {
         TextOrNumber::Number(bytes) => Ok(Some(bytes)),
         TextOrNumber::Text(text) => parse_size(&text).map(Some).map_err(de::Error::custom),
-    }
+    }?
+    .map(|bytes| bounds::size(bytes).map_err(de::Error::custom))
+    .transpose()
+}
+
+/// A duration within `range`.
+fn bounded_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    range: Range,
+) -> Result<Option<Duration>, D::Error> {
+    duration(deserializer)?
+        .map(|value| bounds::duration(range, value).map_err(de::Error::custom))
+        .transpose()
+}
+
+fn kill_timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    bounded_duration(deserializer, KILL_TIMEOUT_MS)
+}
+
+fn min_uptime<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    bounded_duration(deserializer, MIN_UPTIME_MS)
+}
+
+/// A count within `range`.
+fn bounded_count<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    range: Range,
+) -> Result<Option<u32>, D::Error> {
+    let value = u64::deserialize(deserializer)?;
+    let value = bounds::count(range, value).map_err(de::Error::custom)?;
+    // Every count range fits in a u32.
+    u32::try_from(value).map(Some).map_err(de::Error::custom)
+}
+
+fn log_files<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    bounded_count(deserializer, LOG_FILES)
+}
+
+fn max_restarts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    bounded_count(deserializer, MAX_RESTARTS)
 }
 
 #[cfg(test)]

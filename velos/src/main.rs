@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod autostart;
+mod bounds;
 // Its doc comments are clap's help text, where `[default: 5s]` is a note, not a link.
 #[allow(rustdoc::broken_intra_doc_links)]
 mod cli;

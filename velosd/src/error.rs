@@ -99,6 +99,9 @@ pub enum Error {
         /// How many processes it holds.
         saved: usize,
     },
+    /// A numeric setting outside its allowed range.
+    #[error("{0}")]
+    OutOfRange(#[from] velos_proto::limits::OutOfRange),
     /// Reading or writing a saved list failed.
     #[error("{0}")]
     Io(String),
@@ -122,7 +125,7 @@ impl Error {
             Error::ShuttingDown => ErrorCode::ShuttingDown,
             Error::NeedsOne(_) | Error::NotHere(_) => ErrorCode::InvalidParams,
             Error::NothingSaved => ErrorCode::NotFound,
-            Error::WouldEraseDump { .. } => ErrorCode::InvalidParams,
+            Error::WouldEraseDump { .. } | Error::OutOfRange(_) => ErrorCode::InvalidParams,
             Error::Io(_) => ErrorCode::Internal,
         }
     }

@@ -461,6 +461,7 @@ impl Supervisor {
 
     /// Checks a start request and makes the entry it describes (not yet in the table).
     fn new_entry(&self, id: u32, params: StartParams) -> Result<Entry, Error> {
+        params.check_ranges()?;
         let script = PathBuf::from(&params.script);
         if !script.is_absolute() {
             return Err(Error::RelativeScript(params.script));

@@ -1,0 +1,123 @@
+//! The allowed ranges of the numeric start settings (`velos_proto::limits`, which the
+//! daemon enforces too), checked where the user typed them: flags through clap's value
+//! parsers (`parse_*`), config-file values by [`count`], [`duration`] and [`size`].
+//! Messages speak the user's units (`2h`, `10MiB`), not the wire's milliseconds and bytes.
+
+use std::time::Duration;
+
+use velos_proto::limits::{
+    KILL_TIMEOUT_MS, LOG_FILES, MAX_LOG_BYTES, MAX_RESTARTS, MIN_UPTIME_MS, Range,
+};
+
+use crate::size::{format_bytes, parse_size};
+
+/// A count within `range`.
+pub fn count(range: Range, value: u64) -> Result<u64, String> {
+    if range.contains(value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{value} is out of range: allowed {} to {}",
+            range.min, range.max
+        ))
+    }
+}
+
+/// A duration within `range` (milliseconds).
+pub fn duration(range: Range, value: Duration) -> Result<Duration, String> {
+    let ms = u64::try_from(value.as_millis()).unwrap_or(u64::MAX);
+    if range.contains(ms) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "{} is longer than the maximum, {}",
+            humantime::format_duration(value),
+            humantime::format_duration(Duration::from_millis(range.max))
+        ))
+    }
+}
+
+/// A log size within [`MAX_LOG_BYTES`], or 0 for no rotation.
+pub fn size(value: u64) -> Result<u64, String> {
+    if MAX_LOG_BYTES.contains(value) {
+        return Ok(value);
+    }
+    let (min, max) = (
+        format_bytes(MAX_LOG_BYTES.min),
+        format_bytes(MAX_LOG_BYTES.max),
+    );
+    Err(format!(
+        "{} is out of range: allowed {min} to {max}, or 0 for no rotation",
+        format_bytes(value)
+    ))
+}
+
+fn parse_count(range: Range, text: &str) -> Result<u32, String> {
+    let value: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a whole number"))?;
+    let value = count(range, value)?;
+    // Every count range fits in a u32.
+    u32::try_from(value).map_err(|_| format!("{value} is too large"))
+}
+
+/// `--log-files N`
+pub fn parse_log_files(text: &str) -> Result<u32, String> {
+    parse_count(LOG_FILES, text)
+}
+
+/// `--max-restarts N`
+pub fn parse_max_restarts(text: &str) -> Result<u32, String> {
+    parse_count(MAX_RESTARTS, text)
+}
+
+/// `--kill-timeout DUR`
+pub fn parse_kill_timeout(text: &str) -> Result<Duration, String> {
+    let value = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    duration(KILL_TIMEOUT_MS, value)
+}
+
+/// `--min-uptime DUR`
+pub fn parse_min_uptime(text: &str) -> Result<Duration, String> {
+    let value = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    duration(MIN_UPTIME_MS, value)
+}
+
+/// `--max-log-size SIZE`
+pub fn parse_log_size(text: &str) -> Result<u64, String> {
+    size(parse_size(text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_outside_the_ranges_say_what_is_allowed() {
+        assert_eq!(parse_log_files("5"), Ok(5));
+        assert_eq!(
+            parse_log_files("4294967295").unwrap_err(),
+            "4294967295 is out of range: allowed 0 to 100"
+        );
+        assert_eq!(
+            parse_log_files("99999999999999999999").unwrap_err(),
+            "'99999999999999999999' is not a whole number"
+        );
+        assert_eq!(parse_max_restarts("0"), Ok(0));
+        assert!(parse_max_restarts("4000000000").is_err());
+        assert_eq!(parse_kill_timeout("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(
+            parse_kill_timeout("2h").unwrap_err(),
+            "2h is longer than the maximum, 1h"
+        );
+        assert!(parse_kill_timeout("soon").is_err());
+        assert!(parse_min_uptime("1day").is_ok() && parse_min_uptime("2days").is_err());
+        assert_eq!(parse_log_size("0"), Ok(0));
+        assert_eq!(parse_log_size("1KiB"), Ok(1024));
+        assert_eq!(
+            parse_log_size("10").unwrap_err(),
+            "10 B is out of range: allowed 1.0 KiB to 1.0 TiB, or 0 for no rotation"
+        );
+    }
+}
