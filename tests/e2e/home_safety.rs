@@ -1,5 +1,5 @@
 //! A home nobody else can use against you: root refuses a home, or a file in it, that
-//! belongs to another user; links planted in the home are refused, never followed; a
+//! belongs to another user, and a home in a directory of another user; links planted in the home are refused, never followed; a
 //! FIFO in place of a log file or the pid file is refused at once instead of hanging the
 //! daemon or the CLI; a daemon of another uid on the socket gets nothing; a home whose
 //! socket path is too long says so.
@@ -125,6 +125,28 @@ fn root_refuses_a_home_owned_by_another_user_and_nothing_planted_in_it_is_used()
     assert!(
         !paths.pid_path().exists() && !paths.socket_path().exists(),
         "a daemon of root ran in the stranger's home"
+    );
+}
+
+#[test]
+fn root_refuses_a_home_of_its_own_inside_a_directory_of_another_user() {
+    if !is_root() {
+        println!("skipped: needs root to hand a directory to another uid");
+        return;
+    }
+    // `VELOS_HOME=/srv/app/.velos`: the home is root's, but the app user could rename it
+    // away and put their own in its place at any time.
+    let home = TestHome::new();
+    give_away(home.path());
+    let inner = home.path().join("velos");
+    let error = home
+        .cmd(&["ping"])
+        .env("VELOS_HOME", &inner.to_string_lossy())
+        .run()
+        .error();
+    assert!(
+        error.contains("a parent of") && error.contains("belongs to uid 65534"),
+        "expected the home's parent to be refused, naming its owner; got: {error}"
     );
 }
 

@@ -354,10 +354,15 @@ fn start_failed(home: &Home, launcher: &Launched) -> anyhow::Error {
         (None, Some(status)) if !status.success() => format!("the launcher failed ({status})"),
         (None, Some(_)) => "it did not answer".to_owned(),
     };
-    anyhow::anyhow!(
-        "could not start the velos daemon: {reason}; see {}",
-        log.display()
-    )
+    // A daemon refused before it opened its log (another user's home, say) wrote none.
+    if std::fs::symlink_metadata(&log).is_ok() {
+        anyhow::anyhow!(
+            "could not start the velos daemon: {reason}; see {}",
+            log.display()
+        )
+    } else {
+        anyhow::anyhow!("could not start the velos daemon: {reason}")
+    }
 }
 
 #[cfg(test)]

@@ -33,7 +33,53 @@ use velos_proto::Home;
 pub fn create_home(home: &Home) -> anyhow::Result<()> {
     velos_proto::home::check_socket_path(&home.socket_path())?;
     create_private_dir(home.root(), true)?;
+    check_parents(home.root())?;
     create_private_dir(&home.logs_dir(), false)
+}
+
+/// Checks every directory above the home, as written and as resolved (`OpenSSH`'s
+/// `StrictModes` does the same for `authorized_keys`): each must belong to root or to
+/// us, and one that others may write must have the sticky bit (like `/tmp`). Otherwise
+/// the user it belongs to (or anyone, for a writable one) could rename the checked home
+/// away and put one of their own in its place while the daemon runs.
+fn check_parents(root: &Path) -> anyhow::Result<()> {
+    let resolved = std::fs::canonicalize(root)
+        .with_context(|| format!("cannot resolve {}", root.display()))?;
+    let ours = rustix::process::geteuid().as_raw();
+    for path in [root, resolved.as_path()] {
+        for parent in path.ancestors().skip(1) {
+            if parent.as_os_str().is_empty() {
+                continue;
+            }
+            let stat = rustix::fs::stat(parent)
+                .with_context(|| format!("cannot use {}", parent.display()))?;
+            let mode = stat.st_mode & 0o7777;
+            if stat.st_uid != ours && stat.st_uid != 0 {
+                let trusted = if ours == 0 {
+                    "root".to_owned()
+                } else {
+                    format!("root or {} that velos runs as", uid_label(ours))
+                };
+                anyhow::bail!(
+                    "{}, a parent of {}, belongs to {}, not to {trusted}, so that user could put a home of their own in its place: \
+                     use a directory whose parents belong to you or root (set VELOS_HOME)",
+                    parent.display(),
+                    root.display(),
+                    uid_label(stat.st_uid),
+                );
+            }
+            if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+                anyhow::bail!(
+                    "{}, a parent of {}, is writable by group or others (mode {mode:o}) without the sticky bit, so anyone could put a home of their own in its place: \
+                     use another directory (set VELOS_HOME), or 'chmod go-w {}'",
+                    parent.display(),
+                    root.display(),
+                    parent.display()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `follow`: the home itself may be a link (`~/.velos -> /data/velos`), checked where it
