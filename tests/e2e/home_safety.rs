@@ -58,6 +58,48 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// A saved list naming a script that must never run as root (it creates the returned
+/// marker): saved by a daemon of a home of our own while the script was harmless.
+fn evil_dump(outside: &Path) -> (Vec<u8>, PathBuf) {
+    let marker = outside.join("evil-ran");
+    let evil = outside.join("evil.sh");
+    fs::write(&evil, "#!/bin/sh\nexec sleep 600\n").expect("write evil.sh");
+    fs::set_permissions(&evil, fs::Permissions::from_mode(0o755)).expect("chmod evil.sh");
+    let source = TestHome::new();
+    source
+        .velos(&["start", &evil.to_string_lossy(), "--name", "evil"])
+        .success();
+    source.velos(&["save"]).success();
+    source.velos(&["kill"]).success();
+    let dump = fs::read(source.home().dump_path()).expect("read the saved list");
+    fs::write(&evil, format!("#!/bin/sh\ntouch {}\n", marker.display())).expect("arm evil.sh");
+    (dump, marker)
+}
+
+#[test]
+fn a_saved_list_planted_by_another_user_is_never_run() {
+    if !is_root() {
+        println!("skipped: needs root to plant a file of another uid");
+        return;
+    }
+    let outside = tempfile::tempdir_in("/tmp").expect("a directory outside the home");
+    let (dump, marker) = evil_dump(outside.path());
+    let home = TestHome::new();
+    home.velos(&["ping"]).success();
+    fs::write(home.home().dump_path(), &dump).expect("plant dump.msgpack");
+    give_away(&home.home().dump_path());
+    let error = home.velos(&["resurrect"]).error();
+    assert!(
+        error.contains("dump.msgpack") && error.contains("belongs to uid 65534"),
+        "expected the planted list to be refused, naming its owner; got: {error}"
+    );
+    assert!(!marker.exists(), "the planted list ran");
+    assert!(
+        home.find("evil").is_none(),
+        "the planted list was brought back"
+    );
+}
+
 #[test]
 fn root_refuses_a_home_owned_by_another_user_and_nothing_planted_in_it_is_used() {
     if !is_root() {
@@ -67,23 +109,7 @@ fn root_refuses_a_home_owned_by_another_user_and_nothing_planted_in_it_is_used()
     let outside = tempfile::tempdir_in("/tmp").expect("a directory outside the home");
     let secret_log = secret(outside.path(), "secret");
     let secret_state = secret(outside.path(), "other");
-    let marker = outside.path().join("evil-ran");
-
-    // A list naming a script that must never run as root: saved by a daemon of a home
-    // of our own while the script was harmless, then planted in the stranger's home.
-    let evil = outside.path().join("evil.sh");
-    fs::write(&evil, "#!/bin/sh\nexec sleep 600\n").expect("write evil.sh");
-    fs::set_permissions(&evil, fs::Permissions::from_mode(0o755)).expect("chmod evil.sh");
-    let dump = {
-        let source = TestHome::new();
-        source
-            .velos(&["start", &evil.to_string_lossy(), "--name", "evil"])
-            .success();
-        source.velos(&["save"]).success();
-        source.velos(&["kill"]).success();
-        fs::read(source.home().dump_path()).expect("read the saved list")
-    };
-    fs::write(&evil, format!("#!/bin/sh\ntouch {}\n", marker.display())).expect("arm evil.sh");
+    let (dump, marker) = evil_dump(outside.path());
 
     let home = TestHome::new();
     let paths = home.home();
@@ -113,7 +139,7 @@ fn root_refuses_a_home_owned_by_another_user_and_nothing_planted_in_it_is_used()
     let error = home.velos(&["resurrect"]).error();
     assert!(error.contains("belongs to uid 65534"), "{error}");
     // Whatever might have run did so by now: the start above is long over.
-    assert!(!marker.exists(), "the planted list ran {}", evil.display());
+    assert!(!marker.exists(), "the planted list ran");
     for secret in [&secret_log, &secret_state] {
         assert_eq!(
             fs::read_to_string(secret).expect("read the secret"),

@@ -332,6 +332,18 @@ mod tests {
     }
 
     #[test]
+    fn a_home_in_a_directory_anyone_may_write_needs_the_sticky_bit() {
+        let parent = temp_dir("parent");
+        let home = Home::at(parent.join("home"));
+        std::fs::set_permissions(&parent, Permissions::from_mode(0o777)).unwrap();
+        let error = create_home(&home).unwrap_err().to_string();
+        assert!(error.contains("without the sticky bit"), "{error}");
+        std::fs::set_permissions(&parent, Permissions::from_mode(0o1777)).unwrap();
+        create_home(&home).unwrap();
+        std::fs::remove_dir_all(&parent).unwrap();
+    }
+
+    #[test]
     fn links_fifos_and_loose_files_are_refused_and_modes_tightened() {
         let root = temp_dir("files");
         let target = root.join("target");
