@@ -116,3 +116,37 @@ fn the_daemon_raises_its_open_file_limit_to_the_hard_limit_and_says_how_many_pro
         "`velos ping` does not say how many processes fit\n{output}"
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_start_without_env_gives_the_child_no_internal_variable_of_the_daemon() {
+    let home = TestHome::new();
+    let mut sdk = home.sdk();
+    let started = sdk
+        .start(velos_proto::StartParams {
+            script: fixture("sleeper.sh"),
+            name: Some("bare".into()),
+            ..Default::default()
+        })
+        .expect("start without env");
+    let pid = started.pid.expect("a pid");
+    home.record(pid as i32);
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("read environ");
+    let names: Vec<String> = environ
+        .split(|&byte| byte == 0)
+        .filter_map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            Some(entry.split_once('=')?.0.to_owned())
+        })
+        .collect();
+    // The daemon's own environment, as the SDK documents for a start without env.
+    assert!(names.iter().any(|name| name == "VELOS_HOME"), "{names:?}");
+    let internal: Vec<&String> = names
+        .iter()
+        .filter(|name| name.starts_with("VELOSD_"))
+        .collect();
+    assert!(
+        internal.is_empty(),
+        "internal variables reached the child: {internal:?}"
+    );
+}

@@ -112,3 +112,7 @@ mod full_disk;
 // one), the open-file limit raised at start, a corrupt state.msgpack kept aside, no
 // internal variable in a child's environment.
 mod daemon_life;
+
+// state.msgpack and dump.msgpack fsynced before and after their rename (strace); a corrupt
+// state.msgpack kept aside.
+mod state_file;

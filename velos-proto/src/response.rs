@@ -69,8 +69,8 @@ pub struct PingInfo {
     #[serde(default)]
     pub processes: u32,
     /// Why the daemon's latest save of its process list (`state.msgpack`) failed, while it
-    /// keeps failing (a full disk, say); the daemon retries every second. `None` when the
-    /// list on disk is current.
+    /// keeps failing (a full disk, say; a failed write is retried every second). `None`
+    /// when the list on disk is current.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_error: Option<String>,
     /// The daemon's limit of open files (its soft `RLIMIT_NOFILE`, raised at start to the

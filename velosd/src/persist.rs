@@ -125,8 +125,9 @@ type KnownEnv = (Weak<BTreeMap<String, String>>, Vec<u8>);
 type Key = (u64, ProcessStatus, u32, Option<Exit>, Option<usize>);
 
 impl ListEncoder {
-    /// The whole list as MessagePack, in the layout of [`SavedList`].
-    pub fn encode(&mut self, table: &ProcessTable) -> Vec<u8> {
+    /// The whole list as MessagePack, in the layout of [`SavedList`]. An error (a value
+    /// serde cannot encode) gives no bytes at all, never a list with a hole in it.
+    pub fn encode(&mut self, table: &ProcessTable) -> Result<Vec<u8>, EncodeError> {
         if self.envs.iter().any(|(env, _)| env.strong_count() == 0) {
             self.envs.clear();
             self.processes.clear();
@@ -134,7 +135,10 @@ impl ListEncoder {
         self.processes.retain(|id, _| table.get(*id).is_some());
         let mut processes = Vec::with_capacity(table.len());
         for entry in table.iter() {
-            let env = entry.spec.env.as_ref().map(|env| self.env_index(env));
+            let env = match &entry.spec.env {
+                Some(env) => Some(self.env_index(env)?),
+                None => None,
+            };
             let key = (entry.run, entry.status, entry.restarts, entry.exit, env);
             let cached = self.processes.get(&entry.id).filter(|(old, _)| *old == key);
             let bytes = match cached {
@@ -149,7 +153,7 @@ impl ListEncoder {
                         restarts: entry.restarts,
                         exit_code: entry.exit.and_then(|exit| exit.code),
                         signal: entry.exit.and_then(|exit| exit.signal),
-                    });
+                    })?;
                     self.processes.insert(entry.id, (key, bytes.clone()));
                     bytes
                 }
@@ -172,19 +176,20 @@ impl ListEncoder {
         for bytes in &processes {
             out.extend_from_slice(bytes);
         }
-        out
+        Ok(out)
     }
 
     /// The number of `env` in the list, adding it if new.
-    fn env_index(&mut self, env: &Env) -> usize {
+    fn env_index(&mut self, env: &Env) -> Result<usize, EncodeError> {
         let known = self
             .envs
             .iter()
             .position(|(weak, _)| std::ptr::eq(weak.as_ptr(), Arc::as_ptr(env)));
-        known.unwrap_or_else(|| {
-            self.envs.push((Arc::downgrade(env), encode_value(&**env)));
-            self.envs.len() - 1
-        })
+        if let Some(index) = known {
+            return Ok(index);
+        }
+        self.envs.push((Arc::downgrade(env), encode_value(&**env)?));
+        Ok(self.envs.len() - 1)
     }
 }
 
@@ -192,20 +197,31 @@ fn len_u32(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
+/// Why a list could not be encoded.
+pub type EncodeError = rmp_serde::encode::Error;
+
 /// A value as MessagePack, structs as maps.
-fn encode_value<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
-    // Plain data (strings, numbers, maps) always encodes.
-    rmp_serde::to_vec_named(value).unwrap_or_default()
+fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    rmp_serde::to_vec_named(value)
 }
 
-/// Writes `bytes` to `path` atomically (0600): a temporary file, then a rename.
+/// Writes `bytes` to `path` atomically (0600): a temporary file, made durable (fsync),
+/// then renamed over `path`, and the directory made durable too, so that after a crash
+/// or a power cut the path holds the old list or the new one, never half of one.
 pub fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let mut file = crate::paths::create_fresh_in_home(Path::new(&temporary))?;
     file.write_all(bytes)?;
+    file.sync_all()?;
     drop(file);
-    std::fs::rename(&temporary, path)
+    std::fs::rename(&temporary, path)?;
+    // The rename is an entry in the directory: durable once the directory is synced.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Hands encoded lists to the thread that writes `state.msgpack`.
@@ -230,8 +246,10 @@ type Failure = Arc<Mutex<Option<String>>>;
 const SAVE_RETRY: Duration = Duration::from_secs(1);
 
 impl StateWriter {
-    /// Starts the thread writing to `path`.
+    /// Starts the thread writing to `path`; a list already there that cannot be read is
+    /// first kept aside (see [`keep_corrupt_aside`]).
     pub fn start(path: PathBuf) -> std::io::Result<(StateWriter, StateWriterThread)> {
+        keep_corrupt_aside(&path);
         let (lists, queue) = std::sync::mpsc::channel::<Option<Vec<u8>>>();
         let failure = Failure::default();
         let shared = failure.clone();
@@ -256,6 +274,16 @@ impl StateWriter {
     /// Why saving the list fails, while it does.
     pub fn error(&self) -> Option<String> {
         lock_failure(&self.failure).clone()
+    }
+
+    /// Reports a list that could not even be encoded (logged the first time); the next
+    /// successful save clears it.
+    pub fn fail(&self, message: String) {
+        let mut failed = lock_failure(&self.failure);
+        if failed.as_ref() != Some(&message) {
+            crate::log(&message);
+        }
+        *failed = Some(message);
     }
 }
 
@@ -328,6 +356,36 @@ impl StateWriterThread {
     }
 }
 
+/// Renames a `state.msgpack` that does not decode (or has a format this daemon does not
+/// know) to `state.msgpack.corrupt-<UTC time>` and logs it, so that the next save does not
+/// destroy what may still be recovered by hand.
+fn keep_corrupt_aside(path: &Path) {
+    let Err(error) = read(path) else {
+        return;
+    };
+    if error.kind() != std::io::ErrorKind::InvalidData {
+        // Unreadable for another reason (permissions, say): the next save reports it.
+        return;
+    }
+    let time = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "");
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{time}"));
+    let aside = PathBuf::from(aside);
+    match std::fs::rename(path, &aside) {
+        Ok(()) => crate::log(format_args!(
+            "{} is corrupt ({error}); kept as {} and replaced by the current list",
+            path.display(),
+            aside.display()
+        )),
+        Err(rename) => crate::log(format_args!(
+            "{} is corrupt ({error}) and cannot be kept aside ({rename}): the next save replaces it",
+            path.display()
+        )),
+    }
+}
+
 /// Reads the list at `path`; `None` when there is none.
 pub fn read(path: &Path) -> std::io::Result<Option<SavedList>> {
     let opened = crate::paths::open_in_home(path, std::fs::OpenOptions::new().read(true));
@@ -374,10 +432,10 @@ mod tests {
             table.insert(entry);
         }
         let mut encoder = ListEncoder::default();
-        let bytes = encoder.encode(&table);
+        let bytes = encoder.encode(&table).unwrap();
         assert_eq!(encoder.envs.len(), 1, "one environment for both");
         // Encoding again reuses the cached processes and gives the same bytes.
-        assert_eq!(encoder.encode(&table), bytes);
+        assert_eq!(encoder.encode(&table).unwrap(), bytes);
         let dir = std::env::temp_dir().join(format!("velosd-persist-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("state.msgpack");
@@ -390,12 +448,24 @@ mod tests {
         assert_eq!(restored[1].restarts, 3);
         // A change to one process shows in the next encoding.
         table.get_mut(3).unwrap().restarts = 9;
-        write_bytes(&path, &encoder.encode(&table)).unwrap();
+        write_bytes(&path, &encoder.encode(&table).unwrap()).unwrap();
         let restored = read(&path).unwrap().unwrap().restore();
         assert_eq!((restored[0].restarts, restored[1].restarts), (0, 9));
         assert!(read(&dir.join("none")).unwrap().is_none());
         std::fs::write(&path, b"not msgpack").unwrap();
         assert!(read(&path).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_encoded_is_an_error_not_empty_bytes() {
+        struct Unencodable;
+        impl Serialize for Unencodable {
+            fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+                Err(serde::ser::Error::custom("no"))
+            }
+        }
+        assert!(encode_value(&Unencodable).is_err());
+        assert!(encode_value(&[Unencodable]).is_err());
     }
 }

@@ -70,7 +70,9 @@ impl Supervisor {
                 });
             }
         }
-        let bytes = ListEncoder::default().encode(&self.table);
+        let bytes = ListEncoder::default()
+            .encode(&self.table)
+            .map_err(|e| Error::Io(format!("cannot encode the process list: {e}")))?;
         persist::write_bytes(&path, &bytes)
             .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))?;
         Ok(Saved {
@@ -150,8 +152,13 @@ impl Supervisor {
         if self.shutting_down {
             return;
         }
-        let bytes = self.encoder.borrow_mut().encode(&self.table);
-        self.state.save(bytes);
+        match self.encoder.borrow_mut().encode(&self.table) {
+            Ok(bytes) => self.state.save(bytes),
+            // The file on disk keeps the last list that encoded; ping reports the failure.
+            Err(error) => self
+                .state
+                .fail(format!("cannot encode the process list: {error}")),
+        }
     }
 }
 
