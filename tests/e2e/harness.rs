@@ -396,6 +396,11 @@ impl TestHome {
     pub fn kill_daemon(&self) -> i32 {
         let daemon = self.daemon_pid().expect("velos.pid names the daemon");
         self.record(daemon);
+        // A crash after the last change was saved, as the tests mean it: the list is
+        // fsynced, which a loaded disk may take a while to do.
+        wait_until(WAIT, "the daemon's list to be on disk", || {
+            !self.ping().state_pending
+        });
         signal_pid(daemon, Signal::KILL);
         wait_gone(daemon, "the SIGKILLed daemon");
         wait_until(

@@ -73,6 +73,10 @@ pub struct PingInfo {
     /// when the list on disk is current.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_error: Option<String>,
+    /// Whether a change to the process list is not on disk yet (being written, or failing):
+    /// a crash now would lose it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub state_pending: bool,
     /// The daemon's limit of open files (its soft `RLIMIT_NOFILE`, raised at start to the
     /// hard limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -21,6 +21,7 @@ use velos_proto::StartParams;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -228,7 +229,7 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[derive(Clone)]
 pub struct StateWriter {
     lists: std::sync::mpsc::Sender<Option<Vec<u8>>>,
-    failure: Failure,
+    progress: Arc<Progress>,
 }
 
 /// The writer thread, to be stopped once the daemon is done.
@@ -237,9 +238,17 @@ pub struct StateWriterThread {
     thread: std::thread::JoinHandle<()>,
 }
 
-/// Why the latest save failed, while it keeps failing; shared by the writer thread and
-/// the supervisor (`daemon.ping`'s `state_error`).
-type Failure = Arc<Mutex<Option<String>>>;
+/// What the writer thread has done, shared with the supervisor (`daemon.ping`).
+#[derive(Default)]
+struct Progress {
+    /// Why the latest save failed, while it keeps failing (`state_error`).
+    failure: Mutex<Option<String>>,
+    /// Lists handed to the writer so far.
+    queued: AtomicU64,
+    /// Lists the writer has dealt with by writing a newer or equal one (`state_pending`
+    /// while this is behind `queued`).
+    written: AtomicU64,
+}
 
 /// How long a failed save waits before it is tried again (unless a newer list comes
 /// first, which is tried at once).
@@ -251,15 +260,15 @@ impl StateWriter {
     pub fn start(path: PathBuf) -> std::io::Result<(StateWriter, StateWriterThread)> {
         keep_corrupt_aside(&path);
         let (lists, queue) = std::sync::mpsc::channel::<Option<Vec<u8>>>();
-        let failure = Failure::default();
-        let shared = failure.clone();
+        let progress = Arc::<Progress>::default();
+        let shared = progress.clone();
         let thread = std::thread::Builder::new()
             .name("state-writer".into())
             .spawn(move || write_lists(&path, &queue, &shared))?;
         Ok((
             StateWriter {
                 lists: lists.clone(),
-                failure,
+                progress,
             },
             StateWriterThread { lists, thread },
         ))
@@ -267,19 +276,26 @@ impl StateWriter {
 
     /// Queues an encoded list to be written.
     pub fn save(&self, bytes: Vec<u8>) {
+        // Counted before it is sent, so that the writer never gets ahead of the count.
+        self.progress.queued.fetch_add(1, Ordering::AcqRel);
         // A stopped writer means the daemon is exiting: nothing to save then.
         let _ = self.lists.send(Some(bytes));
     }
 
     /// Why saving the list fails, while it does.
     pub fn error(&self) -> Option<String> {
-        lock_failure(&self.failure).clone()
+        lock_failure(&self.progress.failure).clone()
+    }
+
+    /// Whether a change is not on disk yet (being written, or failing).
+    pub fn pending(&self) -> bool {
+        self.progress.written.load(Ordering::Acquire) < self.progress.queued.load(Ordering::Acquire)
     }
 
     /// Reports a list that could not even be encoded (logged the first time); the next
     /// successful save clears it.
     pub fn fail(&self, message: String) {
-        let mut failed = lock_failure(&self.failure);
+        let mut failed = lock_failure(&self.progress.failure);
         if failed.as_ref() != Some(&message) {
             crate::log(&message);
         }
@@ -292,8 +308,10 @@ impl StateWriter {
 /// once it has tried the last list. It survives every error: a failed write is reported
 /// in `failure` and in velosd.log, once when it starts failing and once when it works
 /// again, and even a panic while writing is caught and counted as a failure.
-fn write_lists(path: &Path, queue: &Receiver<Option<Vec<u8>>>, failure: &Failure) {
+fn write_lists(path: &Path, queue: &Receiver<Option<Vec<u8>>>, progress: &Progress) {
     let mut pending: Option<Vec<u8>> = None;
+    // Lists received so far.
+    let mut received_lists = 0;
     loop {
         let mut stop = false;
         let received = match pending {
@@ -301,24 +319,31 @@ fn write_lists(path: &Path, queue: &Receiver<Option<Vec<u8>>>, failure: &Failure
             Some(_) => queue.recv_timeout(SAVE_RETRY),
         };
         match received {
-            Ok(Some(bytes)) => pending = Some(bytes),
+            Ok(Some(bytes)) => {
+                pending = Some(bytes);
+                received_lists += 1;
+            }
             Ok(None) | Err(RecvTimeoutError::Disconnected) => stop = true,
             Err(RecvTimeoutError::Timeout) => {}
         }
         // Only the newest list matters.
         while let Ok(newer) = queue.try_recv() {
             match newer {
-                Some(newer) => pending = Some(newer),
+                Some(newer) => {
+                    pending = Some(newer);
+                    received_lists += 1;
+                }
                 None => stop = true,
             }
         }
         if let Some(bytes) = &pending {
             let written = std::panic::catch_unwind(AssertUnwindSafe(|| write_bytes(path, bytes)))
                 .unwrap_or_else(|_| Err(std::io::Error::other("the writer panicked")));
-            let mut failed = lock_failure(failure);
+            let mut failed = lock_failure(&progress.failure);
             match written {
                 Ok(()) => {
                     pending = None;
+                    progress.written.store(received_lists, Ordering::Release);
                     if failed.take().is_some() {
                         crate::log(format_args!("{} saved again", path.display()));
                     }
@@ -341,7 +366,7 @@ fn write_lists(path: &Path, queue: &Receiver<Option<Vec<u8>>>, failure: &Failure
     }
 }
 
-fn lock_failure(failure: &Failure) -> std::sync::MutexGuard<'_, Option<String>> {
+fn lock_failure(failure: &Mutex<Option<String>>) -> std::sync::MutexGuard<'_, Option<String>> {
     // A plain Option cannot be left half-written: a poisoned lock's value is fine.
     failure
         .lock()

@@ -399,6 +399,7 @@ impl Supervisor {
             uptime_ms: crate::state::millis(self.started_at.elapsed()),
             processes: u32::try_from(self.table.len()).unwrap_or(u32::MAX),
             state_error: self.state.error(),
+            state_pending: self.state.pending(),
             max_open_files: crate::fd_limit::limit(),
             max_processes: crate::fd_limit::limit().map(crate::fd_limit::max_processes),
         }
