@@ -141,7 +141,7 @@ fn a_slow_reader_is_told_what_it_missed_and_still_ends_with_the_newest_lines() {
     let mut count = 0u64;
     let slow = follow.map(move |event| {
         count += 1;
-        if count % 100 == 0 {
+        if count.is_multiple_of(100) {
             std::thread::sleep(Duration::from_millis(1));
         }
         event.expect("a follow event the SDK can read")

@@ -241,7 +241,7 @@ fn two_hundred_sdk_clients_for_ten_seconds_get_correct_answers_and_leak_nothing(
                 let mut client: Option<Client> = None;
                 let mut n = 0u64;
                 while Instant::now() < deadline {
-                    if n % REQUESTS_PER_CONNECTION == 0 {
+                    if n.is_multiple_of(REQUESTS_PER_CONNECTION) {
                         client = None;
                     }
                     let current = match &mut client {

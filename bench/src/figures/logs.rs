@@ -74,7 +74,7 @@ pub fn tables(bench: &Bench) -> Vec<Table> {
             velos.set_result("direct_time", Err(error));
         }
     }
-    let n = if lines % 1_000_000 == 0 {
+    let n = if lines.is_multiple_of(1_000_000) {
         format!("{},000,000", lines / 1_000_000)
     } else {
         format!("{},000", lines / 1000)
