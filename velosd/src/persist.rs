@@ -349,12 +349,13 @@ fn write_lists(path: &Path, queue: &Receiver<Option<Vec<u8>>>, progress: &Progre
                     }
                 }
                 Err(error) => {
-                    let message = format!("cannot save {}: {error}", path.display());
+                    let message = format!(
+                        "cannot save {}: {error}; trying again every {} s",
+                        path.display(),
+                        SAVE_RETRY.as_secs()
+                    );
                     if failed.is_none() {
-                        crate::log(format_args!(
-                            "{message}; trying again every {} s",
-                            SAVE_RETRY.as_secs()
-                        ));
+                        crate::log(&message);
                     }
                     *failed = Some(message);
                 }

@@ -140,9 +140,7 @@ fn ping() -> Result<()> {
         )?;
     }
     if let Some(error) = &info.state_error {
-        eprintln!(
-            "warning: the daemon's process list is not saved: {error}; it tries again every second"
-        );
+        eprintln!("warning: the daemon's process list is not saved: {error}");
     }
     let ours = env!("CARGO_PKG_VERSION");
     if info.version != ours {
