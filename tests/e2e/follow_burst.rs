@@ -175,6 +175,7 @@ pub fn daemon_memory(pid: i32) -> (u64, u64) {
 fn never_reading_follower(home: &TestHome) -> UnixStream {
     let mut socket = UnixStream::connect(home.home().socket_path()).expect("connect");
     let request = Request::LogFollow(LogReadParams {
+        cursor: None,
         target: Target::All,
         lines: 0,
     });

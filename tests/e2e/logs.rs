@@ -56,6 +56,25 @@ fn logs_show_stdout_and_stderr_with_name_prefixes() {
 }
 
 #[test]
+fn logs_without_a_name_give_n_lines_of_each_process() {
+    let home = TestHome::new();
+    for name in ["alpha", "beta"] {
+        home.velos(&["start", &fixture("lines.sh"), "--name", name, "--", "10"])
+            .success();
+        home.wait_logs_show(&["logs", name, "-n", "100"], name, &["done"]);
+    }
+    let output = home.velos(&["logs", "-n", "3"]);
+    let text = output.success().stdout_str();
+    for name in ["alpha", "beta"] {
+        assert_eq!(
+            logged_lines(&text, name),
+            ["line 9", "line 10", "done"],
+            "-n 3 is three lines of each process, as PM2\n{output}"
+        );
+    }
+}
+
+#[test]
 fn logs_default_to_the_last_15_lines() {
     let home = TestHome::new();
     home.velos(&["start", &fixture("lines.sh"), "--name", "many", "--", "40"])

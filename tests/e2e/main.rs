@@ -58,6 +58,10 @@ mod load;
 // without a lost line, reading across rotated files; `velos flush`.
 mod logs;
 
+// `velos logs -n` beyond one answer: paged, every line whole (2,000,000-line log, one 64 MiB
+// line), the daemon's peak RSS bounded by the page.
+mod logs_paging;
+
 // The example node app serves HTTP under velos and its request lines show in `velos logs`.
 mod node_app;
 

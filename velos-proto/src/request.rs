@@ -217,9 +217,46 @@ pub struct SaveParams {
 pub struct LogReadParams {
     /// The process (or all).
     pub target: Target,
-    /// How many of the last lines to return.
+    /// How many of the last lines to return, per process.
     #[serde(default = "default_lines")]
     pub lines: u32,
+    /// Where to go on: the `next` of the previous answer (`log.read` only). Absent for
+    /// a first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<LogCursor>,
+}
+
+/// Where a paged `log.read` goes on (see [`crate::LogLines::next`]). Clients pass it back
+/// unchanged; its fields are the daemon's business.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCursor {
+    /// The processes still to read, the one in progress first.
+    pub processes: Vec<ProcessCursor>,
+}
+
+/// Where reading one process's log goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessCursor {
+    /// The process's id.
+    pub id: u32,
+    /// Where its stdout and stderr go on; absent until reading it has begun.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<[LogPosition; 2]>,
+    /// The previous page ended inside a line, which this one continues.
+    #[serde(default)]
+    pub continued: bool,
+}
+
+/// A byte in a stream's log files: which file (the daemon's count of that stream's
+/// files so far) and where in it.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct LogPosition {
+    /// Which file of the stream.
+    pub generation: u64,
+    /// Bytes into it.
+    pub offset: u64,
 }
 
 fn default_lines() -> u32 {
@@ -429,6 +466,7 @@ mod tests {
             target: Target::Id(1),
         }));
         round_trip(Request::LogFollow(LogReadParams {
+            cursor: None,
             target: Target::All,
             lines: 0,
         }));
@@ -459,6 +497,7 @@ mod tests {
             env: None,
         }));
         round_trip(Request::LogRead(LogReadParams {
+            cursor: None,
             target: Target::Name("api".into()),
             lines: 50,
         }));

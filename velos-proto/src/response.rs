@@ -196,10 +196,16 @@ pub struct LogLine {
     /// The bytes, which need not be UTF-8.
     #[serde(with = "serde_bytes")]
     pub line: Vec<u8>,
-    /// The line did not end with a newline: the process exited in the middle of it, or
-    /// has not finished writing it yet. `--raw` prints no newline after such a line.
+    /// No newline follows these bytes (yet): the process exited in the middle of the
+    /// line, has not finished writing it, or the rest comes in the next item (a long
+    /// line sent in pieces, whose next piece is `continued`). `--raw` prints no newline
+    /// after it.
     #[serde(default)]
     pub partial: bool,
+    /// These bytes continue the previous item of the same process and stream, which was
+    /// `partial`: print them right after it, without a new prefix.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continued: bool,
     /// When the daemon received it (Unix milliseconds), if known; lines read back from
     /// the files carry none.
     #[serde(default)]
@@ -226,6 +232,10 @@ pub struct LogLines {
     /// (then lines are still kept in memory, and shown here).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// More lines than one answer carries were asked for: pass this back as the
+    /// `cursor` of the same `log.read` for the next page. Absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<crate::LogCursor>,
 }
 
 /// What happened to a process, as `events.subscribe` streams it.
@@ -495,7 +505,9 @@ mod tests {
         round_trip(
             Method::LogRead,
             Response::Logs(LogLines {
+                next: None,
                 lines: vec![LogLine {
+                    continued: false,
                     id: 0,
                     name: "api".into(),
                     stream: Stream::Err,
@@ -550,6 +562,7 @@ mod tests {
     #[test]
     fn log_bytes_travel_as_binary() {
         let value = rpc::to_value(&LogLine {
+            continued: false,
             id: 0,
             name: "a".into(),
             stream: Stream::Out,

@@ -122,6 +122,11 @@ impl Client {
         block_on(self.inner.logs(target, lines))
     }
 
+    /// One page of `log.read`; see [`crate::Client::logs_page`].
+    pub fn logs_page(&mut self, params: &crate::LogReadParams) -> Result<LogLines> {
+        block_on(self.inner.logs_page(params))
+    }
+
     /// One process in detail; see [`crate::Client::info`].
     pub fn info(&mut self, target: impl Into<Target>) -> Result<ProcessInfo> {
         block_on(self.inner.info(target))
@@ -297,6 +302,7 @@ mod tests {
                 fake_daemon::ok(
                     msgid,
                     &Response::Logs(LogLines {
+                        next: None,
                         lines: vec![log_line("old")],
                         warnings: vec![],
                     }),

@@ -265,8 +265,11 @@ impl Client {
         self.processes(&Request::List).await
     }
 
-    /// The last `lines` lines a process (or all, with [`Target::All`]) wrote on stdout
-    /// and stderr, oldest first, with the daemon's warnings about its log files.
+    /// The last `lines` lines each process the target names (every process, with
+    /// [`Target::All`]) wrote on stdout and stderr, process by process, oldest first,
+    /// with the daemon's warnings about its log files. Every line is whole: when they do
+    /// not fit in one answer, this reads every page (see [`Client::logs_page`] to take
+    /// them a page at a time instead).
     ///
     /// # Examples
     ///
@@ -279,11 +282,58 @@ impl Client {
     /// # }
     /// ```
     pub async fn logs(&mut self, target: impl Into<Target>, lines: u32) -> Result<LogLines> {
-        let params = LogReadParams {
+        let mut params = LogReadParams {
             target: target.into(),
             lines,
+            cursor: None,
         };
-        match self.call(&Request::LogRead(params)).await? {
+        let mut all = LogLines::default();
+        loop {
+            let page = self.logs_page(&params).await?;
+            all.warnings.extend(page.warnings);
+            for line in page.lines {
+                match all.lines.last_mut() {
+                    // The rest of a line sent in pieces: joined back.
+                    Some(last) if line.continued && last.partial => {
+                        last.line.extend_from_slice(&line.line);
+                        last.partial = line.partial;
+                        last.time_ms = line.time_ms.or(last.time_ms);
+                    }
+                    _ => all.lines.push(line),
+                }
+            }
+            match page.next {
+                Some(next) => params.cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of `log.read`: at most about 8 MiB of lines, and in `next` where the
+    /// following page starts (pass it as `params.cursor`), absent on the last page. A line
+    /// longer than what is left of a page comes in pieces: `partial` ones, then
+    /// `continued` ones. See `docs/protocol.md`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use velos_sdk::{LogReadParams, Target};
+    ///
+    /// let mut params = LogReadParams { target: Target::All, lines: 1_000_000, cursor: None };
+    /// loop {
+    ///     let page = client.logs_page(&params).await?;
+    ///     println!("{} lines", page.lines.len());
+    ///     match page.next {
+    ///         Some(next) => params.cursor = Some(next),
+    ///         None => break,
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn logs_page(&mut self, params: &LogReadParams) -> Result<LogLines> {
+        match self.call(&Request::LogRead(params.clone())).await? {
             Response::Logs(logs) => Ok(logs),
             other => Err(unexpected(Method::LogRead, &other)),
         }
@@ -409,6 +459,7 @@ impl Client {
         let request = Request::LogFollow(LogReadParams {
             target: target.into(),
             lines,
+            cursor: None,
         });
         let (response, subscription) =
             Subscription::open(self.socket_path(), &request, self.timeout).await?;
@@ -714,6 +765,7 @@ mod tests {
             assert_eq!(
                 daemon.next_request().1,
                 Request::LogRead(LogReadParams {
+                    cursor: None,
                     target: Target::Name("api".into()),
                     lines: 50
                 })

@@ -318,6 +318,7 @@ mod tests {
     fn notifications_before_the_response_are_skipped() {
         let daemon = FakeDaemon::start(|msgid, request| {
             let params = LogReadParams {
+                cursor: None,
                 target: Target::All,
                 lines: 1,
             };

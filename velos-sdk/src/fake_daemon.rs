@@ -180,6 +180,7 @@ pub(crate) fn answer_correctly(msgid: u32, request: &Request) -> Answer {
             processes: 1,
         }),
         Request::LogRead(_) => Response::Logs(LogLines {
+            next: None,
             lines: vec![log_line("listening on 3000")],
             warnings: vec![],
         }),
@@ -191,6 +192,7 @@ pub(crate) fn answer_correctly(msgid: u32, request: &Request) -> Answer {
 /// A stdout line of `api`.
 pub(crate) fn log_line(text: &str) -> LogLine {
     LogLine {
+        continued: false,
         id: 0,
         name: "api".into(),
         stream: Stream::Out,

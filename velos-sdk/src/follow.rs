@@ -115,6 +115,7 @@ mod tests {
 
     fn initial() -> LogLines {
         LogLines {
+            next: None,
             lines: vec![log_line("before")],
             warnings: vec!["api: disk full".into()],
         }
@@ -167,6 +168,7 @@ mod tests {
         assert_eq!(
             daemon.next_request().1,
             Request::LogFollow(LogReadParams {
+                cursor: None,
                 target: Target::Name("api".into()),
                 lines: 5
             })

@@ -47,9 +47,9 @@ pub use events::Events;
 pub use follow::{FollowEvent, LogFollow};
 pub use velos_proto as proto;
 pub use velos_proto::{
-    DeleteParams, ErrorCode, EventKind, Home, LogEnd, LogGap, LogLine, LogLines, PingInfo,
-    ProcessEvent, ProcessInfo, ProcessStatus, RestartParams, SaveParams, Saved, ScriptError,
-    StartParams, Stream, Target, signal_name,
+    DeleteParams, ErrorCode, EventKind, Home, LogCursor, LogEnd, LogGap, LogLine, LogLines,
+    LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus, RestartParams, SaveParams,
+    Saved, ScriptError, StartParams, Stream, Target, signal_name,
 };
 
 /// The result of a request: a value, or an [`Error`].

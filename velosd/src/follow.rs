@@ -194,6 +194,7 @@ mod tests {
 
     fn line(text: &str) -> Frame {
         let line = LogLine {
+            continued: false,
             id: 0,
             name: "api".into(),
             stream: Stream::Out,

@@ -23,7 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_lite::{AsyncRead, AsyncReadExt};
 use velos_proto::rpc::notification;
-use velos_proto::{LogEnd, LogLine, Stream};
+use velos_proto::{LogEnd, LogLine, LogPosition, Stream};
 
 use crate::follow::{self, Follower};
 use crate::logfile::LogFile;
@@ -60,9 +60,30 @@ pub struct RingLine {
     /// It ended without a newline (the pipe closed mid-line).
     pub partial: bool,
     /// Which file of its stream it is in: the rotation count when it was written.
-    generation: u64,
+    pub(crate) generation: u64,
     /// Where it starts in that file.
-    offset: u64,
+    pub(crate) offset: u64,
+    /// Its whole length in the file, without the newline (more than `bytes` holds when
+    /// it was cut).
+    pub(crate) len: u64,
+}
+
+impl RingLine {
+    /// Where it starts in its stream's files.
+    pub(crate) fn start(&self) -> LogPosition {
+        LogPosition {
+            generation: self.generation,
+            offset: self.offset,
+        }
+    }
+
+    /// Just after it (and its newline) in its stream's files.
+    pub(crate) fn end(&self) -> LogPosition {
+        LogPosition {
+            generation: self.generation,
+            offset: self.offset + self.len + u64::from(!self.partial),
+        }
+    }
 }
 
 /// The partial last line of one stream, and where the stream's file ends.
@@ -83,6 +104,7 @@ struct Pending {
 
 /// Where reading a stream's older lines back from its files starts: `file` files back
 /// from the current one (0 is the current file, 1 is `.1`, ...), before byte `end`.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileBoundary {
     /// How many rotations back.
@@ -294,6 +316,7 @@ impl LogRing {
             partial,
             generation: pending.generation,
             offset: pending.start,
+            len: (pending.end - pending.start).saturating_sub(u64::from(!partial)),
         };
         pending.start = pending.end;
         if !self.followers.is_empty() {
@@ -303,6 +326,7 @@ impl LogRing {
                 stream,
                 line: line.bytes.to_vec(),
                 partial,
+                continued: false,
                 time_ms: Some(time_ms),
             };
             // Encoded once, whatever the number of followers.
@@ -325,6 +349,20 @@ impl LogRing {
         self.lines.iter().skip(self.lines.len().saturating_sub(n))
     }
 
+    /// Every line in memory, oldest first.
+    pub(crate) fn lines(&self) -> impl Iterator<Item = &RingLine> {
+        self.lines.iter()
+    }
+
+    /// Where `stream`'s line being written starts: every complete line of it ends there.
+    pub(crate) fn line_start(&self, stream: Stream) -> LogPosition {
+        let pending = &self.pending[slot(stream)];
+        LogPosition {
+            generation: pending.generation,
+            offset: pending.start,
+        }
+    }
+
     /// How many lines are in memory.
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -332,6 +370,7 @@ impl LogRing {
     }
 
     /// For each stream, where its lines that are not in memory end in its files.
+    #[cfg(test)]
     pub fn file_boundaries(&self) -> [FileBoundary; 2] {
         [Stream::Out, Stream::Err].map(|stream| {
             let pending = &self.pending[slot(stream)];

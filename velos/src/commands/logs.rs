@@ -19,7 +19,7 @@ use std::io::{self, BufWriter, Write};
 use anyhow::Result;
 use futures_lite::StreamExt;
 use futures_lite::future::block_on;
-use velos_proto::{LogLine, Target};
+use velos_proto::{LogLine, LogReadParams, Stream, Target};
 use velos_sdk::{Error as SdkError, FollowEvent};
 
 use super::{daemon, explain};
@@ -45,21 +45,35 @@ pub fn run(args: LogsArgs, style: Style) -> Result<()> {
     if args.follow {
         return follow(target, args.lines, format);
     }
-    let logs = block_on(daemon()?.logs(target.clone(), args.lines)).map_err(explain)?;
-    for warning in &logs.warnings {
-        eprintln!("warning: {warning}");
+    let mut client = daemon()?;
+    let mut params = LogReadParams {
+        target: target.clone(),
+        lines: args.lines,
+        cursor: None,
+    };
+    let mut printer = Printer::new(BufWriter::new(io::stdout().lock()), format);
+    let mut any = false;
+    // Page by page (see `Client::logs_page`): however many lines were asked for, each is
+    // printed whole, and neither side holds more than a page.
+    loop {
+        let page = block_on(client.logs_page(&params)).map_err(explain)?;
+        for warning in &page.warnings {
+            eprintln!("warning: {warning}");
+        }
+        any |= !page.lines.is_empty();
+        printer.lines(&page.lines)?;
+        match page.next {
+            Some(next) => params.cursor = Some(next),
+            None => break,
+        }
     }
-    let lines = logs.lines;
-    if lines.is_empty() && args.lines > 0 {
+    printer.finish()?;
+    if !any && args.lines > 0 {
         match target {
             Target::All => eprintln!("no log lines yet"),
             target => eprintln!("no log lines from '{target}' yet"),
         }
-        return Ok(());
     }
-    let mut stdout = BufWriter::new(io::stdout().lock());
-    write_lines(&mut stdout, &lines, format)?;
-    stdout.flush()?;
     Ok(())
 }
 
@@ -70,39 +84,44 @@ fn follow(target: Target, lines: u32, format: LineFormat) -> Result<()> {
     for warning in &initial.warnings {
         eprintln!("warning: {warning}");
     }
-    let mut stdout = BufWriter::new(io::stdout().lock());
-    write_lines(&mut stdout, &initial.lines, format)?;
-    stdout.flush()?;
+    let mut printer = Printer::new(BufWriter::new(io::stdout().lock()), format);
+    printer.lines(&initial.lines)?;
+    printer.flush()?;
     // The stream ends right after a `log.end` when every followed process was deleted.
     let mut ended = false;
-    loop {
+    let result = loop {
         match block_on(follow.next()) {
             Some(Ok(FollowEvent::Line(line))) => {
                 ended = false;
-                write_line(&mut stdout, &line, format)?;
-                stdout.flush()?;
+                printer.line(&line)?;
+                printer.flush()?;
             }
             Some(Ok(FollowEvent::Gap(skipped))) => {
                 ended = false;
+                printer.interrupt()?;
                 eprintln!("{}", gap_note(skipped));
             }
             Some(Ok(FollowEvent::Ended(end))) => {
                 ended = true;
+                printer.interrupt()?;
                 eprintln!(
                     "velos: '{}' (id {}) was {}; no more lines from it",
                     end.name, end.id, end.reason
                 );
             }
             Some(Ok(_)) => {}
-            None if ended => return Ok(()),
+            None if ended => break Ok(()),
             // The daemon went away mid-message: as much an end as a clean close.
             Some(Err(SdkError::Disconnected)) | None => {
+                printer.interrupt()?;
                 eprintln!("velos: the daemon stopped; no more lines to follow");
-                return Ok(());
+                break Ok(());
             }
-            Some(Err(err)) => return Err(explain(err).context("following the logs")),
+            Some(Err(err)) => break Err(explain(err).context("following the logs")),
         }
-    }
+    };
+    printer.finish()?;
+    result
 }
 
 /// `velos: 3 lines skipped`: the daemon never waits for a slow reader, so lines that came
@@ -113,28 +132,71 @@ fn gap_note(skipped: u64) -> String {
     format!("velos: {skipped} {lines} skipped")
 }
 
-/// Writes `lines` with [`write_line`].
-fn write_lines(out: &mut impl Write, lines: &[LogLine], format: LineFormat) -> io::Result<()> {
-    for line in lines {
-        write_line(out, line, format)?;
-    }
-    Ok(())
+/// Writes lines as they come: a prefix (unless raw), the bytes, the newline. A line that
+/// is `partial` (no newline yet: a prompt, or a long line coming in pieces) stays open:
+/// the `continued` item after it is written right on, without a prefix; anything else
+/// first ends it (unless raw, which writes only what the process wrote).
+struct Printer<W: Write> {
+    out: W,
+    format: LineFormat,
+    /// The process and stream of a line written without its end.
+    open: Option<(u32, Stream)>,
 }
 
-/// Writes one line: the timestamp if asked, the prefix unless `raw`, the bytes, and
-/// `\n` (unless `raw` and the process never wrote that newline).
-fn write_line(out: &mut impl Write, line: &LogLine, format: LineFormat) -> io::Result<()> {
-    if format.timestamps {
-        out.write_all(format.style.timestamp(line.time_ms).as_bytes())?;
+impl<W: Write> Printer<W> {
+    fn new(out: W, format: LineFormat) -> Printer<W> {
+        Printer {
+            out,
+            format,
+            open: None,
+        }
     }
-    if !format.raw {
-        out.write_all(format.style.log_prefix(&line.name, line.stream).as_bytes())?;
+
+    fn lines(&mut self, lines: &[LogLine]) -> io::Result<()> {
+        lines.iter().try_for_each(|line| self.line(line))
     }
-    out.write_all(&line.line)?;
-    if !(format.raw && line.partial) {
-        out.write_all(b"\n")?;
+
+    fn line(&mut self, line: &LogLine) -> io::Result<()> {
+        let key = (line.id, line.stream);
+        if !(line.continued && self.open == Some(key)) {
+            self.interrupt()?;
+            if self.format.timestamps {
+                let stamp = self.format.style.timestamp(line.time_ms);
+                self.out.write_all(stamp.as_bytes())?;
+            }
+            if !self.format.raw {
+                let prefix = self.format.style.log_prefix(&line.name, line.stream);
+                self.out.write_all(prefix.as_bytes())?;
+            }
+        }
+        self.out.write_all(&line.line)?;
+        if line.partial {
+            self.open = Some(key);
+        } else {
+            self.open = None;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    /// Ends an open line (something else is about to be written), unless raw.
+    fn interrupt(&mut self) -> io::Result<()> {
+        if self.open.take().is_some() && !self.format.raw {
+            self.out.write_all(b"\n")?;
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Ends an open line and flushes.
+    fn finish(&mut self) -> io::Result<()> {
+        self.interrupt()?;
+        self.out.flush()
+    }
 }
 
 /// `velos flush [name|id|all]`
@@ -177,8 +239,43 @@ mod tests {
             stream,
             line: bytes.to_vec(),
             partial: false,
+            continued: false,
             time_ms: None,
         }
+    }
+
+    fn write_lines(out: &mut Vec<u8>, lines: &[LogLine], format: LineFormat) -> io::Result<()> {
+        let mut printer = Printer::new(out, format);
+        printer.lines(lines)?;
+        printer.finish()
+    }
+
+    #[test]
+    fn pieces_join_and_open_lines_end_before_anything_else() {
+        let piece = |name: &str, bytes: &[u8], partial, continued| LogLine {
+            partial,
+            continued,
+            ..line(name, Stream::Out, bytes)
+        };
+        let lines = [
+            piece("api", b"long ", true, false),
+            piece("api", b"line", false, true),
+            piece("api", b"Password: ", true, false),
+            piece("db", b"up", false, false),
+            piece("api", b"tail", true, false),
+        ];
+        let mut out = Vec::new();
+        write_lines(&mut out, &lines, format(false, false, Style::plain())).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "api | long line\napi | Password: \ndb | up\napi | tail\n"
+        );
+        let mut out = Vec::new();
+        write_lines(&mut out, &lines, format(true, false, Style::plain())).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "long line\nPassword: up\ntail"
+        );
     }
 
     fn lines() -> Vec<LogLine> {

@@ -5,51 +5,72 @@
 //! a full queue means a missed line (reported as a gap) or a missed event.
 
 use velos_proto::{
-    EventKind, LogLines, LogReadParams, ProcessEvent, ProcessInfo, Response, Target,
+    EventKind, LogLines, LogReadParams, ProcessCursor, ProcessEvent, ProcessInfo, Response, Target,
 };
 
 use super::{Reply, Supervisor};
 use crate::error::Error;
 use crate::follow::{self, FollowStream};
 use crate::logfile::rotated_path;
-use crate::logread::{Snapshot, assemble};
+use crate::logread::{MAX_REPLY_BYTES, Snapshot, read_page};
 use crate::logs;
 
 impl Supervisor {
-    /// The snapshots of the lines in memory of `target`, and warnings about its files.
-    pub(super) fn snapshots(
-        &self,
-        target: &Target,
-        wanted: usize,
-    ) -> Result<(Vec<Snapshot>, Vec<String>), Error> {
+    pub(super) fn read_logs(&mut self, params: LogReadParams, reply: Reply) {
+        let wanted = params.lines as usize;
+        let first = params.cursor.is_none();
+        let cursors: Vec<ProcessCursor> = match params.cursor {
+            Some(cursor) => cursor.processes,
+            None => match self.table.resolve(&params.target) {
+                Ok(ids) => ids
+                    .into_iter()
+                    .map(|id| ProcessCursor {
+                        id,
+                        at: None,
+                        continued: false,
+                    })
+                    .collect(),
+                Err(error) => {
+                    let _ = reply.try_send(Err(error.into()));
+                    return;
+                }
+            },
+        };
+        // Snapshots of as many processes as one page is likely to need; the rest wait
+        // in the cursor.
         let mut snapshots = Vec::new();
         let mut warnings = Vec::new();
-        for id in self.table.resolve(target)? {
-            let Some(entry) = self.table.get(id) else {
+        let mut estimate = 0usize;
+        let mut cursors = cursors.into_iter();
+        let mut rest = Vec::new();
+        for cursor in cursors.by_ref() {
+            if estimate >= MAX_REPLY_BYTES {
+                rest.push(cursor);
+                break;
+            }
+            // A process deleted between pages has nothing more to show.
+            let Some(entry) = self.table.get(cursor.id) else {
                 continue;
             };
             let mut ring = logs::lock(&entry.ring);
-            if let Some(error) = &ring.write_error {
+            if first && let Some(error) = &ring.write_error {
                 warnings.push(format!("{}: {error}", entry.name));
             }
-            snapshots.push(Snapshot::take(entry, &mut ring, wanted));
+            let snapshot = Snapshot::take(entry, &mut ring, cursor, wanted);
+            estimate = estimate.saturating_add(snapshot.estimate());
+            snapshots.push(snapshot);
         }
-        Ok((snapshots, warnings))
-    }
-
-    pub(super) fn read_logs(&mut self, params: LogReadParams, reply: Reply) {
-        let wanted = params.lines as usize;
-        let (snapshots, warnings) = match self.snapshots(&params.target, wanted) {
-            Ok(found) => found,
-            Err(error) => {
-                let _ = reply.try_send(Err(error.into()));
-                return;
-            }
-        };
+        rest.extend(cursors);
         // Older lines come from the files: blocking reads, so off the supervisor's thread.
         smol::spawn(async move {
-            let lines = smol::unblock(move || assemble(snapshots, wanted)).await;
-            let _ = reply.try_send(Ok(Response::Logs(LogLines { lines, warnings })));
+            let (lines, next) =
+                smol::unblock(move || read_page(snapshots, rest, MAX_REPLY_BYTES)).await;
+            let answer = LogLines {
+                lines,
+                warnings,
+                next,
+            };
+            let _ = reply.try_send(Ok(Response::Logs(answer)));
         })
         .detach();
     }
@@ -74,15 +95,27 @@ impl Supervisor {
             if let Some(error) = &ring.write_error {
                 warnings.push(format!("{}: {error}", entry.name));
             }
-            lines.push(Snapshot::take(entry, &mut ring, wanted));
+            let cursor = ProcessCursor {
+                id,
+                at: None,
+                continued: false,
+            };
+            lines.push(Snapshot::take(entry, &mut ring, cursor, wanted));
             ring.follow(follower.clone());
         }
         if params.target == Target::All {
             self.all_followers.retain(|follower| !follower.is_closed());
             self.all_followers.push(follower);
         }
-        let lines = assemble_in_memory(lines, wanted);
-        Ok((LogLines { lines, warnings }, stream))
+        let lines = assemble_in_memory(lines);
+        Ok((
+            LogLines {
+                lines,
+                warnings,
+                next: None,
+            },
+            stream,
+        ))
     }
 
     pub(super) fn flush(&mut self, target: &Target) -> Result<Vec<ProcessInfo>, Error> {
@@ -148,13 +181,12 @@ impl Supervisor {
     }
 }
 
-/// The last `wanted` lines in memory across snapshots, in arrival order.
-fn assemble_in_memory(snapshots: Vec<Snapshot>, wanted: usize) -> Vec<velos_proto::LogLine> {
+/// The lines in memory of every snapshot (each its last `lines`), in arrival order.
+fn assemble_in_memory(snapshots: Vec<Snapshot>) -> Vec<velos_proto::LogLine> {
     let mut lines: Vec<_> = snapshots
         .into_iter()
         .flat_map(Snapshot::into_lines)
         .collect();
     lines.sort_by_key(|line| line.time_ms.unwrap_or(0));
-    lines.drain(..lines.len().saturating_sub(wanted));
     lines
 }
