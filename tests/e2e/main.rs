@@ -58,7 +58,7 @@ mod load;
 // without a lost line, reading across rotated files; `velos flush`.
 mod logs;
 
-// `velos logs -n` beyond one answer: paged, every line whole (2,000,000-line log, one 64 MiB
+// `velos logs -n` beyond one answer: paged, every line whole (400,000-line log, one 48 MiB
 // line), the daemon's peak RSS bounded by the page.
 mod logs_paging;
 
