@@ -144,8 +144,10 @@ fn a_log_of_one_huge_line_is_read_back_whole_with_bounded_memory() {
     assert!(stdout[..len].iter().all(|&b| b == b'x'));
     assert_eq!(&stdout[len..], b"\ntail");
 
-    // Through the SDK: the pieces joined back into one line.
+    // Through the SDK: the pieces joined back into one line. (A debug build under load
+    // may take longer than the quick timeout for a page.)
     let mut client = home.sdk();
+    client.set_timeout(Some(Duration::from_secs(60)));
     let logs = client.logs("huge", 2).expect("log.read");
     assert_eq!(logs.lines.len(), 2);
     assert_eq!(logs.lines[0].line.len(), len);
@@ -170,6 +172,7 @@ fn each_page_fits_in_one_answer_and_says_where_the_next_starts() {
     let home = TestHome::new();
     flood(&home, "paged", 300_000, 40);
     let mut client = home.sdk();
+    client.set_timeout(Some(Duration::from_secs(60)));
     let mut params = LogReadParams {
         target: Target::All,
         lines: 250_000,

@@ -309,7 +309,7 @@ impl Client {
         }
     }
 
-    /// One page of `log.read`: at most about 8 MiB of lines, and in `next` where the
+    /// One page of `log.read`: at most about 2 MiB of lines, and in `next` where the
     /// following page starts (pass it as `params.cursor`), absent on the last page. A line
     /// longer than what is left of a page comes in pieces: `partial` ones, then
     /// `continued` ones. See `docs/protocol.md`.

@@ -34,7 +34,7 @@ use crate::state::Entry;
 /// The most bytes of log lines one answer carries: well under the frame limit, and small
 /// enough that a page (read, encoded and framed, about three copies) costs the daemon
 /// little memory.
-pub const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_REPLY_BYTES: usize = 2 * 1024 * 1024;
 /// What a line costs besides its bytes and its process's name: in the answer (about 50
 /// bytes of MessagePack) and, more, in memory while the page is built (the line's
 /// struct and its two allocations), which is what the page budget bounds.
