@@ -38,7 +38,8 @@ mod help;
 // and FIFOs are refused, a daemon of another uid gets nothing, a too-long socket path is named.
 mod home_safety;
 
-// Hostile but legal frames (16 MiB of nested values, 60,000 arguments): memory back where it was.
+// Hostile but legal frames (16 MiB of nested values, 60,000 arguments, idle connections after
+// large frames): memory back where it was; other clients and log pipes never stalled.
 mod hostile;
 
 // `velos info`/`describe` text and --json, CPU and memory in `list`, `start --cwd --env`,

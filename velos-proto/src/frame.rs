@@ -134,7 +134,14 @@ where
                 payload.truncate(start);
                 return Err(Error::Truncated);
             }
-            Ok(n) => payload.truncate(start + n),
+            Ok(n) => {
+                payload.truncate(start + n);
+                // A peer that keeps the stream full would otherwise keep this task busy
+                // for the whole frame: let the executor run others between steps.
+                if n == step && payload.len() < len {
+                    futures_lite::future::yield_now().await;
+                }
+            }
             Err(e) => {
                 payload.truncate(start);
                 return Err(Error::Io(e));

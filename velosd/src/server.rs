@@ -9,7 +9,7 @@
 //! user may keep one open), but once a frame has begun, the rest of it must arrive within
 //! [`FRAME_TIMEOUT`], and a response must be taken within [`WRITE_TIMEOUT`]; otherwise the
 //! connection is dropped. Each connection has its own task, so a stuck peer only ever
-//! holds up itself.
+//! holds up itself; the connections have a thread of their own (see [`serve`]).
 
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -100,11 +100,30 @@ fn identity(path: &Path) -> Option<(u64, u64)> {
 /// Accepts connections for ever, a task each. If the socket file at `path` is deleted
 /// or replaced, binds it again, unless another live daemon answers there now (see
 /// `socket_watch`).
+///
+/// The connections run on an executor of their own, on the thread that awaits this (the
+/// main thread); the supervisor and every log collector run on smol's global executor, on
+/// another thread. So decoding, encoding and writing for one client never hold up a log
+/// pipe or the process table, and large requests are decoded on the blocking pool, so
+/// they do not hold up the other clients either.
 pub async fn serve(
+    listener: Async<UnixListener>,
+    path: &Path,
+    supervisor: Sender<Command>,
+    exit: Sender<()>,
+) {
+    let connections = smol::LocalExecutor::new();
+    connections
+        .run(accept(listener, path, supervisor, exit, &connections))
+        .await;
+}
+
+async fn accept(
     mut listener: Async<UnixListener>,
     path: &Path,
     supervisor: Sender<Command>,
     exit: Sender<()>,
+    connections: &smol::LocalExecutor<'_>,
 ) {
     let mut watch = Some(SocketWatch::new(path));
     // The socket file we listen on: a change to the name that leaves it there (our own
@@ -125,7 +144,13 @@ pub async fn serve(
             if now.is_some() && now == bound {
                 continue;
             }
-            match bind(path) {
+            // On the blocking pool: `bind` may wait up to a second for another daemon's
+            // answer, and this thread serves the connections.
+            let rebound = {
+                let path = path.to_owned();
+                smol::unblock(move || bind(&path)).await
+            };
+            match rebound {
                 Ok(new) => {
                     listener = new;
                     bound = identity(path);
@@ -165,7 +190,9 @@ pub async fn serve(
             crate::log("refused a connection from another user");
             continue;
         }
-        smol::spawn(connection(stream, supervisor.clone(), exit.clone())).detach();
+        connections
+            .spawn(connection(stream, supervisor.clone(), exit.clone()))
+            .detach();
     }
 }
 
@@ -198,13 +225,11 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
             }
         }
         let large = payload.len() > memory::LARGE_REQUEST_BYTES;
-        // Decoded once, straight into the typed request, within the budget of values and
-        // nesting (`velos_proto::budget`): nothing a client sends is built as a tree.
-        let decoded = Request::decode(&payload);
+        let decoded = decode(&mut payload).await;
         let flow = answer(&stream, decoded, &supervisor, &exit).await;
         if large {
             // What the request was made of is free again: give it back.
-            memory::trim();
+            smol::unblock(memory::trim).detach();
         }
         match flow {
             Flow::Next => {}
@@ -219,6 +244,20 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
             Flow::Close => return,
         }
     }
+}
+
+/// Decodes a request once, straight into its typed form, within the budget of values and
+/// nesting (`velos_proto::budget`): nothing a client sends is built as a tree. A request
+/// over [`memory::LARGE_REQUEST_BYTES`] is decoded on the blocking pool, taking its
+/// buffer along: an idle connection never keeps more than that.
+async fn decode(
+    payload: &mut Vec<u8>,
+) -> Result<(u32, Result<Request, Refused>), velos_proto::Error> {
+    if payload.len() <= memory::LARGE_REQUEST_BYTES {
+        return Request::decode(payload);
+    }
+    let large = std::mem::take(payload);
+    smol::unblock(move || Request::decode(&large)).await
 }
 
 /// What a connection does after a request.
