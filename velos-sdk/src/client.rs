@@ -54,8 +54,10 @@ impl Client {
     /// Connects to the daemon's socket at `path`.
     ///
     /// Fails with [`Error::NotRunning`] when there is no socket file, [`Error::Refused`]
-    /// when nothing accepts on it (a stale socket), and [`Error::Timeout`] when
-    /// connecting takes longer than [`Client::DEFAULT_TIMEOUT`].
+    /// when nothing accepts on it (a stale socket), [`Error::ForeignDaemon`] when the
+    /// process listening on it runs as another uid (nothing is sent to it, then or
+    /// later: every reconnection checks again), [`Error::SocketPathTooLong`], and
+    /// [`Error::Timeout`] when connecting takes longer than [`Client::DEFAULT_TIMEOUT`].
     ///
     /// # Examples
     ///
