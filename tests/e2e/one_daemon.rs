@@ -71,6 +71,13 @@ fn removing_the_pid_file_does_not_let_a_second_daemon_in() {
     });
     assert_eq!(home.ping().pid, first, "another daemon answers");
     assert_eq!(home.get("app").status, "running");
+
+    // `velos kill` still stops it, and returns once it has (its socket is gone).
+    home.velos(&["kill"]).success();
+    assert!(
+        !home.home().socket_path().exists(),
+        "velos kill returned before the daemon removed its socket"
+    );
 }
 
 #[test]

@@ -173,8 +173,16 @@ fn kill() -> Result<()> {
 
     // The pid file of this daemon, to wait for: once it is gone, a daemon that a racing
     // command started meanwhile has a pid file of its own, which is no reason to wait.
+    // A daemon whose pid file was removed by hand is waited for by its socket instead
+    // (it removes that just before the pid file).
     let pid_path = home.pid_path();
     let pid_file = autostart::open_pid_file(&pid_path)?;
+    let socket_path = home.socket_path();
+    let socket = identity(&socket_path);
+    let still_there = || match &pid_file {
+        Some(file) => autostart::names_file(&pid_path, file),
+        None => socket.is_some() && identity(&socket_path) == socket,
+    };
 
     // The daemon stops every process before it exits, each within its kill timeout.
     let longest_stop = block_on(client.list())
@@ -197,10 +205,7 @@ fn kill() -> Result<()> {
     drop(client);
 
     let deadline = Instant::now() + wait;
-    while pid_file
-        .as_ref()
-        .is_some_and(|file| autostart::names_file(&pid_path, file))
-    {
+    while still_there() {
         if Instant::now() >= deadline {
             anyhow::bail!(
                 "the daemon is still shutting down after {}; see {}",
@@ -212,6 +217,14 @@ fn kill() -> Result<()> {
     }
     writeln!(io::stdout().lock(), "daemon stopped")?;
     Ok(())
+}
+
+/// The device and inode of the file at `path`, if there is one (not following a link).
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|metadata| (metadata.dev(), metadata.ino()))
 }
 
 /// Sends SIGTERM to the pid in `velos.pid`.
