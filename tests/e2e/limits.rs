@@ -1,6 +1,7 @@
 //! Every numeric start setting has a range (issue 9, item 6): a value outside it is
 //! refused with the allowed range, by the CLI's flags, by a config file (naming its line),
-//! and by the daemon itself for SDK clients. Nothing is started.
+//! and by the daemon itself for SDK clients. Nothing is started. And an error repeats at
+//! most 80 characters of what was typed or sent (issue 9, item 13).
 
 use velos_proto::{ErrorCode, StartParams};
 
@@ -94,4 +95,40 @@ fn a_config_file_value_outside_its_range_names_its_line() {
         "{output}"
     );
     assert!(home.list().is_empty());
+}
+
+#[test]
+fn errors_repeat_at_most_80_characters_of_a_huge_input() {
+    let home = TestHome::new();
+    let huge = "a".repeat(100_000);
+    let sleeper = fixture("sleeper.sh");
+    let env = format!("NOEQUALS{huge}");
+    let cases: [&[&str]; 5] = [
+        &["stop", &huge],
+        &["logs", &huge],
+        &["start", &sleeper, "--name", &huge],
+        &["start", &sleeper, "--cwd", &huge],
+        &["start", &sleeper, "--env", &env],
+    ];
+    for args in cases {
+        let output = home.velos(args);
+        assert!(!output.status.success(), "{:?} succeeded", &args[..1]);
+        let stderr = output.stderr_str();
+        let longest = stderr.lines().map(str::len).max().unwrap_or(0);
+        assert!(
+            longest < 400 && stderr.contains("bytes)"),
+            "`velos {}` echoed {longest} characters:\n{}",
+            args[0],
+            &stderr[..stderr.len().min(600)]
+        );
+    }
+    // The daemon's own messages, for any client.
+    let mut client = home.sdk();
+    let refused = client.stop(huge.as_str()).expect_err("no such process");
+    let message = refused.to_string();
+    assert!(
+        message.len() < 200 && message.contains("…(100000 bytes)"),
+        "{}",
+        &message[..message.len().min(600)]
+    );
 }

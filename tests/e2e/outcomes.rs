@@ -1,10 +1,18 @@
 //! Exit codes follow outcomes: a command exits 0 only when every process it acted on ended
 //! up as asked (issue 8, defect 6). A restart or resurrect that leaves a process errored,
 //! and a config file with one app that cannot start, exit non-zero and name the process
-//! and the reason; what did work is still reported on stdout.
+//! and the reason; what did work is still reported on stdout. A request that changes
+//! something and gets no answer in time says its outcome is unknown and how to find out.
 
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use velos_proto::{PingInfo, Request, Response, frame};
 
 use crate::harness::TestHome;
 
@@ -118,4 +126,92 @@ fn a_config_file_with_an_app_that_cannot_start_starts_the_rest_and_exits_non_zer
         "{started}"
     );
     home.wait_running("web");
+}
+
+/// A stand-in daemon on `home`'s socket that answers pings and never anything else, until
+/// dropped (which removes the socket, so the home's cleanup finds no daemon to stop).
+struct SilentDaemon {
+    socket: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+impl SilentDaemon {
+    fn start(home: &TestHome) -> SilentDaemon {
+        let socket = home.home().socket_path();
+        let listener = UnixListener::bind(&socket).expect("bind velos.sock");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let stopped = stopped.clone();
+                        std::thread::spawn(move || answer_pings_only(stream, &stopped));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        SilentDaemon { socket, stop }
+    }
+}
+
+impl Drop for SilentDaemon {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+/// Answers each `daemon.ping` on `stream`; reads anything else and keeps quiet, until
+/// `stopped`.
+fn answer_pings_only(mut stream: UnixStream, stopped: &AtomicBool) {
+    // Accepted from a non-blocking listener; reads below wait, with a timeout.
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    while !stopped.load(Ordering::Relaxed) {
+        let mut header = [0; frame::HEADER_LEN];
+        match stream.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => continue,
+            Err(_) => return,
+        }
+        let Ok(len) = frame::decode_header(&header) else {
+            return;
+        };
+        let _ = stream.set_read_timeout(None);
+        let mut payload = vec![0; len as usize];
+        if stream.read_exact(&mut payload).is_err() {
+            return;
+        }
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+        if let Ok((msgid, Ok(Request::Ping))) = Request::decode(&payload) {
+            let info = PingInfo {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                pid: std::process::id(),
+                protocol: frame::VERSION,
+                ..PingInfo::default()
+            };
+            let answer = Response::Pong(info).encode(msgid).expect("encode");
+            let _ = stream.write_all(&frame::encode_frame(&answer).expect("frame"));
+        }
+    }
+}
+
+#[test]
+fn a_start_the_daemon_does_not_answer_in_time_says_its_outcome_is_unknown() {
+    let home = TestHome::new();
+    let _daemon = SilentDaemon::start(&home);
+    let pong = crate::harness::ping_socket(&home.home().socket_path());
+    assert!(pong.is_ok(), "the stand-in does not answer pings: {pong:?}");
+    let started = home.velos(&["start", &crate::harness::fixture("sleeper.sh")]);
+    let error = started.error();
+    assert_eq!(
+        error,
+        "error: the daemon did not answer within 10s; the start of 'sleeper' may still \
+         happen: check 'velos list'",
+        "{started}"
+    );
 }

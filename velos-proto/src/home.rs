@@ -199,7 +199,7 @@ pub fn config_extension(text: &str) -> Option<&'static str> {
 /// assert!(validate_name("../etc").is_err());
 /// ```
 pub fn validate_name(name: &str) -> Result<(), NameError> {
-    let quoted = || name.chars().take(80).collect::<String>();
+    let quoted = || crate::echo(name).into_owned();
     if name.is_empty() {
         Err(NameError::Empty)
     } else if name.len() > MAX_NAME_LEN {

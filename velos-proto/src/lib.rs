@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod budget;
+mod echo;
 mod error;
 pub mod frame;
 pub mod home;
@@ -44,6 +45,7 @@ pub mod rpc;
 pub mod script;
 mod signal;
 
+pub use echo::{ECHO_CHARS, echo};
 pub use error::{Error, ErrorCode, RpcError};
 pub use home::Home;
 pub use method::Method;

@@ -18,7 +18,11 @@ use crate::StartParams;
 #[non_exhaustive]
 pub enum ScriptError {
     /// Nothing exists at the path.
-    #[error("script '{script}' not found (looked at {})", looked_at.display())]
+    #[error(
+        "script '{}' not found (looked at {})",
+        crate::echo(script),
+        crate::echo(&looked_at.to_string_lossy())
+    )]
     NotFound {
         /// The path as given.
         script: String,
@@ -26,13 +30,13 @@ pub enum ScriptError {
         looked_at: PathBuf,
     },
     /// The path names a directory.
-    #[error("script '{script}' is a directory, not a file to run")]
+    #[error("script '{}' is a directory, not a file to run", crate::echo(script))]
     IsDirectory {
         /// The path as given.
         script: String,
     },
     /// The path could not be checked (permission denied, a loop, ...).
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {source}", crate::echo(&path.to_string_lossy()))]
     Unreadable {
         /// The absolute path.
         path: PathBuf,
@@ -40,7 +44,7 @@ pub enum ScriptError {
         source: std::io::Error,
     },
     /// A path that cannot travel in a request (which holds UTF-8 strings).
-    #[error("the {what} {} is not valid UTF-8", path.display())]
+    #[error("the {what} {} is not valid UTF-8", crate::echo(&path.to_string_lossy()))]
     NotUtf8 {
         /// Which path: `script path`, `working directory`.
         what: &'static str,

@@ -111,8 +111,9 @@ impl Config {
         let source = match std::fs::read_to_string(&absolute) {
             Ok(source) => source,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
-                "config file '{path}' not found (looked at {})",
-                absolute.display()
+                "config file '{}' not found (looked at {})",
+                velos_proto::echo(path),
+                velos_proto::echo(&absolute.to_string_lossy())
             ),
             Err(err) => {
                 return Err(err).with_context(|| format!("reading {}", absolute.display()));

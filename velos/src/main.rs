@@ -21,10 +21,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use velos_proto::{ECHO_CHARS, echo};
+
 use crate::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
@@ -33,6 +38,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints clap's usage error (or help, or version) and gives its exit code. An argument
+/// longer than [`ECHO_CHARS`] is shown cut (`velos_proto::echo`): a 100,000-character
+/// value must not come back whole in the error.
+fn usage_error(err: clap::Error) -> ExitCode {
+    let long: Vec<String> = std::env::args_os()
+        .filter_map(|arg| arg.into_string().ok())
+        .filter(|arg| arg.chars().count() > ECHO_CHARS)
+        .collect();
+    if long.is_empty() || !err.use_stderr() {
+        err.exit();
+    }
+    let mut text = err.render().to_string();
+    for arg in &long {
+        text = text.replace(arg.as_str(), &echo(arg));
+    }
+    eprint!("{text}");
+    ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2))
 }
 
 /// Whether writing to stdout failed because its reader went away.

@@ -1,10 +1,11 @@
 //! Why a request failed, and the wire code for each failure.
 //!
 //! Every message is one line for the person at the CLI: what went wrong and what to do
-//! next. [`Error::code`] maps each failure to the [`ErrorCode`] clients match on.
+//! next. What the client sent (names, paths) is repeated through `velos_proto::echo`, at
+//! most 80 characters of it. [`Error::code`] maps each failure to the [`ErrorCode`] clients match on.
 
 use velos_proto::home::NameError;
-use velos_proto::{ErrorCode, RpcError, Target};
+use velos_proto::{ErrorCode, RpcError, Target, echo};
 
 /// A request the daemon could not carry out.
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +21,8 @@ pub enum Error {
     InvalidName(#[from] NameError),
     /// The script's file stem is not a valid name, and no name was given.
     #[error(
-        "cannot use '{stem}' from the script's file name as a process name ({reason}); pass --name"
+        "cannot use '{}' from the script's file name as a process name ({reason}); pass --name",
+        echo(.stem)
     )]
     BadDefaultName {
         /// The file stem.
@@ -29,21 +31,22 @@ pub enum Error {
         reason: NameError,
     },
     /// The script path does not name a file.
-    #[error("script '{0}' not found")]
+    #[error("script '{}' not found", echo(.0))]
     ScriptNotFound(String),
     /// The script path is relative; the daemon's working directory means nothing to the user.
-    #[error("script '{0}' is not an absolute path")]
+    #[error("script '{}' is not an absolute path", echo(.0))]
     RelativeScript(String),
     /// velos cannot tell how to run the script.
     #[error(
-        "cannot tell how to run '{0}': it has no #! line, is not executable, and its extension is not .js, .mjs, .cjs, .py, .sh or .rb; pass --interpreter"
+        "cannot tell how to run '{}': it has no #! line, is not executable, and its extension is not .js, .mjs, .cjs, .py, .sh or .rb; pass --interpreter",
+        echo(.0)
     )]
     UnknownInterpreter(String),
     /// The working directory does not exist.
-    #[error("working directory '{0}' does not exist")]
+    #[error("working directory '{}' does not exist", echo(.0))]
     BadCwd(String),
     /// exec failed.
-    #[error("could not run '{program}': {source}{}", spawn_hint(.source))]
+    #[error("could not run '{}': {source}{}", echo(.program), spawn_hint(.source))]
     Spawn {
         /// What was executed.
         program: String,
@@ -52,14 +55,16 @@ pub enum Error {
     },
     /// The working directory was removed after the process was added.
     #[error(
-        "working directory {0} no longer exists; create it again, or delete the process and start it with another --cwd"
+        "working directory {} no longer exists; create it again, or delete the process and start it with another --cwd",
+        echo(.0)
     )]
     CwdGone(String),
     /// The script's `#!` line ends with a carriage return, which the kernel takes as part
     /// of the interpreter's name.
     #[error(
-        "could not run '{script}': bad interpreter '{}' (CRLF line ends?); convert the file to LF line ends (dos2unix)",
-        .interpreter.escape_debug()
+        "could not run '{}': bad interpreter '{}' (CRLF line ends?); convert the file to LF line ends (dos2unix)",
+        echo(.script),
+        echo(&.interpreter.escape_debug().to_string())
     )]
     CrlfShebang {
         /// The script.
@@ -69,7 +74,9 @@ pub enum Error {
     },
     /// The script's `#!` line names an interpreter that does not exist.
     #[error(
-        "could not run '{script}': interpreter '{interpreter}' named by the #! line not found; install it or correct the #! line"
+        "could not run '{}': interpreter '{}' named by the #! line not found; install it or correct the #! line",
+        echo(.script),
+        echo(.interpreter)
     )]
     MissingInterpreter {
         /// The script.
@@ -140,7 +147,7 @@ impl From<Error> for RpcError {
 fn not_found_message(target: &Target) -> String {
     match target {
         Target::Id(id) => format!("no process with id {id} (see 'velos list')"),
-        Target::Name(name) => format!("no process named '{name}' (see 'velos list')"),
+        Target::Name(name) => format!("no process named '{}' (see 'velos list')", echo(name)),
         Target::All => "no processes (see 'velos list')".to_owned(),
     }
 }
@@ -186,6 +193,11 @@ mod tests {
             Error::NotFound(Target::Name("api".into())).to_string(),
             "no process named 'api' (see 'velos list')"
         );
+        let long = "a".repeat(100_000);
+        let message = Error::NotFound(Target::Name(long.clone())).to_string();
+        assert!(message.len() < 200, "{message}");
+        assert!(message.contains("…(100000 bytes)"), "{message}");
+        assert!(Error::ScriptNotFound(long).to_string().len() < 200);
         let crlf = Error::CrlfShebang {
             script: "/x/run".into(),
             interpreter: "/bin/bash\r".into(),

@@ -15,7 +15,7 @@ use velos_proto::{DeleteParams, ProcessInfo, ProcessStatus, RestartParams, Start
 use velos_sdk::Client;
 
 use super::outcome::{Outcomes, is_up, why_not_up};
-use super::{daemon, explain, start};
+use super::{daemon, explain, explain_change, start};
 use crate::config::{self, Config};
 
 /// What `stop`, `restart` and `delete` do to their targets.
@@ -52,7 +52,9 @@ pub fn run(target: &str, change: Change) -> Result<()> {
     let target = Target::parse(target);
     let mut client = daemon()?;
     let env = change_env(change, start::current_env());
-    let changed = apply(&mut client, target.clone(), change, env).map_err(explain)?;
+    let what = format!("the {} of '{target}'", change.verb());
+    let changed = apply(&mut client, target.clone(), change, env)
+        .map_err(|err| explain_change(err, &what))?;
 
     if changed.is_empty() && target == Target::All {
         eprintln!("no processes to {}", change.verb());
@@ -152,8 +154,9 @@ fn run_config(path: &str, change: Change) -> Result<()> {
         }
         let env = change_env(change, config.env(name, &base_env));
         let target = Target::Name(name.to_owned());
+        let what = format!("the {} of '{name}'", change.verb());
         let changed = apply(&mut client, target, change, env)
-            .map_err(explain)
+            .map_err(|err| explain_change(err, &what))
             .with_context(|| format!("{} '{name}' from {}", verb_ing(change), config.shown()))?;
         report_changed(change, &changed, &mut outcomes)?;
     }

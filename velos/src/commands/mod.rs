@@ -113,6 +113,24 @@ pub fn explain(err: SdkError) -> anyhow::Error {
     }
 }
 
+/// [`explain`] for a request that changes something (`what`: `the start of 'api'`,
+/// `the save`): when no answer came in time, or the connection closed first, the daemon
+/// may still carry it out, so the message says the outcome is unknown and where to look,
+/// rather than that it failed.
+pub fn explain_change(err: SdkError, what: &str) -> anyhow::Error {
+    match err {
+        SdkError::Timeout { after } => anyhow!(
+            "the daemon did not answer within {}; {what} may still happen: check 'velos list'",
+            humantime::format_duration(after)
+        ),
+        SdkError::Disconnected => anyhow!(
+            "{}; {what} may or may not have happened: check 'velos list'",
+            SdkError::Disconnected
+        ),
+        other => explain(other),
+    }
+}
+
 /// `velos completions <shell>`: the script clap_complete writes. Written to a buffer
 /// first: clap_complete panics on a write error, and a closed stdout is not a panic.
 fn completions(shell: clap_complete::Shell) -> Result<()> {
@@ -287,6 +305,34 @@ mod tests {
             assert!(text.contains("different version"), "{text}");
             assert!(text.ends_with("run 'velos kill' and retry"), "{text}");
         }
+    }
+
+    #[test]
+    fn a_change_without_an_answer_has_an_unknown_outcome() {
+        let err = explain_change(
+            SdkError::Timeout {
+                after: Duration::from_secs(10),
+            },
+            "the start of 'api'",
+        );
+        assert_eq!(
+            err.to_string(),
+            "the daemon did not answer within 10s; the start of 'api' may still happen: check \
+             'velos list'"
+        );
+        let err = explain_change(SdkError::Disconnected, "the save");
+        assert!(
+            err.to_string()
+                .ends_with("the save may or may not have happened: check 'velos list'")
+        );
+        let err = explain_change(
+            SdkError::Daemon {
+                code: ErrorCode::NotFound,
+                message: "no process named 'x'".into(),
+            },
+            "the stop of 'x'",
+        );
+        assert_eq!(err.to_string(), "no process named 'x' (see 'velos list')");
     }
 
     #[test]

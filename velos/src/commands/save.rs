@@ -16,11 +16,12 @@ use velos_proto::{ErrorCode, Home, ProcessInfo, ProcessStatus, SaveParams};
 use velos_sdk::Error as SdkError;
 
 use super::outcome::{Outcomes, why_not_up};
-use super::{daemon, explain};
+use super::{daemon, explain_change};
 
 /// `velos save [--force]`
 pub fn save(force: bool) -> Result<()> {
-    let saved = block_on(daemon()?.save_with(SaveParams { force })).map_err(explain)?;
+    let saved = block_on(daemon()?.save_with(SaveParams { force }))
+        .map_err(|err| explain_change(err, "the save"))?;
     writeln!(
         io::stdout().lock(),
         "saved {} to {}",
@@ -43,7 +44,7 @@ pub fn resurrect() -> Result<()> {
             code: ErrorCode::NotFound,
             message,
         }) => return Err(anyhow!(message)),
-        Err(err) => return Err(explain(err)),
+        Err(err) => return Err(explain_change(err, "the resurrect")),
     };
     if from_state {
         eprintln!(

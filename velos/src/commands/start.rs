@@ -22,11 +22,11 @@ use futures_lite::future::block_on;
 use velos_proto::home::{default_name, validate_name};
 pub use velos_proto::script::current_env;
 use velos_proto::script::{resolve_script, utf8};
-use velos_proto::{ProcessInfo, ProcessStatus, StartParams};
+use velos_proto::{ProcessInfo, ProcessStatus, StartParams, echo};
 use velos_sdk::{Client, Error as SdkError};
 
 use super::outcome::Outcomes;
-use super::{daemon, explain};
+use super::{daemon, explain, explain_change};
 use crate::cli::StartArgs;
 use crate::config::{self, Config};
 
@@ -37,7 +37,8 @@ pub fn run(args: StartArgs) -> Result<()> {
         return run_config(args, &cwd);
     }
     let params = start_params(args, &cwd, current_env())?;
-    let started = block_on(daemon()?.start(params)).map_err(explain)?;
+    let what = format!("the start of '{}'", shown_name(&params));
+    let started = block_on(daemon()?.start(params)).map_err(|err| explain_change(err, &what))?;
     writeln!(io::stdout().lock(), "{}", report(&started)?)?;
     Ok(())
 }
@@ -118,7 +119,7 @@ pub fn start_one(
             return Ok(());
         }
         Err(err) => {
-            return Err(explain(err))
+            return Err(explain_change(err, &format!("the start of '{name}'")))
                 .with_context(|| format!("starting '{name}' from {}", config.shown()));
         }
     };
@@ -130,6 +131,15 @@ pub fn start_one(
         Err(err) => outcomes.failed(err.to_string()),
     }
     Ok(())
+}
+
+/// The name a start request gives, or the one the daemon will choose (the file stem).
+fn shown_name(params: &StartParams) -> String {
+    params
+        .name
+        .clone()
+        .or_else(|| default_name(Path::new(&params.script)))
+        .unwrap_or_default()
 }
 
 /// `'api' is already running (id 0); skipped`
@@ -183,16 +193,17 @@ fn millis(duration: Duration) -> u64 {
 
 /// `--cwd` as an absolute path, which must be a directory.
 fn resolve_dir(dir: &str, cwd: &Path) -> Result<PathBuf> {
+    let shown = echo(dir);
     let path = std::path::absolute(cwd.join(dir))
-        .with_context(|| format!("resolving the path of '{dir}'"))?;
+        .with_context(|| format!("resolving the path of '{shown}'"))?;
+    let looked_at = echo(&path.to_string_lossy()).into_owned();
     match path.metadata() {
         Ok(meta) if meta.is_dir() => Ok(path),
-        Ok(_) => bail!("working directory '{dir}' is not a directory"),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => bail!(
-            "working directory '{dir}' does not exist (looked at {})",
-            path.display()
-        ),
-        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+        Ok(_) => bail!("working directory '{shown}' is not a directory"),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            bail!("working directory '{shown}' does not exist (looked at {looked_at})")
+        }
+        Err(err) => Err(err).with_context(|| format!("reading {looked_at}")),
     }
 }
 
