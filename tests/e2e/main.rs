@@ -80,6 +80,10 @@ mod one_daemon;
 // A SIGKILLed daemon's list back with `velosd --resurrect`; save, kill, resurrect; startup.
 mod persistence;
 
+// A prompt without a newline: shown by `logs` and `logs -f` once the stream is quiet, then
+// completed in place.
+mod prompts;
+
 // Raw-socket abuse (bad frames, half frames, unread answers): answered, closed, others served.
 mod protocol;
 
@@ -104,6 +108,9 @@ mod views;
 
 // Stop's SIGTERM, the kill timeout's SIGKILL, process groups, parallel stops.
 mod signals;
+
+// `velos logs` on a real pty: control characters escaped unless --raw; names lined up.
+mod terminal;
 
 // Signals to the daemon itself: SIGHUP reopens log files, SIGUSR1/2 and SIGPIPE ignored,
 // SIGQUIT a graceful shutdown; each handled one logged in velosd.log.

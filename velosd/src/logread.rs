@@ -121,7 +121,7 @@ impl Snapshot {
             end: line.end(),
             len: line.len,
         };
-        let lines = match cursor.at {
+        let mut lines: Vec<MemoryLine> = match cursor.at {
             Some(at) => ring
                 .lines()
                 .filter(|line| line.end() > at[slot(line.stream)])
@@ -129,6 +129,35 @@ impl Snapshot {
                 .collect(),
             None => ring.last(wanted).map(copy).collect(),
         };
+        // A line not ended yet (a prompt) comes last, once it is one to show.
+        let now = crate::logs::now_ms();
+        let mut partials: Vec<MemoryLine> = STREAMS
+            .into_iter()
+            .filter_map(|stream| {
+                let partial = ring.partial_line(stream, now)?;
+                let end = LogPosition {
+                    generation: partial.start.generation,
+                    offset: partial.start.offset + partial.len,
+                };
+                cursor
+                    .at
+                    .is_none_or(|at| end > at[slot(stream)])
+                    .then(|| MemoryLine {
+                        stream,
+                        bytes: partial.bytes.to_vec(),
+                        time_ms: partial.time_ms,
+                        partial: true,
+                        start: partial.start,
+                        end,
+                        len: partial.len,
+                    })
+            })
+            .collect();
+        partials.sort_by_key(|line| line.time_ms);
+        lines.extend(partials);
+        if cursor.at.is_none() {
+            lines.drain(..lines.len().saturating_sub(wanted));
+        }
         let rotated = entry
             .spec
             .max_log_bytes

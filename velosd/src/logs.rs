@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures_lite::{AsyncRead, AsyncReadExt};
+use futures_lite::{AsyncRead, AsyncReadExt, FutureExt};
 use velos_proto::rpc::notification;
 use velos_proto::{LogEnd, LogLine, LogPosition, Stream};
 
@@ -47,6 +47,19 @@ const MAX_CHUNK_BYTES: usize = 1024 * 1024;
 /// Pipe capacity asked for once a writer is that busy (the default is 64 KiB): fewer,
 /// larger reads, and a writer that blocks less often.
 const BUSY_PIPE_BYTES: usize = 1024 * 1024;
+
+/// How long a stream must be quiet before its line not ended yet is shown (a prompt
+/// such as `Password: `).
+pub const PARTIAL_QUIET: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A line not ended yet, as [`LogRing::partial_line`] gives it.
+#[derive(Debug)]
+pub(crate) struct PartialLine<'a> {
+    pub bytes: &'a [u8],
+    pub time_ms: u64,
+    pub start: LogPosition,
+    pub len: u64,
+}
 
 /// A line held in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +113,11 @@ struct Pending {
     end: u64,
     /// Rotations (and flushes) of this stream's file so far.
     generation: u64,
+    /// Bytes of `bytes` (the line not ended yet) already sent to followers as a partial
+    /// line: its end goes to them as a `continued` line.
+    shown: usize,
+    /// When bytes of this stream last arrived.
+    touched_ms: u64,
 }
 
 /// Where reading a stream's older lines back from its files starts: `file` files back
@@ -193,6 +211,7 @@ impl LogRing {
         self.settle_stream(stream);
         let pending = &mut self.pending[slot(stream)];
         pending.bytes.clear();
+        pending.shown = 0;
         pending.start = len;
         pending.end = len;
     }
@@ -229,6 +248,7 @@ impl LogRing {
         for pending in &mut self.pending {
             pending.unsplit.clear();
             pending.bytes.clear();
+            pending.shown = 0;
             pending.generation += 1;
             pending.start = 0;
             pending.end = 0;
@@ -251,6 +271,7 @@ impl LogRing {
         };
         self.settle_stream(other);
         let pending = &mut self.pending[slot(stream)];
+        pending.touched_ms = time_ms;
         if self.followers.is_empty()
             && (chunk.len() >= LAZY_CHUNK_BYTES || !pending.unsplit.is_empty())
         {
@@ -319,21 +340,10 @@ impl LogRing {
             len: (pending.end - pending.start).saturating_sub(u64::from(!partial)),
         };
         pending.start = pending.end;
-        if !self.followers.is_empty() {
-            let shared = LogLine {
-                id: self.id,
-                name: self.name.clone(),
-                stream,
-                line: line.bytes.to_vec(),
-                partial,
-                continued: false,
-                time_ms: Some(time_ms),
-            };
-            // Encoded once, whatever the number of followers.
-            if let Some(frame) = follow::encode(notification::LOG_LINE, &shared) {
-                self.followers.retain(|follower| follower.offer(&frame));
-            }
-        }
+        // What followers saw of it already (a prompt shown while the stream was quiet)
+        // is not sent again: they get the rest, as its continuation.
+        let shown = std::mem::take(&mut pending.shown).min(line.bytes.len());
+        self.offer(stream, &line.bytes[shown..], partial, shown > 0, time_ms);
         self.bytes += line.bytes.len();
         self.lines.push_back(line);
         while self.lines.len() > RING_LINES || self.bytes > RING_BYTES {
@@ -342,6 +352,72 @@ impl LogRing {
             };
             self.bytes -= old.bytes.len();
         }
+    }
+
+    /// Sends bytes of a line to every follower (encoded once, whatever their number).
+    fn offer(
+        &mut self,
+        stream: Stream,
+        bytes: &[u8],
+        partial: bool,
+        continued: bool,
+        time_ms: u64,
+    ) {
+        if self.followers.is_empty() {
+            return;
+        }
+        let shared = LogLine {
+            id: self.id,
+            name: self.name.clone(),
+            stream,
+            line: bytes.to_vec(),
+            partial,
+            continued,
+            time_ms: Some(time_ms),
+        };
+        if let Some(frame) = follow::encode(notification::LOG_LINE, &shared) {
+            self.followers.retain(|follower| follower.offer(&frame));
+        }
+    }
+
+    /// Whether `stream`'s line not ended yet has bytes followers have not seen: then the
+    /// collector shows them once the stream has been quiet for [`PARTIAL_QUIET`].
+    pub fn unshown(&self, stream: Stream) -> bool {
+        let pending = &self.pending[slot(stream)];
+        !self.followers.is_empty() && pending.bytes.len() > pending.shown
+    }
+
+    /// Sends followers what they have not seen of `stream`'s line not ended yet (a
+    /// prompt), as a partial line; its end follows as a `continued` one.
+    pub fn show_partial(&mut self, stream: Stream) {
+        self.settle_stream(stream);
+        let pending = &mut self.pending[slot(stream)];
+        if pending.bytes.len() <= pending.shown {
+            return;
+        }
+        let (from, time_ms) = (pending.shown, pending.touched_ms);
+        let continued = from > 0;
+        pending.shown = pending.bytes.len();
+        let bytes = self.pending[slot(stream)].bytes[from..].to_vec();
+        self.offer(stream, &bytes, true, continued, time_ms);
+    }
+
+    /// `stream`'s line not ended yet, if it is one to show: followers saw part of it, or
+    /// the stream has been quiet for [`PARTIAL_QUIET`] (it is likely a prompt, not a line
+    /// being written). Its bytes (at most [`MAX_LINE_BYTES`]), when they last grew, and
+    /// where it starts and ends in the files.
+    pub(crate) fn partial_line(&self, stream: Stream, now_ms: u64) -> Option<PartialLine<'_>> {
+        let pending = &self.pending[slot(stream)];
+        let quiet = now_ms.saturating_sub(pending.touched_ms) >= PARTIAL_QUIET.as_millis() as u64;
+        (pending.end > pending.start && (quiet || pending.shown > 0)).then_some(PartialLine {
+            bytes: &pending.bytes,
+            time_ms: pending.touched_ms,
+            start: LogPosition {
+                generation: pending.generation,
+                offset: pending.start,
+            },
+            len: pending.end - pending.start,
+        })
     }
 
     /// The last `n` lines in memory, oldest first.
@@ -419,8 +495,27 @@ pub async fn collect(
     stream: Stream,
 ) {
     let mut chunk = vec![0; FIRST_CHUNK_BYTES];
+    // Armed only while followers have not seen the end of an unfinished line: an idle
+    // stream costs no timer.
+    let mut unshown = false;
     loop {
-        let n = match pipe.read(&mut chunk).await {
+        let read = if unshown {
+            async { Some(pipe.read(&mut chunk).await) }
+                .or(async {
+                    async_io::Timer::after(PARTIAL_QUIET).await;
+                    None
+                })
+                .await
+        } else {
+            Some(pipe.read(&mut chunk).await)
+        };
+        let Some(read) = read else {
+            // Quiet for a moment in the middle of a line: likely a prompt. Show it.
+            lock(&ring).show_partial(stream);
+            unshown = false;
+            continue;
+        };
+        let n = match read {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -438,6 +533,7 @@ pub async fn collect(
             Ok(()) => ring.write_error = None,
             Err(error) => ring.write_error = Some(error),
         }
+        unshown = ring.unshown(stream);
     }
     lock(&ring).finish(stream, now_ms());
 }
@@ -594,6 +690,44 @@ mod tests {
         ring.push(Stream::Out, b"new\n", 0);
         // (The new line pushed the oldest "z" out.)
         assert_eq!(ring.file_boundaries()[0], at(1, 108));
+    }
+
+    #[test]
+    fn a_prompt_is_shown_to_followers_then_only_its_end() {
+        let mut ring = LogRing::new(3, "api");
+        let (follower, mut stream) = follow::channel();
+        ring.follow(follower);
+        ring.push(Stream::Out, b"Password: ", 1);
+        assert!(ring.unshown(Stream::Out));
+        assert!(
+            ring.partial_line(Stream::Out, 100).is_none(),
+            "not quiet yet"
+        );
+        ring.show_partial(Stream::Out);
+        assert!(!ring.unshown(Stream::Out));
+        assert!(
+            ring.partial_line(Stream::Out, 100).is_some(),
+            "shown to followers"
+        );
+        ring.push(Stream::Out, b"ok\n", 2);
+        let mut out = Vec::new();
+        let texts = futures_lite::future::block_on(stream.next_batch(&mut out));
+        assert!(texts);
+        let decoded = String::from_utf8_lossy(&out).into_owned();
+        let prompt = decoded.find("Password: ").expect("the prompt");
+        let end = decoded.rfind("ok").expect("the end");
+        assert!(prompt < end);
+        assert_eq!(
+            decoded.matches("Password").count(),
+            1,
+            "the prompt is not sent again"
+        );
+        assert_eq!(texts_of(&ring), ["Password: ok"]);
+        assert!(ring.partial_line(Stream::Out, 10_000).is_none());
+    }
+
+    fn texts_of(ring: &LogRing) -> Vec<String> {
+        texts(ring, 10)
     }
 
     #[test]

@@ -3,9 +3,18 @@
 //!
 //! Lines are bytes and need not be UTF-8, so they are written as they are to a locked,
 //! buffered stdout, never through a `String`. Each gets a `name | ` prefix, coloured on a
-//! terminal (red for stderr lines) and never padded, so `grep 'api |'` finds them.
-//! `--raw` drops the prefix and prints exactly what the process wrote, plus the newline
-//! the daemon took off. `--timestamps` puts the time the daemon received the line first.
+//! terminal (red for stderr lines); without a name, the names are right-aligned so that
+//! every line's text starts in one column and `grep 'api |'` still finds them. On a
+//! terminal, control characters but tab are shown escaped (`\x1b`), so an app's output
+//! (often text an attacker chose, such as request paths) cannot clear the screen, retitle
+//! the window or set the clipboard. `--raw` drops the prefix and prints exactly what the
+//! process wrote, plus the newline the daemon took off. `--timestamps` puts the time the
+//! daemon received the line first.
+//!
+//! Lines come a page at a time (`Client::logs_page`), each page printed as it arrives, so
+//! `-n` may ask for any number of lines; a long line may come in pieces (`partial`, then
+//! `continued`), which are printed as one line, as is a prompt the program has not ended
+//! yet and its end when it comes.
 //!
 //! Following uses the SDK's `follow_logs` stream (the daemon pushes each line; nothing is
 //! polled). Each line is flushed as soon as it is written, so a reader (a pipe, `grep`)
@@ -14,7 +23,7 @@
 //! followed is deleted: a note on stderr, and exit 0 (the stream is over, as `docker logs
 //! -f` of a removed container).
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 
 use anyhow::Result;
 use futures_lite::StreamExt;
@@ -32,6 +41,10 @@ struct LineFormat {
     raw: bool,
     timestamps: bool,
     style: Style,
+    /// Show control characters (but tab) escaped: stdout is a terminal and not `--raw`,
+    /// so an app's output cannot move the cursor, retitle the window or set the
+    /// clipboard.
+    escape: bool,
 }
 
 /// Runs `velos logs`.
@@ -41,17 +54,29 @@ pub fn run(args: LogsArgs, style: Style) -> Result<()> {
         raw: args.raw,
         timestamps: args.timestamps,
         style,
+        escape: !args.raw && io::stdout().is_terminal(),
+    };
+    let mut client = daemon()?;
+    // Every process's lines: names padded to the longest, so the lines start in one column.
+    let width = match (&target, args.raw) {
+        (Target::All, false) => block_on(client.list())
+            .map_err(explain)?
+            .iter()
+            .map(|process| process.name.len())
+            .max()
+            .unwrap_or(0),
+        _ => 0,
     };
     if args.follow {
-        return follow(target, args.lines, format);
+        return follow(client, target, args.lines, format, width);
     }
-    let mut client = daemon()?;
     let mut params = LogReadParams {
         target: target.clone(),
         lines: args.lines,
         cursor: None,
     };
     let mut printer = Printer::new(BufWriter::new(io::stdout().lock()), format);
+    printer.width = width;
     let mut any = false;
     // Page by page (see `Client::logs_page`): however many lines were asked for, each is
     // printed whole, and neither side holds more than a page.
@@ -78,13 +103,20 @@ pub fn run(args: LogsArgs, style: Style) -> Result<()> {
 }
 
 /// `velos logs --follow`: the last lines, then each new one, until the stream ends.
-fn follow(target: Target, lines: u32, format: LineFormat) -> Result<()> {
-    let mut follow = block_on(daemon()?.follow_logs(target, lines)).map_err(explain)?;
+fn follow(
+    client: velos_sdk::Client,
+    target: Target,
+    lines: u32,
+    format: LineFormat,
+    width: usize,
+) -> Result<()> {
+    let mut follow = block_on(client.follow_logs(target, lines)).map_err(explain)?;
     let initial = follow.take_initial();
     for warning in &initial.warnings {
         eprintln!("warning: {warning}");
     }
     let mut printer = Printer::new(BufWriter::new(io::stdout().lock()), format);
+    printer.width = width;
     printer.lines(&initial.lines)?;
     printer.flush()?;
     // The stream ends right after a `log.end` when every followed process was deleted.
@@ -141,6 +173,8 @@ struct Printer<W: Write> {
     format: LineFormat,
     /// The process and stream of a line written without its end.
     open: Option<(u32, Stream)>,
+    /// Names are right-aligned to this width (0: not padded); a longer name widens it.
+    width: usize,
 }
 
 impl<W: Write> Printer<W> {
@@ -149,6 +183,7 @@ impl<W: Write> Printer<W> {
             out,
             format,
             open: None,
+            width: 0,
         }
     }
 
@@ -165,11 +200,20 @@ impl<W: Write> Printer<W> {
                 self.out.write_all(stamp.as_bytes())?;
             }
             if !self.format.raw {
+                if self.width > 0 {
+                    self.width = self.width.max(line.name.len());
+                    let pad = self.width - line.name.len();
+                    write!(self.out, "{:pad$}", "")?;
+                }
                 let prefix = self.format.style.log_prefix(&line.name, line.stream);
                 self.out.write_all(prefix.as_bytes())?;
             }
         }
-        self.out.write_all(&line.line)?;
+        if self.format.escape {
+            write_escaped(&mut self.out, &line.line)?;
+        } else {
+            self.out.write_all(&line.line)?;
+        }
         if line.partial {
             self.open = Some(key);
         } else {
@@ -197,6 +241,34 @@ impl<W: Write> Printer<W> {
         self.interrupt()?;
         self.out.flush()
     }
+}
+
+/// Writes `bytes` with every control character but tab shown escaped (`\x1b`, `\u{9b}`)
+/// and bytes that are not UTF-8 as `\xff`: what reaches the terminal is text only.
+fn write_escaped(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let harmless = |b: &u8| (0x20..0x7f).contains(b) || *b == b'\t';
+    if bytes.iter().all(harmless) {
+        return out.write_all(bytes);
+    }
+    for chunk in bytes.utf8_chunks() {
+        let valid = chunk.valid();
+        let mut start = 0;
+        for (at, c) in valid.char_indices() {
+            if c.is_control() && c != '\t' {
+                out.write_all(&valid.as_bytes()[start..at])?;
+                match u8::try_from(c) {
+                    Ok(byte) if byte < 0x80 => write!(out, "\\x{byte:02x}")?,
+                    _ => write!(out, "\\u{{{:x}}}", u32::from(c))?,
+                }
+                start = at + c.len_utf8();
+            }
+        }
+        out.write_all(&valid.as_bytes()[start..])?;
+        for byte in chunk.invalid() {
+            write!(out, "\\x{byte:02x}")?;
+        }
+    }
+    Ok(())
 }
 
 /// `velos flush [name|id|all]`
@@ -251,6 +323,33 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_escaped_for_a_terminal() {
+        let mut out = Vec::new();
+        write_escaped(
+            &mut out,
+            b"a\tb\x1b]0;owned\x07\x1b[2J \xc2\x9b \xff \xe2\x9c\x93 \x7f",
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a\tb\\x1b]0;owned\\x07\\x1b[2J \\u{9b} \\xff \u{2713} \\x7f"
+        );
+    }
+
+    #[test]
+    fn names_are_right_aligned_to_the_longest() {
+        let mut out = Vec::new();
+        let mut printer = Printer::new(&mut out, format(false, false, Style::plain()));
+        printer.width = 6;
+        printer.lines(&lines()).unwrap();
+        printer.finish().unwrap();
+        assert_eq!(
+            out,
+            b"   api | listening on :3000\nworker | bad byte \xff here\n   api | \n"
+        );
+    }
+
+    #[test]
     fn pieces_join_and_open_lines_end_before_anything_else() {
         let piece = |name: &str, bytes: &[u8], partial, continued| LogLine {
             partial,
@@ -291,6 +390,7 @@ mod tests {
             raw,
             timestamps,
             style,
+            escape: false,
         }
     }
 

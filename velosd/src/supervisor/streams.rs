@@ -95,6 +95,11 @@ impl Supervisor {
             if let Some(error) = &ring.write_error {
                 warnings.push(format!("{}: {error}", entry.name));
             }
+            // A line not ended yet that followers have not seen all of goes to them now,
+            // so that what this follower's first lines show of it is what everyone saw,
+            // and its end reaches everyone as the same continuation.
+            ring.show_partial(velos_proto::Stream::Out);
+            ring.show_partial(velos_proto::Stream::Err);
             let cursor = ProcessCursor {
                 id,
                 at: None,
