@@ -73,8 +73,9 @@ fn logs_follow_without_a_name_follows_every_process_started_before_or_after() {
     });
     home.velos(&["start", &fixture("ticker.sh"), "--name", "late"])
         .success();
+    // Padded to the longest name known ('early').
     follow.wait_line("a line of 'late', started after following began", |line| {
-        line.starts_with("late | tick ")
+        line.starts_with(" late | tick ")
     });
 }
 
