@@ -350,6 +350,17 @@ mod tests {
             .spawn()
             .unwrap();
         let mut other = Command::new("sleep").arg("30").spawn().unwrap();
+        // spawn returns once the child has begun its exec, which may be before the kernel
+        // has set up the new environment that /proc shows: wait for it, with a bound.
+        let entry = format!("{MARK_ENV}={mark}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !procfs::carrying_pid(marked.id(), &entry) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the mark never showed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         assert_eq!(kill_marked(&mark), 1);
         assert!(!marked.wait().unwrap().success());
         assert!(other.try_wait().unwrap().is_none());
