@@ -13,6 +13,10 @@ mod autorestart;
 // `velos kill` leaves nothing behind.
 mod autostart;
 
+// Answers over the 16 MiB frame limit (`stop all`, `list` of huge arguments) are one error line
+// after the work is done; starts of more than 1 MiB of arguments and environment are refused.
+mod big_answers;
+
 // Bad input (script, interpreter, name, id, duration): one error line, non-zero, nothing changed.
 mod bad_input;
 

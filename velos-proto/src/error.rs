@@ -58,6 +58,15 @@ pub enum Error {
         /// The budget, [`crate::budget::MAX_REQUEST_DEPTH`].
         limit: usize,
     },
+    /// A start (or a restart's new environment) carries more bytes of arguments and
+    /// environment than [`crate::MAX_START_BYTES`].
+    #[error(
+        "the arguments and environment are {bytes} bytes, over the 1 MiB a start may carry (Linux refuses 2 MiB at exec): pass large data in a file instead"
+    )]
+    StartTooLarge {
+        /// Bytes of arguments and environment, counted as exec counts them.
+        bytes: usize,
+    },
     /// A value could not be encoded as MessagePack.
     #[error("could not encode message: {0}")]
     Encode(String),
@@ -90,6 +99,9 @@ pub enum ErrorCode {
     ShuttingDown,
     /// Something went wrong inside the daemon.
     Internal,
+    /// The answer is over the 16 MiB a frame can carry, so it was not sent; what the
+    /// request does (a stop, say) was done.
+    AnswerTooLarge,
     /// A code this version does not know.
     Unknown(i64),
 }
@@ -108,6 +120,7 @@ impl ErrorCode {
             ErrorCode::SpawnFailed => 8,
             ErrorCode::ShuttingDown => 9,
             ErrorCode::Internal => 10,
+            ErrorCode::AnswerTooLarge => 11,
             ErrorCode::Unknown(code) => code,
         }
     }
@@ -125,6 +138,7 @@ impl ErrorCode {
             8 => ErrorCode::SpawnFailed,
             9 => ErrorCode::ShuttingDown,
             10 => ErrorCode::Internal,
+            11 => ErrorCode::AnswerTooLarge,
             other => ErrorCode::Unknown(other),
         }
     }
@@ -142,6 +156,7 @@ impl ErrorCode {
             ErrorCode::SpawnFailed => "spawn-failed",
             ErrorCode::ShuttingDown => "shutting-down",
             ErrorCode::Internal => "internal",
+            ErrorCode::AnswerTooLarge => "answer-too-large",
             ErrorCode::Unknown(_) => "unknown",
         }
     }
@@ -205,6 +220,7 @@ mod tests {
             ErrorCode::SpawnFailed,
             ErrorCode::ShuttingDown,
             ErrorCode::Internal,
+            ErrorCode::AnswerTooLarge,
             ErrorCode::Unknown(99),
         ] {
             assert_eq!(ErrorCode::from_i64(code.as_i64()), code);

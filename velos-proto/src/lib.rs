@@ -50,8 +50,9 @@ pub use error::{Error, ErrorCode, RpcError};
 pub use home::Home;
 pub use method::Method;
 pub use request::{
-    DeleteParams, LogCursor, LogPosition, LogReadParams, MAX_QUOTED_CHARS, NoParams, ProcessCursor,
-    Refused, Request, RestartParams, SaveParams, StartParams, Target, TargetParams,
+    DeleteParams, LogCursor, LogPosition, LogReadParams, MAX_QUOTED_CHARS, MAX_START_BYTES,
+    NoParams, ProcessCursor, Refused, Request, RestartParams, SaveParams, StartParams, Target,
+    TargetParams,
 };
 pub use response::{
     EventKind, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,

@@ -166,6 +166,33 @@ impl std::fmt::Debug for StartParams {
     }
 }
 
+/// The most bytes of arguments and environment a start may carry, counted as exec counts
+/// them (each string with its terminating NUL, `KEY=VALUE` for a variable). Linux refuses
+/// 2 MiB at exec; this leaves room, and keeps one process's part of `process.list` small.
+pub const MAX_START_BYTES: usize = 1024 * 1024;
+
+/// Bytes of `args` and `env` as exec counts them.
+fn exec_bytes<'a>(
+    args: impl IntoIterator<Item = &'a String>,
+    env: Option<&BTreeMap<String, String>>,
+) -> usize {
+    let args: usize = args.into_iter().map(|arg| arg.len() + 1).sum();
+    let env: usize = env
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| key.len() + value.len() + 2)
+        .sum();
+    args + env
+}
+
+/// Refuses arguments and environment over [`MAX_START_BYTES`].
+fn check_exec_bytes(bytes: usize) -> Result<(), Error> {
+    if bytes > MAX_START_BYTES {
+        return Err(Error::StartTooLarge { bytes });
+    }
+    Ok(())
+}
+
 /// Params of `process.stop` and `process.delete`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetParams {
@@ -372,8 +399,21 @@ impl Request {
         Ok((head.msgid, request))
     }
 
-    /// Decodes the params of `method`, straight into their typed form.
+    /// Decodes the params of `method`, straight into their typed form, and refuses a start
+    /// (or a restart's environment) over [`MAX_START_BYTES`].
     pub fn decode_params(method: Method, params: rpc::Params<'_>) -> Result<Request, Error> {
+        let request = Request::decode_fields(method, params)?;
+        match &request {
+            Request::Start(start) => {
+                check_exec_bytes(exec_bytes(&start.args, start.env.as_ref()))?;
+            }
+            Request::Restart(restart) => check_exec_bytes(exec_bytes([], restart.env.as_ref()))?,
+            _ => {}
+        }
+        Ok(request)
+    }
+
+    fn decode_fields(method: Method, params: rpc::Params<'_>) -> Result<Request, Error> {
         Ok(match method {
             Method::DaemonPing => Request::Ping,
             Method::DaemonKill => Request::Kill,
@@ -571,6 +611,49 @@ mod tests {
         ));
         let payload = rpc::encode_request(3, "process.list", &()).unwrap();
         assert_eq!(Request::decode(&payload).unwrap().1.unwrap(), Request::List);
+    }
+
+    #[test]
+    fn starts_over_1_mib_of_arguments_and_environment_are_invalid_params() {
+        // Just at the limit: 1024 arguments of 1023 bytes, each with its NUL.
+        let args = vec!["a".repeat(1023); 1024];
+        let at_limit = decoded(
+            "process.start",
+            json!({"script": "/srv/app.sh", "args": args}),
+        );
+        assert!(at_limit.is_ok(), "{at_limit:?}");
+        let args = vec!["a".repeat(1024); 1024];
+        assert!(matches!(
+            decoded(
+                "process.start",
+                json!({"script": "/srv/app.sh", "args": args})
+            ),
+            Err(Refused::InvalidParams {
+                error: Error::StartTooLarge { bytes: 1_049_600 },
+                ..
+            })
+        ));
+        let env: BTreeMap<String, String> = (0..100)
+            .map(|i| (format!("V{i:02}"), "v".repeat(11_000)))
+            .collect();
+        for (method, params) in [
+            (
+                "process.start",
+                json!({"script": "/srv/app.sh", "env": env}),
+            ),
+            ("process.restart", json!({"target": "api", "env": env})),
+        ] {
+            assert!(
+                matches!(
+                    decoded(method, params),
+                    Err(Refused::InvalidParams {
+                        error: Error::StartTooLarge { .. },
+                        ..
+                    })
+                ),
+                "{method}"
+            );
+        }
     }
 
     #[test]

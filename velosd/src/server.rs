@@ -17,7 +17,7 @@ use std::path::Path;
 use async_channel::Sender;
 use async_io::Async;
 use velos_proto::rpc::notification;
-use velos_proto::{ErrorCode, Refused, Request, Response, RpcError, frame, rpc};
+use velos_proto::{ErrorCode, Method, Refused, Request, Response, RpcError, frame, rpc};
 
 use std::time::Duration;
 
@@ -311,6 +311,7 @@ async fn answer(
         _ => {}
     }
     let is_kill = request == Request::Kill;
+    let method = request.method();
     let (reply, answer) = async_channel::bounded(1);
     let answer = match supervisor.send(Command::Request { request, reply }).await {
         Ok(()) => answer.recv().await.unwrap_or_else(|_| {
@@ -324,7 +325,7 @@ async fn answer(
             "the daemon is shutting down",
         )),
     };
-    let sent = send(stream, msgid, answer.as_ref()).await;
+    let sent = send_answer(stream, msgid, Some(method), answer.as_ref()).await;
     if is_kill {
         // The answer is out (or the client left): now the daemon may exit.
         let _ = exit.try_send(());
@@ -513,11 +514,25 @@ async fn send(
     msgid: u32,
     answer: Result<&Response, &RpcError>,
 ) -> Result<(), velos_proto::Error> {
+    send_answer(stream, msgid, None, answer).await
+}
+
+/// Sends the answer to a request for `method` (when known: it names what an answer too
+/// large to send was about).
+async fn send_answer(
+    stream: &Async<UnixStream>,
+    msgid: u32,
+    method: Option<Method>,
+    answer: Result<&Response, &RpcError>,
+) -> Result<(), velos_proto::Error> {
     let payload = match answer {
         Ok(response) => response.encode(msgid),
         Err(error) => rpc::encode_response::<()>(msgid, Err(error)),
     };
     let payload = match payload {
+        Ok(payload) if payload.len() > frame::MAX_PAYLOAD_BYTES as usize => {
+            rpc::encode_response::<()>(msgid, Err(&too_large(method, payload.len())))?
+        }
         Ok(payload) => payload,
         Err(error) => rpc::encode_response::<()>(
             msgid,
@@ -528,6 +543,24 @@ async fn send(
         )?,
     };
     write_payload(stream, &payload).await
+}
+
+/// The error sent instead of an answer of `bytes` that no frame can carry: a list of
+/// processes started with huge arguments. What the request does was done.
+fn too_large(method: Option<Method>, bytes: usize) -> RpcError {
+    let what = match method {
+        Some(method @ (Method::ProcessList | Method::ProcessInfo | Method::LogRead)) => {
+            format!("the answer to {method} is")
+        }
+        Some(method) => format!("the request ({method}) was carried out, but its answer is"),
+        None => "the answer is".to_owned(),
+    };
+    RpcError::new(
+        ErrorCode::AnswerTooLarge,
+        format!(
+            "{what} {bytes} bytes, over the 16 MiB a frame can carry (processes started with huge arguments make a list that long): see them one at a time with 'velos info <name>', or delete some"
+        ),
+    )
 }
 
 /// Writes one frame, giving the peer [`WRITE_TIMEOUT`] to take it.
