@@ -388,3 +388,39 @@ fn flush_empties_the_log_files() {
     let error = home.velos(&["flush", "nope"]).error();
     assert!(error.contains("'nope'"), "{error}");
 }
+
+#[test]
+fn a_stream_without_newlines_is_rotated_at_twice_the_size_limit() {
+    let home = TestHome::new();
+    let total = 300_000;
+    home.velos(&[
+        "start",
+        "/bin/sh",
+        "--name",
+        "endless",
+        "--max-log-size",
+        "50KiB",
+        "--log-files",
+        "10",
+        "--",
+        "-c",
+        &format!("head -c {total} /dev/zero | tr '\\0' x; exec sleep 1000"),
+    ])
+    .success();
+    let files = wait_until(WAIT, "every byte in the log files", || {
+        let mut files = vec![home.log_file("endless", Stream::Out)];
+        files.extend((1..=10).filter_map(|back| rotated(&home, "endless", back)));
+        let bytes: usize = files.iter().map(Vec::len).sum();
+        if bytes == total {
+            Ok(files)
+        } else {
+            Err(format!("{bytes} bytes of {total}"))
+        }
+    });
+    let sizes: Vec<usize> = files.iter().map(Vec::len).collect();
+    assert!(
+        sizes.iter().all(|&size| size <= 2 * 50 * 1024),
+        "a line with no end took a file past twice --max-log-size 50KiB: {sizes:?}"
+    );
+    assert!(files.iter().all(|file| file.iter().all(|&b| b == b'x')));
+}

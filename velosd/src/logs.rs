@@ -311,6 +311,15 @@ impl LogRing {
         self.extend_pending(stream, chunk);
     }
 
+    /// Ends `stream`'s line here without a newline (its file was rotated in the middle of
+    /// it): what follows is a new line.
+    pub(crate) fn cut_line(&mut self, stream: Stream, time_ms: u64) {
+        self.settle_stream(stream);
+        if !self.at_line_start(stream) {
+            self.end_line(stream, time_ms, true);
+        }
+    }
+
     /// Ends `stream`: a last line without a newline becomes a line.
     pub fn finish(&mut self, stream: Stream, time_ms: u64) {
         self.settle_stream(stream);
