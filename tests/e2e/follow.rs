@@ -289,3 +289,53 @@ fn logs_follow_of_a_deleted_process_says_so_and_ends() {
     );
     assert!(!stderr.contains("daemon stopped"), "stderr: {stderr}");
 }
+
+#[test]
+fn followers_get_a_line_longer_than_the_daemon_keeps_whole() {
+    let home = TestHome::new();
+    let client = home.sdk();
+    let follow = client.follow_logs(Target::All, 0).expect("log.follow");
+    let mut events = Background::new(
+        "follow_logs",
+        follow.map(|event| event.expect("a follow event the SDK can read")),
+    );
+    let len = 100_000;
+    home.velos(&[
+        "start",
+        &fixture("long_line.sh"),
+        "--name",
+        "long",
+        "--",
+        &len.to_string(),
+    ])
+    .success();
+    let seen = events.until(
+        "the tail line",
+        |event| matches!(event, FollowEvent::Line(line) if line.line == b"tail"),
+    );
+    // Pieces (partial, then continued) joined: one line of `len` bytes, then "tail".
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    let mut open = false;
+    for event in seen {
+        let FollowEvent::Line(line) = event else {
+            panic!("a gap or an end in a small follow: {event:?}");
+        };
+        if line.continued && open {
+            lines
+                .last_mut()
+                .expect("an open line")
+                .extend_from_slice(&line.line);
+        } else {
+            lines.push(line.line);
+        }
+        open = line.partial;
+    }
+    assert_eq!(
+        lines.len(),
+        2,
+        "{:?}",
+        lines.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert_eq!(lines[0].len(), len);
+    assert!(lines[0].iter().all(|&b| b == b'x'));
+}

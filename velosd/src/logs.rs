@@ -32,6 +32,9 @@ use crate::logfile::LogFile;
 pub const RING_LINES: usize = 1000;
 /// Bytes of line content kept in memory per process.
 pub const RING_BYTES: usize = 1024 * 1024;
+/// The most bytes of a long line sent to followers in one piece (well under a
+/// follower's queue, so a piece never pushes everything else out).
+const PIECE_BYTES: usize = 64 * 1024;
 /// Bytes of one line kept in memory; the rest of a longer line is only in the file.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
 /// Reads at least this large mark a busy stream, split into lines lazily (a program
@@ -331,10 +334,23 @@ impl LogRing {
     fn extend_pending(&mut self, stream: Stream, bytes: &[u8]) {
         let pending = &mut self.pending[slot(stream)];
         let room = MAX_LINE_BYTES.saturating_sub(pending.bytes.len());
-        pending
-            .bytes
-            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        let (kept, beyond) = bytes.split_at(bytes.len().min(room));
+        pending.bytes.extend_from_slice(kept);
         pending.end += bytes.len() as u64;
+        if beyond.is_empty() || self.followers.is_empty() {
+            return;
+        }
+        // Memory keeps the first MAX_LINE_BYTES of a line; followers get all of it, in
+        // pieces: what they have not seen of the part kept, then the rest as it comes.
+        let (from, time_ms) = (pending.shown, pending.touched_ms);
+        pending.shown = pending.bytes.len();
+        if from < pending.bytes.len() {
+            let seen = self.pending[slot(stream)].bytes[from..].to_vec();
+            self.offer(stream, &seen, true, from > 0, time_ms);
+        }
+        for piece in beyond.chunks(PIECE_BYTES) {
+            self.offer(stream, piece, true, true, time_ms);
+        }
     }
 
     fn end_line(&mut self, stream: Stream, time_ms: u64, partial: bool) {
@@ -733,6 +749,34 @@ mod tests {
         );
         assert_eq!(texts_of(&ring), ["Password: ok"]);
         assert!(ring.partial_line(Stream::Out, 10_000).is_none());
+    }
+
+    #[test]
+    fn followers_get_a_long_line_whole_in_pieces() {
+        let mut ring = LogRing::new(3, "api");
+        let (follower, mut stream) = follow::channel();
+        ring.follow(follower);
+        let long = vec![b'x'; 3 * MAX_LINE_BYTES + 5];
+        for piece in long.chunks(10_000) {
+            ring.push(Stream::Out, piece, 1);
+        }
+        ring.push(Stream::Out, b"\n", 2);
+        let mut out = Vec::new();
+        let mut all = Vec::new();
+        while all.len() < long.len() + 200 {
+            out.clear();
+            if !futures_lite::future::block_on(stream.next_batch(&mut out).or(async { false })) {
+                break;
+            }
+            all.extend_from_slice(&out);
+        }
+        let xs = all.iter().filter(|&&b| b == b'x').count();
+        assert_eq!(
+            xs,
+            long.len(),
+            "every byte of the line reached the follower"
+        );
+        assert_eq!(ring.last(1).next().unwrap().bytes.len(), MAX_LINE_BYTES);
     }
 
     fn texts_of(ring: &LogRing) -> Vec<String> {
