@@ -225,21 +225,17 @@ impl Subscription {
         }
     }
 
-    /// Takes one whole frame off the buffer, if it holds one.
+    /// Takes one whole frame off the buffer, if it holds one (the frame codec is proto's).
     fn take_frame(&mut self) -> Result<Option<Vec<u8>>> {
-        let pending = &self.buffer[self.consumed..];
-        let Some(header) = pending.get(..frame::HEADER_LEN) else {
-            return Ok(None);
-        };
-        let header: &[u8; frame::HEADER_LEN] =
-            header.try_into().expect("the slice is HEADER_LEN long");
-        let len = frame::decode_header(header).map_err(Error::from_wire)? as usize;
-        let Some(payload) = pending.get(frame::HEADER_LEN..frame::HEADER_LEN + len) else {
-            return Ok(None);
-        };
-        let payload = payload.to_vec();
-        self.consumed += frame::HEADER_LEN + len;
-        Ok(Some(payload))
+        match frame::decode_frame(&self.buffer[self.consumed..]) {
+            Ok((payload, _)) => {
+                let payload = payload.to_vec();
+                self.consumed += frame::HEADER_LEN + payload.len();
+                Ok(Some(payload))
+            }
+            Err(velos_proto::Error::Truncated) => Ok(None),
+            Err(error) => Err(Error::from_wire(error)),
+        }
     }
 }
 
