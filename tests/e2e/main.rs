@@ -102,6 +102,9 @@ mod sdk;
 // SIGKILL, self-daemonizing programs are reported.
 mod tree;
 
+// 2000 processes: `stop all` within a second, starts as fast with a full table.
+mod scale;
+
 // Spawn failures name their cause (removed cwd, CRLF #!, missing interpreter); a failed
 // spawn during an automatic restart is retried with the backoff.
 mod spawn;

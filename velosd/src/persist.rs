@@ -134,7 +134,9 @@ impl ListEncoder {
             self.processes.clear();
         }
         self.processes.retain(|id, _| table.get(*id).is_some());
-        let mut processes = Vec::with_capacity(table.len());
+        // First bring the cache up to date, then copy each process's bytes once, straight
+        // into the output.
+        let mut total = 0;
         for entry in table.iter() {
             let env = match &entry.spec.env {
                 Some(env) => Some(self.env_index(env)?),
@@ -142,8 +144,8 @@ impl ListEncoder {
             };
             let key = (entry.run, entry.status, entry.restarts, entry.exit, env);
             let cached = self.processes.get(&entry.id).filter(|(old, _)| *old == key);
-            let bytes = match cached {
-                Some((_, bytes)) => bytes.clone(),
+            total += match cached {
+                Some((_, bytes)) => bytes.len(),
                 None => {
                     let bytes = encode_value(&SavedProcess {
                         id: entry.id,
@@ -155,15 +157,15 @@ impl ListEncoder {
                         exit_code: entry.exit.and_then(|exit| exit.code),
                         signal: entry.exit.and_then(|exit| exit.signal),
                     })?;
-                    self.processes.insert(entry.id, (key, bytes.clone()));
-                    bytes
+                    let len = bytes.len();
+                    self.processes.insert(entry.id, (key, bytes));
+                    len
                 }
             };
-            processes.push(bytes);
         }
         // { "format": FORMAT, "envs": [..], "processes": [..] }, as serde writes SavedList.
         // Writing to a Vec cannot fail, hence the ignored results.
-        let mut out = Vec::with_capacity(processes.iter().map(Vec::len).sum::<usize>() + 1024);
+        let mut out = Vec::with_capacity(total + 1024);
         let _ = rmp::encode::write_map_len(&mut out, 3);
         let _ = rmp::encode::write_str(&mut out, "format");
         let _ = rmp::encode::write_uint(&mut out, u64::from(FORMAT));
@@ -173,9 +175,11 @@ impl ListEncoder {
             out.extend_from_slice(bytes);
         }
         let _ = rmp::encode::write_str(&mut out, "processes");
-        let _ = rmp::encode::write_array_len(&mut out, len_u32(processes.len()));
-        for bytes in &processes {
-            out.extend_from_slice(bytes);
+        let _ = rmp::encode::write_array_len(&mut out, len_u32(table.len()));
+        for entry in table.iter() {
+            if let Some((_, bytes)) = self.processes.get(&entry.id) {
+                out.extend_from_slice(bytes);
+            }
         }
         Ok(out)
     }

@@ -192,6 +192,8 @@ pub struct Supervisor {
     leader_exits: Vec<(u32, u64, Exit, Sender<Ending>)>,
     /// A SIGCHLD or an ended run asks for strays to be reaped once the batch is handled.
     reap_pending: bool,
+    /// A change asks for `state.msgpack` to be written once the batch is handled.
+    persist_pending: std::cell::Cell<bool>,
 }
 
 impl Supervisor {
@@ -218,6 +220,7 @@ impl Supervisor {
             leaders: HashSet::new(),
             leader_exits: Vec::new(),
             reap_pending: false,
+            persist_pending: std::cell::Cell::new(false),
         }
     }
 
@@ -238,8 +241,13 @@ impl Supervisor {
     }
 
     /// The work done once per batch of commands: answer the leaders that exited and
-    /// reap strays, from one look at our children.
+    /// reap strays, from one look at our children; write the list if it changed.
     fn settle(&mut self) {
+        self.settle_children();
+        self.write_state();
+    }
+
+    fn settle_children(&mut self) {
         if self.leader_exits.is_empty() && !self.reap_pending {
             return;
         }
@@ -399,7 +407,7 @@ impl Supervisor {
             uptime_ms: crate::state::millis(self.started_at.elapsed()),
             processes: u32::try_from(self.table.len()).unwrap_or(u32::MAX),
             state_error: self.state.error(),
-            state_pending: self.state.pending(),
+            state_pending: self.persist_pending.get() || self.state.pending(),
             max_open_files: crate::fd_limit::limit(),
             max_processes: crate::fd_limit::limit().map(crate::fd_limit::max_processes),
         }

@@ -146,10 +146,17 @@ impl Supervisor {
         restored
     }
 
-    /// Writes the current list to `state.msgpack`. Not during shutdown: the list to keep
-    /// is the one the user wanted running, not the stopped remains.
+    /// Asks for the current list to be written to `state.msgpack`, once the batch of
+    /// commands at hand is handled (`settle`): `stop all` of thousands encodes the list a
+    /// few times, not once per exit.
     pub(super) fn persist(&self) {
-        if self.shutting_down {
+        self.persist_pending.set(true);
+    }
+
+    /// Writes the list if [`Supervisor::persist`] asked for it. Not during shutdown: the
+    /// list to keep is the one the user wanted running, not the stopped remains.
+    pub(super) fn write_state(&self) {
+        if !self.persist_pending.take() || self.shutting_down {
             return;
         }
         match self.encoder.borrow_mut().encode(&self.table) {
