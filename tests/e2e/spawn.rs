@@ -95,3 +95,64 @@ fn a_shebang_naming_a_missing_interpreter_is_named_as_the_cause() {
         "{start}"
     );
 }
+
+#[test]
+fn a_spawn_that_fails_during_an_automatic_restart_is_retried_with_the_backoff() {
+    let home = TestHome::new();
+    let cwd = home.path().join("work");
+    std::fs::create_dir(&cwd).expect("creating the working directory");
+    // Runs 0.5 s, exits 1: restarted automatically, with the backoff.
+    home.velos(&[
+        "start",
+        &fixture("exit_after.sh"),
+        "--name",
+        "flaky",
+        "--cwd",
+        path_arg(&cwd),
+        "--max-restarts",
+        "50",
+        "--",
+        "0.5",
+        "1",
+    ])
+    .success();
+    home.wait_log("flaky", velos_proto::Stream::Out, "up");
+    // The directory goes away for a moment (a deploy swapping it, say): the restart's
+    // spawn fails, which must be one more quick failure, not the end.
+    std::fs::remove_dir(&cwd).expect("removing the working directory");
+    let waiting = crate::harness::wait_until(
+        crate::harness::WAIT,
+        "a failed restart to wait for the next attempt",
+        || {
+            let entry = home.entry("flaky");
+            let error = entry["error"].as_str().unwrap_or_default();
+            if entry["status"] == "waiting" && error.contains("no longer exists") {
+                Ok(entry)
+            } else {
+                Err(entry.to_string())
+            }
+        },
+    );
+    let restarts = waiting["restarts"].as_u64().unwrap_or(0);
+    std::fs::create_dir(&cwd).expect("creating the working directory again");
+    let ups = |home: &TestHome| {
+        String::from_utf8_lossy(&home.log_file("flaky", velos_proto::Stream::Out))
+            .lines()
+            .filter(|line| *line == "up")
+            .count()
+    };
+    let before = ups(&home);
+    crate::harness::wait_until(
+        crate::harness::WAIT,
+        "the process to run again once its directory is back",
+        || {
+            let entry = home.entry("flaky");
+            if ups(&home) > before && entry["restarts"].as_u64().unwrap_or(0) > restarts {
+                Ok(())
+            } else {
+                Err(entry.to_string())
+            }
+        },
+    );
+    home.velos(&["stop", "flaky"]).success();
+}

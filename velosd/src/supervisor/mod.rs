@@ -685,7 +685,7 @@ impl Supervisor {
             // Restarting it would only daemonize it again.
             self.emit(id, EventKind::Errored, |event| event.reason = reason);
         } else if self.table.get(id).map(|e| e.status) == Some(ProcessStatus::Errored) {
-            self.schedule_restart(id);
+            self.schedule_restart(id, None);
         }
         self.persist();
     }
@@ -709,7 +709,9 @@ impl Supervisor {
                         entry.restarts += 1;
                     }
                     entry.quick_failures = 0;
-                    self.relaunch(id);
+                    if let Err(reason) = self.relaunch(id) {
+                        self.emit(id, EventKind::Errored, |event| event.reason = Some(reason));
+                    }
                 }
                 self.persist();
                 Ok(Response::Processes(self.infos(&ids)))

@@ -4,6 +4,11 @@
 //! 15 s; back to the start once a run lasted `min_uptime`) that sends
 //! [`Command::AutoRestart`]; after `max_restarts` quick failures in a row the process is
 //! left `errored` with the reason. Stop and delete cancel a pending restart (in `stop`).
+//!
+//! A spawn that fails during an automatic restart (EMFILE, EAGAIN, ENOMEM, a working
+//! directory briefly gone) is one more quick failure: the process waits for the next
+//! attempt with the backoff, its `error` saying why the last one failed. A restart the
+//! user asked for (`velos restart`) fails at once instead, with the cause.
 
 use std::time::{Duration, Instant};
 
@@ -15,8 +20,9 @@ use crate::run::launch;
 use crate::state::backoff;
 
 impl Supervisor {
-    /// After an unexpected exit: arm the backoff timer, or give up.
-    pub(super) fn schedule_restart(&mut self, id: u32) {
+    /// After an unexpected exit, or a failed spawn of an automatic restart (`spawn_error`):
+    /// arm the backoff timer, or give up.
+    pub(super) fn schedule_restart(&mut self, id: u32, spawn_error: Option<String>) {
         if self.shutting_down {
             return;
         }
@@ -33,12 +39,19 @@ impl Supervisor {
         }
         entry.quick_failures += 1;
         if entry.quick_failures > entry.spec.max_restarts {
-            let reason = format!(
-                "exited {} times in a row within {} of starting; not restarting it (see 'velos logs {}')",
-                entry.quick_failures,
-                humantime::format_duration(entry.spec.min_uptime),
-                entry.name
-            );
+            let reason = match &spawn_error {
+                Some(error) => format!(
+                    "failed {} times in a row within {} of starting, the last time: {error}; not restarting it",
+                    entry.quick_failures,
+                    humantime::format_duration(entry.spec.min_uptime),
+                ),
+                None => format!(
+                    "exited {} times in a row within {} of starting; not restarting it (see 'velos logs {}')",
+                    entry.quick_failures,
+                    humantime::format_duration(entry.spec.min_uptime),
+                    entry.name
+                ),
+            };
             entry.error = Some(reason.clone());
             self.emit(id, EventKind::Errored, |event| event.reason = Some(reason));
             return;
@@ -52,8 +65,16 @@ impl Supervisor {
             let _ = commands.send(Command::AutoRestart { id, run }).await;
         }));
         let delay_ms = crate::state::millis(delay);
+        if let Some(error) = &spawn_error {
+            crate::log(format_args!(
+                "'{}' (id {id}) could not be started again: {error}; trying again in {}",
+                entry.name,
+                humantime::format_duration(delay)
+            ));
+        }
         self.emit(id, EventKind::Restarting, |event| {
             event.restart_in_ms = Some(delay_ms);
+            event.reason = spawn_error;
         });
     }
 
@@ -65,27 +86,35 @@ impl Supervisor {
             return;
         }
         entry.restarts += 1;
-        self.relaunch(id);
+        if let Err(error) = self.relaunch(id) {
+            // A failed spawn failed at once: a quick failure, with the backoff.
+            if let Some(entry) = self.table.get_mut(id) {
+                entry.started_at = Some(Instant::now());
+            }
+            self.schedule_restart(id, Some(error));
+        }
         self.persist();
     }
 
-    /// Starts a stopped process again; a failure leaves it `errored` with the reason.
-    pub(super) fn relaunch(&mut self, id: u32) {
+    /// Starts a stopped process again; a failure leaves it `errored` with the reason,
+    /// which is returned too.
+    pub(super) fn relaunch(&mut self, id: u32) -> Result<(), String> {
         let Some(entry) = self.table.get_mut(id) else {
-            return;
+            return Ok(());
         };
         match launch(entry, &self.home, &self.commands) {
             Ok(()) => {
                 let pid = entry.pid;
                 self.leaders.extend(pid);
                 self.emit(id, EventKind::Started, |event| event.pid = pid);
+                Ok(())
             }
             Err(error) => {
                 let reason = error.to_string();
                 entry.status = ProcessStatus::Errored;
                 entry.restart_timer = None;
                 entry.error = Some(reason.clone());
-                self.emit(id, EventKind::Errored, |event| event.reason = Some(reason));
+                Err(reason)
             }
         }
     }
