@@ -50,6 +50,9 @@ mod hostile;
 // `restart --update-env`.
 mod info;
 
+// Ids never wrap: after 4294967295 the lowest free one, never one in use.
+mod ids;
+
 // start, list, stop, restart, delete; `all`; ids; names; arguments; errors and statuses.
 mod lifecycle;
 

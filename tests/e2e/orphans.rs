@@ -18,6 +18,10 @@
 //!   the kill timeout), each with the group it leads.
 //! - Reaping: re-parented orphans that exit are reaped by the daemon on SIGCHLD.
 //!
+//! - The saved group: `state.msgpack` records each run's process group (with its leader's
+//!   start time and session), and the daemon after a SIGKILLed one ends the groups that
+//!   are still the ones velos started, reaching a member that cleared its environment.
+//!
 //! Out of reach, and so not tested: a descendant that clears its environment *and* leaves
 //! the group (no token to find it by, no group to signal). On macOS there is no subreaper
 //! and no token scan; the process group is the whole reach there.
@@ -458,4 +462,43 @@ impl Drop for Reported {
             }
         }
     }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_group_member_without_the_token_is_ended_by_the_next_daemon() {
+    let home = TestHome::new();
+    let pid_file = home.path().join("bare.pid");
+    home.velos(&[
+        "start",
+        &fixture("bare_child.sh"),
+        "--name",
+        "bare",
+        "--",
+        pid_file.to_str().expect("UTF-8 path"),
+    ])
+    .success();
+    let bare: i32 = wait_until(WAIT, "the bare child's pid file", || {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    });
+    home.record(bare);
+    let leader = home.wait_running("bare").pid.expect("running has a pid");
+
+    home.kill_daemon();
+    // The leader gets SIGTERM from the kernel (parent-death signal) and dies; the child
+    // that cleared its environment stays in the group, with nothing to find it by but the
+    // group the dead daemon saved.
+    wait_gone(leader, "the leader after the daemon's death");
+    assert!(
+        pid_alive(bare),
+        "the bare child {bare} died with the daemon"
+    );
+
+    home.velos(&["ping"]).success();
+    wait_gone(bare, "the bare child, ended by the next daemon");
+    let log = std::fs::read_to_string(home.home().daemon_log_path()).unwrap_or_default();
+    assert!(
+        log.contains(&format!("process group {leader}")),
+        "velosd.log does not say which group it ended:\n{log}"
+    );
 }

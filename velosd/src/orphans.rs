@@ -18,13 +18,17 @@
 //! - Each child gets `PR_SET_PDEATHSIG(SIGTERM)` (in `process.rs`), so a daemon killed with
 //!   SIGKILL does not leave it running unsupervised; and [`leftovers`] lets the next
 //!   daemon on the same home find whatever the dead one left (grandchildren included)
-//!   and end it.
+//!   and end it. [`end_leftovers`] also ends the process groups the dead daemon's
+//!   `state.msgpack` names, when [`plausibly_ours`] says they are still the ones it
+//!   started: that reaches a group member that cleared its environment.
 //!
 //! Out of reach: a descendant that clears its environment *and* leaves the group. On
 //! macOS none of this exists; the process group is the reach there.
 
 use std::collections::HashSet;
 use std::path::Path;
+
+use crate::state::GroupMark;
 
 use rustix::process::{Pid, Signal};
 
@@ -98,27 +102,110 @@ pub fn leftovers(home: &Path) -> Vec<u32> {
 /// How long leftovers of a dead daemon get between SIGTERM and SIGKILL.
 const LEFTOVER_KILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Ends what an earlier daemon of `home` left running: SIGTERM, then SIGKILL to whatever
-/// is still there after [`LEFTOVER_KILL_TIMEOUT`]. Runs once, at start-up.
+/// Ends what an earlier daemon of `home` left running: what carries its tokens, and the
+/// process groups its `state.msgpack` names that are still the ones it started (a member
+/// that cleared its environment has no token, but stays in its group): SIGTERM, then
+/// SIGKILL to whatever is still there after [`LEFTOVER_KILL_TIMEOUT`]. Runs once, at
+/// start-up.
 pub async fn end_leftovers(home: std::path::PathBuf) {
     let found = leftovers(&home);
-    if found.is_empty() {
+    let groups = saved_groups(&home);
+    if found.is_empty() && groups.is_empty() {
         return;
     }
-    crate::log(format_args!(
-        "ending {} process(es) left running by a daemon that died: {found:?}",
-        found.len()
-    ));
+    if !found.is_empty() {
+        crate::log(format_args!(
+            "ending {} process(es) left running by a daemon that died: {found:?}",
+            found.len()
+        ));
+    }
+    for (pgid, members) in &groups {
+        crate::log(format_args!(
+            "ending process group {pgid} (pids {members:?}) left running by a daemon that died"
+        ));
+        crate::process::signal_group(*pgid, Signal::TERM);
+    }
     signal_all(&found, Signal::TERM);
     // Bounded polling, once, at start-up: there is no event for "these are gone".
+    let groups_left = || {
+        groups
+            .iter()
+            .filter(|(pgid, _)| !crate::process::group_members(*pgid).is_empty())
+            .map(|(pgid, _)| *pgid)
+            .collect::<Vec<u32>>()
+    };
     let deadline = std::time::Instant::now() + LEFTOVER_KILL_TIMEOUT;
     while std::time::Instant::now() < deadline {
-        if leftovers(&home).is_empty() {
+        if leftovers(&home).is_empty() && groups_left().is_empty() {
             return;
         }
         async_io::Timer::after(std::time::Duration::from_millis(50)).await;
     }
     signal_all(&leftovers(&home), Signal::KILL);
+    // A group that still has members is the same group: its number cannot be taken by
+    // another while it has any.
+    for pgid in groups_left() {
+        crate::process::signal_group(pgid, Signal::KILL);
+    }
+}
+
+/// The groups in `home`'s `state.msgpack` that are still what the dead daemon started,
+/// with their live members.
+fn saved_groups(home: &Path) -> Vec<(u32, Vec<u32>)> {
+    let state = velos_proto::Home::at(home).state_path();
+    let Ok(Some(list)) = crate::persist::read(&state) else {
+        return Vec::new();
+    };
+    let boot_id = crate::procstat::boot_id();
+    let own_session = rustix::process::getsid(None)
+        .ok()
+        .map(|sid| sid.as_raw_nonzero().get().unsigned_abs());
+    list.groups()
+        .into_iter()
+        .filter_map(|mark| {
+            let members: Vec<(u32, crate::procstat::Status)> =
+                crate::process::group_members(mark.pgid)
+                    .into_iter()
+                    .filter_map(|pid| Some((pid, crate::procstat::status(pid)?)))
+                    .collect();
+            if plausibly_ours(&mark, boot_id.as_deref(), own_session, &members) {
+                Some((mark.pgid, members.into_iter().map(|(pid, _)| pid).collect()))
+            } else {
+                if !members.is_empty() {
+                    crate::log(format_args!(
+                        "process group {} is no longer the one velos started; left alone",
+                        mark.pgid
+                    ));
+                }
+                None
+            }
+        })
+        .collect()
+}
+
+/// Whether the live `members` of the group `mark` names make it the group velos started:
+/// the same boot, and its leader alive with the start time saved, or (the leader gone)
+/// every member in the saved session (not ours: a daemon run in a terminal shares the
+/// terminal's) and started no earlier than the leader. A group's number is not given to
+/// another group while it has members, so a group that passes this is the saved one.
+pub fn plausibly_ours(
+    mark: &GroupMark,
+    boot_id: Option<&str>,
+    own_session: Option<u32>,
+    members: &[(u32, crate::procstat::Status)],
+) -> bool {
+    if boot_id != Some(mark.boot_id.as_str()) || members.is_empty() {
+        return false;
+    }
+    if let Some((_, leader)) = members.iter().find(|(pid, _)| *pid == mark.pgid) {
+        return leader.start_ticks == mark.start_ticks && leader.session == mark.session;
+    }
+    own_session != Some(mark.session)
+        && members.iter().all(|(_, status)| {
+            status.pgid == mark.pgid
+                && status.session == mark.session
+                && status.start_ticks >= mark.start_ticks
+        })
 }
 
 /// Sends `signal` to each pid and to the process group it leads, if it leads one (a
@@ -276,5 +363,62 @@ mod tests {
         old.kill().unwrap();
         ours.wait().unwrap();
         old.wait().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::*;
+    use crate::procstat::Status;
+
+    fn mark() -> GroupMark {
+        GroupMark {
+            pgid: 100,
+            start_ticks: 5000,
+            session: 90,
+            boot_id: "boot".into(),
+        }
+    }
+
+    fn member(pgid: u32, session: u32, start_ticks: u64) -> Status {
+        Status {
+            pgid,
+            session,
+            start_ticks,
+            zombie: false,
+        }
+    }
+
+    #[test]
+    fn only_the_saved_group_is_taken_for_ours() {
+        let mark = mark();
+        let boot = Some("boot");
+        // The leader alive, as started.
+        let leader = (100, member(100, 90, 5000));
+        assert!(plausibly_ours(&mark, boot, Some(1), &[leader]));
+        // Another boot, or no members: no.
+        assert!(!plausibly_ours(&mark, Some("other"), Some(1), &[leader]));
+        assert!(!plausibly_ours(&mark, boot, Some(1), &[]));
+        // The pid reused by a later process: not ours.
+        let stranger = (100, member(100, 90, 7000));
+        assert!(!plausibly_ours(&mark, boot, Some(1), &[stranger]));
+        // The leader gone, a member of its session started after it: ours.
+        let child = (101, member(100, 90, 5100));
+        assert!(plausibly_ours(&mark, boot, Some(1), &[child]));
+        // ... unless the session is our own (a daemon run in a terminal shares it), or
+        // another session, or the member is older than the leader.
+        assert!(!plausibly_ours(&mark, boot, Some(90), &[child]));
+        assert!(!plausibly_ours(
+            &mark,
+            boot,
+            Some(1),
+            &[(101, member(100, 91, 5100))]
+        ));
+        assert!(!plausibly_ours(
+            &mark,
+            boot,
+            Some(1),
+            &[(101, member(100, 90, 4000))]
+        ));
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use velos_proto::ProcessStatus;
 
-use crate::state::{Env, Exit, ProcessTable};
+use crate::state::{Env, Exit, GroupMark, ProcessTable};
 
 /// Bumped when the layout changes in a way older daemons cannot read.
 const FORMAT: u32 = 1;
@@ -58,6 +58,10 @@ struct SavedProcess {
     /// The signal that ended its last run.
     #[serde(default)]
     signal: Option<i32>,
+    /// Its run's process group while it runs: what the next daemon ends if this one dies
+    /// (see `orphans::end_leftovers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    group: Option<GroupMark>,
 }
 
 /// One process brought back from a saved list.
@@ -79,6 +83,14 @@ pub struct Restored {
 
 impl SavedList {
     /// The processes, environments put back.
+    /// The process groups of the runs that were alive when the list was saved.
+    pub fn groups(&self) -> Vec<GroupMark> {
+        self.processes
+            .iter()
+            .filter_map(|process| process.group.clone())
+            .collect()
+    }
+
     pub fn restore(self) -> Vec<Restored> {
         let envs = self.envs;
         self.processes
@@ -156,6 +168,7 @@ impl ListEncoder {
                         restarts: entry.restarts,
                         exit_code: entry.exit.and_then(|exit| exit.code),
                         signal: entry.exit.and_then(|exit| exit.signal),
+                        group: entry.group.clone().filter(|_| entry.is_alive()),
                     })?;
                     let len = bytes.len();
                     self.processes.insert(entry.id, (key, bytes));

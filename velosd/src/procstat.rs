@@ -95,8 +95,32 @@ pub fn has_exec(_pid: u32) -> bool {
 pub struct Status {
     /// Its process group.
     pub pgid: u32,
+    /// Its session.
+    pub session: u32,
+    /// When it started, in clock ticks since boot: with the boot, what tells a process
+    /// from a later one that got the same pid.
+    pub start_ticks: u64,
     /// Exited, not yet collected by its parent.
     pub zombie: bool,
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`): start times count from the boot.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub fn boot_id() -> Option<String> {
+    static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+                .ok()
+                .map(|id| id.trim().to_owned())
+        })
+        .clone()
+}
+
+/// No `/proc`: no boot id.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn boot_id() -> Option<String> {
+    None
 }
 
 /// Samples `pid`, if it exists and this system has `/proc`.
@@ -117,11 +141,19 @@ pub fn status(pid: u32) -> Option<Status> {
     parse_status(&text)
 }
 
-/// Reads state (field 3) and pgrp (field 5).
+/// No `/proc`: nothing known.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn status(_pid: u32) -> Option<Status> {
+    None
+}
+
+/// Reads state (field 3), pgrp (field 5), session (field 6) and starttime (field 22).
 fn parse_status(stat: &str) -> Option<Status> {
     let fields: Vec<&str> = stat[stat.rfind(')')? + 1..].split_whitespace().collect();
     Some(Status {
         pgid: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
         zombie: matches!(*fields.first()?, "Z" | "X"),
     })
 }
@@ -166,10 +198,13 @@ mod tests {
             parse_status(stat),
             Some(Status {
                 pgid: 42,
+                session: 42,
+                start_ticks: 1000,
                 zombie: false
             })
         );
-        assert_eq!(parse_status("7 (x) Z 1 7 7").map(|s| s.zombie), Some(true));
+        let zombie = "7 (x) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0";
+        assert_eq!(parse_status(zombie).map(|s| s.zombie), Some(true));
     }
 
     #[cfg(target_os = "linux")]

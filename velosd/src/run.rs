@@ -21,9 +21,9 @@ use velos_proto::{Home, ProcessStatus, Stream};
 use crate::error::Error;
 use crate::logfile::{LogFile, Rotation};
 use crate::logs;
-use crate::state::{Entry, Exit};
+use crate::state::{Entry, Exit, GroupMark};
 use crate::supervisor::Command;
-use crate::{orphans, process};
+use crate::{orphans, process, procstat};
 
 /// How long an ended run's watcher waits for its log pipes to close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -43,6 +43,14 @@ pub fn launch(entry: &mut Entry, home: &Home, commands: &Sender<Command>) -> Res
     let mut child = process::spawn(&entry.spec, &marks)?;
     let pid = child.id();
     entry.run = run;
+    entry.group = procstat::status(pid)
+        .zip(procstat::boot_id())
+        .map(|(status, boot_id)| GroupMark {
+            pgid: pid,
+            start_ticks: status.start_ticks,
+            session: status.session,
+            boot_id,
+        });
     let rotation = entry.spec.max_log_bytes.map(|max_bytes| Rotation {
         max_bytes,
         keep: entry.spec.log_files,

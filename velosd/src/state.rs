@@ -124,6 +124,21 @@ pub struct Usage {
     pub memory_bytes: Option<u64>,
 }
 
+/// What tells the next daemon, should this one die, that a process group is still the
+/// one velos started: the group, its leader's start time and session, and the boot the
+/// start time counts from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GroupMark {
+    /// The process group (the leader's pid).
+    pub pgid: u32,
+    /// The leader's start time, in clock ticks since boot.
+    pub start_ticks: u64,
+    /// The leader's session (the daemon's).
+    pub session: u32,
+    /// The boot (`/proc/sys/kernel/random/boot_id`).
+    pub boot_id: String,
+}
+
 /// How the last run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exit {
@@ -178,6 +193,8 @@ pub struct Entry {
     /// What the leader left running when it exited by itself (ended now, the entry
     /// `stopping` meanwhile); empty otherwise.
     pub left_behind: Vec<u32>,
+    /// The current run's process group, as saved in `state.msgpack` (Linux).
+    pub group: Option<GroupMark>,
 }
 
 impl Entry {
@@ -206,6 +223,7 @@ impl Entry {
             kill_deadline: None,
             signalled: Vec::new(),
             left_behind: Vec::new(),
+            group: None,
         }
     }
 
@@ -336,13 +354,27 @@ pub fn left_behind_reason(exit: Exit, left: &[u32]) -> String {
 pub struct ProcessTable {
     entries: BTreeMap<u32, Entry>,
     names: HashMap<String, u32>,
-    next_id: u32,
+    /// One past the largest id ever inserted (so it may be 2^32).
+    next_id: u64,
 }
 
 impl ProcessTable {
-    /// The id the next inserted entry gets.
+    /// The id the next inserted entry gets: one past the largest so far, or, once the
+    /// largest id is `u32::MAX` (a saved list can bring such an id back), the lowest free
+    /// one. Never an id in use: ids do not wrap.
     pub fn next_id(&self) -> u32 {
-        self.next_id
+        if let Ok(id) = u32::try_from(self.next_id) {
+            return id;
+        }
+        // Fewer than 2^32 entries, so there is a gap; the keys come in order.
+        let mut free = 0;
+        for &id in self.entries.keys() {
+            if id != free {
+                break;
+            }
+            free += 1;
+        }
+        free
     }
 
     /// Whether a process has this name.
@@ -350,10 +382,12 @@ impl ProcessTable {
         self.names.contains_key(name)
     }
 
-    /// Adds an entry; ids are never reused while the daemon runs.
+    /// Adds an entry; ids are not reused while the daemon runs, until the largest id is
+    /// `u32::MAX` (see [`ProcessTable::next_id`]).
     pub fn insert(&mut self, entry: Entry) {
         debug_assert!(!self.names.contains_key(&entry.name));
-        self.next_id = self.next_id.max(entry.id + 1);
+        debug_assert!(!self.entries.contains_key(&entry.id));
+        self.next_id = self.next_id.max(u64::from(entry.id) + 1);
         self.names.insert(entry.name.clone(), entry.id);
         self.entries.insert(entry.id, entry);
     }
@@ -498,6 +532,25 @@ pub(crate) mod tests {
         table.remove(0);
         assert!(!table.has_name("api"));
         assert_eq!(table.next_id(), 2, "ids are not reused");
+    }
+
+    #[test]
+    fn ids_never_wrap() {
+        let mut table = ProcessTable::default();
+        table.insert(Entry::new(u32::MAX - 1, "z".into(), spec()));
+        assert_eq!(table.next_id(), u32::MAX);
+        table.insert(Entry::new(table.next_id(), "x".into(), spec()));
+        assert_eq!(
+            table.next_id(),
+            0,
+            "the lowest free id once u32::MAX is taken"
+        );
+        table.insert(Entry::new(table.next_id(), "y".into(), spec()));
+        assert_eq!(table.next_id(), 1);
+        table.insert(Entry::new(table.next_id(), "w".into(), spec()));
+        table.remove(0);
+        assert_eq!(table.next_id(), 0);
+        assert_eq!(table.len(), 3);
     }
 
     #[test]

@@ -664,6 +664,7 @@ impl Supervisor {
         entry.kill_timer = None;
         entry.kill_deadline = None;
         entry.signalled.clear();
+        entry.group = None;
         let reason = entry.error.clone().filter(|_| !left.is_empty());
         // Dropping the senders wakes every stop waiting for this run.
         entry.stop_waiters.clear();
