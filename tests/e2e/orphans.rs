@@ -496,9 +496,14 @@ fn a_group_member_without_the_token_is_ended_by_the_next_daemon() {
 
     home.velos(&["ping"]).success();
     wait_gone(bare, "the bare child, ended by the next daemon");
-    let log = std::fs::read_to_string(home.home().daemon_log_path()).unwrap_or_default();
-    assert!(
-        log.contains(&format!("process group {leader}")),
-        "velosd.log does not say which group it ended:\n{log}"
-    );
+    // The daemon's log lines are written by a thread of their own: wait for this one.
+    let wanted = format!("process group {leader}");
+    wait_until(WAIT, "velosd.log to say which group it ended", || {
+        let log = std::fs::read_to_string(home.home().daemon_log_path()).unwrap_or_default();
+        if log.contains(&wanted) {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
 }

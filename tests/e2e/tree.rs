@@ -195,8 +195,15 @@ fn a_program_that_daemonizes_itself_is_reported_and_its_daemon_ended() {
         Some(wanted.as_str()),
         "{reported:#?}"
     );
-    let log = std::fs::read_to_string(home.home().daemon_log_path()).unwrap_or_default();
-    assert!(log.contains(&wanted), "velosd.log does not say it:\n{log}");
+    // The daemon's log lines are written by a thread of their own: wait for this one.
+    wait_until(WAIT, "velosd.log to give the reason", || {
+        let log = std::fs::read_to_string(home.home().daemon_log_path()).unwrap_or_default();
+        if log.contains(&wanted) {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
     // Errored, not waiting: restarting would only daemonize it again.
     let entry = home.entry("forker");
     assert_eq!(
