@@ -92,7 +92,10 @@ pub enum Command {
     /// Show every process: id, name, pid, status, uptime, restarts, CPU, memory, last exit
     ///
     /// A process waiting to be restarted shows when in the uptime column; why an errored
-    /// process was given up on is printed below the table. With --json, print a JSON
+    /// process was given up on is printed below the table. The table fits $COLUMNS, else
+    /// the terminal's width: long names are shortened in the middle, then the exit,
+    /// restarts, cpu, pid, mem and uptime columns dropped as needed (a pipe without
+    /// COLUMNS gets it whole). With --json, print a JSON
     /// array with one object per process instead, for scripts (keys include id, name, pid,
     /// status, exit_code, restarts, cpu_percent and memory_bytes).
     ///
