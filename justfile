@@ -8,6 +8,8 @@ build:
 test:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    # The e2e harness builds these too, inside the first tests; built here, that is a no-op.
+    cargo build -p velos -p velosd
     cargo test --workspace
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 

@@ -21,11 +21,13 @@ use crate::harness::{TestHome, WAIT, ping_socket, wait_until};
 /// How long a raw client waits for an answer that should come at once.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The daemon's `server::FRAME_TIMEOUT`: the rest of a begun frame must arrive within it.
-const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// The frame timeout the slow-peer tests give their daemon (`VELOSD_FRAME_TIMEOUT_MS`; the
+/// default is 10 s): the rest of a begun frame must arrive within it.
+const FRAME_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The daemon's `server::WRITE_TIMEOUT`: a peer must take its answer within it.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The write timeout the slow-peer tests give their daemon (`VELOSD_WRITE_TIMEOUT_MS`; the
+/// default is 10 s): a peer must take its answer within it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How fast another client's ping must be answered while someone misbehaves.
 const PROMPT: Duration = Duration::from_secs(1);
@@ -211,6 +213,17 @@ fn assert_prompt_ping(home: &TestHome, pid: u32, what: &str) {
 #[track_caller]
 pub(crate) fn start_daemon(home: &TestHome) -> u32 {
     home.velos(&["ping"]).success();
+    home.ping().pid
+}
+
+/// Starts the daemon with [`FRAME_TIMEOUT`] and [`WRITE_TIMEOUT`] instead of its 10 s.
+fn start_daemon_with_short_timeouts(home: &TestHome) -> u32 {
+    let ms = |timeout: Duration| timeout.as_millis().to_string();
+    home.cmd(&["ping"])
+        .env("VELOSD_FRAME_TIMEOUT_MS", &ms(FRAME_TIMEOUT))
+        .env("VELOSD_WRITE_TIMEOUT_MS", &ms(WRITE_TIMEOUT))
+        .run()
+        .success();
     home.ping().pid
 }
 
@@ -517,7 +530,7 @@ fn a_claimed_16_mib_payload_is_not_allocated() {
 #[test]
 fn a_half_frame_times_out_an_idle_connection_does_not_and_neither_delays_anyone() {
     let home = TestHome::new();
-    let pid = start_daemon(&home);
+    let pid = start_daemon_with_short_timeouts(&home);
 
     let mut idle = Raw::connect(&home);
     let mut one_byte = Raw::connect(&home);
@@ -573,7 +586,7 @@ fn a_half_frame_times_out_an_idle_connection_does_not_and_neither_delays_anyone(
 #[test]
 fn a_client_that_never_reads_only_blocks_itself() {
     let home = TestHome::new();
-    let pid = start_daemon(&home);
+    let pid = start_daemon_with_short_timeouts(&home);
 
     // Pings, a thousand per write, never reading the answers, until a write stalls for a
     // second: the daemon's answers fill the socket, so it has stopped reading from us.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Method, rpc};
 
 /// Where a process is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProcessStatus {
     /// Running.
@@ -27,7 +27,8 @@ pub enum ProcessStatus {
     Errored,
     /// Exited unexpectedly; velos starts it again after a backoff delay.
     Waiting,
-    /// A status this version does not know (from a newer daemon).
+    /// A status this version does not know (from a newer daemon); also the default.
+    #[default]
     #[serde(other)]
     Unknown,
 }
@@ -88,7 +89,10 @@ pub struct PingInfo {
 }
 
 /// One managed process, as `process.list` and `velos list --json` show it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Default` is an empty record (zeros, empty strings, `None`, status `Unknown`), a base for
+/// `..ProcessInfo::default()` in fixtures; it is not what the daemon reports for a process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     /// Stable small integer, never reused while the daemon runs.
     pub id: u32,
@@ -439,31 +443,25 @@ mod tests {
 
     pub(crate) fn sample_process() -> ProcessInfo {
         ProcessInfo {
-            id: 0,
             name: "api".into(),
             pid: Some(4242),
             status: ProcessStatus::Running,
-            exit_code: None,
-            signal: None,
             restarts: 2,
             uptime_ms: Some(1500),
             script: "/srv/app.js".into(),
             interpreter: Some("node".into()),
-            args: vec![],
             cwd: "/srv".into(),
             kill_timeout_ms: 5000,
             out_log: "/home/u/.velos/logs/api-out.log".into(),
             err_log: "/home/u/.velos/logs/api-err.log".into(),
-            error: None,
-            log_error: None,
             autorestart: true,
             max_restarts: 16,
             min_uptime_ms: 1000,
             max_log_bytes: Some(10 << 20),
             log_files: 5,
-            restart_in_ms: None,
             cpu_percent: Some(1.5),
             memory_bytes: Some(30 << 20),
+            ..ProcessInfo::default()
         }
     }
 

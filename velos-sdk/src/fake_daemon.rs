@@ -222,30 +222,20 @@ pub(crate) fn ping_info() -> PingInfo {
 /// A running process called `name`.
 pub(crate) fn process(name: &str) -> ProcessInfo {
     ProcessInfo {
-        id: 0,
         name: name.into(),
         pid: Some(4343),
         status: ProcessStatus::Running,
-        exit_code: None,
-        signal: None,
-        restarts: 0,
         uptime_ms: Some(10),
         script: "/srv/app.js".into(),
         interpreter: Some("node".into()),
-        args: vec![],
         cwd: "/srv".into(),
         kill_timeout_ms: 5000,
         out_log: "/h/logs/api-out.log".into(),
         err_log: "/h/logs/api-err.log".into(),
-        error: None,
-        log_error: None,
         autorestart: true,
         max_restarts: 16,
         min_uptime_ms: 1000,
-        max_log_bytes: None,
         log_files: 5,
-        restart_in_ms: None,
-        cpu_percent: None,
-        memory_bytes: None,
+        ..ProcessInfo::default()
     }
 }

@@ -455,27 +455,16 @@ pub(crate) mod tests {
             name: name.into(),
             pid: (status == ProcessStatus::Running).then_some(4242),
             status,
-            exit_code: None,
-            signal: None,
-            restarts: 0,
             uptime_ms: (status == ProcessStatus::Running).then_some(192_400),
             script: format!("/srv/{name}.js"),
             interpreter: Some("node".into()),
-            args: vec![],
             cwd: "/srv".into(),
             kill_timeout_ms: 5000,
-            out_log: String::new(),
-            err_log: String::new(),
-            error: None,
-            log_error: None,
             autorestart: true,
             max_restarts: 16,
             min_uptime_ms: 1000,
-            max_log_bytes: None,
             log_files: 5,
-            restart_in_ms: None,
-            cpu_percent: None,
-            memory_bytes: None,
+            ..ProcessInfo::default()
         }
     }
 

@@ -46,15 +46,21 @@ pub struct Internal {
     pub test_panic: Option<String>,
 }
 
-/// Reads the daemon's internal variables and removes them from its environment, so that
-/// no child inherits them (a start without `env` gives the child the daemon's own).
+/// Reads the daemon's internal variables and removes them (and the server's timeout knobs,
+/// read before this) from its environment, so that no child inherits them (a start without
+/// `env` gives the child the daemon's own).
 ///
 /// Must run before the daemon starts any thread: changing the environment while another
 /// thread may read it is undefined behaviour.
 #[allow(unsafe_code)]
 pub fn take_internal_env() -> Internal {
     let test_panic = std::env::var(TEST_PANIC_ENV).ok();
-    for key in [DETACHED_ENV, TEST_PANIC_ENV] {
+    for key in [
+        DETACHED_ENV,
+        TEST_PANIC_ENV,
+        crate::server::FRAME_TIMEOUT_ENV,
+        crate::server::WRITE_TIMEOUT_ENV,
+    ] {
         // SAFETY: called first thing in `main` of the daemon, before any thread exists
         // (the log writer, the runtime and the state writer all start later), so nothing
         // reads the environment concurrently.

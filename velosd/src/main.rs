@@ -112,6 +112,7 @@ fn main() -> ExitCode {
         return daemonize::launch(&home, &args);
     }
     let detached = daemonize::is_detached();
+    let timeouts = server::Timeouts::from_env();
     let internal = daemonize::take_internal_env();
     if let Some(name) = internal.test_panic {
         let _ = supervisor::TEST_PANIC.set(name);
@@ -121,6 +122,14 @@ fn main() -> ExitCode {
         daemon_log::start(daemon_log::Target::File(home.daemon_log_path()));
     } else {
         daemon_log::start(daemon_log::Target::Stderr);
+    }
+    match timeouts {
+        Ok(timeouts) => timeouts.install(),
+        Err(error) => {
+            log(format_args!("{error}"));
+            daemon_log::flush(LOG_FLUSH_TIMEOUT);
+            return ExitCode::FAILURE;
+        }
     }
     let code = match run(&home, resurrect) {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,8 +8,10 @@
 //! Slow peers: a connection may sit idle between requests for as long as it likes (an SDK
 //! user may keep one open), but once a frame has begun, the rest of it must arrive within
 //! [`FRAME_TIMEOUT`], and a response must be taken within [`WRITE_TIMEOUT`]; otherwise the
-//! connection is dropped. Each connection has its own task, so a stuck peer only ever
-//! holds up itself; the connections have a thread of their own (see [`serve`]).
+//! connection is dropped. Both can be changed for one daemon with [`FRAME_TIMEOUT_ENV`] and
+//! [`WRITE_TIMEOUT_ENV`] (tests shorten them; see [`Timeouts::from_env`]). Each connection
+//! has its own task, so a stuck peer only ever holds up itself; the connections have a
+//! thread of their own (see [`serve`]).
 
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -19,6 +21,7 @@ use async_io::Async;
 use velos_proto::rpc::notification;
 use velos_proto::{ErrorCode, Method, Refused, Request, Response, RpcError, frame, rpc};
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_io::Timer;
@@ -33,6 +36,75 @@ use crate::supervisor::Command;
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a peer to take a response.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Milliseconds that replace [`FRAME_TIMEOUT`] for this daemon (a test and ops knob).
+pub const FRAME_TIMEOUT_ENV: &str = "VELOSD_FRAME_TIMEOUT_MS";
+/// Milliseconds that replace [`WRITE_TIMEOUT`] for this daemon (a test and ops knob).
+pub const WRITE_TIMEOUT_ENV: &str = "VELOSD_WRITE_TIMEOUT_MS";
+/// The largest value either knob takes: one hour.
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
+
+/// The slow-peer timeouts this daemon uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// The rest of a begun frame must arrive within it.
+    pub frame: Duration,
+    /// A peer must take a response within it.
+    pub write: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            frame: FRAME_TIMEOUT,
+            write: WRITE_TIMEOUT,
+        }
+    }
+}
+
+impl Timeouts {
+    /// Reads [`FRAME_TIMEOUT_ENV`] and [`WRITE_TIMEOUT_ENV`] (whole milliseconds, 1 to
+    /// 3,600,000); an unset variable keeps the default. The error is one line for the log.
+    pub fn from_env() -> Result<Timeouts, String> {
+        Timeouts::parse(
+            std::env::var_os(FRAME_TIMEOUT_ENV).as_deref(),
+            std::env::var_os(WRITE_TIMEOUT_ENV).as_deref(),
+        )
+    }
+
+    fn parse(
+        frame: Option<&std::ffi::OsStr>,
+        write: Option<&std::ffi::OsStr>,
+    ) -> Result<Timeouts, String> {
+        let one = |name: &str, value: Option<&std::ffi::OsStr>, default: Duration| {
+            let Some(value) = value else {
+                return Ok(default);
+            };
+            match value.to_str().and_then(|text| text.parse::<u64>().ok()) {
+                Some(ms @ 1..=MAX_TIMEOUT_MS) => Ok(Duration::from_millis(ms)),
+                _ => Err(format!(
+                    "{name} must be whole milliseconds from 1 to {MAX_TIMEOUT_MS}, got {value:?}: fix or unset it"
+                )),
+            }
+        };
+        Ok(Timeouts {
+            frame: one(FRAME_TIMEOUT_ENV, frame, FRAME_TIMEOUT)?,
+            write: one(WRITE_TIMEOUT_ENV, write, WRITE_TIMEOUT)?,
+        })
+    }
+
+    /// Makes these the daemon's timeouts; only the first call counts.
+    pub fn install(self) {
+        let _ = TIMEOUTS.set(self);
+    }
+
+    /// The daemon's timeouts: the installed ones, else the defaults.
+    fn current() -> Timeouts {
+        TIMEOUTS.get().copied().unwrap_or_default()
+    }
+}
+
+static TIMEOUTS: OnceLock<Timeouts> = OnceLock::new();
 
 /// How long [`answers`] waits for a daemon on an existing socket to answer a ping.
 const ANSWER_WAIT: Duration = Duration::from_secs(1);
@@ -337,8 +409,8 @@ async fn answer(
     }
 }
 
-/// Waits as long as it takes for a frame to begin, then gives the rest of it
-/// [`FRAME_TIMEOUT`].
+/// Waits as long as it takes for a frame to begin, then gives the rest of it the frame
+/// timeout ([`FRAME_TIMEOUT`] unless changed).
 async fn read_request_frame(
     stream: &mut Async<UnixStream>,
     payload: &mut Vec<u8>,
@@ -353,12 +425,13 @@ async fn read_request_frame(
         }
     }
     let mut rest = futures_lite::io::Cursor::new(first).chain(&mut *stream);
+    let timeout = Timeouts::current().frame;
     frame::read_frame(&mut rest, payload)
         .or(async {
-            Timer::after(FRAME_TIMEOUT).await;
+            Timer::after(timeout).await;
             Err(velos_proto::Error::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("frame not completed within {} s", FRAME_TIMEOUT.as_secs()),
+                format!("frame not completed within {timeout:?}"),
             )))
         })
         .await
@@ -496,7 +569,7 @@ async fn forward_lines(stream: &Async<UnixStream>, mut items: FollowStream) {
         let mut writer = stream;
         let written = futures_lite::AsyncWriteExt::write_all(&mut writer, &batch)
             .or(async {
-                Timer::after(WRITE_TIMEOUT).await;
+                Timer::after(Timeouts::current().write).await;
                 Err(std::io::ErrorKind::TimedOut.into())
             })
             .await;
@@ -563,7 +636,8 @@ fn too_large(method: Option<Method>, bytes: usize) -> RpcError {
     )
 }
 
-/// Writes one frame, giving the peer [`WRITE_TIMEOUT`] to take it.
+/// Writes one frame, giving the peer the write timeout ([`WRITE_TIMEOUT`] unless changed) to
+/// take it.
 async fn write_payload(
     stream: &Async<UnixStream>,
     payload: &[u8],
@@ -571,8 +645,40 @@ async fn write_payload(
     let mut writer = stream;
     frame::write_frame(&mut writer, payload)
         .or(async {
-            Timer::after(WRITE_TIMEOUT).await;
+            Timer::after(Timeouts::current().write).await;
             Err(velos_proto::Error::Io(std::io::ErrorKind::TimedOut.into()))
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::*;
+
+    #[test]
+    fn unset_timeouts_keep_the_defaults() {
+        assert_eq!(Timeouts::parse(None, None), Ok(Timeouts::default()));
+        assert_eq!(Timeouts::default().frame, FRAME_TIMEOUT);
+        assert_eq!(Timeouts::default().write, WRITE_TIMEOUT);
+    }
+
+    #[test]
+    fn timeouts_are_whole_milliseconds_in_range() {
+        let set = Timeouts::parse(Some(OsStr::new("1500")), Some(OsStr::new("3600000")));
+        assert_eq!(
+            set,
+            Ok(Timeouts {
+                frame: Duration::from_millis(1500),
+                write: Duration::from_secs(3600),
+            })
+        );
+        for bad in ["0", "3600001", "-1", "1.5", "2s", ""] {
+            let error = Timeouts::parse(Some(OsStr::new(bad)), None).unwrap_err();
+            assert!(error.contains(FRAME_TIMEOUT_ENV), "{error}");
+            let error = Timeouts::parse(None, Some(OsStr::new(bad))).unwrap_err();
+            assert!(error.contains(WRITE_TIMEOUT_ENV), "{error}");
+        }
+    }
 }
