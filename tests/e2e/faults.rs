@@ -47,9 +47,15 @@ fn a_log_file_deleted_under_a_running_process_is_created_again() {
     assert_consecutive(&ticks, &path);
     assert_eq!(file_mode(&path), 0o600, "the new log file's mode");
     assert_eq!(log_error(&home, "ticker"), None);
-    // The daemon still answers, and shows the newest lines.
+    // The daemon still answers, and shows the lines of the new file. The ticker writes 50
+    // lines a second, so the tick read above is asked for among the last 10,000 lines, not
+    // the default 15 (which a loaded machine scrolls past before `velos logs` runs).
     let newest = format!("tick {}", ticks[ticks.len() - 1]);
-    home.wait_logs_show(&["logs", "ticker"], "ticker", &[&newest]);
+    home.wait_logs_show(
+        &["logs", "ticker", "--lines", "10000"],
+        "ticker",
+        &[&newest],
+    );
 }
 
 #[test]

@@ -18,7 +18,9 @@ fn tick_number(line: &str) -> Option<u64> {
 fn start_ticker(home: &TestHome, name: &str) {
     home.velos(&["start", &fixture("ticker.sh"), "--name", name])
         .success();
-    home.wait_logs_show(&["logs", name], name, &["tick 3"]);
+    // 50 lines a second: "tick 3" is looked for among the last 10,000 lines, not the
+    // default 15 (which a loaded machine scrolls past before `velos logs` runs).
+    home.wait_logs_show(&["logs", name, "--lines", "10000"], name, &["tick 3"]);
 }
 
 /// Asserts that `numbers` count up by one: no line lost or shown twice.

@@ -49,8 +49,8 @@ pub use process::group_members;
 pub use process::{pid_alive, signal_pid, wait_gone};
 pub use spawned::Spawned;
 
-/// The default bound of a [`wait_until`] in tests: generous, because two cores run four tests
-/// at once, and only paid when something is wrong.
+/// The default bound of a [`wait_until`] in tests: generous, because two cores run eight tests
+/// at once (`.cargo/config.toml`), and only paid when something is wrong.
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// How long `Drop` lets `velos kill` take.
