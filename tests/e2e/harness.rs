@@ -27,13 +27,14 @@ mod cli;
 mod process;
 mod spawned;
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -125,6 +126,88 @@ fn build_bins() -> Result<Bins, String> {
     }
 }
 
+/// Who holds homes now: any number of ordinary tests, or one test running alone. Ordinary
+/// tests never wait for a test that only waits to run alone (it may wait until the end of
+/// the run), so a test that makes a second home cannot deadlock on a waiting one.
+struct Turns {
+    /// Homes held by ordinary tests.
+    shared: usize,
+    /// Whether a test running alone holds its turn.
+    alone: bool,
+}
+
+static TURNS: Mutex<Turns> = Mutex::new(Turns {
+    shared: 0,
+    alone: false,
+});
+static TURN_CHANGED: Condvar = Condvar::new();
+
+thread_local! {
+    /// Whether this thread runs alone: its further homes take no turn of their own.
+    static ALONE_HERE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// One home's hold on [`TURNS`], given back on drop.
+enum Turn {
+    Shared,
+    Alone,
+    /// A further home of the test running alone.
+    Nested,
+}
+
+impl Turn {
+    fn lock() -> std::sync::MutexGuard<'static, Turns> {
+        // A test that panicked while holding the lock left the counts consistent.
+        TURNS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn shared() -> Turn {
+        if ALONE_HERE.get() {
+            return Turn::Nested;
+        }
+        let mut turns = Turn::lock();
+        while turns.alone {
+            turns = TURN_CHANGED
+                .wait(turns)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        turns.shared += 1;
+        Turn::Shared
+    }
+
+    fn exclusive() -> Turn {
+        if ALONE_HERE.get() {
+            return Turn::Nested;
+        }
+        let mut turns = Turn::lock();
+        while turns.alone || turns.shared > 0 {
+            turns = TURN_CHANGED
+                .wait(turns)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        turns.alone = true;
+        ALONE_HERE.set(true);
+        Turn::Alone
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut turns = Turn::lock();
+        match self {
+            Turn::Shared => turns.shared -= 1,
+            Turn::Alone => {
+                turns.alone = false;
+                ALONE_HERE.set(false);
+            }
+            Turn::Nested => return,
+        }
+        TURN_CHANGED.notify_all();
+    }
+}
+
 /// The workspace root: the parent of this crate.
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -203,12 +286,29 @@ pub struct TestHome {
     /// Pids (each also a process group: velosd puts every child in its own group) to kill
     /// on drop.
     recorded: Mutex<BTreeSet<i32>>,
+    /// This test's turn ([`TestHome::alone`]); dropped last, after the cleanup.
+    _turn: Turn,
 }
 
 impl TestHome {
     /// Makes an empty home under `/tmp` with a short name (`/tmp/vtXXXXXX`).
     #[track_caller]
     pub fn new() -> TestHome {
+        TestHome::with_turn(Turn::shared())
+    }
+
+    /// Like [`TestHome::new`], for a test that measures latency: it waits until no other
+    /// test holds a home, and no other test gets one until this one is dropped. Tests run
+    /// 8 at a time on 2 cores (`.cargo/config.toml`), which is fine for waiting but not for
+    /// a bound of 100 ms. A test that makes a home while another test runs alone waits for
+    /// it; the one running alone makes and drops its homes on one thread.
+    #[track_caller]
+    pub fn alone() -> TestHome {
+        TestHome::with_turn(Turn::exclusive())
+    }
+
+    #[track_caller]
+    fn with_turn(turn: Turn) -> TestHome {
         bins();
         let dir = tempfile::Builder::new()
             .prefix("vt")
@@ -219,6 +319,7 @@ impl TestHome {
             dir,
             home,
             recorded: Mutex::new(BTreeSet::new()),
+            _turn: turn,
         }
     }
 
