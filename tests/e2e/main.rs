@@ -17,6 +17,10 @@ mod autostart;
 // after the work is done; starts of more than 1 MiB of arguments and environment are refused.
 mod big_answers;
 
+// Children start with the soft open-files limit the daemon was started with, not its raised one.
+#[cfg(target_os = "linux")]
+mod child_limits;
+
 // Bad input (script, interpreter, name, id, duration): one error line, non-zero, nothing changed.
 mod bad_input;
 

@@ -3,9 +3,12 @@
 //! A daemon started from a shell keeps that shell's soft `RLIMIT_NOFILE`, often 1024,
 //! while each managed process holds [`FDS_PER_PROCESS`] descriptors of the daemon's (two
 //! pipes, two log files, one pidfd): at 1024 that is about 190 processes. So at start the
-//! soft limit is raised to the hard limit, as systemd and PM2 do. The children inherit the
-//! raised limit. `daemon.ping` reports the limit and the number of processes it allows
-//! (`velos ping` prints them), and velosd.log says so at start.
+//! soft limit is raised to the hard limit, as systemd and PM2 do. The children do not keep
+//! the raised limit: they start with the soft limit the daemon was started with
+//! ([`for_children`], applied between fork and exec), since a program that uses `select()`
+//! breaks on descriptors above 1024 (systemd keeps 1024 soft for services for that reason).
+//! `daemon.ping` reports the limit and the number of processes it allows (`velos ping`
+//! prints them), and velosd.log says so at start.
 
 use std::sync::OnceLock;
 
@@ -25,6 +28,8 @@ const UNLIMITED_FALLBACK: u64 = 10_240;
 
 /// The limit in force, once [`raise`] has run.
 static LIMIT: OnceLock<u64> = OnceLock::new();
+/// The limits the daemon was started with, when [`raise`] changed them.
+static ORIGINAL: OnceLock<Rlimit> = OnceLock::new();
 
 /// Raises the soft limit to the hard one (logging what it did) and remembers the result.
 pub fn raise() {
@@ -38,6 +43,7 @@ pub fn raise() {
         };
         match setrlimit(Resource::Nofile, raised) {
             Ok(()) => {
+                let _ = ORIGINAL.set(before);
                 crate::log(format_args!(
                     "open files limit raised from {limit} to {target}: room for about {} processes",
                     max_processes(target)
@@ -51,6 +57,12 @@ pub fn raise() {
         }
     }
     let _ = LIMIT.set(limit);
+}
+
+/// The open-files limits a child is to start with: those the daemon was started with, if
+/// [`raise`] changed them (`None`: the child keeps the daemon's, which are those).
+pub fn for_children() -> Option<Rlimit> {
+    ORIGINAL.get().copied()
 }
 
 /// The soft limit of open files, if [`raise`] has run.

@@ -113,6 +113,7 @@ pub fn spawn(spec: &Spec, marks: &[(&str, &str)]) -> Result<async_process::Child
     }
     command.envs(marks.iter().copied());
     end_with_the_daemon(&mut command);
+    restore_open_files_limit(&mut command);
     // Stdio is set on the async command: the conversion cannot see std's settings.
     async_process::Command::from(command)
         .stdin(Stdio::null())
@@ -189,6 +190,26 @@ fn end_with_the_daemon(command: &mut std::process::Command) {
         command.pre_exec(|| {
             rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
                 .map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// Gives the child the open-files limit the daemon was started with, not the one it raised
+/// for itself (see `fd_limit`): programs that use `select()` break above 1024.
+#[allow(unsafe_code)]
+fn restore_open_files_limit(command: &mut std::process::Command) {
+    let Some(limit) = crate::fd_limit::for_children() else {
+        return;
+    };
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed; it makes one setrlimit (prlimit64) system call
+    // through rustix with a value copied in beforehand, and neither allocates nor takes
+    // locks. Lowering a soft limit cannot fail for want of privilege; should it fail, the
+    // child runs with the daemon's limit rather than not at all.
+    unsafe {
+        command.pre_exec(move || {
+            let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, limit);
+            Ok(())
         });
     }
 }
