@@ -1,5 +1,5 @@
 //! A process's life through the CLI: start, list, logs, stop, restart, delete; `all`; ids as
-//! selectors; names and arguments; the errors and statuses CONTRACT.md promises.
+//! selectors; names and arguments; the errors and statuses the README promises.
 
 use rustix::process::Signal;
 use velos_proto::Stream;

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `velos` and `velosd` binaries, built from this tree by the
-//! harness, each test in its own temporary `VELOS_HOME`. What they assert is
-//! `CONTRACT.md`: commands, exit codes, statuses, files.
+//! harness, each test in its own temporary `VELOS_HOME`. What they assert is what the
+//! README promises (commands, statuses, exit codes, files, the Reliability list) and
+//! `docs/protocol.md` (the socket protocol).
 
 // bins(), TestHome (a home per test, the CLI runner, cleanup), wait_until.
 mod harness;

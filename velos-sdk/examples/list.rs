@@ -26,7 +26,14 @@ fn main() -> ExitCode {
     match futures_lite::future::block_on(list()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            // The message, then its causes (`Protocol` and `Io` keep theirs as `source()`).
+            let mut line = format!("error: {error}");
+            let mut cause = std::error::Error::source(&error);
+            while let Some(inner) = cause {
+                line.push_str(&format!(": {inner}"));
+                cause = inner.source();
+            }
+            eprintln!("{line}");
             ExitCode::FAILURE
         }
     }

@@ -54,8 +54,11 @@ pub enum Error {
     },
     /// The daemon's reply could not be read (not a frame, not MessagePack, or not the
     /// answer to the request that was sent), or the request could not be encoded.
-    #[error("protocol error talking to the velos daemon: {0}")]
-    Protocol(velos_proto::Error),
+    ///
+    /// The cause is the error's `source()` (shown after a colon by `{:#}` in anyhow, or
+    /// by walking the chain), not repeated in its own message.
+    #[error("protocol error talking to the velos daemon")]
+    Protocol(#[source] velos_proto::Error),
     /// The daemon answered with an error. Its message is meant for people; match on `code`.
     #[error("{message}")]
     Daemon {
@@ -84,9 +87,10 @@ pub enum Error {
     /// Neither `$VELOS_HOME` nor a home directory is set, so there is no default socket.
     #[error(transparent)]
     NoHome(#[from] NoHomeError),
-    /// Another I/O error on the socket (permission denied, a path too long, ...).
-    #[error("cannot talk to the velos daemon: {0}")]
-    Io(std::io::Error),
+    /// Another I/O error on the socket (permission denied, a path too long, ...). The
+    /// cause is the error's `source()`, as for [`Error::Protocol`].
+    #[error("cannot talk to the velos daemon")]
+    Io(#[source] std::io::Error),
 }
 
 impl Error {
@@ -156,6 +160,23 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn protocol_and_io_errors_keep_their_cause_as_the_source() {
+        use std::error::Error as _;
+        let protocol = Error::Protocol(velos_proto::Error::Truncated);
+        let cause = protocol.source().expect("a protocol error's source");
+        assert_eq!(cause.to_string(), velos_proto::Error::Truncated.to_string());
+        let io = Error::Io(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        let cause = io.source().expect("an I/O error's source");
+        assert!(
+            cause.downcast_ref::<std::io::Error>().is_some(),
+            "{cause:?}"
+        );
+        // Shown with its chain, as the CLI does (anyhow's `{:#}`), the cause appears once.
+        let shown = format!("{io}: {cause}");
+        assert_eq!(shown, "cannot talk to the velos daemon: permission denied");
     }
 
     #[test]

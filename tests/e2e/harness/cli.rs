@@ -286,7 +286,7 @@ fn collect_pipes(receiver: &mpsc::Receiver<(bool, Vec<u8>)>) -> (Option<Vec<u8>>
     (stdout, stderr)
 }
 
-/// One process as `velos list --json` shows it: the keys CONTRACT.md promises.
+/// One process as `velos list --json` shows it: the process fields of `docs/protocol.md`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Proc {
     pub id: u64,

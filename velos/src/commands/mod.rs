@@ -92,11 +92,9 @@ pub fn explain(err: SdkError) -> anyhow::Error {
             "the running daemon is a different version of velos ({message}): run 'velos kill' \
              and retry"
         ),
-        // The daemon's message usually carries the hint already; add it once otherwise.
-        SdkError::Daemon {
-            code: ErrorCode::NotFound,
-            message,
-        } if !message.contains("velos list") => anyhow!("{message} (see 'velos list')"),
+        // The daemon's messages say what to do next themselves (`not-found` for a process
+        // points to 'velos list', for a resurrect with nothing saved to 'velos save'): shown
+        // as they are, whatever the code.
         SdkError::Daemon { message, .. } => anyhow!(message),
         // An answer we cannot read most likely comes from another version.
         SdkError::Protocol(err) => anyhow!(
@@ -276,17 +274,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn not_found_gets_the_list_hint_once() {
-        let err = explain(SdkError::Daemon {
-            code: ErrorCode::NotFound,
-            message: "no process named 'api'".into(),
-        });
-        assert_eq!(err.to_string(), "no process named 'api' (see 'velos list')");
+    fn not_found_messages_are_the_daemons_whatever_they_say() {
         let err = explain(SdkError::Daemon {
             code: ErrorCode::NotFound,
             message: "no process named 'api' (see 'velos list')".into(),
         });
         assert_eq!(err.to_string(), "no process named 'api' (see 'velos list')");
+        // Not a process: no pointer to the list is added (it used to be, unless the
+        // message happened to mention 'velos list').
+        let err = explain(SdkError::Daemon {
+            code: ErrorCode::NotFound,
+            message: "nothing saved yet: run 'velos save' first".into(),
+        });
+        assert_eq!(err.to_string(), "nothing saved yet: run 'velos save' first");
     }
 
     #[test]
@@ -328,7 +328,7 @@ mod tests {
         let err = explain_change(
             SdkError::Daemon {
                 code: ErrorCode::NotFound,
-                message: "no process named 'x'".into(),
+                message: "no process named 'x' (see 'velos list')".into(),
             },
             "the stop of 'x'",
         );

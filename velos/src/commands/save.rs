@@ -10,10 +10,9 @@
 
 use std::io::{self, Write};
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use futures_lite::future::block_on;
-use velos_proto::{ErrorCode, Home, ProcessInfo, ProcessStatus, SaveParams};
-use velos_sdk::Error as SdkError;
+use velos_proto::{Home, ProcessInfo, ProcessStatus, SaveParams};
 
 use super::outcome::{Outcomes, why_not_up};
 use super::{daemon, explain_change};
@@ -36,14 +35,9 @@ pub fn resurrect() -> Result<()> {
     let home = Home::from_env()?;
     // The daemon reads the state file when there is no dump; said here, before it acts.
     let from_state = !home.dump_path().exists() && home.state_path().exists();
+    // "nothing saved yet: run 'velos save' first" comes back as the daemon says it.
     let back = match block_on(daemon()?.resurrect()) {
         Ok(back) => back,
-        // "nothing saved yet: run 'velos save' first" says it all; `explain` would add a
-        // pointer to `velos list`, which does not help here.
-        Err(SdkError::Daemon {
-            code: ErrorCode::NotFound,
-            message,
-        }) => return Err(anyhow!(message)),
         Err(err) => return Err(explain_change(err, "the resurrect")),
     };
     if from_state {
