@@ -66,6 +66,13 @@ fn stop_gives_a_wrapped_program_its_whole_kill_timeout() {
     );
     let proc = home.get("wrapped");
     assert_eq!(proc.status, "stopped", "{proc:?}");
+    // It stayed in the group, which got the SIGTERM: being re-parented to the daemon
+    // when the wrapper died does not earn it a second one.
+    let said = std::fs::read_to_string(&done).unwrap_or_default();
+    assert!(
+        !said.contains("SIGTERM again"),
+        "the program got SIGTERM more than once: {said:?}"
+    );
 }
 
 #[test]

@@ -261,6 +261,16 @@ pub fn group_members(_pgid: u32) -> Vec<u32> {
     Vec::new()
 }
 
+/// Those of `pids` that are not in the group `pgid` (or whose group cannot be read): a
+/// signal to the group already reached the others, and a second stop signal is one too
+/// many (many servers take it as "quit now").
+pub fn outside_group(pids: &[u32], pgid: u32) -> Vec<u32> {
+    pids.iter()
+        .copied()
+        .filter(|&pid| crate::procstat::status(pid).is_none_or(|status| status.pgid != pgid))
+        .collect()
+}
+
 /// Sends `signal` to every process in the group `pgid`. A group that is already gone is
 /// not an error.
 pub fn signal_group(pgid: u32, signal: Signal) {

@@ -298,7 +298,7 @@ impl Supervisor {
                 .copied()
                 .filter(|pid| !entry.signalled.contains(pid))
                 .collect();
-            orphans::signal_all(&fresh, Signal::TERM);
+            orphans::signal_all(&process::outside_group(&fresh, pgid), Signal::TERM);
             entry.kill_deadline.unwrap_or(now)
         } else {
             let mut left = process::group_members(pgid);
@@ -309,7 +309,7 @@ impl Supervisor {
                 now
             } else {
                 process::signal_group(pgid, Signal::TERM);
-                orphans::signal_all(&escaped, Signal::TERM);
+                orphans::signal_all(&process::outside_group(&escaped, pgid), Signal::TERM);
                 let reason = left_behind_reason(exit, &left);
                 crate::log(format_args!("'{}' (id {id}) {reason}", entry.name));
                 entry.error = Some(reason);
@@ -632,7 +632,7 @@ impl Supervisor {
                 .filter(|stray| stray.run == Some((id, run)))
                 .map(|stray| stray.pid)
                 .collect();
-            orphans::signal_all(&entry.signalled, Signal::TERM);
+            orphans::signal_all(&process::outside_group(&entry.signalled, pid), Signal::TERM);
             entry.kill_deadline = Some(Instant::now() + entry.spec.kill_timeout);
             let (commands, timeout) = (self.commands.clone(), entry.spec.kill_timeout);
             entry.kill_timer = Some(smol::spawn(async move {
