@@ -17,8 +17,10 @@
 //! yet and its end when it comes.
 //!
 //! Following uses the SDK's `follow_logs` stream (the daemon pushes each line; nothing is
-//! polled). Each line is flushed as soon as it is written, so a reader (a pipe, `grep`)
-//! sees it at once and Ctrl-C (the default SIGINT exit) loses nothing already received.
+//! polled). Output is flushed whenever nothing more has arrived, so a reader (a pipe,
+//! `grep`) sees each line at once, while a burst is written a buffer at a time rather than
+//! a write per line; Ctrl-C (the default SIGINT exit) can lose only lines that arrived in
+//! that same instant and are still in the buffer.
 //! It also ends when the daemon closes the stream as it shuts down, or when the process
 //! followed is deleted: a note on stderr, and exit 0 (the stream is over, as `docker logs
 //! -f` of a removed container).
@@ -27,7 +29,7 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 
 use anyhow::Result;
 use futures_lite::StreamExt;
-use futures_lite::future::block_on;
+use futures_lite::future::{self, block_on};
 use velos_proto::{LogLine, LogReadParams, Stream, Target};
 use velos_sdk::{Error as SdkError, FollowEvent};
 
@@ -122,20 +124,31 @@ fn follow(
     // The stream ends right after a `log.end` when every followed process was deleted.
     let mut ended = false;
     let result = loop {
-        match block_on(follow.next()) {
+        // What has already arrived is written in one go; the output is flushed only when
+        // the stream has nothing more for now (a write per line would slow a reader of a
+        // burst into gaps).
+        let next = match block_on(future::poll_once(follow.next())) {
+            Some(next) => next,
+            None => {
+                printer.flush()?;
+                block_on(follow.next())
+            }
+        };
+        match next {
             Some(Ok(FollowEvent::Line(line))) => {
                 ended = false;
                 printer.line(&line)?;
-                printer.flush()?;
             }
             Some(Ok(FollowEvent::Gap(skipped))) => {
                 ended = false;
                 printer.interrupt()?;
+                printer.flush()?;
                 eprintln!("{}", gap_note(skipped));
             }
             Some(Ok(FollowEvent::Ended(end))) => {
                 ended = true;
                 printer.interrupt()?;
+                printer.flush()?;
                 eprintln!(
                     "velos: '{}' (id {}) was {}; no more lines from it",
                     end.name, end.id, end.reason
