@@ -1,4 +1,5 @@
-//! The daemon raises its own soft open-files limit to the hard one (room for processes),
+//! The daemon raises its own soft open-files limit to the hard one (room for processes, said
+//! by `velos ping`),
 //! but its children start with the soft limit the daemon was started with: a program that
 //! uses `select()` breaks on descriptors above 1024, which is why systemd too keeps 1024 soft
 //! for what it starts.
@@ -18,10 +19,9 @@ fn open_files_limits(pid: impl std::fmt::Display) -> (String, String) {
     (fields[3].to_owned(), fields[4].to_owned())
 }
 
-#[test]
-fn children_get_the_soft_open_files_limit_the_daemon_was_started_with() {
-    let home = TestHome::new();
-    // A shell with a low soft limit starts the daemon (the launcher re-executes itself).
+/// Starts the home's daemon from a shell whose soft open-files limit is 256 (the launcher
+/// re-executes itself) and returns its pid.
+fn start_daemon_with_soft_limit_256(home: &TestHome) -> u32 {
     let status = Command::new("sh")
         .arg("-c")
         .arg("ulimit -Sn 256 && exec \"$0\"")
@@ -31,7 +31,38 @@ fn children_get_the_soft_open_files_limit_the_daemon_was_started_with() {
         .status()
         .expect("run sh");
     assert!(status.success(), "velosd under `ulimit -Sn 256`: {status}");
-    let daemon = home.ping().pid;
+    home.ping().pid
+}
+
+#[test]
+fn the_daemon_raises_its_open_file_limit_to_the_hard_limit_and_says_how_many_processes_fit() {
+    let home = TestHome::new();
+    let daemon = start_daemon_with_soft_limit_256(&home);
+    let (soft, hard) = open_files_limits(daemon);
+    assert_eq!(soft, hard, "the daemon's soft limit is not its hard limit");
+
+    let info = home.ping();
+    let limit: u64 = soft.parse().expect("a number");
+    assert_eq!(info.max_open_files, Some(limit));
+    let room = info.max_processes.expect("max_processes in daemon.ping");
+    assert!(
+        u64::from(room) * 5 < limit && u64::from(room) * 5 + 100 > limit,
+        "{room} processes for {limit} descriptors"
+    );
+    let output = home.velos(&["ping"]);
+    output.success();
+    assert!(
+        output.stdout_str().contains(&format!(
+            "open files limit {limit}: room for about {room} processes"
+        )),
+        "`velos ping` does not say how many processes fit\n{output}"
+    );
+}
+
+#[test]
+fn children_get_the_soft_open_files_limit_the_daemon_was_started_with() {
+    let home = TestHome::new();
+    let daemon = start_daemon_with_soft_limit_256(&home);
     let (daemon_soft, daemon_hard) = open_files_limits(daemon);
     if daemon_hard == "256" {
         eprintln!("skipped: the hard open-files limit is 256, nothing was raised");

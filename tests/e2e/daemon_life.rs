@@ -1,6 +1,6 @@
 //! The daemon's own life: a supervisor that dies takes the daemon with it (issue 10, item 2),
-//! the open-file limit is raised at start (issue 9, item 7), a corrupt `state.msgpack` is
-//! kept aside and the daemon's internal variables never reach a child (issue 9, item 13).
+//! and the daemon's internal variables never reach a child (issue 9, item 13). The raised
+//! open-file limit is in `child_limits.rs`, the corrupt `state.msgpack` in `state_file.rs`.
 
 use std::process::{Child, Command, ExitStatus, Stdio};
 
@@ -67,54 +67,6 @@ fn a_supervisor_that_panics_ends_the_daemon_with_a_log_line_and_the_next_command
     let new = home.daemon_pid().expect("a new daemon");
     assert_ne!(new as u32, daemon.id(), "the old daemon answers");
     assert!(home.list().is_empty(), "the new daemon's list is not empty");
-}
-
-/// The soft and hard "Max open files" of `pid`, from /proc.
-#[cfg(target_os = "linux")]
-fn open_files_limits(pid: u32) -> (String, String) {
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("read limits");
-    let line = limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))
-        .expect("a Max open files line");
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    (fields[3].to_owned(), fields[4].to_owned())
-}
-
-#[cfg(target_os = "linux")]
-#[test]
-fn the_daemon_raises_its_open_file_limit_to_the_hard_limit_and_says_how_many_processes_fit() {
-    let home = TestHome::new();
-    // A shell with a low soft limit starts the daemon (the launcher re-executes itself).
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -Sn 256 && exec \"$0\"")
-        .arg(&bins().velosd)
-        .env("VELOS_HOME", home.path())
-        .stdin(Stdio::null())
-        .status()
-        .expect("run sh");
-    assert!(status.success(), "velosd under `ulimit -Sn 256`: {status}");
-    let daemon = home.ping().pid;
-    let (soft, hard) = open_files_limits(daemon);
-    assert_eq!(soft, hard, "the daemon's soft limit is not its hard limit");
-
-    let info = home.ping();
-    let limit: u64 = soft.parse().expect("a number");
-    assert_eq!(info.max_open_files, Some(limit));
-    let room = info.max_processes.expect("max_processes in daemon.ping");
-    assert!(
-        u64::from(room) * 5 < limit && u64::from(room) * 5 + 100 > limit,
-        "{room} processes for {limit} descriptors"
-    );
-    let output = home.velos(&["ping"]);
-    output.success();
-    assert!(
-        output.stdout_str().contains(&format!(
-            "open files limit {limit}: room for about {room} processes"
-        )),
-        "`velos ping` does not say how many processes fit\n{output}"
-    );
 }
 
 #[cfg(target_os = "linux")]

@@ -18,7 +18,8 @@ mod autostart;
 // after the work is done; starts of more than 1 MiB of arguments and environment are refused.
 mod big_answers;
 
-// Children start with the soft open-files limit the daemon was started with, not its raised one.
+// Open-files limits: the daemon raises its soft limit (and says the room in `velos ping`);
+// children start with the soft limit the daemon was started with, not its raised one.
 #[cfg(target_os = "linux")]
 mod child_limits;
 
@@ -136,8 +137,7 @@ mod daemon_signals;
 mod full_disk;
 
 // The daemon's own life: a panicking supervisor ends it (and the next command starts a new
-// one), the open-file limit raised at start, a corrupt state.msgpack kept aside, no
-// internal variable in a child's environment.
+// one), no internal variable in a child's environment.
 mod daemon_life;
 
 // state.msgpack and dump.msgpack fsynced before and after their rename (strace); a corrupt
