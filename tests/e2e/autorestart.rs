@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use velos_proto::Stream;
-use velos_sdk::{EventKind, ProcessEvent};
+use velos_sdk::EventKind;
 
-use crate::harness::{Background, TestHome, WAIT, fixture, wait_until};
+use crate::harness::{TestHome, WAIT, fixture, wait_until};
 
 /// How long a test watches that nothing comes back: well past the first backoff delays.
 const WATCH: Duration = Duration::from_millis(700);
@@ -44,15 +44,6 @@ fn wait_for_a_pending_restart(home: &TestHome, name: &str, at_least_ms: u64) -> 
                 Err(entry.to_string())
             }
         },
-    )
-}
-
-/// Every process event from now on, from the SDK's `events()` stream.
-fn events_of(home: &TestHome) -> Background<ProcessEvent> {
-    let events = home.sdk().events().expect("events.subscribe");
-    Background::new(
-        "the events stream",
-        events.map(|event| event.expect("an event the SDK can read")),
     )
 }
 
@@ -236,7 +227,7 @@ fn no_autorestart_leaves_a_crash_errored() {
 #[test]
 fn quick_failures_double_the_delay_then_give_up() {
     let home = TestHome::new();
-    let mut events = events_of(&home);
+    let mut events = home.events();
     home.velos(&[
         "start",
         &fixture("exit_with.sh"),
@@ -271,7 +262,7 @@ fn quick_failures_double_the_delay_then_give_up() {
 #[test]
 fn runs_longer_than_min_uptime_reset_the_backoff() {
     let home = TestHome::new();
-    let mut events = events_of(&home);
+    let mut events = home.events();
     // Each run lasts 300 ms, longer than --min-uptime, so no failure counts as quick: the
     // delay stays at 100 ms, and --max-restarts 1 is never reached.
     home.velos(&[

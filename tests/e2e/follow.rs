@@ -212,14 +212,7 @@ fn sdk_follow_logs_reports_the_lines_a_slow_reader_missed() {
 #[test]
 fn sdk_events_report_starts_exits_restarts_give_ups_stops_and_deletes() {
     let home = TestHome::new();
-    let client = home.sdk();
-    let mut events = Background::new(
-        "events",
-        client
-            .events()
-            .expect("events.subscribe")
-            .map(|event| event.expect("an event the SDK can read")),
-    );
+    let mut events = home.events();
 
     home.velos(&[
         "start",

@@ -366,6 +366,16 @@ impl TestHome {
         }
     }
 
+    /// Every process event from now on, from the SDK's `events()` stream, read in the
+    /// background.
+    pub fn events(&self) -> Background<velos_proto::ProcessEvent> {
+        let events = self.sdk().events().expect("events.subscribe");
+        Background::new(
+            "the events stream",
+            events.map(|event| event.expect("an event the SDK can read")),
+        )
+    }
+
     /// The `list --json` object of `name`, whole (every key the daemon sends).
     #[track_caller]
     pub fn entry(&self, name: &str) -> Value {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use velos_proto::{EventKind, StartParams, Stream};
 
-use crate::harness::{Background, TestHome, fixture};
+use crate::harness::{TestHome, fixture};
 
 #[test]
 fn start_params_new_runs_a_relative_script_in_the_callers_directory_and_environment() {
@@ -63,14 +63,7 @@ fn start_params_new_runs_a_relative_script_in_the_callers_directory_and_environm
 #[test]
 fn events_name_the_signal_that_ended_a_run() {
     let home = TestHome::new();
-    let client = home.sdk();
-    let mut events = Background::new(
-        "events",
-        client
-            .events()
-            .expect("events.subscribe")
-            .map(|event| event.expect("an event the SDK can read")),
-    );
+    let mut events = home.events();
     home.velos(&["start", &fixture("sleeper.sh"), "--name", "calm"])
         .success();
     home.wait_running("calm");

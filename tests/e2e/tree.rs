@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use velos_proto::{EventKind, Stream};
 
-use crate::harness::{Background, TestHome, WAIT, fixture, pid_alive, wait_gone, wait_until};
+use crate::harness::{TestHome, WAIT, fixture, pid_alive, wait_gone, wait_until};
 
 fn path_arg(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
@@ -154,14 +154,7 @@ fn what_a_leader_leaves_behind_gets_sigterm_and_the_kill_timeout() {
 #[test]
 fn a_program_that_daemonizes_itself_is_reported_and_its_daemon_ended() {
     let home = TestHome::new();
-    let client = home.sdk();
-    let mut events = Background::new(
-        "events",
-        client
-            .events()
-            .expect("events.subscribe")
-            .map(|event| event.expect("an event the SDK can read")),
-    );
+    let mut events = home.events();
     let pid_file = home.path().join("daemon.pid");
     home.velos(&[
         "start",
