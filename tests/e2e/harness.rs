@@ -14,7 +14,8 @@
 //! - `process.rs` looks at processes from outside: alive or gone, groups, signals.
 //! - `spawned.rs` keeps a CLI running (`velos logs --follow`) and reads its lines with a
 //!   bound ([`Spawned`]); `background.rs` does the same for the SDK's streams
-//!   ([`Background`]), and [`TestHome::sdk`] is a blocking SDK client of the home's daemon.
+//!   ([`Background`]; [`TestHome::events`] is the event stream read so), and [`TestHome::sdk`]
+//!   is a blocking SDK client of the home's daemon.
 //!
 //! Cleanup order in `Drop`: `velos kill` (bounded), then SIGKILL to the pid in `velos.pid`,
 //! then SIGKILL to every process group the test recorded, then (Linux) SIGKILL to any process
