@@ -7,10 +7,11 @@ use std::process::{Command, Stdio};
 
 use crate::harness::{TestHome, bins, logged_lines, on_path};
 
-/// Runs `velos ARGS` on a pty and returns what it wrote there.
+/// Runs `velos ARGS` on a pty (behind `wrapper`, a command prefix such as `timeout 5 `) and
+/// returns the command line and what `script` reported.
 #[cfg(target_os = "linux")]
-fn on_a_terminal(home: &TestHome, args: &[&str]) -> Vec<u8> {
-    let mut command_line = bins().velos.display().to_string();
+fn run_on_a_pty(home: &TestHome, wrapper: &str, args: &[&str]) -> (String, std::process::Output) {
+    let mut command_line = format!("{wrapper}{}", bins().velos.display());
     for arg in args {
         command_line.push(' ');
         command_line.push_str(arg);
@@ -23,6 +24,13 @@ fn on_a_terminal(home: &TestHome, args: &[&str]) -> Vec<u8> {
         .stdin(Stdio::null())
         .output()
         .expect("run script");
+    (command_line, output)
+}
+
+/// Runs `velos ARGS` on a pty and returns what it wrote there.
+#[cfg(target_os = "linux")]
+fn on_a_terminal(home: &TestHome, args: &[&str]) -> Vec<u8> {
+    let (command_line, output) = run_on_a_pty(home, "", args);
     assert!(
         output.status.success(),
         "`{command_line}` on a pty: {output:?}"
@@ -74,19 +82,7 @@ fn on_a_terminal_until(home: &TestHome, args: &[&str], until: &[u8]) -> Vec<u8> 
     if !args.contains(&"-f") {
         return on_a_terminal(home, args);
     }
-    let mut command_line = format!("timeout 5 {}", bins().velos.display());
-    for arg in args {
-        command_line.push(' ');
-        command_line.push_str(arg);
-    }
-    let output = Command::new("script")
-        .args(["-qec", &command_line, "/dev/null"])
-        .env("VELOS_HOME", home.path())
-        .env("VELOS_DAEMON", &bins().velosd)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run script");
+    let (command_line, output) = run_on_a_pty(home, "timeout 5 ", args);
     assert!(
         output.stdout.windows(until.len()).any(|w| w == until),
         "`{command_line}` on a pty never showed {:?}: {output:?}",
