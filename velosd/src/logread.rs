@@ -86,6 +86,21 @@ struct MemoryLine {
     len: u64,
 }
 
+impl MemoryLine {
+    /// The line as sent, for the process `id` called `name`.
+    fn into_log_line(self, id: u32, name: &str) -> LogLine {
+        LogLine {
+            id,
+            name: name.to_owned(),
+            stream: self.stream,
+            line: self.bytes,
+            partial: self.partial,
+            continued: false,
+            time_ms: Some(self.time_ms),
+        }
+    }
+}
+
 /// One process's state for a read, taken under its ring's lock.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -216,15 +231,7 @@ impl Snapshot {
         let (id, name) = (self.id, self.name);
         self.lines
             .into_iter()
-            .map(|line| LogLine {
-                id,
-                name: name.clone(),
-                stream: line.stream,
-                line: line.bytes,
-                partial: line.partial,
-                continued: false,
-                time_ms: Some(line.time_ms),
-            })
+            .map(|line| line.into_log_line(id, &name))
             .collect()
     }
 
@@ -288,16 +295,11 @@ impl Snapshot {
                     return Some(self.stopped(at, continued));
                 }
                 reader.page.left -= cost;
-                reader.page.lines.push(LogLine {
-                    id: self.id,
-                    name: self.name.clone(),
-                    stream: line.stream,
-                    line: line.bytes,
-                    partial: line.partial,
-                    continued: false,
-                    time_ms: Some(line.time_ms),
-                });
                 at[i] = line.end;
+                reader
+                    .page
+                    .lines
+                    .push(line.into_log_line(self.id, &self.name));
                 continue;
             }
             // Cut in memory: whole from the file, from where the last page stopped.
@@ -311,16 +313,11 @@ impl Snapshot {
                     .page
                     .left
                     .saturating_sub(line.bytes.len() + LINE_OVERHEAD + self.name.len());
-                reader.page.lines.push(LogLine {
-                    id: self.id,
-                    name: self.name.clone(),
-                    stream: line.stream,
-                    line: line.bytes,
-                    partial: line.partial,
-                    continued: false,
-                    time_ms: Some(line.time_ms),
-                });
                 at[i] = line.end;
+                reader
+                    .page
+                    .lines
+                    .push(line.into_log_line(self.id, &self.name));
                 continue;
             }
             if let Some(last) = reader.page.lines.last_mut()
