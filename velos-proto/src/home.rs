@@ -230,6 +230,53 @@ pub fn default_name(script: &Path) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Why [`process_name`] found no name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessNameError {
+    /// The name given breaks the rules.
+    #[error("{0}")]
+    Given(#[from] NameError),
+    /// No name was given, and the script's file stem breaks the rules.
+    #[error(
+        "cannot use '{}' from the script's file name as a process name ({reason})",
+        crate::echo(.stem)
+    )]
+    Default {
+        /// The file stem.
+        stem: String,
+        /// Why it is not a valid name.
+        reason: NameError,
+    },
+}
+
+/// The name of a process started from `script`: `given`, or else the script's file stem
+/// ([`default_name`]), checked against the rules ([`validate_name`]). The one naming
+/// rule, which the CLI applies before it asks and the daemon when a request has no name.
+///
+/// # Examples
+/// ```
+/// use std::path::Path;
+/// use velos_proto::home::process_name;
+/// assert_eq!(process_name(None, Path::new("/srv/app.js")).unwrap(), "app");
+/// assert_eq!(process_name(Some("api"), Path::new("/srv/app.js")).unwrap(), "api");
+/// assert!(process_name(None, Path::new("/srv/123.js")).is_err());
+/// ```
+pub fn process_name(given: Option<&str>, script: &Path) -> Result<String, ProcessNameError> {
+    match given {
+        Some(name) => {
+            validate_name(name)?;
+            Ok(name.to_owned())
+        }
+        None => {
+            let stem = default_name(script).unwrap_or_default();
+            match validate_name(&stem) {
+                Ok(()) => Ok(stem),
+                Err(reason) => Err(ProcessNameError::Default { stem, reason }),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,5 +340,25 @@ mod tests {
     fn default_name_is_the_file_stem() {
         assert_eq!(default_name(Path::new("/x/app.js")).as_deref(), Some("app"));
         assert_eq!(default_name(Path::new("run")).as_deref(), Some("run"));
+    }
+
+    #[test]
+    fn a_process_is_named_as_given_or_after_its_script() {
+        assert_eq!(process_name(None, Path::new("/x/app.js")).unwrap(), "app");
+        assert_eq!(
+            process_name(Some("web"), Path::new("/x/app.js")).unwrap(),
+            "web"
+        );
+        assert_eq!(
+            process_name(Some("all"), Path::new("/x/app.js")),
+            Err(ProcessNameError::Given(NameError::Reserved))
+        );
+        assert_eq!(
+            process_name(None, Path::new("/x/123.js"))
+                .unwrap_err()
+                .to_string(),
+            "cannot use '123' from the script's file name as a process name (process name \
+             '123' is all digits, which reads as an id; add a letter)"
+        );
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::bounds;
+use crate::process_args::ProcessArgs;
 
 /// A process manager: keeps your programs running, and their logs, in the background
 ///
@@ -260,6 +261,24 @@ pub struct StartArgs {
 }
 
 impl StartArgs {
+    /// The process these flags describe, for [`ProcessArgs::resolve`].
+    pub fn into_process_args(self) -> ProcessArgs {
+        ProcessArgs {
+            script: self.script,
+            name: self.name,
+            args: self.args,
+            interpreter: self.interpreter,
+            cwd: self.cwd,
+            env: self.env,
+            kill_timeout: self.kill_timeout,
+            autorestart: self.no_autorestart.then_some(false),
+            max_restarts: self.max_restarts,
+            min_uptime: self.min_uptime,
+            max_log_size: self.max_log_size,
+            log_files: self.log_files,
+        }
+    }
+
     /// The flags that describe one process, which a config file sets per app instead.
     pub fn per_process_flags(&self) -> Vec<&'static str> {
         let given = [

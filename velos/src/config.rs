@@ -37,6 +37,7 @@ use velos_proto::home::validate_name;
 use velos_proto::limits::{KILL_TIMEOUT_MS, LOG_FILES, MAX_RESTARTS, MIN_UPTIME_MS, Range};
 
 use crate::bounds;
+use crate::process_args::{Field, ProcessArgs};
 use crate::size::parse_size;
 
 /// Whether a `start` script or a `stop|restart|delete` target names a config file.
@@ -178,49 +179,31 @@ impl Config {
         let app = self
             .app(name)
             .with_context(|| format!("{} has no app named '{name}'", self.shown))?;
-        let script_text = app.script.get_ref();
-        let script = self.dir.join(script_text);
-        match script.metadata() {
-            Ok(meta) if meta.is_dir() => bail!(
-                "{}: script '{script_text}' is a directory, not a file to run",
-                self.at(&app.script)
-            ),
-            Ok(_) => {}
-            Err(_) => bail!(
-                "{}: script '{script_text}' not found (looked at {})",
-                self.at(&app.script),
-                script.display()
-            ),
-        }
-        let cwd = match &app.cwd {
-            Some(cwd) => {
-                let dir = self.dir.join(cwd.get_ref());
-                if !dir.is_dir() {
-                    bail!(
-                        "{}: working directory '{}' does not exist (looked at {})",
-                        self.at(cwd),
-                        cwd.get_ref(),
-                        dir.display()
-                    );
-                }
-                dir
-            }
-            None => self.dir.clone(),
-        };
-        let millis = |duration: Duration| u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-        Ok(StartParams {
-            script: utf8(&script)?,
+        let process = ProcessArgs {
+            script: app.script.get_ref().clone(),
             name: Some(name.to_owned()),
             args: app.args.clone(),
             interpreter: app.interpreter.clone(),
-            cwd: Some(utf8(&cwd)?),
-            env: Some(self.env(name, base)),
-            kill_timeout_ms: app.kill_timeout.map(millis),
+            cwd: app.cwd.as_ref().map(|cwd| cwd.get_ref().clone()),
+            env: app
+                .env
+                .iter()
+                .map(|(key, value)| (key.clone(), value.0.clone()))
+                .collect(),
+            kill_timeout: app.kill_timeout,
             autorestart: app.autorestart,
             max_restarts: app.max_restarts,
-            min_uptime_ms: app.min_uptime.map(millis),
-            max_log_bytes: app.max_log_size,
+            min_uptime: app.min_uptime,
+            max_log_size: app.max_log_size,
             log_files: app.log_files,
+        };
+        process.resolve(&self.dir, base.clone()).map_err(|err| {
+            let at = match (err.field, &app.cwd) {
+                (Field::Script, _) => self.at(&app.script),
+                (Field::Cwd, Some(cwd)) => self.at(cwd),
+                (Field::Cwd | Field::Name, _) => self.at(&app.name),
+            };
+            anyhow!("{at}: {err}")
         })
     }
 
@@ -236,12 +219,6 @@ impl Config {
             line_of(&self.source, spanned.span().start)
         )
     }
-}
-
-fn utf8(path: &Path) -> Result<String> {
-    path.to_str()
-        .map(str::to_owned)
-        .with_context(|| format!("the path {} is not valid UTF-8", path.display()))
 }
 
 /// toml's error as one line: `velos.toml line 4: field 'min_uptime': ...`. toml's own

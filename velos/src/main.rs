@@ -14,6 +14,7 @@ mod cli;
 mod commands;
 mod config;
 mod output;
+mod process_args;
 mod size;
 
 use std::io;

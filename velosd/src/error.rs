@@ -4,8 +4,17 @@
 //! next. What the client sent (names, paths) is repeated through `velos_proto::echo`, at
 //! most 80 characters of it. [`Error::code`] maps each failure to the [`ErrorCode`] clients match on.
 
-use velos_proto::home::NameError;
+use velos_proto::home::{NameError, ProcessNameError};
 use velos_proto::{ErrorCode, RpcError, Target, echo};
+
+impl From<ProcessNameError> for Error {
+    fn from(err: ProcessNameError) -> Error {
+        match err {
+            ProcessNameError::Given(err) => Error::InvalidName(err),
+            default => Error::BadDefaultName(default),
+        }
+    }
+}
 
 /// A request the daemon could not carry out.
 #[derive(Debug, thiserror::Error)]
@@ -20,16 +29,8 @@ pub enum Error {
     #[error("{0}")]
     InvalidName(#[from] NameError),
     /// The script's file stem is not a valid name, and no name was given.
-    #[error(
-        "cannot use '{}' from the script's file name as a process name ({reason}); pass --name",
-        echo(.stem)
-    )]
-    BadDefaultName {
-        /// The file stem.
-        stem: String,
-        /// Why it is not a valid name.
-        reason: NameError,
-    },
+    #[error("{0}; pass --name")]
+    BadDefaultName(ProcessNameError),
     /// The script path does not name a file.
     #[error("script '{}' not found", echo(.0))]
     ScriptNotFound(String),
@@ -120,7 +121,7 @@ impl Error {
         match self {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::AlreadyExists(_) => ErrorCode::AlreadyExists,
-            Error::InvalidName(_) | Error::BadDefaultName { .. } => ErrorCode::InvalidName,
+            Error::InvalidName(_) | Error::BadDefaultName(_) => ErrorCode::InvalidName,
             Error::ScriptNotFound(_)
             | Error::RelativeScript(_)
             | Error::UnknownInterpreter(_)

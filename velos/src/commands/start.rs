@@ -14,15 +14,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use futures_lite::future::block_on;
-use velos_proto::home::{default_name, validate_name};
 pub use velos_proto::script::current_env;
-use velos_proto::script::{resolve_script, utf8};
-use velos_proto::{ProcessInfo, ProcessStatus, StartParams, echo};
+use velos_proto::{ProcessInfo, ProcessStatus, StartParams};
 use velos_sdk::{Client, Error as SdkError};
 
 use super::outcome::Outcomes;
@@ -133,13 +130,9 @@ pub fn start_one(
     Ok(())
 }
 
-/// The name a start request gives, or the one the daemon will choose (the file stem).
-fn shown_name(params: &StartParams) -> String {
-    params
-        .name
-        .clone()
-        .or_else(|| default_name(Path::new(&params.script)))
-        .unwrap_or_default()
+/// The name a start request gives (resolved requests always give one).
+fn shown_name(params: &StartParams) -> &str {
+    params.name.as_deref().unwrap_or_default()
 }
 
 /// `'api' is already running (id 0); skipped`
@@ -158,67 +151,13 @@ fn skipped_line(process: &ProcessInfo) -> String {
 }
 
 /// The request for `args`, with paths resolved against `cwd`, and `--env` on top of `env`.
-fn start_params(
-    args: StartArgs,
-    cwd: &Path,
-    mut env: BTreeMap<String, String>,
-) -> Result<StartParams> {
-    let script = resolve_script(Path::new(&args.script), cwd)?;
-    check_name(args.name.as_deref(), &script)?;
-    let workdir = match &args.cwd {
-        Some(dir) => resolve_dir(dir, cwd)?,
-        None => cwd.to_path_buf(),
-    };
-    env.extend(args.env);
-    Ok(StartParams {
-        script: utf8(&script, "script path")?,
-        // Left out when not given: the daemon names it after the file stem.
-        name: args.name,
-        args: args.args,
-        interpreter: args.interpreter,
-        cwd: Some(utf8(&workdir, "working directory")?),
-        env: Some(env),
-        kill_timeout_ms: args.kill_timeout.map(millis),
-        autorestart: args.no_autorestart.then_some(false),
-        max_restarts: args.max_restarts,
-        min_uptime_ms: args.min_uptime.map(millis),
-        max_log_bytes: args.max_log_size,
-        log_files: args.log_files,
-    })
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// `--cwd` as an absolute path, which must be a directory.
-fn resolve_dir(dir: &str, cwd: &Path) -> Result<PathBuf> {
-    let shown = echo(dir);
-    let path = std::path::absolute(cwd.join(dir))
-        .with_context(|| format!("resolving the path of '{shown}'"))?;
-    let looked_at = echo(&path.to_string_lossy()).into_owned();
-    match path.metadata() {
-        Ok(meta) if meta.is_dir() => Ok(path),
-        Ok(_) => bail!("working directory '{shown}' is not a directory"),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            bail!("working directory '{shown}' does not exist (looked at {looked_at})")
-        }
-        Err(err) => Err(err).with_context(|| format!("reading {looked_at}")),
-    }
-}
-
-/// Checks the given name, or the one the daemon would choose, against the name rules.
-fn check_name(name: Option<&str>, script: &Path) -> Result<()> {
-    match name {
-        Some(name) => validate_name(name)?,
-        None => {
-            let name = default_name(script).unwrap_or_default();
-            if let Err(err) = validate_name(&name) {
-                bail!("{err}; give it a name with --name NAME");
-            }
-        }
-    }
-    Ok(())
+fn start_params(args: StartArgs, cwd: &Path, env: BTreeMap<String, String>) -> Result<StartParams> {
+    args.into_process_args()
+        .resolve(cwd, env)
+        .map_err(|err| match err.default_name {
+            true => anyhow!("{err}; give it a name with --name NAME"),
+            false => anyhow!(err),
+        })
 }
 
 /// `started 'app' (id 0, pid 1234)`
@@ -242,6 +181,7 @@ fn failure_message(process: &ProcessInfo) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
     use std::time::Duration;
 
     use super::*;
@@ -289,7 +229,11 @@ mod tests {
             std::path::absolute(dir.join("sub/../app.js")).unwrap()
         );
         assert!(Path::new(&params.script).is_absolute());
-        assert_eq!(params.name, None);
+        assert_eq!(
+            params.name.as_deref(),
+            Some("app"),
+            "named after the file stem"
+        );
         assert_eq!(params.kill_timeout_ms, Some(1500));
         assert_eq!(params.args, ["--port", "3000"]);
         assert_eq!(params.cwd.as_deref(), dir.join("sub").to_str());

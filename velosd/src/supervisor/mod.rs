@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use async_channel::{Receiver, Sender};
 use async_io::Timer;
 use rustix::process::Signal;
-use velos_proto::home::{default_name, validate_name};
+use velos_proto::home::process_name;
 use velos_proto::{
     EventKind, Home, LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus,
     Request, Response, RpcError, StartParams, Stream, Target, frame,
@@ -475,20 +475,7 @@ impl Supervisor {
         if !script.is_absolute() {
             return Err(Error::RelativeScript(params.script));
         }
-        let name = match params.name {
-            Some(name) => {
-                validate_name(&name)?;
-                name
-            }
-            None => {
-                let stem = default_name(&script).unwrap_or_default();
-                validate_name(&stem).map_err(|reason| Error::BadDefaultName {
-                    stem: stem.clone(),
-                    reason,
-                })?;
-                stem
-            }
-        };
+        let name = process_name(params.name.as_deref(), &script)?;
         if self.table.has_name(&name) {
             return Err(Error::AlreadyExists(name));
         }

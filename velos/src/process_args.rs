@@ -1,0 +1,282 @@
+//! One process as the user described it, and the one way from there to a [`StartParams`].
+//!
+//! Two steps, like ripgrep's low-level and high-level arguments. Parsing gives a
+//! [`ProcessArgs`]: the command line (`cli::StartArgs`) and every config-file entry
+//! (`config`) are read into one, with values already typed and within their ranges, paths
+//! still as written. [`ProcessArgs::resolve`] then does the I/O, once, for both: the
+//! script and the working directory resolved against a directory and checked, the name
+//! chosen by velos-proto's rule ([`process_name`]), the environment put together, every
+//! duration in the request's milliseconds, every path in its UTF-8 strings.
+//!
+//! A failure says which field it is about ([`Field`]), so that a config file can name the
+//! line the value is on, and the command line the flag.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use velos_proto::home::{ProcessNameError, process_name};
+use velos_proto::script::{resolve_script, utf8};
+use velos_proto::{StartParams, echo};
+
+/// One process to start, as parsed: typed values, paths as written.
+#[derive(Default)]
+pub struct ProcessArgs {
+    /// The script or program, relative to the directory it is resolved against.
+    pub script: String,
+    /// The process name; the script's file stem when absent.
+    pub name: Option<String>,
+    /// Arguments passed to the script.
+    pub args: Vec<String>,
+    /// The program that runs the script, instead of the one velos picks.
+    pub interpreter: Option<String>,
+    /// The working directory, relative to the directory it is resolved against; that
+    /// directory when absent.
+    pub cwd: Option<String>,
+    /// Variables set on top of the base environment, later ones winning.
+    pub env: Vec<(String, String)>,
+    /// Time between SIGTERM and SIGKILL on stop.
+    pub kill_timeout: Option<Duration>,
+    /// Start it again when it exits unexpectedly.
+    pub autorestart: Option<bool>,
+    /// Quick failures in a row before giving up.
+    pub max_restarts: Option<u32>,
+    /// How long a run must last to count as a success.
+    pub min_uptime: Option<Duration>,
+    /// Rotate each log file at this many bytes (0: never).
+    pub max_log_size: Option<u64>,
+    /// Rotated log files kept.
+    pub log_files: Option<u32>,
+}
+
+// Hand-written: the environment may hold secrets.
+impl fmt::Debug for ProcessArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessArgs")
+            .field("script", &self.script)
+            .field("name", &self.name)
+            .field("cwd", &self.cwd)
+            .field("env", &self.env.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The field a resolution failure is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// The script.
+    Script,
+    /// The working directory.
+    Cwd,
+    /// The name, given or taken from the script.
+    Name,
+}
+
+/// Why a [`ProcessArgs`] cannot be started: one line, and the field it is about.
+#[derive(Debug)]
+pub struct Invalid {
+    /// The field.
+    pub field: Field,
+    /// What is wrong, in one line.
+    pub message: String,
+    /// Whether the problem is the name taken from the script's file stem (then giving a
+    /// name is the way out).
+    pub default_name: bool,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+impl Invalid {
+    fn new(field: Field, message: impl fmt::Display) -> Invalid {
+        Invalid {
+            field,
+            message: message.to_string(),
+            default_name: false,
+        }
+    }
+}
+
+impl ProcessArgs {
+    /// The start request: the script and the working directory resolved against `dir`
+    /// and checked, the name chosen and checked, `env` on top of `base`.
+    pub fn resolve(
+        self,
+        dir: &Path,
+        mut base: BTreeMap<String, String>,
+    ) -> Result<StartParams, Invalid> {
+        let script = resolve_script(Path::new(&self.script), dir)
+            .map_err(|err| Invalid::new(Field::Script, err))?;
+        let name = process_name(self.name.as_deref(), &script).map_err(|err| Invalid {
+            default_name: matches!(err, ProcessNameError::Default { .. }),
+            ..Invalid::new(Field::Name, err)
+        })?;
+        let workdir = match &self.cwd {
+            Some(cwd) => resolve_dir(cwd, dir)?,
+            None => dir.to_path_buf(),
+        };
+        base.extend(self.env);
+        Ok(StartParams {
+            script: utf8(&script, "script path").map_err(|err| Invalid::new(Field::Script, err))?,
+            name: Some(name),
+            args: self.args,
+            interpreter: self.interpreter,
+            cwd: Some(
+                utf8(&workdir, "working directory").map_err(|err| Invalid::new(Field::Cwd, err))?,
+            ),
+            env: Some(base),
+            kill_timeout_ms: self.kill_timeout.map(millis),
+            autorestart: self.autorestart,
+            max_restarts: self.max_restarts,
+            min_uptime_ms: self.min_uptime.map(millis),
+            max_log_bytes: self.max_log_size,
+            log_files: self.log_files,
+        })
+    }
+}
+
+/// A duration in whole milliseconds, saturating.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `cwd` as an absolute path against `dir`, which must be a directory.
+fn resolve_dir(cwd: &str, dir: &Path) -> Result<PathBuf, Invalid> {
+    let shown = echo(cwd);
+    let invalid = |message: String| Invalid::new(Field::Cwd, message);
+    let path = std::path::absolute(dir.join(cwd))
+        .map_err(|err| invalid(format!("resolving the path of '{shown}': {err}")))?;
+    let looked_at = echo(&path.to_string_lossy()).into_owned();
+    match path.metadata() {
+        Ok(meta) if meta.is_dir() => Ok(path),
+        Ok(_) => Err(invalid(format!(
+            "working directory '{shown}' is not a directory"
+        ))),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Err(invalid(format!(
+            "working directory '{shown}' does not exist (looked at {looked_at})"
+        ))),
+        Err(err) => Err(invalid(format!("reading {looked_at}: {err}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory with `app.js`, `123.js` and `sub/` in it.
+    fn project() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("app.js"), "").unwrap();
+        std::fs::write(dir.path().join("123.js"), "").unwrap();
+        dir
+    }
+
+    fn args(script: &str) -> ProcessArgs {
+        ProcessArgs {
+            script: script.into(),
+            ..ProcessArgs::default()
+        }
+    }
+
+    #[test]
+    fn paths_resolve_against_the_directory_and_values_reach_the_request() {
+        let project = project();
+        let dir = project.path();
+        let base = BTreeMap::from([
+            ("PORT".to_owned(), "80".to_owned()),
+            ("HOME".to_owned(), "/h".to_owned()),
+        ]);
+        let params = ProcessArgs {
+            script: "../app.js".into(),
+            args: vec!["--port".into(), "3000".into()],
+            env: vec![("PORT".into(), "3000".into()), ("NEW".into(), "1".into())],
+            kill_timeout: Some(Duration::from_millis(1500)),
+            min_uptime: Some(Duration::from_secs(2)),
+            autorestart: Some(false),
+            max_restarts: Some(3),
+            max_log_size: Some(2048),
+            log_files: Some(2),
+            interpreter: Some("node".into()),
+            ..args("")
+        }
+        .resolve(&dir.join("sub"), base)
+        .unwrap();
+        assert_eq!(
+            Path::new(&params.script),
+            std::path::absolute(dir.join("sub/../app.js")).unwrap()
+        );
+        assert_eq!(params.name.as_deref(), Some("app"));
+        assert_eq!(params.cwd.as_deref(), dir.join("sub").to_str());
+        assert_eq!(params.args, ["--port", "3000"]);
+        let env = params.env.unwrap();
+        assert_eq!(
+            (
+                env["PORT"].as_str(),
+                env["NEW"].as_str(),
+                env["HOME"].as_str()
+            ),
+            ("3000", "1", "/h")
+        );
+        assert_eq!(params.kill_timeout_ms, Some(1500));
+        assert_eq!(params.min_uptime_ms, Some(2000));
+        assert_eq!(params.autorestart, Some(false));
+        assert_eq!(params.max_restarts, Some(3));
+        assert_eq!(params.max_log_bytes, Some(2048));
+        assert_eq!(params.log_files, Some(2));
+        assert_eq!(params.interpreter.as_deref(), Some("node"));
+    }
+
+    #[test]
+    fn each_failure_names_its_field() {
+        let project = project();
+        let dir = project.path();
+        let err = args("x.js").resolve(dir, BTreeMap::new()).unwrap_err();
+        assert_eq!(err.field, Field::Script);
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "script 'x.js' not found (looked at {})",
+                dir.join("x.js").display()
+            )
+        );
+        let err = ProcessArgs {
+            cwd: Some("nowhere".into()),
+            ..args("app.js")
+        }
+        .resolve(dir, BTreeMap::new())
+        .unwrap_err();
+        assert_eq!(err.field, Field::Cwd);
+        assert!(
+            err.to_string()
+                .starts_with("working directory 'nowhere' does not exist (looked at "),
+            "{err}"
+        );
+        let err = ProcessArgs {
+            cwd: Some("app.js".into()),
+            ..args("app.js")
+        }
+        .resolve(dir, BTreeMap::new())
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "working directory 'app.js' is not a directory"
+        );
+        let err = ProcessArgs {
+            name: Some("all".into()),
+            ..args("app.js")
+        }
+        .resolve(dir, BTreeMap::new())
+        .unwrap_err();
+        assert_eq!((err.field, err.default_name), (Field::Name, false));
+        let err = args("123.js").resolve(dir, BTreeMap::new()).unwrap_err();
+        assert_eq!((err.field, err.default_name), (Field::Name, true));
+    }
+}
