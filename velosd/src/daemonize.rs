@@ -88,12 +88,7 @@ pub fn detach() {
 /// anything of its own.
 #[allow(unsafe_code)]
 fn close_inherited_fds() {
-    let list = if cfg!(target_os = "linux") {
-        "/proc/self/fd"
-    } else {
-        "/dev/fd"
-    };
-    let Ok(entries) = std::fs::read_dir(list) else {
+    let Ok(entries) = std::fs::read_dir(crate::platform::FD_DIR) else {
         return;
     };
     let fds: Vec<i32> = entries

@@ -19,13 +19,6 @@ pub const FDS_PER_PROCESS: u64 = 5;
 /// Descriptors kept for the daemon itself and its clients (the socket, the epoll and
 /// signal machinery, connections).
 pub const RESERVED_FDS: u64 = 64;
-/// Used where the hard limit is "unlimited", which the kernel refuses as a soft limit for
-/// open files (Linux caps it at `fs.nr_open`, macOS at `OPEN_MAX`).
-#[cfg(target_os = "linux")]
-const UNLIMITED_FALLBACK: u64 = 1 << 20;
-#[cfg(not(target_os = "linux"))]
-const UNLIMITED_FALLBACK: u64 = 10_240;
-
 /// The limit in force, once [`raise`] has run.
 static LIMIT: OnceLock<u64> = OnceLock::new();
 /// The limits the daemon was started with, when [`raise`] changed them.
@@ -34,7 +27,10 @@ static ORIGINAL: OnceLock<Rlimit> = OnceLock::new();
 /// Raises the soft limit to the hard one (logging what it did) and remembers the result.
 pub fn raise() {
     let before = getrlimit(Resource::Nofile);
-    let target = before.maximum.unwrap_or_else(nr_open);
+    // "Unlimited" is refused as a soft limit for open files: the kernel's own cap instead.
+    let target = before
+        .maximum
+        .unwrap_or_else(crate::platform::max_open_files);
     let mut limit = before.current.unwrap_or(target);
     if limit < target {
         let raised = Rlimit {
@@ -73,18 +69,6 @@ pub fn limit() -> Option<u64> {
 /// About how many processes `limit` descriptors let the daemon manage.
 pub fn max_processes(limit: u64) -> u32 {
     u32::try_from(limit.saturating_sub(RESERVED_FDS) / FDS_PER_PROCESS).unwrap_or(u32::MAX)
-}
-
-/// The most open files the kernel allows a process (`fs.nr_open` on Linux).
-fn nr_open() -> u64 {
-    #[cfg(target_os = "linux")]
-    if let Some(max) = std::fs::read_to_string("/proc/sys/fs/nr_open")
-        .ok()
-        .and_then(|text| text.trim().parse().ok())
-    {
-        return max;
-    }
-    UNLIMITED_FALLBACK
 }
 
 #[cfg(test)]

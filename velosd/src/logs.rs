@@ -501,10 +501,7 @@ pub fn now_ms() -> u64 {
 
 /// Asks for a larger pipe; where that is not allowed, the default pipe still works.
 fn grow_pipe(pipe: &impl std::os::fd::AsFd) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let _ = rustix::pipe::fcntl_setpipe_size(pipe, BUSY_PIPE_BYTES);
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = pipe;
+    crate::platform::grow_pipe(pipe, BUSY_PIPE_BYTES);
 }
 
 /// Copies one child pipe to its log file and ring until the pipe closes.

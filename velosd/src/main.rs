@@ -21,6 +21,7 @@ mod orphans;
 mod paths;
 mod persist;
 mod pidfile;
+mod platform;
 mod process;
 mod procstat;
 mod run;

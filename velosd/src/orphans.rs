@@ -40,10 +40,10 @@ pub fn token(id: u32, run: u64, home: &Path) -> String {
     format!("{id}:{run}:{}:{}", std::process::id(), home.display())
 }
 
-/// Makes this process the reaper of its orphaned descendants.
+/// Makes this process the reaper of its orphaned descendants, where the system has
+/// child subreapers (see `platform`).
 pub fn become_subreaper() {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    if let Err(error) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+    if let Err(error) = crate::platform::become_subreaper() {
         crate::log(format_args!(
             "cannot become a child subreaper ({error}): escaped descendants will be re-parented to init"
         ));
@@ -256,7 +256,7 @@ pub fn end_ours(home: &Path) {
 
 /// The `VELOS_RUN` value in `pid`'s environment.
 fn token_of(pid: u32) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let environ = crate::platform::environ(pid)?;
     let prefix = format!("{RUN_ENV}=");
     environ
         .split(|&b| b == 0)
@@ -271,32 +271,16 @@ fn parse_token(token: &str, ours: &str) -> Option<(u32, u64)> {
     Some((id.parse().ok()?, run.parse().ok()?))
 }
 
-/// The pids of this process's children, from `/proc/self/task/*/children`.
+/// The pids of this process's children.
 fn children() -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    let mut pids = Vec::new();
-    for task in tasks.flatten() {
-        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
-            pids.extend(
-                text.split_whitespace()
-                    .filter_map(|pid| pid.parse::<u32>().ok()),
-            );
-        }
-    }
-    pids
+    crate::platform::children(std::process::id())
 }
 
 /// Pids (other than ours) with an environment entry that `matches`.
 fn scan(matches: impl Fn(&[u8]) -> bool) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
     let me = std::process::id();
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+    crate::platform::pids()
+        .into_iter()
         .filter(|&pid| pid != me)
         .filter(|&pid| has_env(pid, &matches))
         .collect()
@@ -305,9 +289,7 @@ fn scan(matches: impl Fn(&[u8]) -> bool) -> Vec<u32> {
 /// Whether `pid`'s environment has an entry that `matches`. Unreadable (gone, or another
 /// user's) means no.
 fn has_env(pid: u32, matches: impl Fn(&[u8]) -> bool) -> bool {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .map(|environ| environ.split(|&b| b == 0).any(matches))
-        .unwrap_or(false)
+    crate::platform::environ(pid).is_some_and(|environ| environ.split(|&b| b == 0).any(matches))
 }
 
 #[cfg(all(test, target_os = "linux"))]
@@ -333,7 +315,7 @@ mod tests {
         // moment later.
         for pid in [ours.id(), old.id()] {
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-            while std::fs::read(format!("/proc/{pid}/environ")).map_or(true, |e| e.is_empty()) {
+            while crate::platform::environ(pid).is_none_or(|e| e.is_empty()) {
                 assert!(
                     std::time::Instant::now() < deadline,
                     "no environment for {pid}"

@@ -155,35 +155,10 @@ pub fn create_fresh_in_home(path: &Path) -> io::Result<File> {
 }
 
 /// Sets the socket at `path` to 0600 without following a link: through an `O_PATH`
-/// descriptor of the socket itself (Linux; elsewhere by path, in the home checked above).
+/// descriptor of the socket itself (Linux; elsewhere by path, in the home checked above;
+/// see `platform`).
 pub fn make_socket_private(path: &Path) -> io::Result<()> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let fd = rustix::fs::open(
-            path,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        let stat = rustix::fs::fstat(&fd)?;
-        if FileType::from_raw_mode(stat.st_mode) != FileType::Socket {
-            return Err(io::Error::other(
-                "it is no longer the socket just bound (replaced meanwhile)",
-            ));
-        }
-        // fchmod on an O_PATH descriptor is refused; its /proc/self/fd link names the
-        // very inode, whatever happens to the path meanwhile.
-        use std::os::fd::AsRawFd;
-        rustix::fs::chmod(
-            format!("/proc/self/fd/{}", fd.as_raw_fd()),
-            Mode::from_raw_mode(0o600),
-        )?;
-        Ok(())
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-    }
+    crate::platform::set_socket_mode(path, 0o600)
 }
 
 /// Checks an open file of the home: regular, ours, not writable by group or others;

@@ -112,7 +112,10 @@ pub fn spawn(spec: &Spec, marks: &[(&str, &str)]) -> Result<async_process::Child
         command.env_clear().envs(env.iter());
     }
     command.envs(marks.iter().copied());
-    end_with_the_daemon(&mut command);
+    // SIGTERM when the daemon dies (say, from SIGKILL), where the system has a
+    // parent-death signal, so the child never runs on unsupervised; the next daemon ends
+    // whatever else the dead one left (see `orphans`).
+    crate::platform::end_with_parent(&mut command);
     restore_open_files_limit(&mut command);
     // Stdio is set on the async command: the conversion cannot see std's settings.
     async_process::Command::from(command)
@@ -177,23 +180,6 @@ fn raw_shebang(script: &Path) -> Option<String> {
     String::from_utf8(line.to_vec()).ok()
 }
 
-/// Asks the kernel to send the child SIGTERM if the daemon dies (say, from SIGKILL), so it
-/// never runs on unsupervised; the next daemon ends whatever else the dead one left
-/// (see `orphans`).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-#[allow(unsafe_code)]
-fn end_with_the_daemon(command: &mut std::process::Command) {
-    // SAFETY: the closure runs in the child between fork and exec, where only
-    // async-signal-safe calls are allowed; it makes one prctl system call through rustix,
-    // which neither allocates nor takes locks.
-    unsafe {
-        command.pre_exec(|| {
-            rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
-                .map_err(std::io::Error::from)
-        });
-    }
-}
-
 /// Gives the child the open-files limit the daemon was started with, not the one it raised
 /// for itself (see `fd_limit`): programs that use `select()` break above 1024.
 #[allow(unsafe_code)]
@@ -214,10 +200,6 @@ fn restore_open_files_limit(command: &mut std::process::Command) {
     }
 }
 
-/// macOS has no parent-death signal; the next daemon's clean-up is the reach there.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn end_with_the_daemon(_command: &mut std::process::Command) {}
-
 /// Whether any process (a zombie not yet collected included) is in the group `pgid`.
 pub fn group_exists(pgid: u32) -> bool {
     i32::try_from(pgid)
@@ -234,31 +216,21 @@ pub fn exists(pid: u32) -> bool {
         .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
 }
 
-/// The live (not zombie) members of the group `pgid`, from a scan of `/proc`. Only for
-/// the rare case of a group that outlived its leader: it reads every process's `stat`.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+/// The live (not zombie) members of the group `pgid`, from a scan of every process
+/// (see `platform`; none where processes cannot be listed). Only for the rare case of a
+/// group that outlived its leader: it reads every process's status.
 pub fn group_members(pgid: u32) -> Vec<u32> {
     if !group_exists(pgid) {
         return Vec::new();
     }
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut members: Vec<u32> = entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+    let mut members: Vec<u32> = crate::platform::pids()
+        .into_iter()
         .filter(|&pid| {
             crate::procstat::status(pid).is_some_and(|status| status.pgid == pgid && !status.zombie)
         })
         .collect();
     members.sort_unstable();
     members
-}
-
-/// No `/proc`: the group's members cannot be listed, only its existence known.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn group_members(_pgid: u32) -> Vec<u32> {
-    Vec::new()
 }
 
 /// Those of `pids` that are not in the group `pgid` (or whose group cannot be read): a

@@ -257,7 +257,9 @@ async fn accept(
                 continue;
             }
         };
-        if !peer_is_us(stream.get_ref()) {
+        // The socket is 0600 in a 0700 directory already; the peer's uid (where the
+        // system tells it, see `platform`) is the second lock on the door.
+        if !crate::platform::peer_is_us(stream.get_ref()) {
             // Dropped without a word: a stranger learns nothing. The log says who.
             crate::log("refused a connection from another user");
             continue;
@@ -266,22 +268,6 @@ async fn accept(
             .spawn(connection(stream, supervisor.clone(), exit.clone()))
             .detach();
     }
-}
-
-/// Whether the peer runs as our uid. The socket is 0600 in a 0700 directory already;
-/// this is the second lock on the door.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn peer_is_us(stream: &UnixStream) -> bool {
-    rustix::net::sockopt::socket_peercred(stream)
-        .map(|cred| cred.uid == rustix::process::getuid())
-        .unwrap_or(false)
-}
-
-/// Whether the peer runs as our uid: on macOS, `getpeereid` through std's peer
-/// credentials is not stable yet, so the 0600 socket in the 0700 home is the check.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn peer_is_us(_stream: &UnixStream) -> bool {
-    true
 }
 
 async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, exit: Sender<()>) {

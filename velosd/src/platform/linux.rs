@@ -1,0 +1,71 @@
+//! Linux (and Android): the system calls other Unix systems lack. `/proc` is in
+//! `procfs.rs`, the socket watch in `inotify.rs`.
+
+use std::io;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+
+use rustix::fs::{FileType, Mode, OFlags};
+use rustix::process::Signal;
+
+/// Where this process's open descriptors are listed, one entry per descriptor.
+pub const FD_DIR: &str = "/proc/self/fd";
+
+/// Makes this process the reaper of its orphaned descendants (`PR_SET_CHILD_SUBREAPER`):
+/// they are re-parented to it instead of to init.
+pub fn become_subreaper() -> io::Result<()> {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid()))?;
+    Ok(())
+}
+
+/// Asks the kernel to send the child SIGTERM when the process that started it (the
+/// daemon) dies (`PR_SET_PDEATHSIG`), so it never runs on unsupervised.
+#[allow(unsafe_code)]
+pub fn end_with_parent(command: &mut std::process::Command) {
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed; it makes one prctl system call through rustix,
+    // which neither allocates nor takes locks.
+    unsafe {
+        command.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(Signal::TERM))
+                .map_err(io::Error::from)
+        });
+    }
+}
+
+/// Whether the peer of `stream` runs as our uid, as the kernel recorded it (`SO_PEERCRED`).
+pub fn peer_is_us(stream: &UnixStream) -> bool {
+    rustix::net::sockopt::socket_peercred(stream)
+        .map(|cred| cred.uid == rustix::process::getuid())
+        .unwrap_or(false)
+}
+
+/// Asks for a pipe of `bytes`; where that is not allowed, the default pipe still works.
+pub fn grow_pipe(pipe: &impl std::os::fd::AsFd, bytes: usize) {
+    let _ = rustix::pipe::fcntl_setpipe_size(pipe, bytes);
+}
+
+/// Sets the mode of the socket at `path` without following a link: through an `O_PATH`
+/// descriptor of the socket itself, refused if it is not a socket (any more).
+pub fn set_socket_mode(path: &Path, mode: u32) -> io::Result<()> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = rustix::fs::fstat(&fd)?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::Socket {
+        return Err(io::Error::other(
+            "it is no longer the socket just bound (replaced meanwhile)",
+        ));
+    }
+    // fchmod on an O_PATH descriptor is refused; its /proc/self/fd link names the
+    // very inode, whatever happens to the path meanwhile.
+    use std::os::fd::AsRawFd;
+    rustix::fs::chmod(
+        format!("/proc/self/fd/{}", fd.as_raw_fd()),
+        Mode::from_raw_mode(mode),
+    )?;
+    Ok(())
+}
