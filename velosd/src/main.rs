@@ -13,6 +13,8 @@ mod daemonize;
 mod error;
 mod fd_limit;
 mod follow;
+mod launch;
+mod lifecycle;
 mod logfile;
 mod logread;
 mod logs;
@@ -24,7 +26,6 @@ mod pidfile;
 mod platform;
 mod process;
 mod procstat;
-mod run;
 mod server;
 mod signals;
 mod socket_watch;
@@ -132,7 +133,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let code = match run(&home, resurrect) {
+    let code = match run_daemon(&home, resurrect) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log(format_args!("{error:#}"));
@@ -147,7 +148,7 @@ fn main() -> ExitCode {
     code
 }
 
-fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
+fn run_daemon(home: &Home, resurrect: bool) -> anyhow::Result<()> {
     memory::give_large_blocks_back();
     paths::create_home(home)?;
     let pid_file = PidFile::acquire(&home.pid_path())?;
@@ -170,7 +171,7 @@ fn run(home: &Home, resurrect: bool) -> anyhow::Result<()> {
         let supervisor = Supervisor::new(home.clone(), commands.clone(), exit.clone(), state);
         // Panics are caught here rather than by the executor (which would keep it to
         // itself), so that the daemon learns the task is gone.
-        let supervisor = smol::spawn(AssertUnwindSafe(supervisor.run(inbox)).catch_unwind());
+        let supervisor = smol::spawn(AssertUnwindSafe(supervisor.serve(inbox)).catch_unwind());
         let server = server::serve(listener, &socket, commands.clone(), exit);
         let signals = smol::spawn(
             AssertUnwindSafe(signals::forward(signals, commands.clone())).catch_unwind(),

@@ -10,7 +10,7 @@
 //!   re-parented to it instead of to init. [`strays`] lists the daemon's children that it
 //!   did not start, with the run each one's token names: when a run's leader exits, its
 //!   strays get the stop signal and the kill timeout like the rest of the group (the
-//!   supervisor and `run.rs` do that). Their own children are re-parented to the daemon
+//!   supervisor and `launch.rs` do that). Their own children are re-parented to the daemon
 //!   when they die; on SIGCHLD, [`reap`] ends every stray whose token names a run that is over,
 //!   and collects the exited ones, so no descendant and no zombie stays behind (init in
 //!   a container often reaps nobody). At shutdown, [`end_ours`] sweeps `/proc` for

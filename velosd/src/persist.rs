@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use velos_proto::ProcessStatus;
 
-use crate::state::{Env, Exit, GroupMark, ProcessTable};
+use crate::lifecycle::Exit;
+use crate::state::{Env, GroupMark, ProcessTable};
 
 /// Bumped when the layout changes in a way older daemons cannot read.
 const FORMAT: u32 = 1;
@@ -154,7 +155,14 @@ impl ListEncoder {
                 Some(env) => Some(self.env_index(env)?),
                 None => None,
             };
-            let key = (entry.run, entry.status, entry.restarts, entry.exit, env);
+            let life = &entry.lifecycle;
+            let key = (
+                life.runs(),
+                life.status(),
+                life.restarts(),
+                life.last_exit(),
+                env,
+            );
             let cached = self.processes.get(&entry.id).filter(|(old, _)| *old == key);
             total += match cached {
                 Some((_, bytes)) => bytes.len(),
@@ -164,10 +172,10 @@ impl ListEncoder {
                         name: entry.name.clone(),
                         params: entry.spec.params(&entry.name),
                         env,
-                        running: entry.wants_to_run(),
-                        restarts: entry.restarts,
-                        exit_code: entry.exit.and_then(|exit| exit.code),
-                        signal: entry.exit.and_then(|exit| exit.signal),
+                        running: life.wants_to_run(),
+                        restarts: life.restarts(),
+                        exit_code: life.last_exit().and_then(|exit| exit.code),
+                        signal: life.last_exit().and_then(|exit| exit.signal),
                         group: entry.group.clone().filter(|_| entry.is_alive()),
                     })?;
                     let len = bytes.len();
@@ -458,6 +466,7 @@ pub fn read(path: &Path) -> std::io::Result<Option<SavedList>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lifecycle::{Event, Lifecycle};
     use crate::state::Entry;
     use crate::state::tests::spec;
 
@@ -470,8 +479,12 @@ mod tests {
             let mut spec = spec();
             spec.env = Some(shared.clone());
             let mut entry = Entry::new(id, name.into(), spec);
-            entry.status = velos_proto::ProcessStatus::Running;
-            entry.restarts = id;
+            entry.lifecycle = Lifecycle::restored(id, None);
+            entry.handle(Event::Spawned {
+                run: 1,
+                pid: 10 + id,
+                now: std::time::Instant::now(),
+            });
             table.insert(entry);
         }
         let mut encoder = ListEncoder::default();
@@ -490,7 +503,7 @@ mod tests {
         assert!(restored[1].running);
         assert_eq!(restored[1].restarts, 3);
         // A change to one process shows in the next encoding.
-        table.get_mut(3).unwrap().restarts = 9;
+        table.get_mut(3).unwrap().lifecycle = Lifecycle::restored(9, None);
         write_bytes(&path, &encoder.encode(&table).unwrap()).unwrap();
         let restored = read(&path).unwrap().unwrap().restore();
         assert_eq!((restored[0].restarts, restored[1].restarts), (0, 9));

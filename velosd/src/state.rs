@@ -1,17 +1,19 @@
-//! The process table as plain data: entries, their settings, and status transitions.
+//! The process table as plain data: entries, their settings, and how they look on the
+//! wire.
 //!
 //! No I/O happens here. The supervisor owns the one [`ProcessTable`] and does the
-//! spawning and signalling; this module decides what a status becomes and what a
-//! process looks like on the wire.
+//! spawning and signalling; where each process is in its life is its
+//! [`Lifecycle`](crate::lifecycle::Lifecycle), which decides what happens next.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use velos_proto::{ProcessInfo, ProcessStatus, StartParams, Target};
+use velos_proto::{ProcessInfo, StartParams, Target};
 
 use crate::error::Error;
+use crate::lifecycle::{Decision, Event, Lifecycle, Policy, Settings};
 use crate::logs::LogRing;
 
 /// Everything needed to start a process again: what `restart` reuses.
@@ -105,15 +107,6 @@ pub fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The delay before automatic restart number `failures` (1, 2, ...) in a row: 100 ms,
-/// doubling, at most 15 s.
-pub fn backoff(failures: u32) -> Duration {
-    const FIRST: Duration = Duration::from_millis(100);
-    const CAP: Duration = Duration::from_secs(15);
-    let doublings = failures.saturating_sub(1).min(16);
-    FIRST.saturating_mul(1 << doublings).min(CAP)
-}
-
 /// CPU and memory of a running process, and the sample the next CPU figure is taken
 /// against.
 #[derive(Debug, Clone, Copy, Default)]
@@ -139,15 +132,6 @@ pub struct GroupMark {
     pub boot_id: String,
 }
 
-/// How the last run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Exit {
-    /// Exit code, when it exited.
-    pub code: Option<i32>,
-    /// Signal, when one killed it.
-    pub signal: Option<i32>,
-}
-
 /// One managed process.
 pub struct Entry {
     /// Stable id.
@@ -156,43 +140,14 @@ pub struct Entry {
     pub name: String,
     /// Settings.
     pub spec: Spec,
-    /// Where it is in its life.
-    pub status: ProcessStatus,
-    /// Pid (and process group id) while running or stopping.
-    pub pid: Option<u32>,
-    /// How the last run ended.
-    pub exit: Option<Exit>,
-    /// Starts after the first.
-    pub restarts: u32,
-    /// When the current run started.
-    pub started_at: Option<Instant>,
-    /// Counts runs, so that news about an earlier run is recognised and ignored.
-    pub run: u64,
-    /// Unexpected exits in a row, each within `min_uptime` of its start.
-    pub quick_failures: u32,
-    /// When the pending automatic restart happens, while `waiting`.
-    pub restart_at: Option<Instant>,
-    /// The timer of the pending automatic restart; dropping it cancels it.
-    pub restart_timer: Option<smol::Task<()>>,
+    /// Where it is in its life; changed only by [`Lifecycle::handle`].
+    pub lifecycle: Lifecycle,
     /// The last CPU sample: when, and the CPU time used by then.
     pub cpu_sample: Option<(Instant, Duration)>,
     /// The latest CPU and memory figures, refreshed on `list` and `info`.
     pub usage: Usage,
-    /// Why it is errored, when velos knows more than an exit code.
-    pub error: Option<String>,
     /// The last lines it wrote, shared with its log collectors.
     pub ring: Arc<Mutex<LogRing>>,
-    /// Stop requests waiting for this run to end: each sender is dropped when it ends.
-    pub stop_waiters: Vec<async_channel::Sender<()>>,
-    /// The timer that escalates a stop to SIGKILL; dropping it cancels it.
-    pub kill_timer: Option<smol::Task<()>>,
-    /// When a stop's SIGKILL is due, while stopping.
-    pub kill_deadline: Option<Instant>,
-    /// Descendants outside the group that already got this run's stop signal.
-    pub signalled: Vec<u32>,
-    /// What the leader left running when it exited by itself (ended now, the entry
-    /// `stopping` meanwhile); empty otherwise.
-    pub left_behind: Vec<u32>,
     /// The current run's process group, as saved in `state.msgpack` (Linux).
     pub group: Option<GroupMark>,
 }
@@ -205,56 +160,48 @@ impl Entry {
             id,
             name,
             spec,
-            status: ProcessStatus::Stopped,
-            pid: None,
-            exit: None,
-            restarts: 0,
-            started_at: None,
-            run: 0,
-            quick_failures: 0,
-            restart_at: None,
-            restart_timer: None,
+            lifecycle: Lifecycle::new(),
             cpu_sample: None,
             usage: Usage::default(),
-            error: None,
             ring,
-            stop_waiters: Vec::new(),
-            kill_timer: None,
-            kill_deadline: None,
-            signalled: Vec::new(),
-            left_behind: Vec::new(),
             group: None,
         }
     }
 
-    /// Whether it should be running: what a saved list brings back.
-    pub fn wants_to_run(&self) -> bool {
-        matches!(self.status, ProcessStatus::Running | ProcessStatus::Waiting)
+    /// Moves its lifecycle on by `event` (see [`Lifecycle::handle`]).
+    pub fn handle(&mut self, event: Event) -> Vec<Decision> {
+        let settings = Settings {
+            name: &self.name,
+            kill_timeout: self.spec.kill_timeout,
+            policy: Policy {
+                autorestart: self.spec.autorestart,
+                max_restarts: self.spec.max_restarts,
+                min_uptime: self.spec.min_uptime,
+            },
+        };
+        self.lifecycle.handle(event, &settings)
     }
 
-    /// Whether a child of this entry is alive.
+    /// Whether a run of it is alive.
     pub fn is_alive(&self) -> bool {
-        matches!(
-            self.status,
-            ProcessStatus::Running | ProcessStatus::Stopping
-        )
+        self.lifecycle.is_alive()
     }
 
     /// This entry as `process.list` shows it.
     pub fn info(&self) -> ProcessInfo {
         let to_string = |path: &PathBuf| path.to_string_lossy().into_owned();
+        let life = &self.lifecycle;
+        let alive = life.is_alive();
+        let exit = life.last_exit();
         ProcessInfo {
             id: self.id,
             name: self.name.clone(),
-            pid: self.pid,
-            status: self.status,
-            exit_code: self.exit.and_then(|exit| exit.code),
-            signal: self.exit.and_then(|exit| exit.signal),
-            restarts: self.restarts,
-            uptime_ms: self
-                .started_at
-                .filter(|_| self.is_alive())
-                .map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)),
+            pid: life.pid(),
+            status: life.status(),
+            exit_code: exit.and_then(|exit| exit.code),
+            signal: exit.and_then(|exit| exit.signal),
+            restarts: life.restarts(),
+            uptime_ms: life.run().map(|run| millis(run.since.elapsed())),
             script: to_string(&self.spec.script),
             interpreter: self.spec.interpreter.clone(),
             args: self.spec.args.clone(),
@@ -262,91 +209,20 @@ impl Entry {
             kill_timeout_ms: millis(self.spec.kill_timeout),
             out_log: to_string(&self.spec.out_log),
             err_log: to_string(&self.spec.err_log),
-            error: self.error.clone(),
+            error: life.error().map(str::to_owned),
             log_error: crate::logs::lock(&self.ring).write_error.clone(),
             autorestart: self.spec.autorestart,
             max_restarts: self.spec.max_restarts,
             min_uptime_ms: millis(self.spec.min_uptime),
             max_log_bytes: self.spec.max_log_bytes,
             log_files: self.spec.log_files,
-            restart_in_ms: self
-                .restart_at
-                .filter(|_| self.status == ProcessStatus::Waiting)
+            restart_in_ms: life
+                .restart_at()
                 .map(|at| millis(at.saturating_duration_since(Instant::now()))),
-            cpu_percent: self.usage.cpu_percent.filter(|_| self.is_alive()),
-            memory_bytes: self.usage.memory_bytes.filter(|_| self.is_alive()),
+            cpu_percent: self.usage.cpu_percent.filter(|_| alive),
+            memory_bytes: self.usage.memory_bytes.filter(|_| alive),
         }
     }
-}
-
-/// The status after a run ended: asked-for stops and exit code 0 are `stopped`; a
-/// non-zero code or a signal nobody asked for is `errored`.
-pub fn status_after_exit(before: ProcessStatus, exit: Exit) -> ProcessStatus {
-    let asked_to_stop = before == ProcessStatus::Stopping;
-    match exit {
-        Exit { code: Some(0), .. } => ProcessStatus::Stopped,
-        Exit {
-            signal: Some(_), ..
-        } if asked_to_stop => ProcessStatus::Stopped,
-        // A program that exits non-zero on SIGTERM (node's default is 143) was still
-        // stopped because the user asked.
-        Exit { code: Some(_), .. } if asked_to_stop => ProcessStatus::Stopped,
-        _ => ProcessStatus::Errored,
-    }
-}
-
-/// The status after a run ended when its leader had left processes behind (`left`, now
-/// ended) on exiting by itself: exit code 0 is then `errored` too, since the program is
-/// not running although nobody asked it to stop (it daemonized itself).
-pub fn status_after_leaving(exit: Exit, left: &[u32]) -> ProcessStatus {
-    if left.is_empty() {
-        status_after_exit(ProcessStatus::Running, exit)
-    } else {
-        ProcessStatus::Errored
-    }
-}
-
-/// Whether a run that left `left` behind daemonized itself: it exited 0 and something
-/// it started runs on. Restarting it would only do the same again.
-pub fn daemonized(exit: Exit, left: &[u32]) -> bool {
-    exit.code == Some(0) && !left.is_empty()
-}
-
-/// Why a run that left processes behind is reported: what it left, and, for a program
-/// that daemonized itself, what to do.
-pub fn left_behind_reason(exit: Exit, left: &[u32]) -> String {
-    let how = match exit {
-        Exit { code: Some(0), .. } => "exited 0".to_owned(),
-        Exit {
-            code: Some(code), ..
-        } => format!("exited with code {code}"),
-        Exit {
-            signal: Some(signal),
-            ..
-        } => format!("was killed by signal {signal}"),
-        _ => "ended".to_owned(),
-    };
-    const SHOWN: usize = 5;
-    let mut pids: Vec<String> = left.iter().take(SHOWN).map(u32::to_string).collect();
-    if left.len() > SHOWN {
-        pids.push("...".to_owned());
-    }
-    let (processes, pid_word) = if left.len() == 1 {
-        ("1 process".to_owned(), "pid")
-    } else {
-        (format!("{} processes", left.len()), "pids")
-    };
-    let mut reason = format!(
-        "{how} and left {processes} running ({pid_word} {}), which velos ended",
-        pids.join(", ")
-    );
-    if daemonized(exit, left) {
-        reason.push_str(
-            ": the program daemonizes itself; run it in the foreground \
-             (redis: --daemonize no, nginx: daemon off)",
-        );
-    }
-    reason
 }
 
 /// Every managed process, by id, with a name index.
@@ -458,63 +334,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn backoff_starts_at_100ms_doubles_and_caps_at_15s() {
-        let delays: Vec<u64> = (1..=10).map(|n| millis(backoff(n))).collect();
-        assert_eq!(
-            delays,
-            [100, 200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000]
-        );
-        assert_eq!(backoff(u32::MAX), Duration::from_secs(15));
-    }
-
-    #[test]
     fn spec_gives_back_its_start_params() {
         let params = spec().params("api");
         assert_eq!(params.name.as_deref(), Some("api"));
         assert_eq!(params.kill_timeout_ms, Some(5000));
         assert_eq!(params.autorestart, Some(true));
         assert_eq!(params.script, "/srv/app.js");
-    }
-
-    #[test]
-    fn exit_statuses_follow_the_contract() {
-        use ProcessStatus::*;
-        let code = |c| Exit {
-            code: Some(c),
-            signal: None,
-        };
-        let signal = |s| Exit {
-            code: None,
-            signal: Some(s),
-        };
-        assert_eq!(status_after_exit(Running, code(0)), Stopped);
-        assert_eq!(status_after_exit(Running, code(3)), Errored);
-        assert_eq!(status_after_exit(Running, signal(9)), Errored);
-        assert_eq!(status_after_exit(Stopping, signal(15)), Stopped);
-        assert_eq!(status_after_exit(Stopping, signal(9)), Stopped);
-        assert_eq!(status_after_exit(Stopping, code(143)), Stopped);
-    }
-
-    #[test]
-    fn leftovers_make_an_exit_an_error_and_say_why() {
-        let code = |c| Exit {
-            code: Some(c),
-            signal: None,
-        };
-        assert_eq!(status_after_leaving(code(0), &[]), ProcessStatus::Stopped);
-        assert_eq!(status_after_leaving(code(0), &[9]), ProcessStatus::Errored);
-        assert!(daemonized(code(0), &[9]));
-        assert!(!daemonized(code(1), &[9]));
-        assert_eq!(
-            left_behind_reason(code(0), &[41]),
-            "exited 0 and left 1 process running (pid 41), which velos ended: the program \
-             daemonizes itself; run it in the foreground (redis: --daemonize no, nginx: daemon off)"
-        );
-        assert_eq!(
-            left_behind_reason(code(3), &[1, 2, 3, 4, 5, 6]),
-            "exited with code 3 and left 6 processes running (pids 1, 2, 3, 4, 5, ...), \
-             which velos ended"
-        );
     }
 
     #[test]
@@ -556,12 +381,17 @@ pub(crate) mod tests {
     #[test]
     fn info_shows_uptime_only_while_alive() {
         let mut entry = Entry::new(0, "api".into(), spec());
-        entry.started_at = Some(Instant::now());
         assert_eq!(entry.info().uptime_ms, None);
-        entry.status = ProcessStatus::Running;
-        entry.pid = Some(10);
+        entry.handle(Event::Spawned {
+            run: 1,
+            pid: 10,
+            now: Instant::now(),
+        });
         let info = entry.info();
         assert!(info.uptime_ms.is_some());
-        assert_eq!((info.pid, info.status), (Some(10), ProcessStatus::Running));
+        assert_eq!(
+            (info.pid, info.status),
+            (Some(10), velos_proto::ProcessStatus::Running)
+        );
     }
 }

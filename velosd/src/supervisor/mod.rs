@@ -4,50 +4,45 @@
 //! changes the table and answers on the reply channel that came with the command. It
 //! never waits: slow steps run in their own tasks and report back with another command.
 //!
-//! - A stop sends SIGTERM to the group (and to the run's strays: descendants that left
-//!   it), arms a timer that sends [`Command::KillTimeout`] (which sends SIGKILL), and
-//!   registers a waiter that is woken when the run ends.
-//! - When a leader exits ([`Command::LeaderExited`]) its watcher is told what is left to
-//!   end and by when: the stop's deadline, or, when it exited by itself and left processes
-//!   running, SIGTERM to them and the kill timeout (systemd's `KillMode=control-group`
-//!   order; a program that exits 0 leaving processes behind daemonized itself and is
-//!   `errored` with the reason). The run is over ([`Command::Exited`]) when all is gone.
-//! - Stop, restart, delete and kill resolve their target, start the stops, and a task waits
-//!   for every run to end and sends [`Command::Finish`], which completes the request. So
-//!   `stop all` stops every process in parallel, and answers when all are gone.
-//! - An unexpected exit of a process with autorestart arms a backoff timer that sends
-//!   [`Command::AutoRestart`] (`restart.rs`).
+//! What happens to a process (spawned, exited, asked to stop, a timer due) is decided by
+//! its [`Lifecycle`](crate::lifecycle::Lifecycle): the supervisor feeds it the event and
+//! carries out its decisions (`execute.rs`: spawn, signal, arm a timer, report, answer).
+//!
+//! - A run's watcher (`launch.rs`) reports the leader's exit ([`Command::LeaderExited`])
+//!   and is told what is left to end and by when; the run is over ([`Command::Exited`])
+//!   when all is gone.
+//! - Stop, restart, delete and kill resolve their target, tell each process's lifecycle,
+//!   and a task waits until each has answered, then sends [`Command::Finish`], which
+//!   completes the request. So `stop all` stops every process in parallel, and answers
+//!   when all are gone.
+//! - Timers the lifecycle arms send [`Command::KillTimeout`] and [`Command::AutoRestart`].
 //! - Every change is queued for `state.msgpack`, and `velos save`/`resurrect` work on
 //!   `dump.msgpack` (`saved.rs`).
 //! - `log.read`, `log.follow`, `log.flush` and the event subscribers live in `streams.rs`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_channel::{Receiver, Sender};
-use async_io::Timer;
-use rustix::process::Signal;
 use velos_proto::home::process_name;
 use velos_proto::{
-    EventKind, Home, LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus,
-    Request, Response, RpcError, StartParams, Stream, Target, frame,
+    Home, LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo, Request, Response,
+    RpcError, StartParams, Stream, Target, frame,
 };
 
 use crate::error::Error;
 use crate::follow::{FollowStream, Follower};
+use crate::launch::{Ending, launch};
+use crate::lifecycle::{Event, Exit, Then};
 use crate::logs;
 use crate::orphans::{self, Stray};
 use crate::persist::{ListEncoder, StateWriter};
-use crate::run::{Ending, launch};
-use crate::state::{
-    Entry, EnvPool, Exit, ProcessTable, Spec, Usage, daemonized, left_behind_reason,
-    status_after_exit, status_after_leaving,
-};
+use crate::state::{Entry, EnvPool, ProcessTable, Spec, Usage};
 use crate::{process, procstat};
 
+mod execute;
 mod logfiles;
-mod restart;
 mod saved;
 mod streams;
 
@@ -99,12 +94,14 @@ pub enum Command {
         reply: Sender<Receiver<ProcessEvent>>,
     },
     /// A run's leader exited: signal what it left where due, and answer with what is
-    /// left to end and the deadline (`run.rs` waits for it to go).
+    /// left to end and the deadline (`launch.rs` waits for it to go).
     LeaderExited {
         /// Which process.
         id: u32,
         /// Which run.
         run: u64,
+        /// The leader's pid.
+        pid: u32,
         /// How the leader ended.
         exit: Exit,
         /// Where the answer goes.
@@ -133,12 +130,12 @@ pub enum Command {
         /// The run that exited.
         run: u64,
     },
-    /// Every stop a request started has ended: complete the request.
+    /// Every process a request is about has answered: complete the request.
     Finish {
         /// What to do now.
         after: After,
-        /// The processes it is about.
-        ids: Vec<u32>,
+        /// The processes' answers, in the request's order.
+        infos: Vec<ProcessInfo>,
         /// Where the answer goes, if anyone waits for one.
         reply: Option<Reply>,
     },
@@ -150,17 +147,10 @@ pub enum Command {
     Resurrect,
 }
 
-/// What a request does once its processes have stopped.
+/// What a stop, restart or delete request does once each of its processes answered.
 pub enum After {
-    /// `process.stop`: answer with their state.
-    Stop,
-    /// `process.restart`: start them again, with a new environment if given.
-    Restart(Option<BTreeMap<String, String>>),
-    /// `process.delete`: remove them, and their log files with `logs`.
-    Delete {
-        /// Remove the log files too.
-        logs: bool,
-    },
+    /// `process.stop`, `process.restart`, `process.delete`: answer with their state.
+    Answer,
     /// `daemon.kill`: answer; the connection then tells the daemon to exit.
     Kill,
     /// Shutdown by signal: tell the daemon to exit.
@@ -188,8 +178,15 @@ pub struct Supervisor {
     /// The pids of the live leaders velos started (their watchers wait for them): every
     /// other child of ours is a stray.
     leaders: HashSet<u32>,
-    /// Leaders that exited in this batch, answered once the batch is handled.
-    leader_exits: Vec<(u32, u64, Exit, Sender<Ending>)>,
+    /// Leaders that exited in this batch (id, run, pid, exit), answered once the batch
+    /// is handled.
+    leader_exits: Vec<(u32, u64, u32, Exit, Sender<Ending>)>,
+    /// The timer each process's lifecycle armed (a kill deadline or a restart); dropping
+    /// one cancels it.
+    timers: HashMap<u32, smol::Task<()>>,
+    /// The requests waiting for a process's stop, restart or delete, answered with its
+    /// state when its lifecycle says so.
+    waiters: HashMap<u32, Vec<Sender<ProcessInfo>>>,
     /// A SIGCHLD or an ended run asks for strays to be reaped once the batch is handled.
     reap_pending: bool,
     /// A change asks for `state.msgpack` to be written once the batch is handled.
@@ -219,6 +216,8 @@ impl Supervisor {
             encoder: std::cell::RefCell::default(),
             leaders: HashSet::new(),
             leader_exits: Vec::new(),
+            timers: HashMap::new(),
+            waiters: HashMap::new(),
             reap_pending: false,
             persist_pending: std::cell::Cell::new(false),
         }
@@ -227,7 +226,7 @@ impl Supervisor {
     /// Handles commands until every sender is gone. Commands that are already queued are
     /// handled together, then [`Supervisor::settle`] does the per-batch work once: so
     /// `stop all` of thousands reads our children list a few times, not once per exit.
-    pub async fn run(mut self, inbox: Receiver<Command>) {
+    pub async fn serve(mut self, inbox: Receiver<Command>) {
         while let Ok(command) = inbox.recv().await {
             self.handle(command);
             for _ in 1..MAX_BATCH {
@@ -252,73 +251,19 @@ impl Supervisor {
             return;
         }
         let strays = orphans::strays(self.home.root(), &self.leaders);
-        for (id, run, exit, reply) in std::mem::take(&mut self.leader_exits) {
-            self.leader_exited(id, run, exit, reply, &strays);
+        for (id, run, pid, exit, reply) in std::mem::take(&mut self.leader_exits) {
+            self.leader_exited(id, run, pid, exit, &reply, &strays);
         }
         if std::mem::take(&mut self.reap_pending) {
             orphans::reap(&strays, |id, run| {
-                self.table
-                    .get(id)
-                    .is_none_or(|entry| entry.run != run || !entry.is_alive())
+                self.table.get(id).is_none_or(|entry| {
+                    entry
+                        .lifecycle
+                        .run()
+                        .is_none_or(|current| current.number != run)
+                })
             });
         }
-    }
-
-    /// The leader of run `run` of `id` exited. If a stop is under way, the strays of the
-    /// run that have not had the stop signal get it, and the stop's deadline stands. If
-    /// it exited by itself and left processes running, they get the stop signal and the
-    /// kill timeout (the entry is `stopping` meanwhile, and the reason is recorded).
-    fn leader_exited(
-        &mut self,
-        id: u32,
-        run: u64,
-        exit: Exit,
-        reply: Sender<Ending>,
-        strays: &[Stray],
-    ) {
-        let Some(entry) = self.table.get_mut(id).filter(|entry| entry.run == run) else {
-            // Dropping `reply` tells the watcher to end everything at once.
-            return;
-        };
-        let Some(pgid) = entry.pid else {
-            return;
-        };
-        self.leaders.remove(&pgid);
-        let escaped: Vec<u32> = strays
-            .iter()
-            .filter(|stray| stray.run == Some((id, run)))
-            .map(|stray| stray.pid)
-            .collect();
-        let now = Instant::now();
-        let deadline = if entry.status == ProcessStatus::Stopping {
-            // The watcher escalates from now on.
-            entry.kill_timer = None;
-            let fresh: Vec<u32> = escaped
-                .iter()
-                .copied()
-                .filter(|pid| !entry.signalled.contains(pid))
-                .collect();
-            orphans::signal_all(&process::outside_group(&fresh, pgid), Signal::TERM);
-            entry.kill_deadline.unwrap_or(now)
-        } else {
-            let mut left = process::group_members(pgid);
-            left.extend(&escaped);
-            left.sort_unstable();
-            left.dedup();
-            if left.is_empty() {
-                now
-            } else {
-                process::signal_group(pgid, Signal::TERM);
-                orphans::signal_all(&process::outside_group(&escaped, pgid), Signal::TERM);
-                let reason = left_behind_reason(exit, &left);
-                crate::log(format_args!("'{}' (id {id}) {reason}", entry.name));
-                entry.error = Some(reason);
-                entry.status = ProcessStatus::Stopping;
-                entry.left_behind = left;
-                now + entry.spec.kill_timeout
-            }
-        };
-        let _ = reply.try_send(Ending { escaped, deadline });
     }
 
     fn handle(&mut self, command: Command) {
@@ -335,25 +280,26 @@ impl Supervisor {
             Command::LeaderExited {
                 id,
                 run,
+                pid,
                 exit,
                 reply,
-            } => self.leader_exits.push((id, run, exit, reply)),
+            } => self.leader_exits.push((id, run, pid, exit, reply)),
             Command::Exited { id, run, exit } => self.exited(id, run, exit),
-            Command::KillTimeout { id, run } => {
-                if let Some(entry) = self.table.get(id)
-                    && entry.run == run
-                    && entry.status == ProcessStatus::Stopping
-                    && let Some(pid) = entry.pid
-                {
-                    process::signal_group(pid, Signal::KILL);
+            Command::KillTimeout { id, run } => self.apply(id, Event::KillDeadline { run }),
+            Command::AutoRestart { id, run } => {
+                if !self.shutting_down {
+                    self.apply(id, Event::RestartDue { run });
                 }
             }
-            Command::AutoRestart { id, run } => self.auto_restart(id, run),
-            Command::Finish { after, ids, reply } => self.finish(after, ids, reply),
+            Command::Finish {
+                after,
+                infos,
+                reply,
+            } => self.finish(after, infos, reply),
             Command::Shutdown => {
                 if !self.shutting_down {
                     self.shutting_down = true;
-                    self.stop_then(After::Exit, &Target::All, None);
+                    self.stop_then(Then::Stop, After::Exit, &Target::All, None);
                 }
             }
             Command::Reap => self.reap_pending = true,
@@ -371,22 +317,22 @@ impl Supervisor {
             Request::Info(params) => self.info(&params.target).map(Response::Info),
             Request::Start(params) => self.start(params).map(Response::Started),
             Request::Stop(params) => {
-                return self.stop_then(After::Stop, &params.target, Some(reply));
+                return self.stop_then(Then::Stop, After::Answer, &params.target, Some(reply));
             }
             Request::Restart(params) => {
                 if self.shutting_down {
                     Err(Error::ShuttingDown)
                 } else {
-                    return self.stop_then(After::Restart(params.env), &params.target, Some(reply));
+                    return self.restart(&params.target, params.env, reply);
                 }
             }
             Request::Delete(params) => {
-                let after = After::Delete { logs: params.logs };
-                return self.stop_then(after, &params.target, Some(reply));
+                let then = Then::Delete { logs: params.logs };
+                return self.stop_then(then, After::Answer, &params.target, Some(reply));
             }
             Request::Kill => {
                 self.shutting_down = true;
-                return self.stop_then(After::Kill, &Target::All, Some(reply));
+                return self.stop_then(Then::Stop, After::Kill, &Target::All, Some(reply));
             }
             Request::LogRead(params) => return self.read_logs(params, reply),
             Request::LogFlush(params) => self.flush(&params.target).map(Response::Processes),
@@ -427,12 +373,11 @@ impl Supervisor {
         };
         for &id in ids {
             if let Some(entry) = self.table.get_mut(id) {
-                let run = Some((id, entry.run));
-                let escaped: Vec<u32> = strays
-                    .iter()
-                    .filter(|stray| stray.run == run)
-                    .map(|stray| stray.pid)
-                    .collect();
+                let escaped = entry
+                    .lifecycle
+                    .run()
+                    .map(|run| escaped_of(&strays, id, run.number))
+                    .unwrap_or_default();
                 sample_usage(entry, now, &escaped);
             }
         }
@@ -463,8 +408,18 @@ impl Supervisor {
                 entry.name
             );
         }
-        let info = self.insert_and_launch(entry, true)?;
-        self.persist();
+        let mut entry = entry;
+        let run = entry.lifecycle.runs() + 1;
+        // A start that cannot spawn adds nothing.
+        let pid = launch(&mut entry, run, &self.home, &self.commands)?;
+        self.leaders.insert(pid);
+        let decisions = entry.handle(Event::Spawned {
+            run,
+            pid,
+            now: Instant::now(),
+        });
+        let info = self.insert(entry);
+        self.execute(id, decisions);
         Ok(info)
     }
 
@@ -515,17 +470,8 @@ impl Supervisor {
         Ok(Entry::new(id, name, spec))
     }
 
-    /// Adds `entry` to the table, starting it first when `run`. A failed start adds
-    /// nothing.
-    fn insert_and_launch(&mut self, mut entry: Entry, run: bool) -> Result<ProcessInfo, Error> {
-        if run {
-            launch(&mut entry, &self.home, &self.commands)?;
-            self.leaders.extend(entry.pid);
-        }
-        Ok(self.insert(entry))
-    }
-
-    /// Adds `entry`, launched or not, to the table (and to the followers of every process).
+    /// Adds `entry`, launched or not, to the table (and to the followers of every
+    /// process). What its lifecycle decided on launching is the caller's to carry out.
     fn insert(&mut self, entry: Entry) -> ProcessInfo {
         let run = entry.is_alive();
         {
@@ -546,196 +492,9 @@ impl Supervisor {
             }
         }
         let info = entry.info();
-        let (id, pid) = (entry.id, entry.pid);
         self.table.insert(entry);
-        if run {
-            self.emit(id, EventKind::Started, |event| event.pid = pid);
-        }
-        info
-    }
-
-    /// Stops every process `target` names, then completes `after` once all have ended.
-    fn stop_then(&mut self, after: After, target: &Target, reply: Option<Reply>) {
-        let ids = match self.table.resolve(target) {
-            Ok(ids) => ids,
-            Err(error) => {
-                if let Some(reply) = reply {
-                    let _ = reply.try_send(Err(error.into()));
-                }
-                return;
-            }
-        };
-        // One look at our children for every process the request stops.
-        let running = ids.iter().any(|&id| {
-            self.table
-                .get(id)
-                .is_some_and(|entry| entry.status == ProcessStatus::Running)
-        });
-        let strays = if running {
-            orphans::strays(self.home.root(), &self.leaders)
-        } else {
-            Vec::new()
-        };
-        let waits: Vec<Receiver<()>> = ids
-            .iter()
-            .filter_map(|&id| self.stop(id, &strays))
-            .collect();
-        let commands = self.commands.clone();
-        smol::spawn(async move {
-            for wait in waits {
-                // Err(closed) is the signal: the run ended and dropped its waiters.
-                let _ = wait.recv().await;
-            }
-            let _ = commands.send(Command::Finish { after, ids, reply }).await;
-        })
-        .detach();
-    }
-
-    /// Starts stopping one process: the stop signal to its group and to its strays
-    /// (descendants that left the group and came to us). The receiver closes when its
-    /// run has ended, the whole tree gone. `None` when it is not running. A pending
-    /// automatic restart is cancelled.
-    fn stop(&mut self, id: u32, strays: &[Stray]) -> Option<Receiver<()>> {
-        let entry = self.table.get_mut(id)?;
-        if entry.status == ProcessStatus::Waiting {
-            entry.restart_timer = None;
-            entry.restart_at = None;
-            entry.status = ProcessStatus::Stopped;
-            self.emit(id, EventKind::Stopped, |_| {});
-            return None;
-        }
-        let pid = entry.pid.filter(|_| entry.is_alive())?;
-        let (waiter, wait) = async_channel::bounded(1);
-        entry.stop_waiters.push(waiter);
-        // Ending what the leader left when it exited by itself: now the user asks too,
-        // so the run ends as a stop (the reason stays recorded).
-        entry.left_behind.clear();
-        if entry.status == ProcessStatus::Running {
-            entry.status = ProcessStatus::Stopping;
-            process::signal_group(pid, Signal::TERM);
-            let run = entry.run;
-            entry.signalled = strays
-                .iter()
-                .filter(|stray| stray.run == Some((id, run)))
-                .map(|stray| stray.pid)
-                .collect();
-            orphans::signal_all(&process::outside_group(&entry.signalled, pid), Signal::TERM);
-            entry.kill_deadline = Some(Instant::now() + entry.spec.kill_timeout);
-            let (commands, timeout) = (self.commands.clone(), entry.spec.kill_timeout);
-            entry.kill_timer = Some(smol::spawn(async move {
-                Timer::after(timeout).await;
-                let _ = commands.send(Command::KillTimeout { id, run }).await;
-            }));
-        }
-        Some(wait)
-    }
-
-    fn exited(&mut self, id: u32, run: u64, exit: Exit) {
-        let Some(entry) = self.table.get_mut(id) else {
-            return;
-        };
-        if entry.run != run {
-            return;
-        }
-        let before = entry.status;
-        let pid = entry.pid.take();
-        let left = std::mem::take(&mut entry.left_behind);
-        // `stopping` because of leftovers of a leader that exited by itself is no stop.
-        let asked = before == ProcessStatus::Stopping && left.is_empty();
-        entry.status = if asked {
-            status_after_exit(before, exit)
-        } else {
-            status_after_leaving(exit, &left)
-        };
-        entry.exit = Some(exit);
-        entry.kill_timer = None;
-        entry.kill_deadline = None;
-        entry.signalled.clear();
-        entry.group = None;
-        let reason = entry.error.clone().filter(|_| !left.is_empty());
-        // Dropping the senders wakes every stop waiting for this run.
-        entry.stop_waiters.clear();
-        if let Some(pid) = pid {
-            self.leaders.remove(&pid);
-        }
-        self.emit(id, EventKind::Exited, |event| {
-            event.pid = pid;
-            event.exit_code = exit.code;
-            event.signal = exit.signal;
-            event.reason = reason.clone();
-        });
-        // Its escaped descendants' own children may have come to us while the run was
-        // still counted as live; now that it is over, they go too.
-        self.reap_pending = true;
-        if asked {
-            self.emit(id, EventKind::Stopped, |_| {});
-        } else if daemonized(exit, &left) {
-            // Restarting it would only daemonize it again.
-            self.emit(id, EventKind::Errored, |event| event.reason = reason);
-        } else if self.table.get(id).map(|e| e.status) == Some(ProcessStatus::Errored) {
-            self.schedule_restart(id, None);
-        }
         self.persist();
-    }
-
-    fn finish(&mut self, after: After, ids: Vec<u32>, reply: Option<Reply>) {
-        let answer = match after {
-            After::Stop => Ok(Response::Processes(self.infos(&ids))),
-            After::Restart(env) => {
-                for &id in &ids {
-                    let Some(entry) = self.table.get_mut(id) else {
-                        continue;
-                    };
-                    // Another request started it again meanwhile: it is running, as asked.
-                    if entry.is_alive() {
-                        continue;
-                    }
-                    if let Some(env) = &env {
-                        entry.spec.env = Some(self.envs.borrow_mut().share(env.clone()));
-                    }
-                    if entry.run > 0 {
-                        entry.restarts += 1;
-                    }
-                    entry.quick_failures = 0;
-                    if let Err(reason) = self.relaunch(id) {
-                        self.emit(id, EventKind::Errored, |event| event.reason = Some(reason));
-                    }
-                }
-                self.persist();
-                Ok(Response::Processes(self.infos(&ids)))
-            }
-            After::Delete { logs: remove_logs } => {
-                let removed = self.infos(&ids);
-                for &id in &ids {
-                    self.emit(id, EventKind::Deleted, |_| {});
-                    if let Some(entry) = self.table.get(id) {
-                        logs::lock(&entry.ring).deleted();
-                    }
-                    if let Some(entry) = self.table.remove(id)
-                        && let Some(pid) = entry.pid.filter(|_| entry.is_alive())
-                    {
-                        // Started again by a racing restart: it is being deleted, so end it.
-                        self.leaders.remove(&pid);
-                        process::signal_group(pid, Signal::KILL);
-                    }
-                }
-                if remove_logs {
-                    for process in &removed {
-                        logfiles::remove(&self.home.logs_dir(), &process.name);
-                    }
-                }
-                self.persist();
-                Ok(Response::Processes(removed))
-            }
-            After::Kill => Ok(Response::Killed),
-            After::Exit => {
-                let _ = self.exit.try_send(());
-                return;
-            }
-        };
-        if let Some(reply) = reply {
-            let _ = reply.try_send(answer);
-        }
+        info
     }
 }
 
@@ -749,13 +508,12 @@ impl Supervisor {
 /// the run's start. Never before exec: a child that still runs the daemon's binary is
 /// not sampled.
 fn sample_usage(entry: &mut Entry, now: Instant, escaped: &[u32]) {
-    let Some(pid) = entry.pid.filter(|_| entry.is_alive()) else {
+    let Some(run) = entry.lifecycle.run() else {
         entry.usage = Usage::default();
         return;
     };
-    let young = entry
-        .started_at
-        .is_some_and(|at| now.saturating_duration_since(at) < USAGE_INTERVAL);
+    let (pid, started_at) = (run.pid, run.since);
+    let young = now.saturating_duration_since(started_at) < USAGE_INTERVAL;
     if !young
         && let Some((at, _)) = entry.cpu_sample
         && now.saturating_duration_since(at) < USAGE_INTERVAL
@@ -772,10 +530,7 @@ fn sample_usage(entry: &mut Entry, now: Instant, escaped: &[u32]) {
         return;
     };
     // Since the previous sample, or (first time) since the run started.
-    let (since, cpu_before) = entry
-        .cpu_sample
-        .or(entry.started_at.map(|at| (at, Duration::ZERO)))
-        .unwrap_or((now, Duration::ZERO));
+    let (since, cpu_before) = entry.cpu_sample.unwrap_or((started_at, Duration::ZERO));
     let wall = now.saturating_duration_since(since).as_secs_f64();
     let cpu = sample.cpu.saturating_sub(cpu_before).as_secs_f64();
     entry.usage = Usage {
@@ -785,4 +540,14 @@ fn sample_usage(entry: &mut Entry, now: Instant, escaped: &[u32]) {
     if !young {
         entry.cpu_sample = Some((now, sample.cpu));
     }
+}
+
+/// The descendants of run `run` of process `id` among `strays` (those that left its
+/// group and came to us).
+fn escaped_of(strays: &[Stray], id: u32, run: u64) -> Vec<u32> {
+    strays
+        .iter()
+        .filter(|stray| stray.run == Some((id, run)))
+        .map(|stray| stray.pid)
+        .collect()
 }

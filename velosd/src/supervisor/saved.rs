@@ -13,12 +13,15 @@
 //! all (its script is gone) is answered as errored without an entry, and stays in the
 //! file for the next try.
 
-use velos_proto::{EventKind, ProcessInfo, ProcessStatus, Saved, StartParams};
+use std::time::Instant;
+
+use velos_proto::{ProcessInfo, ProcessStatus, Saved, StartParams};
 
 use super::Supervisor;
 use crate::error::Error;
+use crate::launch::launch;
+use crate::lifecycle::{Attempt, Event, Lifecycle};
 use crate::persist::{self, ListEncoder, SavedList};
-use crate::run::launch;
 
 /// What bringing back a saved list did.
 #[derive(Default)]
@@ -125,22 +128,29 @@ impl Supervisor {
                     continue;
                 }
             };
-            entry.restarts = saved.restarts;
-            entry.exit = saved.exit;
-            let mut failed = None;
-            if saved.running
-                && let Err(error) = launch(&mut entry, &self.home, &self.commands)
-            {
-                // The definition stays, errored with the reason, as a failed restart does.
-                let reason = error.to_string();
-                entry.status = ProcessStatus::Errored;
-                entry.error = Some(reason.clone());
-                failed = Some(reason);
-            }
+            entry.lifecycle = Lifecycle::restored(saved.restarts, saved.exit);
+            let decisions = if saved.running {
+                let run = entry.lifecycle.runs() + 1;
+                let now = Instant::now();
+                // One that cannot start stays, errored with the reason, as a failed
+                // restart does.
+                let event = match launch(&mut entry, run, &self.home, &self.commands) {
+                    Ok(pid) => {
+                        self.leaders.insert(pid);
+                        Event::Spawned { run, pid, now }
+                    }
+                    Err(error) => Event::SpawnFailed {
+                        attempt: Attempt::Asked,
+                        reason: error.to_string(),
+                        now,
+                    },
+                };
+                entry.handle(event)
+            } else {
+                Vec::new()
+            };
             self.insert(entry);
-            if let Some(reason) = failed {
-                self.emit(id, EventKind::Errored, |event| event.reason = Some(reason));
-            }
+            self.execute(id, decisions);
             restored.ids.push(id);
         }
         restored

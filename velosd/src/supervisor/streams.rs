@@ -173,7 +173,7 @@ impl Supervisor {
             pid: None,
             exit_code: None,
             signal: None,
-            restarts: entry.restarts,
+            restarts: entry.lifecycle.restarts(),
             restart_in_ms: None,
             reason: None,
             time_ms: logs::now_ms(),

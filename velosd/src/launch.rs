@@ -1,4 +1,4 @@
-//! One run of a process: spawn it with its log collectors, and watch it end.
+//! Launching one run of a process: spawn it with its log collectors, and watch it end.
 //!
 //! [`launch`] spawns the child, a collector task per pipe and a watcher task. The
 //! watcher waits for the leader's exit and reports it ([`Command::LeaderExited`]); the
@@ -16,21 +16,28 @@ use async_io::Timer;
 use futures_lite::FutureExt;
 use rustix::process::Signal;
 use smol::Task;
-use velos_proto::{Home, ProcessStatus, Stream};
+use velos_proto::{Home, Stream};
 
 use crate::error::Error;
+use crate::lifecycle::Exit;
 use crate::logfile::{LogFile, Rotation};
 use crate::logs;
-use crate::state::{Entry, Exit, GroupMark};
+use crate::state::{Entry, GroupMark};
 use crate::supervisor::Command;
 use crate::{orphans, process, procstat};
 
 /// How long an ended run's watcher waits for its log pipes to close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Starts a run of `entry`: spawns the child, its two log collectors and its watcher.
-pub fn launch(entry: &mut Entry, home: &Home, commands: &Sender<Command>) -> Result<(), Error> {
-    let run = entry.run + 1;
+/// Starts run number `run` of `entry`: spawns the child, its two log collectors and its
+/// watcher. Returns the leader's pid; what the run means for the entry's lifecycle is
+/// the caller's to say ([`Event::Spawned`](crate::lifecycle::Event::Spawned)).
+pub fn launch(
+    entry: &mut Entry,
+    run: u64,
+    home: &Home,
+    commands: &Sender<Command>,
+) -> Result<u32, Error> {
     let token = orphans::token(entry.id, run, home.root());
     let id = entry.id.to_string();
     let marks = [
@@ -42,7 +49,7 @@ pub fn launch(entry: &mut Entry, home: &Home, commands: &Sender<Command>) -> Res
     crate::paths::check_log_file(&entry.spec.err_log)?;
     let mut child = process::spawn(&entry.spec, &marks)?;
     let pid = child.id();
-    entry.run = run;
+    entry.cpu_sample = None;
     entry.group = procstat::status(pid)
         .zip(procstat::boot_id())
         .map(|(status, boot_id)| GroupMark {
@@ -77,28 +84,25 @@ pub fn launch(entry: &mut Entry, home: &Home, commands: &Sender<Command>) -> Res
             .take()
             .map(|pipe| smol::spawn(logs::collect(pipe, err, entry.ring.clone(), Stream::Err))),
     ];
-    let watched = Run {
+    let watched = Watched {
         id: entry.id,
         run,
         pid,
         token,
     };
     smol::spawn(watch(child, watched, collectors, commands.clone())).detach();
-    entry.status = ProcessStatus::Running;
-    entry.pid = Some(pid);
-    entry.started_at = Some(Instant::now());
-    entry.cpu_sample = None;
-    entry.restart_at = None;
-    entry.restart_timer = None;
-    entry.error = None;
-    Ok(())
+    Ok(pid)
 }
 
 /// Which run a watcher watches.
-struct Run {
+struct Watched {
+    /// The process's id.
     id: u32,
+    /// The run's number.
     run: u64,
+    /// The leader's pid (and group).
     pid: u32,
+    /// The mark in the run's environment that finds its escaped descendants.
     token: String,
 }
 
@@ -122,12 +126,12 @@ const LONGEST_POLL: Duration = Duration::from_millis(100);
 /// Waits for one run to end and reports it.
 async fn watch(
     mut child: async_process::Child,
-    Run {
+    Watched {
         id,
         run,
         pid,
         token,
-    }: Run,
+    }: Watched,
     collectors: [Option<Task<()>>; 2],
     commands: Sender<Command>,
 ) {
@@ -152,6 +156,7 @@ async fn watch(
         .send(Command::LeaderExited {
             id,
             run,
+            pid,
             exit,
             reply,
         })

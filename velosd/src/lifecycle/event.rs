@@ -1,0 +1,220 @@
+//! The vocabulary of a lifecycle: what happens to a process ([`Event`]), what to do
+//! about it ([`Decision`]), and the data they carry. Plain data, no behaviour.
+
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use velos_proto::EventKind;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// Exit code, when it exited.
+    pub code: Option<i32>,
+    /// Signal, when one killed it.
+    pub signal: Option<i32>,
+}
+
+/// One run of the process: a spawned leader and its process group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// Which run (1, 2, ...): events name it.
+    pub number: u64,
+    /// The leader's pid, which is also the process group id.
+    pub pid: u32,
+    /// When it was spawned.
+    pub since: Instant,
+    /// Whether the leader is still alive (after it exits, its watcher waits for the rest
+    /// of the tree, and nothing signals its group any more).
+    pub leader_alive: bool,
+}
+
+/// What an asked-for stop leads to once the tree is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// Stay stopped (`velos stop`, shutdown).
+    Stop,
+    /// Start again (`velos restart`).
+    Restart,
+    /// Remove the entry (`velos delete`), and its log files with `logs`.
+    Delete {
+        /// Remove the log files too.
+        logs: bool,
+    },
+}
+
+/// Why a spawn was tried: an automatic restart that fails is one more quick failure
+/// (with the backoff); one somebody asked for fails at once, with the cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// The restart policy's restart.
+    Automatic,
+    /// A start, restart or resurrect somebody asked for.
+    Asked,
+}
+
+/// What happened to a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Run `run` was spawned with this leader pid.
+    Spawned {
+        /// The run number the spawn was asked for ([`Decision::Spawn`]).
+        run: u64,
+        /// The leader's pid.
+        pid: u32,
+        /// Now.
+        now: Instant,
+    },
+    /// A spawn failed.
+    SpawnFailed {
+        /// Why it was tried (echoed from [`Decision::Spawn`]).
+        attempt: Attempt,
+        /// The cause, as the user reads it.
+        reason: String,
+        /// Now.
+        now: Instant,
+    },
+    /// The leader of run `run` exited; the rest of its tree may live on.
+    LeaderExited {
+        /// Which run.
+        run: u64,
+        /// How the leader ended.
+        exit: Exit,
+        /// The run's descendants that left its group (re-parented to the daemon).
+        escaped: Vec<u32>,
+        /// The live members left in the group. Only read when the run was not being
+        /// stopped ([`Lifecycle::needs_members`]: finding them reads all of `/proc`).
+        members: Vec<u32>,
+        /// Now.
+        now: Instant,
+    },
+    /// Run `run` is over: its leader and everything it left are gone.
+    Exited {
+        /// Which run.
+        run: u64,
+        /// How the leader ended.
+        exit: Exit,
+        /// Now.
+        now: Instant,
+    },
+    /// The kill deadline of run `run`'s stop passed.
+    KillDeadline {
+        /// Which run.
+        run: u64,
+    },
+    /// The backoff after run `run` passed: time for the automatic restart.
+    RestartDue {
+        /// The run that failed.
+        run: u64,
+    },
+    /// A user asked for a stop, restart or delete.
+    Asked {
+        /// What to do once it is stopped.
+        then: Then,
+        /// The current run's descendants outside its group, which get the stop signal
+        /// too (empty when it is not running).
+        escaped: Vec<u32>,
+        /// Now.
+        now: Instant,
+    },
+}
+
+/// A timer the supervisor arms for a process (one at a time; arming replaces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    /// Sends [`Event::KillDeadline`] for this run.
+    Kill {
+        /// Which run.
+        run: u64,
+    },
+    /// Sends [`Event::RestartDue`] for this run.
+    Restart {
+        /// The run that failed.
+        run: u64,
+    },
+}
+
+/// An event for subscribers (`process.event`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// What happened.
+    pub kind: EventKind,
+    /// The pid started, or the pid that ended.
+    pub pid: Option<u32>,
+    /// How a run ended.
+    pub exit: Option<Exit>,
+    /// The delay before an automatic restart.
+    pub restart_in: Option<Duration>,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+impl Report {
+    pub(super) fn new(kind: EventKind) -> Report {
+        Report {
+            kind,
+            pid: None,
+            exit: None,
+            restart_in: None,
+            reason: None,
+        }
+    }
+}
+
+/// What the supervisor is to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Spawn run number `run`, then feed back [`Event::Spawned`] or
+    /// [`Event::SpawnFailed`] with `attempt`.
+    Spawn {
+        /// The number of the new run.
+        run: u64,
+        /// Why.
+        attempt: Attempt,
+    },
+    /// Send `signal` to the process group `pgid`.
+    SignalGroup {
+        /// The group.
+        pgid: u32,
+        /// The signal.
+        signal: Signal,
+    },
+    /// Send `signal` to those of `pids` that are not in the group `pgid` (a signal to
+    /// the group reached the others, and a second stop signal is one too many).
+    SignalStrays {
+        /// The run's group.
+        pgid: u32,
+        /// The run's descendants that left the group.
+        pids: Vec<u32>,
+        /// The signal.
+        signal: Signal,
+    },
+    /// Tell the run's watcher what is left to end (`escaped`, and the group) and when
+    /// whatever is still alive gets SIGKILL.
+    EndTree {
+        /// The run's descendants outside its group.
+        escaped: Vec<u32>,
+        /// When the rest gets SIGKILL.
+        deadline: Instant,
+    },
+    /// Arm `timer` at `at`, replacing any timer of this process.
+    ArmTimer {
+        /// When.
+        at: Instant,
+        /// Which.
+        timer: Timer,
+    },
+    /// Cancel the process's timer, if any.
+    CancelTimer,
+    /// Tell the subscribers.
+    Report(Report),
+    /// Write this to the daemon's log, after the process's name and id.
+    Log(String),
+    /// Answer the requests waiting for this process's stop, restart or delete.
+    Answer,
+    /// Remove the entry, and its log files with `logs`.
+    Remove {
+        /// Remove the log files too.
+        logs: bool,
+    },
+}

@@ -1,0 +1,603 @@
+//! The life of one managed process as a state machine: events in, decisions out.
+//!
+//! [`Lifecycle::handle`] takes what happened ([`Event`]: a spawn worked or failed, the
+//! leader exited, the whole tree is gone, a timer fired, a user asked for a stop, restart
+//! or delete) and returns what to do about it ([`Decision`]: spawn, signal the group,
+//! arm a timer, report an event, answer the requests waiting, remove the entry). It does
+//! no I/O, reads no clock and starts nothing: the supervisor executes the decisions and
+//! feeds back what came of them (a [`Decision::Spawn`] is answered with
+//! [`Event::Spawned`] or [`Event::SpawnFailed`]). Timer handles and the requests waiting
+//! for a stop live in the supervisor, keyed by the entry: this module only says when a
+//! timer is due ([`Decision::ArmTimer`]) and when the waiters are answered
+//! ([`Decision::Answer`]).
+//!
+//! Each [`State`] carries the data that goes with it (a waiting process has a restart
+//! time; a stopping one has a deadline and what to do once it is gone), so a state that
+//! contradicts itself cannot be written. Every run is numbered; news about a run that is
+//! no longer the current one (a late timer, an exit reported after a newer start) is
+//! recognised by its number and changes nothing.
+//!
+//! The order of a run: `Spawned` → the leader exits (`LeaderExited`; what it left in its
+//! group or outside it is signalled where due, and the watcher is told the deadline) →
+//! the tree is gone (`Exited`). A run's outcome: an asked-for stop is `stopped`; exit code
+//! 0 is `stopped` and not restarted; anything else is `errored` and goes to the restart
+//! policy ([`Policy`]: a backoff of 100 ms doubling to 15 s, reset once a run lasted
+//! `min_uptime`; `max_restarts` quick failures in a row and velos gives up). A program
+//! that exits 0 and leaves processes running daemonized itself: errored, never restarted.
+//!
+//! Files: this one has the states and the one `match` of every transition
+//! ([`Lifecycle::handle`]); `event.rs` the events, decisions and the data they carry;
+//! `policy.rs` the restart policy and what an exit means; `tests.rs` a unit test per
+//! transition.
+//!
+//! Later states fit in as variants with their own data: a `starting` run (spawned, not
+//! yet ready, with a ready deadline) between `Spawned` and `Running`, and a replacement
+//! run beside the current one during a reload; events already carry the run number they
+//! are about, which is what tells two generations apart.
+
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use velos_proto::{EventKind, ProcessStatus};
+
+mod event;
+mod policy;
+#[cfg(test)]
+mod tests;
+
+pub use event::{Attempt, Decision, Event, Exit, Report, Run, Then, Timer};
+pub use policy::{Policy, Settings};
+use policy::{Verdict, daemonized, left_behind_reason, status_after_exit};
+
+/// Where a process is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Not running: never started, asked to stop, or exited with code 0.
+    Stopped,
+    /// Not running after a failure, and not restarted (the reason, when velos knows
+    /// more than the exit, is in [`Lifecycle::error`]).
+    Errored,
+    /// Exited unexpectedly; started again at `restart_at`.
+    Waiting {
+        /// When the automatic restart is due.
+        restart_at: Instant,
+    },
+    /// Running.
+    Running {
+        /// The run.
+        run: Run,
+    },
+    /// Asked to stop: the stop signal went out and SIGKILL follows at `deadline`.
+    Stopping {
+        /// The run being stopped.
+        run: Run,
+        /// When whatever is left gets SIGKILL.
+        deadline: Instant,
+        /// Descendants outside the group that already got the stop signal.
+        signalled: Vec<u32>,
+        /// What happens once the tree is gone.
+        then: Then,
+    },
+    /// Nobody asked: the leader exited by itself and left `left` running, which got the
+    /// stop signal and get SIGKILL at `deadline`. Shown as `stopping`.
+    Ending {
+        /// The run whose leftovers are being ended.
+        run: Run,
+        /// What the leader left running.
+        left: Vec<u32>,
+        /// When whatever is left gets SIGKILL.
+        deadline: Instant,
+    },
+}
+
+/// One process's lifecycle: its state and the counters that outlive a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lifecycle {
+    state: State,
+    /// The number of the latest run (0: never spawned).
+    runs: u64,
+    /// Starts after the first.
+    restarts: u32,
+    /// Unexpected exits in a row, each within `min_uptime` of its start.
+    quick_failures: u32,
+    /// How the last run ended.
+    last_exit: Option<Exit>,
+    /// Why it last failed, when velos knows more than an exit code; cleared by a spawn.
+    error: Option<String>,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Lifecycle {
+        Lifecycle::new()
+    }
+}
+
+impl Lifecycle {
+    /// A process never started.
+    pub fn new() -> Lifecycle {
+        Lifecycle::restored(0, None)
+    }
+
+    /// A process brought back from a saved list, not started yet.
+    pub fn restored(restarts: u32, last_exit: Option<Exit>) -> Lifecycle {
+        Lifecycle {
+            state: State::Stopped,
+            runs: 0,
+            restarts,
+            quick_failures: 0,
+            last_exit,
+            error: None,
+        }
+    }
+
+    /// The state.
+    #[cfg(test)]
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The status on the wire.
+    pub fn status(&self) -> ProcessStatus {
+        match self.state {
+            State::Stopped => ProcessStatus::Stopped,
+            State::Errored => ProcessStatus::Errored,
+            State::Waiting { .. } => ProcessStatus::Waiting,
+            State::Running { .. } => ProcessStatus::Running,
+            State::Stopping { .. } | State::Ending { .. } => ProcessStatus::Stopping,
+        }
+    }
+
+    /// The live run, while something of it may be alive.
+    pub fn run(&self) -> Option<&Run> {
+        match &self.state {
+            State::Running { run } | State::Stopping { run, .. } | State::Ending { run, .. } => {
+                Some(run)
+            }
+            State::Stopped | State::Errored | State::Waiting { .. } => None,
+        }
+    }
+
+    /// The leader's pid (and group), while a run is alive.
+    pub fn pid(&self) -> Option<u32> {
+        self.run().map(|run| run.pid)
+    }
+
+    /// Whether a run is alive.
+    pub fn is_alive(&self) -> bool {
+        self.run().is_some()
+    }
+
+    /// Whether it should be running: what a saved list brings back.
+    pub fn wants_to_run(&self) -> bool {
+        matches!(self.state, State::Running { .. } | State::Waiting { .. })
+    }
+
+    /// When the automatic restart is due, while waiting for it.
+    pub fn restart_at(&self) -> Option<Instant> {
+        match self.state {
+            State::Waiting { restart_at } => Some(restart_at),
+            _ => None,
+        }
+    }
+
+    /// The number of the latest run (0: never spawned).
+    pub fn runs(&self) -> u64 {
+        self.runs
+    }
+
+    /// Starts after the first.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    /// How the last run ended.
+    pub fn last_exit(&self) -> Option<Exit> {
+        self.last_exit
+    }
+
+    /// Why it last failed, when velos knows more than an exit code.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Whether [`Event::LeaderExited`] for run `run` needs the group's remaining members:
+    /// only when nobody is stopping it, to tell a clean exit from one that left
+    /// processes behind.
+    pub fn needs_members(&self, run: u64) -> bool {
+        matches!(&self.state, State::Running { run: current } if current.number == run)
+    }
+
+    /// Moves the lifecycle on by `event` and says what to do about it.
+    pub fn handle(&mut self, event: Event, settings: &Settings) -> Vec<Decision> {
+        let mut out = Vec::new();
+        let state = std::mem::replace(&mut self.state, State::Stopped);
+        self.state = match (state, event) {
+            // A spawn asked for by a decision of this lifecycle worked.
+            (before, Event::Spawned { run, pid, now }) => {
+                debug_assert!(
+                    !matches!(
+                        before,
+                        State::Running { .. } | State::Stopping { .. } | State::Ending { .. }
+                    ),
+                    "spawned while a run is alive"
+                );
+                self.runs = run;
+                self.error = None;
+                out.push(Decision::Report(Report {
+                    pid: Some(pid),
+                    ..Report::new(EventKind::Started)
+                }));
+                State::Running {
+                    run: Run {
+                        number: run,
+                        pid,
+                        since: now,
+                        leader_alive: true,
+                    },
+                }
+            }
+            // Somebody asked: say why and leave it errored.
+            (
+                _,
+                Event::SpawnFailed {
+                    attempt: Attempt::Asked,
+                    reason,
+                    ..
+                },
+            ) => {
+                self.error = Some(reason.clone());
+                out.push(Decision::Report(Report {
+                    reason: Some(reason),
+                    ..Report::new(EventKind::Errored)
+                }));
+                State::Errored
+            }
+            // An automatic restart that cannot spawn is a quick failure, with the backoff.
+            (
+                _,
+                Event::SpawnFailed {
+                    attempt: Attempt::Automatic,
+                    reason,
+                    now,
+                },
+            ) => {
+                self.error = Some(reason.clone());
+                self.after_failure(Duration::ZERO, Some(reason), now, settings, &mut out)
+            }
+
+            // The leader exited by itself. Nothing left: the run ends when its pipes are
+            // drained. Processes left: they get the stop signal and the kill timeout,
+            // and the entry is `stopping` meanwhile (systemd's KillMode=control-group).
+            (
+                State::Running { mut run },
+                Event::LeaderExited {
+                    run: number,
+                    exit,
+                    escaped,
+                    members,
+                    now,
+                },
+            ) if run.number == number => {
+                run.leader_alive = false;
+                let mut left = members;
+                left.extend(&escaped);
+                left.sort_unstable();
+                left.dedup();
+                if left.is_empty() {
+                    out.push(Decision::EndTree {
+                        escaped,
+                        deadline: now,
+                    });
+                    State::Running { run }
+                } else {
+                    let reason = left_behind_reason(exit, &left);
+                    let deadline = now + settings.kill_timeout;
+                    self.error = Some(reason.clone());
+                    out.push(Decision::SignalGroup {
+                        pgid: run.pid,
+                        signal: Signal::TERM,
+                    });
+                    push_strays(&mut out, run.pid, escaped.clone(), Signal::TERM);
+                    out.push(Decision::Log(reason));
+                    out.push(Decision::EndTree { escaped, deadline });
+                    State::Ending {
+                        run,
+                        left,
+                        deadline,
+                    }
+                }
+            }
+            // The leader of a run being stopped exited: the watcher takes over the
+            // deadline; descendants that left the group since the stop signal get it.
+            (
+                State::Stopping {
+                    mut run,
+                    deadline,
+                    signalled,
+                    then,
+                },
+                Event::LeaderExited {
+                    run: number,
+                    escaped,
+                    ..
+                },
+            ) if run.number == number => {
+                run.leader_alive = false;
+                out.push(Decision::CancelTimer);
+                let fresh: Vec<u32> = escaped
+                    .iter()
+                    .copied()
+                    .filter(|pid| !signalled.contains(pid))
+                    .collect();
+                push_strays(&mut out, run.pid, fresh, Signal::TERM);
+                out.push(Decision::EndTree { escaped, deadline });
+                State::Stopping {
+                    run,
+                    deadline,
+                    signalled,
+                    then,
+                }
+            }
+
+            // A run ended by itself: exit code 0 is stopped, anything else a failure.
+            (
+                State::Running { run },
+                Event::Exited {
+                    run: number,
+                    exit,
+                    now,
+                },
+            ) if run.number == number => {
+                self.last_exit = Some(exit);
+                out.push(exited(&run, exit, None));
+                if status_after_exit(ProcessStatus::Running, exit) == ProcessStatus::Stopped {
+                    State::Stopped
+                } else {
+                    let lasted = now.saturating_duration_since(run.since);
+                    self.after_failure(lasted, None, now, settings, &mut out)
+                }
+            }
+            // A stopping run ended, whether by the stop signal or on its own: it was
+            // stopped as asked, then comes what was asked.
+            (
+                State::Stopping { run, then, .. },
+                Event::Exited {
+                    run: number, exit, ..
+                },
+            ) if run.number == number => {
+                self.last_exit = Some(exit);
+                out.push(exited(&run, exit, None));
+                out.push(Decision::Report(Report::new(EventKind::Stopped)));
+                let stopped = match status_after_exit(ProcessStatus::Stopping, exit) {
+                    ProcessStatus::Stopped => State::Stopped,
+                    _ => State::Errored,
+                };
+                self.then(then, stopped, &mut out)
+            }
+            // What a leader left behind is gone: errored; a program that daemonized
+            // itself would only do it again, so it is not restarted.
+            (
+                State::Ending { run, left, .. },
+                Event::Exited {
+                    run: number,
+                    exit,
+                    now,
+                },
+            ) if run.number == number => {
+                self.last_exit = Some(exit);
+                out.push(exited(&run, exit, self.error.clone()));
+                if daemonized(exit, &left) {
+                    out.push(Decision::Report(Report {
+                        reason: self.error.clone(),
+                        ..Report::new(EventKind::Errored)
+                    }));
+                    State::Errored
+                } else {
+                    let lasted = now.saturating_duration_since(run.since);
+                    self.after_failure(lasted, None, now, settings, &mut out)
+                }
+            }
+
+            // The stop's kill timeout passed while the leader still lives.
+            (state, Event::KillDeadline { run: number }) => {
+                if let State::Stopping { run, .. } = &state
+                    && run.number == number
+                    && run.leader_alive
+                {
+                    out.push(Decision::SignalGroup {
+                        pgid: run.pid,
+                        signal: Signal::KILL,
+                    });
+                }
+                state
+            }
+
+            // The backoff passed: start it again.
+            (state @ State::Waiting { .. }, Event::RestartDue { run }) if run == self.runs => {
+                self.restarts = self.restarts.saturating_add(1);
+                out.push(Decision::CancelTimer);
+                out.push(Decision::Spawn {
+                    run: self.runs + 1,
+                    attempt: Attempt::Automatic,
+                });
+                state
+            }
+
+            // A stop, restart or delete of a running process: the stop signal to the group
+            // and to the run's strays, SIGKILL at the deadline.
+            (State::Running { run }, Event::Asked { then, escaped, now }) => {
+                if run.leader_alive {
+                    let deadline = now + settings.kill_timeout;
+                    out.push(Decision::SignalGroup {
+                        pgid: run.pid,
+                        signal: Signal::TERM,
+                    });
+                    push_strays(&mut out, run.pid, escaped.clone(), Signal::TERM);
+                    out.push(Decision::ArmTimer {
+                        at: deadline,
+                        timer: Timer::Kill { run: run.number },
+                    });
+                    State::Stopping {
+                        run,
+                        deadline,
+                        signalled: escaped,
+                        then,
+                    }
+                } else {
+                    // The leader exited and left nothing: only the pipes are draining.
+                    State::Stopping {
+                        run,
+                        deadline: now,
+                        signalled: Vec::new(),
+                        then,
+                    }
+                }
+            }
+            // Asked again while stopping: the latest request says what follows, except
+            // that a delete stays a delete.
+            (
+                State::Stopping {
+                    run,
+                    deadline,
+                    signalled,
+                    then: before,
+                },
+                Event::Asked { then, .. },
+            ) => State::Stopping {
+                run,
+                deadline,
+                signalled,
+                then: if matches!(before, Then::Delete { .. }) {
+                    before
+                } else {
+                    then
+                },
+            },
+            // Asked while what a leader left is being ended: the user's stop now (the
+            // reason stays recorded).
+            (
+                State::Ending {
+                    run,
+                    left,
+                    deadline,
+                },
+                Event::Asked { then, .. },
+            ) => State::Stopping {
+                run,
+                deadline,
+                signalled: left,
+                then,
+            },
+            // Asked during the backoff: the pending restart is cancelled, it is stopped.
+            (State::Waiting { .. }, Event::Asked { then, .. }) => {
+                out.push(Decision::CancelTimer);
+                out.push(Decision::Report(Report::new(EventKind::Stopped)));
+                self.then(then, State::Stopped, &mut out)
+            }
+            (state @ (State::Stopped | State::Errored), Event::Asked { then, .. }) => {
+                self.then(then, state, &mut out)
+            }
+
+            // News about another run, or nothing to do in this state.
+            (state, _) => state,
+        };
+        out
+    }
+
+    /// What follows a stop (now `stopped`) that somebody asked for.
+    fn then(&mut self, then: Then, stopped: State, out: &mut Vec<Decision>) -> State {
+        match then {
+            Then::Stop => out.push(Decision::Answer),
+            Then::Restart => {
+                if self.runs > 0 {
+                    self.restarts = self.restarts.saturating_add(1);
+                }
+                self.quick_failures = 0;
+                out.push(Decision::Spawn {
+                    run: self.runs + 1,
+                    attempt: Attempt::Asked,
+                });
+                out.push(Decision::Answer);
+            }
+            Then::Delete { logs } => {
+                out.push(Decision::Report(Report::new(EventKind::Deleted)));
+                out.push(Decision::Answer);
+                out.push(Decision::Remove { logs });
+            }
+        }
+        stopped
+    }
+
+    /// After a failure (an unexpected exit, or a spawn of an automatic restart that
+    /// failed with `spawn_error`): the restart policy's verdict.
+    fn after_failure(
+        &mut self,
+        lasted: Duration,
+        spawn_error: Option<String>,
+        now: Instant,
+        settings: &Settings,
+        out: &mut Vec<Decision>,
+    ) -> State {
+        let (verdict, failures) = settings.policy.judge(self.quick_failures, lasted);
+        self.quick_failures = failures;
+        match verdict {
+            Verdict::Never => State::Errored,
+            Verdict::GiveUp => {
+                let within = humantime::format_duration(settings.policy.min_uptime);
+                let reason = match &spawn_error {
+                    Some(error) => format!(
+                        "failed {failures} times in a row within {within} of starting, the \
+                         last time: {error}; not restarting it"
+                    ),
+                    None => format!(
+                        "exited {failures} times in a row within {within} of starting; not \
+                         restarting it (see 'velos logs {}')",
+                        settings.name
+                    ),
+                };
+                self.error = Some(reason.clone());
+                out.push(Decision::Report(Report {
+                    reason: Some(reason),
+                    ..Report::new(EventKind::Errored)
+                }));
+                State::Errored
+            }
+            Verdict::RestartIn(delay) => {
+                let restart_at = now + delay;
+                out.push(Decision::ArmTimer {
+                    at: restart_at,
+                    timer: Timer::Restart { run: self.runs },
+                });
+                if let Some(error) = &spawn_error {
+                    out.push(Decision::Log(format!(
+                        "could not be started again: {error}; trying again in {}",
+                        humantime::format_duration(delay)
+                    )));
+                }
+                out.push(Decision::Report(Report {
+                    restart_in: Some(delay),
+                    reason: spawn_error,
+                    ..Report::new(EventKind::Restarting)
+                }));
+                State::Waiting { restart_at }
+            }
+        }
+    }
+}
+
+/// The `exited` report of `run`.
+fn exited(run: &Run, exit: Exit, reason: Option<String>) -> Decision {
+    Decision::Report(Report {
+        pid: Some(run.pid),
+        exit: Some(exit),
+        reason,
+        ..Report::new(EventKind::Exited)
+    })
+}
+
+/// Signals the strays `pids` of the group `pgid`, if there are any.
+fn push_strays(out: &mut Vec<Decision>, pgid: u32, pids: Vec<u32>, signal: Signal) {
+    if !pids.is_empty() {
+        out.push(Decision::SignalStrays { pgid, pids, signal });
+    }
+}

@@ -1,0 +1,188 @@
+//! The restart policy and the verdicts on how a run ended: when a failure is restarted
+//! and after what delay, when velos gives up, what an exit means, and why a run that
+//! left processes behind is reported. Pure functions.
+
+use std::time::Duration;
+
+use velos_proto::ProcessStatus;
+
+use super::Exit;
+
+/// When velos restarts a process that failed: the settings of its restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Restart at all.
+    pub autorestart: bool,
+    /// Quick failures in a row before giving up.
+    pub max_restarts: u32,
+    /// How long a run must last to count as a success (and reset the backoff).
+    pub min_uptime: Duration,
+}
+
+/// What the restart policy says about a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// No automatic restarts: stay errored.
+    Never,
+    /// Restart after this delay.
+    RestartIn(Duration),
+    /// Too many quick failures in a row: stay errored.
+    GiveUp,
+}
+
+impl Policy {
+    /// The verdict on a failure of a run that lasted `lasted`, and the count of quick
+    /// failures in a row after it (`quick_failures` before it). A run that lasted
+    /// `min_uptime` starts the count afresh.
+    pub fn judge(&self, quick_failures: u32, lasted: Duration) -> (Verdict, u32) {
+        if !self.autorestart {
+            return (Verdict::Never, quick_failures);
+        }
+        let failures = if lasted >= self.min_uptime {
+            1
+        } else {
+            quick_failures.saturating_add(1)
+        };
+        if failures > self.max_restarts {
+            (Verdict::GiveUp, failures)
+        } else {
+            (Verdict::RestartIn(backoff(failures)), failures)
+        }
+    }
+}
+
+/// The delay before automatic restart number `failures` (1, 2, ...) in a row: 100 ms,
+/// doubling, at most 15 s.
+pub fn backoff(failures: u32) -> Duration {
+    const FIRST: Duration = Duration::from_millis(100);
+    const CAP: Duration = Duration::from_secs(15);
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST.saturating_mul(1 << doublings).min(CAP)
+}
+
+/// What the lifecycle reads of a process's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// Its name, for messages.
+    pub name: &'a str,
+    /// Time between the stop signal and SIGKILL.
+    pub kill_timeout: Duration,
+    /// The restart policy.
+    pub policy: Policy,
+}
+
+/// The status after a run ended: asked-for stops and exit code 0 are `stopped`; a
+/// non-zero code or a signal nobody asked for is `errored`.
+pub fn status_after_exit(before: ProcessStatus, exit: Exit) -> ProcessStatus {
+    let asked_to_stop = before == ProcessStatus::Stopping;
+    match exit {
+        Exit { code: Some(0), .. } => ProcessStatus::Stopped,
+        Exit {
+            signal: Some(_), ..
+        } if asked_to_stop => ProcessStatus::Stopped,
+        // A program that exits non-zero on SIGTERM (node's default is 143) was still
+        // stopped because the user asked.
+        Exit { code: Some(_), .. } if asked_to_stop => ProcessStatus::Stopped,
+        _ => ProcessStatus::Errored,
+    }
+}
+
+/// Whether a run that left `left` behind daemonized itself: it exited 0 and something
+/// it started runs on. Restarting it would only do the same again.
+pub fn daemonized(exit: Exit, left: &[u32]) -> bool {
+    exit.code == Some(0) && !left.is_empty()
+}
+
+/// Why a run that left processes behind is reported: what it left, and, for a program
+/// that daemonized itself, what to do.
+pub fn left_behind_reason(exit: Exit, left: &[u32]) -> String {
+    let how = match exit {
+        Exit { code: Some(0), .. } => "exited 0".to_owned(),
+        Exit {
+            code: Some(code), ..
+        } => format!("exited with code {code}"),
+        Exit {
+            signal: Some(signal),
+            ..
+        } => format!("was killed by signal {signal}"),
+        _ => "ended".to_owned(),
+    };
+    const SHOWN: usize = 5;
+    let mut pids: Vec<String> = left.iter().take(SHOWN).map(u32::to_string).collect();
+    if left.len() > SHOWN {
+        pids.push("...".to_owned());
+    }
+    let (processes, pid_word) = if left.len() == 1 {
+        ("1 process".to_owned(), "pid")
+    } else {
+        (format!("{} processes", left.len()), "pids")
+    };
+    let mut reason = format!(
+        "{how} and left {processes} running ({pid_word} {}), which velos ended",
+        pids.join(", ")
+    );
+    if daemonized(exit, left) {
+        reason.push_str(
+            ": the program daemonizes itself; run it in the foreground \
+             (redis: --daemonize no, nginx: daemon off)",
+        );
+    }
+    reason
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(code: i32) -> Exit {
+        Exit {
+            code: Some(code),
+            signal: None,
+        }
+    }
+
+    fn signal(signal: i32) -> Exit {
+        Exit {
+            code: None,
+            signal: Some(signal),
+        }
+    }
+
+    #[test]
+    fn backoff_starts_at_100ms_doubles_and_caps_at_15s() {
+        let delays: Vec<Duration> = (1..=10).map(backoff).collect();
+        assert_eq!(
+            delays,
+            [100, 200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000].map(Duration::from_millis)
+        );
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn exit_statuses_follow_the_contract() {
+        use ProcessStatus::*;
+        assert_eq!(status_after_exit(Running, code(0)), Stopped);
+        assert_eq!(status_after_exit(Running, code(3)), Errored);
+        assert_eq!(status_after_exit(Running, signal(9)), Errored);
+        assert_eq!(status_after_exit(Stopping, signal(15)), Stopped);
+        assert_eq!(status_after_exit(Stopping, signal(9)), Stopped);
+        assert_eq!(status_after_exit(Stopping, code(143)), Stopped);
+    }
+
+    #[test]
+    fn leftovers_are_named_and_a_daemonizing_program_is_told_what_to_do() {
+        assert!(daemonized(code(0), &[9]));
+        assert!(!daemonized(code(1), &[9]));
+        assert!(!daemonized(code(0), &[]));
+        assert_eq!(
+            left_behind_reason(code(0), &[41]),
+            "exited 0 and left 1 process running (pid 41), which velos ended: the program \
+             daemonizes itself; run it in the foreground (redis: --daemonize no, nginx: daemon off)"
+        );
+        assert_eq!(
+            left_behind_reason(code(3), &[1, 2, 3, 4, 5, 6]),
+            "exited with code 3 and left 6 processes running (pids 1, 2, 3, 4, 5, ...), \
+             which velos ended"
+        );
+    }
+}

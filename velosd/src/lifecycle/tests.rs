@@ -1,0 +1,708 @@
+//! Unit tests of every transition: events in, decisions out; no process, socket or
+//! timer is involved.
+
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+use velos_proto::{EventKind, ProcessStatus};
+
+use super::*;
+
+const KILL_TIMEOUT: Duration = Duration::from_secs(5);
+const MIN_UPTIME: Duration = Duration::from_secs(1);
+
+fn settings(max_restarts: u32) -> Settings<'static> {
+    Settings {
+        name: "api",
+        kill_timeout: KILL_TIMEOUT,
+        policy: Policy {
+            autorestart: true,
+            max_restarts,
+            min_uptime: MIN_UPTIME,
+        },
+    }
+}
+
+fn code(code: i32) -> Exit {
+    Exit {
+        code: Some(code),
+        signal: None,
+    }
+}
+
+fn signal(signal: i32) -> Exit {
+    Exit {
+        code: None,
+        signal: Some(signal),
+    }
+}
+
+fn report(kind: EventKind) -> Decision {
+    Decision::Report(Report::new(kind))
+}
+
+fn run(number: u64, pid: u32, since: Instant, leader_alive: bool) -> Run {
+    Run {
+        number,
+        pid,
+        since,
+        leader_alive,
+    }
+}
+
+/// A lifecycle with run 1 (pid 100) started at `t0`.
+fn running(t0: Instant) -> Lifecycle {
+    let mut life = Lifecycle::new();
+    let out = life.handle(
+        Event::Spawned {
+            run: 1,
+            pid: 100,
+            now: t0,
+        },
+        &settings(16),
+    );
+    assert_eq!(
+        out,
+        [Decision::Report(Report {
+            pid: Some(100),
+            ..Report::new(EventKind::Started)
+        })]
+    );
+    life
+}
+
+fn asked(then: Then, now: Instant) -> Event {
+    Event::Asked {
+        then,
+        escaped: Vec::new(),
+        now,
+    }
+}
+
+fn leader_exited(run: u64, exit: Exit, members: Vec<u32>, now: Instant) -> Event {
+    Event::LeaderExited {
+        run,
+        exit,
+        escaped: Vec::new(),
+        members,
+        now,
+    }
+}
+
+fn exited(run: u64, exit: Exit, now: Instant) -> Event {
+    Event::Exited { run, exit, now }
+}
+
+#[test]
+fn a_stop_signals_the_group_and_its_strays_and_arms_the_kill_deadline() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    let out = life.handle(
+        Event::Asked {
+            then: Then::Stop,
+            escaped: vec![7],
+            now: t0,
+        },
+        &settings(16),
+    );
+    let deadline = t0 + KILL_TIMEOUT;
+    assert_eq!(
+        out,
+        [
+            Decision::SignalGroup {
+                pgid: 100,
+                signal: Signal::TERM
+            },
+            Decision::SignalStrays {
+                pgid: 100,
+                pids: vec![7],
+                signal: Signal::TERM
+            },
+            Decision::ArmTimer {
+                at: deadline,
+                timer: Timer::Kill { run: 1 }
+            },
+        ]
+    );
+    assert_eq!(life.status(), ProcessStatus::Stopping);
+    assert_eq!(life.pid(), Some(100));
+    // The deadline passes: SIGKILL to the group.
+    let out = life.handle(Event::KillDeadline { run: 1 }, &settings(16));
+    assert_eq!(
+        out,
+        [Decision::SignalGroup {
+            pgid: 100,
+            signal: Signal::KILL
+        }]
+    );
+    // The leader exits: the watcher takes the deadline over; only strays that were
+    // not signalled yet get the stop signal.
+    let out = life.handle(
+        Event::LeaderExited {
+            run: 1,
+            exit: signal(9),
+            escaped: vec![7, 8],
+            members: vec![],
+            now: deadline,
+        },
+        &settings(16),
+    );
+    assert_eq!(
+        out,
+        [
+            Decision::CancelTimer,
+            Decision::SignalStrays {
+                pgid: 100,
+                pids: vec![8],
+                signal: Signal::TERM
+            },
+            Decision::EndTree {
+                escaped: vec![7, 8],
+                deadline
+            },
+        ]
+    );
+    // No SIGKILL to a group whose leader is gone.
+    assert_eq!(
+        life.handle(Event::KillDeadline { run: 1 }, &settings(16)),
+        []
+    );
+    let out = life.handle(exited(1, signal(9), deadline), &settings(16));
+    assert_eq!(
+        out,
+        [
+            Decision::Report(Report {
+                pid: Some(100),
+                exit: Some(signal(9)),
+                ..Report::new(EventKind::Exited)
+            }),
+            report(EventKind::Stopped),
+            Decision::Answer,
+        ]
+    );
+    assert_eq!(life.state(), &State::Stopped);
+    assert_eq!(life.last_exit(), Some(signal(9)));
+    assert_eq!(life.pid(), None);
+}
+
+#[test]
+fn a_stopping_process_that_exits_on_its_own_is_stopped_and_not_restarted() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    life.handle(asked(Then::Stop, t0), &settings(16));
+    // It exits with an error code of its own accord, before any signal mattered.
+    let out = life.handle(leader_exited(1, code(3), vec![], t0), &settings(16));
+    assert!(out.contains(&Decision::EndTree {
+        escaped: vec![],
+        deadline: t0 + KILL_TIMEOUT
+    }));
+    let out = life.handle(exited(1, code(3), t0), &settings(16));
+    assert_eq!(out.last(), Some(&Decision::Answer));
+    assert!(out.contains(&report(EventKind::Stopped)));
+    assert!(!out.iter().any(|d| matches!(d, Decision::ArmTimer { .. })));
+    assert_eq!(life.status(), ProcessStatus::Stopped);
+}
+
+#[test]
+fn an_exit_nobody_asked_for_waits_for_the_backoff_and_restarts() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    let later = t0 + Duration::from_millis(10);
+    let out = life.handle(leader_exited(1, code(1), vec![], later), &settings(16));
+    assert_eq!(
+        out,
+        [Decision::EndTree {
+            escaped: vec![],
+            deadline: later
+        }]
+    );
+    assert_eq!(
+        life.status(),
+        ProcessStatus::Running,
+        "until its pipes drain"
+    );
+    let out = life.handle(exited(1, code(1), later), &settings(16));
+    let restart_at = later + Duration::from_millis(100);
+    assert_eq!(
+        out,
+        [
+            Decision::Report(Report {
+                pid: Some(100),
+                exit: Some(code(1)),
+                ..Report::new(EventKind::Exited)
+            }),
+            Decision::ArmTimer {
+                at: restart_at,
+                timer: Timer::Restart { run: 1 }
+            },
+            Decision::Report(Report {
+                restart_in: Some(Duration::from_millis(100)),
+                ..Report::new(EventKind::Restarting)
+            }),
+        ]
+    );
+    assert_eq!(life.state(), &State::Waiting { restart_at });
+    let out = life.handle(Event::RestartDue { run: 1 }, &settings(16));
+    assert_eq!(
+        out,
+        [
+            Decision::CancelTimer,
+            Decision::Spawn {
+                run: 2,
+                attempt: Attempt::Automatic
+            }
+        ]
+    );
+    assert_eq!(life.restarts(), 1);
+    life.handle(
+        Event::Spawned {
+            run: 2,
+            pid: 200,
+            now: restart_at,
+        },
+        &settings(16),
+    );
+    assert_eq!(
+        life.run(),
+        Some(&run(2, 200, restart_at, true)),
+        "a new run with its own number"
+    );
+}
+
+#[test]
+fn exit_code_0_is_stopped_and_not_restarted() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    life.handle(leader_exited(1, code(0), vec![], t0), &settings(16));
+    let out = life.handle(exited(1, code(0), t0), &settings(16));
+    assert_eq!(out.len(), 1, "only the exited report: {out:?}");
+    assert_eq!(life.status(), ProcessStatus::Stopped);
+}
+
+#[test]
+fn news_about_an_earlier_run_changes_nothing() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    life.handle(leader_exited(1, code(1), vec![], t0), &settings(16));
+    life.handle(exited(1, code(1), t0), &settings(16));
+    let waiting = life.clone();
+    // While waiting for the restart: a late exit of the run that ended, a late kill
+    // deadline and a restart timer of another run.
+    for event in [
+        exited(1, code(1), t0),
+        leader_exited(1, code(1), vec![5], t0),
+        Event::KillDeadline { run: 1 },
+        Event::RestartDue { run: 0 },
+    ] {
+        assert_eq!(life.handle(event, &settings(16)), []);
+        assert_eq!(life, waiting);
+    }
+    // While running run 2: news about run 1.
+    life.handle(Event::RestartDue { run: 1 }, &settings(16));
+    life.handle(
+        Event::Spawned {
+            run: 2,
+            pid: 200,
+            now: t0,
+        },
+        &settings(16),
+    );
+    let running = life.clone();
+    for event in [
+        exited(1, code(1), t0),
+        leader_exited(1, code(1), vec![], t0),
+    ] {
+        assert_eq!(life.handle(event, &settings(16)), []);
+        assert_eq!(life, running);
+    }
+    assert!(!life.needs_members(1));
+    assert!(life.needs_members(2));
+}
+
+#[test]
+fn a_stop_during_the_backoff_cancels_the_restart() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    life.handle(leader_exited(1, code(1), vec![], t0), &settings(16));
+    life.handle(exited(1, code(1), t0), &settings(16));
+    assert_eq!(life.status(), ProcessStatus::Waiting);
+    let out = life.handle(asked(Then::Stop, t0), &settings(16));
+    assert_eq!(
+        out,
+        [
+            Decision::CancelTimer,
+            report(EventKind::Stopped),
+            Decision::Answer
+        ]
+    );
+    assert_eq!(life.state(), &State::Stopped);
+    // A restart timer that had already fired does nothing now.
+    assert_eq!(life.handle(Event::RestartDue { run: 1 }, &settings(16)), []);
+}
+
+#[test]
+fn a_restart_during_the_backoff_starts_it_at_once() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    life.handle(leader_exited(1, code(1), vec![], t0), &settings(16));
+    life.handle(exited(1, code(1), t0), &settings(16));
+    let out = life.handle(asked(Then::Restart, t0), &settings(16));
+    assert_eq!(
+        out,
+        [
+            Decision::CancelTimer,
+            report(EventKind::Stopped),
+            Decision::Spawn {
+                run: 2,
+                attempt: Attempt::Asked
+            },
+            Decision::Answer,
+        ]
+    );
+    assert_eq!(life.restarts(), 1);
+}
+
+#[test]
+fn a_delete_during_a_stop_removes_the_entry_once_it_is_gone() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    life.handle(asked(Then::Stop, t0), &settings(16));
+    // Asked again while stopping: no second signal, no second timer.
+    let out = life.handle(asked(Then::Delete { logs: true }, t0), &settings(16));
+    assert_eq!(out, []);
+    // A restart asked after the delete does not undo it.
+    assert_eq!(life.handle(asked(Then::Restart, t0), &settings(16)), []);
+    life.handle(leader_exited(1, signal(15), vec![], t0), &settings(16));
+    let out = life.handle(exited(1, signal(15), t0), &settings(16));
+    assert_eq!(
+        out[1..],
+        [
+            report(EventKind::Stopped),
+            report(EventKind::Deleted),
+            Decision::Answer,
+            Decision::Remove { logs: true },
+        ]
+    );
+}
+
+#[test]
+fn a_restart_during_a_stop_starts_it_again_once_it_is_gone() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    life.handle(asked(Then::Stop, t0), &settings(16));
+    life.handle(asked(Then::Restart, t0), &settings(16));
+    life.handle(leader_exited(1, signal(15), vec![], t0), &settings(16));
+    let out = life.handle(exited(1, signal(15), t0), &settings(16));
+    assert_eq!(
+        out[1..],
+        [
+            report(EventKind::Stopped),
+            Decision::Spawn {
+                run: 2,
+                attempt: Attempt::Asked
+            },
+            Decision::Answer,
+        ]
+    );
+    assert_eq!(
+        (life.restarts(), life.status()),
+        (1, ProcessStatus::Stopped)
+    );
+}
+
+#[test]
+fn requests_on_a_process_that_is_not_running() {
+    for then in [Then::Stop, Then::Restart, Then::Delete { logs: false }] {
+        let mut life = Lifecycle::new();
+        let out = life.handle(asked(then, Instant::now()), &settings(16));
+        let expected: Vec<Decision> = match then {
+            Then::Stop => vec![Decision::Answer],
+            // Never started: the first start is no restart.
+            Then::Restart => vec![
+                Decision::Spawn {
+                    run: 1,
+                    attempt: Attempt::Asked,
+                },
+                Decision::Answer,
+            ],
+            Then::Delete { logs } => vec![
+                report(EventKind::Deleted),
+                Decision::Answer,
+                Decision::Remove { logs },
+            ],
+        };
+        assert_eq!(out, expected);
+        assert_eq!(life.restarts(), 0);
+    }
+}
+
+#[test]
+fn a_spawn_somebody_asked_for_that_fails_is_errored_with_the_reason() {
+    let mut life = Lifecycle::new();
+    let out = life.handle(
+        Event::SpawnFailed {
+            attempt: Attempt::Asked,
+            reason: "no such file".into(),
+            now: Instant::now(),
+        },
+        &settings(16),
+    );
+    assert_eq!(
+        out,
+        [Decision::Report(Report {
+            reason: Some("no such file".into()),
+            ..Report::new(EventKind::Errored)
+        })]
+    );
+    assert_eq!(life.state(), &State::Errored);
+    assert_eq!(life.error(), Some("no such file"));
+    // A later spawn clears the reason.
+    life.handle(
+        Event::Spawned {
+            run: 1,
+            pid: 9,
+            now: Instant::now(),
+        },
+        &settings(16),
+    );
+    assert_eq!(life.error(), None);
+}
+
+#[test]
+fn an_automatic_restart_that_cannot_spawn_is_a_quick_failure_with_the_backoff() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    life.handle(leader_exited(1, code(1), vec![], t0), &settings(2));
+    life.handle(exited(1, code(1), t0), &settings(2));
+    life.handle(Event::RestartDue { run: 1 }, &settings(2));
+    let failed = Event::SpawnFailed {
+        attempt: Attempt::Automatic,
+        reason: "EMFILE".into(),
+        now: t0,
+    };
+    let out = life.handle(failed.clone(), &settings(2));
+    let delay = Duration::from_millis(200);
+    assert_eq!(
+        out,
+        [
+            Decision::ArmTimer {
+                at: t0 + delay,
+                timer: Timer::Restart { run: 1 }
+            },
+            Decision::Log("could not be started again: EMFILE; trying again in 200ms".into()),
+            Decision::Report(Report {
+                restart_in: Some(delay),
+                reason: Some("EMFILE".into()),
+                ..Report::new(EventKind::Restarting)
+            }),
+        ]
+    );
+    assert_eq!(life.error(), Some("EMFILE"), "why the last attempt failed");
+    assert_eq!(life.restarts(), 1, "attempts count as restarts");
+    // The third quick failure in a row is one too many.
+    life.handle(Event::RestartDue { run: 1 }, &settings(2));
+    let out = life.handle(failed, &settings(2));
+    let reason = "failed 3 times in a row within 1s of starting, the last time: EMFILE; \
+                  not restarting it";
+    assert_eq!(
+        out,
+        [Decision::Report(Report {
+            reason: Some(reason.into()),
+            ..Report::new(EventKind::Errored)
+        })]
+    );
+    assert_eq!(
+        (life.state(), life.error()),
+        (&State::Errored, Some(reason))
+    );
+}
+
+#[test]
+fn quick_failures_give_up_after_max_restarts_and_a_long_run_resets_the_count() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    let mut now = t0;
+    let mut delays = Vec::new();
+    for number in 1..=4 {
+        // Each run fails 10 ms after it started: a quick failure.
+        now += Duration::from_millis(10);
+        life.handle(leader_exited(number, code(1), vec![], now), &settings(3));
+        let out = life.handle(exited(number, code(1), now), &settings(3));
+        match life.restart_at() {
+            Some(at) => {
+                delays.push(at - now);
+                life.handle(Event::RestartDue { run: number }, &settings(3));
+                life.handle(
+                    Event::Spawned {
+                        run: number + 1,
+                        pid: 100 + number as u32,
+                        now,
+                    },
+                    &settings(3),
+                );
+            }
+            None => {
+                let reason = "exited 4 times in a row within 1s of starting; not \
+                              restarting it (see 'velos logs api')";
+                assert!(out.contains(&Decision::Report(Report {
+                    reason: Some(reason.into()),
+                    ..Report::new(EventKind::Errored)
+                })));
+                assert_eq!(life.error(), Some(reason));
+            }
+        }
+    }
+    assert_eq!(
+        delays,
+        [100, 200, 400].map(Duration::from_millis),
+        "doubling backoff"
+    );
+    assert_eq!(life.state(), &State::Errored);
+
+    // A run that lasted min_uptime starts the count afresh.
+    let mut life = running(t0);
+    now = t0 + Duration::from_millis(10);
+    for number in 1..=2 {
+        life.handle(exited(number, code(1), now), &settings(3));
+        life.handle(Event::RestartDue { run: number }, &settings(3));
+        life.handle(
+            Event::Spawned {
+                run: number + 1,
+                pid: 1,
+                now,
+            },
+            &settings(3),
+        );
+    }
+    let long = now + MIN_UPTIME;
+    life.handle(exited(3, code(1), long), &settings(3));
+    assert_eq!(
+        life.restart_at(),
+        Some(long + Duration::from_millis(100)),
+        "back to the first delay"
+    );
+    // A user's restart starts the count afresh too.
+    life.handle(asked(Then::Restart, long), &settings(3));
+    assert_eq!(life.quick_failures, 0);
+}
+
+#[test]
+fn without_autorestart_a_failure_stays_errored_quietly() {
+    let mut settings = settings(16);
+    settings.policy.autorestart = false;
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    let out = life.handle(exited(1, signal(9), t0), &settings);
+    assert_eq!(out.len(), 1, "only the exited report: {out:?}");
+    assert_eq!(life.state(), &State::Errored);
+}
+
+#[test]
+fn what_a_leader_leaves_behind_is_ended_and_the_run_is_a_failure() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    assert!(life.needs_members(1));
+    let out = life.handle(
+        Event::LeaderExited {
+            run: 1,
+            exit: code(2),
+            escaped: vec![300],
+            members: vec![101],
+            now: t0,
+        },
+        &settings(16),
+    );
+    let reason = "exited with code 2 and left 2 processes running (pids 101, 300), which \
+                  velos ended";
+    let deadline = t0 + KILL_TIMEOUT;
+    assert_eq!(
+        out,
+        [
+            Decision::SignalGroup {
+                pgid: 100,
+                signal: Signal::TERM
+            },
+            Decision::SignalStrays {
+                pgid: 100,
+                pids: vec![300],
+                signal: Signal::TERM
+            },
+            Decision::Log(reason.into()),
+            Decision::EndTree {
+                escaped: vec![300],
+                deadline
+            },
+        ]
+    );
+    assert_eq!(life.status(), ProcessStatus::Stopping);
+    assert_eq!(life.error(), Some(reason));
+    let out = life.handle(exited(1, code(2), t0), &settings(16));
+    assert_eq!(
+        out[0],
+        Decision::Report(Report {
+            pid: Some(100),
+            exit: Some(code(2)),
+            reason: Some(reason.into()),
+            ..Report::new(EventKind::Exited)
+        })
+    );
+    assert_eq!(
+        life.status(),
+        ProcessStatus::Waiting,
+        "restarted as a failure"
+    );
+}
+
+#[test]
+fn a_program_that_daemonizes_itself_is_errored_and_not_restarted() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    life.handle(leader_exited(1, code(0), vec![101], t0), &settings(16));
+    let out = life.handle(exited(1, code(0), t0), &settings(16));
+    let reason = life.error().map(str::to_owned);
+    assert!(reason.as_deref().unwrap().contains("daemonizes itself"));
+    assert_eq!(
+        out[1..],
+        [Decision::Report(Report {
+            reason,
+            ..Report::new(EventKind::Errored)
+        })]
+    );
+    assert_eq!(life.state(), &State::Errored);
+}
+
+#[test]
+fn a_stop_while_leftovers_are_ended_makes_it_a_stop() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    life.handle(leader_exited(1, code(0), vec![101], t0), &settings(16));
+    // Already signalled by the leader's exit: nothing more to send.
+    assert_eq!(life.handle(asked(Then::Stop, t0), &settings(16)), []);
+    let out = life.handle(exited(1, code(0), t0), &settings(16));
+    assert_eq!(
+        out,
+        [
+            Decision::Report(Report {
+                pid: Some(100),
+                exit: Some(code(0)),
+                ..Report::new(EventKind::Exited)
+            }),
+            report(EventKind::Stopped),
+            Decision::Answer,
+        ]
+    );
+    assert_eq!(life.status(), ProcessStatus::Stopped);
+    assert!(life.error().is_some(), "the reason stays recorded");
+}
+
+#[test]
+fn a_stop_after_the_leader_exited_cleanly_sends_no_signal() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    life.handle(leader_exited(1, code(1), vec![], t0), &settings(16));
+    // Only its pipes are draining: its group may be gone, so nothing is signalled.
+    assert_eq!(life.handle(asked(Then::Stop, t0), &settings(16)), []);
+    let out = life.handle(exited(1, code(1), t0), &settings(16));
+    assert_eq!(out.last(), Some(&Decision::Answer));
+    assert_eq!(life.status(), ProcessStatus::Stopped);
+}

@@ -1,0 +1,293 @@
+//! Carrying out what the lifecycles decide (`crate::lifecycle`), and the requests that
+//! wait for them.
+//!
+//! [`Supervisor::apply`] hands an event to one process's lifecycle and executes its
+//! decisions in order: spawn (then feed back how it went), signal, arm or cancel the
+//! process's one timer, report events, answer the requests waiting, remove the entry.
+//! The timer handles and the waiting requests live here, keyed by the process's id: the
+//! lifecycle only says when a timer is due and when the waiters are answered.
+//!
+//! A stop, restart or delete tells each process's lifecycle what was asked, with a
+//! waiter for its answer; a task collects the answers in the request's order and sends
+//! [`Command::Finish`], which answers the request.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use async_channel::Sender;
+use velos_proto::{ProcessInfo, ProcessStatus, Response, Target};
+
+use super::{After, Command, Reply, Supervisor, escaped_of, logfiles};
+use crate::launch::{Ending, launch};
+use crate::lifecycle::{Decision, Event, Exit, Report, Then, Timer};
+use crate::orphans::{self, Stray};
+use crate::{logs, process};
+
+impl Supervisor {
+    /// Moves the lifecycle of process `id` on by `event` and carries out its decisions.
+    pub(super) fn apply(&mut self, id: u32, event: Event) {
+        let Some(entry) = self.table.get_mut(id) else {
+            return;
+        };
+        let decisions = entry.handle(event);
+        self.execute(id, decisions);
+    }
+
+    /// Carries out `decisions` of the lifecycle of process `id`, in order.
+    pub(super) fn execute(&mut self, id: u32, decisions: Vec<Decision>) {
+        self.persist();
+        for decision in decisions {
+            self.carry_out(id, decision);
+        }
+    }
+
+    fn carry_out(&mut self, id: u32, decision: Decision) {
+        match decision {
+            Decision::Spawn { run, attempt } => {
+                let Some(entry) = self.table.get_mut(id) else {
+                    return;
+                };
+                let now = Instant::now();
+                let event = match launch(entry, run, &self.home, &self.commands) {
+                    Ok(pid) => {
+                        self.leaders.insert(pid);
+                        Event::Spawned { run, pid, now }
+                    }
+                    Err(error) => Event::SpawnFailed {
+                        attempt,
+                        reason: error.to_string(),
+                        now,
+                    },
+                };
+                self.apply(id, event);
+            }
+            Decision::SignalGroup { pgid, signal } => process::signal_group(pgid, signal),
+            Decision::SignalStrays { pgid, pids, signal } => {
+                orphans::signal_all(&process::outside_group(&pids, pgid), signal);
+            }
+            // Decided only on a leader's exit, whose handler answers the watcher.
+            Decision::EndTree { .. } => {}
+            Decision::ArmTimer { at, timer } => {
+                let command = match timer {
+                    Timer::Kill { run } => Command::KillTimeout { id, run },
+                    Timer::Restart { run } => Command::AutoRestart { id, run },
+                };
+                let commands = self.commands.clone();
+                let task = smol::spawn(async move {
+                    async_io::Timer::at(at).await;
+                    let _ = commands.send(command).await;
+                });
+                self.timers.insert(id, task);
+            }
+            Decision::CancelTimer => {
+                self.timers.remove(&id);
+            }
+            Decision::Report(report) => self.report(id, report),
+            Decision::Log(text) => {
+                if let Some(entry) = self.table.get(id) {
+                    crate::log(format_args!("'{}' (id {id}) {text}", entry.name));
+                }
+            }
+            Decision::Answer => {
+                let (Some(waiters), Some(entry)) = (self.waiters.remove(&id), self.table.get(id))
+                else {
+                    return;
+                };
+                let info = entry.info();
+                for waiter in waiters {
+                    // A request whose client left has nobody to tell.
+                    let _ = waiter.try_send(info.clone());
+                }
+            }
+            Decision::Remove { logs: remove_logs } => {
+                self.timers.remove(&id);
+                self.waiters.remove(&id);
+                if let Some(entry) = self.table.remove(id) {
+                    logs::lock(&entry.ring).deleted();
+                    if remove_logs {
+                        logfiles::remove(&self.home.logs_dir(), &entry.name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tells the event subscribers.
+    fn report(&mut self, id: u32, report: Report) {
+        let Report {
+            kind,
+            pid,
+            exit,
+            restart_in,
+            reason,
+        } = report;
+        self.emit(id, kind, |event| {
+            event.pid = pid;
+            event.exit_code = exit.and_then(|exit| exit.code);
+            event.signal = exit.and_then(|exit| exit.signal);
+            event.restart_in_ms = restart_in.map(crate::state::millis);
+            event.reason = reason;
+        });
+    }
+
+    /// The leader (`pid`) of run `run` of `id` exited: its lifecycle says what is left to
+    /// end and by when, which goes to the run's watcher on `reply`. News about a run that
+    /// is not current gets no answer, which tells the watcher to end everything at once.
+    pub(super) fn leader_exited(
+        &mut self,
+        id: u32,
+        run: u64,
+        pid: u32,
+        exit: Exit,
+        reply: &Sender<Ending>,
+        strays: &[Stray],
+    ) {
+        self.leaders.remove(&pid);
+        let Some(entry) = self.table.get_mut(id) else {
+            return;
+        };
+        // Reading the group's members reads all of /proc: only when the lifecycle needs it.
+        let members = if entry.lifecycle.needs_members(run) {
+            process::group_members(pid)
+        } else {
+            Vec::new()
+        };
+        let decisions = entry.handle(Event::LeaderExited {
+            run,
+            exit,
+            escaped: escaped_of(strays, id, run),
+            members,
+            now: Instant::now(),
+        });
+        self.persist();
+        for decision in decisions {
+            match decision {
+                Decision::EndTree { escaped, deadline } => {
+                    let _ = reply.try_send(Ending { escaped, deadline });
+                }
+                other => self.carry_out(id, other),
+            }
+        }
+    }
+
+    /// Run `run` of `id` is over: its leader and everything it left are gone.
+    pub(super) fn exited(&mut self, id: u32, run: u64, exit: Exit) {
+        // Its escaped descendants' own children may have come to us while the run was
+        // still counted as live; now that it is over, they go too.
+        self.reap_pending = true;
+        let Some(entry) = self.table.get_mut(id) else {
+            return;
+        };
+        if entry.lifecycle.run().is_some_and(|live| live.number == run) {
+            entry.group = None;
+        }
+        self.apply(
+            id,
+            Event::Exited {
+                run,
+                exit,
+                now: Instant::now(),
+            },
+        );
+    }
+
+    /// `process.restart`: with `env`, the processes start with that environment.
+    pub(super) fn restart(
+        &mut self,
+        target: &Target,
+        env: Option<BTreeMap<String, String>>,
+        reply: Reply,
+    ) {
+        if let Some(env) = env
+            && let Ok(ids) = self.table.resolve(target)
+        {
+            let env = self.envs.borrow_mut().share(env);
+            for id in ids {
+                if let Some(entry) = self.table.get_mut(id) {
+                    entry.spec.env = Some(env.clone());
+                }
+            }
+        }
+        self.stop_then(Then::Restart, After::Answer, target, Some(reply));
+    }
+
+    /// Tells every process `target` names that it is to stop and then `then`; completes
+    /// `after` once each has answered.
+    pub(super) fn stop_then(
+        &mut self,
+        then: Then,
+        after: After,
+        target: &Target,
+        reply: Option<Reply>,
+    ) {
+        let ids = match self.table.resolve(target) {
+            Ok(ids) => ids,
+            Err(error) => {
+                if let Some(reply) = reply {
+                    let _ = reply.try_send(Err(error.into()));
+                }
+                return;
+            }
+        };
+        // One look at our children for every process the request stops.
+        let running = ids.iter().any(|&id| {
+            self.table
+                .get(id)
+                .is_some_and(|entry| entry.lifecycle.status() == ProcessStatus::Running)
+        });
+        let strays = if running {
+            orphans::strays(self.home.root(), &self.leaders)
+        } else {
+            Vec::new()
+        };
+        let now = Instant::now();
+        let mut answers = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            let Some(entry) = self.table.get(id) else {
+                continue;
+            };
+            let escaped = entry
+                .lifecycle
+                .run()
+                .map(|run| escaped_of(&strays, id, run.number))
+                .unwrap_or_default();
+            let (waiter, answer) = async_channel::bounded(1);
+            self.waiters.entry(id).or_default().push(waiter);
+            answers.push(answer);
+            self.apply(id, Event::Asked { then, escaped, now });
+        }
+        let commands = self.commands.clone();
+        smol::spawn(async move {
+            let mut infos = Vec::with_capacity(answers.len());
+            for answer in answers {
+                // Err(closed): the entry went without an answer (the daemon is ending).
+                if let Ok(info) = answer.recv().await {
+                    infos.push(info);
+                }
+            }
+            let _ = commands
+                .send(Command::Finish {
+                    after,
+                    infos,
+                    reply,
+                })
+                .await;
+        })
+        .detach();
+    }
+
+    /// Completes a stop, restart, delete or kill once each of its processes answered.
+    pub(super) fn finish(&mut self, after: After, infos: Vec<ProcessInfo>, reply: Option<Reply>) {
+        let answer = match after {
+            After::Answer => Response::Processes(infos),
+            After::Kill => Response::Killed,
+            After::Exit => {
+                let _ = self.exit.try_send(());
+                return;
+            }
+        };
+        if let Some(reply) = reply {
+            let _ = reply.try_send(Ok(answer));
+        }
+    }
+}
