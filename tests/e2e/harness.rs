@@ -624,8 +624,8 @@ pub fn ping_socket(path: &Path) -> Result<PingInfo, String> {
         Envelope::Response {
             msgid: 1,
             result: Ok(result),
-        } => match Response::from_parts(Method::DaemonPing, result) {
-            Ok(Response::Pong(info)) => Ok(info),
+        } => match Response::from_parts(Method::Ping, result) {
+            Ok(Response::Ping(info)) => Ok(info),
             other => Err(format!("not a ping answer: {other:?}")),
         },
         other => Err(format!("unexpected message: {other:?}")),

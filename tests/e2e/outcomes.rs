@@ -194,7 +194,7 @@ fn answer_pings_only(mut stream: UnixStream, stopped: &AtomicBool) {
                 protocol: frame::VERSION,
                 ..PingInfo::default()
             };
-            let answer = Response::Pong(info).encode(msgid).expect("encode");
+            let answer = Response::Ping(info).encode(msgid).expect("encode");
             let _ = stream.write_all(&frame::encode_frame(&answer).expect("frame"));
         }
     }

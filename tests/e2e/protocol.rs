@@ -155,8 +155,8 @@ impl Raw {
                         msgid: got,
                         result: Ok(result),
                     },
-            } if got == msgid => match Response::from_parts(Method::DaemonPing, result) {
-                Ok(Response::Pong(info)) => info,
+            } if got == msgid => match Response::from_parts(Method::Ping, result) {
+                Ok(Response::Ping(info)) => info,
                 other => panic!("{what}: not a ping answer: {other:?}"),
             },
             other => panic!("{what}: expected the answer to ping {msgid}, got {other:?}"),

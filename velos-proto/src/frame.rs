@@ -8,10 +8,13 @@
 //!          u8   u32 big-endian    at most 16 MiB
 //! ```
 //!
-//! This module owns the header codec and reading and writing whole frames on any
-//! `futures-io` stream. It does not look inside the payload; that is [`crate::rpc`].
+//! This module owns the header codec and reading ([`FrameReader`]) and writing whole
+//! frames on any `futures-io` stream. It does not look inside the payload; that is [`crate::rpc`].
 
-use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_lite::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use crate::Error;
 
@@ -90,65 +93,228 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(&[u8], &[u8]), Error> {
     Ok(rest.split_at(len))
 }
 
-/// Reads one frame's payload into `payload` (cleared first).
+/// Bytes asked of the stream at least per read: small frames that arrive together (a
+/// stream of notifications) are read with one call.
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Buffer capacity a reader keeps between frames; after a larger frame it gives the
+/// memory back, so an idle connection holds little.
+const KEPT_BYTES: usize = 64 * 1024;
+
+/// Reads frames off a stream, one at a time: the one frame reader of both the daemon and
+/// the clients.
 ///
-/// Returns `Ok(false)` on a clean end of stream before the first header byte, `Ok(true)`
-/// when a frame was read. A stream that ends inside a frame gives [`Error::Truncated`].
-pub async fn read_frame<R>(reader: &mut R, payload: &mut Vec<u8>) -> Result<bool, Error>
-where
-    R: AsyncRead + Unpin,
-{
-    payload.clear();
-    let mut header = [0; HEADER_LEN];
-    let mut filled = 0;
-    while filled < HEADER_LEN {
-        match reader.read(&mut header[filled..]).await {
-            Ok(0) if filled == 0 => return Ok(false),
-            Ok(0) => return Err(Error::Truncated),
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::Io(e)),
+/// It keeps one buffer per stream: frames that arrive together are read with one call
+/// and handed out one by one, and a frame's payload is a slice of that buffer
+/// ([`FrameReader::payload`]), decoded from there with no copy. A peer's claimed length
+/// is never allocated up front: the buffer grows with the bytes that arrive, at most one
+/// step of 64 KiB ahead. After a frame larger than 64 KiB it is given back.
+///
+/// Works as a future ([`FrameReader::next`]) or by polling ([`FrameReader::poll_next`]),
+/// on any `futures-io` stream. Dropping a `next` half way loses nothing: what was read is
+/// in the buffer.
+///
+/// # Examples
+///
+/// ```
+/// use velos_proto::frame::{FrameReader, encode_frame};
+///
+/// let mut bytes = encode_frame(b"one").unwrap();
+/// bytes.extend(encode_frame(b"two").unwrap());
+/// let mut stream = futures_lite::io::Cursor::new(bytes);
+/// let mut frames = FrameReader::new();
+/// futures_lite::future::block_on(async {
+///     assert!(frames.next(&mut stream).await.unwrap());
+///     assert_eq!(frames.payload(), b"one");
+///     assert!(frames.next(&mut stream).await.unwrap());
+///     assert_eq!(frames.payload(), b"two");
+///     assert!(!frames.next(&mut stream).await.unwrap(), "the end");
+/// });
+/// ```
+#[derive(Default)]
+pub struct FrameReader {
+    /// Bytes received; those before `start` were handed out.
+    buffer: Vec<u8>,
+    start: usize,
+    /// The payload handed out last, as a range of `buffer`.
+    payload: std::ops::Range<usize>,
+}
+
+impl FrameReader {
+    /// A reader with an empty buffer.
+    pub fn new() -> FrameReader {
+        FrameReader::default()
+    }
+
+    /// The payload of the frame read last (empty before the first). Valid until the
+    /// next read.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer[self.payload.clone()]
+    }
+
+    /// Takes the payload of the frame read last out of the reader, without copying it
+    /// when nothing else is buffered (then the reader's memory goes with it).
+    pub fn take_payload(&mut self) -> Vec<u8> {
+        if self.start == self.buffer.len() {
+            let mut payload = std::mem::take(&mut self.buffer);
+            payload.truncate(self.payload.end);
+            payload.drain(..self.payload.start);
+            self.start = 0;
+            self.payload = 0..0;
+            payload
+        } else {
+            let payload = self.payload().to_vec();
+            self.payload = 0..0;
+            payload
         }
     }
-    let len = decode_header(&header)? as usize;
-    // Grow with the bytes that arrive, never with the bytes that were promised: at most
-    // one step ahead of what was received, and never past the announced length.
-    while payload.len() < len {
-        let start = payload.len();
-        let step = (len - start).min(READ_STEP_BYTES);
-        if payload.capacity() < start + step {
-            let target = (payload.capacity() * 2).clamp(start + step, len);
-            payload.reserve_exact(target - start);
+
+    /// Whether bytes of a frame not handed out yet are buffered: a frame has begun.
+    pub fn has_partial(&self) -> bool {
+        self.start < self.buffer.len()
+    }
+
+    /// Reads the next frame: `Ok(true)` when one was read (see
+    /// [`FrameReader::payload`]), `Ok(false)` on a clean end of stream before its first
+    /// byte. A stream that ends inside a frame gives [`Error::Truncated`]; a bad header
+    /// gives its error, and the stream cannot be read on after it.
+    pub async fn next<R>(&mut self, reader: &mut R) -> Result<bool, Error>
+    where
+        R: AsyncRead + Unpin,
+    {
+        std::future::poll_fn(|cx| self.poll_next(cx, reader)).await
+    }
+
+    /// Waits until bytes of a next frame are at hand (buffered already, or read now):
+    /// `Ok(false)` on a clean end of stream instead. For a reader that waits for a frame
+    /// to begin as long as it takes, then bounds the rest.
+    pub async fn wait_for_data<R>(&mut self, reader: &mut R) -> Result<bool, Error>
+    where
+        R: AsyncRead + Unpin,
+    {
+        std::future::poll_fn(|cx| {
+            if self.has_partial() {
+                return Poll::Ready(Ok(true));
+            }
+            self.poll_fill(cx, reader, 1).map_ok(|read| read > 0)
+        })
+        .await
+    }
+
+    /// [`FrameReader::next`] by polling, for hand-written streams.
+    pub fn poll_next<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut R,
+    ) -> Poll<Result<bool, Error>>
+    where
+        R: AsyncRead + Unpin,
+    {
+        self.payload = 0..0;
+        self.give_back();
+        loop {
+            let pending = &self.buffer[self.start..];
+            let missing = match pending.first_chunk::<HEADER_LEN>() {
+                None => HEADER_LEN - pending.len(),
+                Some(header) => {
+                    let len = decode_header(header)? as usize;
+                    let end = HEADER_LEN + len;
+                    if pending.len() >= end {
+                        self.payload = self.start + HEADER_LEN..self.start + end;
+                        self.start += end;
+                        return Poll::Ready(Ok(true));
+                    }
+                    end - pending.len()
+                }
+            };
+            let read = match self.poll_fill(cx, reader, missing) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(read) => read?,
+            };
+            if read == 0 {
+                return Poll::Ready(if self.has_partial() {
+                    Err(Error::Truncated)
+                } else {
+                    Ok(false)
+                });
+            }
+            // A peer that keeps the stream full would otherwise keep this task busy for
+            // a whole large frame: let the executor run others between steps.
+            if read >= READ_STEP_BYTES && missing > read {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
         }
-        // Only this step is zeroed (`read_to_end` would zero the whole spare capacity on
-        // every call, quadratic in the frame's size).
-        payload.resize(start + step, 0);
-        let read = loop {
-            match reader.read(&mut payload[start..]).await {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                other => break other,
-            }
-        };
-        match read {
-            Ok(0) => {
-                payload.truncate(start);
-                return Err(Error::Truncated);
-            }
-            Ok(n) => {
-                payload.truncate(start + n);
-                // A peer that keeps the stream full would otherwise keep this task busy
-                // for the whole frame: let the executor run others between steps.
-                if n == step && payload.len() < len {
-                    futures_lite::future::yield_now().await;
+    }
+
+    /// Gives back a buffer grown by a large frame once that frame was handed out and
+    /// little is left (what is left moves to a buffer of its size).
+    fn give_back(&mut self) {
+        let rest = self.buffer.len() - self.start;
+        if self.start > 0 && self.buffer.capacity() > KEPT_BYTES && rest <= KEPT_BYTES / 2 {
+            self.buffer = self.buffer[self.start..].to_vec();
+            self.start = 0;
+        }
+    }
+
+    /// Reads once from `reader` into the buffer, asking for at least `missing` bytes
+    /// (at least one chunk, at most one step): the bytes read, 0 at the end of stream.
+    fn poll_fill<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut R,
+        missing: usize,
+    ) -> Poll<Result<usize, Error>>
+    where
+        R: AsyncRead + Unpin,
+    {
+        // What was handed out goes: the rest moves to the front.
+        if self.start > 0 {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+            self.payload = 0..0;
+        }
+        let filled = self.buffer.len();
+        let step = missing.clamp(READ_CHUNK_BYTES, READ_STEP_BYTES);
+        if self.buffer.capacity() < filled + step {
+            // Doubling keeps a large frame's reads linear; the frame's announced end
+            // bounds it, so the buffer never grows past what the frame needs plus a step.
+            let target =
+                (self.buffer.capacity() * 2).clamp(filled + step, filled + missing.max(step));
+            self.buffer.reserve_exact(target - filled);
+        }
+        // Only this step is zeroed (zeroing the whole spare capacity on every read would
+        // be quadratic in a large frame's size).
+        self.buffer.resize(filled + step, 0);
+        loop {
+            let read = Pin::new(&mut *reader).poll_read(cx, &mut self.buffer[filled..]);
+            match read {
+                Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Poll::Pending => {
+                    self.buffer.truncate(filled);
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.buffer.truncate(filled + n);
+                    return Poll::Ready(Ok(n));
+                }
+                Poll::Ready(Err(e)) => {
+                    self.buffer.truncate(filled);
+                    return Poll::Ready(Err(Error::Io(e)));
                 }
             }
-            Err(e) => {
-                payload.truncate(start);
-                return Err(Error::Io(e));
-            }
         }
     }
-    Ok(true)
+}
+
+// Hand-written: the buffer can be large and says nothing useful.
+impl std::fmt::Debug for FrameReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameReader")
+            .field("buffered", &(self.buffer.len() - self.start))
+            .field("payload", &self.payload.len())
+            .finish()
+    }
 }
 
 /// Writes one frame carrying `payload` and flushes.
@@ -170,9 +336,9 @@ mod tests {
         futures_lite::future::block_on(async {
             let mut reader = futures_lite::io::Cursor::new(bytes.to_vec());
             let mut frames = Vec::new();
-            let mut payload = Vec::new();
-            while read_frame(&mut reader, &mut payload).await? {
-                frames.push(payload.clone());
+            let mut frame_reader = FrameReader::new();
+            while frame_reader.next(&mut reader).await? {
+                frames.push(frame_reader.payload().to_vec());
             }
             Ok(frames)
         })
@@ -245,13 +411,15 @@ mod tests {
         // without having reserved the promised size.
         let mut bytes = encode_header(MAX_PAYLOAD_BYTES).to_vec();
         bytes.extend_from_slice(b"abc");
-        let mut payload = Vec::new();
-        let result = futures_lite::future::block_on(read_frame(
-            &mut futures_lite::io::Cursor::new(bytes),
-            &mut payload,
-        ));
+        let mut frames = FrameReader::new();
+        let result =
+            futures_lite::future::block_on(frames.next(&mut futures_lite::io::Cursor::new(bytes)));
         assert!(matches!(result, Err(Error::Truncated)));
-        assert!(payload.capacity() < 1024 * 1024, "{}", payload.capacity());
+        assert!(
+            frames.buffer.capacity() < 1024 * 1024,
+            "{}",
+            frames.buffer.capacity()
+        );
     }
 
     #[test]
@@ -270,14 +438,74 @@ mod tests {
         }
         let body: Vec<u8> = (0..300_001u32).map(|i| (i % 251) as u8).collect();
         let mut reader = Trickle(futures_lite::io::Cursor::new(encode_frame(&body).unwrap()));
-        let mut payload = Vec::new();
-        assert!(futures_lite::future::block_on(read_frame(&mut reader, &mut payload)).unwrap());
-        assert_eq!(payload, body);
-        assert_eq!(
-            payload.capacity(),
-            body.len(),
-            "no more than the frame's size"
+        let mut frames = FrameReader::new();
+        assert!(futures_lite::future::block_on(frames.next(&mut reader)).unwrap());
+        assert_eq!(frames.payload(), body);
+        assert!(
+            frames.buffer.capacity() <= HEADER_LEN + body.len() + READ_STEP_BYTES,
+            "no more than the frame's size and one step: {}",
+            frames.buffer.capacity()
         );
+        // Taken out without a copy, the buffer goes with it.
+        let payload = frames.take_payload();
+        assert_eq!(payload, body);
+        assert_eq!(frames.buffer.capacity(), 0);
+    }
+
+    /// Counts the reads asked of it.
+    struct Counting(futures_lite::io::Cursor<Vec<u8>>, usize);
+    impl AsyncRead for Counting {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.1 += 1;
+            std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    #[test]
+    fn small_frames_that_arrive_together_take_one_read() {
+        let bytes: Vec<u8> = (0..100u8)
+            .flat_map(|i| encode_frame(&[i; 20]).unwrap())
+            .collect();
+        let mut stream = Counting(futures_lite::io::Cursor::new(bytes), 0);
+        let mut frames = FrameReader::new();
+        futures_lite::future::block_on(async {
+            for i in 0..100u8 {
+                assert!(frames.next(&mut stream).await.unwrap());
+                assert_eq!(frames.payload(), [i; 20]);
+                assert!(i == 99 || frames.has_partial());
+            }
+            assert!(!frames.next(&mut stream).await.unwrap());
+        });
+        assert_eq!(stream.1, 2, "one read for the frames, one for the end");
+    }
+
+    #[test]
+    fn a_large_frames_memory_is_given_back_before_the_next() {
+        // The last read of the large frame (16 KiB, then 64 KiB steps) asks for a chunk of
+        // 16 KiB with 100 bytes of it left: the small frame comes with it.
+        const LARGE: usize = (1 << 20) + 16 * 1024 - HEADER_LEN + 100;
+        let mut bytes = encode_frame(&vec![7; LARGE]).unwrap();
+        bytes.extend(encode_frame(b"small").unwrap());
+        let mut stream = futures_lite::io::Cursor::new(bytes);
+        let mut frames = FrameReader::new();
+        futures_lite::future::block_on(async {
+            assert!(frames.next(&mut stream).await.unwrap());
+            assert_eq!(frames.payload().len(), LARGE);
+            assert!(frames.has_partial(), "read ahead");
+            assert!(frames.wait_for_data(&mut stream).await.unwrap());
+            assert!(frames.next(&mut stream).await.unwrap());
+            assert_eq!(frames.payload(), b"small");
+            assert!(
+                frames.buffer.capacity() <= KEPT_BYTES,
+                "{}",
+                frames.buffer.capacity()
+            );
+            assert!(!frames.wait_for_data(&mut stream).await.unwrap());
+        });
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - [`frame`]: the header codec and reading and writing frames;
 //! - [`rpc`]: the MessagePack-RPC envelope ([`Envelope`]): request, response, notification;
 //! - [`budget`]: how many values and levels one request may hold, checked before decoding;
-//! - [`Method`], [`Request`] and [`Response`]: every method with typed params and results;
+//! - [`Method`], [`Call`] and [`methods`]: every method, defined once with its params and
+//!   result types; [`Request`] and [`Response`]: a method with its typed params or result;
 //! - [`ErrorCode`] and [`RpcError`]: the daemon's error map;
 //! - [`home`]: where the socket, pid file and logs live, and the process name rules.
 //!
@@ -48,15 +49,14 @@ mod signal;
 pub use echo::{ECHO_CHARS, echo};
 pub use error::{Error, ErrorCode, RpcError};
 pub use home::Home;
-pub use method::Method;
+pub use method::{Call, Method, Request, Response, methods};
 pub use request::{
     DeleteParams, LogCursor, LogPosition, LogReadParams, MAX_QUOTED_CHARS, MAX_START_BYTES,
-    NoParams, ProcessCursor, Refused, Request, RestartParams, SaveParams, StartParams, Target,
-    TargetParams,
+    NoParams, ProcessCursor, Refused, RestartParams, SaveParams, StartParams, Target, TargetParams,
 };
 pub use response::{
     EventKind, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,
-    ProcessStatus, Response, Saved, Stream,
+    ProcessStatus, Saved, Stream,
 };
 pub use rpc::Envelope;
 pub use script::ScriptError;
@@ -83,7 +83,7 @@ mod docs_example {
             "56454c4f010000003c940107c085a776657273696f6ea5302e312e30a3706964cd1092",
             "a870726f746f636f6c01a9757074696d655f6d73cd05dca970726f63657373657300"
         ));
-        let pong = Response::Pong(PingInfo {
+        let pong = Response::Ping(PingInfo {
             version: "0.1.0".into(),
             pid: 4242,
             protocol: 1,
@@ -138,11 +138,12 @@ mod fuzz_tests {
             let _ = Envelope::decode(&bytes);
             let _ = Request::decode(&bytes);
             let _ = frame::decode_frame(&bytes);
-            let mut payload = Vec::new();
-            let _ = futures_lite::future::block_on(frame::read_frame(
-                &mut futures_lite::io::Cursor::new(bytes.clone()),
-                &mut payload,
-            ));
+            let _ = rpc::decode_notification(&bytes);
+            let mut frames = frame::FrameReader::new();
+            let mut stream = futures_lite::io::Cursor::new(bytes.clone());
+            while let Ok(true) = futures_lite::future::block_on(frames.next(&mut stream)) {
+                let _ = Request::decode(frames.payload());
+            }
         }
 
         #[test]
@@ -159,6 +160,9 @@ mod fuzz_tests {
                 for method in Method::ALL {
                     let _ = Response::from_parts(method, value.clone());
                 }
+            }
+            for method in Method::ALL {
+                let _ = Response::decode(method, &bytes);
             }
         }
 

@@ -1,4 +1,5 @@
-//! Typed params of each method, and [`Request`]: a method with its params.
+//! Typed params of each method, and decoding a [`Request`]: a method with its params,
+//! within the decoding budget.
 //!
 //! Every params struct is a map on the wire. Optional fields may be left out, and fields
 //! this version does not know are ignored, so older and newer peers understand each other.
@@ -7,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::{Error, Method, rpc};
+use crate::{Error, Method, Request, rpc};
 
 /// Which process a request is about: an id, a name, or every process.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -320,61 +321,7 @@ fn shorten(text: &str) -> String {
     }
 }
 
-/// A method with its typed params: what a client asks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Request {
-    /// `daemon.ping`
-    Ping,
-    /// `daemon.kill`
-    Kill,
-    /// `process.start`
-    Start(StartParams),
-    /// `process.stop`
-    Stop(TargetParams),
-    /// `process.restart`
-    Restart(RestartParams),
-    /// `process.delete`
-    Delete(DeleteParams),
-    /// `process.list`
-    List,
-    /// `log.read`
-    LogRead(LogReadParams),
-    /// `process.info` (one process, not `all`)
-    Info(TargetParams),
-    /// `log.follow`: the connection becomes a stream of notifications
-    LogFollow(LogReadParams),
-    /// `log.flush`
-    LogFlush(TargetParams),
-    /// `events.subscribe`: the connection becomes a stream of notifications
-    Subscribe,
-    /// `daemon.save`
-    Save(SaveParams),
-    /// `daemon.resurrect`
-    Resurrect,
-}
-
 impl Request {
-    /// The method this request calls.
-    pub fn method(&self) -> Method {
-        match self {
-            Request::Ping => Method::DaemonPing,
-            Request::Kill => Method::DaemonKill,
-            Request::Start(_) => Method::ProcessStart,
-            Request::Stop(_) => Method::ProcessStop,
-            Request::Restart(_) => Method::ProcessRestart,
-            Request::Delete(_) => Method::ProcessDelete,
-            Request::List => Method::ProcessList,
-            Request::LogRead(_) => Method::LogRead,
-            Request::Info(_) => Method::ProcessInfo,
-            Request::LogFollow(_) => Method::LogFollow,
-            Request::LogFlush(_) => Method::LogFlush,
-            Request::Subscribe => Method::EventsSubscribe,
-            Request::Save(_) => Method::DaemonSave,
-            Request::Resurrect => Method::DaemonResurrect,
-        }
-    }
-
     /// Decodes a request payload once, straight into its typed form, within the decoding
     /// budget (see [`crate::budget`]): the msgid, and the request or why it cannot be
     /// carried out. `Err` when the payload is not a well-formed request at all (then the
@@ -411,47 +358,6 @@ impl Request {
             _ => {}
         }
         Ok(request)
-    }
-
-    fn decode_fields(method: Method, params: rpc::Params<'_>) -> Result<Request, Error> {
-        Ok(match method {
-            Method::DaemonPing => Request::Ping,
-            Method::DaemonKill => Request::Kill,
-            Method::ProcessStart => Request::Start(params.decode()?),
-            Method::ProcessStop => Request::Stop(params.decode()?),
-            Method::ProcessRestart => Request::Restart(params.decode()?),
-            Method::ProcessDelete => Request::Delete(params.decode()?),
-            Method::ProcessList => Request::List,
-            Method::LogRead => Request::LogRead(params.decode()?),
-            Method::ProcessInfo => Request::Info(params.decode()?),
-            Method::LogFollow => Request::LogFollow(params.decode()?),
-            Method::LogFlush => Request::LogFlush(params.decode()?),
-            Method::EventsSubscribe => Request::Subscribe,
-            Method::DaemonSave => Request::Save(params.decode()?),
-            Method::DaemonResurrect => Request::Resurrect,
-        })
-    }
-
-    /// Encodes this request as a frame payload with the given msgid.
-    pub fn encode(&self, msgid: u32) -> Result<Vec<u8>, Error> {
-        let method = self.method().as_str();
-        match self {
-            Request::Ping
-            | Request::Kill
-            | Request::List
-            | Request::Subscribe
-            | Request::Resurrect => rpc::encode_request(msgid, method, &NoParams {}),
-            Request::Save(params) => rpc::encode_request(msgid, method, params),
-            Request::Start(params) => rpc::encode_request(msgid, method, params),
-            Request::Delete(params) => rpc::encode_request(msgid, method, params),
-            Request::Stop(params) | Request::Info(params) | Request::LogFlush(params) => {
-                rpc::encode_request(msgid, method, params)
-            }
-            Request::Restart(params) => rpc::encode_request(msgid, method, params),
-            Request::LogRead(params) | Request::LogFollow(params) => {
-                rpc::encode_request(msgid, method, params)
-            }
-        }
     }
 }
 

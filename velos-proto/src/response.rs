@@ -1,17 +1,8 @@
-//! Typed results of each method, and [`Response`]: a result with its kind.
-//!
-//! | method | result |
-//! | --- | --- |
-//! | `daemon.ping` | [`PingInfo`] |
-//! | `daemon.kill` | nil |
-//! | `process.start` | [`ProcessInfo`] |
-//! | `process.stop`, `process.restart`, `process.delete`, `process.list` | array of [`ProcessInfo`] |
-//! | `log.read` | [`LogLines`] |
+//! The types of the results and notifications: [`ProcessInfo`], [`LogLines`],
+//! [`ProcessEvent`] and the rest. Which method answers which is written once, in the
+//! table of `method.rs` (see [`crate::Call`]).
 
-use rmpv::Value;
 use serde::{Deserialize, Serialize};
-
-use crate::{Error, Method, rpc};
 
 /// Where a process is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -349,97 +340,12 @@ pub struct Saved {
     pub processes: u32,
 }
 
-/// A typed result: what the daemon answered.
-// One lives per request, briefly; boxing the large variant would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Response {
-    /// To `daemon.ping`.
-    Pong(PingInfo),
-    /// To `daemon.kill`: the daemon is shutting down.
-    Killed,
-    /// To `process.start`.
-    Started(ProcessInfo),
-    /// To `process.stop`, `process.restart`, `process.delete` and `process.list`.
-    Processes(Vec<ProcessInfo>),
-    /// To `log.read` and `log.follow` (the lines before the stream starts).
-    Logs(LogLines),
-    /// To `process.info`.
-    Info(ProcessInfo),
-    /// To `events.subscribe`: notifications follow.
-    Subscribed,
-    /// To `daemon.save`.
-    Saved(Saved),
-}
-
-impl Response {
-    /// Reads the result of `method` from the wire value.
-    pub fn from_parts(method: Method, result: Value) -> Result<Response, Error> {
-        Ok(match method {
-            Method::DaemonPing => Response::Pong(rpc::from_value(result)?),
-            Method::DaemonKill => Response::Killed,
-            Method::ProcessStart => Response::Started(rpc::from_value(result)?),
-            Method::ProcessStop
-            | Method::ProcessRestart
-            | Method::ProcessDelete
-            | Method::ProcessList => Response::Processes(rpc::from_value(result)?),
-            Method::LogRead | Method::LogFollow => Response::Logs(rpc::from_value(result)?),
-            Method::ProcessInfo => Response::Info(rpc::from_value(result)?),
-            Method::EventsSubscribe => Response::Subscribed,
-            Method::DaemonSave => Response::Saved(rpc::from_value(result)?),
-            Method::DaemonResurrect | Method::LogFlush => {
-                Response::Processes(rpc::from_value(result)?)
-            }
-        })
-    }
-
-    /// Decodes a response payload to a request for `method` in one pass: its msgid and
-    /// the typed result or the daemon's error. `None` when the payload is not a response.
-    pub fn decode(method: Method, payload: &[u8]) -> Option<Result<rpc::Answer<Response>, Error>> {
-        fn typed<T: serde::de::DeserializeOwned>(
-            payload: &[u8],
-            wrap: impl FnOnce(T) -> Response,
-        ) -> Option<Result<rpc::Answer<Response>, Error>> {
-            rpc::decode_response::<T>(payload)
-                .map(|decoded| decoded.map(|(msgid, result)| (msgid, result.map(wrap))))
-        }
-        match method {
-            Method::DaemonPing => typed(payload, Response::Pong),
-            Method::DaemonKill => typed(payload, |()| Response::Killed),
-            Method::ProcessStart => typed(payload, Response::Started),
-            Method::ProcessStop
-            | Method::ProcessRestart
-            | Method::ProcessDelete
-            | Method::ProcessList
-            | Method::DaemonResurrect
-            | Method::LogFlush => typed(payload, Response::Processes),
-            Method::LogRead | Method::LogFollow => typed(payload, Response::Logs),
-            Method::ProcessInfo => typed(payload, Response::Info),
-            Method::EventsSubscribe => typed(payload, |()| Response::Subscribed),
-            Method::DaemonSave => typed(payload, Response::Saved),
-        }
-    }
-
-    /// Encodes this result as the response to `msgid`.
-    pub fn encode(&self, msgid: u32) -> Result<Vec<u8>, Error> {
-        match self {
-            Response::Pong(info) => rpc::encode_response(msgid, Ok(info)),
-            Response::Killed => rpc::encode_response(msgid, Ok(&())),
-            Response::Started(info) => rpc::encode_response(msgid, Ok(info)),
-            Response::Processes(list) => rpc::encode_response(msgid, Ok(list)),
-            Response::Logs(lines) => rpc::encode_response(msgid, Ok(lines)),
-            Response::Info(info) => rpc::encode_response(msgid, Ok(info)),
-            Response::Subscribed => rpc::encode_response(msgid, Ok(&())),
-            Response::Saved(saved) => rpc::encode_response(msgid, Ok(saved)),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use rmpv::Value;
+
     use super::*;
-    use crate::Envelope;
+    use crate::{Envelope, Method, Response, rpc};
 
     pub(crate) fn sample_process() -> ProcessInfo {
         ProcessInfo {
@@ -467,6 +373,11 @@ mod tests {
 
     fn round_trip(method: Method, response: Response) {
         let payload = response.encode(9).unwrap();
+        assert_eq!(response.method(), method);
+        assert_eq!(
+            Response::decode(method, &payload).unwrap().unwrap(),
+            (9, Ok(response.clone()))
+        );
         let Envelope::Response { msgid, result } = Envelope::decode(&payload).unwrap() else {
             panic!("not a response");
         };
@@ -480,8 +391,8 @@ mod tests {
     #[test]
     fn every_response_round_trips() {
         round_trip(
-            Method::DaemonPing,
-            Response::Pong(PingInfo {
+            Method::Ping,
+            Response::Ping(PingInfo {
                 version: "0.1.0".into(),
                 pid: 1,
                 protocol: 1,
@@ -490,19 +401,19 @@ mod tests {
                 ..PingInfo::default()
             }),
         );
-        round_trip(Method::DaemonKill, Response::Killed);
-        round_trip(Method::ProcessStart, Response::Started(sample_process()));
+        round_trip(Method::Kill, Response::Kill);
+        round_trip(Method::Start, Response::Start(sample_process()));
         let mut stopped = sample_process();
         stopped.status = ProcessStatus::Errored;
         stopped.pid = None;
         stopped.exit_code = Some(3);
         round_trip(
-            Method::ProcessList,
-            Response::Processes(vec![sample_process(), stopped]),
+            Method::List,
+            Response::List(vec![sample_process(), stopped]),
         );
         round_trip(
             Method::LogRead,
-            Response::Logs(LogLines {
+            Response::LogRead(LogLines {
                 next: None,
                 lines: vec![LogLine {
                     continued: false,

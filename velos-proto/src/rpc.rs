@@ -9,7 +9,8 @@
 //! The daemon reads a request with [`decode_request`]: the envelope by hand and the params
 //! only measured against the [`crate::budget`], then decoded once, straight into their
 //! typed form ([`crate::Request::decode`]). A client reads a response with
-//! [`decode_response`] the same way. [`Envelope`] reads any message as an [`rmpv::Value`]
+//! [`decode_response`] in one pass, and a notification with [`decode_notification`] as
+//! the daemon reads a request. [`Envelope`] reads any message as an [`rmpv::Value`]
 //! tree, for tools and tests that want to look at whatever came.
 //! Structs are encoded with named fields, so every params and result is a map.
 
@@ -174,9 +175,10 @@ pub struct RequestHead<'a> {
     pub params: Params<'a>,
 }
 
-/// The params of a request as they came: one map (or nil) within the decoding budget,
-/// still MessagePack. Only [`decode_request`] makes one, so a `Params` never holds more
-/// than the budget allows.
+/// The params of a request or notification as they came: one value (a request's is a map
+/// or nil) within the decoding budget, still MessagePack. Only [`decode_request`] and
+/// [`decode_notification`] make one, so a `Params` never holds more than the budget
+/// allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params<'a>(&'a [u8]);
 
@@ -248,6 +250,52 @@ pub fn decode_request(payload: &[u8]) -> Result<RequestHead<'_>, Error> {
     })
 }
 
+/// A notification's envelope, read without building its params.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotificationHead<'a> {
+    /// What the notification is about, such as `log.line` (see [`notification`]).
+    pub method: &'a str,
+    /// Its params, measured but not decoded.
+    pub params: Params<'a>,
+}
+
+/// Reads a notification payload `[2, method, params]` the way [`decode_request`] reads a
+/// request: the envelope checked, the params measured against the [`crate::budget`] and
+/// left for [`Params::decode`] to decode straight into their type. What a client does
+/// with every frame of a stream. Allocates nothing; never panics, whatever the bytes.
+pub fn decode_notification(payload: &[u8]) -> Result<NotificationHead<'_>, Error> {
+    let mut reader = Reader::new(payload);
+    let Some(len) = reader.array_len()? else {
+        // Not MessagePack at all is a decode error; any other value is the wrong message.
+        crate::budget::value_len(payload)?;
+        return Err(Error::Malformed("message is not an array".into()));
+    };
+    let kind = reader.unsigned()?;
+    if (kind, len) != (Some(NOTIFICATION), 3) {
+        return Err(Error::Malformed(match kind {
+            Some(REQUEST) => "expected a notification [2, method, params], got a request".into(),
+            Some(RESPONSE) => "expected a notification [2, method, params], got a response".into(),
+            Some(NOTIFICATION) => format!("a notification has 3 elements, not {len}"),
+            _ => "expected a notification [2, method, params]".into(),
+        }));
+    }
+    let method = reader
+        .str_bytes()?
+        .ok_or_else(|| Error::Malformed("method is not a string".into()))?;
+    let method = std::str::from_utf8(method)
+        .map_err(|_| Error::Malformed("method is not valid UTF-8".into()))?;
+    let start = reader.position();
+    reader.skip_value(0)?;
+    let params = Params(&payload[start..reader.position()]);
+    if reader.remaining() > 0 {
+        return Err(Error::Malformed(format!(
+            "{} bytes after the message",
+            reader.remaining()
+        )));
+    }
+    Ok(NotificationHead { method, params })
+}
+
 /// A decoded response: its msgid, and the typed result or the daemon's error.
 pub type Answer<T> = (u32, Result<T, RpcError>);
 
@@ -295,6 +343,11 @@ impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ResponseVisito
             }
         }
     }
+}
+
+/// Decodes one MessagePack value straight into `T`, in one pass.
+pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    rmp_serde::from_slice(bytes).map_err(|e| Error::Malformed(e.to_string()))
 }
 
 /// Turns a params or result value into a typed one.
@@ -433,6 +486,40 @@ mod tests {
         assert!(decode_response::<Sample>(&note).is_none());
         let wrong = encode_response(5, Ok(&"text")).unwrap();
         assert!(decode_response::<Sample>(&wrong).unwrap().is_err());
+    }
+
+    #[test]
+    fn notifications_decode_straight_into_their_type() {
+        let params = Sample {
+            name: "api".into(),
+            lines: 3,
+        };
+        let payload = encode_notification("log.line", &params).unwrap();
+        let head = decode_notification(&payload).unwrap();
+        assert_eq!(head.method, "log.line");
+        assert_eq!(head.params.decode::<Sample>().unwrap(), params);
+        for (payload, malformed) in [
+            (encode_request(1, "x", &()).unwrap(), true),
+            (encode_response(1, Ok(&())).unwrap(), true),
+            (encode(&(2, "x")).unwrap(), true),
+            (encode(&(2, 7, ())).unwrap(), true),
+            (
+                [encode_notification("x", &()).unwrap(), vec![0xc0]].concat(),
+                true,
+            ),
+            (vec![0xa5, b'a'], false),
+            (vec![0x93, 0x02], false),
+        ] {
+            let result = decode_notification(&payload);
+            assert!(
+                if malformed {
+                    matches!(result, Err(Error::Malformed(_)))
+                } else {
+                    matches!(result, Err(Error::Decode(_)))
+                },
+                "{payload:x?} -> {result:?}"
+            );
+        }
     }
 
     #[test]

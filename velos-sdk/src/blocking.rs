@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_io::block_on;
 use futures_lite::StreamExt;
 use velos_proto::{
-    DeleteParams, LogLines, PingInfo, ProcessEvent, ProcessInfo, Request, Response, RestartParams,
-    SaveParams, Saved, StartParams, Target,
+    Call, DeleteParams, LogLines, PingInfo, ProcessEvent, ProcessInfo, RestartParams, SaveParams,
+    Saved, StartParams, Target,
 };
 
 use crate::{FollowEvent, Result};
@@ -203,10 +203,21 @@ impl Client {
         block_on(self.inner.kill())
     }
 
-    /// Sends any request and returns the daemon's typed answer; see
+    /// Calls any method, with its params, and returns its typed result; see
     /// [`crate::Client::call`].
-    pub fn call(&mut self, request: &Request) -> Result<Response> {
-        block_on(self.inner.call(request))
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use velos_sdk::proto::{NoParams, methods};
+    ///
+    /// let mut client = velos_sdk::blocking::Client::connect_default()?;
+    /// let ping = client.call::<methods::Ping>(NoParams {})?;
+    /// println!("velosd {}", ping.version);
+    /// # Ok::<(), velos_sdk::Error>(())
+    /// ```
+    pub fn call<M: Call>(&mut self, params: M::Params) -> Result<M::Result> {
+        block_on(self.inner.call::<M>(params))
     }
 }
 
@@ -295,13 +306,13 @@ mod tests {
     #[test]
     fn follows_and_events_are_iterators() {
         use crate::fake_daemon::{Answer, log_line, notification};
-        use velos_proto::{EventKind, LogLines, ProcessEvent, Response};
+        use velos_proto::{EventKind, LogLines, ProcessEvent, Request, Response};
 
         let daemon = FakeDaemon::start(|msgid, request| match request {
             Request::LogFollow(_) => vec![
                 fake_daemon::ok(
                     msgid,
-                    &Response::Logs(LogLines {
+                    &Response::LogFollow(LogLines {
                         next: None,
                         lines: vec![log_line("old")],
                         warnings: vec![],
@@ -311,7 +322,7 @@ mod tests {
                 Answer::Close,
             ],
             Request::Subscribe => vec![
-                fake_daemon::ok(msgid, &Response::Subscribed),
+                fake_daemon::ok(msgid, &Response::Subscribe),
                 notification(
                     "process.event",
                     &ProcessEvent {

@@ -1,8 +1,12 @@
-//! The async [`Client`]: one method per request, typed results, and timeouts.
+//! The async [`Client`]: [`Client::call`] for any method, a named method for each, and
+//! timeouts.
 //!
 //! Requests go one at a time (every method takes `&mut self`) over a
 //! [`Connection`], which owns the socket, the msgids and keeping in step with the
-//! daemon. This module picks each request's timeout and types its result.
+//! daemon. This module picks each request's timeout. [`Client::call`] is generic over the
+//! protocol's method definitions ([`velos_proto::Call`]), so its params and result types
+//! come from the one definition of each method, and the named methods are one-liners
+//! over it.
 //!
 //! Streams ([`Client::follow_logs`], [`Client::events`]) take `&self`: each opens a
 //! connection of its own, because the daemon turns a streaming connection into
@@ -19,8 +23,8 @@ use std::time::Duration;
 use async_io::Timer;
 use futures_lite::FutureExt;
 use velos_proto::{
-    DeleteParams, Home, LogLines, LogReadParams, Method, PingInfo, ProcessInfo, Request, Response,
-    RestartParams, SaveParams, Saved, StartParams, Target, TargetParams,
+    Call, DeleteParams, Home, LogLines, LogReadParams, NoParams, PingInfo, ProcessInfo,
+    RestartParams, SaveParams, Saved, StartParams, Target, TargetParams, methods,
 };
 
 use crate::connection::Connection;
@@ -123,10 +127,7 @@ impl Client {
     /// # }
     /// ```
     pub async fn ping(&mut self) -> Result<PingInfo> {
-        match self.call(&Request::Ping).await? {
-            Response::Pong(info) => Ok(info),
-            other => Err(unexpected(Method::DaemonPing, &other)),
-        }
+        self.call::<methods::Ping>(NoParams {}).await
     }
 
     /// Starts a new process and returns it as the daemon sees it.
@@ -150,10 +151,7 @@ impl Client {
     /// # }
     /// ```
     pub async fn start(&mut self, params: StartParams) -> Result<ProcessInfo> {
-        match self.call(&Request::Start(params)).await? {
-            Response::Started(info) => Ok(info),
-            other => Err(unexpected(Method::ProcessStart, &other)),
-        }
+        self.call::<methods::Start>(params).await
     }
 
     /// Stops a process (or all, with [`Target::All`]) gracefully: SIGTERM, then SIGKILL
@@ -169,10 +167,8 @@ impl Client {
     /// # }
     /// ```
     pub async fn stop(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
-        let params = TargetParams {
-            target: target.into(),
-        };
-        self.processes(&Request::Stop(params)).await
+        let target = target.into();
+        self.call::<methods::Stop>(TargetParams { target }).await
     }
 
     /// Stops a process (or all) if it runs, then starts it again with the same settings.
@@ -210,7 +206,7 @@ impl Client {
     /// # }
     /// ```
     pub async fn restart_with(&mut self, params: RestartParams) -> Result<Vec<ProcessInfo>> {
-        self.processes(&Request::Restart(params)).await
+        self.call::<methods::Restart>(params).await
     }
 
     /// Stops a process (or all) if it runs, then removes its entry. Returns the
@@ -248,7 +244,7 @@ impl Client {
     /// # }
     /// ```
     pub async fn delete_with(&mut self, params: DeleteParams) -> Result<Vec<ProcessInfo>> {
-        self.processes(&Request::Delete(params)).await
+        self.call::<methods::Delete>(params).await
     }
 
     /// Every process the daemon manages.
@@ -264,7 +260,7 @@ impl Client {
     /// # }
     /// ```
     pub async fn list(&mut self) -> Result<Vec<ProcessInfo>> {
-        self.processes(&Request::List).await
+        self.call::<methods::List>(NoParams {}).await
     }
 
     /// The last `lines` lines each process the target names (every process, with
@@ -335,10 +331,7 @@ impl Client {
     /// # }
     /// ```
     pub async fn logs_page(&mut self, params: &LogReadParams) -> Result<LogLines> {
-        match self.call(&Request::LogRead(params.clone())).await? {
-            Response::Logs(logs) => Ok(logs),
-            other => Err(unexpected(Method::LogRead, &other)),
-        }
+        self.call::<methods::LogRead>(params.clone()).await
     }
 
     /// One process in detail: settings, state, CPU and memory. Takes one process, not
@@ -354,13 +347,8 @@ impl Client {
     /// # }
     /// ```
     pub async fn info(&mut self, target: impl Into<Target>) -> Result<ProcessInfo> {
-        let params = TargetParams {
-            target: target.into(),
-        };
-        match self.call(&Request::Info(params)).await? {
-            Response::Info(info) => Ok(info),
-            other => Err(unexpected(Method::ProcessInfo, &other)),
-        }
+        let target = target.into();
+        self.call::<methods::Info>(TargetParams { target }).await
     }
 
     /// Empties the log files of a process (or all), rotated files included. Returns the
@@ -375,10 +363,9 @@ impl Client {
     /// # }
     /// ```
     pub async fn flush(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
-        let params = TargetParams {
-            target: target.into(),
-        };
-        self.processes(&Request::LogFlush(params)).await
+        let target = target.into();
+        self.call::<methods::LogFlush>(TargetParams { target })
+            .await
     }
 
     /// Writes the process list to the daemon's dump file, for [`Client::resurrect`]
@@ -413,10 +400,7 @@ impl Client {
     /// # }
     /// ```
     pub async fn save_with(&mut self, params: SaveParams) -> Result<Saved> {
-        match self.call(&Request::Save(params)).await? {
-            Response::Saved(saved) => Ok(saved),
-            other => Err(unexpected(Method::DaemonSave, &other)),
-        }
+        self.call::<methods::Save>(params).await
     }
 
     /// Starts the processes that were running when [`Client::save`] last wrote the dump
@@ -434,7 +418,7 @@ impl Client {
     /// # }
     /// ```
     pub async fn resurrect(&mut self) -> Result<Vec<ProcessInfo>> {
-        self.processes(&Request::Resurrect).await
+        self.call::<methods::Resurrect>(NoParams {}).await
     }
 
     /// Follows the log of a process (or all, with [`Target::All`], including processes
@@ -458,17 +442,15 @@ impl Client {
     /// # }
     /// ```
     pub async fn follow_logs(&self, target: impl Into<Target>, lines: u32) -> Result<LogFollow> {
-        let request = Request::LogFollow(LogReadParams {
+        let params = LogReadParams {
             target: target.into(),
             lines,
             cursor: None,
-        });
-        let (response, subscription) =
-            Subscription::open(self.socket_path(), &request, self.timeout).await?;
-        match response {
-            Response::Logs(initial) => Ok(LogFollow::new(initial, subscription)),
-            other => Err(unexpected(Method::LogFollow, &other)),
-        }
+        };
+        let (initial, subscription) =
+            Subscription::open::<methods::LogFollow>(self.socket_path(), &params, self.timeout)
+                .await?;
+        Ok(LogFollow::new(initial, subscription))
     }
 
     /// Every process event from now on: started, exited, restarting, errored, stopped,
@@ -493,12 +475,13 @@ impl Client {
     /// # }
     /// ```
     pub async fn events(&self) -> Result<Events> {
-        let (response, subscription) =
-            Subscription::open(self.socket_path(), &Request::Subscribe, self.timeout).await?;
-        match response {
-            Response::Subscribed => Ok(Events::new(subscription)),
-            other => Err(unexpected(Method::EventsSubscribe, &other)),
-        }
+        let ((), subscription) = Subscription::open::<methods::Subscribe>(
+            self.socket_path(),
+            &NoParams {},
+            self.timeout,
+        )
+        .await?;
+        Ok(Events::new(subscription))
     }
 
     /// Stops every process gracefully, then shuts the daemon down.
@@ -515,45 +498,51 @@ impl Client {
     /// # }
     /// ```
     pub async fn kill(&mut self) -> Result<()> {
-        self.call(&Request::Kill).await.map(drop)
+        self.call::<methods::Kill>(NoParams {}).await
     }
 
-    /// Sends any request and returns the daemon's typed answer.
+    /// Calls any method, with its params, and returns its typed result: the one way every
+    /// named method above sends its request. The params and result types come from the
+    /// method's definition in [`velos_proto::methods`], so a mismatch does not compile; a
+    /// daemon that answers with something else is an [`Error::Protocol`].
     ///
-    /// Stop, restart, delete and kill wait up to the stop timeout, everything else up to
-    /// the quick timeout. A daemon error response is [`Error::Daemon`]. After a failure
-    /// that may have left the connection out of step (a timeout, an unreadable reply),
-    /// the next request connects again.
+    /// Methods that wait for processes to stop (stop, restart, delete, kill: see
+    /// [`velos_proto::Method::waits_for_stops`]) wait up to the stop timeout, everything
+    /// else up to the quick timeout. A daemon error response is [`Error::Daemon`]. After a
+    /// failure that may have left the connection out of step (a timeout, an unreadable
+    /// reply), the next request connects again. A kill whose connection the daemon closes
+    /// before answering counts as answered. `log.follow` and `events.subscribe` turn a
+    /// connection into a stream: use [`Client::follow_logs`] and [`Client::events`].
     ///
     /// # Examples
     ///
     /// ```no_run
     /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
-    /// use velos_sdk::proto::{Request, Response};
+    /// use velos_sdk::proto::{NoParams, methods};
     ///
-    /// if let Response::Processes(list) = client.call(&Request::List).await? {
-    ///     println!("{} processes", list.len());
-    /// }
+    /// let list = client.call::<methods::List>(NoParams {}).await?;
+    /// println!("{} processes", list.len());
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn call(&mut self, request: &Request) -> Result<Response> {
-        let timeout = match request.method() {
-            Method::ProcessStop
-            | Method::ProcessRestart
-            | Method::ProcessDelete
-            | Method::DaemonKill => self.stop_timeout,
-            _ => self.timeout,
+    ///
+    /// Params of another method do not compile:
+    ///
+    /// ```compile_fail
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use velos_sdk::proto::{TargetParams, methods};
+    ///
+    /// let list = client.call::<methods::List>(TargetParams { target: "api".into() }).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn call<M: Call>(&mut self, params: M::Params) -> Result<M::Result> {
+        let timeout = if M::METHOD.waits_for_stops() {
+            self.stop_timeout
+        } else {
+            self.timeout
         };
-        within(timeout, self.connection.exchange(request)).await
-    }
-
-    /// A request whose result is a list of processes.
-    async fn processes(&mut self, request: &Request) -> Result<Vec<ProcessInfo>> {
-        match self.call(request).await? {
-            Response::Processes(list) => Ok(list),
-            other => Err(unexpected(request.method(), &other)),
-        }
+        within(timeout, self.connection.exchange::<M>(&params)).await
     }
 }
 
@@ -574,32 +563,13 @@ pub(crate) async fn within<T>(
     }
 }
 
-/// A result of the wrong kind for `method`. `Response::from_parts` types results by
-/// method, so this cannot happen; it is an error rather than a panic all the same.
-fn unexpected(method: Method, response: &Response) -> Error {
-    let kind = match response {
-        Response::Pong(_) => "a ping result",
-        Response::Killed => "a kill result",
-        Response::Started(_) => "a start result",
-        Response::Processes(_) => "a process list",
-        Response::Logs(_) => "log lines",
-        Response::Info(_) => "process details",
-        Response::Subscribed => "a subscription",
-        Response::Saved(_) => "a save result",
-        _ => "an unknown result",
-    };
-    Error::Protocol(velos_proto::Error::Malformed(format!(
-        "{method} was answered with {kind}"
-    )))
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Instant;
 
     use futures_lite::future::block_on;
-    use velos_proto::{LogReadParams, RestartParams, StartParams};
+    use velos_proto::{LogReadParams, Request, RestartParams, StartParams};
 
     use super::*;
     use crate::fake_daemon::{self, Answer, FakeDaemon};
@@ -799,9 +769,10 @@ mod tests {
             assert_eq!(daemon.next_request().1, Request::Resurrect);
 
             assert_eq!(
-                client.call(&Request::Ping).await.unwrap(),
-                Response::Pong(fake_daemon::ping_info())
+                client.call::<methods::Ping>(NoParams {}).await.unwrap(),
+                fake_daemon::ping_info()
             );
+            assert_eq!(daemon.next_request().1, Request::Ping);
         });
     }
 

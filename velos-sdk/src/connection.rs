@@ -14,7 +14,8 @@
 use std::path::{Path, PathBuf};
 
 use async_net::unix::UnixStream;
-use velos_proto::{Envelope, Method, Request, Response, frame};
+use velos_proto::frame::{self, FrameReader};
+use velos_proto::{Call, Method, rpc};
 
 use crate::{Error, Result};
 
@@ -22,10 +23,8 @@ use crate::{Error, Result};
 pub(crate) struct Connection {
     socket: PathBuf,
     /// `None` after a failure that may have left the stream out of step.
-    stream: Option<UnixStream>,
+    stream: Option<(UnixStream, FrameReader)>,
     next_msgid: u32,
-    /// Reused for every reply, so a long session does not allocate per request.
-    buffer: Vec<u8>,
 }
 
 impl Connection {
@@ -34,9 +33,8 @@ impl Connection {
         let stream = connect(&socket).await?;
         Ok(Connection {
             socket,
-            stream: Some(stream),
+            stream: Some((stream, FrameReader::new())),
             next_msgid: 1,
-            buffer: Vec::new(),
         })
     }
 
@@ -45,20 +43,19 @@ impl Connection {
         &self.socket
     }
 
-    /// Writes `request` and reads its response.
+    /// Writes a request for `M` and reads its response, typed as `M`'s result.
     ///
     /// The stream is taken out of `self` for the exchange and put back only when the
     /// exchange ends in step, so a timeout (which drops this future half way) or any
     /// failure leaves the next exchange to connect again.
-    pub(crate) async fn exchange(&mut self, request: &Request) -> Result<Response> {
-        let method = request.method();
+    pub(crate) async fn exchange<M: Call>(&mut self, params: &M::Params) -> Result<M::Result> {
         let msgid = self.next_msgid;
         self.next_msgid = self.next_msgid.wrapping_add(1);
-        let payload = request.encode(msgid).map_err(Error::Protocol)?;
+        let payload = rpc::encode_request(msgid, M::NAME, params).map_err(Error::Protocol)?;
 
-        let (mut stream, reused) = match self.stream.take() {
-            Some(stream) => (stream, true),
-            None => (connect(&self.socket).await?, false),
+        let (mut stream, mut frames, reused) = match self.stream.take() {
+            Some((stream, frames)) => (stream, frames, true),
+            None => (connect(&self.socket).await?, FrameReader::new(), false),
         };
         if let Err(error) = frame::write_frame(&mut stream, &payload).await {
             match Error::from_wire(error) {
@@ -66,6 +63,7 @@ impl Connection {
                 // went nowhere, so it is safe to send it again on a new connection.
                 Error::Disconnected if reused => {
                     stream = connect(&self.socket).await?;
+                    frames = FrameReader::new();
                     frame::write_frame(&mut stream, &payload)
                         .await
                         .map_err(Error::from_wire)?;
@@ -74,14 +72,18 @@ impl Connection {
             }
         }
 
-        let result = read_response(&mut stream, &mut self.buffer, msgid, method).await;
+        let result = read_response::<M>(&mut stream, &mut frames, msgid).await;
         match result {
-            // The daemon took the kill and went away before (or instead of) answering.
-            Err(Error::Disconnected) if method == Method::DaemonKill => Ok(Response::Killed),
-            // A daemon that is shutting down closes this connection anyway.
-            Ok(Response::Killed) => Ok(Response::Killed),
+            // A daemon that is shutting down closes this connection anyway; and one that
+            // took the kill may go before (or instead of) answering: its answer is nil.
+            _ if M::METHOD == Method::Kill => match result {
+                Err(Error::Disconnected) => {
+                    rpc::decode_value::<M::Result>(&[0xc0]).map_err(Error::Protocol)
+                }
+                other => other,
+            },
             Ok(_) | Err(Error::Daemon { .. }) => {
-                self.stream = Some(stream);
+                self.stream = Some((stream, frames));
                 result
             }
             Err(_) => result,
@@ -143,70 +145,47 @@ fn peer_uid(_stream: &UnixStream, socket: &Path) -> std::io::Result<u32> {
     Ok(std::fs::symlink_metadata(socket)?.uid())
 }
 
-/// Reads frames until the response to `msgid`, and types its result as `method`'s.
-async fn read_response(
+/// Reads frames until the response to `msgid`, and decodes its result straight into
+/// `M`'s result type.
+/// Notifications that come before it are skipped.
+async fn read_response<M: Call>(
     stream: &mut UnixStream,
-    buffer: &mut Vec<u8>,
+    frames: &mut FrameReader,
     msgid: u32,
-    method: Method,
-) -> Result<Response> {
+) -> Result<M::Result> {
     loop {
-        if !frame::read_frame(stream, buffer)
-            .await
-            .map_err(Error::from_wire)?
-        {
+        if !frames.next(stream).await.map_err(Error::from_wire)? {
             return Err(Error::Disconnected);
         }
-        // The common case, a response, is typed in one pass.
-        if let Some(decoded) = Response::decode(method, buffer) {
-            let (answered, result) = decoded.map_err(Error::Protocol)?;
-            return match result {
-                Ok(response) if answered == msgid => Ok(response),
-                Ok(_) => Err(Error::Protocol(velos_proto::Error::Malformed(format!(
-                    "response to msgid {answered} while waiting for msgid {msgid}"
-                )))),
-                // An error for another msgid is still the daemon's word, for example
-                // when it could not read this request's msgid: show it.
-                Err(error) => Err(Error::Daemon {
-                    code: error.code,
-                    message: error.message,
-                }),
-            };
-        }
-        match Envelope::decode(buffer).map_err(Error::Protocol)? {
-            Envelope::Notification { .. } => continue,
-            Envelope::Response {
-                msgid: answered,
-                result,
-            } => {
-                return match result {
-                    Ok(value) if answered == msgid => {
-                        Response::from_parts(method, value).map_err(Error::Protocol)
-                    }
-                    Ok(_) => Err(Error::Protocol(velos_proto::Error::Malformed(format!(
-                        "response to msgid {answered} while waiting for msgid {msgid}"
-                    )))),
-                    // An error for another msgid is still the daemon's word, for example
-                    // when it could not read this request's msgid: show it.
-                    Err(error) => Err(Error::Daemon {
-                        code: error.code,
-                        message: error.message,
-                    }),
-                };
-            }
-            Envelope::Request { method, .. } => {
-                return Err(Error::Protocol(velos_proto::Error::Malformed(format!(
-                    "the daemon sent a request ('{method}') instead of a response"
-                ))));
-            }
-        }
+        let payload = frames.payload();
+        let Some(decoded) = rpc::decode_response::<M::Result>(payload) else {
+            // Not a response: a notification is skipped, anything else is an error.
+            rpc::decode_notification(payload).map_err(Error::Protocol)?;
+            continue;
+        };
+        let (answered, result) = decoded.map_err(Error::Protocol)?;
+        return match result {
+            Ok(response) if answered == msgid => Ok(response),
+            Ok(_) => Err(Error::Protocol(velos_proto::Error::Malformed(format!(
+                "response to msgid {answered} while waiting for msgid {msgid}"
+            )))),
+            // An error for another msgid is still the daemon's word, for example when it
+            // could not read this request's msgid: show it.
+            Err(error) => Err(Error::Daemon {
+                code: error.code,
+                message: error.message,
+            }),
+        };
     }
 }
 
 #[cfg(test)]
 mod tests {
     use futures_lite::future::block_on;
-    use velos_proto::{ErrorCode, LogReadParams, Target, TargetParams, rpc};
+    use velos_proto::{
+        ErrorCode, LogReadParams, NoParams, PingInfo, Request, Response, Target, TargetParams,
+        methods,
+    };
 
     use super::*;
     use crate::fake_daemon::{self, Answer, FakeDaemon};
@@ -216,12 +195,12 @@ mod tests {
             .expect("connect to the fake daemon")
     }
 
-    fn ping(connection: &mut Connection) -> Result<Response> {
-        block_on(connection.exchange(&Request::Ping))
+    fn ping(connection: &mut Connection) -> Result<PingInfo> {
+        block_on(connection.exchange::<methods::Ping>(&NoParams {}))
     }
 
-    fn pong() -> Response {
-        Response::Pong(fake_daemon::ping_info())
+    fn pong() -> PingInfo {
+        fake_daemon::ping_info()
     }
 
     #[test]
@@ -253,7 +232,8 @@ mod tests {
     #[test]
     fn a_daemon_speaking_protocol_2_is_a_version_mismatch() {
         let daemon = FakeDaemon::start(|msgid, _| {
-            let mut bytes = frame::encode_frame(&pong().encode(msgid).unwrap()).unwrap();
+            let pong = Response::Ping(pong()).encode(msgid).unwrap();
+            let mut bytes = frame::encode_frame(&pong).unwrap();
             bytes[4] = 2;
             vec![Answer::Bytes(bytes)]
         });
@@ -281,10 +261,10 @@ mod tests {
             request => vec![fake_daemon::answer_correctly(msgid, request)],
         });
         let mut connection = open(&daemon);
-        let stop = Request::Stop(TargetParams {
+        let stop = TargetParams {
             target: "api".into(),
-        });
-        match block_on(connection.exchange(&stop)) {
+        };
+        match block_on(connection.exchange::<methods::Stop>(&stop)) {
             Err(Error::Daemon { code, message }) => {
                 assert_eq!(code, ErrorCode::NotFound);
                 assert_eq!(message, "no process named 'api' (see 'velos list')");
@@ -292,11 +272,30 @@ mod tests {
             other => panic!("expected a daemon error, got {other:?}"),
         }
         assert_eq!(ping(&mut connection).unwrap(), pong());
-        assert_eq!(daemon.next_request().1, stop);
+        assert_eq!(daemon.next_request().1, Request::Stop(stop));
         assert_eq!(daemon.next_request().1, Request::Ping);
         // Both went over the first connection: the fake serves one connection at a time,
         // so a second one would have closed the first before the ping was answered.
         assert!(!daemon.has_closed());
+    }
+
+    #[test]
+    fn an_answer_of_the_wrong_shape_is_a_protocol_error() {
+        // A ping answered with a process list, as a confused daemon might.
+        let daemon = FakeDaemon::start(|msgid, _| {
+            vec![fake_daemon::ok(
+                msgid,
+                &Response::List(vec![fake_daemon::process("api")]),
+            )]
+        });
+        let result = ping(&mut open(&daemon));
+        assert!(
+            matches!(
+                result,
+                Err(Error::Protocol(velos_proto::Error::Malformed(_)))
+            ),
+            "{result:?}"
+        );
     }
 
     #[test]
@@ -352,8 +351,8 @@ mod tests {
     #[test]
     fn kill_is_done_when_the_daemon_closes_without_answering() {
         let daemon = FakeDaemon::start(|_, _| vec![Answer::Close]);
-        let result = block_on(open(&daemon).exchange(&Request::Kill));
-        assert_eq!(result.unwrap(), Response::Killed);
+        let result = block_on(open(&daemon).exchange::<methods::Kill>(&NoParams {}));
+        assert!(result.is_ok(), "{result:?}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 
 use futures_lite::Stream;
 use velos_proto::ProcessEvent;
-use velos_proto::rpc::{self, notification};
+use velos_proto::rpc::notification;
 
 use crate::Result;
 use crate::subscription::Subscription;
@@ -54,7 +54,7 @@ impl Stream for Events {
         self.get_mut()
             .subscription
             .poll_decoded(cx, |method, params| {
-                (method == notification::PROCESS_EVENT).then(|| rpc::from_value(params))
+                (method == notification::PROCESS_EVENT).then(|| params.decode())
             })
     }
 }
@@ -90,7 +90,7 @@ mod tests {
     pub(crate) fn subscribed(then: impl Fn() -> Vec<Answer> + Send + 'static) -> FakeDaemon {
         FakeDaemon::start(move |msgid, request| match request {
             Request::Subscribe => {
-                let mut answers = vec![fake_daemon::ok(msgid, &Response::Subscribed)];
+                let mut answers = vec![fake_daemon::ok(msgid, &Response::Subscribe)];
                 answers.extend(then());
                 answers
             }

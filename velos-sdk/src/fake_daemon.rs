@@ -119,9 +119,9 @@ fn serve(
         return;
     };
     let mut reader = AssertAsync::new(reader);
-    let mut payload = Vec::new();
-    while let Ok(true) = block_on(frame::read_frame(&mut reader, &mut payload)) {
-        let Ok((msgid, Ok(request))) = Request::decode(&payload) else {
+    let mut frames = frame::FrameReader::new();
+    while let Ok(true) = block_on(frames.next(&mut reader)) {
+        let Ok((msgid, Ok(request))) = Request::decode(frames.payload()) else {
             return;
         };
         // A test that failed while holding the lock poisons it; its answers still do.
@@ -163,23 +163,21 @@ pub(crate) fn error(msgid: u32, code: ErrorCode, message: &str) -> Answer {
 /// What velosd would answer, near enough.
 pub(crate) fn answer_correctly(msgid: u32, request: &Request) -> Answer {
     let response = match request {
-        Request::Ping => Response::Pong(ping_info()),
-        Request::Kill => Response::Killed,
-        Request::Start(params) => {
-            Response::Started(process(params.name.as_deref().unwrap_or("app")))
-        }
-        Request::Stop(_)
-        | Request::Restart(_)
-        | Request::Delete(_)
-        | Request::List
-        | Request::LogFlush(_)
-        | Request::Resurrect => Response::Processes(vec![process("api")]),
+        Request::Ping => Response::Ping(ping_info()),
+        Request::Kill => Response::Kill,
+        Request::Start(params) => Response::Start(process(params.name.as_deref().unwrap_or("app"))),
+        Request::Stop(_) => Response::Stop(vec![process("api")]),
+        Request::Restart(_) => Response::Restart(vec![process("api")]),
+        Request::Delete(_) => Response::Delete(vec![process("api")]),
+        Request::List => Response::List(vec![process("api")]),
+        Request::LogFlush(_) => Response::LogFlush(vec![process("api")]),
+        Request::Resurrect => Response::Resurrect(vec![process("api")]),
         Request::Info(_) => Response::Info(process("api")),
-        Request::Save(_) => Response::Saved(Saved {
+        Request::Save(_) => Response::Save(Saved {
             path: "/h/dump.msgpack".into(),
             processes: 1,
         }),
-        Request::LogRead(_) => Response::Logs(LogLines {
+        Request::LogRead(_) => Response::LogRead(LogLines {
             next: None,
             lines: vec![log_line("listening on 3000")],
             warnings: vec![],

@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_lite::Stream;
-use velos_proto::rpc::{self, notification};
+use velos_proto::rpc::notification;
 use velos_proto::{LogEnd, LogGap, LogLine, LogLines};
 
 use crate::Result;
@@ -88,15 +88,13 @@ impl Stream for LogFollow {
         self.get_mut()
             .subscription
             .poll_decoded(cx, |method, params| match method {
-                notification::LOG_LINE => {
-                    Some(rpc::from_value::<LogLine>(params).map(FollowEvent::Line))
-                }
-                notification::LOG_GAP => {
-                    Some(rpc::from_value::<LogGap>(params).map(|gap| FollowEvent::Gap(gap.dropped)))
-                }
-                notification::LOG_END => {
-                    Some(rpc::from_value::<LogEnd>(params).map(FollowEvent::Ended))
-                }
+                notification::LOG_LINE => Some(params.decode::<LogLine>().map(FollowEvent::Line)),
+                notification::LOG_GAP => Some(
+                    params
+                        .decode::<LogGap>()
+                        .map(|gap| FollowEvent::Gap(gap.dropped)),
+                ),
+                notification::LOG_END => Some(params.decode::<LogEnd>().map(FollowEvent::Ended)),
                 _ => None,
             })
     }
@@ -106,7 +104,7 @@ impl Stream for LogFollow {
 mod tests {
     use futures_lite::StreamExt;
     use futures_lite::future::block_on;
-    use velos_proto::{ErrorCode, LogReadParams, Request, Response, Target, frame};
+    use velos_proto::{ErrorCode, LogReadParams, Request, Response, Target, frame, rpc};
 
     use super::*;
     use crate::Client;
@@ -126,7 +124,7 @@ mod tests {
     fn following(then: impl Fn() -> Vec<Answer> + Send + 'static) -> FakeDaemon {
         FakeDaemon::start(move |msgid, request| match request {
             Request::LogFollow(_) => {
-                let mut answers = vec![fake_daemon::ok(msgid, &Response::Logs(initial()))];
+                let mut answers = vec![fake_daemon::ok(msgid, &Response::LogFollow(initial()))];
                 answers.extend(then());
                 answers
             }

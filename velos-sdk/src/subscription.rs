@@ -19,14 +19,13 @@
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::path::Path;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_net::unix::UnixStream;
-use futures_lite::AsyncRead;
-use rmpv::Value;
-use velos_proto::{Envelope, Request, Response, frame};
+use velos_proto::frame::{self, FrameReader};
+use velos_proto::rpc::{self, Params};
+use velos_proto::{Call, Error as WireError};
 
 use crate::connection::connect;
 use crate::{Error, Result};
@@ -34,81 +33,67 @@ use crate::{Error, Result};
 /// The msgid of the one request a subscription sends.
 const MSGID: u32 = 1;
 
-/// Bytes read from the socket at a time.
-const READ_CHUNK_BYTES: usize = 16 * 1024;
-
-/// A notification: its method and params.
-pub(crate) type Notification = (String, Value);
-
 /// A connection that streams notifications after one request.
 pub(crate) struct Subscription {
     stream: UnixStream,
-    /// Bytes received and not yet taken as frames, from `consumed` on.
-    buffer: Vec<u8>,
-    consumed: usize,
+    /// The frames as they arrive, each decoded from its place in the reader's buffer.
+    frames: FrameReader,
     /// Notifications that came before the response (the daemon sends none, but a
-    /// stream must not lose them if one ever does).
-    early: VecDeque<Notification>,
+    /// stream must not lose them if one ever does), as their payloads.
+    early: VecDeque<Vec<u8>>,
     /// Set once the stream has ended; every later poll gives `None`.
     done: bool,
 }
 
 impl Subscription {
-    /// Connects to `socket`, sends `request` and reads its response, all within
+    /// Connects to `socket`, sends a request for `M` and reads its response, all within
     /// `timeout` (never giving up when `None`).
-    pub(crate) async fn open(
+    pub(crate) async fn open<M: Call>(
         socket: &Path,
-        request: &Request,
+        params: &M::Params,
         timeout: Option<Duration>,
-    ) -> Result<(Response, Subscription)> {
-        crate::client::within(timeout, Subscription::open_now(socket, request)).await
+    ) -> Result<(M::Result, Subscription)> {
+        crate::client::within(timeout, Subscription::open_now::<M>(socket, params)).await
     }
 
-    async fn open_now(socket: &Path, request: &Request) -> Result<(Response, Subscription)> {
+    async fn open_now<M: Call>(
+        socket: &Path,
+        params: &M::Params,
+    ) -> Result<(M::Result, Subscription)> {
         let mut stream = connect(socket).await?;
-        let payload = request.encode(MSGID).map_err(Error::Protocol)?;
+        let payload = rpc::encode_request(MSGID, M::NAME, params).map_err(Error::Protocol)?;
         frame::write_frame(&mut stream, &payload)
             .await
             .map_err(Error::from_wire)?;
         let mut early = VecDeque::new();
-        let mut payload = Vec::new();
-        // `read_frame` reads exactly one frame, so nothing after the response is taken
-        // from the socket here.
+        let mut frames = FrameReader::new();
+        // Frames read along with the response stay in the reader for the stream.
         let response = loop {
-            if !frame::read_frame(&mut stream, &mut payload)
-                .await
-                .map_err(Error::from_wire)?
-            {
+            if !frames.next(&mut stream).await.map_err(Error::from_wire)? {
                 return Err(Error::Disconnected);
             }
-            match Envelope::decode(&payload).map_err(Error::Protocol)? {
-                Envelope::Notification { method, params } => early.push_back((method, params)),
-                Envelope::Response { msgid, result } => {
-                    let value = result.map_err(|error| Error::Daemon {
-                        code: error.code,
-                        message: error.message,
-                    })?;
-                    if msgid != MSGID {
-                        return Err(malformed(format!(
-                            "response to msgid {msgid} while waiting for msgid {MSGID}"
-                        )));
-                    }
-                    break Response::from_parts(request.method(), value)
-                        .map_err(Error::Protocol)?;
-                }
-                Envelope::Request { method, .. } => {
-                    return Err(malformed(format!(
-                        "the daemon sent a request ('{method}') instead of a response"
-                    )));
-                }
+            let Some(decoded) = rpc::decode_response::<M::Result>(frames.payload()) else {
+                rpc::decode_notification(frames.payload()).map_err(Error::Protocol)?;
+                early.push_back(frames.payload().to_vec());
+                continue;
+            };
+            let (msgid, result) = decoded.map_err(Error::Protocol)?;
+            let value = result.map_err(|error| Error::Daemon {
+                code: error.code,
+                message: error.message,
+            })?;
+            if msgid != MSGID {
+                return Err(malformed(format!(
+                    "response to msgid {msgid} while waiting for msgid {MSGID}"
+                )));
             }
+            break value;
         };
         Ok((
             response,
             Subscription {
                 stream,
-                buffer: Vec::new(),
-                consumed: 0,
+                frames,
                 early,
                 done: false,
             },
@@ -116,126 +101,78 @@ impl Subscription {
     }
 
     /// The next notification that `decode` knows (it returns `None` for the names a
-    /// newer daemon may send that this version does not), decoded; `None` once the
-    /// daemon has closed the connection.
+    /// newer daemon may send that this version does not), decoded straight from the
+    /// frame into its type; `None` once the daemon has closed the connection.
     pub(crate) fn poll_decoded<T>(
         &mut self,
         cx: &mut Context<'_>,
-        mut decode: impl FnMut(&str, rmpv::Value) -> Option<std::result::Result<T, velos_proto::Error>>,
+        mut decode: impl FnMut(&str, Params<'_>) -> Option<std::result::Result<T, WireError>>,
     ) -> Poll<Option<Result<T>>> {
         loop {
-            let (method, params) = match self.poll_notification(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
-                Poll::Ready(Some(Ok(notification))) => notification,
-            };
-            if let Some(decoded) = decode(&method, params) {
-                return Poll::Ready(Some(decoded.map_err(Error::Protocol)));
+            if let Some(payload) = self.early.pop_front() {
+                if let Some(decoded) = decode_with(&payload, &mut decode) {
+                    return Poll::Ready(Some(decoded));
+                }
+                continue;
             }
-        }
-    }
-
-    /// The next notification; `None` once the daemon has closed the connection.
-    pub(crate) fn poll_notification(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Notification>>> {
-        if let Some(early) = self.early.pop_front() {
-            return Poll::Ready(Some(Ok(early)));
-        }
-        if self.done {
-            return Poll::Ready(None);
-        }
-        let payload = match self.poll_frame(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(Some(payload))) => payload,
-            Poll::Ready(Ok(None)) => {
-                self.done = true;
+            if self.done {
                 return Poll::Ready(None);
             }
-            Poll::Ready(Err(error)) => {
-                self.done = true;
-                return Poll::Ready(Some(Err(error)));
-            }
-        };
-        Poll::Ready(Some(match Envelope::decode(&payload) {
-            Ok(Envelope::Notification { method, params }) => Ok((method, params)),
-            // A payload that is not MessagePack still came in a whole frame: the next
-            // frame can be read, so the stream goes on.
-            Err(error) => Err(Error::Protocol(error)),
-            Ok(Envelope::Response {
-                result: Err(error), ..
-            }) => {
-                self.done = true;
-                Err(Error::Daemon {
-                    code: error.code,
-                    message: error.message,
-                })
-            }
-            Ok(Envelope::Response { .. } | Envelope::Request { .. }) => {
-                self.done = true;
-                Err(malformed(
-                    "the daemon sent a response or request on a streaming connection".into(),
-                ))
-            }
-        }))
-    }
-
-    /// The payload of the next whole frame; `None` at a clean end of the connection.
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Vec<u8>>>> {
-        loop {
-            if let Some(payload) = self.take_frame()? {
-                return Poll::Ready(Ok(Some(payload)));
-            }
-            // Move what is left of a partial frame to the front before reading more.
-            self.buffer.drain(..self.consumed);
-            self.consumed = 0;
-            let filled = self.buffer.len();
-            self.buffer.resize(filled + READ_CHUNK_BYTES, 0);
-            let read = Pin::new(&mut self.stream).poll_read(cx, &mut self.buffer[filled..]);
-            let read = match read {
-                Poll::Pending => {
-                    self.buffer.truncate(filled);
-                    return Poll::Pending;
+            match self.frames.poll_next(cx, &mut self.stream) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(true)) => {}
+                Poll::Ready(Ok(false)) => {
+                    self.done = true;
+                    return Poll::Ready(None);
                 }
-                Poll::Ready(read) => read,
-            };
-            match read {
-                Ok(0) => {
-                    self.buffer.truncate(filled);
-                    return Poll::Ready(if filled == 0 {
-                        Ok(None)
-                    } else {
-                        // Cut inside a frame: the daemon went away mid-message.
-                        Err(Error::Disconnected)
-                    });
+                // A reset between frames is a daemon that went away: the end.
+                Poll::Ready(Err(WireError::Io(error)))
+                    if error.kind() == ErrorKind::ConnectionReset && !self.frames.has_partial() =>
+                {
+                    self.done = true;
+                    return Poll::Ready(None);
                 }
-                Ok(n) => self.buffer.truncate(filled + n),
-                Err(error) => {
-                    self.buffer.truncate(filled);
-                    match error.kind() {
-                        ErrorKind::Interrupted => {}
-                        // A reset between frames is a daemon that went away: the end.
-                        ErrorKind::ConnectionReset if filled == 0 => return Poll::Ready(Ok(None)),
-                        _ => return Poll::Ready(Err(Error::from_io(error))),
-                    }
+                // Cut inside a frame, or a frame that breaks the framing: the next frame
+                // cannot be found.
+                Poll::Ready(Err(error)) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(match error {
+                        WireError::Truncated => Error::Disconnected,
+                        error => Error::from_wire(error),
+                    })));
                 }
+            }
+            let payload = self.frames.payload();
+            // A response here (the result is skipped, whatever it is) ends the stream.
+            if let Some(response) = rpc::decode_response::<()>(payload) {
+                self.done = true;
+                return Poll::Ready(Some(Err(match response {
+                    Ok((_, Err(error))) => Error::Daemon {
+                        code: error.code,
+                        message: error.message,
+                    },
+                    _ => malformed("the daemon sent a response on a streaming connection".into()),
+                })));
+            }
+            if let Some(decoded) = decode_with(payload, &mut decode) {
+                return Poll::Ready(Some(decoded));
             }
         }
     }
+}
 
-    /// Takes one whole frame off the buffer, if it holds one (the frame codec is proto's).
-    fn take_frame(&mut self) -> Result<Option<Vec<u8>>> {
-        match frame::decode_frame(&self.buffer[self.consumed..]) {
-            Ok((payload, _)) => {
-                let payload = payload.to_vec();
-                self.consumed += frame::HEADER_LEN + payload.len();
-                Ok(Some(payload))
-            }
-            Err(velos_proto::Error::Truncated) => Ok(None),
-            Err(error) => Err(Error::from_wire(error)),
+/// Decodes one notification payload with `decode`: `None` when it is one `decode` does not
+/// know. A payload that is not a notification is an error, and the stream goes on: it
+/// came in a whole frame, so the next frame can be read.
+fn decode_with<T>(
+    payload: &[u8],
+    decode: &mut impl FnMut(&str, Params<'_>) -> Option<std::result::Result<T, WireError>>,
+) -> Option<Result<T>> {
+    match rpc::decode_notification(payload) {
+        Ok(head) => {
+            decode(head.method, head.params).map(|decoded| decoded.map_err(Error::Protocol))
         }
+        Err(error) => Some(Err(Error::Protocol(error))),
     }
 }
 
@@ -243,7 +180,7 @@ impl Subscription {
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
-            .field("buffered_bytes", &(self.buffer.len() - self.consumed))
+            .field("frames", &self.frames)
             .field("done", &self.done)
             .finish_non_exhaustive()
     }

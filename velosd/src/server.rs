@@ -18,8 +18,9 @@ use std::path::Path;
 
 use async_channel::Sender;
 use async_io::Async;
+use velos_proto::frame::{self, FrameReader};
 use velos_proto::rpc::notification;
-use velos_proto::{ErrorCode, Method, Refused, Request, Response, RpcError, frame, rpc};
+use velos_proto::{ErrorCode, Method, Refused, Request, Response, RpcError, rpc};
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -271,9 +272,9 @@ async fn accept(
 }
 
 async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, exit: Sender<()>) {
-    let mut payload = Vec::new();
+    let mut frames = FrameReader::new();
     loop {
-        match read_request_frame(&mut stream, &mut payload).await {
+        match read_request_frame(&mut stream, &mut frames).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(error) => {
@@ -282,8 +283,8 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
                 return;
             }
         }
-        let large = payload.len() > memory::LARGE_REQUEST_BYTES;
-        let decoded = decode(&mut payload).await;
+        let large = frames.payload().len() > memory::LARGE_REQUEST_BYTES;
+        let decoded = decode(&mut frames).await;
         let flow = answer(&stream, decoded, &supervisor, &exit).await;
         if large {
             // What the request was made of is free again: give it back.
@@ -307,14 +308,14 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
 /// Decodes a request once, straight into its typed form, within the budget of values and
 /// nesting (`velos_proto::budget`): nothing a client sends is built as a tree. A request
 /// over [`memory::LARGE_REQUEST_BYTES`] is decoded on the blocking pool, taking its
-/// buffer along: an idle connection never keeps more than that.
+/// payload along: an idle connection never keeps more than that.
 async fn decode(
-    payload: &mut Vec<u8>,
+    frames: &mut FrameReader,
 ) -> Result<(u32, Result<Request, Refused>), velos_proto::Error> {
-    if payload.len() <= memory::LARGE_REQUEST_BYTES {
-        return Request::decode(payload);
+    if frames.payload().len() <= memory::LARGE_REQUEST_BYTES {
+        return Request::decode(frames.payload());
     }
-    let large = std::mem::take(payload);
+    let large = frames.take_payload();
     smol::unblock(move || Request::decode(&large)).await
 }
 
@@ -399,20 +400,14 @@ async fn answer(
 /// timeout ([`FRAME_TIMEOUT`] unless changed).
 async fn read_request_frame(
     stream: &mut Async<UnixStream>,
-    payload: &mut Vec<u8>,
+    frames: &mut FrameReader,
 ) -> Result<bool, velos_proto::Error> {
-    let mut first = [0u8; 1];
-    loop {
-        match stream.read(&mut first).await {
-            Ok(0) => return Ok(false),
-            Ok(_) => break,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        }
+    if !frames.wait_for_data(stream).await? {
+        return Ok(false);
     }
-    let mut rest = futures_lite::io::Cursor::new(first).chain(&mut *stream);
     let timeout = Timeouts::current().frame;
-    frame::read_frame(&mut rest, payload)
+    frames
+        .next(stream)
         .or(async {
             Timer::after(timeout).await;
             Err(velos_proto::Error::Io(std::io::Error::new(
@@ -475,7 +470,7 @@ async fn follow(
         }
         Err(_) => return,
     };
-    if send(stream, msgid, Ok(&Response::Logs(lines)))
+    if send(stream, msgid, Ok(&Response::LogFollow(lines)))
         .await
         .is_err()
     {
@@ -494,10 +489,7 @@ async fn subscribe(stream: &Async<UnixStream>, msgid: u32, supervisor: &Sender<C
     let Ok(events) = answer.recv().await else {
         return;
     };
-    if send(stream, msgid, Ok(&Response::Subscribed))
-        .await
-        .is_err()
-    {
+    if send(stream, msgid, Ok(&Response::Subscribe)).await.is_err() {
         return;
     }
     forward(stream, events, |event| {
@@ -608,7 +600,7 @@ async fn send_answer(
 /// processes started with huge arguments. What the request does was done.
 fn too_large(method: Option<Method>, bytes: usize) -> RpcError {
     let what = match method {
-        Some(method @ (Method::ProcessList | Method::ProcessInfo | Method::LogRead)) => {
+        Some(method @ (Method::List | Method::Info | Method::LogRead)) => {
             format!("the answer to {method} is")
         }
         Some(method) => format!("the request ({method}) was carried out, but its answer is"),

@@ -208,7 +208,12 @@ impl Supervisor {
                 }
             }
         }
-        self.stop_then(Then::Restart, After::Answer, target, Some(reply));
+        self.stop_then(
+            Then::Restart,
+            After::Answer(Response::Restart),
+            target,
+            Some(reply),
+        );
     }
 
     /// Tells every process `target` names that it is to stop and then `then`; completes
@@ -279,8 +284,8 @@ impl Supervisor {
     /// Completes a stop, restart, delete or kill once each of its processes answered.
     pub(super) fn finish(&mut self, after: After, infos: Vec<ProcessInfo>, reply: Option<Reply>) {
         let answer = match after {
-            After::Answer => Response::Processes(infos),
-            After::Kill => Response::Killed,
+            After::Answer(response) => response(infos),
+            After::Kill => Response::Kill,
             After::Exit => {
                 let _ = self.exit.try_send(());
                 return;

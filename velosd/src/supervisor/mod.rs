@@ -149,8 +149,9 @@ pub enum Command {
 
 /// What a stop, restart or delete request does once each of its processes answered.
 pub enum After {
-    /// `process.stop`, `process.restart`, `process.delete`: answer with their state.
-    Answer,
+    /// `process.stop`, `process.restart`, `process.delete`: answer with their state, as
+    /// the method's own response (`Response::Stop`, ...).
+    Answer(fn(Vec<ProcessInfo>) -> Response),
     /// `daemon.kill`: answer; the connection then tells the daemon to exit.
     Kill,
     /// Shutdown by signal: tell the daemon to exit.
@@ -309,15 +310,20 @@ impl Supervisor {
 
     fn request(&mut self, request: Request, reply: Reply) {
         let answer = match request {
-            Request::Ping => Ok(Response::Pong(self.ping())),
+            Request::Ping => Ok(Response::Ping(self.ping())),
             Request::List => {
                 let ids: Vec<u32> = self.table.iter().map(|entry| entry.id).collect();
-                Ok(Response::Processes(self.infos(&ids)))
+                Ok(Response::List(self.infos(&ids)))
             }
             Request::Info(params) => self.info(&params.target).map(Response::Info),
-            Request::Start(params) => self.start(params).map(Response::Started),
+            Request::Start(params) => self.start(params).map(Response::Start),
             Request::Stop(params) => {
-                return self.stop_then(Then::Stop, After::Answer, &params.target, Some(reply));
+                return self.stop_then(
+                    Then::Stop,
+                    After::Answer(Response::Stop),
+                    &params.target,
+                    Some(reply),
+                );
             }
             Request::Restart(params) => {
                 if self.shutting_down {
@@ -328,16 +334,17 @@ impl Supervisor {
             }
             Request::Delete(params) => {
                 let then = Then::Delete { logs: params.logs };
-                return self.stop_then(then, After::Answer, &params.target, Some(reply));
+                let after = After::Answer(Response::Delete);
+                return self.stop_then(then, after, &params.target, Some(reply));
             }
             Request::Kill => {
                 self.shutting_down = true;
                 return self.stop_then(Then::Stop, After::Kill, &Target::All, Some(reply));
             }
             Request::LogRead(params) => return self.read_logs(params, reply),
-            Request::LogFlush(params) => self.flush(&params.target).map(Response::Processes),
-            Request::Save(params) => self.save(params.force).map(Response::Saved),
-            Request::Resurrect => self.resurrect_dump().map(Response::Processes),
+            Request::LogFlush(params) => self.flush(&params.target).map(Response::LogFlush),
+            Request::Save(params) => self.save(params.force).map(Response::Save),
+            Request::Resurrect => self.resurrect_dump().map(Response::Resurrect),
             // Streams are set up by the connection with their own commands.
             other => Err(Error::NotHere(other.method().as_str())),
         };

@@ -70,7 +70,7 @@ impl Supervisor {
                 warnings,
                 next,
             };
-            let _ = reply.try_send(Ok(Response::Logs(answer)));
+            let _ = reply.try_send(Ok(Response::LogRead(answer)));
         })
         .detach();
     }
