@@ -143,3 +143,8 @@ mod daemon_life;
 // state.msgpack and dump.msgpack fsynced before and after their rename (strace); a corrupt
 // state.msgpack kept aside.
 mod state_file;
+
+// A disk made slow (a FUSE filesystem under logs/, root only): `list` answers at once while a
+// collector waits on a log write.
+#[cfg(target_os = "linux")]
+mod slow_disk;
