@@ -20,7 +20,7 @@ use velos_proto::{Home, Stream};
 
 use crate::error::Error;
 use crate::lifecycle::Exit;
-use crate::logfile::{LogFile, Rotation};
+use crate::logfile::Rotation;
 use crate::logs;
 use crate::state::{Entry, GroupMark};
 use crate::supervisor::Command;
@@ -62,27 +62,21 @@ pub fn launch(
         max_bytes,
         keep: entry.spec.log_files,
     });
-    let out = LogFile::open(
-        entry.spec.out_log.clone(),
-        rotation,
-        &entry.ring,
-        Stream::Out,
-    );
-    let err = LogFile::open(
-        entry.spec.err_log.clone(),
-        rotation,
-        &entry.ring,
-        Stream::Err,
-    );
+    entry
+        .ring
+        .open(Stream::Out, entry.spec.out_log.clone(), rotation);
+    entry
+        .ring
+        .open(Stream::Err, entry.spec.err_log.clone(), rotation);
     let collectors = [
-        child
+        (child
             .stdout
             .take()
-            .map(|pipe| smol::spawn(logs::collect(pipe, out, entry.ring.clone(), Stream::Out))),
-        child
+            .map(|pipe| logs::spawn_collector(pipe, entry.ring.clone(), Stream::Out))),
+        (child
             .stderr
             .take()
-            .map(|pipe| smol::spawn(logs::collect(pipe, err, entry.ring.clone(), Stream::Err))),
+            .map(|pipe| logs::spawn_collector(pipe, entry.ring.clone(), Stream::Err))),
     ];
     let watched = Watched {
         id: entry.id,

@@ -13,13 +13,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use velos_proto::Stream;
 
-use crate::logs::{LogRing, lock};
+use crate::ring::LogRing;
 
 /// Opens a log file for appending (0600) and returns it with its length.
 pub fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
@@ -47,60 +47,91 @@ pub struct Rotation {
     pub keep: u32,
 }
 
+/// What the ring must do, in order, after a chunk was written: the file work happens
+/// without the ring's lock, and the ring catches up in one short step ([`apply`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// These bytes of the chunk are in the file (or failed to get there).
+    Push(Range<usize>),
+    /// The line being written ends here without a newline (rotated in its middle).
+    Cut,
+    /// The file was replaced by one this long (rotated, or made again after a deletion).
+    Replaced(u64),
+}
+
+/// Applies `steps` of a write of `chunk` to `stream` in `ring`.
+pub fn apply(steps: &[Step], chunk: &[u8], ring: &mut LogRing, stream: Stream, time_ms: u64) {
+    for step in steps {
+        match step {
+            Step::Push(range) => ring.push(stream, &chunk[range.clone()], time_ms),
+            Step::Cut => ring.cut_line(stream, time_ms),
+            Step::Replaced(len) => ring.file_replaced(stream, *len),
+        }
+    }
+}
+
 /// One stream's log file, opened again when it was deleted or the last write failed,
-/// and rotated at a line boundary once it reaches its size limit.
+/// and rotated at a line boundary once it reaches its size limit. It knows the file's
+/// length and whether a line is half written on its own, so that writing needs no lock
+/// on the ring.
+#[derive(Debug)]
 pub struct LogFile {
     path: PathBuf,
     file: Option<File>,
     rotation: Option<Rotation>,
     /// The reopen epoch (SIGHUP) the file was opened at; see `daemon_log`.
     epoch: u64,
+    /// The file's size, as far as this stream's writes go.
+    len: u64,
+    /// The last byte written is not a newline: a line is half written.
+    mid_line: bool,
 }
 
 impl LogFile {
-    /// Opens `path` for a new run, noting its length in the ring.
-    pub fn open(
-        path: PathBuf,
-        rotation: Option<Rotation>,
-        ring: &Mutex<LogRing>,
-        stream: Stream,
-    ) -> LogFile {
-        let mut ring = lock(ring);
+    /// Opens `path` for a new run. An error (to report) leaves a file that tries again
+    /// at the next write.
+    pub fn open(path: PathBuf, rotation: Option<Rotation>) -> (LogFile, Option<String>) {
         let epoch = crate::daemon_log::reopen_epoch();
-        let file = match open_log(&path) {
-            Ok((file, len)) => {
-                ring.set_file_len(stream, len);
-                Some(file)
-            }
-            Err(error) => {
-                ring.set_file_len(stream, 0);
-                ring.write_error = Some(format!("cannot open {}: {error}", path.display()));
-                None
-            }
+        let (file, len, error) = match open_log(&path) {
+            Ok((file, len)) => (Some(file), len, None),
+            Err(error) => (
+                None,
+                0,
+                Some(format!("cannot open {}: {error}", path.display())),
+            ),
         };
-        LogFile {
+        let log = LogFile {
             path,
             file,
             rotation,
             epoch,
-        }
+            len,
+            mid_line: false,
+        };
+        (log, error)
     }
 
-    /// Appends `chunk` and hands it to the ring, rotating the file whenever it would
-    /// pass its size limit: at the last line boundary that keeps it within the limit, or
-    /// right after a line that alone crosses it. A chunk may fill several files; no line
-    /// is ever split across two.
-    pub(crate) fn write(
-        &mut self,
-        chunk: &[u8],
-        ring: &mut LogRing,
-        stream: Stream,
-        time_ms: u64,
-    ) -> Result<(), String> {
+    /// The file's length, as far as this stream's writes go.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The file was emptied (`velos flush`).
+    pub fn flushed(&mut self) {
+        self.len = 0;
+        self.mid_line = false;
+    }
+
+    /// Appends `chunk`, rotating the file whenever it would pass its size limit: at the
+    /// last line boundary that keeps it within the limit, or right after a line that
+    /// alone crosses it. A chunk may fill several files; no line is ever split across
+    /// two. `steps` gets what the ring must do with the chunk (see [`apply`]).
+    pub(crate) fn write(&mut self, chunk: &[u8], steps: &mut Vec<Step>) -> Result<(), String> {
         let mut rest = chunk;
+        let mut at = 0;
         let mut written = Ok(());
         while let Some(rotation) = self.rotation {
-            let len = ring.file_len(stream);
+            let len = self.len;
             if len + (rest.len() as u64) < rotation.max_bytes {
                 break;
             }
@@ -114,7 +145,7 @@ impl LogFile {
             let cut = match memchr::memrchr(b'\n', &rest[..room.min(rest.len())]) {
                 Some(newline) => newline + 1,
                 // Nothing of a line written yet: this file is done.
-                None if ring.at_line_start(stream) && len > 0 => 0,
+                None if !self.mid_line && len > 0 => 0,
                 // A line that crosses the limit ends this file.
                 None => match memchr::memchr(b'\n', &rest[room.min(rest.len())..]) {
                     Some(newline) if room.min(rest.len()) + newline < hard => {
@@ -130,24 +161,43 @@ impl LogFile {
                 },
             };
             let (before, after) = rest.split_at(cut);
-            written = written.and(self.append(before, ring, stream));
-            ring.push(stream, before, time_ms);
+            written = written.and(self.append(before, steps));
+            self.pushed(chunk, at..at + cut, steps);
             if mid_line {
                 // The rest of the line starts the next file: as far as the files and the
                 // lines in memory go, two lines.
-                ring.cut_line(stream, time_ms);
+                steps.push(Step::Cut);
+                self.mid_line = false;
             }
             self.rotate(rotation.keep);
-            ring.file_replaced(stream, 0);
+            self.replaced(0, steps);
             rest = after;
+            at += cut;
         }
-        written = written.and(self.append(rest, ring, stream));
-        ring.push(stream, rest, time_ms);
+        written = written.and(self.append(rest, steps));
+        self.pushed(chunk, at..chunk.len(), steps);
         written
     }
 
+    /// Notes that `range` of `chunk` went to the file.
+    fn pushed(&mut self, chunk: &[u8], range: Range<usize>, steps: &mut Vec<Step>) {
+        if range.is_empty() {
+            return;
+        }
+        self.len += range.len() as u64;
+        self.mid_line = chunk[range.end - 1] != b'\n';
+        steps.push(Step::Push(range));
+    }
+
+    /// Notes that the file was replaced by one `len` bytes long.
+    fn replaced(&mut self, len: u64, steps: &mut Vec<Step>) {
+        self.len = len;
+        self.mid_line = false;
+        steps.push(Step::Replaced(len));
+    }
+
     /// Appends `bytes`, opening the file again first if it is gone.
-    fn append(&mut self, bytes: &[u8], ring: &mut LogRing, stream: Stream) -> Result<(), String> {
+    fn append(&mut self, bytes: &[u8], steps: &mut Vec<Step>) -> Result<(), String> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -162,7 +212,7 @@ impl LogFile {
             self.epoch = epoch;
             let (file, len) = open_log(&self.path)
                 .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
-            ring.file_replaced(stream, len);
+            self.replaced(len, steps);
             self.file = Some(file);
         }
         let file = self.file.as_mut().expect("opened just above");
@@ -211,18 +261,30 @@ impl LogFile {
 mod tests {
     use super::*;
 
+    /// Writes `chunk` and applies it to `ring`, as the collector does.
+    fn write(file: &mut LogFile, chunk: &[u8], ring: &mut LogRing) {
+        let mut steps = Vec::new();
+        file.write(chunk, &mut steps).unwrap();
+        apply(&steps, chunk, ring, Stream::Out, 0);
+        assert_eq!(
+            file.len(),
+            ring.file_len(Stream::Out),
+            "both agree on the length"
+        );
+    }
+
     #[test]
     fn files_rotate_at_a_line_boundary_and_keep_the_newest() {
         let dir = std::env::temp_dir().join(format!("velosd-rotate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("app-out.log");
-        let ring = Mutex::new(LogRing::default());
+        let mut ring = LogRing::default();
         let rotation = Rotation {
             max_bytes: 10,
             keep: 2,
         };
-        let mut file = LogFile::open(path.clone(), Some(rotation), &ring, Stream::Out);
-        let mut guard = lock(&ring);
+        let (mut file, error) = LogFile::open(path.clone(), Some(rotation));
+        assert_eq!(error, None);
         for chunk in [
             &b"aaaa\nbb"[..],
             b"bb\ncccc\ndd",
@@ -230,7 +292,7 @@ mod tests {
             b"eeee\nffff\n",
             b"gg\n",
         ] {
-            file.write(chunk, &mut guard, Stream::Out, 0).unwrap();
+            write(&mut file, chunk, &mut ring);
         }
         let read = |back| std::fs::read_to_string(rotated_path(&path, back)).unwrap_or_default();
         // Each file holds whole lines and stays within 10 bytes.
@@ -244,9 +306,8 @@ mod tests {
             !rotated_path(&path, 3).exists(),
             "only two rotated files are kept"
         );
-        let lines: Vec<_> = guard.last(10).map(|l| l.bytes.to_vec()).collect();
+        let lines: Vec<_> = ring.last(10).map(|l| l.bytes.to_vec()).collect();
         assert_eq!(lines.len(), 7, "every line is in memory once");
-        drop(guard);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -255,17 +316,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("velosd-keep-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("app-out.log");
-        let ring = Mutex::new(LogRing::default());
+        let mut ring = LogRing::default();
         // u32::MAX files kept: a rotation that renamed up to `keep` files would never end.
         let rotation = Rotation {
             max_bytes: 4,
             keep: u32::MAX,
         };
-        let mut file = LogFile::open(path.clone(), Some(rotation), &ring, Stream::Out);
-        let mut guard = lock(&ring);
+        let (mut file, error) = LogFile::open(path.clone(), Some(rotation));
+        assert_eq!(error, None);
         let started = std::time::Instant::now();
         for line in [&b"aaa\n"[..], b"bbb\n", b"ccc\n", b"ddd\n"] {
-            file.write(line, &mut guard, Stream::Out, 0).unwrap();
+            write(&mut file, line, &mut ring);
         }
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
         let read = |back| std::fs::read_to_string(rotated_path(&path, back)).unwrap_or_default();
@@ -274,7 +335,6 @@ mod tests {
             [read(4), read(3), read(2), read(1), read(0)],
             ["aaa\n", "bbb\n", "ccc\n", "ddd\n", ""]
         );
-        drop(guard);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -283,16 +343,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("velosd-midline-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("app-out.log");
-        let ring = Mutex::new(LogRing::default());
+        let mut ring = LogRing::default();
         let rotation = Rotation {
             max_bytes: 10,
             keep: 5,
         };
-        let mut file = LogFile::open(path.clone(), Some(rotation), &ring, Stream::Out);
-        let mut guard = lock(&ring);
-        file.write(b"ok\n", &mut guard, Stream::Out, 0).unwrap();
+        let (mut file, error) = LogFile::open(path.clone(), Some(rotation));
+        assert_eq!(error, None);
+        write(&mut file, b"ok\n", &mut ring);
         for _ in 0..9 {
-            file.write(&[b'x'; 7], &mut guard, Stream::Out, 0).unwrap();
+            write(&mut file, &[b'x'; 7], &mut ring);
         }
         let read = |back| std::fs::read(rotated_path(&path, back)).unwrap_or_default();
         let files: Vec<Vec<u8>> = (0..=5).rev().map(read).filter(|f| !f.is_empty()).collect();
@@ -302,7 +362,6 @@ mod tests {
         expected.extend_from_slice(&[b'x'; 63]);
         assert_eq!(all, expected, "every byte, in order");
         assert!(files.len() >= 3, "{files:?}");
-        drop(guard);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

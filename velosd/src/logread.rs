@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use velos_proto::{LogCursor, LogLine, LogPosition, ProcessCursor, Stream};
 
 use crate::logfile::rotated_path;
-use crate::logs::LogRing;
+use crate::ring::LogRing;
 use crate::state::Entry;
 
 /// The most bytes of log lines one answer carries: well under the frame limit, and small
@@ -127,7 +127,7 @@ impl Snapshot {
         wanted: usize,
     ) -> Snapshot {
         ring.settle();
-        let copy = |line: &crate::logs::RingLine| MemoryLine {
+        let copy = |line: &crate::ring::RingLine| MemoryLine {
             stream: line.stream,
             bytes: line.bytes.to_vec(),
             time_ms: line.time_ms,

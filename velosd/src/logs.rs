@@ -1,47 +1,32 @@
 //! Log collection: a task per child pipe appends to the log file (see `logfile`) and
-//! keeps the last lines in memory, which `log.read` answers from (see `logread` for the
-//! older lines, read back from the files) and which followers are fed from.
+//! hands the bytes to the process's ring (see `ring`), which `log.read` answers from and
+//! followers are fed from.
 //!
-//! Ordering: each chunk read from a pipe is written to the file first, then split into
-//! lines for the ring, so the file always holds at least what the ring shows. Every ring
-//! line remembers where it starts in its file; reading older lines back from a file stops
-//! at the oldest line the ring still holds, so nothing is shown twice even while the
-//! child keeps writing.
+//! Ordering: each chunk read from a pipe is written to the file first, then given to the
+//! ring, so the file always holds at least what the ring shows.
+//!
+//! A slow disk holds up the logs only: the collectors run on a thread of their own (never
+//! the supervisor's or the connections'), and a write holds only its stream's file lock,
+//! never the ring's; the ring catches up afterwards in one short step. `list` (which reads
+//! the ring's `write_error`), `log.read` and `log.follow` take only the ring's lock;
+//! `log.flush` waits for a write under way.
 //!
 //! A write that fails (disk full) is recorded for `velos logs` and `velos list --json`
 //! (`log_error`); the lines stay in memory.
 //!
-//! Memory is bounded: at most [`RING_LINES`] lines and [`RING_BYTES`] bytes a process,
-//! a line keeps at most [`MAX_LINE_BYTES`] in memory (the file gets all of it), and a busy
-//! stream keeps at most [`MAX_UNSPLIT_BYTES`] not yet split into lines. The
-//! collector reads a fixed-size chunk at a time, so a child writing faster than the disk
-//! is slowed by its full pipe, never buffered without limit.
+//! The collector reads a fixed-size chunk at a time, so a child writing faster than the
+//! disk is slowed by its full pipe, never buffered without limit.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures_lite::{AsyncRead, AsyncReadExt, FutureExt};
-use velos_proto::rpc::notification;
-use velos_proto::{LogEnd, LogLine, LogPosition, Stream};
+use velos_proto::Stream;
 
-use crate::follow::{self, Follower};
-use crate::logfile::LogFile;
+use crate::logfile::{LogFile, Rotation, Step, apply};
+use crate::ring::{LogRing, PARTIAL_QUIET};
 
-/// Lines kept in memory per process.
-pub const RING_LINES: usize = 1000;
-/// Bytes of line content kept in memory per process.
-pub const RING_BYTES: usize = 1024 * 1024;
-/// The most bytes of a long line sent to followers in one piece (well under a
-/// follower's queue, so a piece never pushes everything else out).
-const PIECE_BYTES: usize = 64 * 1024;
-/// Bytes of one line kept in memory; the rest of a longer line is only in the file.
-pub const MAX_LINE_BYTES: usize = 16 * 1024;
-/// Reads at least this large mark a busy stream, split into lines lazily (a program
-/// logging as it goes writes a line at a time).
-const LAZY_CHUNK_BYTES: usize = 4 * 1024;
-/// The most bytes a busy stream keeps unsplit.
-const MAX_UNSPLIT_BYTES: usize = 1024 * 1024;
 /// Bytes a collector reads at a time at first: most programs write little, and an
 /// idle process should cost next to nothing.
 const FIRST_CHUNK_BYTES: usize = 1024;
@@ -51,100 +36,13 @@ const MAX_CHUNK_BYTES: usize = 1024 * 1024;
 /// larger reads, and a writer that blocks less often.
 const BUSY_PIPE_BYTES: usize = 1024 * 1024;
 
-/// How long a stream must be quiet before its line not ended yet is shown (a prompt
-/// such as `Password: `).
-pub const PARTIAL_QUIET: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// A line not ended yet, as [`LogRing::partial_line`] gives it.
+/// A process's logs: its ring, and its two files while a run writes them.
 #[derive(Debug)]
-pub(crate) struct PartialLine<'a> {
-    pub bytes: &'a [u8],
-    pub time_ms: u64,
-    pub start: LogPosition,
-    pub len: u64,
-}
-
-/// A line held in memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RingLine {
-    /// Which pipe.
-    pub stream: Stream,
-    /// At most [`MAX_LINE_BYTES`] of it, without the newline.
-    pub bytes: Box<[u8]>,
-    /// When it arrived, Unix milliseconds.
-    pub time_ms: u64,
-    /// It ended without a newline (the pipe closed mid-line).
-    pub partial: bool,
-    /// Which file of its stream it is in: the rotation count when it was written.
-    pub(crate) generation: u64,
-    /// Where it starts in that file.
-    pub(crate) offset: u64,
-    /// Its whole length in the file, without the newline (more than `bytes` holds when
-    /// it was cut).
-    pub(crate) len: u64,
-}
-
-impl RingLine {
-    /// Where it starts in its stream's files.
-    pub(crate) fn start(&self) -> LogPosition {
-        LogPosition {
-            generation: self.generation,
-            offset: self.offset,
-        }
-    }
-
-    /// Just after it (and its newline) in its stream's files.
-    pub(crate) fn end(&self) -> LogPosition {
-        LogPosition {
-            generation: self.generation,
-            offset: self.offset + self.len + u64::from(!self.partial),
-        }
-    }
-}
-
-/// The partial last line of one stream, and where the stream's file ends.
-#[derive(Debug, Default)]
-struct Pending {
-    /// Bytes of a busy stream not split into lines yet (see [`LogRing::push`]).
-    unsplit: Vec<u8>,
-    /// When the last of `unsplit` arrived.
-    unsplit_time: u64,
-    bytes: Vec<u8>,
-    /// File offset where `bytes` starts.
-    start: u64,
-    /// File offset just after the last byte written: the file's size.
-    end: u64,
-    /// Rotations (and flushes) of this stream's file so far.
-    generation: u64,
-    /// Bytes of `bytes` (the line not ended yet) already sent to followers as a partial
-    /// line: its end goes to them as a `continued` line.
-    shown: usize,
-    /// When bytes of this stream last arrived.
-    touched_ms: u64,
-}
-
-/// Where reading a stream's older lines back from its files starts: `file` files back
-/// from the current one (0 is the current file, 1 is `.1`, ...), before byte `end`.
-#[cfg(test)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileBoundary {
-    /// How many rotations back.
-    pub file: u64,
-    /// Read lines that end before this offset; older files are read whole.
-    pub end: u64,
-}
-
-/// The last lines of one process, both streams in arrival order.
-#[derive(Debug, Default)]
-pub struct LogRing {
-    id: u32,
-    name: String,
-    lines: VecDeque<RingLine>,
-    bytes: usize,
-    pending: [Pending; 2],
-    followers: Vec<Follower>,
-    /// The last error writing a log file, for `velos logs` to report.
-    pub write_error: Option<String>,
+pub struct Logs {
+    ring: Mutex<LogRing>,
+    /// Each stream's file; held across a write (and a flush), never with the ring's
+    /// lock held first.
+    files: [Mutex<Option<LogFile>>; 2],
 }
 
 fn slot(stream: Stream) -> usize {
@@ -154,341 +52,47 @@ fn slot(stream: Stream) -> usize {
     }
 }
 
-impl LogRing {
-    /// An empty ring for the process `id` called `name`.
-    pub fn new(id: u32, name: &str) -> LogRing {
-        LogRing {
-            id,
-            name: name.to_owned(),
-            ..LogRing::default()
+impl Logs {
+    /// The logs of the process `id` called `name`: nothing yet.
+    pub fn new(id: u32, name: &str) -> Logs {
+        Logs {
+            ring: Mutex::new(LogRing::new(id, name)),
+            files: [Mutex::new(None), Mutex::new(None)],
         }
     }
 
-    /// Adds a follower: it gets every line completed from now on.
-    pub fn follow(&mut self, follower: Follower) {
-        // What came before is history, not news: into the ring with it first.
-        self.settle();
-        self.followers.push(follower);
+    /// The ring, locked.
+    pub fn ring(&self) -> MutexGuard<'_, LogRing> {
+        relock(&self.ring)
     }
 
-    /// The process is deleted: each follower is told so, and let go (a follow that
-    /// named only this process then ends).
-    pub fn deleted(&mut self) {
-        let end = LogEnd {
-            id: self.id,
-            name: self.name.clone(),
-            reason: "deleted".to_owned(),
-        };
-        if let Some(frame) = follow::encode(notification::LOG_END, &end) {
-            for follower in &self.followers {
-                follower.notify(&frame);
-            }
+    /// Opens `stream`'s file at `path` for a new run, noting its length in the ring.
+    pub fn open(&self, stream: Stream, path: PathBuf, rotation: Option<Rotation>) {
+        let (file, error) = LogFile::open(path, rotation);
+        let mut slot = relock(&self.files[slot(stream)]);
+        let mut ring = self.ring();
+        ring.set_file_len(stream, file.len());
+        if error.is_some() {
+            ring.write_error = error;
         }
-        self.followers.clear();
+        *slot = Some(file);
     }
 
-    /// Splits whatever busy streams left unsplit into lines. Everything that reads the
-    /// ring, or moves its file offsets, does this first.
-    pub fn settle(&mut self) {
-        for stream in [Stream::Out, Stream::Err] {
-            self.settle_stream(stream);
+    /// `velos flush`: `empty` empties the files while no write is under way; then the
+    /// ring forgets its lines.
+    pub fn flush(&self, empty: impl FnOnce()) {
+        let mut files = self.files.each_ref().map(relock);
+        empty();
+        for file in files.iter_mut().filter_map(|file| file.as_mut()) {
+            file.flushed();
         }
+        self.ring().flushed();
     }
+}
 
-    fn settle_stream(&mut self, stream: Stream) {
-        let pending = &mut self.pending[slot(stream)];
-        if pending.unsplit.is_empty() {
-            return;
-        }
-        let unsplit = std::mem::take(&mut pending.unsplit);
-        let time_ms = pending.unsplit_time;
-        self.split(stream, &unsplit, time_ms);
-        // Keep the buffer for the next burst.
-        let mut unsplit = unsplit;
-        unsplit.clear();
-        self.pending[slot(stream)].unsplit = unsplit;
-    }
-
-    /// Notes that `stream`'s file is `len` bytes long before a new run appends to it.
-    pub fn set_file_len(&mut self, stream: Stream, len: u64) {
-        self.settle_stream(stream);
-        let pending = &mut self.pending[slot(stream)];
-        pending.bytes.clear();
-        pending.shown = 0;
-        pending.start = len;
-        pending.end = len;
-    }
-
-    /// The size of `stream`'s current file, as far as the ring knows.
-    pub(crate) fn file_len(&self, stream: Stream) -> u64 {
-        let pending = &self.pending[slot(stream)];
-        pending.end + pending.unsplit.len() as u64
-    }
-
-    /// Whether `stream` is between lines (nothing of a line written yet).
-    pub(crate) fn at_line_start(&self, stream: Stream) -> bool {
-        let pending = &self.pending[slot(stream)];
-        match pending.unsplit.last() {
-            Some(&last) => last == b'\n',
-            None => pending.start == pending.end,
-        }
-    }
-
-    /// Notes that `stream`'s file was replaced by one `len` bytes long (deleted and made
-    /// again, or rotated): the lines in memory are not in the new file.
-    pub(crate) fn file_replaced(&mut self, stream: Stream, len: u64) {
-        self.settle_stream(stream);
-        let pending = &mut self.pending[slot(stream)];
-        pending.generation += 1;
-        pending.start = len;
-        pending.end = len;
-    }
-
-    /// Forgets every line, as after `velos flush`; the files are empty now.
-    pub fn flushed(&mut self) {
-        self.lines.clear();
-        self.bytes = 0;
-        for pending in &mut self.pending {
-            pending.unsplit.clear();
-            pending.bytes.clear();
-            pending.shown = 0;
-            pending.generation += 1;
-            pending.start = 0;
-            pending.end = 0;
-        }
-    }
-
-    /// Adds bytes read from `stream` (already written to its file).
-    ///
-    /// A busy stream (reads of [`LAZY_CHUNK_BYTES`] or more) is kept as bytes and split
-    /// into lines only when the ring is read, or once [`MAX_UNSPLIT_BYTES`] have piled up:
-    /// of a fast writer's lines only the last [`RING_LINES`] matter, and splitting every one
-    /// of them on arrival took half the daemon's time. Small writes (a program logging as
-    /// it goes) are split at once, and bytes of the other stream still unsplit are split
-    /// before anything of this one, so stdout and stderr keep their interleaving. Followers
-    /// get every line as it arrives, so with followers nothing waits.
-    pub fn push(&mut self, stream: Stream, chunk: &[u8], time_ms: u64) {
-        let other = match stream {
-            Stream::Out => Stream::Err,
-            Stream::Err => Stream::Out,
-        };
-        self.settle_stream(other);
-        let pending = &mut self.pending[slot(stream)];
-        pending.touched_ms = time_ms;
-        if self.followers.is_empty()
-            && (chunk.len() >= LAZY_CHUNK_BYTES || !pending.unsplit.is_empty())
-        {
-            pending.unsplit.extend_from_slice(chunk);
-            pending.unsplit_time = time_ms;
-            if pending.unsplit.len() >= MAX_UNSPLIT_BYTES {
-                self.settle_stream(stream);
-            }
-            return;
-        }
-        self.settle_stream(stream);
-        self.split(stream, chunk, time_ms);
-    }
-
-    /// Splits `chunk` into lines: the partial line goes on, complete lines enter the ring.
-    fn split(&mut self, stream: Stream, mut chunk: &[u8], time_ms: u64) {
-        // A chunk with more lines than the ring holds would evict all of its own early
-        // lines (and everything older): skip straight past them, unless someone follows
-        // and must see every line.
-        if self.followers.is_empty()
-            && let Some(cut) = memchr::memrchr_iter(b'\n', chunk).nth(RING_LINES)
-        {
-            self.lines.clear();
-            self.bytes = 0;
-            let pending = &mut self.pending[slot(stream)];
-            pending.bytes.clear();
-            pending.end += cut as u64 + 1;
-            pending.start = pending.end;
-            chunk = &chunk[cut + 1..];
-        }
-        while let Some(newline) = memchr::memchr(b'\n', chunk) {
-            self.extend_pending(stream, &chunk[..newline]);
-            self.pending[slot(stream)].end += 1;
-            self.end_line(stream, time_ms, false);
-            chunk = &chunk[newline + 1..];
-        }
-        self.extend_pending(stream, chunk);
-    }
-
-    /// Ends `stream`'s line here without a newline (its file was rotated in the middle of
-    /// it): what follows is a new line.
-    pub(crate) fn cut_line(&mut self, stream: Stream, time_ms: u64) {
-        self.settle_stream(stream);
-        if !self.at_line_start(stream) {
-            self.end_line(stream, time_ms, true);
-        }
-    }
-
-    /// Ends `stream`: a last line without a newline becomes a line.
-    pub fn finish(&mut self, stream: Stream, time_ms: u64) {
-        self.settle_stream(stream);
-        if !self.at_line_start(stream) {
-            self.end_line(stream, time_ms, true);
-        }
-    }
-
-    fn extend_pending(&mut self, stream: Stream, bytes: &[u8]) {
-        let pending = &mut self.pending[slot(stream)];
-        let room = MAX_LINE_BYTES.saturating_sub(pending.bytes.len());
-        let (kept, beyond) = bytes.split_at(bytes.len().min(room));
-        pending.bytes.extend_from_slice(kept);
-        pending.end += bytes.len() as u64;
-        if beyond.is_empty() || self.followers.is_empty() {
-            return;
-        }
-        // Memory keeps the first MAX_LINE_BYTES of a line; followers get all of it, in
-        // pieces: what they have not seen of the part kept, then the rest as it comes.
-        let (from, time_ms) = (pending.shown, pending.touched_ms);
-        pending.shown = pending.bytes.len();
-        if from < pending.bytes.len() {
-            let seen = self.pending[slot(stream)].bytes[from..].to_vec();
-            self.offer(stream, &seen, true, from > 0, time_ms);
-        }
-        for piece in beyond.chunks(PIECE_BYTES) {
-            self.offer(stream, piece, true, true, time_ms);
-        }
-    }
-
-    fn end_line(&mut self, stream: Stream, time_ms: u64, partial: bool) {
-        let pending = &mut self.pending[slot(stream)];
-        let line = RingLine {
-            stream,
-            bytes: std::mem::take(&mut pending.bytes).into_boxed_slice(),
-            time_ms,
-            partial,
-            generation: pending.generation,
-            offset: pending.start,
-            len: (pending.end - pending.start).saturating_sub(u64::from(!partial)),
-        };
-        pending.start = pending.end;
-        // What followers saw of it already (a prompt shown while the stream was quiet)
-        // is not sent again: they get the rest, as its continuation.
-        let shown = std::mem::take(&mut pending.shown).min(line.bytes.len());
-        self.offer(stream, &line.bytes[shown..], partial, shown > 0, time_ms);
-        self.bytes += line.bytes.len();
-        self.lines.push_back(line);
-        while self.lines.len() > RING_LINES || self.bytes > RING_BYTES {
-            let Some(old) = self.lines.pop_front() else {
-                break;
-            };
-            self.bytes -= old.bytes.len();
-        }
-    }
-
-    /// Sends bytes of a line to every follower (encoded once, whatever their number).
-    fn offer(
-        &mut self,
-        stream: Stream,
-        bytes: &[u8],
-        partial: bool,
-        continued: bool,
-        time_ms: u64,
-    ) {
-        if self.followers.is_empty() {
-            return;
-        }
-        let shared = LogLine {
-            id: self.id,
-            name: self.name.clone(),
-            stream,
-            line: bytes.to_vec(),
-            partial,
-            continued,
-            time_ms: Some(time_ms),
-        };
-        if let Some(frame) = follow::encode(notification::LOG_LINE, &shared) {
-            self.followers.retain(|follower| follower.offer(&frame));
-        }
-    }
-
-    /// Whether `stream`'s line not ended yet has bytes followers have not seen: then the
-    /// collector shows them once the stream has been quiet for [`PARTIAL_QUIET`].
-    pub fn unshown(&self, stream: Stream) -> bool {
-        let pending = &self.pending[slot(stream)];
-        !self.followers.is_empty() && pending.bytes.len() > pending.shown
-    }
-
-    /// Sends followers what they have not seen of `stream`'s line not ended yet (a
-    /// prompt), as a partial line; its end follows as a `continued` one.
-    pub fn show_partial(&mut self, stream: Stream) {
-        self.settle_stream(stream);
-        let pending = &mut self.pending[slot(stream)];
-        if pending.bytes.len() <= pending.shown {
-            return;
-        }
-        let (from, time_ms) = (pending.shown, pending.touched_ms);
-        let continued = from > 0;
-        pending.shown = pending.bytes.len();
-        let bytes = self.pending[slot(stream)].bytes[from..].to_vec();
-        self.offer(stream, &bytes, true, continued, time_ms);
-    }
-
-    /// `stream`'s line not ended yet, if it is one to show: followers saw part of it, or
-    /// the stream has been quiet for [`PARTIAL_QUIET`] (it is likely a prompt, not a line
-    /// being written). Its bytes (at most [`MAX_LINE_BYTES`]), when they last grew, and
-    /// where it starts and ends in the files.
-    pub(crate) fn partial_line(&self, stream: Stream, now_ms: u64) -> Option<PartialLine<'_>> {
-        let pending = &self.pending[slot(stream)];
-        let quiet = now_ms.saturating_sub(pending.touched_ms) >= PARTIAL_QUIET.as_millis() as u64;
-        (pending.end > pending.start && (quiet || pending.shown > 0)).then_some(PartialLine {
-            bytes: &pending.bytes,
-            time_ms: pending.touched_ms,
-            start: LogPosition {
-                generation: pending.generation,
-                offset: pending.start,
-            },
-            len: pending.end - pending.start,
-        })
-    }
-
-    /// The last `n` lines in memory, oldest first.
-    pub fn last(&self, n: usize) -> impl Iterator<Item = &RingLine> {
-        self.lines.iter().skip(self.lines.len().saturating_sub(n))
-    }
-
-    /// Every line in memory, oldest first.
-    pub(crate) fn lines(&self) -> impl Iterator<Item = &RingLine> {
-        self.lines.iter()
-    }
-
-    /// Where `stream`'s line being written starts: every complete line of it ends there.
-    pub(crate) fn line_start(&self, stream: Stream) -> LogPosition {
-        let pending = &self.pending[slot(stream)];
-        LogPosition {
-            generation: pending.generation,
-            offset: pending.start,
-        }
-    }
-
-    /// How many lines are in memory.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.lines.len()
-    }
-
-    /// For each stream, where its lines that are not in memory end in its files.
-    #[cfg(test)]
-    pub fn file_boundaries(&self) -> [FileBoundary; 2] {
-        [Stream::Out, Stream::Err].map(|stream| {
-            let pending = &self.pending[slot(stream)];
-            // Lines of a stream sit in memory oldest first, without gaps, so the oldest
-            // one marks the boundary.
-            match self.lines.iter().find(|line| line.stream == stream) {
-                Some(oldest) => FileBoundary {
-                    file: pending.generation - oldest.generation,
-                    end: oldest.offset,
-                },
-                None => FileBoundary {
-                    file: 0,
-                    end: pending.start,
-                },
-            }
-        })
-    }
+/// Locks a process's ring; see [`Logs::ring`].
+pub fn lock(logs: &Logs) -> MutexGuard<'_, LogRing> {
+    logs.ring()
 }
 
 /// Milliseconds since the Unix epoch.
@@ -504,19 +108,47 @@ fn grow_pipe(pipe: &impl std::os::fd::AsFd) {
     crate::platform::grow_pipe(pipe, BUSY_PIPE_BYTES);
 }
 
+/// The executor the collectors run on, on a thread of its own; `None` where that thread
+/// could not be started (then they share the daemon's).
+fn collectors() -> Option<&'static smol::Executor<'static>> {
+    static EXECUTOR: smol::Executor<'static> = smol::Executor::new();
+    static STARTED: OnceLock<bool> = OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("velosd-logs".to_owned())
+            .spawn(|| smol::block_on(EXECUTOR.run(futures_lite::future::pending::<()>())))
+            .is_ok()
+    });
+    started.then_some(&EXECUTOR)
+}
+
+/// Starts collecting one child pipe into `logs` (see [`collect`]).
+pub fn spawn_collector(
+    pipe: impl AsyncRead + std::os::fd::AsFd + Unpin + Send + 'static,
+    logs: Arc<Logs>,
+    stream: Stream,
+) -> smol::Task<()> {
+    let collect = collect(pipe, logs, stream);
+    match collectors() {
+        Some(executor) => executor.spawn(collect),
+        None => smol::spawn(collect),
+    }
+}
+
 /// Copies one child pipe to its log file and ring until the pipe closes.
 ///
-/// File writes are plain blocking `write` calls: they land in the page cache and return
-/// at memory speed, and a thread hop per chunk would cost more than it saves. A write
-/// error (disk full, file gone) is recorded for `velos logs`; reading goes on, so the
-/// child never blocks on a full pipe, and the ring keeps its lines.
+/// File writes are plain blocking `write` calls, on the collectors' own thread: they
+/// land in the page cache and return at memory speed, and a thread hop per chunk would
+/// cost more than it saves. A write error (disk full, file gone) is recorded for
+/// `velos logs`; reading goes on, so the child never blocks on a full pipe, and the ring
+/// keeps its lines.
 pub async fn collect(
     mut pipe: impl AsyncRead + std::os::fd::AsFd + Unpin,
-    mut file: LogFile,
-    ring: Arc<Mutex<LogRing>>,
+    logs: Arc<Logs>,
     stream: Stream,
 ) {
     let mut chunk = vec![0; FIRST_CHUNK_BYTES];
+    let mut steps = Vec::new();
     // Armed only while followers have not seen the end of an unfinished line: an idle
     // stream costs no timer.
     let mut unshown = false;
@@ -533,7 +165,7 @@ pub async fn collect(
         };
         let Some(read) = read else {
             // Quiet for a moment in the middle of a line: likely a prompt. Show it.
-            lock(&ring).show_partial(stream);
+            logs.ring().show_partial(stream);
             unshown = false;
             continue;
         };
@@ -550,248 +182,29 @@ pub async fn collect(
                 grow_pipe(&pipe);
             }
         }
-        let mut ring = lock(&ring);
-        match file.write(&chunk[..n], &mut ring, stream, now_ms()) {
-            Ok(()) => ring.write_error = None,
-            Err(error) => ring.write_error = Some(error),
-        }
+        let time_ms = now_ms();
+        let mut file = relock(&logs.files[slot(stream)]);
+        steps.clear();
+        let written = match file.as_mut() {
+            Some(file) => file.write(&chunk[..n], &mut steps),
+            // Not opened for this run (cannot happen: `open` comes first): memory only.
+            None => {
+                steps.push(Step::Push(0..n));
+                Ok(())
+            }
+        };
+        let mut ring = logs.ring();
+        apply(&steps, &chunk[..n], &mut ring, stream, time_ms);
+        ring.write_error = written.err();
         unshown = ring.unshown(stream);
     }
-    lock(&ring).finish(stream, now_ms());
+    logs.ring().finish(stream, now_ms());
 }
 
-/// Locks a ring. A poisoned lock still holds valid lines (pushes cannot panic halfway
+/// Locks `mutex`. A poisoned lock still holds valid data (pushes cannot panic halfway
 /// through in a way that matters to a reader), so it is used as is.
-pub fn lock(ring: &Mutex<LogRing>) -> std::sync::MutexGuard<'_, LogRing> {
-    ring.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn texts(ring: &LogRing, n: usize) -> Vec<String> {
-        ring.last(n)
-            .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
-            .collect()
-    }
-
-    #[test]
-    fn lines_split_across_chunks_are_joined() {
-        let mut ring = LogRing::default();
-        ring.push(Stream::Out, b"hel", 1);
-        ring.push(Stream::Out, b"lo\nwor", 2);
-        ring.push(Stream::Out, b"ld\n\nlast", 3);
-        assert_eq!(texts(&ring, 10), ["hello", "world", ""]);
-        ring.finish(Stream::Out, 4);
-        assert_eq!(texts(&ring, 2), ["", "last"]);
-    }
-
-    #[test]
-    fn streams_interleave_in_arrival_order() {
-        let mut ring = LogRing::default();
-        ring.push(Stream::Out, b"o1\n", 1);
-        ring.push(Stream::Err, b"e1\n", 2);
-        ring.push(Stream::Out, b"o2\n", 3);
-        let streams: Vec<_> = ring.last(3).map(|l| l.stream).collect();
-        assert_eq!(streams, [Stream::Out, Stream::Err, Stream::Out]);
-    }
-
-    #[test]
-    fn a_chunk_longer_than_the_ring_keeps_its_last_lines_and_offsets() {
-        let mut ring = LogRing::default();
-        ring.push(Stream::Out, b"old\npart", 0);
-        let mut chunk = Vec::new();
-        for i in 0..2500 {
-            chunk.extend_from_slice(format!("{i:04}\n").as_bytes());
-        }
-        chunk.extend_from_slice(b"tail");
-        ring.push(Stream::Out, &chunk, 1);
-        ring.settle();
-        assert_eq!(ring.len(), RING_LINES);
-        assert_eq!(texts(&ring, 1), ["2499"]);
-        assert_eq!(ring.last(RING_LINES).next().unwrap().bytes[..], *b"1500");
-        // "old\n" is 4 bytes, "part" + "0000\n" ... each line 5 bytes after that.
-        let oldest_offset = 4 + 4 + 1500 * 5;
-        assert_eq!(ring.file_boundaries()[0].end, oldest_offset);
-        ring.finish(Stream::Out, 2);
-        assert_eq!(texts(&ring, 1), ["tail"]);
-    }
-
-    #[test]
-    fn busy_streams_split_lazily_with_the_same_result() {
-        let mut text = Vec::new();
-        for i in 0..30_000 {
-            text.extend_from_slice(format!("line {i:05}\n").as_bytes());
-        }
-        text.extend_from_slice(b"partial");
-        let (mut eager, mut lazy) = (LogRing::default(), LogRing::default());
-        for piece in text.chunks(1000) {
-            eager.push(Stream::Out, piece, 1);
-        }
-        for piece in text.chunks(LAZY_CHUNK_BYTES) {
-            lazy.push(Stream::Out, piece, 1);
-        }
-        eager.finish(Stream::Out, 2);
-        lazy.finish(Stream::Out, 2);
-        let lines = |ring: &LogRing| -> Vec<Vec<u8>> {
-            ring.last(RING_LINES).map(|l| l.bytes.to_vec()).collect()
-        };
-        assert_eq!(lines(&lazy), lines(&eager));
-        assert_eq!(lazy.file_boundaries(), eager.file_boundaries());
-        assert_eq!(lines(&lazy).last().unwrap(), b"partial");
-    }
-
-    #[test]
-    fn a_busy_stream_does_not_reorder_the_other() {
-        let mut ring = LogRing::default();
-        let mut burst = vec![b'x'; LAZY_CHUNK_BYTES];
-        burst.extend_from_slice(b"\nout 1\n");
-        ring.push(Stream::Out, &burst, 0);
-        ring.push(Stream::Err, b"err 1\n", 0);
-        ring.push(Stream::Out, &burst, 0);
-        ring.settle();
-        let order: Vec<_> = ring
-            .last(5)
-            .map(|l| {
-                (
-                    l.stream,
-                    String::from_utf8_lossy(&l.bytes[..l.bytes.len().min(5)]).into_owned(),
-                )
-            })
-            .collect();
-        let expected = [
-            (Stream::Out, "xxxxx"),
-            (Stream::Out, "out 1"),
-            (Stream::Err, "err 1"),
-            (Stream::Out, "xxxxx"),
-            (Stream::Out, "out 1"),
-        ];
-        assert_eq!(order, expected.map(|(s, t)| (s, t.to_owned())));
-    }
-
-    #[test]
-    fn ring_keeps_the_last_thousand_lines() {
-        let mut ring = LogRing::default();
-        for i in 0..1500 {
-            ring.push(Stream::Out, format!("{i}\n").as_bytes(), 0);
-        }
-        assert_eq!(ring.len(), RING_LINES);
-        assert_eq!(texts(&ring, 1), ["1499"]);
-        assert_eq!(ring.last(RING_LINES).next().unwrap().bytes[..], *b"500");
-    }
-
-    #[test]
-    fn long_lines_are_capped_in_memory_and_bytes_are_bounded() {
-        let mut ring = LogRing::default();
-        let long = vec![b'x'; 3 * MAX_LINE_BYTES];
-        for _ in 0..200 {
-            ring.push(Stream::Out, &long, 0);
-            ring.push(Stream::Out, b"\n", 0);
-        }
-        ring.settle();
-        assert!(ring.last(1).next().unwrap().bytes.len() == MAX_LINE_BYTES);
-        assert!(ring.bytes <= RING_BYTES);
-    }
-
-    #[test]
-    fn boundaries_point_at_the_oldest_line_in_memory() {
-        let mut ring = LogRing::default();
-        ring.set_file_len(Stream::Out, 100);
-        ring.push(Stream::Out, b"ab\ncd\n", 0);
-        ring.push(Stream::Err, b"x", 0);
-        let at = |file, end| FileBoundary { file, end };
-        assert_eq!(ring.file_boundaries(), [at(0, 100), at(0, 0)]);
-        for _ in 0..RING_LINES {
-            ring.push(Stream::Out, b"z\n", 0);
-        }
-        // "ab" and "cd" (100..106) were evicted, so the boundary moved past them.
-        assert_eq!(ring.file_boundaries()[0], at(0, 106));
-        // After a rotation the oldest line in memory is one file back.
-        ring.file_replaced(Stream::Out, 0);
-        ring.push(Stream::Out, b"new\n", 0);
-        // (The new line pushed the oldest "z" out.)
-        assert_eq!(ring.file_boundaries()[0], at(1, 108));
-    }
-
-    #[test]
-    fn a_prompt_is_shown_to_followers_then_only_its_end() {
-        let mut ring = LogRing::new(3, "api");
-        let (follower, mut stream) = follow::channel();
-        ring.follow(follower);
-        ring.push(Stream::Out, b"Password: ", 1);
-        assert!(ring.unshown(Stream::Out));
-        assert!(
-            ring.partial_line(Stream::Out, 100).is_none(),
-            "not quiet yet"
-        );
-        ring.show_partial(Stream::Out);
-        assert!(!ring.unshown(Stream::Out));
-        assert!(
-            ring.partial_line(Stream::Out, 100).is_some(),
-            "shown to followers"
-        );
-        ring.push(Stream::Out, b"ok\n", 2);
-        let mut out = Vec::new();
-        let texts = futures_lite::future::block_on(stream.next_batch(&mut out));
-        assert!(texts);
-        let decoded = String::from_utf8_lossy(&out).into_owned();
-        let prompt = decoded.find("Password: ").expect("the prompt");
-        let end = decoded.rfind("ok").expect("the end");
-        assert!(prompt < end);
-        assert_eq!(
-            decoded.matches("Password").count(),
-            1,
-            "the prompt is not sent again"
-        );
-        assert_eq!(texts_of(&ring), ["Password: ok"]);
-        assert!(ring.partial_line(Stream::Out, 10_000).is_none());
-    }
-
-    #[test]
-    fn followers_get_a_long_line_whole_in_pieces() {
-        let mut ring = LogRing::new(3, "api");
-        let (follower, mut stream) = follow::channel();
-        ring.follow(follower);
-        let long = vec![b'x'; 3 * MAX_LINE_BYTES + 5];
-        for piece in long.chunks(10_000) {
-            ring.push(Stream::Out, piece, 1);
-        }
-        ring.push(Stream::Out, b"\n", 2);
-        let mut out = Vec::new();
-        let mut all = Vec::new();
-        while all.len() < long.len() + 200 {
-            out.clear();
-            if !futures_lite::future::block_on(stream.next_batch(&mut out).or(async { false })) {
-                break;
-            }
-            all.extend_from_slice(&out);
-        }
-        let xs = all.iter().filter(|&&b| b == b'x').count();
-        assert_eq!(
-            xs,
-            long.len(),
-            "every byte of the line reached the follower"
-        );
-        assert_eq!(ring.last(1).next().unwrap().bytes.len(), MAX_LINE_BYTES);
-    }
-
-    fn texts_of(ring: &LogRing) -> Vec<String> {
-        texts(ring, 10)
-    }
-
-    #[test]
-    fn followers_get_each_line_once_and_gone_ones_are_dropped() {
-        let mut ring = LogRing::new(3, "api");
-        let (follower, stream) = follow::channel();
-        ring.follow(follower);
-        ring.push(Stream::Out, b"one\ntwo\n", 7);
-        let mut out = Vec::new();
-        assert!(futures_lite::future::block_on({
-            let mut stream = stream;
-            async move { stream.next_batch(&mut out).await }
-        }));
-        ring.push(Stream::Out, b"three\n", 9);
-        assert!(ring.followers.is_empty(), "a gone follower is dropped");
-    }
+fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -26,6 +26,7 @@ mod pidfile;
 mod platform;
 mod process;
 mod procstat;
+mod ring;
 mod server;
 mod signals;
 mod socket_watch;

@@ -7,14 +7,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use velos_proto::{ProcessInfo, StartParams, Target};
 
 use crate::error::Error;
 use crate::lifecycle::{Decision, Event, Lifecycle, Policy, Settings};
-use crate::logs::LogRing;
+use crate::logs::Logs;
 
 /// Everything needed to start a process again: what `restart` reuses.
 #[derive(Clone)]
@@ -146,8 +146,8 @@ pub struct Entry {
     pub cpu_sample: Option<(Instant, Duration)>,
     /// The latest CPU and memory figures, refreshed on `list` and `info`.
     pub usage: Usage,
-    /// The last lines it wrote, shared with its log collectors.
-    pub ring: Arc<Mutex<LogRing>>,
+    /// Its log files and the last lines it wrote, shared with its log collectors.
+    pub ring: Arc<Logs>,
     /// The current run's process group, as saved in `state.msgpack` (Linux).
     pub group: Option<GroupMark>,
 }
@@ -155,7 +155,7 @@ pub struct Entry {
 impl Entry {
     /// A process about to be started for the first time.
     pub fn new(id: u32, name: String, spec: Spec) -> Entry {
-        let ring = Arc::new(Mutex::new(LogRing::new(id, &name)));
+        let ring = Arc::new(Logs::new(id, &name));
         Entry {
             id,
             name,

@@ -140,19 +140,19 @@ impl Supervisor {
             let Some(entry) = self.table.get(id) else {
                 continue;
             };
-            let mut ring = logs::lock(&entry.ring);
-            for path in [&entry.spec.out_log, &entry.spec.err_log] {
-                // Truncated in place: the collector's append-mode handle writes on at 0.
-                if let Ok(file) =
-                    crate::paths::open_in_home(path, std::fs::OpenOptions::new().write(true))
-                {
-                    let _ = file.set_len(0);
+            entry.ring.flush(|| {
+                for path in [&entry.spec.out_log, &entry.spec.err_log] {
+                    // Truncated in place: the collector's append-mode handle writes on at 0.
+                    if let Ok(file) =
+                        crate::paths::open_in_home(path, std::fs::OpenOptions::new().write(true))
+                    {
+                        let _ = file.set_len(0);
+                    }
+                    for back in 1..=u64::from(entry.spec.log_files).max(1) {
+                        let _ = std::fs::remove_file(rotated_path(path, back));
+                    }
                 }
-                for back in 1..=u64::from(entry.spec.log_files).max(1) {
-                    let _ = std::fs::remove_file(rotated_path(path, back));
-                }
-            }
-            ring.flushed();
+            });
         }
         Ok(self.infos(&ids))
     }
