@@ -3,7 +3,8 @@
 //! The benchmark runs its own executable in this mode, so the same writer runs straight to
 //! a file (the machine's limit) and under each manager. It writes `N` numbered lines of
 //! exactly [`LINE_BYTES`] bytes as fast as it can: batches of whole lines in one `write`
-//! each, straight to fd 1 (std's stdout is line-buffered, which would be a syscall a line).
+//! each (`--batch LINES`, [`BATCH_LINES`] unless given), straight to fd 1 (std's stdout is
+//! line-buffered, which would be a syscall a line).
 //!
 //! A line is `0000000042 ` (ten digits, a space), filler, and a newline. With `--stamp PATH`
 //! it first writes its start time (nanoseconds since the Unix epoch) to PATH, so the time
@@ -23,8 +24,9 @@ use anyhow::{Context, Result, bail};
 pub const LINE_BYTES: usize = 100;
 /// Digits of the line number.
 const DIGITS: usize = 10;
-/// Lines per `write`: 65,500 bytes, just under a default 64 KiB pipe buffer.
-const BATCH_LINES: usize = 655;
+/// Lines per `write` unless `--batch` says: 65,500 bytes, just under a default 64 KiB pipe
+/// buffer.
+pub const BATCH_LINES: usize = 655;
 /// What follows the number: the same on every line.
 const FILLER: &[u8; LINE_BYTES - DIGITS - 2] =
     b"abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 velos-bench log line...";
@@ -44,16 +46,24 @@ pub fn main(args: &[String]) -> Result<()> {
     let mut count: Option<u64> = None;
     let mut stamp: Option<PathBuf> = None;
     let mut linger = false;
+    let mut batch = BATCH_LINES;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--stamp" => stamp = args.next().map(PathBuf::from),
             "--linger" => linger = true,
+            "--batch" => {
+                batch = args
+                    .next()
+                    .and_then(|lines| lines.parse().ok())
+                    .filter(|&lines| lines > 0)
+                    .context("--batch LINES: LINES is a positive number")?;
+            }
             number => count = Some(number.parse().context("write-lines N: N is a number")?),
         }
     }
     let Some(count) = count else {
-        bail!("usage: velos-bench write-lines N [--stamp PATH] [--linger]");
+        bail!("usage: velos-bench write-lines N [--batch LINES] [--stamp PATH] [--linger]");
     };
     if let Some(stamp) = stamp {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
@@ -61,7 +71,7 @@ pub fn main(args: &[String]) -> Result<()> {
             .with_context(|| format!("writing {}", stamp.display()))?;
     }
     let mut out = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
-    write_lines(&mut out, count)?;
+    write_lines(&mut out, count, batch)?;
     drop(out);
     if linger {
         loop {
@@ -71,14 +81,14 @@ pub fn main(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Writes lines `0..count` in batches. Only the digits change from line to line, so a batch
-/// is laid out once and each line's number is counted up in place.
-fn write_lines(out: &mut impl Write, count: u64) -> Result<()> {
-    let mut batch: Vec<u8> = (0..BATCH_LINES).flat_map(|_| line(0)).collect();
+/// Writes lines `0..count` in batches of `batch_lines`. Only the digits change from line to
+/// line, so a batch is laid out once and each line's number is counted up in place.
+fn write_lines(out: &mut impl Write, count: u64, batch_lines: usize) -> Result<()> {
+    let mut batch: Vec<u8> = (0..batch_lines).flat_map(|_| line(0)).collect();
     let mut digits = [b'0'; DIGITS];
     let mut written = 0;
     while written < count {
-        let lines = (count - written).min(BATCH_LINES as u64) as usize;
+        let lines = (count - written).min(batch_lines as u64) as usize;
         for slot in batch.chunks_exact_mut(LINE_BYTES).take(lines) {
             slot[..DIGITS].copy_from_slice(&digits);
             increment(&mut digits);
@@ -188,8 +198,11 @@ mod tests {
     fn the_writer_writes_every_line_in_order_across_batches() {
         let count = 2 * BATCH_LINES as u64 + 7;
         let mut out = Vec::new();
-        write_lines(&mut out, count).unwrap();
+        write_lines(&mut out, count, BATCH_LINES).unwrap();
         assert_eq!(out, log(0..count));
+        let mut single = Vec::new();
+        write_lines(&mut single, 7, 1).unwrap();
+        assert_eq!(single, log(0..7));
         assert_eq!(
             check(&out, count),
             LineCheck {

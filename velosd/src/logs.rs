@@ -32,8 +32,12 @@ use crate::ring::{LogRing, PARTIAL_QUIET};
 const FIRST_CHUNK_BYTES: usize = 1024;
 /// Bytes a collector reads at a time at most, once its writer keeps filling the buffer.
 const MAX_CHUNK_BYTES: usize = 1024 * 1024;
-/// Pipe capacity asked for once a writer is that busy (the default is 64 KiB): fewer,
-/// larger reads, and a writer that blocks less often.
+/// A pipe's capacity unless asked for more (Linux).
+const DEFAULT_PIPE_BYTES: usize = 64 * 1024;
+/// Pipe capacity asked for once a writer fills the default pipe at every read: fewer,
+/// larger reads, and a writer that blocks less often. Only busy writers get it: every
+/// pipe of a user counts against `/proc/sys/fs/pipe-user-pages-soft` (64 MiB), past
+/// which Linux gives that user's new pipes a single page.
 const BUSY_PIPE_BYTES: usize = 1024 * 1024;
 
 /// A process's logs: its ring, and its two files while a run writes them.
@@ -148,6 +152,7 @@ pub async fn collect(
     stream: Stream,
 ) {
     let mut chunk = vec![0; FIRST_CHUNK_BYTES];
+    let mut grown = false;
     let mut steps = Vec::new();
     // Armed only while followers have not seen the end of an unfinished line: an idle
     // stream costs no timer.
@@ -175,11 +180,14 @@ pub async fn collect(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        if n == chunk.len() && chunk.len() < MAX_CHUNK_BYTES {
-            // A full read: the writer is ahead of us, so read more at a time.
+        if n > chunk.len() / 2 && chunk.len() < MAX_CHUNK_BYTES {
+            // A read that filled most of the buffer (a full pipe of 100-byte lines holds
+            // 65,500 bytes, not 65,536): the writer is ahead of us, so read more at a time.
+            // Past the default pipe's size, reading more needs a larger pipe.
             chunk.resize(chunk.len() * 4, 0);
-            if chunk.len() >= MAX_CHUNK_BYTES {
+            if chunk.len() > DEFAULT_PIPE_BYTES && !grown {
                 grow_pipe(&pipe);
+                grown = true;
             }
         }
         let time_ms = now_ms();
