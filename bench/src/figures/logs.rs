@@ -236,7 +236,8 @@ fn captured(
         let _ = std::fs::remove_file(&stamp);
         let ticks = procfs::cpu_ticks(pid)?;
         let mut peak = procfs::rss_bytes(pid)?;
-        let log = manager.start_program(&bench.exe, &writer_args(lines, batch, &stamp, true), &name)?;
+        let log =
+            manager.start_program(&bench.exe, &writer_args(lines, batch, &stamp, true), &name)?;
         let deadline = Instant::now() + RUN_TIMEOUT;
         let (mut size, mut grew, mut grew_at, mut polls) =
             (0, Instant::now(), SystemTime::now(), 0);
