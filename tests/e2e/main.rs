@@ -62,6 +62,11 @@ mod ids;
 // start, list, stop, restart, delete; `all`; ids; names; arguments; errors and statuses.
 mod lifecycle;
 
+// `--listen`: sockets held by the daemon, handed over as fd 3 with LISTEN_PID; restarts refuse
+// no connection; a failed bind changes nothing; resurrected on the same address; the examples.
+#[cfg(target_os = "linux")]
+mod listen;
+
 // Numeric settings outside their range are refused (flags, config file, the daemon).
 mod limits;
 

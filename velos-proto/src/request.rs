@@ -145,6 +145,12 @@ pub struct StartParams {
     /// Rotated log files kept; 5 when absent.
     #[serde(default)]
     pub log_files: Option<u32>,
+    /// Addresses the daemon listens on and hands to the process as descriptors 3, 4, …
+    /// (systemd's socket activation: `LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`): `PORT`
+    /// (all IPv4 interfaces), `HOST:PORT`, `[IPv6]:PORT` or `unix:/absolute/path`; port 0
+    /// lets the kernel choose. None when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listen: Vec<String>,
 }
 
 // Hand-written: the environment is long and may hold secrets.
@@ -163,6 +169,7 @@ impl std::fmt::Debug for StartParams {
             .field("min_uptime_ms", &self.min_uptime_ms)
             .field("max_log_bytes", &self.max_log_bytes)
             .field("log_files", &self.log_files)
+            .field("listen", &self.listen)
             .finish()
     }
 }
@@ -407,6 +414,7 @@ mod tests {
             min_uptime_ms: Some(2000),
             max_log_bytes: Some(1 << 20),
             log_files: Some(2),
+            listen: vec!["127.0.0.1:0".into(), "unix:/run/api.sock".into()],
         }));
         round_trip(Request::Info(TargetParams {
             target: Target::Id(1),

@@ -157,6 +157,10 @@ pub struct ProcessInfo {
     /// Resident memory of the process in bytes, while it runs (Linux).
     #[serde(default)]
     pub memory_bytes: Option<u64>,
+    /// The addresses the daemon listens on for it (`--listen`), as bound: the real port
+    /// when port 0 was asked (`127.0.0.1:41234`, `[::1]:8080`, `unix:/run/app.sock`).
+    #[serde(default)]
+    pub listen: Vec<String>,
 }
 
 /// Which pipe a log line came from.

@@ -30,6 +30,8 @@ pub struct Cli {
 }
 
 /// Every velos command.
+// Parsed once per run: the size of its largest variant (`start`'s flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start a script or program as a managed process, or every app of a velos.toml
@@ -44,7 +46,7 @@ pub enum Command {
     /// A path ending in `.toml` is a config file: every app in its `[[apps]]` tables is
     /// started (apps whose name is taken are skipped). Keys: name, script, args, cwd, env,
     /// interpreter, autorestart, max_restarts, min_uptime, kill_timeout, max_log_size,
-    /// log_files; paths are relative to the file.
+    /// log_files, listen; paths are relative to the file.
     ///
     /// Example: velos start server.js --name api --env PORT=8080 --max-log-size 10MiB -- --verbose
     Start(StartArgs),
@@ -255,6 +257,18 @@ pub struct StartArgs {
     #[arg(long, value_name = "N", value_parser = bounds::parse_log_files)]
     pub log_files: Option<u32>,
 
+    /// Listen on ADDR and hand the socket to the process (repeatable): PORT, HOST:PORT,
+    /// [IPv6]:PORT or unix:PATH; port 0 lets the kernel choose.
+    ///
+    /// velosd binds it once and holds it while the app exists, so a restart refuses no
+    /// connection. The process gets it as descriptor 3 (then 4, …) with systemd's
+    /// LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES, and PORT when it is the one TCP
+    /// address: node `server.listen({fd: 3})`, gunicorn, `uvicorn --fd 3`.
+    ///
+    /// Example: velos start server.js --listen 127.0.0.1:8080
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<String>,
+
     /// Arguments passed to the script, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -276,6 +290,7 @@ impl StartArgs {
             min_uptime: self.min_uptime,
             max_log_size: self.max_log_size,
             log_files: self.log_files,
+            listen: self.listen,
         }
     }
 
@@ -292,6 +307,7 @@ impl StartArgs {
             (self.min_uptime.is_some(), "--min-uptime"),
             (self.max_log_size.is_some(), "--max-log-size"),
             (self.log_files.is_some(), "--log-files"),
+            (!self.listen.is_empty(), "--listen"),
             (!self.args.is_empty(), "-- ARGS"),
         ];
         given

@@ -101,6 +101,8 @@ struct App {
     max_log_size: Option<u64>,
     #[serde(default, deserialize_with = "log_files")]
     log_files: Option<u32>,
+    #[serde(default)]
+    listen: Vec<String>,
 }
 
 impl Config {
@@ -196,6 +198,7 @@ impl Config {
             min_uptime: app.min_uptime,
             max_log_size: app.max_log_size,
             log_files: app.log_files,
+            listen: app.listen.clone(),
         };
         process.resolve(&self.dir, base.clone()).map_err(|err| {
             let at = match (err.field, &app.cwd) {

@@ -49,6 +49,9 @@ pub struct ProcessArgs {
     pub max_log_size: Option<u64>,
     /// Rotated log files kept.
     pub log_files: Option<u32>,
+    /// Addresses the daemon listens on for it; a relative `unix:` path is relative to the
+    /// directory it is resolved against.
+    pub listen: Vec<String>,
 }
 
 // Hand-written: the environment may hold secrets.
@@ -138,7 +141,23 @@ impl ProcessArgs {
             min_uptime_ms: self.min_uptime.map(millis),
             max_log_bytes: self.max_log_size,
             log_files: self.log_files,
+            listen: self
+                .listen
+                .iter()
+                .map(|address| resolve_listen(address, dir))
+                .collect(),
         })
+    }
+}
+
+/// A listen address with a relative `unix:` path made absolute against `dir`; the daemon
+/// checks the rest.
+fn resolve_listen(address: &str, dir: &Path) -> String {
+    match address.strip_prefix("unix:") {
+        Some(path) if !path.is_empty() && !Path::new(path).is_absolute() => {
+            format!("unix:{}", dir.join(path).display())
+        }
+        _ => address.to_owned(),
     }
 }
 
@@ -205,6 +224,11 @@ mod tests {
             max_log_size: Some(2048),
             log_files: Some(2),
             interpreter: Some("node".into()),
+            listen: vec![
+                "8080".into(),
+                "unix:app.sock".into(),
+                "unix:/run/a.sock".into(),
+            ],
             ..args("")
         }
         .resolve(&dir.join("sub"), base)
@@ -232,6 +256,14 @@ mod tests {
         assert_eq!(params.max_log_bytes, Some(2048));
         assert_eq!(params.log_files, Some(2));
         assert_eq!(params.interpreter.as_deref(), Some("node"));
+        assert_eq!(
+            params.listen,
+            [
+                "8080".to_owned(),
+                format!("unix:{}", dir.join("sub/app.sock").display()),
+                "unix:/run/a.sock".to_owned()
+            ]
+        );
     }
 
     #[test]

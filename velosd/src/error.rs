@@ -110,6 +110,28 @@ pub enum Error {
     /// A numeric setting outside its allowed range.
     #[error("{0}")]
     OutOfRange(#[from] velos_proto::limits::OutOfRange),
+    /// A `--listen` address that cannot be read.
+    #[error("bad listen address '{}': {reason}", echo(.address))]
+    BadListenAddress {
+        /// The address as given.
+        address: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// More `--listen` addresses than one app may have.
+    #[error(
+        "{0} listen addresses; one app may listen on at most {max}",
+        max = crate::listen::MAX_LISTENERS
+    )]
+    TooManyListeners(usize),
+    /// Binding or listening on an address failed.
+    #[error("cannot listen on {}: {}", echo(.address), listen_failure(.source))]
+    Listen {
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Reading or writing a saved list failed.
     #[error("{0}")]
     Io(String),
@@ -135,6 +157,8 @@ impl Error {
             Error::NothingSaved => ErrorCode::NotFound,
             Error::WouldEraseDump { .. } | Error::OutOfRange(_) => ErrorCode::InvalidParams,
             Error::Io(_) => ErrorCode::Internal,
+            Error::BadListenAddress { .. } | Error::TooManyListeners(_) => ErrorCode::InvalidParams,
+            Error::Listen { .. } => ErrorCode::SpawnFailed,
         }
     }
 }
@@ -150,6 +174,22 @@ fn not_found_message(target: &Target) -> String {
         Target::Id(id) => format!("no process with id {id} (see 'velos list')"),
         Target::Name(name) => format!("no process named '{}' (see 'velos list')", echo(name)),
         Target::All => "no processes (see 'velos list')".to_owned(),
+    }
+}
+
+/// Why a bind failed, and what to do about it.
+fn listen_failure(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => "address already in use (another program or velos \
+            app listens there); choose another address, or stop that program"
+            .to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need \
+            root or CAP_NET_BIND_SERVICE; a unix socket needs a writable directory)"
+            .to_owned(),
+        std::io::ErrorKind::AddrNotAvailable => {
+            "no interface of this machine has that address".to_owned()
+        }
+        _ => error.to_string(),
     }
 }
 

@@ -13,8 +13,10 @@ mod daemonize;
 mod error;
 mod fd_limit;
 mod follow;
+mod handoff;
 mod launch;
 mod lifecycle;
+mod listen;
 mod logfile;
 mod logread;
 mod logs;
@@ -122,6 +124,10 @@ fn main() -> ExitCode {
     }
     if detached {
         daemonize::detach();
+    }
+    // Before anything else is opened: descriptors 3.. are where runs expect their sockets.
+    listen::reserve_descriptors();
+    if detached {
         daemon_log::start(daemon_log::Target::File(home.daemon_log_path()));
     } else {
         daemon_log::start(daemon_log::Target::Stderr);

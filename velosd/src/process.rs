@@ -112,11 +112,20 @@ pub fn spawn(spec: &Spec, marks: &[(&str, &str)]) -> Result<async_process::Child
         command.env_clear().envs(env.iter());
     }
     command.envs(marks.iter().copied());
+    // Socket activation comes from velos only, for the apps that asked for it.
+    for key in crate::listen::VARIABLES {
+        command.env_remove(key);
+    }
     // SIGTERM when the daemon dies (say, from SIGKILL), where the system has a
     // parent-death signal, so the child never runs on unsupervised; the next daemon ends
     // whatever else the dead one left (see `orphans`).
     crate::platform::end_with_parent(&mut command);
     restore_open_files_limit(&mut command);
+    // Last: it reads the whole command and execs it itself.
+    if let Some(listeners) = &spec.listen {
+        crate::handoff::prepare(&mut command, listeners, spec.env.is_none())
+            .map_err(|source| diagnose(spec, source))?;
+    }
     // Stdio is set on the async command: the conversion cannot see std's settings.
     async_process::Command::from(command)
         .stdin(Stdio::null())

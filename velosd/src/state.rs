@@ -52,6 +52,9 @@ pub struct Spec {
     pub max_log_bytes: Option<u64>,
     /// Rotated log files kept.
     pub log_files: u32,
+    /// The sockets the daemon holds for it (`--listen`), handed to every run; shared by
+    /// everything that clones this spec, closed when the last clone goes.
+    pub listen: Option<Arc<crate::listen::Listeners>>,
 }
 
 /// An environment, shared between the processes that have it.
@@ -98,7 +101,16 @@ impl Spec {
             min_uptime_ms: Some(millis(self.min_uptime)),
             max_log_bytes: self.max_log_bytes,
             log_files: Some(self.log_files),
+            // As bound: a daemon that brings it back listens on the same port.
+            listen: self.listen_addresses(),
         }
+    }
+
+    /// The addresses it listens on, as bound.
+    pub fn listen_addresses(&self) -> Vec<String> {
+        self.listen
+            .as_ref()
+            .map_or_else(Vec::new, |listeners| listeners.addresses())
     }
 }
 
@@ -221,6 +233,7 @@ impl Entry {
                 .map(|at| millis(at.saturating_duration_since(Instant::now()))),
             cpu_percent: self.usage.cpu_percent.filter(|_| alive),
             memory_bytes: self.usage.memory_bytes.filter(|_| alive),
+            listen: self.spec.listen_addresses(),
         }
     }
 }
@@ -330,6 +343,7 @@ pub(crate) mod tests {
             min_uptime: Duration::from_secs(1),
             max_log_bytes: None,
             log_files: 5,
+            listen: None,
         }
     }
 

@@ -73,6 +73,13 @@ fn details(process: &ProcessInfo, style: Style) -> String {
     if let Some(error) = &process.log_error {
         rows.push(("log error", error.clone()));
     }
+    if !process.listen.is_empty() {
+        let at = rows
+            .iter()
+            .position(|(key, _)| *key == "cwd")
+            .map_or(0, |i| i + 1);
+        rows.insert(at, ("listen", process.listen.join(", ")));
+    }
     let width = rows.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
     rows.iter()
         .map(|(key, value)| format!("{key:<width$}  {value}\n"))

@@ -200,6 +200,7 @@ mod tests {
             min_uptime: None,
             max_log_size: None,
             log_files: None,
+            listen: vec![],
             args: vec![],
         }
     }

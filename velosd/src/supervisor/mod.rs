@@ -473,6 +473,8 @@ impl Supervisor {
                 .map_or(DEFAULT_MIN_UPTIME, Duration::from_millis),
             max_log_bytes: params.max_log_bytes.filter(|max| *max > 0),
             log_files: params.log_files.unwrap_or(DEFAULT_LOG_FILES),
+            // Last: a start refused for another reason binds nothing, not even briefly.
+            listen: crate::listen::Listeners::bind(&name, &params.listen)?,
         };
         Ok(Entry::new(id, name, spec))
     }
