@@ -255,6 +255,25 @@ fn a_failed_bind_changes_nothing() {
     assert!(error.contains("is not a socket"), "{error}");
     assert_eq!(std::fs::read_to_string(&file).expect("read"), "keep me");
 
+    // A start whose spawn fails lets its address go again.
+    let error = home
+        .velos(&[
+            "start",
+            &script,
+            "--name",
+            "web",
+            "--listen",
+            &first,
+            "--interpreter",
+            "no-such-interpreter-velos",
+        ])
+        .error();
+    assert!(
+        error.contains("could not run 'no-such-interpreter-velos'"),
+        "{error}"
+    );
+    TcpListener::bind(&first).expect("the address was let go");
+
     // Another app's address is in use too.
     home.velos(&["start", &script, "--name", "web", "--listen", "127.0.0.1:0"])
         .success();
@@ -449,6 +468,34 @@ fn a_killed_daemons_app_listens_again_on_the_same_address_with_velosd_resurrect(
         get(address).map_err(|e| e.to_string())
     });
     assert_eq!(answering_pid(&body), pid);
+}
+
+#[test]
+fn a_script_without_a_shebang_runs_under_sh_as_execvp_would() {
+    let home = TestHome::new();
+    let script = home.path().join("no-shebang");
+    std::fs::write(
+        &script,
+        "echo \"pid=$$ listen_pid=$LISTEN_PID\"\nexec sleep 60\n",
+    )
+    .expect("write the script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    home.velos(&[
+        "start",
+        &script.to_string_lossy(),
+        "--name",
+        "plain-sh",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .success();
+    let pid = home.wait_running("plain-sh").pid.expect("a pid");
+    home.wait_log(
+        "plain-sh",
+        velos_proto::Stream::Out,
+        &format!("pid={pid} listen_pid={pid}"),
+    );
 }
 
 #[test]

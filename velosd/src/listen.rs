@@ -7,6 +7,8 @@
 //! shared (`Arc`) by the app's [`Spec`](crate::state::Spec): every run of the app (a restart,
 //! and every instance or generation that clones the spec) gets the very same sockets, and
 //! the last owner to go (the entry's delete) closes them and removes a `unix:` socket file.
+//! So a new instance or a replacement of an app must clone its spec, never bind the start
+//! request's addresses again: the second bind of an address fails, in use by the first.
 //! Because the daemon holds the socket, connections that arrive while no run accepts
 //! (during a restart) wait in the kernel's backlog instead of being refused.
 //!
