@@ -25,7 +25,7 @@ const port = Number(process.env.PORT || 3000);
 // sd_listen_fds(3): the descriptors are ours only when LISTEN_PID is our pid.
 const inherited =
   process.env.LISTEN_PID === String(process.pid) && Number(process.env.LISTEN_FDS) >= 1;
-const where = inherited ? 'the socket velos holds (fd 3)' : `http://localhost:${port}`;
+let where = inherited ? 'the socket velos holds (fd 3)' : `port ${port}`;
 const started = Date.now();
 let requests = 0;
 
@@ -56,6 +56,9 @@ server.on('error', (err) => {
 });
 
 server.listen(inherited ? { fd: 3 } : port, () => {
+  if (!inherited) {
+    where = `http://localhost:${server.address().port}`;
+  }
   log(`listening on ${where} (pid ${process.pid})`);
   if (process.send) {
     process.send('ready');

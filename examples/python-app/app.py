@@ -87,7 +87,7 @@ def main():
     else:
         port = int(os.environ.get("PORT", "3000"))
         server = Server(("", port), Handler)
-        where = f"http://localhost:{port}"
+        where = f"http://localhost:{server.server_address[1]}"
 
     def stop(signum, _frame):
         log(f"{signal.Signals(signum).name} received, shutting down")

@@ -520,3 +520,52 @@ fn a_config_file_sets_listen_with_unix_paths_relative_to_it() {
     );
     assert_eq!(activation(&home, "web")["env"]["LISTEN_FDS"], "2");
 }
+
+/// Waits up to `WAIT` for `child` to exit; its exit status.
+fn wait_exit(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    wait_until(WAIT, what, || match child.try_wait() {
+        Ok(Some(status)) => Ok(status),
+        other => Err(format!("{other:?}")),
+    })
+}
+
+#[test]
+fn the_examples_say_ready_and_end_with_exit_0_on_sigterm() {
+    // Python: READY=1 on $NOTIFY_SOCKET (systemd's sd_notify), then SIGTERM.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let notify = dir.path().join("notify");
+    let socket = std::os::unix::net::UnixDatagram::bind(&notify).expect("bind the notify socket");
+    socket.set_read_timeout(Some(WAIT)).expect("a read timeout");
+    let mut python = std::process::Command::new("python3")
+        .arg(example("examples/python-app/app.py"))
+        .env("PORT", "0")
+        .env("NOTIFY_SOCKET", &notify)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run python3");
+    let mut message = [0; 64];
+    let received = socket.recv(&mut message);
+    let pid = i32::try_from(python.id()).expect("a pid");
+    crate::harness::signal_pid(pid, rustix::process::Signal::TERM);
+    let status = wait_exit(&mut python, "the python example to exit");
+    let len = received.expect("a datagram on NOTIFY_SOCKET");
+    assert_eq!(&message[..len], b"READY=1");
+    assert_eq!(status.code(), Some(0), "{status}");
+
+    // Node: process.send('ready') on its IPC channel (PM2's wait_ready), then SIGTERM.
+    if !on_path("node") {
+        eprintln!("skipped the node part: `node` is not on PATH");
+        return;
+    }
+    let parent = "const c = require('child_process').fork(process.argv[1], \
+                  { env: { ...process.env, PORT: '0' }, stdio: 'ignore' }); \
+                  c.on('message', (m) => { console.log('message ' + m); c.kill('SIGTERM'); }); \
+                  c.on('exit', (code, signal) => console.log('exit ' + code + ' ' + signal)); \
+                  setTimeout(() => { console.log('timed out'); c.kill('SIGKILL'); }, 10000).unref();";
+    let output = std::process::Command::new("node")
+        .args(["-e", parent, &example("examples/node-app/app.js")])
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout, "message ready\nexit 0 null\n", "{output:?}");
+}
