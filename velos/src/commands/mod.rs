@@ -11,6 +11,7 @@ mod change;
 mod info;
 mod list;
 mod logs;
+mod monit;
 mod outcome;
 mod save;
 mod start;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Delete { target, logs } => change::run(&target, Change::Delete { logs }),
         Command::List { json } => list::run(json, style),
         Command::Logs(args) => logs::run(args, style),
+        Command::Monit => monit::run(),
         Command::Info { target, json } => info::run(&target, json, style),
         Command::Flush { target } => logs::flush(target.as_deref()),
         Command::Save { force } => save::save(force),
