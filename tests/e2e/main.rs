@@ -99,6 +99,10 @@ mod orphans;
 // SIGKILLed daemon recovers and says so once; `velos kill` racing other commands.
 mod one_daemon;
 
+// Readiness: --ready notify|message|log:REGEX|http:URL, `starting`, start waits for ready or
+// fails with the reason and the last log lines after --ready-timeout.
+mod readiness;
+
 // A SIGKILLed daemon's list back with `velosd --resurrect`; save, kill, resurrect; startup.
 mod persistence;
 

@@ -40,6 +40,7 @@ pub mod frame;
 pub mod home;
 pub mod limits;
 mod method;
+mod ready;
 mod request;
 mod response;
 pub mod rpc;
@@ -50,6 +51,7 @@ pub use echo::{ECHO_CHARS, echo};
 pub use error::{Error, ErrorCode, RpcError};
 pub use home::Home;
 pub use method::{Call, Method, Request, Response, methods};
+pub use ready::{BadReadyMode, DEFAULT_READY_TIMEOUT, ReadyMode};
 pub use request::{
     DeleteParams, LogCursor, LogPosition, LogReadParams, MAX_QUOTED_CHARS, MAX_START_BYTES,
     NoParams, ProcessCursor, Refused, RestartParams, SaveParams, StartParams, Target, TargetParams,

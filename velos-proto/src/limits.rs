@@ -47,6 +47,13 @@ pub const MIN_UPTIME_MS: Range = Range {
     max: 86_400_000,
 };
 
+/// Milliseconds a process may take to be ready: 1 to one hour.
+pub const READY_TIMEOUT_MS: Range = Range {
+    field: "ready_timeout_ms",
+    min: 1,
+    max: 3_600_000,
+};
+
 /// Log size (bytes) at which a file rotates: 1 KiB to 1 TiB, or 0 for no rotation.
 pub const MAX_LOG_BYTES: Range = Range {
     field: "max_log_bytes",
@@ -115,6 +122,7 @@ impl StartParams {
             (KILL_TIMEOUT_MS, self.kill_timeout_ms),
             (MIN_UPTIME_MS, self.min_uptime_ms),
             (MAX_LOG_BYTES, self.max_log_bytes),
+            (READY_TIMEOUT_MS, self.ready_timeout_ms),
         ];
         for (range, value) in settings {
             if let Some(value) = value {

@@ -184,6 +184,9 @@ macro_rules! methods {
 
         /// A method with its typed params: what a client asks, as the daemon decodes it
         /// (see [`Request::decode`]).
+        // A request is decoded once and moved to its handler, never kept in bulk: boxing
+        // the start params would cost an allocation for nothing.
+        #[allow(clippy::large_enum_variant)]
         #[derive(Debug, Clone, PartialEq, Eq)]
         #[non_exhaustive]
         pub enum Request {

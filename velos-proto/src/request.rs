@@ -151,6 +151,13 @@ pub struct StartParams {
     /// lets the kernel choose. None when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listen: Vec<String>,
+    /// How it says it is ready ([`ReadyMode`](crate::ReadyMode) as text: `notify`,
+    /// `message`, `log:REGEX`, `http:URL`); `running` from its spawn when absent.
+    #[serde(default)]
+    pub ready: Option<String>,
+    /// Milliseconds it may take to be ready with a `ready` mode; 30000 when absent.
+    #[serde(default)]
+    pub ready_timeout_ms: Option<u64>,
 }
 
 // Hand-written: the environment is long and may hold secrets.
@@ -170,6 +177,8 @@ impl std::fmt::Debug for StartParams {
             .field("max_log_bytes", &self.max_log_bytes)
             .field("log_files", &self.log_files)
             .field("listen", &self.listen)
+            .field("ready", &self.ready)
+            .field("ready_timeout_ms", &self.ready_timeout_ms)
             .finish()
     }
 }
@@ -415,6 +424,8 @@ mod tests {
             max_log_bytes: Some(1 << 20),
             log_files: Some(2),
             listen: vec!["127.0.0.1:0".into(), "unix:/run/api.sock".into()],
+            ready: Some("log:listening on \\d+".into()),
+            ready_timeout_ms: Some(10_000),
         }));
         round_trip(Request::Info(TargetParams {
             target: Target::Id(1),

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProcessStatus {
-    /// Running.
+    /// Running and ready.
     Running,
+    /// Spawned with a ready mode (`ready`), not ready yet.
+    Starting,
     /// Asked to stop; not gone yet.
     Stopping,
     /// Stopped by the user, or exited with code 0.
@@ -29,6 +31,7 @@ impl ProcessStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ProcessStatus::Running => "running",
+            ProcessStatus::Starting => "starting",
             ProcessStatus::Stopping => "stopping",
             ProcessStatus::Stopped => "stopped",
             ProcessStatus::Errored => "errored",
@@ -161,6 +164,16 @@ pub struct ProcessInfo {
     /// when port 0 was asked (`127.0.0.1:41234`, `[::1]:8080`, `unix:/run/app.sock`).
     #[serde(default)]
     pub listen: Vec<String>,
+    /// How it says it is ready (`notify`, `message`, `log:REGEX`, `http:URL`), if it
+    /// has a ready mode.
+    #[serde(default)]
+    pub ready: Option<String>,
+    /// Milliseconds it may take to be ready, with a ready mode.
+    #[serde(default)]
+    pub ready_timeout_ms: Option<u64>,
+    /// The last `STATUS=` it sent to `$NOTIFY_SOCKET` in this run (`notify` mode).
+    #[serde(default)]
+    pub status_text: Option<String>,
 }
 
 /// Which pipe a log line came from.
@@ -253,6 +266,8 @@ pub enum EventKind {
     Stopped,
     /// It was deleted.
     Deleted,
+    /// A run became ready (see `ready` in `process.info`): it is `running`.
+    Ready,
     /// An event this version does not know.
     #[serde(other)]
     Unknown,

@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
+use velos_proto::ReadyMode;
 use velos_proto::limits::{
-    KILL_TIMEOUT_MS, LOG_FILES, MAX_LOG_BYTES, MAX_RESTARTS, MIN_UPTIME_MS, Range,
+    KILL_TIMEOUT_MS, LOG_FILES, MAX_LOG_BYTES, MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS, Range,
 };
 
 use crate::size::{format_bytes, parse_size};
@@ -28,6 +29,12 @@ pub fn duration(range: Range, value: Duration) -> Result<Duration, String> {
     let ms = u64::try_from(value.as_millis()).unwrap_or(u64::MAX);
     if range.contains(ms) {
         Ok(value)
+    } else if ms < range.min {
+        Err(format!(
+            "{} is shorter than the minimum, {}",
+            humantime::format_duration(value),
+            humantime::format_duration(Duration::from_millis(range.min))
+        ))
     } else {
         Err(format!(
             "{} is longer than the maximum, {}",
@@ -82,6 +89,19 @@ pub fn parse_kill_timeout(text: &str) -> Result<Duration, String> {
 pub fn parse_min_uptime(text: &str) -> Result<Duration, String> {
     let value = humantime::parse_duration(text).map_err(|err| err.to_string())?;
     duration(MIN_UPTIME_MS, value)
+}
+
+/// `--ready-timeout DUR`
+pub fn parse_ready_timeout(text: &str) -> Result<Duration, String> {
+    let value = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    duration(READY_TIMEOUT_MS, value)
+}
+
+/// `--ready MODE`: kept as text, checked here.
+pub fn parse_ready(text: &str) -> Result<String, String> {
+    text.parse::<ReadyMode>()
+        .map(|mode| mode.to_string())
+        .map_err(|err| err.to_string())
 }
 
 /// `--max-log-size SIZE`

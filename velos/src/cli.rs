@@ -46,10 +46,10 @@ pub enum Command {
     /// A path ending in `.toml` is a config file: every app in its `[[apps]]` tables is
     /// started (apps whose name is taken are skipped). Keys: name, script, args, cwd, env,
     /// interpreter, autorestart, max_restarts, min_uptime, kill_timeout, max_log_size,
-    /// log_files, listen; paths are relative to the file.
+    /// log_files, listen, ready, ready_timeout; paths are relative to the file.
     ///
     /// Example: velos start server.js --name api --env PORT=8080 --max-log-size 10MiB -- --verbose
-    Start(StartArgs),
+    Start(Box<StartArgs>),
 
     /// Stop a process gracefully: SIGTERM, then SIGKILL after its kill timeout
     ///
@@ -281,6 +281,24 @@ pub struct StartArgs {
     /// Example: velos start server.js --listen 127.0.0.1:8080
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<String>,
+    /// How it says it is ready: notify (READY=1 to $NOTIFY_SOCKET), message (Node's process.send('ready')), log:REGEX (a matching output line) or http:URL (a 2xx answer) [default: ready after --min-uptime].
+    ///
+    /// Until it is ready the process is `starting`, and `velos start` waits (unless
+    /// --no-wait): it exits 0 once the process is ready, or non-zero with the reason and
+    /// the last lines of its logs when it exits first or is not ready within
+    /// --ready-timeout (velos then stops it and leaves it errored).
+    ///
+    /// Example: velos start server.py --ready 'log:listening on port \d+' --ready-timeout 10s
+    #[arg(long, value_name = "MODE", value_parser = bounds::parse_ready)]
+    pub ready: Option<String>,
+
+    /// How long it may take to be ready with --ready; not ready by then is a failure, at most 1h [default: 30s].
+    #[arg(long, value_name = "DUR", value_parser = bounds::parse_ready_timeout)]
+    pub ready_timeout: Option<Duration>,
+
+    /// With --ready: return as soon as it is spawned instead of waiting until it is ready.
+    #[arg(long)]
+    pub no_wait: bool,
 
     /// Arguments passed to the script, after `--`.
     #[arg(last = true, value_name = "ARGS")]
@@ -304,6 +322,8 @@ impl StartArgs {
             max_log_size: self.max_log_size,
             log_files: self.log_files,
             listen: self.listen,
+            ready: self.ready,
+            ready_timeout: self.ready_timeout,
         }
     }
 
@@ -321,6 +341,8 @@ impl StartArgs {
             (self.max_log_size.is_some(), "--max-log-size"),
             (self.log_files.is_some(), "--log-files"),
             (!self.listen.is_empty(), "--listen"),
+            (self.ready.is_some(), "--ready"),
+            (self.ready_timeout.is_some(), "--ready-timeout"),
             (!self.args.is_empty(), "-- ARGS"),
         ];
         given

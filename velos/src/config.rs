@@ -15,6 +15,8 @@
 //! kill_timeout = "5s"         # or milliseconds: 5000
 //! max_log_size = "10MiB"      # or bytes
 //! log_files = 5
+//! ready = "notify"            # or "message", "log:REGEX", "http:URL"
+//! ready_timeout = "30s"       # or milliseconds: 30000
 //! ```
 //!
 //! Loading has two steps. [`Config::load`] reads and checks the file itself (TOML, known
@@ -34,7 +36,9 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 use velos_proto::StartParams;
 use velos_proto::home::validate_name;
-use velos_proto::limits::{KILL_TIMEOUT_MS, LOG_FILES, MAX_RESTARTS, MIN_UPTIME_MS, Range};
+use velos_proto::limits::{
+    KILL_TIMEOUT_MS, LOG_FILES, MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS, Range,
+};
 
 use crate::bounds;
 use crate::process_args::{Field, ProcessArgs};
@@ -103,6 +107,10 @@ struct App {
     log_files: Option<u32>,
     #[serde(default)]
     listen: Vec<String>,
+    #[serde(default, deserialize_with = "ready")]
+    ready: Option<String>,
+    #[serde(default, deserialize_with = "ready_timeout")]
+    ready_timeout: Option<Duration>,
 }
 
 impl Config {
@@ -199,6 +207,8 @@ impl Config {
             max_log_size: app.max_log_size,
             log_files: app.log_files,
             listen: app.listen.clone(),
+            ready: app.ready.clone(),
+            ready_timeout: app.ready_timeout,
         };
         process.resolve(&self.dir, base.clone()).map_err(|err| {
             let at = match (err.field, &app.cwd) {
@@ -367,6 +377,17 @@ fn min_uptime<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Durat
     bounded_duration(deserializer, MIN_UPTIME_MS)
 }
 
+fn ready_timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    bounded_duration(deserializer, READY_TIMEOUT_MS)
+}
+
+fn ready<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    bounds::parse_ready(&text)
+        .map(Some)
+        .map_err(de::Error::custom)
+}
+
 /// A count within `range`.
 fn bounded_count<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -428,6 +449,8 @@ min_uptime = "2s"
 kill_timeout = 1500
 max_log_size = "10MiB"
 log_files = 2
+ready = 'log:listening on \d+'
+ready_timeout = "10s"
 
 [[apps]]
 name = "tool"
@@ -462,6 +485,8 @@ cwd = "data"
         assert_eq!(api.kill_timeout_ms, Some(1500));
         assert_eq!(api.max_log_bytes, Some(10 << 20));
         assert_eq!(api.log_files, Some(2));
+        assert_eq!(api.ready.as_deref(), Some(r"log:listening on \d+"));
+        assert_eq!(api.ready_timeout_ms, Some(10_000));
 
         let tool = config.start_params("tool", &base).unwrap();
         assert_eq!(tool.script, dir.join("bin/tool").to_str().unwrap());
@@ -469,6 +494,26 @@ cwd = "data"
         assert_eq!(
             (tool.kill_timeout_ms, tool.max_log_bytes, tool.autorestart),
             (None, None, None)
+        );
+    }
+
+    #[test]
+    fn a_bad_ready_mode_or_timeout_names_its_line() {
+        let app = "[[apps]]\nname = \"api\"\nscript = \"app.js\"\n";
+        let error = Project::new(&format!("{app}ready = \"tcp:80\"\n")).error();
+        assert!(
+            error.starts_with("velos.toml line 4: ") && error.contains("is not a ready mode"),
+            "{error}"
+        );
+        let error = Project::new(&format!("{app}ready_timeout = \"2h\"\n")).error();
+        assert!(
+            error.contains("2h is longer than the maximum, 1h"),
+            "{error}"
+        );
+        let error = Project::new(&format!("{app}ready_timeout = 0\n")).error();
+        assert!(
+            error.contains("0s is shorter than the minimum, 1ms"),
+            "{error}"
         );
     }
 

@@ -53,7 +53,9 @@ impl Style {
         }
         match status {
             ProcessStatus::Running => word.green().to_string(),
-            ProcessStatus::Stopping | ProcessStatus::Waiting => word.yellow().to_string(),
+            ProcessStatus::Starting | ProcessStatus::Stopping | ProcessStatus::Waiting => {
+                word.yellow().to_string()
+            }
             ProcessStatus::Stopped => word.dimmed().to_string(),
             ProcessStatus::Errored => word.red().to_string(),
             _ => word.to_owned(),
@@ -355,6 +357,7 @@ fn color_status_cell(line: &str, column: usize, style: Style) -> String {
     let word = cell.trim();
     let Some(status) = [
         ProcessStatus::Running,
+        ProcessStatus::Starting,
         ProcessStatus::Stopping,
         ProcessStatus::Stopped,
         ProcessStatus::Errored,
@@ -372,7 +375,9 @@ fn color_status_cell(line: &str, column: usize, style: Style) -> String {
 /// when that comes (`restart in 400ms`); `-` otherwise.
 pub fn uptime_column(process: &ProcessInfo) -> String {
     match (process.status, process.uptime_ms, process.restart_in_ms) {
-        (ProcessStatus::Running, Some(ms), _) => format_uptime(Duration::from_millis(ms)),
+        (ProcessStatus::Running | ProcessStatus::Starting, Some(ms), _) => {
+            format_uptime(Duration::from_millis(ms))
+        }
         (ProcessStatus::Waiting, _, Some(ms)) => format!("restart in {}", format_delay(ms)),
         (ProcessStatus::Waiting, _, None) => "restarting".to_owned(),
         _ => "-".to_owned(),
@@ -427,7 +432,10 @@ pub fn format_uptime(uptime: Duration) -> String {
 /// How its last run ended: the exit code, or the signal's name (`SIGKILL`); `-` while it
 /// runs or when it never ended.
 pub fn exit_column(process: &ProcessInfo) -> String {
-    if process.status == ProcessStatus::Running {
+    if matches!(
+        process.status,
+        ProcessStatus::Running | ProcessStatus::Starting
+    ) {
         return "-".to_owned();
     }
     match (process.exit_code, process.signal) {

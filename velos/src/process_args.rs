@@ -52,6 +52,10 @@ pub struct ProcessArgs {
     /// Addresses the daemon listens on for it; a relative `unix:` path is relative to the
     /// directory it is resolved against.
     pub listen: Vec<String>,
+    /// How it says it is ready (a `ReadyMode` as text, already checked).
+    pub ready: Option<String>,
+    /// How long it may take to be ready.
+    pub ready_timeout: Option<Duration>,
 }
 
 // Hand-written: the environment may hold secrets.
@@ -146,6 +150,8 @@ impl ProcessArgs {
                 .iter()
                 .map(|address| resolve_listen(address, dir))
                 .collect(),
+            ready: self.ready,
+            ready_timeout_ms: self.ready_timeout.map(millis),
         })
     }
 }

@@ -132,6 +132,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A `ready` value that is not a mode, or a `log:` mode whose regex does not parse.
+    #[error("{0}")]
+    BadReady(String),
     /// Reading or writing a saved list failed.
     #[error("{0}")]
     Io(String),
@@ -155,7 +158,9 @@ impl Error {
             Error::ShuttingDown => ErrorCode::ShuttingDown,
             Error::NeedsOne(_) | Error::NotHere(_) => ErrorCode::InvalidParams,
             Error::NothingSaved => ErrorCode::NotFound,
-            Error::WouldEraseDump { .. } | Error::OutOfRange(_) => ErrorCode::InvalidParams,
+            Error::WouldEraseDump { .. } | Error::OutOfRange(_) | Error::BadReady(_) => {
+                ErrorCode::InvalidParams
+            }
             Error::Io(_) => ErrorCode::Internal,
             Error::BadListenAddress { .. } | Error::TooManyListeners(_) => ErrorCode::InvalidParams,
             Error::Listen { .. } => ErrorCode::SpawnFailed,

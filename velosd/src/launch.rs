@@ -9,6 +9,7 @@
 //! number, so news about an earlier run is recognised and ignored. So a stop returns
 //! when the whole tree is gone, not when the leader is.
 
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use async_channel::Sender;
@@ -16,15 +17,16 @@ use async_io::Timer;
 use futures_lite::FutureExt;
 use rustix::process::Signal;
 use smol::Task;
-use velos_proto::{Home, Stream};
+use velos_proto::{Home, ReadyMode, Stream};
 
 use crate::error::Error;
 use crate::lifecycle::Exit;
 use crate::logfile::Rotation;
 use crate::logs;
+use crate::notify::RunSocket;
 use crate::state::{Entry, GroupMark};
 use crate::supervisor::Command;
-use crate::{orphans, process, procstat};
+use crate::{orphans, process, procstat, readiness};
 
 /// How long an ended run's watcher waits for its log pipes to close.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
@@ -40,16 +42,66 @@ pub fn launch(
 ) -> Result<u32, Error> {
     let token = orphans::token(entry.id, run, home.root());
     let id = entry.id.to_string();
-    let marks = [
+    let mut marks = vec![
         (orphans::RUN_ENV, token.as_str()),
         ("VELOS_ID", id.as_str()),
         ("VELOS_NAME", entry.name.as_str()),
     ];
+    // The run's own notify socket for the `notify` ready mode.
+    let notify = match entry.spec.ready {
+        Some(ReadyMode::Notify) => Some(RunSocket::bind(home.root(), entry.id, run).map_err(
+            |error| {
+                Error::Io(format!(
+                    "cannot bind the notify socket in {}: {error}",
+                    home.root().display()
+                ))
+            },
+        )?),
+        _ => None,
+    };
+    let notify_path = notify
+        .as_ref()
+        .map(|socket| socket.path().to_string_lossy().into_owned());
+    if let Some(path) = &notify_path {
+        marks.push(("NOTIFY_SOCKET", path));
+    }
     crate::paths::check_log_file(&entry.spec.out_log)?;
     crate::paths::check_log_file(&entry.spec.err_log)?;
-    let mut child = process::spawn(&entry.spec, &marks)?;
+    // Node's IPC channel for the `message` ready mode: the child's end under its number.
+    let (ipc, child_end) = match entry.spec.ready {
+        Some(ReadyMode::Message) => {
+            let (ours, theirs) = readiness::ipc_channel().map_err(|source| Error::Spawn {
+                program: entry.spec.program.clone(),
+                source,
+            })?;
+            (Some(ours), Some(theirs))
+        }
+        _ => (None, None),
+    };
+    let channel_fd = child_end.as_ref().map(|fd| fd.as_raw_fd().to_string());
+    if let Some(fd) = &channel_fd {
+        marks.push(("NODE_CHANNEL_FD", fd));
+        marks.push(("NODE_CHANNEL_SERIALIZATION_MODE", "json"));
+    }
+    // Started before the spawn, so that a log probe follows the run's first line.
+    let probe = entry.spec.ready.as_ref().and_then(|mode| {
+        let timeout = entry.spec.ready_timeout;
+        let channels = readiness::Channels { ipc, notify };
+        readiness::probe(
+            mode,
+            (entry.id, run),
+            timeout,
+            &entry.ring,
+            channels,
+            commands,
+        )
+    });
+    let mut child = process::spawn(&entry.spec, &marks, child_end.as_ref())?;
+    // The child has its copy now.
+    drop(child_end);
     let pid = child.id();
     entry.cpu_sample = None;
+    entry.status_text = None;
     entry.group = procstat::status(pid)
         .zip(procstat::boot_id())
         .map(|(status, boot_id)| GroupMark {
@@ -84,7 +136,7 @@ pub fn launch(
         pid,
         token,
     };
-    smol::spawn(watch(child, watched, collectors, commands.clone())).detach();
+    smol::spawn(watch(child, watched, collectors, probe, commands.clone())).detach();
     Ok(pid)
 }
 
@@ -127,6 +179,7 @@ async fn watch(
         token,
     }: Watched,
     collectors: [Option<Task<()>>; 2],
+    probe: Option<Task<()>>,
     commands: Sender<Command>,
 ) {
     let exit = match child.status().await {
@@ -145,6 +198,8 @@ async fn watch(
     // The leader is gone; what it leaves (the rest of its group, and descendants that
     // left the group) ends under the supervisor's rules: the supervisor signals and
     // names the deadline, this task waits for the tree to empty and escalates.
+    // A run whose leader is gone says nothing more about being ready.
+    drop(probe);
     let (reply, answer) = async_channel::bounded(1);
     let _ = commands
         .send(Command::LeaderExited {

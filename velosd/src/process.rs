@@ -12,6 +12,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -100,8 +101,13 @@ fn read_shebang(script: &Path) -> Option<String> {
 }
 
 /// Starts the process described by `spec` with its stdout and stderr piped, and `marks`
-/// added to its environment.
-pub fn spawn(spec: &Spec, marks: &[(&str, &str)]) -> Result<async_process::Child, Error> {
+/// added to its environment. `inherit` is a descriptor the child keeps, under its
+/// number (the daemon's copies are close-on-exec, so no other child gets it).
+pub fn spawn(
+    spec: &Spec,
+    marks: &[(&str, &str)],
+    inherit: Option<&OwnedFd>,
+) -> Result<async_process::Child, Error> {
     let mut command = std::process::Command::new(&spec.program);
     command
         .args(&spec.program_args)
@@ -121,6 +127,9 @@ pub fn spawn(spec: &Spec, marks: &[(&str, &str)]) -> Result<async_process::Child
     // whatever else the dead one left (see `orphans`).
     crate::platform::end_with_parent(&mut command);
     restore_open_files_limit(&mut command);
+    if let Some(fd) = inherit {
+        keep_across_exec(&mut command, fd.as_raw_fd());
+    }
     // Last: it reads the whole command and execs it itself.
     if let Some(listeners) = &spec.listen {
         crate::handoff::prepare(&mut command, listeners, spec.env.is_none())
@@ -187,6 +196,21 @@ fn raw_shebang(script: &Path) -> Option<String> {
     let rest = head[..n].strip_prefix(b"#!")?;
     let line = rest.split(|&b| b == b'\n').next()?;
     String::from_utf8(line.to_vec()).ok()
+}
+
+/// Lets the child keep descriptor `fd` across exec (it is close-on-exec in the daemon).
+#[allow(unsafe_code)]
+fn keep_across_exec(command: &mut std::process::Command, fd: RawFd) {
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed; it makes one fcntl(F_SETFD) system call through
+    // rustix on a descriptor number copied in beforehand, and neither allocates nor takes
+    // locks. The descriptor is open in the child: fork copied it, and only exec closes it.
+    unsafe {
+        command.pre_exec(move || {
+            let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+            rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty()).map_err(Into::into)
+        });
+    }
 }
 
 /// Gives the child the open-files limit the daemon was started with, not the one it raised

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use velos_proto::{ProcessInfo, StartParams, Target};
+use velos_proto::{ProcessInfo, ReadyMode, StartParams, Target};
 
 use crate::error::Error;
 use crate::lifecycle::{Decision, Event, Lifecycle, Policy, Settings};
@@ -55,6 +55,10 @@ pub struct Spec {
     /// The sockets the daemon holds for it (`--listen`), handed to every run; shared by
     /// everything that clones this spec, closed when the last clone goes.
     pub listen: Option<Arc<crate::listen::Listeners>>,
+    /// How it says it is ready; without one, it is `running` from its spawn.
+    pub ready: Option<ReadyMode>,
+    /// How long it may take to be ready, with a ready mode.
+    pub ready_timeout: Duration,
 }
 
 /// An environment, shared between the processes that have it.
@@ -103,6 +107,8 @@ impl Spec {
             log_files: Some(self.log_files),
             // As bound: a daemon that brings it back listens on the same port.
             listen: self.listen_addresses(),
+            ready: self.ready.as_ref().map(ReadyMode::to_string),
+            ready_timeout_ms: self.ready.as_ref().map(|_| millis(self.ready_timeout)),
         }
     }
 
@@ -162,6 +168,8 @@ pub struct Entry {
     pub ring: Arc<Logs>,
     /// The current run's process group, as saved in `state.msgpack` (Linux).
     pub group: Option<GroupMark>,
+    /// The last `STATUS=` the current run sent to `$NOTIFY_SOCKET`.
+    pub status_text: Option<String>,
 }
 
 impl Entry {
@@ -177,6 +185,7 @@ impl Entry {
             usage: Usage::default(),
             ring,
             group: None,
+            status_text: None,
         }
     }
 
@@ -190,6 +199,7 @@ impl Entry {
                 max_restarts: self.spec.max_restarts,
                 min_uptime: self.spec.min_uptime,
             },
+            ready_timeout: self.spec.ready.as_ref().map(|_| self.spec.ready_timeout),
         };
         self.lifecycle.handle(event, &settings)
     }
@@ -234,6 +244,13 @@ impl Entry {
             cpu_percent: self.usage.cpu_percent.filter(|_| alive),
             memory_bytes: self.usage.memory_bytes.filter(|_| alive),
             listen: self.spec.listen_addresses(),
+            ready: self.spec.ready.as_ref().map(ReadyMode::to_string),
+            ready_timeout_ms: self
+                .spec
+                .ready
+                .as_ref()
+                .map(|_| millis(self.spec.ready_timeout)),
+            status_text: self.status_text.clone().filter(|_| alive),
         }
     }
 }
@@ -344,6 +361,8 @@ pub(crate) mod tests {
             max_log_bytes: None,
             log_files: 5,
             listen: None,
+            ready: None,
+            ready_timeout: Duration::from_secs(30),
         }
     }
 

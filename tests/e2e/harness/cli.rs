@@ -321,7 +321,10 @@ impl Proc {
             .unwrap_or_else(|| bad("status", "string"))
             .to_owned();
         assert!(
-            ["running", "stopping", "stopped", "errored", "waiting"].contains(&status.as_str()),
+            [
+                "running", "starting", "stopping", "stopped", "errored", "waiting"
+            ]
+            .contains(&status.as_str()),
             "status {status:?} is not one of the contract's statuses: {entry}"
         );
         let exit_code = match &entry["exit_code"] {

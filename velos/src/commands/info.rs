@@ -51,6 +51,18 @@ fn details(process: &ProcessInfo, style: Style) -> String {
     if let Some(error) = &process.error {
         rows.push(("error", error.clone()));
     }
+    if let Some(text) = &process.status_text {
+        rows.push(("status text", text.clone()));
+    }
+    if let Some(mode) = &process.ready {
+        let timeout = process.ready_timeout_ms.map_or_else(String::new, |ms| {
+            format!(
+                " (within {})",
+                humantime::format_duration(Duration::from_millis(ms))
+            )
+        });
+        rows.push(("ready", format!("{mode}{timeout}")));
+    }
     rows.extend([
         ("script", process.script.clone()),
         (

@@ -43,7 +43,7 @@ const KILL_POLL: Duration = Duration::from_millis(20);
 pub fn run(cli: Cli) -> Result<()> {
     let style = Style::detect();
     match cli.command {
-        Command::Start(args) => start::run(args),
+        Command::Start(args) => start::run(*args),
         Command::Stop { target } => change::run(&target, Change::Stop),
         Command::Restart { target, update_env } => {
             change::run(&target, Change::Restart { update_env })

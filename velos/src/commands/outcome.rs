@@ -66,7 +66,7 @@ impl Outcomes {
 /// a pid (a newer daemon's `starting`).
 pub fn is_up(process: &ProcessInfo) -> bool {
     match process.status {
-        ProcessStatus::Running | ProcessStatus::Waiting => true,
+        ProcessStatus::Running | ProcessStatus::Starting | ProcessStatus::Waiting => true,
         ProcessStatus::Errored | ProcessStatus::Stopped | ProcessStatus::Stopping => false,
         ProcessStatus::Unknown => process.pid.is_some(),
     }

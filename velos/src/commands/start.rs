@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use futures_lite::future::block_on;
@@ -33,11 +34,103 @@ pub fn run(args: StartArgs) -> Result<()> {
     if config::is_config(&args.script) {
         return run_config(args, &cwd);
     }
+    let no_wait = args.no_wait;
     let params = start_params(args, &cwd, current_env())?;
     let what = format!("the start of '{}'", shown_name(&params));
-    let started = block_on(daemon()?.start(params)).map_err(|err| explain_change(err, &what))?;
+    let mut client = daemon()?;
+    let started = block_on(client.start(params)).map_err(|err| explain_change(err, &what))?;
+    let started = if no_wait {
+        started
+    } else {
+        wait_until_ready(&mut client, started)?
+    };
     writeln!(io::stdout().lock(), "{}", report(&started)?)?;
     Ok(())
+}
+
+/// How often `velos start` looks whether a process with a ready mode is ready yet.
+const READY_POLL: Duration = Duration::from_millis(50);
+/// How long `velos start` waits beyond a process's ready timeout and kill timeout (the
+/// daemon stops a process that was not ready in time) before it gives up on an answer.
+const READY_SLACK: Duration = Duration::from_secs(10);
+/// How many of its last log lines a process that did not become ready shows.
+const LAST_LINES: u32 = 10;
+
+/// For a process with a ready mode that is `starting`: waits until it is ready (then
+/// its state), or until it failed: then its last log lines go to stderr and the error
+/// says why. Any other process is returned as it is.
+fn wait_until_ready(client: &mut Client, started: ProcessInfo) -> Result<ProcessInfo> {
+    let Some(timeout) = started.ready_timeout_ms.filter(|_| started.ready.is_some()) else {
+        return Ok(started);
+    };
+    let deadline = Instant::now()
+        + Duration::from_millis(timeout)
+        + Duration::from_millis(started.kill_timeout_ms)
+        + READY_SLACK;
+    let mut process = started;
+    while process.status == ProcessStatus::Starting {
+        if Instant::now() >= deadline {
+            bail!(
+                "'{}' (id {}) is still starting after {}; see 'velos info {}'",
+                process.name,
+                process.id,
+                humantime::format_duration(Duration::from_millis(timeout)),
+                process.name
+            );
+        }
+        std::thread::sleep(READY_POLL);
+        process = block_on(client.info(process.id)).map_err(explain)?;
+    }
+    // Stopping: the daemon is ending a run that was not ready in time; wait for its
+    // verdict.
+    while process.status == ProcessStatus::Stopping && Instant::now() < deadline {
+        std::thread::sleep(READY_POLL);
+        process = block_on(client.info(process.id)).map_err(explain)?;
+    }
+    if process.status == ProcessStatus::Running {
+        return Ok(process);
+    }
+    show_last_lines(client, &process);
+    bail!("{}", not_ready_message(&process))
+}
+
+/// The last lines of a process's logs, on stderr, for a start that failed.
+fn show_last_lines(client: &mut Client, process: &ProcessInfo) {
+    let Ok(logs) = block_on(client.logs(process.id, LAST_LINES)) else {
+        return;
+    };
+    let mut err = io::stderr().lock();
+    if logs.lines.is_empty() {
+        let _ = writeln!(err, "'{}' wrote nothing", process.name);
+        return;
+    }
+    let _ = writeln!(err, "last lines of '{}':", process.name);
+    for line in logs.lines {
+        let _ = writeln!(err, "  {}", String::from_utf8_lossy(&line.line).trim_end());
+    }
+}
+
+/// Why a process with a ready mode did not become ready.
+fn not_ready_message(process: &ProcessInfo) -> String {
+    let name = &process.name;
+    let reason = match (&process.error, process.exit_code, process.signal) {
+        (Some(error), _, _) => error.clone(),
+        (None, Some(code), _) => format!("it exited with code {code} before it was ready"),
+        (None, None, Some(signal)) => format!(
+            "it was killed by {} before it was ready",
+            velos_proto::signal_name(signal)
+                .map_or_else(|| format!("signal {signal}"), str::to_owned)
+        ),
+        (None, None, None) => format!("it is {}", process.status),
+    };
+    let next = match process.status {
+        ProcessStatus::Waiting => format!("velos starts it again; see 'velos logs {name}'"),
+        _ => format!("see 'velos logs {name}'"),
+    };
+    format!(
+        "'{name}' (id {}) did not become ready: {reason} ({next})",
+        process.id
+    )
 }
 
 /// The line saying a process started, or the error saying it could not.
@@ -90,21 +183,24 @@ fn run_config(args: StartArgs, cwd: &Path) -> Result<()> {
             Plan::Skip(process) => writeln!(io::stdout().lock(), "{}", skipped_line(&process))?,
             Plan::Start(params) => {
                 let name = params.name.clone().unwrap_or_default();
-                start_one(&mut client, params, &name, &config, &mut outcomes)?;
+                let wait = !args.no_wait;
+                start_one(&mut client, params, &name, &config, &mut outcomes, wait)?;
             }
         }
     }
     outcomes.finish()
 }
 
-/// Starts one app of a config file: its line on stdout when it runs, else a failure in
-/// `outcomes`. Only a lost connection to the daemon ends the whole command.
+/// Starts one app of a config file: its line on stdout when it runs (with `wait`, once
+/// it is ready), else a failure in `outcomes`. Only a lost connection to the daemon ends
+/// the whole command.
 pub fn start_one(
     client: &mut Client,
     params: StartParams,
     name: &str,
     config: &Config,
     outcomes: &mut Outcomes,
+    wait: bool,
 ) -> Result<()> {
     let started = match block_on(client.start(params)) {
         Ok(started) => started,
@@ -120,7 +216,11 @@ pub fn start_one(
                 .with_context(|| format!("starting '{name}' from {}", config.shown()));
         }
     };
-    match report(&started) {
+    let ready = match wait {
+        true => wait_until_ready(client, started),
+        false => Ok(started),
+    };
+    match ready.and_then(|started| report(&started)) {
         Ok(line) => {
             outcomes.succeeded();
             writeln!(io::stdout().lock(), "{line}")?;
@@ -201,6 +301,9 @@ mod tests {
             max_log_size: None,
             log_files: None,
             listen: vec![],
+            ready: None,
+            ready_timeout: None,
+            no_wait: false,
             args: vec![],
         }
     }

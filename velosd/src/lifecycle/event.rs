@@ -29,7 +29,7 @@ pub struct Run {
     pub leader_alive: bool,
 }
 
-/// What an asked-for stop leads to once the tree is gone.
+/// What a stop leads to once the tree is gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Then {
     /// Stay stopped (`velos stop`, shutdown).
@@ -41,6 +41,8 @@ pub enum Then {
         /// Remove the log files too.
         logs: bool,
     },
+    /// Stay errored with the reason, not restarted: it was not ready in time.
+    Fail,
 }
 
 /// Why a spawn was tried: an automatic restart that fails is one more quick failure
@@ -107,6 +109,20 @@ pub enum Event {
         /// The run that failed.
         run: u64,
     },
+    /// Run `run` said it is ready (its ready mode's signal).
+    Ready {
+        /// Which run.
+        run: u64,
+    },
+    /// Run `run` has a ready mode and was not ready within its ready timeout.
+    ReadyDeadline {
+        /// Which run.
+        run: u64,
+        /// The run's descendants outside its group, which get the stop signal too.
+        escaped: Vec<u32>,
+        /// Now.
+        now: Instant,
+    },
     /// A user asked for a stop, restart or delete.
     Asked {
         /// What to do once it is stopped.
@@ -130,6 +146,11 @@ pub enum Timer {
     /// Sends [`Event::RestartDue`] for this run.
     Restart {
         /// The run that failed.
+        run: u64,
+    },
+    /// Sends [`Event::ReadyDeadline`] for this run.
+    ReadyDeadline {
+        /// Which run.
         run: u64,
     },
 }

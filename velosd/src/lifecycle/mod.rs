@@ -62,7 +62,12 @@ pub enum State {
         /// When the automatic restart is due.
         restart_at: Instant,
     },
-    /// Running.
+    /// Spawned with a ready mode, not ready yet: until it says so, by its ready deadline.
+    Starting {
+        /// The run.
+        run: Run,
+    },
+    /// Running and ready.
     Running {
         /// The run.
         run: Run,
@@ -88,6 +93,29 @@ pub enum State {
         /// When whatever is left gets SIGKILL.
         deadline: Instant,
     },
+}
+
+impl State {
+    /// The run, while something of it may be alive.
+    pub fn run(&self) -> Option<&Run> {
+        match self {
+            State::Starting { run }
+            | State::Running { run }
+            | State::Stopping { run, .. }
+            | State::Ending { run, .. } => Some(run),
+            State::Stopped | State::Errored | State::Waiting { .. } => None,
+        }
+    }
+
+    fn into_run(self) -> Option<Run> {
+        match self {
+            State::Starting { run }
+            | State::Running { run }
+            | State::Stopping { run, .. }
+            | State::Ending { run, .. } => Some(run),
+            State::Stopped | State::Errored | State::Waiting { .. } => None,
+        }
+    }
 }
 
 /// One process's lifecycle: its state and the counters that outlive a run.
@@ -142,6 +170,7 @@ impl Lifecycle {
             State::Stopped => ProcessStatus::Stopped,
             State::Errored => ProcessStatus::Errored,
             State::Waiting { .. } => ProcessStatus::Waiting,
+            State::Starting { .. } => ProcessStatus::Starting,
             State::Running { .. } => ProcessStatus::Running,
             State::Stopping { .. } | State::Ending { .. } => ProcessStatus::Stopping,
         }
@@ -149,12 +178,7 @@ impl Lifecycle {
 
     /// The live run, while something of it may be alive.
     pub fn run(&self) -> Option<&Run> {
-        match &self.state {
-            State::Running { run } | State::Stopping { run, .. } | State::Ending { run, .. } => {
-                Some(run)
-            }
-            State::Stopped | State::Errored | State::Waiting { .. } => None,
-        }
+        self.state.run()
     }
 
     /// The leader's pid (and group), while a run is alive.
@@ -169,7 +193,10 @@ impl Lifecycle {
 
     /// Whether it should be running: what a saved list brings back.
     pub fn wants_to_run(&self) -> bool {
-        matches!(self.state, State::Running { .. } | State::Waiting { .. })
+        matches!(
+            self.state,
+            State::Starting { .. } | State::Running { .. } | State::Waiting { .. }
+        )
     }
 
     /// When the automatic restart is due, while waiting for it.
@@ -204,7 +231,11 @@ impl Lifecycle {
     /// only when nobody is stopping it, to tell a clean exit from one that left
     /// processes behind.
     pub fn needs_members(&self, run: u64) -> bool {
-        matches!(&self.state, State::Running { run: current } if current.number == run)
+        matches!(
+            &self.state,
+            State::Starting { run: current } | State::Running { run: current }
+                if current.number == run
+        )
     }
 
     /// Moves the lifecycle on by `event` and says what to do about it.
@@ -217,7 +248,10 @@ impl Lifecycle {
                 debug_assert!(
                     !matches!(
                         before,
-                        State::Running { .. } | State::Stopping { .. } | State::Ending { .. }
+                        State::Starting { .. }
+                            | State::Running { .. }
+                            | State::Stopping { .. }
+                            | State::Ending { .. }
                     ),
                     "spawned while a run is alive"
                 );
@@ -227,14 +261,50 @@ impl Lifecycle {
                     pid: Some(pid),
                     ..Report::new(EventKind::Started)
                 }));
-                State::Running {
-                    run: Run {
-                        number: run,
-                        pid,
-                        since: now,
-                        leader_alive: true,
-                    },
+                let run = Run {
+                    number: run,
+                    pid,
+                    since: now,
+                    leader_alive: true,
+                };
+                // With a ready mode it is starting until it says it is ready, by its ready
+                // deadline; without one it runs at once.
+                match settings.ready_timeout {
+                    Some(timeout) => {
+                        out.push(Decision::ArmTimer {
+                            at: now + timeout,
+                            timer: Timer::ReadyDeadline { run: run.number },
+                        });
+                        State::Starting { run }
+                    }
+                    None => State::Running { run },
                 }
+            }
+            // It said it is ready.
+            (State::Starting { run }, Event::Ready { run: number }) if run.number == number => {
+                out.push(Decision::CancelTimer);
+                out.push(Decision::Report(Report {
+                    pid: Some(run.pid),
+                    ..Report::new(EventKind::Ready)
+                }));
+                State::Running { run }
+            }
+            // Not ready in time: a failure, never a success. It is stopped as a stop
+            // would, then stays errored with the reason (not restarted).
+            (
+                State::Starting { run },
+                Event::ReadyDeadline {
+                    run: number,
+                    escaped,
+                    now,
+                },
+            ) if run.number == number => {
+                let waited = settings.ready_timeout.unwrap_or_default();
+                self.error = Some(format!(
+                    "not ready within {}; velos stopped it",
+                    humantime::format_duration(waited)
+                ));
+                self.stop(run, Then::Fail, escaped, now, settings, &mut out)
             }
             // Somebody asked: say why and leave it errored.
             (
@@ -269,7 +339,7 @@ impl Lifecycle {
             // drained. Processes left: they get the stop signal and the kill timeout,
             // and the entry is `stopping` meanwhile (systemd's KillMode=control-group).
             (
-                State::Running { mut run },
+                state @ (State::Starting { .. } | State::Running { .. }),
                 Event::LeaderExited {
                     run: number,
                     exit,
@@ -277,7 +347,9 @@ impl Lifecycle {
                     members,
                     now,
                 },
-            ) if run.number == number => {
+            ) if state.run().is_some_and(|run| run.number == number) => {
+                let ready = matches!(state, State::Running { .. });
+                let mut run = state.into_run().expect("starting or running has a run");
                 run.leader_alive = false;
                 let mut left = members;
                 left.extend(&escaped);
@@ -288,7 +360,11 @@ impl Lifecycle {
                         escaped,
                         deadline: now,
                     });
-                    State::Running { run }
+                    if ready {
+                        State::Running { run }
+                    } else {
+                        State::Starting { run }
+                    }
                 } else {
                     let reason = left_behind_reason(exit, &left);
                     let deadline = now + settings.kill_timeout;
@@ -341,7 +417,7 @@ impl Lifecycle {
 
             // A run ended by itself: exit code 0 is stopped, anything else a failure.
             (
-                State::Running { run },
+                State::Starting { run } | State::Running { run },
                 Event::Exited {
                     run: number,
                     exit,
@@ -366,8 +442,12 @@ impl Lifecycle {
                 },
             ) if run.number == number => {
                 self.last_exit = Some(exit);
-                out.push(exited(&run, exit, None));
-                out.push(Decision::Report(Report::new(EventKind::Stopped)));
+                if then == Then::Fail {
+                    out.push(exited(&run, exit, self.error.clone()));
+                } else {
+                    out.push(exited(&run, exit, None));
+                    out.push(Decision::Report(Report::new(EventKind::Stopped)));
+                }
                 let stopped = match status_after_exit(ProcessStatus::Stopping, exit) {
                     ProcessStatus::Stopped => State::Stopped,
                     _ => State::Errored,
@@ -425,34 +505,10 @@ impl Lifecycle {
 
             // A stop, restart or delete of a running process: the stop signal to the group
             // and to the run's strays, SIGKILL at the deadline.
-            (State::Running { run }, Event::Asked { then, escaped, now }) => {
-                if run.leader_alive {
-                    let deadline = now + settings.kill_timeout;
-                    out.push(Decision::SignalGroup {
-                        pgid: run.pid,
-                        signal: Signal::TERM,
-                    });
-                    push_strays(&mut out, run.pid, escaped.clone(), Signal::TERM);
-                    out.push(Decision::ArmTimer {
-                        at: deadline,
-                        timer: Timer::Kill { run: run.number },
-                    });
-                    State::Stopping {
-                        run,
-                        deadline,
-                        signalled: escaped,
-                        then,
-                    }
-                } else {
-                    // The leader exited and left nothing: only the pipes are draining.
-                    State::Stopping {
-                        run,
-                        deadline: now,
-                        signalled: Vec::new(),
-                        then,
-                    }
-                }
-            }
+            (
+                State::Starting { run } | State::Running { run },
+                Event::Asked { then, escaped, now },
+            ) => self.stop(run, then, escaped, now, settings, &mut out),
             // Asked again while stopping: the latest request says what follows, except
             // that a delete stays a delete.
             (
@@ -504,6 +560,44 @@ impl Lifecycle {
         out
     }
 
+    /// Stops `run` and then `then`: the stop signal to the group and to the run's strays
+    /// (`escaped`), SIGKILL at the deadline.
+    fn stop(
+        &mut self,
+        run: Run,
+        then: Then,
+        escaped: Vec<u32>,
+        now: Instant,
+        settings: &Settings,
+        out: &mut Vec<Decision>,
+    ) -> State {
+        if !run.leader_alive {
+            // The leader exited and left nothing: only the pipes are draining.
+            return State::Stopping {
+                run,
+                deadline: now,
+                signalled: Vec::new(),
+                then,
+            };
+        }
+        let deadline = now + settings.kill_timeout;
+        out.push(Decision::SignalGroup {
+            pgid: run.pid,
+            signal: Signal::TERM,
+        });
+        push_strays(out, run.pid, escaped.clone(), Signal::TERM);
+        out.push(Decision::ArmTimer {
+            at: deadline,
+            timer: Timer::Kill { run: run.number },
+        });
+        State::Stopping {
+            run,
+            deadline,
+            signalled: escaped,
+            then,
+        }
+    }
+
     /// What follows a stop (now `stopped`) that somebody asked for.
     fn then(&mut self, then: Then, stopped: State, out: &mut Vec<Decision>) -> State {
         match then {
@@ -523,6 +617,14 @@ impl Lifecycle {
                 out.push(Decision::Report(Report::new(EventKind::Deleted)));
                 out.push(Decision::Answer);
                 out.push(Decision::Remove { logs });
+            }
+            Then::Fail => {
+                out.push(Decision::Report(Report {
+                    reason: self.error.clone(),
+                    ..Report::new(EventKind::Errored)
+                }));
+                out.push(Decision::Answer);
+                return State::Errored;
             }
         }
         stopped

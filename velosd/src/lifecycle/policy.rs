@@ -69,6 +69,9 @@ pub struct Settings<'a> {
     pub kill_timeout: Duration,
     /// The restart policy.
     pub policy: Policy,
+    /// How long it may take to be ready, when it has a ready mode (without one it is
+    /// `running` from its spawn).
+    pub ready_timeout: Option<Duration>,
 }
 
 /// The status after a run ended: asked-for stops and exit code 0 are `stopped`; a

@@ -20,6 +20,15 @@ fn settings(max_restarts: u32) -> Settings<'static> {
             max_restarts,
             min_uptime: MIN_UPTIME,
         },
+        ready_timeout: None,
+    }
+}
+
+/// `settings(16)` with a ready mode whose timeout is `timeout`.
+fn with_ready_timeout(timeout: Duration) -> Settings<'static> {
+    Settings {
+        ready_timeout: Some(timeout),
+        ..settings(16)
     }
 }
 
@@ -50,7 +59,7 @@ fn run(number: u64, pid: u32, since: Instant, leader_alive: bool) -> Run {
     }
 }
 
-/// A lifecycle with run 1 (pid 100) started at `t0`.
+/// A lifecycle with run 1 (pid 100) started at `t0`, without a ready mode.
 fn running(t0: Instant) -> Lifecycle {
     let mut life = Lifecycle::new();
     let out = life.handle(
@@ -67,6 +76,11 @@ fn running(t0: Instant) -> Lifecycle {
             pid: Some(100),
             ..Report::new(EventKind::Started)
         })]
+    );
+    assert_eq!(
+        life.status(),
+        ProcessStatus::Running,
+        "at once, without a ready mode"
     );
     life
 }
@@ -430,6 +444,7 @@ fn requests_on_a_process_that_is_not_running() {
                 Decision::Answer,
                 Decision::Remove { logs },
             ],
+            Then::Fail => unreachable!("nobody asks for a failure"),
         };
         assert_eq!(out, expected);
         assert_eq!(life.restarts(), 0);
@@ -703,6 +718,170 @@ fn a_stop_after_the_leader_exited_cleanly_sends_no_signal() {
     // Only its pipes are draining: its group may be gone, so nothing is signalled.
     assert_eq!(life.handle(asked(Then::Stop, t0), &settings(16)), []);
     let out = life.handle(exited(1, code(1), t0), &settings(16));
+    assert_eq!(out.last(), Some(&Decision::Answer));
+    assert_eq!(life.status(), ProcessStatus::Stopped);
+}
+
+#[test]
+fn with_a_ready_mode_it_is_starting_until_it_says_it_is_ready() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(30));
+    let mut life = Lifecycle::new();
+    let out = life.handle(
+        Event::Spawned {
+            run: 1,
+            pid: 100,
+            now: t0,
+        },
+        &ready,
+    );
+    assert_eq!(
+        out[1],
+        Decision::ArmTimer {
+            at: t0 + Duration::from_secs(30),
+            timer: Timer::ReadyDeadline { run: 1 }
+        }
+    );
+    assert_eq!(life.status(), ProcessStatus::Starting);
+    assert!(life.wants_to_run() && life.is_alive());
+    // A ready signal about another run changes nothing.
+    assert_eq!(life.handle(Event::Ready { run: 2 }, &ready), []);
+    let out = life.handle(Event::Ready { run: 1 }, &ready);
+    assert_eq!(
+        out,
+        [
+            Decision::CancelTimer,
+            Decision::Report(Report {
+                pid: Some(100),
+                ..Report::new(EventKind::Ready)
+            }),
+        ]
+    );
+    assert_eq!(life.status(), ProcessStatus::Running);
+    // A late deadline changes nothing either.
+    let late = Event::ReadyDeadline {
+        run: 1,
+        escaped: vec![],
+        now: t0,
+    };
+    assert_eq!(life.handle(late, &ready), []);
+    assert_eq!(life.status(), ProcessStatus::Running);
+}
+
+#[test]
+fn not_ready_in_time_is_stopped_and_stays_errored_with_the_reason() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(2));
+    let mut life = Lifecycle::new();
+    life.handle(
+        Event::Spawned {
+            run: 1,
+            pid: 100,
+            now: t0,
+        },
+        &ready,
+    );
+    let at = t0 + Duration::from_secs(2);
+    let out = life.handle(
+        Event::ReadyDeadline {
+            run: 1,
+            escaped: vec![],
+            now: at,
+        },
+        &ready,
+    );
+    assert_eq!(
+        out,
+        [
+            Decision::SignalGroup {
+                pgid: 100,
+                signal: Signal::TERM
+            },
+            Decision::ArmTimer {
+                at: at + KILL_TIMEOUT,
+                timer: Timer::Kill { run: 1 }
+            },
+        ]
+    );
+    assert_eq!(life.status(), ProcessStatus::Stopping);
+    let reason = "not ready within 2s; velos stopped it";
+    assert_eq!(life.error(), Some(reason));
+    life.handle(leader_exited(1, signal(15), vec![], at), &ready);
+    let out = life.handle(exited(1, signal(15), at), &ready);
+    assert_eq!(
+        out,
+        [
+            Decision::Report(Report {
+                pid: Some(100),
+                exit: Some(signal(15)),
+                reason: Some(reason.into()),
+                ..Report::new(EventKind::Exited)
+            }),
+            Decision::Report(Report {
+                reason: Some(reason.into()),
+                ..Report::new(EventKind::Errored)
+            }),
+            Decision::Answer,
+        ]
+    );
+    assert_eq!(
+        (life.state(), life.error()),
+        (&State::Errored, Some(reason))
+    );
+}
+
+#[test]
+fn an_exit_before_it_is_ready_is_a_quick_failure() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(30));
+    let mut life = Lifecycle::new();
+    life.handle(
+        Event::Spawned {
+            run: 1,
+            pid: 100,
+            now: t0,
+        },
+        &ready,
+    );
+    life.handle(leader_exited(1, code(1), vec![], t0), &ready);
+    assert_eq!(
+        life.status(),
+        ProcessStatus::Starting,
+        "until its pipes drain"
+    );
+    let out = life.handle(exited(1, code(1), t0), &ready);
+    assert!(out.contains(&Decision::ArmTimer {
+        at: t0 + Duration::from_millis(100),
+        timer: Timer::Restart { run: 1 }
+    }));
+    assert_eq!(life.status(), ProcessStatus::Waiting);
+}
+
+#[test]
+fn a_stop_while_starting_stops_it() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(30));
+    let mut life = Lifecycle::new();
+    life.handle(
+        Event::Spawned {
+            run: 1,
+            pid: 100,
+            now: t0,
+        },
+        &ready,
+    );
+    let out = life.handle(asked(Then::Stop, t0), &ready);
+    assert_eq!(
+        out[0],
+        Decision::SignalGroup {
+            pgid: 100,
+            signal: Signal::TERM
+        }
+    );
+    // The kill timer replaces the ready deadline; a ready signal now changes nothing.
+    assert_eq!(life.handle(Event::Ready { run: 1 }, &ready), []);
+    life.handle(leader_exited(1, signal(15), vec![], t0), &ready);
+    let out = life.handle(exited(1, signal(15), t0), &ready);
     assert_eq!(out.last(), Some(&Decision::Answer));
     assert_eq!(life.status(), ProcessStatus::Stopped);
 }

@@ -68,10 +68,7 @@ impl Supervisor {
             // Decided only on a leader's exit, whose handler answers the watcher.
             Decision::EndTree { .. } => {}
             Decision::ArmTimer { at, timer } => {
-                let command = match timer {
-                    Timer::Kill { run } => Command::KillTimeout { id, run },
-                    Timer::Restart { run } => Command::AutoRestart { id, run },
-                };
+                let command = Command::Timer { id, timer };
                 let commands = self.commands.clone();
                 let task = smol::spawn(async move {
                     async_io::Timer::at(at).await;
@@ -110,6 +107,36 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// A timer of process `id` is due.
+    pub(super) fn timer_due(&mut self, id: u32, timer: Timer) {
+        let event = match timer {
+            Timer::Kill { run } => Event::KillDeadline { run },
+            Timer::Restart { run } => {
+                if self.shutting_down {
+                    return;
+                }
+                Event::RestartDue { run }
+            }
+            Timer::ReadyDeadline { run } => {
+                let alive = self
+                    .table
+                    .get(id)
+                    .is_some_and(|entry| entry.lifecycle.needs_members(run));
+                let strays = if alive {
+                    orphans::strays(self.home.root(), &self.leaders)
+                } else {
+                    Vec::new()
+                };
+                Event::ReadyDeadline {
+                    run,
+                    escaped: escaped_of(&strays, id, run),
+                    now: Instant::now(),
+                }
+            }
+        };
+        self.apply(id, event);
     }
 
     /// Tells the event subscribers.

@@ -15,7 +15,8 @@
 //!   and a task waits until each has answered, then sends [`Command::Finish`], which
 //!   completes the request. So `stop all` stops every process in parallel, and answers
 //!   when all are gone.
-//! - Timers the lifecycle arms send [`Command::KillTimeout`] and [`Command::AutoRestart`].
+//! - Timers the lifecycle arms (a kill deadline, a restart, readiness) send
+//!   [`Command::Timer`].
 //! - Every change is queued for `state.msgpack`, and `velos save`/`resurrect` work on
 //!   `dump.msgpack` (`saved.rs`).
 //! - `log.read`, `log.follow`, `log.flush` and the event subscribers live in `streams.rs`.
@@ -27,14 +28,14 @@ use std::time::{Duration, Instant};
 use async_channel::{Receiver, Sender};
 use velos_proto::home::process_name;
 use velos_proto::{
-    Home, LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo, Request, Response,
-    RpcError, StartParams, Stream, Target, frame,
+    DEFAULT_READY_TIMEOUT, Home, LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo,
+    ReadyMode, Request, Response, RpcError, StartParams, Stream, Target, frame,
 };
 
 use crate::error::Error;
 use crate::follow::{FollowStream, Follower};
 use crate::launch::{Ending, launch};
-use crate::lifecycle::{Event, Exit, Then};
+use crate::lifecycle::{Event, Exit, Then, Timer};
 use crate::logs;
 use crate::orphans::{self, Stray};
 use crate::persist::{ListEncoder, StateWriter};
@@ -73,6 +74,9 @@ pub type Reply = Sender<Result<Response, RpcError>>;
 pub type FollowReply = Sender<Result<(LogLines, FollowStream), RpcError>>;
 
 /// What the supervisor is asked to do.
+// Commands are moved through the inbox one at a time; boxing a start request's params
+// would cost an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// A client's request, with where to send the answer.
     Request {
@@ -116,19 +120,12 @@ pub enum Command {
         /// How.
         exit: Exit,
     },
-    /// A stop's kill timeout passed.
-    KillTimeout {
+    /// A timer a process's lifecycle armed is due (a kill deadline, a restart, ...).
+    Timer {
         /// Which process.
         id: u32,
-        /// Which run.
-        run: u64,
-    },
-    /// A backoff delay passed: start the process again.
-    AutoRestart {
-        /// Which process.
-        id: u32,
-        /// The run that exited.
-        run: u64,
+        /// Which timer.
+        timer: Timer,
     },
     /// Every process a request is about has answered: complete the request.
     Finish {
@@ -138,6 +135,22 @@ pub enum Command {
         infos: Vec<ProcessInfo>,
         /// Where the answer goes, if anyone waits for one.
         reply: Option<Reply>,
+    },
+    /// A run's ready probe saw it become ready (`message`, `log:`, `http:` modes).
+    Ready {
+        /// Which process.
+        id: u32,
+        /// Which run.
+        run: u64,
+    },
+    /// A run sent `STATUS=` to its notify socket (the `notify` ready mode).
+    Status {
+        /// Which process.
+        id: u32,
+        /// Which run.
+        run: u64,
+        /// What it said.
+        text: String,
     },
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
@@ -286,12 +299,15 @@ impl Supervisor {
                 reply,
             } => self.leader_exits.push((id, run, pid, exit, reply)),
             Command::Exited { id, run, exit } => self.exited(id, run, exit),
-            Command::KillTimeout { id, run } => self.apply(id, Event::KillDeadline { run }),
-            Command::AutoRestart { id, run } => {
-                if !self.shutting_down {
-                    self.apply(id, Event::RestartDue { run });
+            Command::Timer { id, timer } => self.timer_due(id, timer),
+            Command::Status { id, run, text } => {
+                if let Some(entry) = self.table.get_mut(id)
+                    && entry.lifecycle.run().is_some_and(|live| live.number == run)
+                {
+                    entry.status_text = Some(text);
                 }
             }
+            Command::Ready { id, run } => self.apply(id, Event::Ready { run }),
             Command::Finish {
                 after,
                 infos,
@@ -444,6 +460,16 @@ impl Supervisor {
         if !script.is_file() {
             return Err(Error::ScriptNotFound(params.script));
         }
+        let ready = match params.ready.as_deref() {
+            Some(mode) => {
+                let mode = mode
+                    .parse::<ReadyMode>()
+                    .map_err(|e| Error::BadReady(e.to_string()))?;
+                crate::readiness::check(&mode).map_err(Error::BadReady)?;
+                Some(mode)
+            }
+            None => None,
+        };
         let line = process::command_line(&script, params.interpreter.as_deref())?;
         let cwd = match params.cwd {
             Some(cwd) => PathBuf::from(cwd),
@@ -473,6 +499,10 @@ impl Supervisor {
                 .map_or(DEFAULT_MIN_UPTIME, Duration::from_millis),
             max_log_bytes: params.max_log_bytes.filter(|max| *max > 0),
             log_files: params.log_files.unwrap_or(DEFAULT_LOG_FILES),
+            ready,
+            ready_timeout: params
+                .ready_timeout_ms
+                .map_or(DEFAULT_READY_TIMEOUT, Duration::from_millis),
             // Last: a start refused for another reason binds nothing, not even briefly.
             listen: crate::listen::Listeners::bind(&name, &params.listen)?,
         };
