@@ -81,6 +81,10 @@ mod load;
 // without a lost line, reading across rotated files; `velos flush`.
 mod logs;
 
+// `velos logs --grep/--since/--until/--err/--out/--json` over the lines in memory and in the
+// files; lines only the files hold carry no time.
+mod log_search;
+
 // `velos logs -n` beyond one answer: paged, every line whole (400,000-line log, one 48 MiB
 // line), the daemon's peak RSS bounded by the page.
 mod logs_paging;

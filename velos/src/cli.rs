@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::bounds;
+use crate::commands::log_filter::TimePoint;
 use crate::process_args::ProcessArgs;
 
 /// A process manager: keeps your programs running, and their logs, in the background
@@ -116,7 +117,12 @@ pub enum Command {
     /// terminal. Without a target, show every process's lines. With --follow, keep
     /// printing new lines as they are written until Ctrl-C or the daemon shuts down.
     ///
-    /// Example: velos logs api -n 50 --follow --timestamps
+    /// To search: --grep REGEX, --since and --until (a duration back or a UTC time), --err
+    /// or --out keep only the lines that pass, and -n counts those (the whole log is
+    /// searched, rotated files included). --json prints one object per line instead.
+    /// With --follow, the filters apply to the last lines and to every new one.
+    ///
+    /// Example: velos logs api --grep '(?i)timeout|refused' --since 1h -n 100
     Logs(LogsArgs),
 
     /// Watch every process live in the terminal: status, restarts, CPU, memory, logs
@@ -374,6 +380,43 @@ pub struct LogsArgs {
     /// Start each line with the time the daemon received it (UTC, RFC 3339).
     #[arg(short, long, alias = "timestamp")]
     pub timestamps: bool,
+
+    /// Only lines matching this regular expression; -n counts matching lines, searched
+    /// through the whole log (files included). `(?i)` ignores case.
+    #[arg(long, value_name = "REGEX", value_parser = parse_regex)]
+    pub grep: Option<regex_lite::Regex>,
+
+    /// Only lines received since then: a duration back (`10m`, `1h 30m`) or a UTC time
+    /// (`2024-05-01T12:00:00Z`). Lines read back from the log files carry no time and are
+    /// left out (a note on stderr counts them).
+    #[arg(long, value_name = "DUR|TIME", value_parser = TimePoint::parse)]
+    pub since: Option<TimePoint>,
+
+    /// Only lines received until then (same forms as --since).
+    #[arg(long, value_name = "DUR|TIME", value_parser = TimePoint::parse, conflicts_with = "follow")]
+    pub until: Option<TimePoint>,
+
+    /// Only stderr lines.
+    #[arg(long, conflicts_with = "out")]
+    pub err: bool,
+
+    /// Only stdout lines.
+    #[arg(long)]
+    pub out: bool,
+
+    /// One JSON object per line, for scripts: time (RFC 3339 UTC, null for a line read
+    /// back from a file), name, id, stream (out or err), line (text, invalid UTF-8
+    /// replaced).
+    #[arg(long, conflicts_with_all = ["raw", "timestamps"])]
+    pub json: bool,
+}
+
+/// Reads `--grep`'s regular expression.
+fn parse_regex(text: &str) -> Result<regex_lite::Regex, String> {
+    regex_lite::Regex::new(text).map_err(|error| {
+        let error = error.to_string().replace('\n', " ");
+        format!("not a regular expression: {error}")
+    })
 }
 
 /// Reads `KEY=VALUE` for `--env`: the key is everything before the first `=`.

@@ -26,6 +26,7 @@
 //! -f` of a removed container).
 
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::time::SystemTime;
 
 use anyhow::Result;
 use futures_lite::StreamExt;
@@ -33,6 +34,7 @@ use futures_lite::future::{self, block_on};
 use velos_proto::{LogLine, LogReadParams, Stream, Target};
 use velos_sdk::{Error as SdkError, FollowEvent};
 
+use super::log_filter::{Joiner, LastLines, LineFilter, Verdict, json_line};
 use super::{daemon, explain};
 use crate::cli::LogsArgs;
 use crate::output::Style;
@@ -58,9 +60,21 @@ pub fn run(args: LogsArgs, style: Style) -> Result<()> {
         style,
         escape: !args.raw && io::stdout().is_terminal(),
     };
+    let now = SystemTime::now();
+    let filter = LineFilter {
+        pattern: args.grep.clone(),
+        since_ms: args.since.map(|since| since.to_ms(now)),
+        until_ms: args.until.map(|until| until.to_ms(now)),
+        stream: match (args.err, args.out) {
+            (true, _) => Some(Stream::Err),
+            (_, true) => Some(Stream::Out),
+            _ => None,
+        },
+    };
+    let search = (filter.tests_lines() || args.json).then(|| Search::new(filter, args.json));
     let mut client = daemon()?;
     // Every process's lines: names padded to the longest, so the lines start in one column.
-    let width = match (&target, args.raw) {
+    let width = match (&target, args.raw || args.json) {
         (Target::All, false) => block_on(client.list())
             .map_err(explain)?
             .iter()
@@ -70,7 +84,10 @@ pub fn run(args: LogsArgs, style: Style) -> Result<()> {
         _ => 0,
     };
     if args.follow {
-        return follow(client, target, args.lines, format, width);
+        return follow(client, target, args.lines, format, width, search);
+    }
+    if let Some(search) = search {
+        return search.run(client, target, args.lines, format, width);
     }
     let mut params = LogReadParams {
         target: target.clone(),
@@ -111,6 +128,7 @@ fn follow(
     lines: u32,
     format: LineFormat,
     width: usize,
+    mut search: Option<Search>,
 ) -> Result<()> {
     let mut follow = block_on(client.follow_logs(target, lines)).map_err(explain)?;
     let initial = follow.take_initial();
@@ -119,7 +137,17 @@ fn follow(
     }
     let mut printer = Printer::new(BufWriter::new(io::stdout().lock()), format);
     printer.width = width;
-    printer.lines(&initial.lines)?;
+    // With filters, a line is written once it is whole and has passed them.
+    let mut write = |printer: &mut Printer<_>, line: LogLine| match &mut search {
+        Some(search) => search
+            .judge(line)
+            .iter()
+            .try_for_each(|kept| search.write(printer, kept)),
+        None => printer.line(&line),
+    };
+    for line in initial.lines {
+        write(&mut printer, line)?;
+    }
     printer.flush()?;
     // The stream ends right after a `log.end` when every followed process was deleted.
     let mut ended = false;
@@ -137,7 +165,7 @@ fn follow(
         match next {
             Some(Ok(FollowEvent::Line(line))) => {
                 ended = false;
-                printer.line(&line)?;
+                write(&mut printer, line)?;
             }
             Some(Ok(FollowEvent::Gap(skipped))) => {
                 ended = false;
@@ -167,6 +195,140 @@ fn follow(
     };
     printer.finish()?;
     result
+}
+
+/// `velos logs` with --grep, --since, --until, --err, --out or --json: pieces joined into
+/// whole lines, judged by the [`LineFilter`], written as text or JSON.
+struct Search {
+    filter: LineFilter,
+    joiner: Joiner,
+    json: bool,
+    /// Lines that passed every test but the time they do not carry.
+    untimed: u64,
+    /// Lines written.
+    shown: u64,
+}
+
+impl Search {
+    fn new(filter: LineFilter, json: bool) -> Search {
+        Search {
+            filter,
+            joiner: Joiner::default(),
+            json,
+            untimed: 0,
+            shown: 0,
+        }
+    }
+
+    /// Takes one item as the daemon sent it; returns the whole lines that passed.
+    fn judge(&mut self, piece: LogLine) -> Vec<LogLine> {
+        let whole = self.joiner.push(piece);
+        self.keep(whole)
+    }
+
+    /// The line left open at the end (a prompt), if it passes.
+    fn judge_rest(&mut self) -> Vec<LogLine> {
+        let rest = self.joiner.finish().into_iter().collect();
+        self.keep(rest)
+    }
+
+    fn keep(&mut self, lines: Vec<LogLine>) -> Vec<LogLine> {
+        lines
+            .into_iter()
+            .filter(|line| match self.filter.verdict(line) {
+                Verdict::Keep => true,
+                Verdict::Drop => false,
+                Verdict::NoTime => {
+                    self.untimed += 1;
+                    false
+                }
+            })
+            .collect()
+    }
+
+    fn write<W: Write>(&mut self, printer: &mut Printer<W>, line: &LogLine) -> io::Result<()> {
+        self.shown += 1;
+        if self.json {
+            writeln!(printer.out, "{}", json_line(line))
+        } else {
+            printer.line(line)
+        }
+    }
+
+    /// Reads every line of the target's logs (the files included when a test looks at
+    /// the lines) page by page, and writes the last `lines` that pass of each process.
+    fn run(
+        mut self,
+        mut client: velos_sdk::Client,
+        target: Target,
+        lines: u32,
+        format: LineFormat,
+        width: usize,
+    ) -> Result<()> {
+        let mut params = LogReadParams {
+            target: target.clone(),
+            // Which lines pass is known only once they are read: all of them, then.
+            lines: if self.filter.tests_lines() {
+                u32::MAX
+            } else {
+                lines
+            },
+            cursor: None,
+        };
+        let mut printer = Printer::new(BufWriter::new(io::stdout().lock()), format);
+        printer.width = width;
+        let mut last = LastLines::new(lines);
+        loop {
+            let page = block_on(client.logs_page(&params)).map_err(explain)?;
+            for warning in &page.warnings {
+                eprintln!("warning: {warning}");
+            }
+            for piece in page.lines {
+                for kept in self.judge(piece) {
+                    for line in last.push(kept) {
+                        self.write(&mut printer, &line)?;
+                    }
+                }
+            }
+            match page.next {
+                Some(next) => params.cursor = Some(next),
+                None => break,
+            }
+        }
+        for kept in self.judge_rest() {
+            for line in last.push(kept) {
+                self.write(&mut printer, &line)?;
+            }
+        }
+        for line in last.finish() {
+            self.write(&mut printer, &line)?;
+        }
+        printer.finish()?;
+        self.notes(&target, lines);
+        Ok(())
+    }
+
+    /// What stderr should know: lines left out for want of a time, nothing found.
+    fn notes(&self, target: &Target, lines: u32) {
+        if self.untimed > 0 {
+            let (count, carry) = if self.untimed == 1 {
+                ("1 line", "carries")
+            } else {
+                (&*format!("{} lines", self.untimed), "carry")
+            };
+            eprintln!(
+                "velos: {count} read back from the log files {carry} no time; --since and \
+                 --until left {} out",
+                if self.untimed == 1 { "it" } else { "them" }
+            );
+        }
+        if self.shown == 0 && lines > 0 {
+            match target {
+                Target::All => eprintln!("no matching log lines"),
+                target => eprintln!("no matching log lines from '{target}'"),
+            }
+        }
+    }
 }
 
 /// `velos: 3 lines skipped`: the daemon never waits for a slow reader, so lines that came

@@ -10,6 +10,7 @@
 mod change;
 mod info;
 mod list;
+pub mod log_filter;
 mod logs;
 mod monit;
 mod outcome;
