@@ -192,7 +192,11 @@ impl Model {
         info.restarts = event.restarts;
         match event.kind {
             EventKind::Started => {
-                info.status = ProcessStatus::Running;
+                // With a ready mode a run is `starting` until its `ready` event.
+                info.status = match info.ready {
+                    Some(_) => ProcessStatus::Starting,
+                    None => ProcessStatus::Running,
+                };
                 info.pid = event.pid;
                 info.uptime_ms = Some(0);
                 if let Some(reason) = row.pending_restart.take() {
@@ -210,6 +214,7 @@ impl Model {
                         .map_or_else(|| "crash".to_owned(), |exit| format!("crash ({exit})")),
                 );
             }
+            EventKind::Ready => info.status = ProcessStatus::Running,
             EventKind::Restarting => {
                 info.status = ProcessStatus::Waiting;
                 info.restart_in_ms = event.restart_in_ms;
@@ -364,7 +369,7 @@ impl Model {
         let (id, name) = (row.info.id, row.info.name.clone());
         let alive = matches!(
             row.info.status,
-            ProcessStatus::Running | ProcessStatus::Stopping
+            ProcessStatus::Running | ProcessStatus::Starting | ProcessStatus::Stopping
         );
         match key {
             Key::Char('R') => Action::Restart { id, name },

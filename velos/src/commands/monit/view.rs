@@ -40,7 +40,9 @@ impl Palette {
     fn status(self, status: ProcessStatus) -> Style {
         match status {
             ProcessStatus::Running => self.fg(Color::Green),
-            ProcessStatus::Stopping | ProcessStatus::Waiting => self.fg(Color::Yellow),
+            ProcessStatus::Starting | ProcessStatus::Stopping | ProcessStatus::Waiting => {
+                self.fg(Color::Yellow)
+            }
             ProcessStatus::Errored => self.fg(Color::Red),
             ProcessStatus::Stopped => Style::new().add_modifier(Modifier::DIM),
             _ => Style::new(),
