@@ -637,6 +637,18 @@ mod tests {
             model.selected().unwrap().last_restart.as_deref(),
             Some("manual")
         );
+        // With a ready mode: starting until ready.
+        model.rows[0].info.ready = Some("notify".into());
+        model.event(&event(EventKind::Started, 0));
+        assert_eq!(
+            model.selected().unwrap().info.status,
+            ProcessStatus::Starting
+        );
+        model.event(&event(EventKind::Ready, 0));
+        assert_eq!(
+            model.selected().unwrap().info.status,
+            ProcessStatus::Running
+        );
         model.event(&event(EventKind::Deleted, 0));
         assert_eq!(model.total(), 0);
         assert_eq!(model.wanted_logs(), None);
