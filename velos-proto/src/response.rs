@@ -266,6 +266,9 @@ pub enum EventKind {
     Stopped,
     /// It was deleted.
     Deleted,
+    /// A run with a ready mode was spawned and is `starting` (right after its
+    /// `started`) until its `ready` event.
+    Starting,
     /// A run became ready (see `ready` in `process.info`): it is `running`.
     Ready,
     /// An event this version does not know.

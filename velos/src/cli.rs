@@ -287,7 +287,7 @@ pub struct StartArgs {
     /// Example: velos start server.js --listen 127.0.0.1:8080
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<String>,
-    /// How it says it is ready: notify (READY=1 to $NOTIFY_SOCKET), message (Node's process.send('ready')), log:REGEX (a matching output line) or http:URL (a 2xx answer) [default: ready after --min-uptime].
+    /// How it says it is ready: notify (READY=1 to $NOTIFY_SOCKET), message (Node's process.send('ready')), log:REGEX (a matching output line) or http:URL (a 2xx answer) [default: none, running once spawned].
     ///
     /// Until it is ready the process is `starting`, and `velos start` waits (unless
     /// --no-wait): it exits 0 once the process is ready, or non-zero with the reason and

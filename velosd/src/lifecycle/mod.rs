@@ -271,6 +271,10 @@ impl Lifecycle {
                 // deadline; without one it runs at once.
                 match settings.ready_timeout {
                     Some(timeout) => {
+                        out.push(Decision::Report(Report {
+                            pid: Some(pid),
+                            ..Report::new(EventKind::Starting)
+                        }));
                         out.push(Decision::ArmTimer {
                             at: now + timeout,
                             timer: Timer::ReadyDeadline { run: run.number },

@@ -736,11 +736,17 @@ fn with_a_ready_mode_it_is_starting_until_it_says_it_is_ready() {
         &ready,
     );
     assert_eq!(
-        out[1],
-        Decision::ArmTimer {
-            at: t0 + Duration::from_secs(30),
-            timer: Timer::ReadyDeadline { run: 1 }
-        }
+        out[1..],
+        [
+            Decision::Report(Report {
+                pid: Some(100),
+                ..Report::new(EventKind::Starting)
+            }),
+            Decision::ArmTimer {
+                at: t0 + Duration::from_secs(30),
+                timer: Timer::ReadyDeadline { run: 1 }
+            }
+        ]
     );
     assert_eq!(life.status(), ProcessStatus::Starting);
     assert!(life.wants_to_run() && life.is_alive());

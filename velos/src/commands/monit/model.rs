@@ -214,6 +214,7 @@ impl Model {
                         .map_or_else(|| "crash".to_owned(), |exit| format!("crash ({exit})")),
                 );
             }
+            EventKind::Starting => info.status = ProcessStatus::Starting,
             EventKind::Ready => info.status = ProcessStatus::Running,
             EventKind::Restarting => {
                 info.status = ProcessStatus::Waiting;
