@@ -67,8 +67,9 @@ mod lifecycle;
 #[cfg(target_os = "linux")]
 mod listen;
 
-// `velos monit` under tmux: shows the processes, restarts the selected one, gives the terminal
-// back on `q`, stays under 1% of a core when idle; refuses without a terminal.
+// `velos monit` under tmux: shows the processes, restarts, stops and starts the selected one,
+// filters, full-screen logs, gives the terminal back on `q` and Ctrl-C, stays under 1% of a
+// core when idle; refuses without a terminal.
 mod monit;
 
 // Numeric settings outside their range are refused (flags, config file, the daemon).

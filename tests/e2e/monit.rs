@@ -304,3 +304,46 @@ fn monit_without_a_terminal_refuses_with_a_hint() {
         "no daemon is started for a refused monit"
     );
 }
+
+#[test]
+fn monit_filters_by_name_shows_logs_full_screen_and_stops_and_starts() {
+    let home = TestHome::new();
+    let Some(tmux) = Tmux::start(&home) else {
+        return;
+    };
+    monit_with_two_processes(&home, &tmux);
+    tmux.send(&["/", "w", "e"]);
+    tmux.wait_screen("only web, under the filter", |screen| {
+        screen.contains("1 of 2 processes, filter 'we'")
+            && row(screen, "web").is_some_and(|line| line.contains('▶'))
+            && row(screen, "api").is_none()
+    });
+    tmux.send(&["Enter", "l"]);
+    // The log pane alone: no table above it.
+    tmux.wait_screen("web's log on the whole screen", |screen| {
+        screen.contains("logs 'web'")
+            && screen.contains("web-hello")
+            && !screen.contains("velos monit:")
+    });
+    tmux.send(&["Escape"]);
+    tmux.wait_screen("the table again", |screen| screen.contains("velos monit:"));
+
+    tmux.send(&["s"]);
+    home.wait_status("web", "stopped");
+    tmux.wait_screen("web stopped on the screen", |screen| {
+        row(screen, "web").is_some_and(|line| line.contains("stopped"))
+            && screen.contains("stopped 'web'")
+    });
+    tmux.send(&["S"]);
+    let web = home.wait_running("web");
+    tmux.wait_screen("web running again on the screen", |screen| {
+        row(screen, "web").is_some_and(|line| {
+            line.contains("running") && line.contains(&web.pid.unwrap().to_string())
+        })
+    });
+    assert_eq!(home.get("api").status, "running");
+    tmux.send(&["q"]);
+    tmux.wait_screen("the shell to come back", |screen| {
+        screen.contains("\nmarker-after")
+    });
+}
