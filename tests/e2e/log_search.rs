@@ -111,10 +111,19 @@ fn json_gives_one_object_per_line_with_its_time_when_known() {
     let time = humantime::parse_rfc3339(time).expect("RFC 3339");
     let age = SystemTime::now().duration_since(time).unwrap_or_default();
     assert!(age < Duration::from_secs(300), "{time:?} is {age:?} ago");
-    // Without a filter, --json is the last -n lines.
-    let output = home.velos(&["logs", "mix", "--json", "-n", "1"]);
-    let only: Value = serde_json::from_str(output.stdout_str().trim()).unwrap();
-    assert_eq!(only["line"], "out-last", "{output}");
+    // Without a filter, --json is the last -n lines (stdout's and stderr's last lines
+    // may have arrived in either order).
+    let output = home.velos(&["logs", "mix", "--json", "-n", "2"]);
+    let mut last: Vec<String> = output
+        .stdout_str()
+        .lines()
+        .map(|line| {
+            let object: Value = serde_json::from_str(line).expect("a JSON object");
+            object["line"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    last.sort();
+    assert_eq!(last, ["ERROR-last", "out-last"], "{output}");
 }
 
 #[test]
