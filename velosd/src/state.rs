@@ -3,7 +3,7 @@
 //!
 //! No I/O happens here. The supervisor owns the one [`ProcessTable`] and does the
 //! spawning and signalling; where each process is in its life is its
-//! [`Lifecycle`](crate::lifecycle::Lifecycle), which decides what happens next.
+//! [`Lifecycle`], which decides what happens next.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

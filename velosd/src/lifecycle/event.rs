@@ -85,7 +85,7 @@ pub enum Event {
         /// The run's descendants that left its group (re-parented to the daemon).
         escaped: Vec<u32>,
         /// The live members left in the group. Only read when the run was not being
-        /// stopped ([`Lifecycle::needs_members`]: finding them reads all of `/proc`).
+        /// stopped ([`super::Lifecycle::needs_members`]: finding them reads all of `/proc`).
         members: Vec<u32>,
         /// Now.
         now: Instant,
