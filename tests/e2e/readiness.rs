@@ -197,3 +197,27 @@ fn message_ready_is_nodes_process_send() {
         "{after}"
     );
 }
+
+#[test]
+fn restart_waits_until_the_new_run_is_ready_too() {
+    let home = TestHome::new();
+    home.velos(&[
+        "start",
+        &fixture("slow_boot.sh"),
+        "--name",
+        "boot",
+        "--ready",
+        "log:listening on port",
+        "--",
+        "1",
+    ])
+    .success();
+    let before = home.get("boot").pid;
+    let begun = Instant::now();
+    let out = home.velos(&["restart", "boot"]);
+    out.success();
+    assert!(begun.elapsed() >= Duration::from_secs(1), "{out}");
+    let after = home.get("boot");
+    assert_eq!(after.status, "running", "{out}");
+    assert_ne!(after.pid, before);
+}

@@ -61,8 +61,33 @@ pub fn run(target: &str, change: Change) -> Result<()> {
         return Ok(());
     }
     let mut outcomes = Outcomes::new(change.verb());
+    let changed = wait_until_ready(&mut client, change, changed, &mut outcomes);
     report_changed(change, &changed, &mut outcomes)?;
     outcomes.finish()
+}
+
+/// After a restart: each process with a ready mode is waited for until it is ready, as
+/// `velos start` does; one that does not become ready is counted as a failure with the
+/// reason (its last log lines on stderr) and left out of what is reported.
+fn wait_until_ready(
+    client: &mut Client,
+    change: Change,
+    changed: Vec<ProcessInfo>,
+    outcomes: &mut Outcomes,
+) -> Vec<ProcessInfo> {
+    if !matches!(change, Change::Restart { .. }) {
+        return changed;
+    }
+    changed
+        .into_iter()
+        .filter_map(|process| match start::wait_until_ready(client, process) {
+            Ok(process) => Some(process),
+            Err(err) => {
+                outcomes.failed(format!("{err:#}"));
+                None
+            }
+        })
+        .collect()
 }
 
 /// Prints a line for each process that ended up as asked, and counts the others.
@@ -158,6 +183,7 @@ fn run_config(path: &str, change: Change) -> Result<()> {
         let changed = apply(&mut client, target, change, env)
             .map_err(|err| explain_change(err, &what))
             .with_context(|| format!("{} '{name}' from {}", verb_ing(change), config.shown()))?;
+        let changed = wait_until_ready(&mut client, change, changed, &mut outcomes);
         report_changed(change, &changed, &mut outcomes)?;
     }
     outcomes.finish()

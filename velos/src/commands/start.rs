@@ -59,7 +59,7 @@ const LAST_LINES: u32 = 10;
 /// For a process with a ready mode that is `starting`: waits until it is ready (then
 /// its state), or until it failed: then its last log lines go to stderr and the error
 /// says why. Any other process is returned as it is.
-fn wait_until_ready(client: &mut Client, started: ProcessInfo) -> Result<ProcessInfo> {
+pub fn wait_until_ready(client: &mut Client, started: ProcessInfo) -> Result<ProcessInfo> {
     let Some(timeout) = started.ready_timeout_ms.filter(|_| started.ready.is_some()) else {
         return Ok(started);
     };
