@@ -18,7 +18,7 @@
 //!   [`HTTP_ATTEMPT_TIMEOUT`]; the first 2xx status is the signal. Only loopback hosts
 //!   are probed (checked when the process is started).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -232,11 +232,10 @@ impl HttpTarget {
             let port = port.parse().map_err(|_| bad("the port is not a number"))?;
             SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
         } else {
-            with_port
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut addresses| addresses.next())
-                .ok_or_else(|| bad("the host is not an address"))?
+            // An IP address, never a name to look up: a lookup could block the supervisor.
+            with_port.parse::<SocketAddr>().map_err(|_| {
+                bad("the host must be an IP address or localhost, with a numeric port")
+            })?
         };
         if !address.ip().is_loopback() {
             return Err(bad(
