@@ -55,6 +55,9 @@ mod hostile;
 // `velos info`/`describe` text and --json, CPU and memory in `list`, `start --cwd --env`,
 // `restart --update-env`.
 mod info;
+// Instances: `start -i N` (`name:K`, VELOS_INSTANCE, NODE_APP_INSTANCE, --increment-var, own
+// log files), `velos scale N|+N|-N` (lowest free number, highest removed with SIGTERM).
+mod instances;
 
 // Ids never wrap: after 4294967295 the lowest free one, never one in use.
 mod ids;

@@ -93,6 +93,18 @@ impl Home {
         self.logs_dir()
             .join(format!("{name}-{}.log", stream.as_str()))
     }
+
+    /// The log of instance `instance` of the app `name`: instance 0's is
+    /// [`Home::log_path`], instance K's `logs/<name>-out-K.log` (`-err-K.log`). No other
+    /// app's file has such a name: a name's own files end in `-out.log`, and the digits
+    /// after the last `-out-` are the instance.
+    pub fn instance_log_path(&self, name: &str, instance: u32, stream: Stream) -> PathBuf {
+        if instance == 0 {
+            return self.log_path(name, stream);
+        }
+        self.logs_dir()
+            .join(format!("{name}-{}-{instance}.log", stream.as_str()))
+    }
 }
 
 /// The longest socket path a Unix socket address holds: `sun_path` is 108 bytes on Linux
@@ -333,6 +345,14 @@ mod tests {
         assert_eq!(
             home.log_path("api", Stream::Err),
             PathBuf::from("/h/logs/api-err.log")
+        );
+        assert_eq!(
+            home.instance_log_path("api", 0, Stream::Out),
+            PathBuf::from("/h/logs/api-out.log")
+        );
+        assert_eq!(
+            home.instance_log_path("api", 3, Stream::Out),
+            PathBuf::from("/h/logs/api-out-3.log")
         );
     }
 

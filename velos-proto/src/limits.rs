@@ -61,6 +61,13 @@ pub const MAX_LOG_BYTES: Range = Range {
     max: 1 << 40,
 };
 
+/// Instances of one app: 1 to 1024.
+pub const INSTANCES: Range = Range {
+    field: "instances",
+    min: 1,
+    max: 1024,
+};
+
 /// A setting outside its [`Range`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} {value} is out of range: allowed {}", range.field, allowed(range))]
@@ -123,6 +130,7 @@ impl StartParams {
             (MIN_UPTIME_MS, self.min_uptime_ms),
             (MAX_LOG_BYTES, self.max_log_bytes),
             (READY_TIMEOUT_MS, self.ready_timeout_ms),
+            (INSTANCES, self.instances.map(u64::from)),
         ];
         for (range, value) in settings {
             if let Some(value) = value {

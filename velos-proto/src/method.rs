@@ -25,7 +25,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::request::{
-    DeleteParams, LogReadParams, NoParams, RestartParams, SaveParams, StartParams, TargetParams,
+    DeleteParams, LogReadParams, NoParams, RestartParams, SaveParams, ScaleParams, StartParams,
+    TargetParams,
 };
 use crate::response::{LogLines, PingInfo, ProcessInfo, Saved};
 use crate::{Error, rpc};
@@ -323,6 +324,8 @@ methods! {
     Save "daemon.save" (SaveParams) -> Saved;
     /// `daemon.resurrect`: start the processes of `dump.msgpack`.
     Resurrect "daemon.resurrect" -> Vec<ProcessInfo>;
+    /// `process.scale`: start or stop instances of an app until it has so many.
+    Scale "process.scale" (ScaleParams) -> Vec<ProcessInfo>, waits_for_stops;
 }
 
 impl std::fmt::Display for Method {

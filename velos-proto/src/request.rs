@@ -10,34 +10,57 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::{Error, Method, Request, rpc};
 
-/// Which process a request is about: an id, a name, or every process.
+/// Which process a request is about: an id, a name (every instance of the app), one
+/// instance (`name:K`), or every process.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// The process with this id.
     Id(u32),
-    /// The process with this name.
+    /// Every instance of the app with this name.
     Name(String),
+    /// One instance of an app: `name:K` on the command line and on the wire (`:` is not
+    /// allowed in names, so this is never a name).
+    Instance {
+        /// The app's name.
+        name: String,
+        /// The instance number, 0 to N-1.
+        instance: u32,
+    },
     /// Every process (`all` on the command line and on the wire).
     All,
 }
 
 impl Target {
-    /// Reads what a user typed: `all`, an id (all digits), or a name.
+    /// Reads what a user typed: `all`, an id (all digits), `name:K` (one instance), or
+    /// a name.
     ///
     /// # Examples
     /// ```
     /// use velos_proto::Target;
     /// assert_eq!(Target::parse("3"), Target::Id(3));
     /// assert_eq!(Target::parse("api"), Target::Name("api".into()));
+    /// assert_eq!(
+    ///     Target::parse("web:2"),
+    ///     Target::Instance { name: "web".into(), instance: 2 }
+    /// );
     /// assert_eq!(Target::parse("all"), Target::All);
     /// ```
     pub fn parse(text: &str) -> Target {
+        let all_digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
         if text == "all" {
             Target::All
         } else if let Ok(id) = text.parse::<u32>()
-            && text.bytes().all(|b| b.is_ascii_digit())
+            && all_digits(text)
         {
             Target::Id(id)
+        } else if let Some((name, instance)) = text.rsplit_once(':')
+            && all_digits(instance)
+            && let Ok(instance) = instance.parse::<u32>()
+        {
+            Target::Instance {
+                name: name.to_owned(),
+                instance,
+            }
         } else {
             Target::Name(text.to_owned())
         }
@@ -49,6 +72,7 @@ impl std::fmt::Display for Target {
         match self {
             Target::Id(id) => write!(f, "{id}"),
             Target::Name(name) => f.write_str(name),
+            Target::Instance { name, instance } => write!(f, "{name}:{instance}"),
             Target::All => f.write_str("all"),
         }
     }
@@ -71,6 +95,7 @@ impl Serialize for Target {
         match self {
             Target::Id(id) => serializer.serialize_u32(*id),
             Target::Name(name) => serializer.serialize_str(name),
+            Target::Instance { .. } => serializer.collect_str(self),
             Target::All => serializer.serialize_str("all"),
         }
     }
@@ -158,6 +183,18 @@ pub struct StartParams {
     /// Milliseconds it may take to be ready with a `ready` mode; 30000 when absent.
     #[serde(default)]
     pub ready_timeout_ms: Option<u64>,
+    /// How many instances to start under this name, each its own process with its own
+    /// id, numbered 0 to N-1 (`name:K`); 1 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u32>,
+    /// The variable that tells each instance its number, besides `VELOS_INSTANCE`
+    /// (PM2's `instance_var`); `NODE_APP_INSTANCE` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_var: Option<String>,
+    /// A variable of the environment holding a number that instance K gets plus K
+    /// (`PORT=3000`: 3000, 3001, ...; PM2's `increment_var`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub increment_var: Option<String>,
 }
 
 // Hand-written: the environment is long and may hold secrets.
@@ -179,6 +216,9 @@ impl std::fmt::Debug for StartParams {
             .field("listen", &self.listen)
             .field("ready", &self.ready)
             .field("ready_timeout_ms", &self.ready_timeout_ms)
+            .field("instances", &self.instances)
+            .field("instance_var", &self.instance_var)
+            .field("increment_var", &self.increment_var)
             .finish()
     }
 }
@@ -244,6 +284,66 @@ impl std::fmt::Debug for RestartParams {
             .field("target", &self.target)
             .field("env", &self.env.as_ref().map(|env| env.len()))
             .finish()
+    }
+}
+
+/// Params of `process.scale`: how many instances an app should have, as a count
+/// (`to`) or a change (`by`); exactly one of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScaleParams {
+    /// The app's name.
+    pub name: String,
+    /// The number of instances it should have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u32>,
+    /// Instances to add (positive) or remove (negative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<i64>,
+}
+
+impl ScaleParams {
+    /// Reads what a user typed: `N` (a count), `+N` or `-N` (a change).
+    ///
+    /// # Examples
+    /// ```
+    /// use velos_proto::ScaleParams;
+    ///
+    /// assert_eq!(ScaleParams::parse("web", "4").unwrap().to, Some(4));
+    /// assert_eq!(ScaleParams::parse("web", "-1").unwrap().by, Some(-1));
+    /// assert_eq!(ScaleParams::parse("web", "+2").unwrap().by, Some(2));
+    /// assert!(ScaleParams::parse("web", "many").is_err());
+    /// ```
+    pub fn parse(name: &str, count: &str) -> Result<ScaleParams, String> {
+        let bad = || {
+            format!(
+                "'{}' is not a count: give N (so many instances), +N (add) or -N (remove)",
+                crate::echo(count)
+            )
+        };
+        let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        let (to, by) = match count.as_bytes().first() {
+            Some(b'+' | b'-') if digits(&count[1..]) => {
+                let by: i64 = count.parse().map_err(|_| bad())?;
+                (None, Some(by))
+            }
+            _ if digits(count) => (Some(count.parse().map_err(|_| bad())?), None),
+            _ => return Err(bad()),
+        };
+        Ok(ScaleParams {
+            name: name.to_owned(),
+            to,
+            by,
+        })
+    }
+
+    /// The number of instances wanted, from the `current` one; `None` when the params
+    /// give neither or both of `to` and `by`.
+    pub fn wanted(&self, current: u32) -> Option<i64> {
+        match (self.to, self.by) {
+            (Some(to), None) => Some(i64::from(to)),
+            (None, Some(by)) => Some(i64::from(current).saturating_add(by)),
+            _ => None,
+        }
     }
 }
 
@@ -426,6 +526,14 @@ mod tests {
             listen: vec!["127.0.0.1:0".into(), "unix:/run/api.sock".into()],
             ready: Some("log:listening on \\d+".into()),
             ready_timeout_ms: Some(10_000),
+            instances: Some(4),
+            instance_var: Some("INSTANCE_ID".into()),
+            increment_var: Some("PORT".into()),
+        }));
+        round_trip(Request::Scale(ScaleParams {
+            name: "web".into(),
+            to: None,
+            by: Some(-1),
         }));
         round_trip(Request::Info(TargetParams {
             target: Target::Id(1),
@@ -469,8 +577,20 @@ mod tests {
     }
 
     #[test]
-    fn targets_read_ids_names_and_all() {
+    fn targets_read_ids_names_instances_and_all() {
         assert_eq!(Target::parse("007"), Target::Id(7));
+        let web1 = Target::Instance {
+            name: "web".into(),
+            instance: 1,
+        };
+        assert_eq!(Target::parse("web:1"), web1);
+        assert_eq!(web1.to_string(), "web:1");
+        let from_wire: Target = rpc::from_value(rpc::to_value(&web1).unwrap()).unwrap();
+        assert_eq!(from_wire, web1);
+        // Not an instance number: a name, which the daemon will not find.
+        for text in ["web:", "web:x", "web:-1", "web:99999999999"] {
+            assert_eq!(Target::parse(text), Target::Name(text.into()), "{text}");
+        }
         assert_eq!(Target::parse("api-2"), Target::Name("api-2".into()));
         assert_eq!(
             Target::parse("99999999999"),
@@ -579,6 +699,26 @@ mod tests {
                 "{method}"
             );
         }
+    }
+
+    #[test]
+    fn scale_counts_are_counts_or_changes() {
+        let wanted =
+            |count: &str, current| ScaleParams::parse("web", count).unwrap().wanted(current);
+        assert_eq!(wanted("4", 2), Some(4));
+        assert_eq!(wanted("+2", 2), Some(4));
+        assert_eq!(wanted("-1", 2), Some(1));
+        assert_eq!(wanted("-3", 2), Some(-1));
+        for bad in ["", "+", "-", "1.5", "two", "+-1", "99999999999"] {
+            let error = ScaleParams::parse("web", bad).unwrap_err();
+            assert!(error.contains("give N"), "{bad}: {error}");
+        }
+        let neither = ScaleParams {
+            name: "web".into(),
+            to: None,
+            by: None,
+        };
+        assert_eq!(neither.wanted(1), None);
     }
 
     #[test]

@@ -90,8 +90,11 @@ pub struct PingInfo {
 pub struct ProcessInfo {
     /// Stable small integer, never reused while the daemon runs.
     pub id: u32,
-    /// Unique name.
+    /// The app's name: the same for every instance of it.
     pub name: String,
+    /// Which instance of the app it is, 0 to N-1 (`name:K`); 0 for an app of one.
+    #[serde(default)]
+    pub instance: u32,
     /// The pid while it runs.
     pub pid: Option<u32>,
     /// Where it is in its life.

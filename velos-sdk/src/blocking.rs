@@ -14,7 +14,7 @@ use async_io::block_on;
 use futures_lite::StreamExt;
 use velos_proto::{
     Call, DeleteParams, LogLines, PingInfo, ProcessEvent, ProcessInfo, RestartParams, SaveParams,
-    Saved, StartParams, Target,
+    Saved, ScaleParams, StartParams, Target,
 };
 
 use crate::{FollowEvent, Result};
@@ -196,6 +196,12 @@ impl Client {
     /// ```
     pub fn events(&self) -> Result<Events> {
         block_on(self.inner.events()).map(|inner| Events { inner })
+    }
+
+    /// Starts or stops instances of an app until it has as many as asked; see
+    /// [`crate::Client::scale`].
+    pub fn scale(&mut self, params: ScaleParams) -> Result<Vec<ProcessInfo>> {
+        block_on(self.inner.scale(params))
     }
 
     /// Stops every process, then shuts the daemon down; see [`crate::Client::kill`].

@@ -24,7 +24,7 @@ use async_io::Timer;
 use futures_lite::FutureExt;
 use velos_proto::{
     Call, DeleteParams, Home, LogLines, LogReadParams, NoParams, PingInfo, ProcessInfo,
-    RestartParams, SaveParams, Saved, StartParams, Target, TargetParams, methods,
+    RestartParams, SaveParams, Saved, ScaleParams, StartParams, Target, TargetParams, methods,
 };
 
 use crate::connection::Connection;
@@ -130,7 +130,9 @@ impl Client {
         self.call::<methods::Ping>(NoParams {}).await
     }
 
-    /// Starts a new process and returns it as the daemon sees it.
+    /// Starts a new process and returns it as the daemon sees it. With
+    /// `params.instances`, starts that many instances of it and returns instance 0
+    /// ([`Client::list`] shows them all, [`Client::info`] with `"name:K"` one).
     ///
     /// [`StartParams::new`] makes the request `velos start` would: the script resolved
     /// against this process's working directory and checked, and this process's
@@ -419,6 +421,30 @@ impl Client {
     /// ```
     pub async fn resurrect(&mut self) -> Result<Vec<ProcessInfo>> {
         self.call::<methods::Resurrect>(NoParams {}).await
+    }
+
+    /// Starts or stops instances of the app `params.name` until it has as many as
+    /// `params` says: a count (`to`) or a change (`by`; [`ScaleParams::parse`] reads
+    /// `4`, `+2` or `-1`). New instances take the lowest free numbers; the
+    /// highest-numbered ones go first, stopped gracefully and removed. Returns the app's
+    /// instances, by instance number, once the new ones are spawned or the removed ones
+    /// have ended (waiting up to the stop timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use velos_sdk::ScaleParams;
+    ///
+    /// let web = client.scale(ScaleParams { name: "web".into(), to: Some(4), by: None }).await?;
+    /// for process in web {
+    ///     println!("web:{} is id {}", process.instance, process.id);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn scale(&mut self, params: ScaleParams) -> Result<Vec<ProcessInfo>> {
+        self.call::<methods::Scale>(params).await
     }
 
     /// Follows the log of a process (or all, with [`Target::All`], including processes
@@ -767,6 +793,10 @@ mod tests {
 
             assert_eq!(client.resurrect().await.unwrap().len(), 1);
             assert_eq!(daemon.next_request().1, Request::Resurrect);
+
+            let scale = ScaleParams::parse("web", "-1").unwrap();
+            assert_eq!(client.scale(scale.clone()).await.unwrap()[0].name, "web");
+            assert_eq!(daemon.next_request().1, Request::Scale(scale));
 
             assert_eq!(
                 client.call::<methods::Ping>(NoParams {}).await.unwrap(),

@@ -49,7 +49,7 @@ pub use velos_proto as proto;
 pub use velos_proto::{
     DeleteParams, ErrorCode, EventKind, Home, LogCursor, LogEnd, LogGap, LogLine, LogLines,
     LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus, RestartParams, SaveParams,
-    Saved, ScriptError, StartParams, Stream, Target, signal_name,
+    Saved, ScaleParams, ScriptError, StartParams, Stream, Target, signal_name,
 };
 
 /// The result of a request: a value, or an [`Error`].

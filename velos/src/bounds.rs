@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use velos_proto::ReadyMode;
 use velos_proto::limits::{
-    KILL_TIMEOUT_MS, LOG_FILES, MAX_LOG_BYTES, MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS, Range,
+    INSTANCES, KILL_TIMEOUT_MS, LOG_FILES, MAX_LOG_BYTES, MAX_RESTARTS, MIN_UPTIME_MS,
+    READY_TIMEOUT_MS, Range,
 };
 
 use crate::size::{format_bytes, parse_size};
@@ -79,6 +80,22 @@ pub fn parse_max_restarts(text: &str) -> Result<u32, String> {
     parse_count(MAX_RESTARTS, text)
 }
 
+/// `--instances N|max` (`-i`): `max` is one per CPU this machine has.
+pub fn parse_instances(text: &str) -> Result<u32, String> {
+    if text.trim() == "max" {
+        return Ok(cpus());
+    }
+    parse_count(INSTANCES, text).map_err(|err| format!("{err}, or max (one per CPU)"))
+}
+
+/// How many CPUs this process may run on, within [`INSTANCES`] (1 when unknown).
+pub fn cpus() -> u32 {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(cpus)
+        .unwrap_or(u32::MAX)
+        .clamp(1, INSTANCES.max as u32)
+}
+
 /// `--kill-timeout DUR`
 pub fn parse_kill_timeout(text: &str) -> Result<Duration, String> {
     let value = humantime::parse_duration(text).map_err(|err| err.to_string())?;
@@ -133,6 +150,13 @@ mod tests {
         );
         assert!(parse_kill_timeout("soon").is_err());
         assert!(parse_min_uptime("1day").is_ok() && parse_min_uptime("2days").is_err());
+        assert_eq!(parse_instances("4"), Ok(4));
+        assert_eq!(parse_instances("max"), Ok(cpus()));
+        assert!(cpus() >= 1);
+        assert_eq!(
+            parse_instances("0").unwrap_err(),
+            "0 is out of range: allowed 1 to 1024, or max (one per CPU)"
+        );
         assert_eq!(parse_log_size("0"), Ok(0));
         assert_eq!(parse_log_size("1KiB"), Ok(1024));
         assert_eq!(

@@ -47,10 +47,31 @@ pub enum Command {
     /// A path ending in `.toml` is a config file: every app in its `[[apps]]` tables is
     /// started (apps whose name is taken are skipped). Keys: name, script, args, cwd, env,
     /// interpreter, autorestart, max_restarts, min_uptime, kill_timeout, max_log_size,
-    /// log_files, listen, ready, ready_timeout; paths are relative to the file.
+    /// log_files, listen, ready, ready_timeout, instances, instance_var, increment_var; paths are relative to the file.
+    ///
+    /// With -i N, N instances of it run under one name, each its own process (own id,
+    /// pid, restarts and log files), addressed as NAME:K; NAME alone means all of them.
     ///
     /// Example: velos start server.js --name api --env PORT=8080 --max-log-size 10MiB -- --verbose
+    ///
+    /// Example: velos start server.js --name web -i 4 --env PORT=3000 --increment-var PORT
     Start(Box<StartArgs>),
+
+    /// Start or stop instances of an app until it has N, or N more (+N), or N fewer (-N)
+    ///
+    /// New instances take the lowest free numbers and the settings of the app's
+    /// lowest-numbered instance. Instances that go are the highest-numbered, stopped
+    /// gracefully (SIGTERM, then SIGKILL after the kill timeout) and removed from the
+    /// list; their log files stay. An app cannot be scaled to 0: `velos delete` removes it.
+    ///
+    /// Example: velos scale web 4 && velos scale web -1
+    Scale {
+        /// The app's name.
+        name: String,
+        /// N (so many instances), +N (add N) or -N (remove N).
+        #[arg(allow_hyphen_values = true, value_name = "N|+N|-N")]
+        count: String,
+    },
 
     /// Stop a process gracefully: SIGTERM, then SIGKILL after its kill timeout
     ///
@@ -305,6 +326,19 @@ pub struct StartArgs {
     /// With --ready: return as soon as it is spawned instead of waiting until it is ready.
     #[arg(long)]
     pub no_wait: bool,
+    /// Start N instances under one name (`max`: one per CPU), 1 to 1024 [default: 1]: each
+    /// its own process, `NAME:K` (K = 0..N-1), with VELOS_INSTANCE=K and NODE_APP_INSTANCE=K
+    /// in its environment.
+    #[arg(short = 'i', long, value_name = "N|max", value_parser = bounds::parse_instances)]
+    pub instances: Option<u32>,
+
+    /// The variable that also tells each instance its number, instead of NODE_APP_INSTANCE.
+    #[arg(long, value_name = "NAME")]
+    pub instance_var: Option<String>,
+
+    /// Give instance K this variable's value plus K (with PORT=3000: 3000, 3001, ...).
+    #[arg(long, value_name = "VAR")]
+    pub increment_var: Option<String>,
 
     /// Arguments passed to the script, after `--`.
     #[arg(last = true, value_name = "ARGS")]
@@ -330,6 +364,9 @@ impl StartArgs {
             listen: self.listen,
             ready: self.ready,
             ready_timeout: self.ready_timeout,
+            instances: self.instances,
+            instance_var: self.instance_var,
+            increment_var: self.increment_var,
         }
     }
 
@@ -349,6 +386,9 @@ impl StartArgs {
             (!self.listen.is_empty(), "--listen"),
             (self.ready.is_some(), "--ready"),
             (self.ready_timeout.is_some(), "--ready-timeout"),
+            (self.instances.is_some(), "--instances"),
+            (self.instance_var.is_some(), "--instance-var"),
+            (self.increment_var.is_some(), "--increment-var"),
             (!self.args.is_empty(), "-- ARGS"),
         ];
         given

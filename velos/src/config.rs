@@ -37,7 +37,7 @@ use toml::Spanned;
 use velos_proto::StartParams;
 use velos_proto::home::validate_name;
 use velos_proto::limits::{
-    KILL_TIMEOUT_MS, LOG_FILES, MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS, Range,
+    INSTANCES, KILL_TIMEOUT_MS, LOG_FILES, MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS, Range,
 };
 
 use crate::bounds;
@@ -111,6 +111,12 @@ struct App {
     ready: Option<String>,
     #[serde(default, deserialize_with = "ready_timeout")]
     ready_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "instances")]
+    instances: Option<u32>,
+    #[serde(default)]
+    instance_var: Option<String>,
+    #[serde(default)]
+    increment_var: Option<String>,
 }
 
 impl Config {
@@ -209,6 +215,9 @@ impl Config {
             listen: app.listen.clone(),
             ready: app.ready.clone(),
             ready_timeout: app.ready_timeout,
+            instances: app.instances,
+            instance_var: app.instance_var.clone(),
+            increment_var: app.increment_var.clone(),
         };
         process.resolve(&self.dir, base.clone()).map_err(|err| {
             let at = match (err.field, &app.cwd) {
@@ -397,6 +406,19 @@ fn bounded_count<'de, D: Deserializer<'de>>(
     let value = bounds::count(range, value).map_err(de::Error::custom)?;
     // Every count range fits in a u32.
     u32::try_from(value).map(Some).map_err(de::Error::custom)
+}
+
+/// `instances = 4`, or `instances = "max"` (one per CPU).
+fn instances<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    match TextOrNumber::deserialize(deserializer)? {
+        TextOrNumber::Number(count) => bounds::count(INSTANCES, count)
+            .map(|count| Some(count as u32))
+            .map_err(|err| de::Error::custom(format!("{err}, or \"max\" (one per CPU)"))),
+        TextOrNumber::Text(text) if text == "max" => Ok(Some(bounds::cpus())),
+        TextOrNumber::Text(text) => Err(de::Error::custom(format!(
+            "'{text}' is not a count: write a number from 1 to 1024, or \"max\" (one per CPU)"
+        ))),
+    }
 }
 
 fn log_files<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {

@@ -6,6 +6,7 @@
 //! ask the style (`style.status(s)`), which returns plain text when colour is off.
 //! `--json` and `--raw` output never goes through here.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io::IsTerminal;
 use std::time::{Duration, UNIX_EPOCH};
@@ -173,6 +174,29 @@ impl Column {
     }
 }
 
+/// The names of the apps in `processes` that have several instances (or one numbered
+/// above 0): their rows show which instance each is.
+pub fn apps_of_several(processes: &[ProcessInfo]) -> HashSet<&str> {
+    let mut seen = HashSet::new();
+    let mut several = HashSet::new();
+    for process in processes {
+        if !seen.insert(process.name.as_str()) || process.instance > 0 {
+            several.insert(process.name.as_str());
+        }
+    }
+    several
+}
+
+/// A process as the user addresses it: `web:2` for an instance of an app of several
+/// (see [`apps_of_several`]), else its name.
+pub fn label(process: &ProcessInfo, several: &HashSet<&str>) -> String {
+    if several.contains(process.name.as_str()) {
+        format!("{}:{}", process.name, process.instance)
+    } else {
+        process.name.clone()
+    }
+}
+
 /// Which columns to show and how long a name may be, for a table at most `width`
 /// characters wide (no limit when `None`). `widths` are the columns' natural widths.
 fn fit(widths: &[(Column, usize)], width: Option<usize>) -> (Vec<Column>, usize) {
@@ -229,9 +253,18 @@ fn shorten(name: &str, width: usize) -> String {
 /// characters), then the least useful columns dropped ([`DROP_ORDER`]), then names
 /// shortened further.
 pub fn process_table(processes: &[ProcessInfo], style: Style, width: Option<usize>) -> String {
+    let several = apps_of_several(processes);
     let rows: Vec<Vec<String>> = processes
         .iter()
-        .map(|process| COLUMNS.iter().map(|column| column.cell(process)).collect())
+        .map(|process| {
+            COLUMNS
+                .iter()
+                .map(|column| match column {
+                    Column::Name => label(process, &several),
+                    column => column.cell(process),
+                })
+                .collect()
+        })
         .collect();
     let widths: Vec<(Column, usize)> = COLUMNS
         .iter()
@@ -474,6 +507,26 @@ pub(crate) mod tests {
             log_files: 5,
             ..ProcessInfo::default()
         }
+    }
+
+    #[test]
+    fn instances_of_an_app_of_several_are_shown_as_name_k() {
+        let mut web: Vec<ProcessInfo> = (0..3)
+            .map(|k| {
+                let mut web = process(k, "web", ProcessStatus::Running);
+                web.instance = k;
+                web
+            })
+            .collect();
+        web.push(process(3, "api", ProcessStatus::Running));
+        let several = apps_of_several(&web);
+        let labels: Vec<String> = web.iter().map(|p| label(p, &several)).collect();
+        assert_eq!(labels, ["web:0", "web:1", "web:2", "api"]);
+        let table = process_table(&web, Style::plain(), None);
+        assert!(
+            table.contains("web:2") && !table.contains("api:"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -56,6 +56,12 @@ pub struct ProcessArgs {
     pub ready: Option<String>,
     /// How long it may take to be ready.
     pub ready_timeout: Option<Duration>,
+    /// How many instances to start.
+    pub instances: Option<u32>,
+    /// The variable that tells each instance its number besides `VELOS_INSTANCE`.
+    pub instance_var: Option<String>,
+    /// A variable whose number instance K gets plus K.
+    pub increment_var: Option<String>,
 }
 
 // Hand-written: the environment may hold secrets.
@@ -152,6 +158,9 @@ impl ProcessArgs {
                 .collect(),
             ready: self.ready,
             ready_timeout_ms: self.ready_timeout.map(millis),
+            instances: self.instances,
+            instance_var: self.instance_var,
+            increment_var: self.increment_var,
         })
     }
 }

@@ -135,6 +135,30 @@ pub enum Error {
     /// A `ready` value that is not a mode, or a `log:` mode whose regex does not parse.
     #[error("{0}")]
     BadReady(String),
+    /// `--increment-var` names a variable that is not set, or not a number.
+    #[error("{0}")]
+    BadIncrementVar(String),
+    /// `--instance-var` is not a variable name.
+    #[error(
+        "--instance-var '{}' is not a variable name: use letters, digits and _",
+        echo(.0)
+    )]
+    BadInstanceVar(String),
+    /// `process.scale` with neither or both of `to` and `by`.
+    #[error("process.scale takes one of 'to' (a count) or 'by' (a change)")]
+    ScaleCount,
+    /// Scaling would leave an app without instances.
+    #[error(
+        "scaling '{}' to {wanted} would leave no instance: remove it with 'velos delete {}'",
+        echo(.name),
+        echo(.name)
+    )]
+    ScaleToNone {
+        /// The app.
+        name: String,
+        /// The count it would have.
+        wanted: i64,
+    },
     /// Reading or writing a saved list failed.
     #[error("{0}")]
     Io(String),
@@ -158,9 +182,13 @@ impl Error {
             Error::ShuttingDown => ErrorCode::ShuttingDown,
             Error::NeedsOne(_) | Error::NotHere(_) => ErrorCode::InvalidParams,
             Error::NothingSaved => ErrorCode::NotFound,
-            Error::WouldEraseDump { .. } | Error::OutOfRange(_) | Error::BadReady(_) => {
-                ErrorCode::InvalidParams
-            }
+            Error::WouldEraseDump { .. }
+            | Error::OutOfRange(_)
+            | Error::BadReady(_)
+            | Error::BadIncrementVar(_)
+            | Error::BadInstanceVar(_)
+            | Error::ScaleCount
+            | Error::ScaleToNone { .. } => ErrorCode::InvalidParams,
             Error::Io(_) => ErrorCode::Internal,
             Error::BadListenAddress { .. } | Error::TooManyListeners(_) => ErrorCode::InvalidParams,
             Error::Listen { .. } => ErrorCode::SpawnFailed,
@@ -178,6 +206,10 @@ fn not_found_message(target: &Target) -> String {
     match target {
         Target::Id(id) => format!("no process with id {id} (see 'velos list')"),
         Target::Name(name) => format!("no process named '{}' (see 'velos list')", echo(name)),
+        Target::Instance { name, instance } => format!(
+            "'{}' has no instance {instance} (see 'velos list')",
+            echo(name)
+        ),
         Target::All => "no processes (see 'velos list')".to_owned(),
     }
 }

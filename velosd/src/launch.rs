@@ -42,11 +42,17 @@ pub fn launch(
 ) -> Result<u32, Error> {
     let token = orphans::token(entry.id, run, home.root());
     let id = entry.id.to_string();
+    let instance = entry.spec.instance_env(entry.instance);
     let mut marks = vec![
         (orphans::RUN_ENV, token.as_str()),
         ("VELOS_ID", id.as_str()),
         ("VELOS_NAME", entry.name.as_str()),
     ];
+    marks.extend(
+        instance
+            .iter()
+            .map(|(var, value)| (var.as_str(), value.as_str())),
+    );
     // The run's own notify socket for the `notify` ready mode.
     let notify = match entry.spec.ready {
         Some(ReadyMode::Notify) => Some(RunSocket::bind(home.root(), entry.id, run).map_err(

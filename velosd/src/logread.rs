@@ -192,7 +192,7 @@ impl Snapshot {
         let out = files.pop().expect("two streams");
         Snapshot {
             id: entry.id,
-            name: entry.name.clone(),
+            name: entry.log_name.clone(),
             lines,
             ends,
             files: [out, err],

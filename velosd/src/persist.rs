@@ -47,6 +47,9 @@ pub struct SavedList {
 struct SavedProcess {
     id: u32,
     name: String,
+    /// Which instance of its app it is.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    instance: u32,
     /// Start settings, without the environment (see `env`).
     params: StartParams,
     /// Index into `envs`.
@@ -65,6 +68,10 @@ struct SavedProcess {
     group: Option<GroupMark>,
 }
 
+fn is_zero(number: &u32) -> bool {
+    *number == 0
+}
+
 /// One process brought back from a saved list.
 #[derive(Debug)]
 pub struct Restored {
@@ -72,6 +79,8 @@ pub struct Restored {
     pub id: u32,
     /// Its name.
     pub name: String,
+    /// Which instance of its app it is.
+    pub instance: u32,
     /// How to start it (name and environment filled in).
     pub params: StartParams,
     /// Whether it was meant to be running.
@@ -106,6 +115,7 @@ impl SavedList {
                 Restored {
                     id: saved.id,
                     name: saved.name,
+                    instance: saved.instance,
                     params,
                     running: saved.running,
                     restarts: saved.restarts,
@@ -170,6 +180,7 @@ impl ListEncoder {
                     let bytes = encode_value(&SavedProcess {
                         id: entry.id,
                         name: entry.name.clone(),
+                        instance: entry.instance,
                         params: entry.spec.params(&entry.name),
                         env,
                         running: life.wants_to_run(),

@@ -372,7 +372,13 @@ async fn answer(
     let is_kill = request == Request::Kill;
     let method = request.method();
     let (reply, answer) = async_channel::bounded(1);
-    let answer = match supervisor.send(Command::Request { request, reply }).await {
+    let answer = match supervisor
+        .send(Command::Request {
+            request: Box::new(request),
+            reply,
+        })
+        .await
+    {
         Ok(()) => answer.recv().await.unwrap_or_else(|_| {
             Err(RpcError::new(
                 ErrorCode::ShuttingDown,

@@ -59,7 +59,17 @@ pub struct Spec {
     pub ready: Option<ReadyMode>,
     /// How long it may take to be ready, with a ready mode.
     pub ready_timeout: Duration,
+    /// The variable that tells an instance its number besides `VELOS_INSTANCE`
+    /// (`NODE_APP_INSTANCE` when `None`).
+    pub instance_var: Option<String>,
+    /// A variable of the environment whose number instance K gets plus K.
+    pub increment_var: Option<String>,
 }
+
+/// The variable that tells every process its instance number.
+pub const INSTANCE_ENV: &str = "VELOS_INSTANCE";
+/// The second one, for PM2 compatibility, unless `--instance-var` renames it.
+pub const DEFAULT_INSTANCE_VAR: &str = "NODE_APP_INSTANCE";
 
 /// An environment, shared between the processes that have it.
 pub type Env = Arc<BTreeMap<String, String>>;
@@ -109,7 +119,33 @@ impl Spec {
             listen: self.listen_addresses(),
             ready: self.ready.as_ref().map(ReadyMode::to_string),
             ready_timeout_ms: self.ready.as_ref().map(|_| millis(self.ready_timeout)),
+            instances: None,
+            instance_var: self.instance_var.clone(),
+            increment_var: self.increment_var.clone(),
         }
+    }
+
+    /// The variables instance `instance` gets on top of its environment: its number
+    /// (twice) and, with an increment variable, that variable's number plus the instance.
+    /// The increment variable was checked at start ([`increment_base`]); one that no
+    /// longer reads as a number is left as it is.
+    pub fn instance_env(&self, instance: u32) -> Vec<(String, String)> {
+        let number = instance.to_string();
+        let mut vars = vec![
+            (INSTANCE_ENV.to_owned(), number.clone()),
+            (
+                self.instance_var
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_INSTANCE_VAR.to_owned()),
+                number,
+            ),
+        ];
+        if let Some(var) = &self.increment_var
+            && let Ok(base) = increment_base(var, self.env.as_deref())
+        {
+            vars.push((var.clone(), (base + u64::from(instance)).to_string()));
+        }
+        vars
     }
 
     /// The addresses it listens on, as bound.
@@ -118,6 +154,28 @@ impl Spec {
             .as_ref()
             .map_or_else(Vec::new, |listeners| listeners.addresses())
     }
+}
+
+/// The number in variable `var` of `env` (the daemon's own environment when `None`):
+/// what `--increment-var` adds each instance's number to. The error is one line.
+pub fn increment_base(var: &str, env: Option<&BTreeMap<String, String>>) -> Result<u64, String> {
+    let value = match env {
+        Some(env) => env.get(var).cloned(),
+        None => std::env::var(var).ok(),
+    };
+    let Some(value) = value else {
+        return Err(format!(
+            "--increment-var {}: the variable is not set; set it to the first instance's value (PORT=3000)",
+            velos_proto::echo(var)
+        ));
+    };
+    value.trim().parse::<u64>().map_err(|_| {
+        format!(
+            "--increment-var {}: its value '{}' is not a whole number",
+            velos_proto::echo(var),
+            velos_proto::echo(&value)
+        )
+    })
 }
 
 /// A duration in whole milliseconds, saturating.
@@ -154,8 +212,13 @@ pub struct GroupMark {
 pub struct Entry {
     /// Stable id.
     pub id: u32,
-    /// Unique name.
+    /// The app's name, the same for all its instances.
     pub name: String,
+    /// Which instance of the app it is (0 to N-1); with the name, unique.
+    pub instance: u32,
+    /// The name its log lines carry: `name:K` for an instance of an app of several,
+    /// else the name.
+    pub log_name: String,
     /// Settings.
     pub spec: Spec,
     /// Where it is in its life; changed only by [`Lifecycle::handle`].
@@ -178,7 +241,9 @@ impl Entry {
         let ring = Arc::new(Logs::new(id, &name));
         Entry {
             id,
+            log_name: name.clone(),
             name,
+            instance: 0,
             spec,
             lifecycle: Lifecycle::new(),
             cpu_sample: None,
@@ -187,6 +252,17 @@ impl Entry {
             group: None,
             status_text: None,
         }
+    }
+
+    /// Instance `instance` of the app. Its log lines carry `name:K` as their name when
+    /// `labelled` (the app has several instances), else the app's name.
+    pub fn with_instance(mut self, instance: u32, labelled: bool) -> Entry {
+        self.instance = instance;
+        if labelled {
+            self.log_name = format!("{}:{instance}", self.name);
+            self.ring = Arc::new(Logs::new(self.id, &self.log_name));
+        }
+        self
     }
 
     /// Moves its lifecycle on by `event` (see [`Lifecycle::handle`]).
@@ -218,6 +294,7 @@ impl Entry {
         ProcessInfo {
             id: self.id,
             name: self.name.clone(),
+            instance: self.instance,
             pid: life.pid(),
             status: life.status(),
             exit_code: exit.and_then(|exit| exit.code),
@@ -255,11 +332,12 @@ impl Entry {
     }
 }
 
-/// Every managed process, by id, with a name index.
+/// Every managed process, by id, with an index of apps: each name's instances.
 #[derive(Default)]
 pub struct ProcessTable {
     entries: BTreeMap<u32, Entry>,
-    names: HashMap<String, u32>,
+    /// For each app's name, its instances' ids by instance number.
+    names: HashMap<String, BTreeMap<u32, u32>>,
     /// One past the largest id ever inserted (so it may be 2^32).
     next_id: u64,
 }
@@ -283,25 +361,60 @@ impl ProcessTable {
         free
     }
 
-    /// Whether a process has this name.
+    /// Whether an app has this name.
     pub fn has_name(&self, name: &str) -> bool {
         self.names.contains_key(name)
+    }
+
+    /// Whether the app `name` has instance `instance`.
+    pub fn has_instance(&self, name: &str, instance: u32) -> bool {
+        self.names
+            .get(name)
+            .is_some_and(|instances| instances.contains_key(&instance))
+    }
+
+    /// The instances of the app `name`: (instance number, id), by instance number.
+    pub fn instances(&self, name: &str) -> Vec<(u32, u32)> {
+        self.names
+            .get(name)
+            .map(|instances| instances.iter().map(|(&k, &id)| (k, id)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The lowest instance number the app `name` does not use.
+    pub fn free_instance(&self, name: &str) -> u32 {
+        let mut free = 0;
+        for &instance in self.names.get(name).into_iter().flat_map(BTreeMap::keys) {
+            if instance != free {
+                break;
+            }
+            free += 1;
+        }
+        free
     }
 
     /// Adds an entry; ids are not reused while the daemon runs, until the largest id is
     /// `u32::MAX` (see [`ProcessTable::next_id`]).
     pub fn insert(&mut self, entry: Entry) {
-        debug_assert!(!self.names.contains_key(&entry.name));
+        debug_assert!(!self.has_instance(&entry.name, entry.instance));
         debug_assert!(!self.entries.contains_key(&entry.id));
         self.next_id = self.next_id.max(u64::from(entry.id) + 1);
-        self.names.insert(entry.name.clone(), entry.id);
+        self.names
+            .entry(entry.name.clone())
+            .or_default()
+            .insert(entry.instance, entry.id);
         self.entries.insert(entry.id, entry);
     }
 
     /// Removes an entry.
     pub fn remove(&mut self, id: u32) -> Option<Entry> {
         let entry = self.entries.remove(&id)?;
-        self.names.remove(&entry.name);
+        if let Some(instances) = self.names.get_mut(&entry.name) {
+            instances.remove(&entry.instance);
+            if instances.is_empty() {
+                self.names.remove(&entry.name);
+            }
+        }
         Some(entry)
     }
 
@@ -325,16 +438,23 @@ impl ProcessTable {
         self.entries.len()
     }
 
-    /// The ids a target names: one, or every id for `all` (possibly none).
+    /// The ids a target names: one, every instance of an app (by instance number), or
+    /// every id for `all` (possibly none).
     pub fn resolve(&self, target: &Target) -> Result<Vec<u32>, Error> {
         let found = match target {
             Target::All => return Ok(self.entries.keys().copied().collect()),
-            Target::Id(id) => self.entries.contains_key(id).then_some(*id),
-            Target::Name(name) => self.names.get(name).copied(),
+            Target::Id(id) => self.entries.contains_key(id).then(|| vec![*id]),
+            Target::Name(name) => self
+                .names
+                .get(name)
+                .map(|instances| instances.values().copied().collect()),
+            Target::Instance { name, instance } => self
+                .names
+                .get(name)
+                .and_then(|instances| instances.get(instance))
+                .map(|&id| vec![id]),
         };
-        found
-            .map(|id| vec![id])
-            .ok_or_else(|| Error::NotFound(target.clone()))
+        found.ok_or_else(|| Error::NotFound(target.clone()))
     }
 }
 
@@ -363,6 +483,8 @@ pub(crate) mod tests {
             listen: None,
             ready: None,
             ready_timeout: Duration::from_secs(30),
+            instance_var: None,
+            increment_var: None,
         }
     }
 
@@ -390,6 +512,63 @@ pub(crate) mod tests {
         table.remove(0);
         assert!(!table.has_name("api"));
         assert_eq!(table.next_id(), 2, "ids are not reused");
+    }
+
+    #[test]
+    fn instances_resolve_by_name_and_by_name_k_and_free_numbers_are_reused() {
+        let mut table = ProcessTable::default();
+        for (id, instance) in [(0, 0), (1, 1), (2, 2)] {
+            table.insert(Entry::new(id, "web".into(), spec()).with_instance(instance, true));
+        }
+        table.insert(Entry::new(3, "worker".into(), spec()));
+        assert_eq!(
+            table.resolve(&Target::Name("web".into())).unwrap(),
+            [0, 1, 2]
+        );
+        let web1 = Target::Instance {
+            name: "web".into(),
+            instance: 1,
+        };
+        assert_eq!(table.resolve(&web1).unwrap(), [1]);
+        assert_eq!(table.free_instance("web"), 3);
+        table.remove(1);
+        assert!(matches!(table.resolve(&web1), Err(Error::NotFound(_))));
+        assert_eq!(table.free_instance("web"), 1, "the lowest free number");
+        assert_eq!(table.instances("web"), [(0, 0), (2, 2)]);
+        assert_eq!(table.get(2).unwrap().info().instance, 2);
+        table.remove(0);
+        table.remove(2);
+        assert!(!table.has_name("web"));
+        assert_eq!(table.free_instance("web"), 0);
+    }
+
+    #[test]
+    fn each_instance_gets_its_number_and_an_incremented_variable() {
+        let mut spec = spec();
+        spec.env = Some(Arc::new(BTreeMap::from([("PORT".into(), "3000".into())])));
+        spec.increment_var = Some("PORT".into());
+        let vars = spec.instance_env(2);
+        assert_eq!(
+            vars,
+            [
+                ("VELOS_INSTANCE".to_owned(), "2".to_owned()),
+                ("NODE_APP_INSTANCE".to_owned(), "2".to_owned()),
+                ("PORT".to_owned(), "3002".to_owned()),
+            ]
+        );
+        spec.instance_var = Some("INSTANCE_ID".into());
+        assert_eq!(spec.instance_env(0)[1], ("INSTANCE_ID".into(), "0".into()));
+        let env = BTreeMap::from([("PORT".to_owned(), "eighty".to_owned())]);
+        assert!(
+            increment_base("PORT", Some(&env))
+                .unwrap_err()
+                .contains("not a whole number")
+        );
+        assert!(
+            increment_base("NOPE", Some(&env))
+                .unwrap_err()
+                .contains("not set")
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod logs;
 mod monit;
 mod outcome;
 mod save;
+mod scale;
 mod start;
 mod startup;
 
@@ -45,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
     let style = Style::detect();
     match cli.command {
         Command::Start(args) => start::run(*args),
+        Command::Scale { name, count } => scale::run(&name, &count),
         Command::Stop { target } => change::run(&target, Change::Stop),
         Command::Restart { target, update_env } => {
             change::run(&target, Change::Restart { update_env })

@@ -37,15 +37,25 @@ pub fn run(args: StartArgs) -> Result<()> {
     let no_wait = args.no_wait;
     let params = start_params(args, &cwd, current_env())?;
     let what = format!("the start of '{}'", shown_name(&params));
+    let count = params.instances.unwrap_or(1);
     let mut client = daemon()?;
     let started = block_on(client.start(params)).map_err(|err| explain_change(err, &what))?;
-    let started = if no_wait {
-        started
-    } else {
-        wait_until_ready(&mut client, started)?
-    };
-    writeln!(io::stdout().lock(), "{}", report(&started)?)?;
-    Ok(())
+    let instances = started_instances(&mut client, started, count)?;
+    let labelled = instances.len() > 1;
+    let mut failure = None;
+    for process in instances {
+        let ready = match no_wait {
+            true => Ok(process),
+            false => wait_until_ready(&mut client, process),
+        };
+        match ready.and_then(|process| report(&process, labelled)) {
+            Ok(line) => writeln!(io::stdout().lock(), "{line}")?,
+            Err(err) => {
+                failure.get_or_insert(err);
+            }
+        }
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 /// How often `velos start` looks whether a process with a ready mode is ready yet.
@@ -133,12 +143,32 @@ fn not_ready_message(process: &ProcessInfo) -> String {
     )
 }
 
-/// The line saying a process started, or the error saying it could not.
-pub fn report(started: &ProcessInfo) -> Result<String> {
-    if started.status == ProcessStatus::Errored {
-        bail!("{}", failure_message(started));
+/// What a start of `count` instances made: `first` (instance 0) alone, or every
+/// instance of its app, by instance number.
+fn started_instances(
+    client: &mut Client,
+    first: ProcessInfo,
+    count: u32,
+) -> Result<Vec<ProcessInfo>> {
+    if count <= 1 {
+        return Ok(vec![first]);
     }
-    Ok(started_line(started))
+    let mut instances: Vec<ProcessInfo> = block_on(client.list())
+        .map_err(explain)?
+        .into_iter()
+        .filter(|process| process.name == first.name)
+        .collect();
+    instances.sort_by_key(|process| process.instance);
+    Ok(instances)
+}
+
+/// The line saying a process started, or the error saying it could not; `labelled`
+/// names it `name:K` (an instance of an app of several).
+pub fn report(started: &ProcessInfo, labelled: bool) -> Result<String> {
+    if started.status == ProcessStatus::Errored {
+        bail!("{}", failure_message(started, labelled));
+    }
+    Ok(started_line(started, labelled))
 }
 
 /// What `velos start velos.toml` does with one app.
@@ -202,6 +232,7 @@ pub fn start_one(
     outcomes: &mut Outcomes,
     wait: bool,
 ) -> Result<()> {
+    let count = params.instances.unwrap_or(1);
     let started = match block_on(client.start(params)) {
         Ok(started) => started,
         // The daemon's refusal is about this app; anything else (no answer, a lost
@@ -216,16 +247,20 @@ pub fn start_one(
                 .with_context(|| format!("starting '{name}' from {}", config.shown()));
         }
     };
-    let ready = match wait {
-        true => wait_until_ready(client, started),
-        false => Ok(started),
-    };
-    match ready.and_then(|started| report(&started)) {
-        Ok(line) => {
-            outcomes.succeeded();
-            writeln!(io::stdout().lock(), "{line}")?;
+    let instances = started_instances(client, started, count)?;
+    let labelled = instances.len() > 1;
+    for process in instances {
+        let ready = match wait {
+            true => wait_until_ready(client, process),
+            false => Ok(process),
+        };
+        match ready.and_then(|process| report(&process, labelled)) {
+            Ok(line) => {
+                outcomes.succeeded();
+                writeln!(io::stdout().lock(), "{line}")?;
+            }
+            Err(err) => outcomes.failed(err.to_string()),
         }
-        Err(err) => outcomes.failed(err.to_string()),
     }
     Ok(())
 }
@@ -260,17 +295,27 @@ fn start_params(args: StartArgs, cwd: &Path, env: BTreeMap<String, String>) -> R
         })
 }
 
+/// `app`, or `app:K` when `labelled`.
+fn shown(process: &ProcessInfo, labelled: bool) -> String {
+    if labelled {
+        format!("{}:{}", process.name, process.instance)
+    } else {
+        process.name.clone()
+    }
+}
+
 /// `started 'app' (id 0, pid 1234)`
-fn started_line(process: &ProcessInfo) -> String {
+fn started_line(process: &ProcessInfo, labelled: bool) -> String {
+    let name = shown(process, labelled);
     match process.pid {
-        Some(pid) => format!("started '{}' (id {}, pid {pid})", process.name, process.id),
-        None => format!("started '{}' (id {})", process.name, process.id),
+        Some(pid) => format!("started '{name}' (id {}, pid {pid})", process.id),
+        None => format!("started '{name}' (id {})", process.id),
     }
 }
 
 /// Why a process that could not start did not, and what to do about it.
-fn failure_message(process: &ProcessInfo) -> String {
-    let name = &process.name;
+fn failure_message(process: &ProcessInfo, labelled: bool) -> String {
+    let name = shown(process, labelled);
     let reason = process.error.as_deref().unwrap_or("it exited at once");
     format!(
         "'{name}' (id {}) could not start: {reason} (see 'velos logs {name}'; remove it with \
@@ -304,6 +349,9 @@ mod tests {
             ready: None,
             ready_timeout: None,
             no_wait: false,
+            instances: None,
+            instance_var: None,
+            increment_var: None,
             args: vec![],
         }
     }
@@ -434,14 +482,21 @@ mod tests {
     fn the_started_line_names_id_and_pid() {
         let mut process = process(0, "app", ProcessStatus::Running);
         process.pid = Some(1234);
-        assert_eq!(started_line(&process), "started 'app' (id 0, pid 1234)");
+        assert_eq!(
+            started_line(&process, false),
+            "started 'app' (id 0, pid 1234)"
+        );
+        assert_eq!(
+            started_line(&process, true),
+            "started 'app:0' (id 0, pid 1234)"
+        );
         process.status = ProcessStatus::Errored;
         process.pid = None;
         process.error = Some("cannot run 'node': not found".into());
-        assert!(failure_message(&process).starts_with(
+        assert!(failure_message(&process, false).starts_with(
             "'app' (id 0) could not start: cannot run 'node': not found (see 'velos logs app'"
         ));
-        assert!(report(&process).is_err());
+        assert!(report(&process, false).is_err());
         process.status = ProcessStatus::Stopped;
         assert_eq!(
             skipped_line(&process),

@@ -102,7 +102,7 @@ impl Supervisor {
                 if let Some(entry) = self.table.remove(id) {
                     logs::lock(&entry.ring).deleted();
                     if remove_logs {
-                        logfiles::remove(&self.home.logs_dir(), &entry.name);
+                        logfiles::remove(&self.home.logs_dir(), &entry.name, entry.instance);
                     }
                 }
             }
@@ -261,6 +261,17 @@ impl Supervisor {
                 return;
             }
         };
+        self.stop_ids(then, after, ids, reply);
+    }
+
+    /// [`Supervisor::stop_then`] for the processes `ids`, in that order.
+    pub(super) fn stop_ids(
+        &mut self,
+        then: Then,
+        after: After,
+        ids: Vec<u32>,
+        reply: Option<Reply>,
+    ) {
         // One look at our children for every process the request stops.
         let running = ids.iter().any(|&id| {
             self.table
@@ -312,6 +323,7 @@ impl Supervisor {
     pub(super) fn finish(&mut self, after: After, infos: Vec<ProcessInfo>, reply: Option<Reply>) {
         let answer = match after {
             After::Answer(response) => response(infos),
+            After::Scaled(name) => Response::Scale(self.app_infos(&name)),
             After::Kill => Response::Kill,
             After::Exit => {
                 let _ = self.exit.try_send(());

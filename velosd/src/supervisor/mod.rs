@@ -29,13 +29,13 @@ use async_channel::{Receiver, Sender};
 use velos_proto::home::process_name;
 use velos_proto::{
     DEFAULT_READY_TIMEOUT, Home, LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo,
-    ReadyMode, Request, Response, RpcError, StartParams, Stream, Target, frame,
+    ReadyMode, Request, Response, RpcError, ScaleParams, StartParams, Stream, Target, frame,
 };
 
 use crate::error::Error;
 use crate::follow::{FollowStream, Follower};
 use crate::launch::{Ending, launch};
-use crate::lifecycle::{Event, Exit, Then, Timer};
+use crate::lifecycle::{Attempt, Event, Exit, Then, Timer};
 use crate::logs;
 use crate::orphans::{self, Stray};
 use crate::persist::{ListEncoder, StateWriter};
@@ -80,8 +80,9 @@ pub type FollowReply = Sender<Result<(LogLines, FollowStream), RpcError>>;
 pub enum Command {
     /// A client's request, with where to send the answer.
     Request {
-        /// The request.
-        request: Request,
+        /// The request (boxed: a start is large, and every command is as large as the
+        /// largest).
+        request: Box<Request>,
         /// Where the answer goes.
         reply: Reply,
     },
@@ -165,6 +166,8 @@ pub enum After {
     /// `process.stop`, `process.restart`, `process.delete`: answer with their state, as
     /// the method's own response (`Response::Stop`, ...).
     Answer(fn(Vec<ProcessInfo>) -> Response),
+    /// `process.scale` down: answer with the app's remaining instances.
+    Scaled(String),
     /// `daemon.kill`: answer; the connection then tells the daemon to exit.
     Kill,
     /// Shutdown by signal: tell the daemon to exit.
@@ -282,7 +285,7 @@ impl Supervisor {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Request { request, reply } => self.request(request, reply),
+            Command::Request { request, reply } => self.request(*request, reply),
             Command::Follow { params, reply } => {
                 let _ = reply.try_send(self.follow(params).map_err(RpcError::from));
             }
@@ -361,6 +364,7 @@ impl Supervisor {
             Request::LogFlush(params) => self.flush(&params.target).map(Response::LogFlush),
             Request::Save(params) => self.save(params.force).map(Response::Save),
             Request::Resurrect => self.resurrect_dump().map(Response::Resurrect),
+            Request::Scale(params) => return self.scale(params, reply),
             // Streams are set up by the connection with their own commands.
             other => Err(Error::NotHere(other.method().as_str())),
         };
@@ -418,12 +422,20 @@ impl Supervisor {
         Ok(self.infos(&ids).remove(0))
     }
 
+    /// `process.start`: the app's instances (one unless `instances` says more), each its
+    /// own entry numbered 0 to N-1. Answers with instance 0. A start whose first instance
+    /// cannot spawn adds nothing; a later instance that cannot stays, errored with the
+    /// reason.
     fn start(&mut self, params: StartParams) -> Result<ProcessInfo, Error> {
         if self.shutting_down {
             return Err(Error::ShuttingDown);
         }
+        let count = params.instances.unwrap_or(1);
         let id = self.table.next_id();
-        let entry = self.new_entry(id, params)?;
+        let entry = self.new_entry(id, params, 0)?;
+        if self.table.has_name(&entry.name) {
+            return Err(Error::AlreadyExists(entry.name));
+        }
         if TEST_PANIC.get() == Some(&entry.name) {
             panic!(
                 "{} asked for a panic on starting '{}'",
@@ -431,7 +443,9 @@ impl Supervisor {
                 entry.name
             );
         }
-        let mut entry = entry;
+        let labelled = count > 1;
+        let (name, spec) = (entry.name.clone(), entry.spec.clone());
+        let mut entry = entry.with_instance(0, labelled);
         let run = entry.lifecycle.runs() + 1;
         // A start that cannot spawn adds nothing.
         let pid = launch(&mut entry, run, &self.home, &self.commands)?;
@@ -443,20 +457,115 @@ impl Supervisor {
         });
         let info = self.insert(entry);
         self.execute(id, decisions);
+        for instance in 1..count {
+            self.add_instance(&name, &spec, instance, labelled);
+        }
         Ok(info)
     }
 
-    /// Checks a start request and makes the entry it describes (not yet in the table).
-    fn new_entry(&self, id: u32, params: StartParams) -> Result<Entry, Error> {
+    /// Adds instance `instance` of the app `name`, with the settings `spec` (its own log
+    /// files), and starts it; one that cannot spawn stays, errored with the reason.
+    fn add_instance(&mut self, name: &str, spec: &Spec, instance: u32, labelled: bool) -> u32 {
+        let id = self.table.next_id();
+        let mut spec = spec.clone();
+        spec.out_log = self.home.instance_log_path(name, instance, Stream::Out);
+        spec.err_log = self.home.instance_log_path(name, instance, Stream::Err);
+        let mut entry = Entry::new(id, name.to_owned(), spec).with_instance(instance, labelled);
+        let run = entry.lifecycle.runs() + 1;
+        let now = Instant::now();
+        let event = match launch(&mut entry, run, &self.home, &self.commands) {
+            Ok(pid) => {
+                self.leaders.insert(pid);
+                Event::Spawned { run, pid, now }
+            }
+            Err(error) => Event::SpawnFailed {
+                attempt: Attempt::Asked,
+                reason: error.to_string(),
+                now,
+            },
+        };
+        let decisions = entry.handle(event);
+        self.insert(entry);
+        self.execute(id, decisions);
+        id
+    }
+
+    /// `process.scale`: starts instances (lowest free numbers first) or stops and removes
+    /// them (highest numbers first, gracefully) until the app has as many as asked.
+    /// Answers with the app's instances once the new ones are spawned or the removed ones
+    /// have ended.
+    fn scale(&mut self, params: ScaleParams, reply: Reply) {
+        let name = params.name.clone();
+        let instances = self.table.instances(&name);
+        let wanted = if self.shutting_down {
+            Err(Error::ShuttingDown)
+        } else if instances.is_empty() {
+            Err(Error::NotFound(Target::Name(name.clone())))
+        } else {
+            let current = u32::try_from(instances.len()).unwrap_or(u32::MAX);
+            match params.wanted(current) {
+                None => Err(Error::ScaleCount),
+                Some(wanted) if wanted < 1 => Err(Error::ScaleToNone {
+                    name: name.clone(),
+                    wanted,
+                }),
+                Some(wanted) => velos_proto::limits::INSTANCES
+                    .check(u64::try_from(wanted).unwrap_or(u64::MAX))
+                    .map(|wanted| wanted as usize)
+                    .map_err(Error::from),
+            }
+        };
+        let wanted = match wanted {
+            Ok(wanted) => wanted,
+            Err(error) => {
+                let _ = reply.try_send(Err(error.into()));
+                return;
+            }
+        };
+        if wanted < instances.len() {
+            // Highest numbers first: those go.
+            let ids = instances[wanted..]
+                .iter()
+                .rev()
+                .map(|&(_, id)| id)
+                .collect();
+            let then = Then::Delete { logs: false };
+            return self.stop_ids(then, After::Scaled(name), ids, Some(reply));
+        }
+        // The settings of the lowest-numbered instance.
+        let spec = self
+            .table
+            .get(instances[0].1)
+            .map(|entry| entry.spec.clone());
+        if let Some(spec) = spec {
+            for _ in instances.len()..wanted {
+                let instance = self.table.free_instance(&name);
+                self.add_instance(&name, &spec, instance, true);
+            }
+        }
+        let _ = reply.try_send(Ok(Response::Scale(self.app_infos(&name))));
+    }
+
+    /// Every instance of the app `name`, by instance number, with fresh figures.
+    pub(super) fn app_infos(&mut self, name: &str) -> Vec<ProcessInfo> {
+        let ids: Vec<u32> = self
+            .table
+            .instances(name)
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        self.infos(&ids)
+    }
+
+    /// Checks a start request and makes the entry it describes (not yet in the table),
+    /// as instance `instance` of its app (which names its log files).
+    fn new_entry(&self, id: u32, params: StartParams, instance: u32) -> Result<Entry, Error> {
         params.check_ranges()?;
         let script = PathBuf::from(&params.script);
         if !script.is_absolute() {
             return Err(Error::RelativeScript(params.script));
         }
         let name = process_name(params.name.as_deref(), &script)?;
-        if self.table.has_name(&name) {
-            return Err(Error::AlreadyExists(name));
-        }
         if !script.is_file() {
             return Err(Error::ScriptNotFound(params.script));
         }
@@ -478,9 +587,20 @@ impl Supervisor {
         if !cwd.is_dir() {
             return Err(Error::BadCwd(cwd.to_string_lossy().into_owned()));
         }
+        let instance_var = params.instance_var.filter(|var| !var.is_empty());
+        if let Some(var) = &instance_var
+            && !is_variable_name(var)
+        {
+            return Err(Error::BadInstanceVar(var.clone()));
+        }
+        let increment_var = params.increment_var.filter(|var| !var.is_empty());
+        if let Some(var) = &increment_var {
+            crate::state::increment_base(var, params.env.as_ref())
+                .map_err(Error::BadIncrementVar)?;
+        }
         let spec = Spec {
-            out_log: self.home.log_path(&name, Stream::Out),
-            err_log: self.home.log_path(&name, Stream::Err),
+            out_log: self.home.instance_log_path(&name, instance, Stream::Out),
+            err_log: self.home.instance_log_path(&name, instance, Stream::Err),
             script,
             interpreter: line.interpreter,
             requested_interpreter: params.interpreter.filter(|i| !i.is_empty()),
@@ -505,6 +625,8 @@ impl Supervisor {
                 .map_or(DEFAULT_READY_TIMEOUT, Duration::from_millis),
             // Last: a start refused for another reason binds nothing, not even briefly.
             listen: crate::listen::Listeners::bind(&name, &params.listen)?,
+            instance_var,
+            increment_var,
         };
         Ok(Entry::new(id, name, spec))
     }
@@ -589,4 +711,12 @@ fn escaped_of(strays: &[Stray], id: u32, run: u64) -> Vec<u32> {
         .filter(|stray| stray.run == Some((id, run)))
         .map(|stray| stray.pid)
         .collect()
+}
+
+/// Whether `text` can name an environment variable: letters, digits and `_`, not
+/// starting with a digit.
+fn is_variable_name(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with(|c: char| c.is_ascii_digit())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }

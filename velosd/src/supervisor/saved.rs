@@ -13,6 +13,7 @@
 //! all (its script is gone) is answered as errored without an entry, and stays in the
 //! file for the next try.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use velos_proto::{ProcessInfo, ProcessStatus, Saved, StartParams};
@@ -109,8 +110,14 @@ impl Supervisor {
     /// stopped entries.
     pub(super) fn restore(&mut self, list: SavedList) -> Restored {
         let mut restored = Restored::default();
-        for saved in list.restore() {
-            if self.table.has_name(&saved.name) {
+        let saved = list.restore();
+        // Apps of several instances label their log lines `name:K`.
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for saved in &saved {
+            *counts.entry(saved.name.clone()).or_default() += 1;
+        }
+        for saved in saved {
+            if self.table.has_instance(&saved.name, saved.instance) {
                 continue;
             }
             let id = if self.table.get(saved.id).is_none() {
@@ -118,8 +125,9 @@ impl Supervisor {
             } else {
                 self.table.next_id()
             };
-            let mut entry = match self.new_entry(id, saved.params.clone()) {
-                Ok(entry) => entry,
+            let labelled = saved.instance > 0 || counts.get(&saved.name).is_some_and(|n| *n > 1);
+            let mut entry = match self.new_entry(id, saved.params.clone(), saved.instance) {
+                Ok(entry) => entry.with_instance(saved.instance, labelled),
                 Err(error) => {
                     let reason = format!("not brought back: {error}");
                     restored

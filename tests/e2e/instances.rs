@@ -1,0 +1,333 @@
+//! Instances (issue 11): `start -i N` runs N instances under one name, each its own entry
+//! (`name:K`, own id, pid and log files) with `VELOS_INSTANCE`, `NODE_APP_INSTANCE` (or
+//! `--instance-var`) and `--increment-var`; `velos scale` adds instances at the lowest
+//! free numbers and stops the highest ones gracefully; `list`, `info`, `logs` show which
+//! instance is which; the config file takes `instances`, `instance_var`, `increment_var`.
+
+use std::path::Path;
+
+use serde_json::Value;
+use velos_proto::Stream;
+
+use crate::harness::{TestHome, WAIT, fixture, wait_until};
+
+/// `velos list --json` entries of the app `name`, by instance number.
+fn instances(home: &TestHome, name: &str) -> Vec<Value> {
+    let output = home.velos(&["list", "--json"]);
+    output.success();
+    let mut found: Vec<Value> = output
+        .json()
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .filter(|entry| entry["name"] == name)
+        .cloned()
+        .collect();
+    found.sort_by_key(|entry| entry["instance"].as_u64());
+    for entry in &found {
+        if let Some(pid) = entry["pid"].as_i64() {
+            home.record(pid as i32);
+        }
+    }
+    found
+}
+
+/// The instance numbers of `name`'s entries.
+fn numbers(entries: &[Value]) -> Vec<u64> {
+    entries
+        .iter()
+        .map(|entry| entry["instance"].as_u64().expect("an integer instance"))
+        .collect()
+}
+
+/// Waits until every instance of `name` runs, and returns them.
+#[track_caller]
+fn wait_all_running(home: &TestHome, name: &str, count: usize) -> Vec<Value> {
+    wait_until(
+        WAIT,
+        &format!("{count} running instances of {name}"),
+        || {
+            let found = instances(home, name);
+            let running = found
+                .iter()
+                .filter(|entry| entry["status"] == "running" && entry["pid"].is_i64())
+                .count();
+            if found.len() == count && running == count {
+                Ok(found)
+            } else {
+                Err(format!("{found:#?}"))
+            }
+        },
+    )
+}
+
+/// The text of instance `instance`'s stdout log file of `name`.
+fn instance_log(home: &TestHome, name: &str, instance: u32) -> String {
+    let path = home.home().instance_log_path(name, instance, Stream::Out);
+    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+}
+
+fn term_dir(home: &TestHome) -> String {
+    let dir = home.path().join("terms");
+    std::fs::create_dir_all(&dir).expect("create the SIGTERM directory");
+    dir.to_str().expect("a UTF-8 path").to_owned()
+}
+
+#[test]
+fn start_with_instances_gives_each_its_number_environment_and_log_files() {
+    let home = TestHome::new();
+    let terms = format!("TERM_DIR={}", term_dir(&home));
+    let script = fixture("instance.sh");
+    let output = home.velos(&[
+        "start",
+        &script,
+        "--name",
+        "web",
+        "-i",
+        "3",
+        "--env",
+        "PORT=4000",
+        "--env",
+        &terms,
+        "--increment-var",
+        "PORT",
+    ]);
+    output.success();
+    let stdout = output.stdout_str();
+    for k in 0..3 {
+        assert!(
+            stdout.contains(&format!("started 'web:{k}' (id ")),
+            "{stdout}"
+        );
+    }
+    let web = wait_all_running(&home, "web", 3);
+    assert_eq!(numbers(&web), [0, 1, 2]);
+    let mut ids: Vec<u64> = web
+        .iter()
+        .map(|entry| entry["id"].as_u64().unwrap())
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each instance has its own id: {web:#?}");
+    // Each has its own log files, and its own number in its environment.
+    for k in 0..3u32 {
+        let expected = format!("instance={k} node={k} id=unset port={}", 4000 + k);
+        wait_until(WAIT, &format!("web:{k}'s first line"), || {
+            let log = instance_log(&home, "web", k);
+            if log.contains(&expected) {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        });
+        let entry = &web[k as usize];
+        let out_log = entry["out_log"].as_str().unwrap();
+        assert_eq!(
+            Path::new(out_log),
+            home.home().instance_log_path("web", k, Stream::Out)
+        );
+    }
+    // `name:K` addresses one instance.
+    let info = home.velos(&["info", "web:1", "--json"]);
+    info.success();
+    let info = info.json();
+    assert_eq!(
+        (info["name"].as_str(), info["instance"].as_u64()),
+        (Some("web"), Some(1))
+    );
+    // The table shows which instance each row is; `logs` prefixes each line with it.
+    let table = home.velos(&["list"]).success().stdout_str();
+    for k in 0..3 {
+        assert!(table.contains(&format!("web:{k}")), "{table}");
+    }
+    let logs = home
+        .velos(&["logs", "web", "--lines", "5"])
+        .success()
+        .stdout_str();
+    for k in 0..3 {
+        assert!(logs.contains(&format!("web:{k} | instance={k} ")), "{logs}");
+    }
+    // Stopping one instance leaves the others running.
+    home.velos(&["stop", "web:0"]).success();
+    let web = instances(&home, "web");
+    let statuses: Vec<&str> = web
+        .iter()
+        .map(|entry| entry["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["stopped", "running", "running"]);
+}
+
+#[test]
+fn instance_var_renames_the_pm2_variable_and_a_bad_increment_var_adds_nothing() {
+    let home = TestHome::new();
+    let script = fixture("instance.sh");
+    home.velos(&[
+        "start",
+        &script,
+        "--name",
+        "api",
+        "-i",
+        "2",
+        "--instance-var",
+        "INSTANCE_ID",
+    ])
+    .success();
+    wait_all_running(&home, "api", 2);
+    for k in 0..2u32 {
+        let expected = format!("instance={k} node=unset id={k} port=");
+        wait_until(WAIT, &format!("api:{k}'s first line"), || {
+            let log = instance_log(&home, "api", k);
+            if log.contains(&expected) {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        });
+    }
+    // A variable that is not set cannot be incremented: refused, nothing added.
+    let refused = home
+        .cmd(&[
+            "start",
+            &script,
+            "--name",
+            "other",
+            "-i",
+            "2",
+            "--increment-var",
+            "NO_SUCH_PORT",
+        ])
+        .run();
+    let error = refused.error();
+    assert!(
+        error.contains("NO_SUCH_PORT") && error.contains("not set"),
+        "{error}"
+    );
+    assert!(instances(&home, "other").is_empty());
+}
+
+#[test]
+fn scale_adds_at_the_lowest_free_number_and_removes_the_highest_gracefully() {
+    let home = TestHome::new();
+    let terms = term_dir(&home);
+    let script = fixture("instance.sh");
+    home.velos(&[
+        "start",
+        &script,
+        "--name",
+        "web",
+        "-i",
+        "2",
+        "--env",
+        &format!("TERM_DIR={terms}"),
+    ])
+    .success();
+    wait_all_running(&home, "web", 2);
+
+    // To a count.
+    let scaled = home.velos(&["scale", "web", "4"]).success().stdout_str();
+    assert!(scaled.contains("'web' has 4 instances"), "{scaled}");
+    assert_eq!(numbers(&wait_all_running(&home, "web", 4)), [0, 1, 2, 3]);
+
+    // A removed number is the next one given out.
+    home.velos(&["delete", "web:1"]).success();
+    assert_eq!(numbers(&instances(&home, "web")), [0, 2, 3]);
+    std::fs::remove_file(Path::new(&terms).join("term-1")).expect("web:1 got SIGTERM");
+    home.velos(&["scale", "web", "+1"]).success();
+    let web = wait_all_running(&home, "web", 4);
+    assert_eq!(numbers(&web), [0, 1, 2, 3]);
+    wait_until(WAIT, "the new web:1's first line", || {
+        let log = instance_log(&home, "web", 1);
+        if log.contains("instance=1 node=1") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+
+    // `-1` is a count, not a flag: the highest number goes, after a SIGTERM.
+    let pid3 = web[3]["pid"].as_i64().unwrap() as i32;
+    home.velos(&["scale", "web", "-1"]).success();
+    assert_eq!(numbers(&instances(&home, "web")), [0, 1, 2]);
+    let term3 = Path::new(&terms).join("term-3");
+    assert_eq!(
+        std::fs::read_to_string(&term3).unwrap_or_default(),
+        "SIGTERM\n",
+        "web:3 was stopped with SIGTERM"
+    );
+    assert!(!crate::harness::pid_alive(pid3), "web:3's process is gone");
+
+    // Down to a count, highest first.
+    home.velos(&["scale", "web", "2"]).success();
+    assert_eq!(numbers(&instances(&home, "web")), [0, 1]);
+    assert!(Path::new(&terms).join("term-2").exists());
+    assert!(!Path::new(&terms).join("term-1").exists());
+
+    // Never to none, never for an app that does not exist, never for a bad count.
+    let error = home.cmd(&["scale", "web", "-2"]).run().error();
+    assert!(
+        error.contains("would leave no instance") && error.contains("velos delete web"),
+        "{error}"
+    );
+    let error = home.cmd(&["scale", "nope", "2"]).run().error();
+    assert!(error.contains("no process named 'nope'"), "{error}");
+    let error = home.cmd(&["scale", "web", "two"]).run().error();
+    assert!(error.contains("not a count"), "{error}");
+    assert_eq!(numbers(&instances(&home, "web")), [0, 1]);
+}
+
+#[test]
+fn a_config_file_starts_instances_with_its_variables() {
+    let home = TestHome::new();
+    let dir = home.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(fixture("instance.sh"), dir.join("instance.sh")).unwrap();
+    std::fs::write(
+        dir.join("velos.toml"),
+        r#"
+[[apps]]
+name = "web"
+script = "instance.sh"
+instances = 2
+instance_var = "INSTANCE_ID"
+increment_var = "PORT"
+env = { PORT = 5000 }
+"#,
+    )
+    .unwrap();
+    let config = dir.join("velos.toml");
+    home.velos(&["start", config.to_str().unwrap()]).success();
+    wait_all_running(&home, "web", 2);
+    for k in 0..2u32 {
+        let expected = format!("instance={k} node=unset id={k} port={}", 5000 + k);
+        wait_until(WAIT, &format!("web:{k}'s first line"), || {
+            let log = instance_log(&home, "web", k);
+            if log.contains(&expected) {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        });
+    }
+}
+
+#[test]
+fn instances_come_back_with_their_numbers_after_save_kill_resurrect() {
+    let home = TestHome::new();
+    let script = fixture("instance.sh");
+    home.velos(&["start", &script, "--name", "web", "-i", "3"])
+        .success();
+    wait_all_running(&home, "web", 3);
+    home.velos(&["delete", "web:1"]).success();
+    home.velos(&["save"]).success();
+    home.velos(&["kill"]).success();
+    home.velos(&["resurrect"]).success();
+    let web = wait_all_running(&home, "web", 2);
+    assert_eq!(numbers(&web), [0, 2]);
+    // They write to their own files again, and the next instance is the free number 1.
+    home.velos(&["scale", "web", "+1"]).success();
+    assert_eq!(numbers(&wait_all_running(&home, "web", 3)), [0, 1, 2]);
+    let logs = home
+        .velos(&["logs", "web", "--lines", "1"])
+        .success()
+        .stdout_str();
+    assert!(logs.contains("web:2 | instance=2"), "{logs}");
+}
