@@ -331,3 +331,42 @@ fn instances_come_back_with_their_numbers_after_save_kill_resurrect() {
         .stdout_str();
     assert!(logs.contains("web:2 | instance=2"), "{logs}");
 }
+
+#[test]
+fn instances_share_the_apps_listening_socket_and_come_back_with_it() {
+    let home = TestHome::new();
+    let script = fixture("instance.sh");
+    home.velos(&[
+        "start",
+        &script,
+        "--name",
+        "web",
+        "-i",
+        "2",
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .success();
+    let listen_of = |entries: &[Value]| -> Vec<Value> {
+        entries
+            .iter()
+            .map(|entry| entry["listen"].clone())
+            .collect()
+    };
+    let web = wait_all_running(&home, "web", 2);
+    let bound = listen_of(&web);
+    let address = bound[0][0].as_str().expect("a bound address").to_owned();
+    assert!(!address.ends_with(":0"), "the real port: {address}");
+    assert_eq!(bound[1], bound[0], "one socket for the app: {web:#?}");
+    // A third instance shares it too; after a resurrect, all of them listen on it again.
+    home.velos(&["scale", "web", "3"]).success();
+    assert_eq!(listen_of(&wait_all_running(&home, "web", 3))[2], bound[0]);
+    home.velos(&["save"]).success();
+    home.velos(&["kill"]).success();
+    home.velos(&["resurrect"]).success();
+    let back = wait_all_running(&home, "web", 3);
+    assert!(
+        listen_of(&back).iter().all(|listen| *listen == bound[0]),
+        "{back:#?}"
+    );
+}

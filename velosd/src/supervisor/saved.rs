@@ -126,8 +126,25 @@ impl Supervisor {
                 self.table.next_id()
             };
             let labelled = saved.instance > 0 || counts.get(&saved.name).is_some_and(|n| *n > 1);
-            let mut entry = match self.new_entry(id, saved.params.clone(), saved.instance) {
-                Ok(entry) => entry.with_instance(saved.instance, labelled),
+            // The instances of an app share its listening sockets: bound once, by the
+            // first one brought back.
+            let shared = self
+                .table
+                .instances(&saved.name)
+                .first()
+                .and_then(|&(_, id)| self.table.get(id))
+                .and_then(|entry| entry.spec.listen.clone());
+            let mut params = saved.params.clone();
+            if shared.is_some() {
+                params.listen.clear();
+            }
+            let mut entry = match self.new_entry(id, params, saved.instance) {
+                Ok(mut entry) => {
+                    if shared.is_some() {
+                        entry.spec.listen = shared;
+                    }
+                    entry.with_instance(saved.instance, labelled)
+                }
                 Err(error) => {
                     let reason = format!("not brought back: {error}");
                     restored
