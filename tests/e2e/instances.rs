@@ -370,3 +370,33 @@ fn instances_share_the_apps_listening_socket_and_come_back_with_it() {
         "{back:#?}"
     );
 }
+
+#[test]
+fn scale_up_waits_until_the_new_instances_are_ready() {
+    let home = TestHome::new();
+    let script = fixture("instance.sh");
+    // Ready once it printed its first line, a second after it starts.
+    home.velos(&[
+        "start",
+        &script,
+        "--name",
+        "web",
+        "--ready",
+        "log:instance=",
+        "--env",
+        "DELAY=1",
+    ])
+    .success();
+    let scaled = home.velos(&["scale", "web", "3"]).success().stdout_str();
+    for k in 0..3 {
+        assert!(
+            scaled.contains(&format!("web:{k} (id {k}, pid ")) && !scaled.contains("starting"),
+            "{scaled}"
+        );
+    }
+    let web = instances(&home, "web");
+    assert!(
+        web.iter().all(|entry| entry["status"] == "running"),
+        "{web:#?}"
+    );
+}

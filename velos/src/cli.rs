@@ -60,7 +60,8 @@ pub enum Command {
     /// Start or stop instances of an app until it has N, or N more (+N), or N fewer (-N)
     ///
     /// New instances take the lowest free numbers and the settings of the app's
-    /// lowest-numbered instance. Instances that go are the highest-numbered, stopped
+    /// lowest-numbered instance; with a ready mode, scale waits until they are ready, as
+    /// start does. Instances that go are the highest-numbered, stopped
     /// gracefully (SIGTERM, then SIGKILL after the kill timeout) and removed from the
     /// list; their log files stay. An app cannot be scaled to 0: `velos delete` removes it.
     ///

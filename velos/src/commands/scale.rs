@@ -1,28 +1,46 @@
 //! `velos scale <name> N|+N|-N`: as many instances of an app as asked.
 //!
 //! The count is read here (`-1` is a count, not a flag: clap takes it as a value), the
-//! daemon does the rest (`process.scale`) and answers with the app's instances, one line
-//! each on stdout.
+//! daemon does the rest (`process.scale`) and answers with the app's instances once the
+//! new ones are spawned; new instances of an app with a ready mode are then waited for
+//! until ready, as `velos start` waits. One line per instance on stdout.
 
 use std::io::{self, Write};
 
 use anyhow::{Result, anyhow};
 use futures_lite::future::block_on;
-use velos_proto::{ProcessInfo, ScaleParams};
+use velos_proto::{ProcessInfo, ProcessStatus, ScaleParams};
 
-use super::{daemon, explain_change};
+use super::{daemon, explain_change, start};
 
 /// Runs `velos scale`.
 pub fn run(name: &str, count: &str) -> Result<()> {
     let params = ScaleParams::parse(name, count).map_err(|err| anyhow!(err))?;
     let what = format!("the scaling of '{name}'");
-    let instances = block_on(daemon()?.scale(params)).map_err(|err| explain_change(err, &what))?;
+    let mut client = daemon()?;
+    let instances = block_on(client.scale(params)).map_err(|err| explain_change(err, &what))?;
+    // New instances of an app with a ready mode are `starting`: wait until each is ready,
+    // as `velos start` does.
+    let mut failure = None;
+    let mut ready = Vec::with_capacity(instances.len());
+    for process in instances {
+        if process.status != ProcessStatus::Starting {
+            ready.push(process);
+            continue;
+        }
+        match start::wait_until_ready(&mut client, process) {
+            Ok(process) => ready.push(process),
+            Err(err) => {
+                failure.get_or_insert(err);
+            }
+        }
+    }
     let mut stdout = io::stdout().lock();
-    writeln!(stdout, "{}", summary(name, &instances))?;
-    for process in &instances {
+    writeln!(stdout, "{}", summary(name, &ready))?;
+    for process in &ready {
         writeln!(stdout, "  {}", instance_line(process))?;
     }
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }
 
 /// `'web' has 3 instances`
@@ -44,8 +62,6 @@ fn instance_line(process: &ProcessInfo) -> String {
 
 #[cfg(test)]
 mod tests {
-    use velos_proto::ProcessStatus;
-
     use super::*;
     use crate::output::tests::process;
 
