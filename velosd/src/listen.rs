@@ -390,6 +390,21 @@ mod tests {
             .unwrap();
         let names: Vec<String> = two.variables().into_iter().map(|(k, _)| k).collect();
         assert_eq!(names, ["LISTEN_FDS", "LISTEN_FDNAMES"], "no PORT with two");
+        // IPv6 loopback, where the machine has it.
+        match Listeners::bind("web", &["[::1]:0".to_owned()]) {
+            Ok(six) => {
+                let address = six.unwrap().addresses().remove(0);
+                assert!(
+                    address.starts_with("[::1]:") && !address.ends_with(":0"),
+                    "{address}"
+                );
+            }
+            Err(error) => assert!(
+                error.to_string().contains("no interface")
+                    || error.to_string().contains("not supported"),
+                "IPv6 loopback missing is the only excuse: {error}"
+            ),
+        }
     }
 
     #[test]
