@@ -462,8 +462,9 @@ fn a_killed_daemons_app_listens_again_on_the_same_address_with_velosd_resurrect(
     home.kill_daemon();
     home.velosd(&["--resurrect"]).success();
     crate::harness::wait_gone(old, "the run from before");
-    assert_eq!(listen_of(&home, "py"), listen);
+    // The list comes back once what the dead daemon left has ended.
     let pid = home.wait_running("py").pid.expect("a pid");
+    assert_eq!(listen_of(&home, "py"), listen);
     let body = wait_until(WAIT, "an answer from the new run", || {
         get(address).map_err(|e| e.to_string())
     });
