@@ -54,12 +54,12 @@ pub use method::{Call, Method, Request, Response, methods};
 pub use ready::{BadReadyMode, DEFAULT_READY_TIMEOUT, ReadyMode};
 pub use request::{
     DeleteParams, LogCursor, LogPosition, LogReadParams, MAX_QUOTED_CHARS, MAX_START_BYTES,
-    NoParams, ProcessCursor, Refused, RestartParams, SaveParams, ScaleParams, StartParams, Target,
-    TargetParams,
+    NoParams, ProcessCursor, Refused, ReloadParams, RestartParams, SaveParams, ScaleParams,
+    StartParams, Target, TargetParams,
 };
 pub use response::{
     EventKind, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,
-    ProcessStatus, Saved, Stream,
+    ProcessStatus, ReloadOutcome, ReloadResult, Saved, Stream,
 };
 pub use rpc::Envelope;
 pub use script::ScriptError;

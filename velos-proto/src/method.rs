@@ -25,10 +25,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::request::{
-    DeleteParams, LogReadParams, NoParams, RestartParams, SaveParams, ScaleParams, StartParams,
-    TargetParams,
+    DeleteParams, LogReadParams, NoParams, ReloadParams, RestartParams, SaveParams, ScaleParams,
+    StartParams, TargetParams,
 };
-use crate::response::{LogLines, PingInfo, ProcessInfo, Saved};
+use crate::response::{LogLines, PingInfo, ProcessInfo, ReloadOutcome, Saved};
 use crate::{Error, rpc};
 
 /// One method: its name on the wire, what it takes and what it answers.
@@ -326,6 +326,9 @@ methods! {
     Resurrect "daemon.resurrect" -> Vec<ProcessInfo>;
     /// `process.scale`: start or stop instances of an app until it has so many.
     Scale "process.scale" (ScaleParams) -> Vec<ProcessInfo>, waits_for_stops;
+    /// `process.reload`: replace each process with a new run, one (or `parallel`) at a
+    /// time, stopping the old run only once its replacement is ready.
+    Reload "process.reload" (ReloadParams) -> Vec<ReloadOutcome>, waits_for_stops;
 }
 
 impl std::fmt::Display for Method {

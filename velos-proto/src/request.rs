@@ -347,6 +347,29 @@ impl ScaleParams {
     }
 }
 
+/// Params of `process.reload`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadParams {
+    /// The process (or all).
+    pub target: Target,
+    /// How many processes are replaced at a time (1 when absent or 0).
+    #[serde(default)]
+    pub parallel: Option<u32>,
+    /// A new environment for the replacements; the remembered one when absent.
+    #[serde(default)]
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for ReloadParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadParams")
+            .field("target", &self.target)
+            .field("parallel", &self.parallel)
+            .field("env", &self.env.as_ref().map(|env| env.len()))
+            .finish()
+    }
+}
+
 /// Params of `daemon.save`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaveParams {
@@ -471,6 +494,7 @@ impl Request {
                 check_exec_bytes(exec_bytes(&start.args, start.env.as_ref()))?;
             }
             Request::Restart(restart) => check_exec_bytes(exec_bytes([], restart.env.as_ref()))?,
+            Request::Reload(reload) => check_exec_bytes(exec_bytes([], reload.env.as_ref()))?,
             _ => {}
         }
         Ok(request)

@@ -255,7 +255,7 @@ pub struct LogLines {
 
 /// What happened to a process, as `events.subscribe` streams it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A run started (first start, restart or automatic restart).
     Started,
@@ -274,7 +274,56 @@ pub enum EventKind {
     Starting,
     /// A run became ready (see `ready` in `process.info`): it is `running`.
     Ready,
+    /// A reload started a replacement run (`pid`) beside the current one.
+    ReloadStarted,
+    /// The replacement (`pid`) is ready and took the old run's place; the old run is
+    /// being stopped (`reason` names its pid).
+    Replaced,
+    /// Every process of a reload was replaced (sent once per reload, for its last process).
+    ReloadDone,
+    /// A replacement failed (`reason`): it was stopped, the old run keeps running, and the
+    /// reload stops there.
+    ReloadFailed,
     /// An event this version does not know.
+    #[serde(other)]
+    Unknown,
+}
+
+/// How the reload of one process went (`process.reload`'s result, one per process, in the
+/// order they were reloaded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadOutcome {
+    /// The process's id (the same before and after: the entry stays, its run changes).
+    pub id: u32,
+    /// The process's name.
+    pub name: String,
+    /// The result.
+    pub result: ReloadResult,
+    /// The pid of the run that was replaced (or kept, when the replacement failed).
+    #[serde(default)]
+    pub old_pid: Option<u32>,
+    /// The replacement's pid, when one was spawned.
+    #[serde(default)]
+    pub new_pid: Option<u32>,
+    /// Why, for `failed` and `skipped`.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The result of reloading one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadResult {
+    /// The replacement is ready and the old run is gone.
+    Replaced,
+    /// The replacement exited or was not ready in time: it was stopped, the old run is
+    /// untouched, and the reload stopped here.
+    Failed,
+    /// Not running (stopped, errored, waiting for a restart): nothing to replace.
+    Skipped,
+    /// Not reached: an earlier process's replacement failed.
+    NotReached,
+    /// A result this version does not know.
     #[serde(other)]
     Unknown,
 }

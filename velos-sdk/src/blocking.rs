@@ -106,6 +106,14 @@ impl Client {
         block_on(self.inner.restart_with(params))
     }
 
+    /// Reloads with no downtime; see [`crate::Client::reload`].
+    pub fn reload(
+        &mut self,
+        params: velos_proto::ReloadParams,
+    ) -> Result<Vec<velos_proto::ReloadOutcome>> {
+        block_on(self.inner.reload(params))
+    }
+
     /// Stops if running, then removes the entry; see [`crate::Client::delete`].
     pub fn delete(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
         block_on(self.inner.delete(target))

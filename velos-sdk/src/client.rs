@@ -24,7 +24,8 @@ use async_io::Timer;
 use futures_lite::FutureExt;
 use velos_proto::{
     Call, DeleteParams, Home, LogLines, LogReadParams, NoParams, PingInfo, ProcessInfo,
-    RestartParams, SaveParams, Saved, ScaleParams, StartParams, Target, TargetParams, methods,
+    ReloadOutcome, ReloadParams, RestartParams, SaveParams, Saved, ScaleParams, StartParams,
+    Target, TargetParams, methods,
 };
 
 use crate::connection::Connection;
@@ -209,6 +210,31 @@ impl Client {
     /// ```
     pub async fn restart_with(&mut self, params: RestartParams) -> Result<Vec<ProcessInfo>> {
         self.call::<methods::Restart>(params).await
+    }
+
+    /// Reloads a process (or all) with no downtime: each gets a replacement run, one at a
+    /// time (`params.parallel` at a time), and its old run stops only once the replacement
+    /// is ready. A replacement that exits or is not ready in time is stopped, the old run
+    /// keeps running, and the reload stops there. Returns the outcome per process, in
+    /// order; a reload of the same app under way is an [`Error::Daemon`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use velos_sdk::{ReloadParams, ReloadResult, Target};
+    ///
+    /// let params = ReloadParams { target: Target::parse("web"), parallel: None, env: None };
+    /// for outcome in client.reload(params).await? {
+    ///     if outcome.result == ReloadResult::Failed {
+    ///         eprintln!("{}: {}", outcome.name, outcome.reason.unwrap_or_default());
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn reload(&mut self, params: ReloadParams) -> Result<Vec<ReloadOutcome>> {
+        self.call::<methods::Reload>(params).await
     }
 
     /// Stops a process (or all) if it runs, then removes its entry. Returns the

@@ -48,8 +48,9 @@ pub use follow::{FollowEvent, LogFollow};
 pub use velos_proto as proto;
 pub use velos_proto::{
     DeleteParams, ErrorCode, EventKind, Home, LogCursor, LogEnd, LogGap, LogLine, LogLines,
-    LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus, RestartParams, SaveParams,
-    Saved, ScaleParams, ScriptError, StartParams, Stream, Target, signal_name,
+    LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus, ReloadOutcome, ReloadParams,
+    ReloadResult, RestartParams, SaveParams, Saved, ScaleParams, ScriptError, StartParams, Stream,
+    Target, signal_name,
 };
 
 /// The result of a request: a value, or an [`Error`].

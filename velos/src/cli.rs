@@ -99,6 +99,28 @@ pub enum Command {
         update_env: bool,
     },
 
+    /// Replace each process with a new run, with no downtime
+    ///
+    /// One at a time (--parallel N at a time): a replacement starts beside the running
+    /// process, with the same id, settings and --listen sockets; once it is ready (its
+    /// --ready mode, or up for its --min-uptime without one) the old run stops gracefully.
+    /// A replacement that exits or is not ready within its --ready-timeout is stopped, the
+    /// old run keeps running, and the reload stops there (exit code 1). A `.toml` file
+    /// reloads its apps that are in the list.
+    ///
+    /// Example: velos reload web --update-env
+    Reload {
+        /// A process name, an id, `all`, or a velos.toml file.
+        target: String,
+        /// How many processes are replaced at a time.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        parallel: u32,
+        /// Start the replacements with this shell's environment instead of the one the
+        /// process was started with.
+        #[arg(long)]
+        update_env: bool,
+    },
+
     /// Stop a process if it runs, then remove it from the list
     ///
     /// Its log files stay in $VELOS_HOME/logs (`velos flush NAME` empties them later),

@@ -132,6 +132,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A reload of the app is under way.
+    #[error("a reload of '{0}' is in progress; wait for it to finish, then try again")]
+    ReloadInProgress(String),
     /// A `ready` value that is not a mode, or a `log:` mode whose regex does not parse.
     #[error("{0}")]
     BadReady(String),
@@ -188,7 +191,8 @@ impl Error {
             | Error::BadIncrementVar(_)
             | Error::BadInstanceVar(_)
             | Error::ScaleCount
-            | Error::ScaleToNone { .. } => ErrorCode::InvalidParams,
+            | Error::ScaleToNone { .. }
+            | Error::ReloadInProgress(_) => ErrorCode::InvalidParams,
             Error::Io(_) => ErrorCode::Internal,
             Error::BadListenAddress { .. } | Error::TooManyListeners(_) => ErrorCode::InvalidParams,
             Error::Listen { .. } => ErrorCode::SpawnFailed,

@@ -14,6 +14,7 @@ pub mod log_filter;
 mod logs;
 mod monit;
 mod outcome;
+mod reload;
 mod save;
 mod scale;
 mod start;
@@ -51,6 +52,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Restart { target, update_env } => {
             change::run(&target, Change::Restart { update_env })
         }
+        Command::Reload {
+            target,
+            parallel,
+            update_env,
+        } => reload::run(&target, parallel, update_env),
         Command::Delete { target, logs } => change::run(&target, Change::Delete { logs }),
         Command::List { json } => list::run(json, style),
         Command::Logs(args) => logs::run(args, style),

@@ -105,7 +105,7 @@ pub fn wait_until_ready(client: &mut Client, started: ProcessInfo) -> Result<Pro
 }
 
 /// The last lines of a process's logs, on stderr, for a start that failed.
-fn show_last_lines(client: &mut Client, process: &ProcessInfo) {
+pub(super) fn show_last_lines(client: &mut Client, process: &ProcessInfo) {
     let Ok(logs) = block_on(client.logs(process.id, LAST_LINES)) else {
         return;
     };

@@ -53,6 +53,9 @@ pub enum Attempt {
     Automatic,
     /// A start, restart or resurrect somebody asked for.
     Asked,
+    /// A reload's replacement run, spawned beside the current one: answered with
+    /// [`Event::ReplacementSpawned`] or [`Event::ReplacementSpawnFailed`].
+    Replacement,
 }
 
 /// What happened to a process.
@@ -113,6 +116,24 @@ pub enum Event {
     Ready {
         /// Which run.
         run: u64,
+        /// Now.
+        now: Instant,
+    },
+    /// A user asked for a reload: start a replacement run beside the current one.
+    Reload,
+    /// The replacement run `run` was spawned with this leader pid.
+    ReplacementSpawned {
+        /// The run number the spawn was asked for.
+        run: u64,
+        /// The leader's pid.
+        pid: u32,
+        /// Now.
+        now: Instant,
+    },
+    /// The replacement could not be spawned.
+    ReplacementSpawnFailed {
+        /// The cause, as the user reads it.
+        reason: String,
     },
     /// Run `run` has a ready mode and was not ready within its ready timeout.
     ReadyDeadline {
@@ -153,6 +174,27 @@ pub enum Timer {
         /// Which run.
         run: u64,
     },
+    /// The replacement's timer (a process has one beside its own, see
+    /// [`Timer::is_replacement`]): sends [`Event::ReadyDeadline`] for the replacement run
+    /// (with a ready mode its ready timeout, without one its `min_uptime`, after which it
+    /// counts as ready).
+    Replacement {
+        /// Which run.
+        run: u64,
+    },
+    /// The kill deadline of a reload's second run (the replaced run, or a failed
+    /// replacement): sends [`Event::KillDeadline`].
+    SecondKill {
+        /// Which run.
+        run: u64,
+    },
+}
+
+impl Timer {
+    /// Whether this is the timer of a reload's second run, kept beside the process's own.
+    pub fn is_replacement(self) -> bool {
+        matches!(self, Timer::Replacement { .. } | Timer::SecondKill { .. })
+    }
 }
 
 /// An event for subscribers (`process.event`).
@@ -227,6 +269,17 @@ pub enum Decision {
     },
     /// Cancel the process's timer, if any.
     CancelTimer,
+    /// Cancel the timer of a reload's second run, if any.
+    CancelSecondTimer,
+    /// The reload of this process is over: answer the reload waiting for it.
+    Reloaded {
+        /// The result.
+        result: velos_proto::ReloadResult,
+        /// The replacement's pid, when one was spawned.
+        new_pid: Option<u32>,
+        /// Why, when it failed or was skipped.
+        reason: Option<String>,
+    },
     /// Tell the subscribers.
     Report(Report),
     /// Write this to the daemon's log, after the process's name and id.

@@ -30,10 +30,11 @@
 //! `policy.rs` the restart policy and what an exit means; `tests.rs` a unit test per
 //! transition.
 //!
-//! Later states fit in as variants with their own data: a `starting` run (spawned, not
-//! yet ready, with a ready deadline) between `Spawned` and `Running`, and a replacement
-//! run beside the current one during a reload; events already carry the run number they
-//! are about, which is what tells two generations apart.
+//! A reload adds a second run beside the current one ([`Second`]): the replacement while
+//! it starts, then, once it is ready and has taken the current run's place, the replaced
+//! run while it stops (or a failed replacement while it stops, the current run untouched).
+//! Events carry the run number they are about, which tells the two generations apart;
+//! the second run has a timer of its own ([`Timer::is_replacement`]).
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,7 @@ mod policy;
 mod tests;
 
 pub use event::{Attempt, Decision, Event, Exit, Report, Run, Then, Timer};
+
 pub use policy::{Policy, Settings};
 use policy::{Verdict, daemonized, left_behind_reason, status_after_exit};
 
@@ -118,10 +120,54 @@ impl State {
     }
 }
 
+/// A reload's second run, beside the current one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Second {
+    /// The replacement: spawned, not ready yet. Its timer is its ready deadline (with a
+    /// ready mode) or its `min_uptime` (without one, after which it counts as ready).
+    Replacing {
+        /// The replacement run.
+        run: Run,
+    },
+    /// The replacement failed (`reason`) and is being stopped; the current run is
+    /// untouched.
+    Discarding {
+        /// The failed replacement.
+        run: Run,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The run the replacement took the place of, being stopped gracefully.
+    Retiring {
+        /// The replaced run.
+        run: Run,
+    },
+}
+
+impl Second {
+    fn run(&self) -> &Run {
+        match self {
+            Second::Replacing { run }
+            | Second::Discarding { run, .. }
+            | Second::Retiring { run } => run,
+        }
+    }
+
+    fn run_mut(&mut self) -> &mut Run {
+        match self {
+            Second::Replacing { run }
+            | Second::Discarding { run, .. }
+            | Second::Retiring { run } => run,
+        }
+    }
+}
+
 /// One process's lifecycle: its state and the counters that outlive a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lifecycle {
     state: State,
+    /// A reload's second run, while there is one.
+    second: Option<Second>,
     /// The number of the latest run (0: never spawned).
     runs: u64,
     /// Starts after the first.
@@ -150,6 +196,7 @@ impl Lifecycle {
     pub fn restored(restarts: u32, last_exit: Option<Exit>) -> Lifecycle {
         Lifecycle {
             state: State::Stopped,
+            second: None,
             runs: 0,
             restarts,
             quick_failures: 0,
@@ -207,6 +254,21 @@ impl Lifecycle {
         }
     }
 
+    /// A reload's second run, while there is one.
+    #[cfg(test)]
+    pub fn second(&self) -> Option<&Second> {
+        self.second.as_ref()
+    }
+
+    /// Whether `run` is the current run or a reload's second run, while alive.
+    pub fn is_live_run(&self, run: u64) -> bool {
+        self.run().is_some_and(|live| live.number == run)
+            || self
+                .second
+                .as_ref()
+                .is_some_and(|second| second.run().number == run)
+    }
+
     /// The number of the latest run (0: never spawned).
     pub fn runs(&self) -> u64 {
         self.runs
@@ -241,6 +303,10 @@ impl Lifecycle {
     /// Moves the lifecycle on by `event` and says what to do about it.
     pub fn handle(&mut self, event: Event, settings: &Settings) -> Vec<Decision> {
         let mut out = Vec::new();
+        let event = match self.handle_second(event, settings, &mut out) {
+            Some(event) => event,
+            None => return out,
+        };
         let state = std::mem::replace(&mut self.state, State::Stopped);
         self.state = match (state, event) {
             // A spawn asked for by a decision of this lifecycle worked.
@@ -285,7 +351,7 @@ impl Lifecycle {
                 }
             }
             // It said it is ready.
-            (State::Starting { run }, Event::Ready { run: number }) if run.number == number => {
+            (State::Starting { run }, Event::Ready { run: number, .. }) if run.number == number => {
                 out.push(Decision::CancelTimer);
                 out.push(Decision::Report(Report {
                     pid: Some(run.pid),
@@ -564,6 +630,284 @@ impl Lifecycle {
         out
     }
 
+    /// The events about a reload: asked for one, and news about the second run. Returns
+    /// the event when it is about the current run instead (a stop asked during a reload
+    /// is both: the replacement is discarded, then the current run stops).
+    fn handle_second(
+        &mut self,
+        event: Event,
+        settings: &Settings,
+        out: &mut Vec<Decision>,
+    ) -> Option<Event> {
+        let number = match &event {
+            Event::Reload => {
+                self.reload(out);
+                return None;
+            }
+            Event::ReplacementSpawned { run, pid, now } => {
+                let run = Run {
+                    number: *run,
+                    pid: *pid,
+                    since: *now,
+                    leader_alive: true,
+                };
+                self.runs = run.number;
+                out.push(Decision::Report(Report {
+                    pid: Some(run.pid),
+                    ..Report::new(EventKind::ReloadStarted)
+                }));
+                // With a ready mode, its ready timeout; without one it counts as ready once
+                // it has stayed up for its min_uptime.
+                let wait = settings.ready_timeout.unwrap_or(settings.policy.min_uptime);
+                out.push(Decision::ArmTimer {
+                    at: *now + wait,
+                    timer: Timer::Replacement { run: run.number },
+                });
+                self.second = Some(Second::Replacing { run });
+                return None;
+            }
+            Event::ReplacementSpawnFailed { reason } => {
+                let reason = format!("the replacement could not be started: {reason}");
+                out.push(Decision::Report(Report {
+                    reason: Some(reason.clone()),
+                    ..Report::new(EventKind::ReloadFailed)
+                }));
+                out.push(Decision::Reloaded {
+                    result: velos_proto::ReloadResult::Failed,
+                    new_pid: None,
+                    reason: Some(reason),
+                });
+                return None;
+            }
+            Event::Asked { then, now, .. } => {
+                if let Some(Second::Replacing { run }) = self.second.take() {
+                    let reason = match then {
+                        Then::Delete { .. } => "deleted during the reload",
+                        _ => "stopped during the reload",
+                    };
+                    self.discard(run, reason.to_owned(), Vec::new(), *now, settings, out);
+                }
+                // A second run already stopping goes on stopping; when the entry is
+                // deleted first, its watcher (unanswered) ends what is left at once.
+                return Some(event);
+            }
+            Event::Ready { run, .. }
+            | Event::ReadyDeadline { run, .. }
+            | Event::LeaderExited { run, .. }
+            | Event::Exited { run, .. }
+            | Event::KillDeadline { run } => *run,
+            _ => return Some(event),
+        };
+        if !self
+            .second
+            .as_ref()
+            .is_some_and(|second| second.run().number == number)
+        {
+            return Some(event);
+        }
+        let second = self.second.take().expect("checked above");
+        match (second, event) {
+            // Ready: it takes the current run's place, which then stops gracefully.
+            (Second::Replacing { run }, Event::Ready { now, .. }) => {
+                self.promote(run, now, settings, out);
+            }
+            (Second::Replacing { run }, Event::ReadyDeadline { escaped, now, .. }) => {
+                if settings.ready_timeout.is_some() {
+                    let reason = format!(
+                        "the replacement (pid {}) was not ready within {}",
+                        run.pid,
+                        humantime::format_duration(settings.ready_timeout.unwrap_or_default())
+                    );
+                    self.discard(run, reason, escaped, now, settings, out);
+                } else {
+                    // No ready mode: up for its min_uptime, it counts as ready.
+                    self.promote(run, now, settings, out);
+                }
+            }
+            (
+                Second::Replacing { mut run },
+                Event::LeaderExited {
+                    exit, escaped, now, ..
+                },
+            ) => {
+                run.leader_alive = false;
+                let reason = format!(
+                    "the replacement (pid {}) {} before it was ready",
+                    run.pid,
+                    describe_exit(exit)
+                );
+                out.push(Decision::CancelSecondTimer);
+                // Whatever it left in its group or outside it goes with it.
+                out.push(Decision::SignalGroup {
+                    pgid: run.pid,
+                    signal: Signal::TERM,
+                });
+                push_strays(out, run.pid, escaped.clone(), Signal::TERM);
+                out.push(Decision::EndTree {
+                    escaped,
+                    deadline: now + settings.kill_timeout,
+                });
+                self.second = Some(Second::Discarding { run, reason });
+            }
+            (
+                mut second @ (Second::Discarding { .. } | Second::Retiring { .. }),
+                Event::LeaderExited { escaped, now, .. },
+            ) => {
+                second.run_mut().leader_alive = false;
+                out.push(Decision::CancelSecondTimer);
+                out.push(Decision::EndTree {
+                    escaped,
+                    deadline: now + settings.kill_timeout,
+                });
+                self.second = Some(second);
+            }
+            (second, Event::KillDeadline { .. }) => {
+                if second.run().leader_alive {
+                    out.push(Decision::SignalGroup {
+                        pgid: second.run().pid,
+                        signal: Signal::KILL,
+                    });
+                }
+                self.second = Some(second);
+            }
+            (Second::Discarding { run, reason }, Event::Exited { exit, .. }) => {
+                out.push(exited(&run, exit, Some(reason.clone())));
+                self.failed(Some(run.pid), reason, out);
+            }
+            (Second::Replacing { run }, Event::Exited { exit, .. }) => {
+                let reason = format!(
+                    "the replacement (pid {}) {} before it was ready",
+                    run.pid,
+                    describe_exit(exit)
+                );
+                out.push(Decision::CancelSecondTimer);
+                out.push(exited(&run, exit, Some(reason.clone())));
+                self.failed(Some(run.pid), reason, out);
+            }
+            (Second::Retiring { run }, Event::Exited { exit, .. }) => {
+                out.push(exited(&run, exit, None));
+                out.push(Decision::Reloaded {
+                    result: velos_proto::ReloadResult::Replaced,
+                    new_pid: self.pid(),
+                    reason: None,
+                });
+            }
+            (second, _) => self.second = Some(second),
+        }
+        None
+    }
+
+    /// Asked for a reload: a replacement run beside the current one, or nothing to do.
+    fn reload(&mut self, out: &mut Vec<Decision>) {
+        let skip = match (&self.state, &self.second) {
+            (_, Some(_)) => Some("a reload of it is already under way".to_owned()),
+            (State::Running { .. } | State::Starting { .. }, None) => None,
+            (state, None) => Some(format!(
+                "not running ({}); nothing to replace",
+                state_word(state)
+            )),
+        };
+        match skip {
+            Some(reason) => out.push(Decision::Reloaded {
+                result: velos_proto::ReloadResult::Skipped,
+                new_pid: None,
+                reason: Some(reason),
+            }),
+            None => out.push(Decision::Spawn {
+                run: self.runs + 1,
+                attempt: Attempt::Replacement,
+            }),
+        }
+    }
+
+    /// The replacement `run` is ready: it becomes the current run, and the run it
+    /// replaces stops gracefully (its kill signal and kill timeout).
+    fn promote(&mut self, run: Run, now: Instant, settings: &Settings, out: &mut Vec<Decision>) {
+        out.push(Decision::CancelSecondTimer);
+        let old = std::mem::replace(&mut self.state, State::Running { run: run.clone() });
+        self.error = None;
+        self.quick_failures = 0;
+        self.restarts = self.restarts.saturating_add(1);
+        out.push(Decision::Report(Report {
+            pid: Some(run.pid),
+            ..Report::new(EventKind::Ready)
+        }));
+        let replaced = old.run().map(|old| old.pid);
+        out.push(Decision::Report(Report {
+            pid: Some(run.pid),
+            reason: replaced.map(|pid| format!("replaced pid {pid}")),
+            ..Report::new(EventKind::Replaced)
+        }));
+        match old {
+            State::Starting { run: old } | State::Running { run: old } => {
+                // The current run's own timer (a ready deadline) is about the old run.
+                out.push(Decision::CancelTimer);
+                if old.leader_alive {
+                    out.push(Decision::SignalGroup {
+                        pgid: old.pid,
+                        signal: Signal::TERM,
+                    });
+                    out.push(Decision::ArmTimer {
+                        at: now + settings.kill_timeout,
+                        timer: Timer::SecondKill { run: old.number },
+                    });
+                }
+                self.second = Some(Second::Retiring { run: old });
+            }
+            State::Stopping { run: old, .. } | State::Ending { run: old, .. } => {
+                // Already being ended (its watcher has the deadline): only its end is
+                // awaited.
+                self.second = Some(Second::Retiring { run: old });
+            }
+            State::Waiting { .. } | State::Stopped | State::Errored => {
+                out.push(Decision::CancelTimer);
+                out.push(Decision::Reloaded {
+                    result: velos_proto::ReloadResult::Replaced,
+                    new_pid: Some(run.pid),
+                    reason: None,
+                });
+            }
+        }
+    }
+
+    /// The replacement `run` failed (`reason`): it is stopped, the current run untouched.
+    fn discard(
+        &mut self,
+        run: Run,
+        reason: String,
+        escaped: Vec<u32>,
+        now: Instant,
+        settings: &Settings,
+        out: &mut Vec<Decision>,
+    ) {
+        out.push(Decision::CancelSecondTimer);
+        if run.leader_alive {
+            out.push(Decision::SignalGroup {
+                pgid: run.pid,
+                signal: Signal::TERM,
+            });
+            push_strays(out, run.pid, escaped, Signal::TERM);
+            out.push(Decision::ArmTimer {
+                at: now + settings.kill_timeout,
+                timer: Timer::SecondKill { run: run.number },
+            });
+        }
+        self.second = Some(Second::Discarding { run, reason });
+    }
+
+    /// The failed replacement (`pid`) is gone: the reload of this process failed.
+    fn failed(&mut self, pid: Option<u32>, reason: String, out: &mut Vec<Decision>) {
+        out.push(Decision::Report(Report {
+            reason: Some(reason.clone()),
+            ..Report::new(EventKind::ReloadFailed)
+        }));
+        out.push(Decision::Reloaded {
+            result: velos_proto::ReloadResult::Failed,
+            new_pid: pid,
+            reason: Some(reason),
+        });
+    }
+
     /// Stops `run` and then `then`: the stop signal to the group and to the run's strays
     /// (`escaped`), SIGKILL at the deadline.
     fn stop(
@@ -688,6 +1032,30 @@ impl Lifecycle {
                 State::Waiting { restart_at }
             }
         }
+    }
+}
+
+/// How a run's leader ended, in words: "exited with code 3", "was killed by signal 9".
+fn describe_exit(exit: Exit) -> String {
+    match (exit.code, exit.signal) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => match velos_proto::signal_name(signal) {
+            Some(name) => format!("was killed by {name}"),
+            None => format!("was killed by signal {signal}"),
+        },
+        (None, None) => "ended".to_owned(),
+    }
+}
+
+/// The status word of `state`, for messages.
+fn state_word(state: &State) -> &'static str {
+    match state {
+        State::Stopped => "stopped",
+        State::Errored => "errored",
+        State::Waiting { .. } => "waiting to restart",
+        State::Starting { .. } => "starting",
+        State::Running { .. } => "running",
+        State::Stopping { .. } | State::Ending { .. } => "stopping",
     }
 }
 

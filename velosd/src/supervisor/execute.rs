@@ -19,7 +19,7 @@ use velos_proto::{ProcessInfo, ProcessStatus, Response, Target};
 
 use super::{After, Command, Reply, Supervisor, escaped_of, logfiles};
 use crate::launch::{Ending, launch};
-use crate::lifecycle::{Decision, Event, Exit, Report, Then, Timer};
+use crate::lifecycle::{Attempt, Decision, Event, Exit, Report, Then, Timer};
 use crate::orphans::{self, Stray};
 use crate::{logs, process};
 
@@ -48,12 +48,20 @@ impl Supervisor {
                     return;
                 };
                 let now = Instant::now();
-                let event = match launch(entry, run, &self.home, &self.commands) {
-                    Ok(pid) => {
+                let launched = launch(entry, run, &self.home, &self.commands);
+                let event = match (launched, attempt) {
+                    (Ok(pid), Attempt::Replacement) => {
+                        self.leaders.insert(pid);
+                        Event::ReplacementSpawned { run, pid, now }
+                    }
+                    (Ok(pid), _) => {
                         self.leaders.insert(pid);
                         Event::Spawned { run, pid, now }
                     }
-                    Err(error) => Event::SpawnFailed {
+                    (Err(error), Attempt::Replacement) => Event::ReplacementSpawnFailed {
+                        reason: error.to_string(),
+                    },
+                    (Err(error), attempt) => Event::SpawnFailed {
                         attempt,
                         reason: error.to_string(),
                         now,
@@ -74,11 +82,19 @@ impl Supervisor {
                     async_io::Timer::at(at).await;
                     let _ = commands.send(command).await;
                 });
-                self.timers.insert(id, task);
+                self.timers.insert((id, timer.is_replacement()), task);
             }
             Decision::CancelTimer => {
-                self.timers.remove(&id);
+                self.timers.remove(&(id, false));
             }
+            Decision::CancelSecondTimer => {
+                self.timers.remove(&(id, true));
+            }
+            Decision::Reloaded {
+                result,
+                new_pid,
+                reason,
+            } => self.reloaded(id, result, new_pid, reason),
             Decision::Report(report) => self.report(id, report),
             Decision::Log(text) => {
                 if let Some(entry) = self.table.get(id) {
@@ -97,7 +113,10 @@ impl Supervisor {
                 }
             }
             Decision::Remove { logs: remove_logs } => {
-                self.timers.remove(&id);
+                self.timers.remove(&(id, false));
+                self.timers.remove(&(id, true));
+                // A reload waiting for it learns it is gone when its channel closes.
+                self.reload_waiters.remove(&id);
                 self.waiters.remove(&id);
                 if let Some(entry) = self.table.remove(id) {
                     logs::lock(&entry.ring).deleted();
@@ -119,11 +138,12 @@ impl Supervisor {
                 }
                 Event::RestartDue { run }
             }
-            Timer::ReadyDeadline { run } => {
-                let alive = self
-                    .table
-                    .get(id)
-                    .is_some_and(|entry| entry.lifecycle.needs_members(run));
+            Timer::SecondKill { run } => Event::KillDeadline { run },
+            Timer::ReadyDeadline { run } | Timer::Replacement { run } => {
+                let alive = self.table.get(id).is_some_and(|entry| {
+                    entry.lifecycle.needs_members(run)
+                        || (timer.is_replacement() && entry.lifecycle.is_live_run(run))
+                });
                 let strays = if alive {
                     orphans::strays(self.home.root(), &self.leaders)
                 } else {

@@ -44,6 +44,7 @@ use crate::{process, procstat};
 
 mod execute;
 mod logfiles;
+mod reload;
 mod saved;
 mod streams;
 
@@ -153,6 +154,22 @@ pub enum Command {
         /// What it said.
         text: String,
     },
+    /// A reload's turn for one process: start its replacement (`reload.rs`).
+    ReloadOne {
+        /// Which process.
+        id: u32,
+        /// Where its outcome goes.
+        waiter: reload::Waiter,
+    },
+    /// A reload is over: answer it.
+    ReloadFinished {
+        /// The apps it reloaded, free for the next reload.
+        names: Vec<String>,
+        /// Each process's outcome, in order.
+        outcomes: Vec<velos_proto::ReloadOutcome>,
+        /// Where the answer goes.
+        reply: Reply,
+    },
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
     /// SIGCHLD: collect exited children that no watcher waits for.
@@ -200,7 +217,11 @@ pub struct Supervisor {
     leader_exits: Vec<(u32, u64, u32, Exit, Sender<Ending>)>,
     /// The timer each process's lifecycle armed (a kill deadline or a restart); dropping
     /// one cancels it.
-    timers: HashMap<u32, smol::Task<()>>,
+    timers: HashMap<(u32, bool), smol::Task<()>>,
+    /// The apps a reload is under way for (one at a time per app).
+    reloading: HashSet<String>,
+    /// The reload waiting for each process's replacement, answered when it is over.
+    reload_waiters: HashMap<u32, reload::ReloadWaiter>,
     /// The requests waiting for a process's stop, restart or delete, answered with its
     /// state when its lifecycle says so.
     waiters: HashMap<u32, Vec<Sender<ProcessInfo>>>,
@@ -234,6 +255,8 @@ impl Supervisor {
             leaders: HashSet::new(),
             leader_exits: Vec::new(),
             timers: HashMap::new(),
+            reloading: HashSet::new(),
+            reload_waiters: HashMap::new(),
             waiters: HashMap::new(),
             reap_pending: false,
             persist_pending: std::cell::Cell::new(false),
@@ -273,12 +296,9 @@ impl Supervisor {
         }
         if std::mem::take(&mut self.reap_pending) {
             orphans::reap(&strays, |id, run| {
-                self.table.get(id).is_none_or(|entry| {
-                    entry
-                        .lifecycle
-                        .run()
-                        .is_none_or(|current| current.number != run)
-                })
+                self.table
+                    .get(id)
+                    .is_none_or(|entry| !entry.lifecycle.is_live_run(run))
             });
         }
     }
@@ -310,7 +330,19 @@ impl Supervisor {
                     entry.status_text = Some(text);
                 }
             }
-            Command::Ready { id, run } => self.apply(id, Event::Ready { run }),
+            Command::Ready { id, run } => self.apply(
+                id,
+                Event::Ready {
+                    run,
+                    now: Instant::now(),
+                },
+            ),
+            Command::ReloadOne { id, waiter } => self.reload_one(id, waiter),
+            Command::ReloadFinished {
+                names,
+                outcomes,
+                reply,
+            } => self.reload_finished(names, outcomes, reply),
             Command::Finish {
                 after,
                 infos,
@@ -351,6 +383,7 @@ impl Supervisor {
                     return self.restart(&params.target, params.env, reply);
                 }
             }
+            Request::Reload(params) => return self.reload(params, reply),
             Request::Delete(params) => {
                 let then = Then::Delete { logs: params.logs };
                 let after = After::Answer(Response::Delete);

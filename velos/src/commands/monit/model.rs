@@ -203,6 +203,9 @@ impl Model {
                     row.last_restart = Some(event.reason.clone().unwrap_or(reason));
                 }
             }
+            // A reload's second run (the replaced one, or a failed replacement) ended: the
+            // row's run goes on.
+            EventKind::Exited if event.pid.is_some() && event.pid != info.pid => {}
             EventKind::Exited => {
                 info.pid = None;
                 info.exit_code = event.exit_code;
@@ -215,7 +218,15 @@ impl Model {
                 );
             }
             EventKind::Starting => info.status = ProcessStatus::Starting,
+            EventKind::Ready if event.pid.is_some() && event.pid != info.pid => {}
             EventKind::Ready => info.status = ProcessStatus::Running,
+            // The replacement took the place of the run the row showed.
+            EventKind::Replaced => {
+                info.status = ProcessStatus::Running;
+                info.pid = event.pid;
+                info.uptime_ms = Some(0);
+                row.last_restart = Some("reload".to_owned());
+            }
             EventKind::Restarting => {
                 info.status = ProcessStatus::Waiting;
                 info.restart_in_ms = event.restart_in_ms;
@@ -232,7 +243,11 @@ impl Model {
                 info.status = ProcessStatus::Errored;
                 info.error = event.reason.clone().or(info.error.take());
             }
-            EventKind::Deleted | EventKind::Unknown => {}
+            EventKind::Deleted
+            | EventKind::ReloadStarted
+            | EventKind::ReloadDone
+            | EventKind::ReloadFailed
+            | EventKind::Unknown => {}
         }
     }
 

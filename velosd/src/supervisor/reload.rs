@@ -1,0 +1,184 @@
+//! `process.reload`: replace each process of the target with a new run, `parallel` at a
+//! time, without ever having fewer ready than before.
+//!
+//! The request resolves its target, refuses at once when a reload of one of its apps is
+//! under way, and hands the rollout to a task: for each group of `parallel` processes it
+//! sends [`Command::ReloadOne`] and waits for their outcomes. Each process's lifecycle
+//! does the work (a replacement run beside the current one; once it is ready, the old run
+//! stops gracefully; if it exits or is not ready in time, it is stopped and the old run
+//! is untouched) and says when it is over ([`Decision::Reloaded`](crate::lifecycle::Decision)).
+//! The first failure ends the rollout: the processes after it are `not_reached`. The
+//! task then sends [`Command::ReloadFinished`], which answers the request.
+
+use async_channel::Sender;
+use velos_proto::{EventKind, ReloadOutcome, ReloadParams, ReloadResult, Response, RpcError};
+
+use super::{Command, Reply, Supervisor};
+use crate::error::Error;
+use crate::lifecycle::Event;
+
+/// Where one process's outcome goes.
+pub type Waiter = Sender<ReloadOutcome>;
+
+impl Supervisor {
+    /// `process.reload`: checks the request and starts the rollout.
+    pub(super) fn reload(&mut self, params: ReloadParams, reply: Reply) {
+        let ids = match self.reload_targets(&params) {
+            Ok(ids) => ids,
+            Err(error) => {
+                let _ = reply.try_send(Err(RpcError::from(error)));
+                return;
+            }
+        };
+        let mut names: Vec<String> = ids
+            .iter()
+            .filter_map(|&id| self.table.get(id).map(|entry| entry.name.clone()))
+            .collect();
+        names.dedup();
+        self.reloading.extend(names.iter().cloned());
+        if let Some(env) = params.env {
+            let env = self.envs.borrow_mut().share(env);
+            for &id in &ids {
+                if let Some(entry) = self.table.get_mut(id) {
+                    entry.spec.env = Some(env.clone());
+                }
+            }
+            self.persist();
+        }
+        let parallel = params.parallel.unwrap_or(1).max(1) as usize;
+        let commands = self.commands.clone();
+        let plan: Vec<(u32, String)> = ids
+            .iter()
+            .filter_map(|&id| self.table.get(id).map(|entry| (id, entry.name.clone())))
+            .collect();
+        smol::spawn(async move {
+            let mut outcomes = Vec::with_capacity(plan.len());
+            let mut failed = false;
+            for group in plan.chunks(parallel) {
+                if failed {
+                    outcomes.extend(group.iter().map(|(id, name)| ReloadOutcome {
+                        id: *id,
+                        name: name.clone(),
+                        result: ReloadResult::NotReached,
+                        old_pid: None,
+                        new_pid: None,
+                        reason: Some("an earlier replacement failed".to_owned()),
+                    }));
+                    continue;
+                }
+                let mut answers = Vec::with_capacity(group.len());
+                for (id, name) in group {
+                    let (waiter, answer) = async_channel::bounded(1);
+                    let _ = commands.send(Command::ReloadOne { id: *id, waiter }).await;
+                    answers.push((*id, name.clone(), answer));
+                }
+                for (id, name, answer) in answers {
+                    // Closed without an answer: the process was deleted meanwhile.
+                    let outcome = answer.recv().await.unwrap_or(ReloadOutcome {
+                        id,
+                        name,
+                        result: ReloadResult::Failed,
+                        old_pid: None,
+                        new_pid: None,
+                        reason: Some("deleted during the reload".to_owned()),
+                    });
+                    failed |= outcome.result == ReloadResult::Failed;
+                    outcomes.push(outcome);
+                }
+            }
+            let _ = commands
+                .send(Command::ReloadFinished {
+                    names,
+                    outcomes,
+                    reply,
+                })
+                .await;
+        })
+        .detach();
+    }
+
+    /// The processes a reload replaces, in id order; refused when the daemon is shutting
+    /// down or a reload of one of their apps is under way.
+    fn reload_targets(&self, params: &ReloadParams) -> Result<Vec<u32>, Error> {
+        if self.shutting_down {
+            return Err(Error::ShuttingDown);
+        }
+        let ids = self.table.resolve(&params.target)?;
+        for &id in &ids {
+            if let Some(entry) = self.table.get(id)
+                && self.reloading.contains(&entry.name)
+            {
+                return Err(Error::ReloadInProgress(entry.name.clone()));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// A reload's turn for process `id`: its lifecycle starts the replacement (or says
+    /// there is nothing to replace).
+    pub(super) fn reload_one(&mut self, id: u32, waiter: Waiter) {
+        let Some(entry) = self.table.get(id) else {
+            return; // The waiter, dropped, says it was deleted.
+        };
+        self.reload_waiters.insert(
+            id,
+            ReloadWaiter {
+                waiter,
+                old_pid: entry.lifecycle.pid(),
+            },
+        );
+        self.apply(id, Event::Reload);
+    }
+
+    /// The lifecycle of `id` says its reload is over.
+    pub(super) fn reloaded(
+        &mut self,
+        id: u32,
+        result: ReloadResult,
+        new_pid: Option<u32>,
+        reason: Option<String>,
+    ) {
+        let (Some(waiting), Some(entry)) = (self.reload_waiters.remove(&id), self.table.get(id))
+        else {
+            return;
+        };
+        let _ = waiting.waiter.try_send(ReloadOutcome {
+            id,
+            name: entry.name.clone(),
+            result,
+            old_pid: waiting.old_pid,
+            new_pid,
+            reason,
+        });
+    }
+
+    /// A reload is over: its apps are free for the next one, and it is answered.
+    pub(super) fn reload_finished(
+        &mut self,
+        names: Vec<String>,
+        outcomes: Vec<ReloadOutcome>,
+        reply: Reply,
+    ) {
+        for name in &names {
+            self.reloading.remove(name);
+        }
+        let done = !outcomes.iter().any(|o| o.result == ReloadResult::Failed);
+        if done && let Some(last) = outcomes.last() {
+            let replaced = outcomes
+                .iter()
+                .filter(|o| o.result == ReloadResult::Replaced)
+                .count();
+            let reason = format!("{replaced} of {} replaced", outcomes.len());
+            self.emit(last.id, EventKind::ReloadDone, |event| {
+                event.reason = Some(reason);
+            });
+        }
+        let _ = reply.try_send(Ok(Response::Reload(outcomes)));
+    }
+}
+
+/// A process's reload in progress: where its outcome goes and the pid it replaces.
+pub struct ReloadWaiter {
+    waiter: Waiter,
+    old_pid: Option<u32>,
+}
