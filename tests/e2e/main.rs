@@ -110,6 +110,8 @@ mod one_daemon;
 // Readiness: --ready notify|message|log:REGEX|http:URL, `starting`, start waits for ready or
 // fails with the reason and the last log lines after --ready-timeout.
 mod readiness;
+// velos reload: zero downtime under a client loop, a broken version keeps the old run.
+mod reload;
 
 // A SIGKILLed daemon's list back with `velosd --resurrect`; save, kill, resurrect; startup.
 mod persistence;

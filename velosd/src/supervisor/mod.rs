@@ -158,6 +158,8 @@ pub enum Command {
     ReloadOne {
         /// Which process.
         id: u32,
+        /// The environment its replacement starts with (`--update-env`).
+        env: Option<crate::state::Env>,
         /// Where its outcome goes.
         waiter: reload::Waiter,
     },
@@ -337,7 +339,7 @@ impl Supervisor {
                     now: Instant::now(),
                 },
             ),
-            Command::ReloadOne { id, waiter } => self.reload_one(id, waiter),
+            Command::ReloadOne { id, env, waiter } => self.reload_one(id, env, waiter),
             Command::ReloadFinished {
                 names,
                 outcomes,

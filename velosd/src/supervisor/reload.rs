@@ -16,6 +16,7 @@ use velos_proto::{EventKind, ReloadOutcome, ReloadParams, ReloadResult, Response
 use super::{Command, Reply, Supervisor};
 use crate::error::Error;
 use crate::lifecycle::Event;
+use crate::state::Env;
 
 /// Where one process's outcome goes.
 pub type Waiter = Sender<ReloadOutcome>;
@@ -36,15 +37,9 @@ impl Supervisor {
             .collect();
         names.dedup();
         self.reloading.extend(names.iter().cloned());
-        if let Some(env) = params.env {
-            let env = self.envs.borrow_mut().share(env);
-            for &id in &ids {
-                if let Some(entry) = self.table.get_mut(id) {
-                    entry.spec.env = Some(env.clone());
-                }
-            }
-            self.persist();
-        }
+        // The replacements start with it; it is remembered for a process only once its
+        // replacement took over, so a failed reload leaves the old run's settings alone.
+        let env = params.env.map(|env| self.envs.borrow_mut().share(env));
         let parallel = params.parallel.unwrap_or(1).max(1) as usize;
         let commands = self.commands.clone();
         let plan: Vec<(u32, String)> = ids
@@ -69,7 +64,14 @@ impl Supervisor {
                 let mut answers = Vec::with_capacity(group.len());
                 for (id, name) in group {
                     let (waiter, answer) = async_channel::bounded(1);
-                    let _ = commands.send(Command::ReloadOne { id: *id, waiter }).await;
+                    let env = env.clone();
+                    let _ = commands
+                        .send(Command::ReloadOne {
+                            id: *id,
+                            env,
+                            waiter,
+                        })
+                        .await;
                     answers.push((*id, name.clone(), answer));
                 }
                 for (id, name, answer) in answers {
@@ -116,18 +118,29 @@ impl Supervisor {
 
     /// A reload's turn for process `id`: its lifecycle starts the replacement (or says
     /// there is nothing to replace).
-    pub(super) fn reload_one(&mut self, id: u32, waiter: Waiter) {
-        let Some(entry) = self.table.get(id) else {
+    pub(super) fn reload_one(&mut self, id: u32, env: Option<Env>, waiter: Waiter) {
+        let Some(entry) = self.table.get_mut(id) else {
             return; // The waiter, dropped, says it was deleted.
+        };
+        let old_pid = entry.lifecycle.pid();
+        // The replacement is spawned while the lifecycle handles the event: with the new
+        // environment, which the entry keeps only once the replacement took over.
+        let kept = match &env {
+            Some(env) => Some(std::mem::replace(&mut entry.spec.env, Some(env.clone()))),
+            None => None,
         };
         self.reload_waiters.insert(
             id,
             ReloadWaiter {
                 waiter,
-                old_pid: entry.lifecycle.pid(),
+                old_pid,
+                env,
             },
         );
         self.apply(id, Event::Reload);
+        if let (Some(kept), Some(entry)) = (kept, self.table.get_mut(id)) {
+            entry.spec.env = kept;
+        }
     }
 
     /// The lifecycle of `id` says its reload is over.
@@ -138,8 +151,18 @@ impl Supervisor {
         new_pid: Option<u32>,
         reason: Option<String>,
     ) {
-        let (Some(waiting), Some(entry)) = (self.reload_waiters.remove(&id), self.table.get(id))
+        let (Some(waiting), Some(entry)) =
+            (self.reload_waiters.remove(&id), self.table.get_mut(id))
         else {
+            return;
+        };
+        if result == ReloadResult::Replaced
+            && let Some(env) = waiting.env
+        {
+            entry.spec.env = Some(env);
+            self.persist();
+        }
+        let Some(entry) = self.table.get(id) else {
             return;
         };
         let _ = waiting.waiter.try_send(ReloadOutcome {
@@ -181,4 +204,6 @@ impl Supervisor {
 pub struct ReloadWaiter {
     waiter: Waiter,
     old_pid: Option<u32>,
+    /// The environment the replacement started with, kept once it took over.
+    env: Option<Env>,
 }
