@@ -698,10 +698,10 @@ impl Lifecycle {
             | Event::KillDeadline { run } => *run,
             _ => return Some(event),
         };
-        if !self
+        if self
             .second
             .as_ref()
-            .is_some_and(|second| second.run().number == number)
+            .is_none_or(|second| second.run().number != number)
         {
             return Some(event);
         }

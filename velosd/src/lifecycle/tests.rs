@@ -751,8 +751,8 @@ fn with_a_ready_mode_it_is_starting_until_it_says_it_is_ready() {
     assert_eq!(life.status(), ProcessStatus::Starting);
     assert!(life.wants_to_run() && life.is_alive());
     // A ready signal about another run changes nothing.
-    assert_eq!(life.handle(Event::Ready { run: 2 }, &ready), []);
-    let out = life.handle(Event::Ready { run: 1 }, &ready);
+    assert_eq!(life.handle(Event::Ready { run: 2, now: t0 }, &ready), []);
+    let out = life.handle(Event::Ready { run: 1, now: t0 }, &ready);
     assert_eq!(
         out,
         [
@@ -885,9 +885,200 @@ fn a_stop_while_starting_stops_it() {
         }
     );
     // The kill timer replaces the ready deadline; a ready signal now changes nothing.
-    assert_eq!(life.handle(Event::Ready { run: 1 }, &ready), []);
+    assert_eq!(life.handle(Event::Ready { run: 1, now: t0 }, &ready), []);
     life.handle(leader_exited(1, signal(15), vec![], t0), &ready);
     let out = life.handle(exited(1, signal(15), t0), &ready);
     assert_eq!(out.last(), Some(&Decision::Answer));
     assert_eq!(life.status(), ProcessStatus::Stopped);
+}
+
+/// Run 1 (pid 100) running, then a reload: replacement run 2 (pid 200) spawned at `t0`.
+fn replacing(t0: Instant, settings: &Settings) -> Lifecycle {
+    let mut life = running(t0);
+    assert_eq!(
+        life.handle(Event::Reload, settings),
+        [Decision::Spawn {
+            run: 2,
+            attempt: Attempt::Replacement
+        }]
+    );
+    let out = life.handle(
+        Event::ReplacementSpawned {
+            run: 2,
+            pid: 200,
+            now: t0,
+        },
+        settings,
+    );
+    let wait = settings.ready_timeout.unwrap_or(MIN_UPTIME);
+    assert_eq!(
+        out[1..],
+        [Decision::ArmTimer {
+            at: t0 + wait,
+            timer: Timer::Replacement { run: 2 }
+        }]
+    );
+    // The current run is untouched meanwhile.
+    assert_eq!(life.pid(), Some(100));
+    assert_eq!(life.status(), ProcessStatus::Running);
+    life
+}
+
+#[test]
+fn a_ready_replacement_takes_over_and_the_old_run_stops_gracefully() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(30));
+    let mut life = replacing(t0, &ready);
+    let out = life.handle(Event::Ready { run: 2, now: t0 }, &ready);
+    assert!(out.contains(&Decision::SignalGroup {
+        pgid: 100,
+        signal: Signal::TERM
+    }));
+    assert!(out.contains(&Decision::ArmTimer {
+        at: t0 + KILL_TIMEOUT,
+        timer: Timer::SecondKill { run: 1 }
+    }));
+    assert!(!out.iter().any(|d| matches!(d, Decision::Reloaded { .. })));
+    assert_eq!(life.pid(), Some(200));
+    assert_eq!(life.status(), ProcessStatus::Running);
+    assert!(matches!(life.second(), Some(Second::Retiring { run }) if run.pid == 100));
+    // The old run is gone: the reload of this process is done.
+    life.handle(leader_exited(1, signal(15), vec![], t0), &ready);
+    let out = life.handle(exited(1, signal(15), t0), &ready);
+    assert_eq!(
+        out.last(),
+        Some(&Decision::Reloaded {
+            result: velos_proto::ReloadResult::Replaced,
+            new_pid: Some(200),
+            reason: None
+        })
+    );
+    assert_eq!(life.second(), None);
+    assert_eq!(life.status(), ProcessStatus::Running);
+}
+
+#[test]
+fn without_a_ready_mode_a_replacement_up_for_min_uptime_counts_as_ready() {
+    let t0 = Instant::now();
+    let plain = settings(16);
+    let mut life = replacing(t0, &plain);
+    let event = Event::ReadyDeadline {
+        run: 2,
+        escaped: vec![],
+        now: t0 + MIN_UPTIME,
+    };
+    life.handle(event, &plain);
+    assert_eq!(life.pid(), Some(200));
+}
+
+#[test]
+fn a_replacement_that_exits_is_discarded_and_the_old_run_is_untouched() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(30));
+    let mut life = replacing(t0, &ready);
+    let out = life.handle(leader_exited(2, code(1), vec![], t0), &ready);
+    assert!(
+        !out.iter()
+            .any(|d| matches!(d, Decision::SignalGroup { pgid: 100, .. }))
+    );
+    let out = life.handle(exited(2, code(1), t0), &ready);
+    let reason = "the replacement (pid 200) exited with code 1 before it was ready".to_owned();
+    assert_eq!(
+        out.last(),
+        Some(&Decision::Reloaded {
+            result: velos_proto::ReloadResult::Failed,
+            new_pid: Some(200),
+            reason: Some(reason)
+        })
+    );
+    assert_eq!(life.pid(), Some(100));
+    assert_eq!(life.status(), ProcessStatus::Running);
+    assert_eq!(life.error(), None, "nothing errored");
+    assert_eq!(life.second(), None);
+}
+
+#[test]
+fn a_replacement_not_ready_in_time_is_stopped_and_the_old_run_is_untouched() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(2));
+    let mut life = replacing(t0, &ready);
+    let deadline = Event::ReadyDeadline {
+        run: 2,
+        escaped: vec![],
+        now: t0 + Duration::from_secs(2),
+    };
+    let out = life.handle(deadline, &ready);
+    assert!(out.contains(&Decision::SignalGroup {
+        pgid: 200,
+        signal: Signal::TERM
+    }));
+    // Still hanging at the kill deadline: SIGKILL to the replacement's group only.
+    let out = life.handle(Event::KillDeadline { run: 2 }, &ready);
+    assert_eq!(
+        out,
+        [Decision::SignalGroup {
+            pgid: 200,
+            signal: Signal::KILL
+        }]
+    );
+    life.handle(leader_exited(2, signal(9), vec![], t0), &ready);
+    let out = life.handle(exited(2, signal(9), t0), &ready);
+    assert!(matches!(
+        out.last(),
+        Some(Decision::Reloaded { result: velos_proto::ReloadResult::Failed, reason: Some(r), .. })
+            if r.contains("was not ready within 2s")
+    ));
+    assert_eq!(
+        (life.pid(), life.status()),
+        (Some(100), ProcessStatus::Running)
+    );
+}
+
+#[test]
+fn a_stop_during_a_reload_discards_the_replacement_and_stops_the_current_run() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(30));
+    let mut life = replacing(t0, &ready);
+    let out = life.handle(
+        Event::Asked {
+            then: Then::Stop,
+            escaped: vec![],
+            now: t0,
+        },
+        &ready,
+    );
+    for pgid in [200, 100] {
+        assert!(
+            out.contains(&Decision::SignalGroup {
+                pgid,
+                signal: Signal::TERM
+            }),
+            "{out:?}"
+        );
+    }
+    assert_eq!(life.status(), ProcessStatus::Stopping);
+    // A late ready of the replacement changes nothing.
+    life.handle(Event::Ready { run: 2, now: t0 }, &ready);
+    assert_eq!(life.pid(), Some(100));
+    life.handle(leader_exited(2, signal(15), vec![], t0), &ready);
+    let out = life.handle(exited(2, signal(15), t0), &ready);
+    assert!(matches!(
+        out.last(),
+        Some(Decision::Reloaded { reason: Some(r), .. }) if r == "stopped during the reload"
+    ));
+    life.handle(leader_exited(1, signal(15), vec![], t0), &ready);
+    life.handle(exited(1, signal(15), t0), &ready);
+    assert_eq!(life.status(), ProcessStatus::Stopped);
+}
+
+#[test]
+fn a_process_not_running_is_skipped() {
+    let mut life = Lifecycle::new();
+    assert!(matches!(
+        life.handle(Event::Reload, &settings(16)).as_slice(),
+        [Decision::Reloaded {
+            result: velos_proto::ReloadResult::Skipped,
+            ..
+        }]
+    ));
 }

@@ -126,7 +126,7 @@ impl Supervisor {
         // The replacement is spawned while the lifecycle handles the event: with the new
         // environment, which the entry keeps only once the replacement took over.
         let kept = match &env {
-            Some(env) => Some(std::mem::replace(&mut entry.spec.env, Some(env.clone()))),
+            Some(env) => Some(entry.spec.env.replace(env.clone())),
             None => None,
         };
         self.reload_waiters.insert(
