@@ -143,8 +143,11 @@ fn reloads_drop_nothing(home: &TestHome, name: &str, address: SocketAddr) {
     let mut old = HashSet::new();
     old.insert(home.wait_running(name).pid.expect("a pid"));
     let load = Load::start(address);
+    let mut took = Vec::new();
     for _ in 0..3 {
+        let started = Instant::now();
         let output = home.velos(&["reload", name]).success().stdout_str();
+        took.push(started.elapsed());
         assert!(
             output.starts_with(&format!("reloaded '{name}'")),
             "{output}"
@@ -158,6 +161,11 @@ fn reloads_drop_nothing(home: &TestHome, name: &str, address: SocketAddr) {
         old.insert(now.pid.expect("a pid"));
     }
     let (sent, failures) = load.finish();
+    // The figures the README quotes (`--nocapture` shows them).
+    eprintln!(
+        "{name}: {sent} requests over {CLIENTS} connections, {} failed; reloads took {took:?}",
+        failures.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {sent} requests failed: {:?}",

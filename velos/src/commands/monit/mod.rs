@@ -33,7 +33,7 @@ use async_io::Timer;
 use futures_lite::future::{self, block_on};
 use futures_lite::{FutureExt, StreamExt};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use velos_proto::{Home, Target};
+use velos_proto::{Home, ReloadParams, ReloadResult, Target};
 use velos_sdk::{Client, Events, FollowEvent, LogFollow, ProcessEvent};
 
 use self::model::{Action, Key, Model};
@@ -307,8 +307,10 @@ impl Monit {
         let socket = self.socket.clone();
         let sender = self.outcome_sender.clone();
         let stop = matches!(action, Action::Stop { .. });
+        let reload = matches!(action, Action::Reload { .. });
         let (id, name, doing, done) = match action {
             Action::Restart { id, name } => (id, name, "restart", "restarted"),
+            Action::Reload { id, name } => (id, name, "reload", "reloaded"),
             Action::Stop { id, name } => (id, name, "stop", "stopped"),
             Action::Start { id, name } => (id, name, "start", "started"),
             Action::None | Action::Quit => return,
@@ -318,14 +320,28 @@ impl Monit {
             let result = block_on(async {
                 let mut client = Client::connect(&socket).await?;
                 if stop {
-                    client.stop(Target::Id(id)).await
+                    client.stop(Target::Id(id)).await.map(|_| None)
+                } else if reload {
+                    let params = ReloadParams {
+                        target: Target::Id(id),
+                        parallel: None,
+                        env: None,
+                    };
+                    // A failed replacement is an answer, not an error: say why.
+                    client.reload(params).await.map(|outcomes| {
+                        outcomes
+                            .into_iter()
+                            .find(|outcome| outcome.result != ReloadResult::Replaced)
+                            .and_then(|outcome| outcome.reason)
+                    })
                 } else {
                     // A listed process that does not run is started again by restart.
-                    client.restart(Target::Id(id)).await
+                    client.restart(Target::Id(id)).await.map(|_| None)
                 }
             });
             let message = match result {
-                Ok(_) => format!("{done} '{name}'"),
+                Ok(None) => format!("{done} '{name}'"),
+                Ok(Some(why)) => format!("did not {doing} '{name}': {why}"),
                 Err(error) => format!("cannot {doing} '{name}': {:#}", explain(error)),
             };
             let _ = sender.send_blocking(message);

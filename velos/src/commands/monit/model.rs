@@ -3,7 +3,7 @@
 //! key bindings. No terminal, no daemon, no clock: `mod.rs` feeds it lists, events, log
 //! lines and keys, and does what [`Model::key`] answers; `view.rs` draws it.
 //!
-//! Keys: ↑/↓ select, `R` restart, `s` stop, `S` start (a restart of a process that does
+//! Keys: ↑/↓ select, `R` restart, `r` reload (no downtime), `s` stop, `S` start (a restart of a process that does
 //! not run: velos starts a listed process again with `restart`), `/` filter (typing edits
 //! it, Enter keeps it, Esc clears it), `l` full-screen logs (`l` or Esc back), `q` or
 //! Ctrl-C quit.
@@ -43,6 +43,8 @@ pub enum Action {
     Quit,
     /// Restart the process with this id.
     Restart { id: u32, name: String },
+    /// Reload it (a replacement run, ready before the old one stops).
+    Reload { id: u32, name: String },
     /// Stop it.
     Stop { id: u32, name: String },
     /// Start it again (it does not run).
@@ -389,6 +391,7 @@ impl Model {
         );
         match key {
             Key::Char('R') => Action::Restart { id, name },
+            Key::Char('r') => Action::Reload { id, name },
             Key::Char('s') => Action::Stop { id, name },
             Key::Char('S') if alive => {
                 self.message = Some(format!("'{name}' is already running"));
@@ -544,6 +547,19 @@ mod tests {
             continued: false,
             time_ms: None,
         }
+    }
+
+    #[test]
+    fn r_reloads_the_selected_process() {
+        let mut model = model(&["api", "worker"]);
+        model.key(Key::Down);
+        assert_eq!(
+            model.key(Key::Char('r')),
+            Action::Reload {
+                id: 1,
+                name: "worker".to_owned()
+            }
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::size::format_bytes;
 const TREND_SAMPLES: usize = 12;
 
 /// The keys, as the bottom line lists them.
-const KEYS: &str = "↑↓ select  R restart  s stop  S start  / filter  l logs  q quit";
+const KEYS: &str = "↑↓ select  R restart  r reload  s stop  S start  / filter  l logs  q quit";
 
 /// Colours, or none (`NO_COLOR`).
 #[derive(Debug, Clone, Copy)]
