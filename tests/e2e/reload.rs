@@ -287,3 +287,77 @@ fn a_second_reload_of_the_same_app_fails_at_once() {
     // Once it is over, the next reload runs.
     home.velos(&["reload", "web"]).success();
 }
+
+/// The pids of `name`'s instances, by instance, from `list --json`.
+fn instance_pids(home: &TestHome, name: &str) -> Vec<(u64, Option<i64>, String)> {
+    let list = home.velos(&["list", "--json"]).success().json();
+    let mut found: Vec<(u64, Option<i64>, String)> = list
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|entry| entry["name"] == name)
+        .map(|entry| {
+            (
+                entry["instance"].as_u64().expect("an instance"),
+                entry["pid"].as_i64(),
+                entry["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn reloading_instances_replaces_each_and_drops_no_request() {
+    let home = TestHome::new();
+    let app = example("examples/python-app/app.py");
+    let address = serve(&home, &app, "web", "notify", &["-i", "2"]);
+    let before = instance_pids(&home, "web");
+    assert_eq!(before.len(), 2, "{before:?}");
+    let mut old: HashSet<i32> = before
+        .iter()
+        .map(|(_, pid, _)| pid.expect("a pid") as i32)
+        .collect();
+    let load = Load::start(address);
+    for parallel in ["1", "2", "1"] {
+        let output = home
+            .velos(&["reload", "web", "--parallel", parallel])
+            .success()
+            .stdout_str();
+        assert_eq!(output.lines().count(), 2, "one line per instance: {output}");
+        for (k, line) in output.lines().enumerate() {
+            assert!(line.starts_with(&format!("reloaded 'web:{k}'")), "{output}");
+        }
+        let now = instance_pids(&home, "web");
+        assert_eq!(
+            now.iter().map(|(k, _, _)| *k).collect::<Vec<_>>(),
+            [0, 1],
+            "same K"
+        );
+        for (_, pid, status) in &now {
+            let pid = pid.expect("a pid") as i32;
+            assert_eq!(status, "running");
+            assert!(old.insert(pid), "a new pid for each: {now:?}");
+        }
+    }
+    let (sent, failures) = load.finish();
+    eprintln!(
+        "web -i 2: {sent} requests over {CLIENTS} connections, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {sent} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    let current: HashSet<i32> = instance_pids(&home, "web")
+        .iter()
+        .map(|(_, pid, _)| pid.expect("a pid") as i32)
+        .collect();
+    for _ in 0..50 {
+        let pid = get(address).expect("an answer");
+        assert!(current.contains(&pid), "{pid} is not one of {current:?}");
+    }
+}

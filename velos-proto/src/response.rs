@@ -295,7 +295,8 @@ pub enum EventKind {
 pub struct ReloadOutcome {
     /// The process's id (the same before and after: the entry stays, its run changes).
     pub id: u32,
-    /// The process's name.
+    /// The process as its log lines name it: `name:K` for an instance of an app of
+    /// several, else the name.
     pub name: String,
     /// The result.
     pub result: ReloadResult,

@@ -44,7 +44,7 @@ impl Supervisor {
         let commands = self.commands.clone();
         let plan: Vec<(u32, String)> = ids
             .iter()
-            .filter_map(|&id| self.table.get(id).map(|entry| (id, entry.name.clone())))
+            .filter_map(|&id| self.table.get(id).map(|entry| (id, entry.log_name.clone())))
             .collect();
         smol::spawn(async move {
             let mut outcomes = Vec::with_capacity(plan.len());
@@ -167,7 +167,7 @@ impl Supervisor {
         };
         let _ = waiting.waiter.try_send(ReloadOutcome {
             id,
-            name: entry.name.clone(),
+            name: entry.log_name.clone(),
             result,
             old_pid: waiting.old_pid,
             new_pid,
