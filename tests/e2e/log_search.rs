@@ -100,7 +100,7 @@ fn json_gives_one_object_per_line_with_its_time_when_known() {
     // The first line is only in the file, which does not keep the time.
     assert_eq!(
         objects[0],
-        serde_json::json!({"time": null, "name": "mix", "id": id, "stream": "out",
+        serde_json::json!({"time": null, "name": "mix", "instance": 0, "id": id, "stream": "out",
                            "line": "ERROR-first"})
     );
     assert_eq!(objects[1]["stream"], "err");
@@ -211,4 +211,45 @@ fn follow_applies_the_filters_to_every_new_line() {
     home.velos(&["kill"]).success();
     let (status, _) = follow.wait_exit();
     assert!(status.success());
+}
+
+#[test]
+fn json_names_the_app_and_the_instance_of_each_line() {
+    let home = TestHome::new();
+    home.velos(&[
+        "start",
+        "/bin/sh",
+        "-i",
+        "2",
+        "--name",
+        "pair",
+        "--",
+        "-c",
+        "echo hello-$VELOS_INSTANCE; exec sleep 1000",
+    ])
+    .success();
+    home.wait_logs_show(&["logs", "pair"], "pair:0", &["hello-0"]);
+    home.wait_logs_show(&["logs", "pair"], "pair:1", &["hello-1"]);
+    let output = home.velos(&["logs", "pair", "--json", "--grep", "hello"]);
+    let mut seen: Vec<(String, u64, String)> = output
+        .stdout_str()
+        .lines()
+        .map(|line| {
+            let object: Value = serde_json::from_str(line).expect("a JSON object");
+            (
+                object["name"].as_str().unwrap_or_default().to_owned(),
+                object["instance"].as_u64().expect("an instance number"),
+                object["line"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("pair".to_owned(), 0, "hello-0".to_owned()),
+            ("pair".to_owned(), 1, "hello-1".to_owned())
+        ],
+        "{output}"
+    );
 }

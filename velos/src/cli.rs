@@ -468,8 +468,8 @@ pub struct LogsArgs {
     pub out: bool,
 
     /// One JSON object per line, for scripts: time (RFC 3339 UTC, null for a line read
-    /// back from a file), name, id, stream (out or err), line (text, invalid UTF-8
-    /// replaced).
+    /// back from a file), name (the app's), instance, id, stream (out or err), line (text,
+    /// invalid UTF-8 replaced).
     #[arg(long, conflicts_with_all = ["raw", "timestamps"])]
     pub json: bool,
 }

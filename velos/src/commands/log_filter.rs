@@ -203,22 +203,26 @@ impl LastLines {
     }
 }
 
-/// One line as `--json` writes it: `{"time","name","id","stream","line"}` on one line of
-/// text. `time` is RFC 3339 UTC with milliseconds, or null for a line read back from a file;
-/// `line` is the text with invalid UTF-8 replaced (U+FFFD).
-pub fn json_line(line: &LogLine) -> String {
+/// One line as `--json` writes it: `{"time","name","instance","id","stream","line"}` on
+/// one line of text. `time` is RFC 3339 UTC with milliseconds, or null for a line read
+/// back from a file; `name` and `instance` are the app's name and the instance number
+/// (0 for an app of one) from `app`, else the line's own name (`api:1`) and null (a
+/// process no longer listed); `line` is the text with invalid UTF-8 replaced (U+FFFD).
+pub fn json_line(line: &LogLine, app: Option<&(String, u32)>) -> String {
     /// The keys in the documented order.
     #[derive(Serialize)]
     struct JsonLine<'a> {
         time: Option<String>,
         name: &'a str,
+        instance: Option<u32>,
         id: u32,
         stream: &'static str,
         line: std::borrow::Cow<'a, str>,
     }
     let json = JsonLine {
         time: line.time_ms.map(|ms| format_timestamp(Some(ms))),
-        name: &line.name,
+        name: app.map_or(&line.name, |(name, _)| name),
+        instance: app.map(|(_, instance)| *instance),
         id: line.id,
         stream: line.stream.as_str(),
         line: String::from_utf8_lossy(&line.line),
@@ -349,22 +353,24 @@ mod tests {
     fn json_lines_have_the_documented_keys() {
         let mut bytes = line(3, Stream::Err, "bad \u{1b} byte", Some(5_250));
         bytes.line.push(0xff);
-        let value: serde_json::Value = serde_json::from_str(&json_line(&bytes)).unwrap();
+        let value: serde_json::Value =
+            serde_json::from_str(&json_line(&bytes, Some(&("app".into(), 2)))).unwrap();
         assert_eq!(
             value,
             serde_json::json!({
                 "time": "1970-01-01T00:00:05.250Z",
-                "name": "app3",
+                "name": "app",
+                "instance": 2,
                 "id": 3,
                 "stream": "err",
                 "line": "bad \u{1b} byte\u{fffd}",
             })
         );
-        let from_file = json_line(&line(0, Stream::Out, "x", None));
+        let from_file = json_line(&line(0, Stream::Out, "x", None), None);
         assert_eq!(
             from_file,
-            r#"{"time":null,"name":"app0","id":0,"stream":"out","line":"x"}"#
+            r#"{"time":null,"name":"app0","instance":null,"id":0,"stream":"out","line":"x"}"#
         );
-        assert!(!json_line(&bytes).contains('\n'));
+        assert!(!json_line(&bytes, None).contains('\n'));
     }
 }

@@ -25,6 +25,7 @@
 //! followed is deleted: a note on stderr, and exit 0 (the stream is over, as `docker logs
 //! -f` of a removed container).
 
+use std::collections::HashMap;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::time::SystemTime;
 
@@ -123,7 +124,7 @@ pub fn run(args: LogsArgs, style: Style) -> Result<()> {
 
 /// `velos logs --follow`: the last lines, then each new one, until the stream ends.
 fn follow(
-    client: velos_sdk::Client,
+    mut client: velos_sdk::Client,
     target: Target,
     lines: u32,
     format: LineFormat,
@@ -142,7 +143,7 @@ fn follow(
         Some(search) => search
             .judge(line)
             .iter()
-            .try_for_each(|kept| search.write(printer, kept)),
+            .try_for_each(|kept| search.write(printer, kept, &mut client)),
         None => printer.line(&line),
     };
     for line in initial.lines {
@@ -207,6 +208,8 @@ struct Search {
     untimed: u64,
     /// Lines written.
     shown: u64,
+    /// The app name and instance number of each process id seen (`--json`).
+    instances: HashMap<u32, Option<(String, u32)>>,
 }
 
 impl Search {
@@ -217,6 +220,7 @@ impl Search {
             json,
             untimed: 0,
             shown: 0,
+            instances: HashMap::new(),
         }
     }
 
@@ -246,13 +250,35 @@ impl Search {
             .collect()
     }
 
-    fn write<W: Write>(&mut self, printer: &mut Printer<W>, line: &LogLine) -> io::Result<()> {
+    /// Writes one kept line; `client` tells `--json` which instance an id is.
+    fn write<W: Write>(
+        &mut self,
+        printer: &mut Printer<W>,
+        line: &LogLine,
+        client: &mut velos_sdk::Client,
+    ) -> io::Result<()> {
         self.shown += 1;
-        if self.json {
-            writeln!(printer.out, "{}", json_line(line))
-        } else {
-            printer.line(line)
+        if !self.json {
+            return printer.line(line);
         }
+        if !self.instances.contains_key(&line.id) {
+            self.look_up(line.id, client);
+        }
+        let app = self.instances.get(&line.id).cloned().flatten();
+        writeln!(printer.out, "{}", json_line(line, app.as_ref()))
+    }
+
+    /// Learns the app name and instance number of the process `id` from a fresh list
+    /// (one per id not seen before: a process started or scaled up while following);
+    /// `None` for an id the list does not have (deleted meanwhile).
+    fn look_up(&mut self, id: u32, client: &mut velos_sdk::Client) {
+        if let Ok(list) = block_on(client.list()) {
+            self.instances.extend(
+                list.into_iter()
+                    .map(|process| (process.id, Some((process.name, process.instance)))),
+            );
+        }
+        self.instances.entry(id).or_insert(None);
     }
 
     /// Reads every line of the target's logs (the files included when a test looks at
@@ -286,7 +312,7 @@ impl Search {
             for piece in page.lines {
                 for kept in self.judge(piece) {
                     for line in last.push(kept) {
-                        self.write(&mut printer, &line)?;
+                        self.write(&mut printer, &line, &mut client)?;
                     }
                 }
             }
@@ -297,11 +323,11 @@ impl Search {
         }
         for kept in self.judge_rest() {
             for line in last.push(kept) {
-                self.write(&mut printer, &line)?;
+                self.write(&mut printer, &line, &mut client)?;
             }
         }
         for line in last.finish() {
-            self.write(&mut printer, &line)?;
+            self.write(&mut printer, &line, &mut client)?;
         }
         printer.finish()?;
         self.notes(&target, lines);
