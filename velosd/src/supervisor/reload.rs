@@ -123,6 +123,7 @@ impl Supervisor {
             return; // The waiter, dropped, says it was deleted.
         };
         let old_pid = entry.lifecycle.pid();
+        let old_group = entry.group.clone();
         // The replacement is spawned while the lifecycle handles the event: with the new
         // environment, which the entry keeps only once the replacement took over.
         let kept = match &env {
@@ -134,6 +135,7 @@ impl Supervisor {
             ReloadWaiter {
                 waiter,
                 old_pid,
+                old_group,
                 env,
             },
         );
@@ -156,12 +158,16 @@ impl Supervisor {
         else {
             return;
         };
-        if result == ReloadResult::Replaced
-            && let Some(env) = waiting.env
-        {
-            entry.spec.env = Some(env);
-            self.persist();
+        if result == ReloadResult::Replaced {
+            if let Some(env) = waiting.env {
+                entry.spec.env = Some(env);
+            }
+        } else if new_pid.is_some() && entry.lifecycle.pid() == waiting.old_pid {
+            // Launching the replacement marked its group as the entry's: the old run's
+            // group is the entry's again (what a next daemon recognises and ends).
+            entry.group = waiting.old_group;
         }
+        self.persist();
         let Some(entry) = self.table.get(id) else {
             return;
         };
@@ -204,6 +210,8 @@ impl Supervisor {
 pub struct ReloadWaiter {
     waiter: Waiter,
     old_pid: Option<u32>,
+    /// The old run's group mark, the entry's again if the replacement fails.
+    old_group: Option<crate::state::GroupMark>,
     /// The environment the replacement started with, kept once it took over.
     env: Option<Env>,
 }
