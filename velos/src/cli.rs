@@ -108,9 +108,10 @@ pub enum Command {
     /// old run keeps running, and the reload stops there (exit code 1). A `.toml` file
     /// reloads its apps that are in the list.
     ///
-    /// Example: velos reload web --update-env
+    /// Example: velos reload web --parallel 2 --update-env
     Reload {
-        /// A process name, an id, `all`, or a velos.toml file.
+        /// A process name (every instance), `name:K` (one instance), an id, `all`, or a
+        /// velos.toml file.
         target: String,
         /// How many processes are replaced at a time.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
