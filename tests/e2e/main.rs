@@ -70,7 +70,7 @@ mod lifecycle;
 #[cfg(target_os = "linux")]
 mod listen;
 
-// `velos monit` under tmux: shows the processes, restarts, stops and starts the selected one,
+// `velos monit` under tmux: shows the processes, restarts, reloads, stops and starts the selected one,
 // filters, full-screen logs, gives the terminal back on `q` and Ctrl-C, stays under 1% of a
 // core when idle; refuses without a terminal.
 mod monit;

@@ -174,7 +174,7 @@ fn monit_with_two_processes(home: &TestHome, tmux: &Tmux) -> String {
 }
 
 #[test]
-fn monit_shows_the_processes_restarts_the_selected_one_and_gives_the_terminal_back() {
+fn monit_shows_the_processes_restarts_and_reloads_the_selected_one_and_gives_the_terminal_back() {
     let home = TestHome::new();
     let Some(tmux) = Tmux::start(&home) else {
         return;
@@ -214,6 +214,20 @@ fn monit_shows_the_processes_restarts_the_selected_one_and_gives_the_terminal_ba
         home.get("api").pid.is_some(),
         "api is left alone:\n{screen}"
     );
+
+    // `r` reloads it: a replacement run, then the old one goes.
+    tmux.send(&["r"]);
+    let reloaded = wait_until(WAIT, "web to run with a third pid", || {
+        let web = home.get("web");
+        match web.pid {
+            Some(pid) if pid != after && web.status == "running" => Ok(pid),
+            _ => Err(format!("{web:?}")),
+        }
+    });
+    tmux.wait_screen("the reloaded pid and the outcome on the screen", |screen| {
+        row(screen, "web").is_some_and(|line| line.contains(&reloaded.to_string()))
+            && screen.contains("reloaded 'web'")
+    });
 
     tmux.send(&["q"]);
     let screen = tmux.wait_screen("the shell to come back after monit", |screen| {

@@ -175,10 +175,10 @@ pub enum Command {
     /// A dashboard: each process's status, pid, uptime, restarts, CPU and memory with a
     /// one-minute history, and why it last started again; below it the selected process's
     /// CPU and memory over the last minute and its log as it is written. Keys: arrows
-    /// select, R restart, s stop, S start (a stopped or errored process), / filter by
-    /// name, l logs on the whole screen, q (or Ctrl-C) quit. CPU and memory are read once
-    /// a second; everything else arrives as it happens. Needs a terminal: in scripts, use
-    /// `velos list --json` or `velos logs -f`.
+    /// select, R restart, r reload (no downtime), s stop, S start (a stopped or errored
+    /// process), / filter by name, l logs on the whole screen, q (or Ctrl-C) quit. CPU and
+    /// memory are read once a second; everything else arrives as it happens. Needs a
+    /// terminal: in scripts, use `velos list --json` or `velos logs -f`.
     ///
     /// Example: velos monit
     Monit,
