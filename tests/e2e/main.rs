@@ -148,6 +148,9 @@ mod views;
 // Stop's SIGTERM, the kill timeout's SIGKILL, process groups, parallel stops.
 mod signals;
 
+// PM2's signal habits: --kill-signal is what the app gets, `stop` says when it used SIGKILL.
+mod stop_signal;
+
 // `velos logs` on a real pty: control characters escaped unless --raw; names lined up.
 mod terminal;
 

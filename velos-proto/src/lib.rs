@@ -63,7 +63,7 @@ pub use response::{
 };
 pub use rpc::Envelope;
 pub use script::ScriptError;
-pub use signal::signal_name;
+pub use signal::{parse_signal, signal_name};
 
 /// The example in docs/protocol.md, byte for byte.
 #[cfg(test)]

@@ -195,6 +195,11 @@ pub struct StartParams {
     /// (`PORT=3000`: 3000, 3001, ...; PM2's `increment_var`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub increment_var: Option<String>,
+    /// The signal that stops it (sent to its process group on stop, restart and delete,
+    /// SIGKILL following after the kill timeout): a name (`SIGINT`, `INT`) or a number;
+    /// SIGTERM when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_signal: Option<String>,
 }
 
 // Hand-written: the environment is long and may hold secrets.
@@ -219,6 +224,7 @@ impl std::fmt::Debug for StartParams {
             .field("instances", &self.instances)
             .field("instance_var", &self.instance_var)
             .field("increment_var", &self.increment_var)
+            .field("kill_signal", &self.kill_signal)
             .finish()
     }
 }
@@ -553,6 +559,7 @@ mod tests {
             instances: Some(4),
             instance_var: Some("INSTANCE_ID".into()),
             increment_var: Some("PORT".into()),
+            kill_signal: Some("SIGINT".into()),
         }));
         round_trip(Request::Scale(ScaleParams {
             name: "web".into(),

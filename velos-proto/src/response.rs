@@ -177,6 +177,13 @@ pub struct ProcessInfo {
     /// The last `STATUS=` it sent to `$NOTIFY_SOCKET` in this run (`notify` mode).
     #[serde(default)]
     pub status_text: Option<String>,
+    /// The signal that stops it (`SIGTERM` unless `kill_signal` said otherwise).
+    #[serde(default)]
+    pub kill_signal: String,
+    /// Whether its last run was still alive when the kill timeout after the stop signal
+    /// ran out, so velos sent SIGKILL (set when that run is over; cleared by a new run).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub killed: bool,
 }
 
 /// Which pipe a log line came from.

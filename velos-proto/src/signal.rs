@@ -53,6 +53,38 @@ pub fn signal_name(number: i32) -> Option<&'static str> {
         .map(|(_, name)| *name)
 }
 
+/// The signal `text` names, as its number on this platform: a name with or without its
+/// `SIG` prefix, in any case (`SIGUSR2`, `USR2`, `usr2`), or the number of a named signal
+/// (`12`). The error is one line for the user.
+///
+/// # Examples
+/// ```
+/// assert_eq!(velos_proto::parse_signal("SIGINT"), Ok(2));
+/// assert_eq!(velos_proto::parse_signal("int"), Ok(2));
+/// assert_eq!(velos_proto::parse_signal("9"), Ok(9));
+/// assert!(velos_proto::parse_signal("SIGNOPE").is_err());
+/// ```
+pub fn parse_signal(text: &str) -> Result<i32, String> {
+    let trimmed = text.trim();
+    let found = match trimmed.parse::<i32>() {
+        Ok(number) => signal_name(number).map(|_| number),
+        Err(_) => {
+            let upper = trimmed.to_ascii_uppercase();
+            let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+            SIGNAL_NAMES
+                .iter()
+                .find(|(_, known)| known[3..] == *name)
+                .map(|(signal, _)| signal.as_raw())
+        }
+    };
+    found.ok_or_else(|| {
+        format!(
+            "'{}' is not a signal: use a name such as SIGINT, SIGUSR2 or HUP, or its number (see 'kill -l')",
+            crate::echo(text)
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +95,19 @@ mod tests {
         assert_eq!(signal_name(Signal::KILL.as_raw()), Some("SIGKILL"));
         assert_eq!(signal_name(0), None);
         assert_eq!(signal_name(-1), None);
+    }
+
+    #[test]
+    fn signals_parse_by_name_short_name_or_number() {
+        let usr2 = Signal::USR2.as_raw();
+        for text in ["SIGUSR2", "USR2", "usr2", "SigUsr2", " USR2 "] {
+            assert_eq!(parse_signal(text), Ok(usr2), "{text}");
+        }
+        assert_eq!(parse_signal(&usr2.to_string()), Ok(usr2));
+        assert_eq!(parse_signal("SIGKILL"), Ok(Signal::KILL.as_raw()));
+        for bad in ["", "SIG", "NOPE", "0", "-1", "999", "SIGUSR3"] {
+            let error = parse_signal(bad).unwrap_err();
+            assert!(error.contains("is not a signal"), "{bad}: {error}");
+        }
     }
 }

@@ -121,6 +121,15 @@ pub fn parse_ready(text: &str) -> Result<String, String> {
         .map_err(|err| err.to_string())
 }
 
+/// `--kill-signal SIG` (and `velos signal SIG`): a signal by name (`SIGINT`, `INT`) or
+/// number, as its name (`SIGINT`).
+pub fn parse_signal(text: &str) -> Result<String, String> {
+    let number = velos_proto::parse_signal(text)?;
+    Ok(velos_proto::signal_name(number)
+        .unwrap_or_default()
+        .to_owned())
+}
+
 /// `--max-log-size SIZE`
 pub fn parse_log_size(text: &str) -> Result<u64, String> {
     size(parse_size(text)?)

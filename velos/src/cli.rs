@@ -47,7 +47,8 @@ pub enum Command {
     /// A path ending in `.toml` is a config file: every app in its `[[apps]]` tables is
     /// started (apps whose name is taken are skipped). Keys: name, script, args, cwd, env,
     /// interpreter, autorestart, max_restarts, min_uptime, kill_timeout, max_log_size,
-    /// log_files, listen, ready, ready_timeout, instances, instance_var, increment_var; paths are relative to the file.
+    /// log_files, listen, ready, ready_timeout, instances, instance_var, increment_var,
+    /// kill_signal; paths are relative to the file.
     ///
     /// With -i N, N instances of it run under one name, each its own process (own id,
     /// pid, restarts and log files), addressed as NAME:K; NAME alone means all of them.
@@ -285,9 +286,17 @@ pub struct StartArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// How long `stop` waits after SIGTERM before SIGKILL, like `500ms` or `10s`, at most 1h [default: 5s].
+    /// How long `stop` waits after the stop signal before SIGKILL, like `500ms` or `10s`, at most 1h [default: 5s].
     #[arg(long, value_name = "DUR", value_parser = bounds::parse_kill_timeout)]
     pub kill_timeout: Option<Duration>,
+
+    /// The signal that stops it on stop, restart and delete, sent to its process group: a name (SIGINT, INT) or a number [default: SIGTERM].
+    ///
+    /// SIGKILL follows if it is still running after --kill-timeout.
+    ///
+    /// Example: velos start server.js --kill-signal SIGINT
+    #[arg(long, value_name = "SIG", value_parser = bounds::parse_signal)]
+    pub kill_signal: Option<String>,
 
     /// The program that runs the script, instead of the one velos picks.
     #[arg(long, value_name = "PROG")]
@@ -391,6 +400,7 @@ impl StartArgs {
             instances: self.instances,
             instance_var: self.instance_var,
             increment_var: self.increment_var,
+            kill_signal: self.kill_signal,
         }
     }
 
@@ -413,6 +423,7 @@ impl StartArgs {
             (self.instances.is_some(), "--instances"),
             (self.instance_var.is_some(), "--instance-var"),
             (self.increment_var.is_some(), "--increment-var"),
+            (self.kill_signal.is_some(), "--kill-signal"),
             (!self.args.is_empty(), "-- ARGS"),
         ];
         given

@@ -13,6 +13,7 @@
 //! max_restarts = 16
 //! min_uptime = "1s"           # or milliseconds: 1000
 //! kill_timeout = "5s"         # or milliseconds: 5000
+//! kill_signal = "SIGINT"      # or "INT", or a number; SIGTERM when absent
 //! max_log_size = "10MiB"      # or bytes
 //! log_files = 5
 //! ready = "notify"            # or "message", "log:REGEX", "http:URL"
@@ -117,6 +118,8 @@ struct App {
     instance_var: Option<String>,
     #[serde(default)]
     increment_var: Option<String>,
+    #[serde(default, deserialize_with = "kill_signal")]
+    kill_signal: Option<String>,
 }
 
 impl Config {
@@ -218,6 +221,7 @@ impl Config {
             instances: app.instances,
             instance_var: app.instance_var.clone(),
             increment_var: app.increment_var.clone(),
+            kill_signal: app.kill_signal.clone(),
         };
         process.resolve(&self.dir, base.clone()).map_err(|err| {
             let at = match (err.field, &app.cwd) {
@@ -397,6 +401,13 @@ fn ready<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D
         .map_err(de::Error::custom)
 }
 
+fn kill_signal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    bounds::parse_signal(&text)
+        .map(Some)
+        .map_err(de::Error::custom)
+}
+
 /// A count within `range`.
 fn bounded_count<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -469,6 +480,7 @@ autorestart = false
 max_restarts = 3
 min_uptime = "2s"
 kill_timeout = 1500
+kill_signal = "int"
 max_log_size = "10MiB"
 log_files = 2
 ready = 'log:listening on \d+'
@@ -505,6 +517,7 @@ cwd = "data"
         assert_eq!(api.max_restarts, Some(3));
         assert_eq!(api.min_uptime_ms, Some(2000));
         assert_eq!(api.kill_timeout_ms, Some(1500));
+        assert_eq!(api.kill_signal.as_deref(), Some("SIGINT"));
         assert_eq!(api.max_log_bytes, Some(10 << 20));
         assert_eq!(api.log_files, Some(2));
         assert_eq!(api.ready.as_deref(), Some(r"log:listening on \d+"));
@@ -514,8 +527,13 @@ cwd = "data"
         assert_eq!(tool.script, dir.join("bin/tool").to_str().unwrap());
         assert_eq!(tool.cwd.as_deref(), dir.join("data").to_str());
         assert_eq!(
-            (tool.kill_timeout_ms, tool.max_log_bytes, tool.autorestart),
-            (None, None, None)
+            (
+                tool.kill_timeout_ms,
+                tool.max_log_bytes,
+                tool.autorestart,
+                tool.kill_signal
+            ),
+            (None, None, None, None)
         );
     }
 

@@ -62,6 +62,8 @@ pub struct ProcessArgs {
     pub instance_var: Option<String>,
     /// A variable whose number instance K gets plus K.
     pub increment_var: Option<String>,
+    /// The stop signal, by name (already checked).
+    pub kill_signal: Option<String>,
 }
 
 // Hand-written: the environment may hold secrets.
@@ -161,6 +163,7 @@ impl ProcessArgs {
             instances: self.instances,
             instance_var: self.instance_var,
             increment_var: self.increment_var,
+            kill_signal: self.kill_signal,
         })
     }
 }

@@ -147,6 +147,9 @@ pub enum Error {
         echo(.0)
     )]
     BadInstanceVar(String),
+    /// `kill_signal` (or the signal of `process.signal`) names no signal.
+    #[error("{0}")]
+    BadSignal(String),
     /// `process.scale` with neither or both of `to` and `by`.
     #[error("process.scale takes one of 'to' (a count) or 'by' (a change)")]
     ScaleCount,
@@ -190,6 +193,7 @@ impl Error {
             | Error::BadReady(_)
             | Error::BadIncrementVar(_)
             | Error::BadInstanceVar(_)
+            | Error::BadSignal(_)
             | Error::ScaleCount
             | Error::ScaleToNone { .. }
             | Error::ReloadInProgress(_) => ErrorCode::InvalidParams,

@@ -224,7 +224,7 @@ async fn watch(
             deadline: Instant::now(),
         },
     };
-    end_tree(pid, &ending).await;
+    let killed = end_tree(pid, &ending).await;
     // Let the pipes drain so the last lines are in the logs when the exit is reported. A
     // writer that left the group may hold a pipe open, so the wait is bounded, and after
     // it the collectors go on by themselves.
@@ -246,13 +246,21 @@ async fn watch(
     if !drained {
         out.into_iter().chain(err).for_each(Task::detach);
     }
-    let _ = commands.send(Command::Exited { id, run, exit }).await;
+    let _ = commands
+        .send(Command::Exited {
+            id,
+            run,
+            exit,
+            killed,
+        })
+        .await;
 }
 
 /// Waits until nothing is left of the group `pgid` and of `ending.escaped`; SIGKILLs
 /// whatever is still there at `ending.deadline`. Polls with a growing pause: there is
 /// no event for "this group is empty", and most groups are empty at the first look.
-async fn end_tree(pgid: u32, ending: &Ending) {
+/// Says whether anything had to be SIGKILLed.
+async fn end_tree(pgid: u32, ending: &Ending) -> bool {
     let alive = || {
         process::group_exists(pgid)
             || ending
@@ -277,11 +285,12 @@ async fn end_tree(pgid: u32, ending: &Ending) {
                     "process group {pgid} still has members {KILL_GRACE:?} after SIGKILL; \
                      reporting the run over anyway"
                 ));
-                return;
+                return true;
             }
             Some(_) => now + pause,
         };
         Timer::at(wake).await;
         pause = (pause * 2).min(LONGEST_POLL);
     }
+    killed_at.is_some()
 }

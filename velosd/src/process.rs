@@ -286,6 +286,13 @@ pub fn signal_group(pgid: u32, signal: Signal) {
     let _ = rustix::process::kill_process_group(pid, signal);
 }
 
+/// The signal `text` names: `SIGINT`, `INT` or a number (see
+/// [`velos_proto::parse_signal`]). The error is one line for the user.
+pub fn parse_signal(text: &str) -> Result<Signal, String> {
+    let number = velos_proto::parse_signal(text)?;
+    Signal::from_named_raw(number).ok_or_else(|| format!("signal {number} cannot be sent"))
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustix::process::Signal;
 use velos_proto::{ProcessInfo, ReadyMode, StartParams, Target};
 
 use crate::error::Error;
@@ -36,8 +37,10 @@ pub struct Spec {
     /// The whole environment; the daemon's own when `None`. Shared: processes started
     /// from one shell have the same one, kept once (see [`EnvPool`]).
     pub env: Option<Env>,
-    /// Time between SIGTERM and SIGKILL.
+    /// Time between the stop signal and SIGKILL.
     pub kill_timeout: Duration,
+    /// The stop signal (`--kill-signal`; SIGTERM by default).
+    pub kill_signal: Signal,
     /// The two log files.
     pub out_log: PathBuf,
     /// The stderr log.
@@ -122,7 +125,13 @@ impl Spec {
             instances: None,
             instance_var: self.instance_var.clone(),
             increment_var: self.increment_var.clone(),
+            kill_signal: Some(self.kill_signal_name().to_owned()),
         }
+    }
+
+    /// The stop signal's name (`SIGTERM`).
+    pub fn kill_signal_name(&self) -> &'static str {
+        velos_proto::signal_name(self.kill_signal.as_raw()).unwrap_or("SIGTERM")
     }
 
     /// The variables instance `instance` gets on top of its environment: its number
@@ -233,6 +242,8 @@ pub struct Entry {
     pub group: Option<GroupMark>,
     /// The last `STATUS=` the current run sent to `$NOTIFY_SOCKET`.
     pub status_text: Option<String>,
+    /// Whether the last run outlived its kill timeout and got SIGKILL.
+    pub killed: bool,
 }
 
 impl Entry {
@@ -251,6 +262,7 @@ impl Entry {
             ring,
             group: None,
             status_text: None,
+            killed: false,
         }
     }
 
@@ -270,6 +282,7 @@ impl Entry {
         let settings = Settings {
             name: &self.name,
             kill_timeout: self.spec.kill_timeout,
+            kill_signal: self.spec.kill_signal,
             policy: Policy {
                 autorestart: self.spec.autorestart,
                 max_restarts: self.spec.max_restarts,
@@ -328,6 +341,8 @@ impl Entry {
                 .as_ref()
                 .map(|_| millis(self.spec.ready_timeout)),
             status_text: self.status_text.clone().filter(|_| alive),
+            kill_signal: self.spec.kill_signal_name().to_owned(),
+            killed: self.killed,
         }
     }
 }
@@ -472,6 +487,7 @@ pub(crate) mod tests {
             cwd: "/srv".into(),
             env: None,
             kill_timeout: Duration::from_secs(5),
+            kill_signal: Signal::TERM,
             out_log: "/h/logs/app-out.log".into(),
             err_log: "/h/logs/app-err.log".into(),
             requested_interpreter: None,
@@ -493,6 +509,7 @@ pub(crate) mod tests {
         let params = spec().params("api");
         assert_eq!(params.name.as_deref(), Some("api"));
         assert_eq!(params.kill_timeout_ms, Some(5000));
+        assert_eq!(params.kill_signal.as_deref(), Some("SIGTERM"));
         assert_eq!(params.autorestart, Some(true));
         assert_eq!(params.script, "/srv/app.js");
     }

@@ -214,6 +214,16 @@ pub fn change_line(change: Change, process: &ProcessInfo) -> String {
                 .map(|error| format!(": {error}"))
                 .unwrap_or_default()
         ),
+        _ if process.killed => format!(
+            "{} '{name}' (id {id}): still running {} after {}, so velos sent SIGKILL",
+            change.past(),
+            humantime::format_duration(std::time::Duration::from_millis(process.kill_timeout_ms)),
+            if process.kill_signal.is_empty() {
+                "SIGTERM"
+            } else {
+                &process.kill_signal
+            }
+        ),
         _ => format!("{} '{name}' (id {id})", change.past()),
     }
 }
@@ -230,6 +240,14 @@ mod tests {
         let mut stopped = process(3, "api", ProcessStatus::Stopped);
         stopped.pid = None;
         assert_eq!(change_line(Change::Stop, &stopped), "stopped 'api' (id 3)");
+        let mut killed = stopped.clone();
+        killed.killed = true;
+        killed.kill_timeout_ms = 500;
+        killed.kill_signal = "SIGINT".into();
+        assert_eq!(
+            change_line(Change::Stop, &killed),
+            "stopped 'api' (id 3): still running 500ms after SIGINT, so velos sent SIGKILL"
+        );
         assert_eq!(
             change_line(Change::Delete { logs: false }, &stopped),
             "deleted 'api' (id 3)"

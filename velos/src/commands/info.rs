@@ -76,6 +76,14 @@ fn details(process: &ProcessInfo, style: Style) -> String {
             "kill timeout",
             humantime::format_duration(Duration::from_millis(process.kill_timeout_ms)).to_string(),
         ),
+        (
+            "kill signal",
+            if process.kill_signal.is_empty() {
+                "SIGTERM".to_owned()
+            } else {
+                process.kill_signal.clone()
+            },
+        ),
         ("cpu", cpu_column(process)),
         ("memory", memory_column(process)),
         ("out log", process.out_log.clone()),

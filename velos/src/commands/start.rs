@@ -352,6 +352,7 @@ mod tests {
             instances: None,
             instance_var: None,
             increment_var: None,
+            kill_signal: None,
             args: vec![],
         }
     }

@@ -441,9 +441,9 @@ impl Lifecycle {
                     self.error = Some(reason.clone());
                     out.push(Decision::SignalGroup {
                         pgid: run.pid,
-                        signal: Signal::TERM,
+                        signal: settings.kill_signal,
                     });
-                    push_strays(&mut out, run.pid, escaped.clone(), Signal::TERM);
+                    push_strays(&mut out, run.pid, escaped.clone(), settings.kill_signal);
                     out.push(Decision::Log(reason));
                     out.push(Decision::EndTree { escaped, deadline });
                     State::Ending {
@@ -475,7 +475,7 @@ impl Lifecycle {
                     .copied()
                     .filter(|pid| !signalled.contains(pid))
                     .collect();
-                push_strays(&mut out, run.pid, fresh, Signal::TERM);
+                push_strays(&mut out, run.pid, fresh, settings.kill_signal);
                 out.push(Decision::EndTree { escaped, deadline });
                 State::Stopping {
                     run,
@@ -740,9 +740,9 @@ impl Lifecycle {
                 // Whatever it left in its group or outside it goes with it.
                 out.push(Decision::SignalGroup {
                     pgid: run.pid,
-                    signal: Signal::TERM,
+                    signal: settings.kill_signal,
                 });
-                push_strays(out, run.pid, escaped.clone(), Signal::TERM);
+                push_strays(out, run.pid, escaped.clone(), settings.kill_signal);
                 out.push(Decision::EndTree {
                     escaped,
                     deadline: now + settings.kill_timeout,
@@ -845,7 +845,7 @@ impl Lifecycle {
                 if old.leader_alive {
                     out.push(Decision::SignalGroup {
                         pgid: old.pid,
-                        signal: Signal::TERM,
+                        signal: settings.kill_signal,
                     });
                     out.push(Decision::ArmTimer {
                         at: now + settings.kill_timeout,
@@ -884,9 +884,9 @@ impl Lifecycle {
         if run.leader_alive {
             out.push(Decision::SignalGroup {
                 pgid: run.pid,
-                signal: Signal::TERM,
+                signal: settings.kill_signal,
             });
-            push_strays(out, run.pid, escaped, Signal::TERM);
+            push_strays(out, run.pid, escaped, settings.kill_signal);
             out.push(Decision::ArmTimer {
                 at: now + settings.kill_timeout,
                 timer: Timer::SecondKill { run: run.number },
@@ -931,9 +931,9 @@ impl Lifecycle {
         let deadline = now + settings.kill_timeout;
         out.push(Decision::SignalGroup {
             pgid: run.pid,
-            signal: Signal::TERM,
+            signal: settings.kill_signal,
         });
-        push_strays(out, run.pid, escaped.clone(), Signal::TERM);
+        push_strays(out, run.pid, escaped.clone(), settings.kill_signal);
         out.push(Decision::ArmTimer {
             at: deadline,
             timer: Timer::Kill { run: run.number },

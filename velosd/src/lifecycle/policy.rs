@@ -67,6 +67,8 @@ pub struct Settings<'a> {
     pub name: &'a str,
     /// Time between the stop signal and SIGKILL.
     pub kill_timeout: Duration,
+    /// The stop signal.
+    pub kill_signal: rustix::process::Signal,
     /// The restart policy.
     pub policy: Policy,
     /// How long it may take to be ready, when it has a ready mode (without one it is

@@ -15,6 +15,7 @@ fn settings(max_restarts: u32) -> Settings<'static> {
     Settings {
         name: "api",
         kill_timeout: KILL_TIMEOUT,
+        kill_signal: Signal::TERM,
         policy: Policy {
             autorestart: true,
             max_restarts,
@@ -1081,4 +1082,45 @@ fn a_process_not_running_is_skipped() {
             ..
         }]
     ));
+}
+
+#[test]
+fn a_stop_sends_the_kill_signal_it_was_given() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    let sigint = Settings {
+        kill_signal: Signal::INT,
+        ..settings(16)
+    };
+    let out = life.handle(
+        Event::Asked {
+            then: Then::Stop,
+            escaped: vec![7],
+            now: t0,
+        },
+        &sigint,
+    );
+    assert_eq!(
+        out[..2],
+        [
+            Decision::SignalGroup {
+                pgid: 100,
+                signal: Signal::INT
+            },
+            Decision::SignalStrays {
+                pgid: 100,
+                pids: vec![7],
+                signal: Signal::INT
+            },
+        ]
+    );
+    // SIGKILL still follows at the deadline.
+    let out = life.handle(Event::KillDeadline { run: 1 }, &sigint);
+    assert_eq!(
+        out,
+        [Decision::SignalGroup {
+            pgid: 100,
+            signal: Signal::KILL
+        }]
+    );
 }

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use async_channel::Sender;
+use rustix::process::Signal;
 use velos_proto::{ProcessInfo, ProcessStatus, Response, Target};
 
 use super::{After, Command, Reply, Supervisor, escaped_of, logfiles};
@@ -56,6 +57,7 @@ impl Supervisor {
                     }
                     (Ok(pid), _) => {
                         self.leaders.insert(pid);
+                        entry.killed = false;
                         Event::Spawned { run, pid, now }
                     }
                     (Err(error), Attempt::Replacement) => Event::ReplacementSpawnFailed {
@@ -69,7 +71,17 @@ impl Supervisor {
                 };
                 self.apply(id, event);
             }
-            Decision::SignalGroup { pgid, signal } => process::signal_group(pgid, signal),
+            Decision::SignalGroup { pgid, signal } => {
+                // SIGKILL is decided only at a stop's deadline (unless it is the stop
+                // signal itself): the stop had to use it.
+                if signal == Signal::KILL
+                    && let Some(entry) = self.table.get_mut(id)
+                    && entry.spec.kill_signal != Signal::KILL
+                {
+                    entry.killed = true;
+                }
+                process::signal_group(pgid, signal);
+            }
             Decision::SignalStrays { pgid, pids, signal } => {
                 orphans::signal_all(&process::outside_group(&pids, pgid), signal);
             }
@@ -218,7 +230,8 @@ impl Supervisor {
     }
 
     /// Run `run` of `id` is over: its leader and everything it left are gone.
-    pub(super) fn exited(&mut self, id: u32, run: u64, exit: Exit) {
+    /// `killed`: what was left at the deadline got SIGKILL.
+    pub(super) fn exited(&mut self, id: u32, run: u64, exit: Exit, killed: bool) {
         // Its escaped descendants' own children may have come to us while the run was
         // still counted as live; now that it is over, they go too.
         self.reap_pending = true;
@@ -227,6 +240,7 @@ impl Supervisor {
         };
         if entry.lifecycle.run().is_some_and(|live| live.number == run) {
             entry.group = None;
+            entry.killed |= killed;
         }
         self.apply(
             id,

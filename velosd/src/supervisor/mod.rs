@@ -121,6 +121,8 @@ pub enum Command {
         run: u64,
         /// How.
         exit: Exit,
+        /// Whether what was left at the deadline got SIGKILL.
+        killed: bool,
     },
     /// A timer a process's lifecycle armed is due (a kill deadline, a restart, ...).
     Timer {
@@ -323,7 +325,12 @@ impl Supervisor {
                 exit,
                 reply,
             } => self.leader_exits.push((id, run, pid, exit, reply)),
-            Command::Exited { id, run, exit } => self.exited(id, run, exit),
+            Command::Exited {
+                id,
+                run,
+                exit,
+                killed,
+            } => self.exited(id, run, exit, killed),
             Command::Timer { id, timer } => self.timer_due(id, timer),
             Command::Status { id, run, text } => {
                 if let Some(entry) = self.table.get_mut(id)
@@ -633,6 +640,10 @@ impl Supervisor {
             crate::state::increment_base(var, params.env.as_ref())
                 .map_err(Error::BadIncrementVar)?;
         }
+        let kill_signal = match params.kill_signal.as_deref() {
+            Some(text) => process::parse_signal(text).map_err(Error::BadSignal)?,
+            None => rustix::process::Signal::TERM,
+        };
         let spec = Spec {
             out_log: self.home.instance_log_path(&name, instance, Stream::Out),
             err_log: self.home.instance_log_path(&name, instance, Stream::Err),
@@ -647,6 +658,7 @@ impl Supervisor {
             kill_timeout: params
                 .kill_timeout_ms
                 .map_or(DEFAULT_KILL_TIMEOUT, Duration::from_millis),
+            kill_signal,
             autorestart: params.autorestart.unwrap_or(true),
             max_restarts: params.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
             min_uptime: params
