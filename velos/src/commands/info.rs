@@ -193,6 +193,7 @@ args          --port 3000 'two words'
 cwd           /srv
 autorestart   on (gives up after 16 quick failures in a row; a run of 1s is not quick)
 kill timeout  5s
+kill signal   SIGTERM
 cpu           1.5%
 memory        30.0 MiB
 out log       /h/logs/api-out.log
