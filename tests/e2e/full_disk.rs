@@ -155,3 +155,43 @@ fn on_a_full_disk_sigterm_still_stops_everything() {
     assert!(!pid_alive(app), "the app {app} outlived the daemon");
     assert!(!home.home().pid_path().exists(), "velos.pid left behind");
 }
+
+#[test]
+fn on_a_full_disk_a_busy_writer_is_never_held_up_and_its_last_lines_stay_in_memory() {
+    let Some(tmpfs) = TmpfsHome::new() else {
+        return;
+    };
+    let home = tmpfs.home();
+    home.velos(&["ping"]).success();
+    tmpfs.fill();
+    // 20 MB in 1 MiB writes: far more than the disk has room for, or a pipe holds. A
+    // collector that stopped draining its pipes on a failed write would hold the writer
+    // up for good.
+    let lines = 200_000;
+    home.velos(&[
+        "start",
+        env!("CARGO_BIN_EXE_velos-flood"),
+        "--name",
+        "flood",
+        "--",
+        "numbered",
+        &lines.to_string(),
+        "100",
+    ])
+    .success();
+    let proc = home.wait_status("flood", "stopped");
+    assert_eq!(proc.exit_code, Some(0), "{proc:?}");
+    let entry = home.entry("flood");
+    let error = entry["log_error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        error.contains("No space left"),
+        "log_error does not say the disk is full: {entry}"
+    );
+    let shown = home.velos(&["logs", "flood", "--lines", "2"]);
+    shown.success();
+    let last = format!("{lines:010} ");
+    assert!(
+        shown.stdout_str().contains(&last),
+        "the last line ({last}...) is not in memory\n{shown}"
+    );
+}

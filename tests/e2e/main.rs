@@ -159,7 +159,7 @@ mod terminal;
 mod daemon_signals;
 
 // The home on a full 1 MiB tmpfs (root only): the daemon serves, obeys SIGTERM, reports a
-// failed save of its list in daemon.ping and retries it.
+// failed save of its list in daemon.ping and retries it; a busy writer is never held up.
 mod full_disk;
 
 // The daemon's own life: a panicking supervisor ends it (and the next command starts a new

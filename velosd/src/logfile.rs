@@ -14,16 +14,22 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::ops::Range;
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use velos_proto::Stream;
 
 use crate::ring::LogRing;
 
-/// Opens a log file for appending (0600) and returns it with its length.
+/// Opens a log file for appending (0600) and returns it with its length. It is opened
+/// for reading too: a collector that moved bytes into it with `splice` reads the last of
+/// them back for the ring (from the page cache).
 pub fn open_log(path: &Path) -> std::io::Result<(File, u64)> {
-    let file = crate::paths::open_in_home(path, OpenOptions::new().create(true).append(true))?;
+    let file = crate::paths::open_in_home(
+        path,
+        OpenOptions::new().create(true).read(true).append(true),
+    )?;
     let len = file.metadata()?.len();
     Ok((file, len))
 }
@@ -85,6 +91,8 @@ pub struct LogFile {
     len: u64,
     /// The last byte written is not a newline: a line is half written.
     mid_line: bool,
+    /// Where the last chunk [`LogFile::splice_in`] moved starts in the file.
+    last_start: Option<u64>,
 }
 
 impl LogFile {
@@ -107,6 +115,7 @@ impl LogFile {
             epoch,
             len,
             mid_line: false,
+            last_start: None,
         };
         (log, error)
     }
@@ -196,31 +205,158 @@ impl LogFile {
         steps.push(Step::Replaced(len));
     }
 
+    /// The file to write to, opened again first if it is gone; with its size now.
+    fn ready(&mut self, steps: &mut Vec<Step>) -> Result<(&File, u64), String> {
+        // A file deleted under us has no links left; writing on would lose the lines. One
+        // renamed by logrotate (which then sends SIGHUP) is left to it.
+        let epoch = crate::daemon_log::reopen_epoch();
+        let size = match &self.file {
+            Some(file) => file
+                .metadata()
+                .ok()
+                .filter(|m| m.nlink() > 0)
+                .map(|m| m.len()),
+            None => None,
+        };
+        let size = match size {
+            Some(size) if self.epoch == epoch => size,
+            _ => {
+                self.epoch = epoch;
+                let (file, len) = open_log(&self.path)
+                    .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
+                self.replaced(len, steps);
+                self.file = Some(file);
+                len
+            }
+        };
+        Ok((self.file.as_ref().expect("opened just above"), size))
+    }
+
     /// Appends `bytes`, opening the file again first if it is gone.
     fn append(&mut self, bytes: &[u8], steps: &mut Vec<Step>) -> Result<(), String> {
         if bytes.is_empty() {
             return Ok(());
         }
-        // A file deleted under us has no links left; writing on would lose the lines. One
-        // renamed by logrotate (which then sends SIGHUP) is left to it.
-        let epoch = crate::daemon_log::reopen_epoch();
-        let gone = match &self.file {
-            Some(file) => file.metadata().map_or(true, |m| m.nlink() == 0),
-            None => true,
-        };
-        if gone || self.epoch != epoch {
-            self.epoch = epoch;
-            let (file, len) = open_log(&self.path)
-                .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
-            self.replaced(len, steps);
-            self.file = Some(file);
-        }
-        let file = self.file.as_mut().expect("opened just above");
+        let (mut file, _) = self.ready(steps)?;
         file.write_all(bytes).map_err(|e| {
             // Try a fresh open next time: the path may be writable again by then.
             self.file = None;
             format!("cannot write {}: {e}", self.path.display())
         })
+    }
+
+    /// Whether [`LogFile::splice_in`] may be used: not when the file rotates (rotation
+    /// cuts at line boundaries, which takes the bytes).
+    pub fn can_splice(&self) -> bool {
+        self.rotation.is_none()
+    }
+
+    /// Moves the `n` bytes waiting in the pipe `from` to the end of the file without
+    /// bringing them into memory (`splice`), after the same checks as a write (a deleted
+    /// file is made again, see [`Step::Replaced`]). Then reads the last `tail` of them
+    /// back from the page cache into `buf` and returns how many: the ring
+    /// needs only the last lines of a large chunk, and asks for the rest through
+    /// [`LogFile::read_back`] when it needs more.
+    ///
+    /// On an error (disk full) the pipe is drained all the same, `buf` gets every byte
+    /// (`buf` must hold `n`), and the error says what went wrong: the lines stay in
+    /// memory, as with a failed write.
+    pub(crate) fn splice_in(
+        &mut self,
+        from: BorrowedFd<'_>,
+        n: usize,
+        tail: usize,
+        buf: &mut [u8],
+        steps: &mut Vec<Step>,
+    ) -> Result<usize, String> {
+        let mut moved = 0;
+        let mut start = self.len;
+        let result = self.splice_from(from, n, &mut start, &mut moved, steps);
+        self.len += n as u64;
+        self.last_start = None;
+        if result.is_ok() {
+            let tail = n.min(tail);
+            if self.read_at(start + (n - tail) as u64, &mut buf[..tail]) {
+                self.last_start = Some(start);
+                self.mid_line = buf[tail - 1] != b'\n';
+                return Ok(tail);
+            }
+        }
+        // The whole chunk, then: what reached the file read back from it, the rest
+        // drained from the pipe (so that a full disk never leaves the pipe full). A part
+        // that cannot be read back (a filesystem that does not keep what it was given)
+        // is blanks in memory, in its place.
+        if !self.read_at(start, &mut buf[..moved]) {
+            buf[..moved].fill(b' ');
+        }
+        let mut filled = moved;
+        while filled < n {
+            match rustix::io::read(from, &mut buf[filled..n]) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => filled += read,
+            }
+        }
+        buf[filled..n].fill(b' ');
+        self.mid_line = buf[n - 1] != b'\n';
+        result.map(|()| n).inspect_err(|_| {
+            // Try a fresh open next time: the path may be writable again by then.
+            self.file = None;
+        })
+    }
+
+    /// Reads `buf.len()` bytes at `offset` of the file; whether it could.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> bool {
+        buf.is_empty()
+            || self
+                .file
+                .as_ref()
+                .is_some_and(|file| file.read_exact_at(buf, offset).is_ok())
+    }
+
+    /// The splice of [`LogFile::splice_in`]: `start` gets where the bytes go in the file,
+    /// `moved` how many got there.
+    fn splice_from(
+        &mut self,
+        from: BorrowedFd<'_>,
+        n: usize,
+        start: &mut u64,
+        moved: &mut usize,
+        steps: &mut Vec<Step>,
+    ) -> Result<(), String> {
+        let path = self.path.display().to_string();
+        let (file, size) = self.ready(steps)?;
+        *start = size;
+        let cannot = |error: &dyn std::fmt::Display| format!("cannot write {path}: {error}");
+        // `splice` refuses a file in append mode: out of it for the moment, writing at
+        // the end by offset.
+        let flags = rustix::fs::fcntl_getfl(file).map_err(|e| cannot(&e))?;
+        rustix::fs::fcntl_setfl(file, flags - rustix::fs::OFlags::APPEND)
+            .map_err(|e| cannot(&e))?;
+        let mut offset = size;
+        let mut result = Ok(());
+        while *moved < n {
+            match crate::platform::splice_to_file(from, file.as_fd(), &mut offset, n - *moved) {
+                Ok(0) => {
+                    result = Err(cannot(&"no progress"));
+                    break;
+                }
+                Ok(k) => *moved += k,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    result = Err(cannot(&error));
+                    break;
+                }
+            }
+        }
+        let _ = rustix::fs::fcntl_setfl(file, flags);
+        result
+    }
+
+    /// Reads back the whole of the last chunk [`LogFile::splice_in`] moved (`n` bytes)
+    /// into `buf`.
+    pub(crate) fn read_back(&self, buf: &mut [u8]) -> bool {
+        self.last_start
+            .is_some_and(|start| self.read_at(start, buf))
     }
 
     /// Shifts `.1` to `.2` and so on (dropping the oldest past `keep`), moves the current

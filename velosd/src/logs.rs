@@ -17,6 +17,7 @@
 //! The collector reads a fixed-size chunk at a time, so a child writing faster than the
 //! disk is slowed by its full pipe, never buffered without limit.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -34,6 +35,9 @@ const FIRST_CHUNK_BYTES: usize = 1024;
 const MAX_CHUNK_BYTES: usize = 1024 * 1024;
 /// A pipe's capacity unless asked for more (Linux).
 const DEFAULT_PIPE_BYTES: usize = 64 * 1024;
+/// Bytes at the end of a spliced chunk read back for the ring (see [`Splicer`]): with
+/// 100-byte lines, 1,310 lines, more than the ring keeps.
+const TAIL_BYTES: usize = 128 * 1024;
 /// Pipe capacity asked for once a writer fills the default pipe at every read: fewer,
 /// larger reads, and a writer that blocks less often. Only busy writers get it: every
 /// pipe of a user counts against `/proc/sys/fs/pipe-user-pages-soft` (64 MiB), past
@@ -157,7 +161,17 @@ pub async fn collect(
     // Armed only while followers have not seen the end of an unfinished line: an idle
     // stream costs no timer.
     let mut unshown = false;
+    // Once the stream is busy (where the system has `splice`).
+    let mut splicer: Option<Splicer> = None;
     loop {
+        if let Some(splicer) = &splicer {
+            match splicer.step(&logs, stream, &mut chunk, &mut steps).await {
+                Spliced::Moved => continue,
+                Spliced::Ended => break,
+                // Someone needs every byte: this round reads.
+                Spliced::Read => {}
+            }
+        }
         let read = if unshown {
             async { Some(pipe.read(&mut chunk).await) }
                 .or(async {
@@ -189,6 +203,9 @@ pub async fn collect(
                 grow_pipe(&pipe);
                 grown = true;
             }
+            if chunk.len() >= MAX_CHUNK_BYTES {
+                splicer = Splicer::new(&pipe);
+            }
         }
         let time_ms = now_ms();
         let mut file = relock(&logs.files[slot(stream)]);
@@ -207,6 +224,117 @@ pub async fn collect(
         unshown = ring.unshown(stream);
     }
     logs.ring().finish(stream, now_ms());
+}
+
+/// A busy stream's way to its file without its bytes passing through memory: the
+/// child's pipe → `splice` → a pipe of the daemon's own → `splice` → the file, and only
+/// the last [`TAIL_BYTES`] read back (from the page cache) for the ring (see `platform`;
+/// where there is no `splice`, [`Splicer::new`] gives none and the collector reads and
+/// writes). Splicing straight from the child's pipe into the file would keep the child's
+/// pipe locked while the bytes are copied into the page cache, and the child would wait
+/// on it; from a pipe of our own, only page references move under the child's pipe's
+/// lock.
+///
+/// Rotation cuts at line boundaries and followers see every line: with either, the
+/// collector reads as before (see [`Splicer::step`]).
+struct Splicer {
+    /// A second descriptor of the child's pipe, to wait on.
+    child: async_io::Async<std::fs::File>,
+    /// The daemon's own pipe: read end, write end.
+    private: (OwnedFd, OwnedFd),
+}
+
+/// What one [`Splicer::step`] did.
+enum Spliced {
+    /// A chunk went to the file and the ring.
+    Moved,
+    /// The child's pipe is closed.
+    Ended,
+    /// Nothing moved: the bytes are needed (followers, rotation), so read them.
+    Read,
+}
+
+impl Splicer {
+    fn new(pipe: &impl AsFd) -> Option<Splicer> {
+        let private = crate::platform::private_pipe(BUSY_PIPE_BYTES).ok()?;
+        let child = pipe.as_fd().try_clone_to_owned().ok()?;
+        let child = async_io::Async::new(std::fs::File::from(child)).ok()?;
+        Some(Splicer { child, private })
+    }
+
+    /// Moves one chunk (as much as the child's pipe holds, at most `chunk`'s size) to
+    /// the file and its end to the ring, waiting for the child to write if need be.
+    async fn step(
+        &self,
+        logs: &Logs,
+        stream: Stream,
+        chunk: &mut [u8],
+        steps: &mut Vec<Step>,
+    ) -> Spliced {
+        loop {
+            let file_allows = relock(&logs.files[slot(stream)])
+                .as_ref()
+                .is_some_and(LogFile::can_splice);
+            if !file_allows || logs.ring().has_followers() {
+                return Spliced::Read;
+            }
+            let into = self.private.1.as_fd();
+            match crate::platform::splice_pipe(self.child.as_fd(), into, chunk.len()) {
+                Ok(0) => return Spliced::Ended,
+                Ok(n) => {
+                    self.deliver(logs, stream, n, chunk, steps);
+                    return Spliced::Moved;
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    if self.child.readable().await.is_err() {
+                        return Spliced::Read;
+                    }
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Spliced::Read,
+            }
+        }
+    }
+
+    /// The `n` bytes in the private pipe: to the file, and their end to the ring.
+    fn deliver(
+        &self,
+        logs: &Logs,
+        stream: Stream,
+        n: usize,
+        chunk: &mut [u8],
+        steps: &mut Vec<Step>,
+    ) {
+        let time_ms = now_ms();
+        let mut file = relock(&logs.files[slot(stream)]);
+        let Some(log) = file.as_mut() else {
+            return;
+        };
+        steps.clear();
+        let from = self.private.0.as_fd();
+        let written = log.splice_in(from, n, TAIL_BYTES, chunk, steps);
+        let mut ring = logs.ring();
+        // Only a reopened file's step here: the bytes come below.
+        apply(steps, &[], &mut ring, stream, time_ms);
+        match written {
+            Ok(tail) => {
+                if !ring.push_tail(stream, (n - tail) as u64, &chunk[..tail], time_ms) {
+                    // Long lines (or a new follower): the ring needs the whole chunk.
+                    drop(ring);
+                    if !log.read_back(&mut chunk[..n]) {
+                        chunk[..n].fill(b' ');
+                    }
+                    ring = logs.ring();
+                    ring.push(stream, &chunk[..n], time_ms);
+                }
+                ring.write_error = None;
+            }
+            Err(error) => {
+                ring.push(stream, &chunk[..n], time_ms);
+                ring.write_error = Some(error);
+            }
+        }
+    }
 }
 
 /// Locks `mutex`. A poisoned lock still holds valid data (pushes cannot panic halfway

@@ -271,6 +271,50 @@ impl LogRing {
         self.split(stream, chunk, time_ms);
     }
 
+    /// Whether anyone follows: followers must see every line, so the collector hands
+    /// over every byte (see [`LogRing::push_tail`]).
+    pub fn has_followers(&self) -> bool {
+        !self.followers.is_empty()
+    }
+
+    /// Adds a chunk of `stream` (already in its file) of which only the last bytes,
+    /// `tail`, are at hand: `skipped` bytes came before them. The same as pushing the
+    /// whole chunk when the tail alone holds more lines than the ring keeps, since every
+    /// line before those would be dropped anyway; then `true`. Otherwise (fewer lines, or
+    /// followers, who see every line) nothing changes and `false` says the whole chunk is
+    /// needed.
+    pub fn push_tail(&mut self, stream: Stream, skipped: u64, tail: &[u8], time_ms: u64) -> bool {
+        if skipped == 0 {
+            self.push(stream, tail, time_ms);
+            return true;
+        }
+        if !self.followers.is_empty() {
+            return false;
+        }
+        let Some(cut) = memchr::memrchr_iter(b'\n', tail).nth(RING_LINES) else {
+            return false;
+        };
+        // As `split` does with a chunk longer than the ring: everything up to the cut
+        // (lines in memory, this stream's unsplit bytes and line being written, the
+        // skipped bytes) would be dropped, so it is, and the stream's file offsets move
+        // past it.
+        let other = match stream {
+            Stream::Out => Stream::Err,
+            Stream::Err => Stream::Out,
+        };
+        self.settle_stream(other);
+        self.lines.clear();
+        self.bytes = 0;
+        let pending = &mut self.pending[slot(stream)];
+        pending.end += pending.unsplit.len() as u64 + skipped + cut as u64 + 1;
+        pending.start = pending.end;
+        pending.unsplit.clear();
+        pending.bytes.clear();
+        pending.shown = 0;
+        self.push(stream, &tail[cut + 1..], time_ms);
+        true
+    }
+
     /// Splits `chunk` into lines: the partial line goes on, complete lines enter the ring.
     fn split(&mut self, stream: Stream, mut chunk: &[u8], time_ms: u64) {
         // A chunk with more lines than the ring holds would evict all of its own early
@@ -549,6 +593,50 @@ mod tests {
         assert_eq!(lines(&lazy), lines(&eager));
         assert_eq!(lazy.file_boundaries(), eager.file_boundaries());
         assert_eq!(lines(&lazy).last().unwrap(), b"partial");
+    }
+
+    #[test]
+    fn a_tail_with_more_lines_than_the_ring_is_the_whole_chunk() {
+        let mut chunk = Vec::new();
+        for i in 0..5000 {
+            chunk.extend_from_slice(format!("line {i:05}\n").as_bytes());
+        }
+        chunk.extend_from_slice(b"partial");
+        for cut_at in [0, 11, 12 * 3000 + 5] {
+            let (mut whole, mut tail) = (LogRing::default(), LogRing::default());
+            for ring in [&mut whole, &mut tail] {
+                ring.set_file_len(Stream::Out, 7);
+                ring.push(Stream::Out, b"before\nhalf", 0);
+                ring.push(Stream::Err, b"err\n", 0);
+                ring.push(Stream::Out, &[b'u'; LAZY_CHUNK_BYTES], 0);
+            }
+            whole.push(Stream::Out, &chunk, 1);
+            assert!(tail.push_tail(Stream::Out, cut_at as u64, &chunk[cut_at..], 1));
+            for ring in [&mut whole, &mut tail] {
+                ring.finish(Stream::Out, 2);
+            }
+            let lines = |ring: &LogRing| -> Vec<(Vec<u8>, LogPosition, LogPosition)> {
+                ring.lines()
+                    .map(|l| (l.bytes.to_vec(), l.start(), l.end()))
+                    .collect()
+            };
+            assert_eq!(lines(&tail), lines(&whole), "cut at {cut_at}");
+            assert_eq!(tail.file_boundaries(), whole.file_boundaries());
+            assert_eq!(tail.file_len(Stream::Out), whole.file_len(Stream::Out));
+        }
+    }
+
+    #[test]
+    fn a_tail_with_few_lines_or_followers_asks_for_the_whole_chunk() {
+        let mut ring = LogRing::default();
+        let few = b"a\nb\n".repeat(10);
+        assert!(!ring.push_tail(Stream::Out, 100, &few, 1));
+        assert_eq!(ring.len(), 0, "nothing changed");
+        let (follower, _stream) = follow::channel();
+        ring.follow(follower);
+        let many = b"x\n".repeat(RING_LINES + 5);
+        assert!(!ring.push_tail(Stream::Out, 100, &many, 1));
+        assert!(ring.push_tail(Stream::Out, 0, &many, 1), "nothing skipped");
     }
 
     #[test]

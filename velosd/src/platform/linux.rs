@@ -2,11 +2,13 @@
 //! `procfs.rs`, the socket watch in `inotify.rs`.
 
 use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 
 use rustix::fs::{FileType, Mode, OFlags};
+use rustix::pipe::SpliceFlags;
 use rustix::process::Signal;
 
 /// Where this process's open descriptors are listed, one entry per descriptor.
@@ -44,6 +46,43 @@ pub fn peer_is_us(stream: &UnixStream) -> bool {
 /// Asks for a pipe of `bytes`; where that is not allowed, the default pipe still works.
 pub fn grow_pipe(pipe: &impl std::os::fd::AsFd, bytes: usize) {
     let _ = rustix::pipe::fcntl_setpipe_size(pipe, bytes);
+}
+
+/// A pipe of the daemon's own (both ends non-blocking), of `bytes` where allowed: the
+/// hop between a child's pipe and its log file (see `logs`).
+pub fn private_pipe(bytes: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+    )?;
+    grow_pipe(&write, bytes);
+    Ok((read, write))
+}
+
+/// Moves at most `len` bytes from the pipe `from` to the pipe `to` without copying them
+/// (`splice`: page references move), without blocking: `WouldBlock` when `from` is empty.
+/// 0 is the end of `from`.
+pub fn splice_pipe(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+    Ok(rustix::pipe::splice(from, None, to, None, len, flags)?)
+}
+
+/// Moves at most `len` bytes from the pipe `from` into `file` at `offset` (advanced by
+/// what moved): one copy, into the page cache. `file` must not be in append mode.
+pub fn splice_to_file(
+    from: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: &mut u64,
+    len: usize,
+) -> io::Result<usize> {
+    let flags = SpliceFlags::MOVE | SpliceFlags::NONBLOCK;
+    Ok(rustix::pipe::splice(
+        from,
+        None,
+        file,
+        Some(offset),
+        len,
+        flags,
+    )?)
 }
 
 /// Sets the mode of the socket at `path` without following a link: through an `O_PATH`

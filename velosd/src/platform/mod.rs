@@ -5,9 +5,9 @@
 //!
 //! - `linux.rs` (Linux and Android): the daemon is a child subreaper, each child gets
 //!   `PR_SET_PDEATHSIG`, the socket's peer is checked with `SO_PEERCRED`, pipes are
-//!   enlarged, the socket's name is watched with inotify (`inotify.rs`), and `procfs.rs`
-//!   reads `/proc` for process trees, environments, start times and CPU and memory
-//!   figures;
+//!   enlarged, busy log pipes go to their files through `splice`, the socket's name is
+//!   watched with inotify (`inotify.rs`), and `procfs.rs` reads `/proc` for process
+//!   trees, environments, start times and CPU and memory figures;
 //! - `other.rs` (macOS, the BSDs): none of that exists. Process groups are the reach: the
 //!   fallbacks find no children, no environments and no figures, and watch nothing, so
 //!   the callers fall back to signalling groups;

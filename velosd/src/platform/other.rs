@@ -5,6 +5,7 @@
 //! clean-up of the groups `state.msgpack` names.
 
 use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -29,6 +30,26 @@ pub fn peer_is_us(_stream: &UnixStream) -> bool {
 
 /// Pipes keep their system's size.
 pub fn grow_pipe(_pipe: &impl std::os::fd::AsFd, _bytes: usize) {}
+
+/// No `splice` here: the collectors read and write.
+pub fn private_pipe(_bytes: usize) -> io::Result<(OwnedFd, OwnedFd)> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// No `splice` here (see [`private_pipe`]).
+pub fn splice_pipe(_from: BorrowedFd<'_>, _to: BorrowedFd<'_>, _len: usize) -> io::Result<usize> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
+/// No `splice` here (see [`private_pipe`]).
+pub fn splice_to_file(
+    _from: BorrowedFd<'_>,
+    _file: BorrowedFd<'_>,
+    _offset: &mut u64,
+    _len: usize,
+) -> io::Result<usize> {
+    Err(io::ErrorKind::Unsupported.into())
+}
 
 /// Sets the mode of the socket at `path` by path (no `O_PATH` here); the caller has
 /// checked the home it lies in.
