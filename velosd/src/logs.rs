@@ -38,6 +38,9 @@ const DEFAULT_PIPE_BYTES: usize = 64 * 1024;
 /// Bytes at the end of a spliced chunk read back for the ring (see [`Splicer`]): with
 /// 100-byte lines, 1,310 lines, more than the ring keeps.
 const TAIL_BYTES: usize = 128 * 1024;
+/// Fewer bytes than this waiting in a busy stream's pipe are read and written, not
+/// spliced (see [`Splicer::step`]).
+const SPLICE_MIN_BYTES: u64 = 32 * 1024;
 /// Pipe capacity asked for once a writer fills the default pipe at every read: fewer,
 /// larger reads, and a writer that blocks less often. Only busy writers get it: every
 /// pipe of a user counts against `/proc/sys/fs/pipe-user-pages-soft` (64 MiB), past
@@ -250,7 +253,8 @@ enum Spliced {
     Moved,
     /// The child's pipe is closed.
     Ended,
-    /// Nothing moved: the bytes are needed (followers, rotation), so read them.
+    /// Nothing moved: the bytes are needed (followers, rotation), or few are waiting, so
+    /// read them.
     Read,
 }
 
@@ -277,6 +281,12 @@ impl Splicer {
                 .is_some_and(LogFile::can_splice);
             if !file_allows || logs.ring().has_followers() {
                 return Spliced::Read;
+            }
+            // A little at a time (a writer of single lines): a read and a write cost
+            // fewer system calls than the two splices and what goes with them.
+            match rustix::io::ioctl_fionread(self.child.as_fd()) {
+                Ok(waiting) if waiting > 0 && waiting < SPLICE_MIN_BYTES => return Spliced::Read,
+                _ => {}
             }
             let into = self.private.1.as_fd();
             match crate::platform::splice_pipe(self.child.as_fd(), into, chunk.len()) {
