@@ -348,7 +348,11 @@ impl LogFile {
                 }
             }
         }
-        let _ = rustix::fs::fcntl_setfl(file, flags);
+        if rustix::fs::fcntl_setfl(file, flags).is_err() {
+            // Out of append mode, a write would land at the descriptor's position, not
+            // at the end: the next write opens the file afresh (no SIGHUP epoch is this).
+            self.epoch = u64::MAX;
+        }
         result
     }
 

@@ -318,6 +318,16 @@ impl Splicer {
         let time_ms = now_ms();
         let mut file = relock(&logs.files[slot(stream)]);
         let Some(log) = file.as_mut() else {
+            // No file for this run (`step` saw one a moment ago): the bytes stay in
+            // memory, and the private pipe is left empty for the next chunk.
+            let mut filled = 0;
+            while filled < n {
+                match rustix::io::read(self.private.0.as_fd(), &mut chunk[filled..n]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => filled += read,
+                }
+            }
+            logs.ring().push(stream, &chunk[..filled], time_ms);
             return;
         };
         steps.clear();
