@@ -400,3 +400,89 @@ fn scale_up_waits_until_the_new_instances_are_ready() {
         "{web:#?}"
     );
 }
+
+#[test]
+fn four_instances_with_listen_and_notify_start_ready_and_all_serve() {
+    // Issue 11, done-when 1: `-i 4 --listen 127.0.0.1:0 --ready notify`.
+    let home = TestHome::new();
+    let record = home.path().join("record");
+    std::fs::create_dir_all(&record).expect("create the record directory");
+    let record_env = format!("RECORD_DIR={}", record.display());
+    let script = fixture("ready_server.py");
+    // Each instance says READY=1 a second after it starts: `start` must wait for all four.
+    home.velos(&[
+        "start",
+        &script,
+        "--name",
+        "web",
+        "-i",
+        "4",
+        "--listen",
+        "127.0.0.1:0",
+        "--ready",
+        "notify",
+        "--env",
+        "DELAY=1",
+        "--env",
+        &record_env,
+    ])
+    .success();
+    for k in 0..4 {
+        assert!(
+            record.join(format!("ready-{k}")).exists(),
+            "`start` returned before instance {k} said READY=1"
+        );
+    }
+    let web = instances(&home, "web");
+    assert_eq!(numbers(&web), [0, 1, 2, 3], "{web:#?}");
+    assert!(
+        web.iter().all(|entry| entry["status"] == "running"),
+        "{web:#?}"
+    );
+    let address = web[0]["listen"][0].as_str().expect("a bound address");
+    let port = address.rsplit_once(':').expect("HOST:PORT").1;
+    for (k, entry) in web.iter().enumerate() {
+        assert_eq!(entry["listen"], web[0]["listen"], "one socket: {web:#?}");
+        let text = std::fs::read_to_string(record.join(format!("env-{k}.json")))
+            .expect("the instance wrote its environment");
+        let seen: Value = serde_json::from_str(&text).expect("JSON");
+        let pid = entry["pid"].as_i64().expect("a pid");
+        assert_eq!(seen["pid"], pid, "{text}");
+        let env = &seen["env"];
+        assert_eq!(env["VELOS_INSTANCE"], k.to_string(), "{text}");
+        assert_eq!(env["NODE_APP_INSTANCE"], k.to_string(), "{text}");
+        assert_eq!(env["PORT"], port, "{text}");
+        assert_eq!(env["LISTEN_FDS"], "1", "{text}");
+        assert_eq!(env["LISTEN_PID"], pid.to_string(), "{text}");
+    }
+    // Requests on the shared socket: each instance answers one at a time, so concurrent
+    // clients are served by more than one of them.
+    let address: std::net::SocketAddr = address.parse().expect("an address");
+    let pids: Vec<i64> = web
+        .iter()
+        .map(|entry| entry["pid"].as_i64().unwrap())
+        .collect();
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|_| {
+                        let body = crate::listen::get(address).expect("an answer");
+                        i64::from(crate::listen::answering_pid(&body))
+                    })
+                    .collect::<Vec<i64>>()
+            })
+        })
+        .collect();
+    let mut answered: Vec<i64> = clients
+        .into_iter()
+        .flat_map(|client| client.join().expect("a client"))
+        .collect();
+    assert!(
+        answered.iter().all(|pid| pids.contains(pid)),
+        "{answered:?} vs {pids:?}"
+    );
+    answered.sort_unstable();
+    answered.dedup();
+    assert!(answered.len() > 1, "only {answered:?} answered");
+}

@@ -51,7 +51,7 @@ fn sockets_of(pid: i32) -> Vec<String> {
 }
 
 /// `GET /` on `address`: the body of the answer, or why there was none.
-fn get(address: SocketAddr) -> Result<String, std::io::Error> {
+pub(crate) fn get(address: SocketAddr) -> Result<String, std::io::Error> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.write_all(b"GET / HTTP/1.0\r\nHost: velos\r\n\r\n")?;
@@ -66,7 +66,7 @@ fn get(address: SocketAddr) -> Result<String, std::io::Error> {
 }
 
 /// The pid an example's answer names (`... (pid 4242)`).
-fn answering_pid(body: &str) -> i32 {
+pub(crate) fn answering_pid(body: &str) -> i32 {
     body.rsplit_once("(pid ")
         .and_then(|(_, rest)| rest.trim_end().strip_suffix(')'))
         .and_then(|pid| pid.parse().ok())
