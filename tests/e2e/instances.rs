@@ -375,7 +375,9 @@ fn instances_share_the_apps_listening_socket_and_come_back_with_it() {
 fn scale_up_waits_until_the_new_instances_are_ready() {
     let home = TestHome::new();
     let script = fixture("instance.sh");
-    // Ready once it printed its first line, a second after it starts.
+    let delay = home.path().join("delay");
+    let delay_env = format!("DELAY_FILE={}", delay.display());
+    // Ready once it printed its first line: at once for the first instance...
     home.velos(&[
         "start",
         &script,
@@ -384,17 +386,25 @@ fn scale_up_waits_until_the_new_instances_are_ready() {
         "--ready",
         "log:instance=",
         "--env",
-        "DELAY=1",
+        &delay_env,
     ])
     .success();
+    // ...and two seconds after they start for the new ones.
+    std::fs::write(&delay, "2").expect("write the delay");
     let scaled = home.velos(&["scale", "web", "3"]).success().stdout_str();
+    let web = instances(&home, "web");
+    for k in 1..3 {
+        assert!(
+            instance_log(&home, "web", k).contains(&format!("instance={k}")),
+            "`scale` returned before web:{k} was ready: {web:#?}"
+        );
+    }
     for k in 0..3 {
         assert!(
             scaled.contains(&format!("web:{k} (id {k}, pid ")) && !scaled.contains("starting"),
             "{scaled}"
         );
     }
-    let web = instances(&home, "web");
     assert!(
         web.iter().all(|entry| entry["status"] == "running"),
         "{web:#?}"
