@@ -496,3 +496,48 @@ fn four_instances_with_listen_and_notify_start_ready_and_all_serve() {
     answered.dedup();
     assert!(answered.len() > 1, "only {answered:?} answered");
 }
+
+#[test]
+fn events_resurrect_and_readiness_failures_name_the_instance() {
+    let home = TestHome::new();
+    let script = fixture("instance.sh");
+    let mut events = home.events();
+    home.velos(&["start", &script, "--name", "web", "-i", "2"])
+        .success();
+    let seen = events.until("web:1's `started` event", |event| {
+        event.kind == velos_proto::EventKind::Started && event.instance == 1
+    });
+    let started = seen.last().expect("an event");
+    assert_eq!(started.name, "web", "{seen:#?}");
+    wait_all_running(&home, "web", 2);
+    // `velos resurrect` names each instance `web:K`.
+    home.velos(&["save"]).success();
+    home.velos(&["kill"]).success();
+    let back = home.velos(&["resurrect"]).success().stdout_str();
+    for k in 0..2 {
+        assert!(
+            back.contains(&format!("resurrected 'web:{k}' (id {k}, pid ")),
+            "{back}"
+        );
+    }
+    // Instances that never say they are ready: the failure names `web:K`.
+    let out = home.velos(&[
+        "start",
+        &script,
+        "--name",
+        "mute",
+        "-i",
+        "2",
+        "--ready",
+        "notify",
+        "--ready-timeout",
+        "1s",
+    ]);
+    assert!(!out.status.success(), "{out}");
+    let stderr = out.stderr_str();
+    assert!(
+        stderr.contains("did not become ready") && stderr.contains("'mute:0' (id "),
+        "{out}"
+    );
+    assert!(stderr.contains("last lines of 'mute:1'"), "{out}");
+}

@@ -343,8 +343,11 @@ pub struct ProcessEvent {
     pub kind: EventKind,
     /// The process's id.
     pub id: u32,
-    /// The process's name.
+    /// The process's name: the app's, the same for every instance of it.
     pub name: String,
+    /// Which instance of the app it is, 0 to N-1 (`name:K`); 0 for an app of one.
+    #[serde(default)]
+    pub instance: u32,
     /// Its pid, for `started` (and the pid that ended, for `exited`).
     #[serde(default)]
     pub pid: Option<u32>,
@@ -525,6 +528,7 @@ mod tests {
             kind: EventKind::Restarting,
             id: 1,
             name: "api".into(),
+            instance: 2,
             pid: None,
             exit_code: Some(1),
             signal: None,

@@ -343,6 +343,7 @@ mod tests {
                         kind: EventKind::Stopped,
                         id: 0,
                         name: "api".into(),
+                        instance: 0,
                         pid: None,
                         exit_code: None,
                         signal: None,

@@ -75,6 +75,7 @@ mod tests {
             kind,
             id: 0,
             name: name.into(),
+            instance: 0,
             pid: None,
             exit_code: None,
             signal: None,

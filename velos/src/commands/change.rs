@@ -78,13 +78,21 @@ fn wait_until_ready(
     if !matches!(change, Change::Restart { .. }) {
         return changed;
     }
+    // Instances of an app of several are named `name:K`.
+    let several: std::collections::HashSet<String> = crate::output::apps_of_several(&changed)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     changed
         .into_iter()
-        .filter_map(|process| match start::wait_until_ready(client, process) {
-            Ok(process) => Some(process),
-            Err(err) => {
-                outcomes.failed(format!("{err:#}"));
-                None
+        .filter_map(|process| {
+            let labelled = several.contains(&process.name) || process.instance > 0;
+            match start::wait_until_ready(client, process, labelled) {
+                Ok(process) => Some(process),
+                Err(err) => {
+                    outcomes.failed(format!("{err:#}"));
+                    None
+                }
             }
         })
         .collect()

@@ -78,7 +78,7 @@ fn reload(
     }
     if let Some(failed) = failure {
         if let Ok(process) = block_on(client.info(failed.id)) {
-            start::show_last_lines(client, &process);
+            start::show_last_lines(client, &process, &failed.name);
         }
         bail!("{}", failed_message(&failed));
     }

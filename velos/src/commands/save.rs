@@ -54,21 +54,24 @@ pub fn resurrect() -> Result<()> {
     }
     let mut outcomes = Outcomes::new("come back");
     let mut stdout = io::stdout().lock();
+    let several = crate::output::apps_of_several(&back);
     for process in &back {
+        let shown = crate::output::label(process, &several);
         if process.status == ProcessStatus::Errored {
-            outcomes.failed(failed_line(process));
+            outcomes.failed(failed_line(process, &shown));
         } else {
             outcomes.succeeded();
-            writeln!(stdout, "{}", resurrected_line(process))?;
+            writeln!(stdout, "{}", resurrected_line(process, &shown))?;
         }
     }
     drop(stdout);
     outcomes.finish()
 }
 
-/// `resurrected 'api' (id 0, pid 1234)`, or with its status when it was saved stopped.
-fn resurrected_line(process: &ProcessInfo) -> String {
-    let (name, id) = (&process.name, process.id);
+/// `resurrected 'api' (id 0, pid 1234)`, or with its status when it was saved stopped;
+/// `name` is how to name it (`web:1` for an instance of an app of several).
+fn resurrected_line(process: &ProcessInfo, name: &str) -> String {
+    let id = process.id;
     match process.pid {
         Some(pid) => format!("resurrected '{name}' (id {id}, pid {pid})"),
         None => format!("resurrected '{name}' (id {id}), {}", process.status),
@@ -76,10 +79,9 @@ fn resurrected_line(process: &ProcessInfo) -> String {
 }
 
 /// `'api' (id 0) did not come back: errored: <reason>`
-fn failed_line(process: &ProcessInfo) -> String {
+fn failed_line(process: &ProcessInfo, name: &str) -> String {
     format!(
-        "'{}' (id {}) did not come back: {}",
-        process.name,
+        "'{name}' (id {}) did not come back: {}",
         process.id,
         why_not_up(process)
     )
@@ -99,18 +101,25 @@ mod tests {
     #[test]
     fn lines_say_what_came_back() {
         assert_eq!(
-            resurrected_line(&process(2, "api", ProcessStatus::Running)),
+            resurrected_line(&process(2, "api", ProcessStatus::Running), "api"),
             "resurrected 'api' (id 2, pid 4242)"
         );
         assert_eq!(
-            resurrected_line(&process(3, "job", ProcessStatus::Errored)),
+            resurrected_line(&process(3, "job", ProcessStatus::Errored), "job"),
             "resurrected 'job' (id 3), errored"
         );
         let mut gone = process(4, "gone", ProcessStatus::Errored);
         gone.error = Some("not brought back: script '/x' not found".into());
         assert_eq!(
-            failed_line(&gone),
+            failed_line(&gone, "gone"),
             "'gone' (id 4) did not come back: errored: not brought back: script '/x' not found"
+        );
+        let mut web = process(5, "web", ProcessStatus::Running);
+        web.instance = 1;
+        let several = crate::output::apps_of_several(std::slice::from_ref(&web));
+        assert_eq!(
+            resurrected_line(&web, &crate::output::label(&web, &several)),
+            "resurrected 'web:1' (id 5, pid 4242)"
         );
         assert_eq!(plural(1, "process", "processes"), "1 process");
         assert_eq!(plural(0, "process", "processes"), "0 processes");

@@ -22,13 +22,14 @@ pub fn run(name: &str, count: &str) -> Result<()> {
     // New instances of an app with a ready mode are `starting`: wait until each is ready,
     // as `velos start` does.
     let mut failure = None;
+    let labelled = instances.len() > 1;
     let mut ready = Vec::with_capacity(instances.len());
     for process in instances {
         if process.status != ProcessStatus::Starting {
             ready.push(process);
             continue;
         }
-        match start::wait_until_ready(&mut client, process) {
+        match start::wait_until_ready(&mut client, process, labelled) {
             Ok(process) => ready.push(process),
             Err(err) => {
                 failure.get_or_insert(err);

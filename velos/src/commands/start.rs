@@ -46,7 +46,7 @@ pub fn run(args: StartArgs) -> Result<()> {
     for process in instances {
         let ready = match no_wait {
             true => Ok(process),
-            false => wait_until_ready(&mut client, process),
+            false => wait_until_ready(&mut client, process, labelled),
         };
         match ready.and_then(|process| report(&process, labelled)) {
             Ok(line) => writeln!(io::stdout().lock(), "{line}")?,
@@ -69,7 +69,12 @@ const LAST_LINES: u32 = 10;
 /// For a process with a ready mode that is `starting`: waits until it is ready (then
 /// its state), or until it failed: then its last log lines go to stderr and the error
 /// says why. Any other process is returned as it is.
-pub fn wait_until_ready(client: &mut Client, started: ProcessInfo) -> Result<ProcessInfo> {
+/// `labelled` names it `name:K` (an instance of an app of several).
+pub fn wait_until_ready(
+    client: &mut Client,
+    started: ProcessInfo,
+    labelled: bool,
+) -> Result<ProcessInfo> {
     let Some(timeout) = started.ready_timeout_ms.filter(|_| started.ready.is_some()) else {
         return Ok(started);
     };
@@ -80,12 +85,11 @@ pub fn wait_until_ready(client: &mut Client, started: ProcessInfo) -> Result<Pro
     let mut process = started;
     while process.status == ProcessStatus::Starting {
         if Instant::now() >= deadline {
+            let shown = shown(&process, labelled);
             bail!(
-                "'{}' (id {}) is still starting after {}; see 'velos info {}'",
-                process.name,
+                "'{shown}' (id {}) is still starting after {}; see 'velos info {shown}'",
                 process.id,
                 humantime::format_duration(Duration::from_millis(timeout)),
-                process.name
             );
         }
         std::thread::sleep(READY_POLL);
@@ -100,29 +104,30 @@ pub fn wait_until_ready(client: &mut Client, started: ProcessInfo) -> Result<Pro
     if process.status == ProcessStatus::Running {
         return Ok(process);
     }
-    show_last_lines(client, &process);
-    bail!("{}", not_ready_message(&process))
+    show_last_lines(client, &process, &shown(&process, labelled));
+    bail!("{}", not_ready_message(&process, labelled))
 }
 
-/// The last lines of a process's logs, on stderr, for a start that failed.
-pub(super) fn show_last_lines(client: &mut Client, process: &ProcessInfo) {
+/// The last lines of a process's logs, on stderr, for a start that failed; `shown` is
+/// how the lines name it (`web:1`).
+pub(super) fn show_last_lines(client: &mut Client, process: &ProcessInfo, shown: &str) {
     let Ok(logs) = block_on(client.logs(process.id, LAST_LINES)) else {
         return;
     };
     let mut err = io::stderr().lock();
     if logs.lines.is_empty() {
-        let _ = writeln!(err, "'{}' wrote nothing", process.name);
+        let _ = writeln!(err, "'{shown}' wrote nothing");
         return;
     }
-    let _ = writeln!(err, "last lines of '{}':", process.name);
+    let _ = writeln!(err, "last lines of '{shown}':");
     for line in logs.lines {
         let _ = writeln!(err, "  {}", String::from_utf8_lossy(&line.line).trim_end());
     }
 }
 
-/// Why a process with a ready mode did not become ready.
-fn not_ready_message(process: &ProcessInfo) -> String {
-    let name = &process.name;
+/// Why a process with a ready mode did not become ready; `labelled` names it `name:K`.
+fn not_ready_message(process: &ProcessInfo, labelled: bool) -> String {
+    let name = &shown(process, labelled);
     let reason = match (&process.error, process.exit_code, process.signal) {
         (Some(error), _, _) => error.clone(),
         (None, Some(code), _) => format!("it exited with code {code} before it was ready"),
@@ -251,7 +256,7 @@ pub fn start_one(
     let labelled = instances.len() > 1;
     for process in instances {
         let ready = match wait {
-            true => wait_until_ready(client, process),
+            true => wait_until_ready(client, process, labelled),
             false => Ok(process),
         };
         match ready.and_then(|process| report(&process, labelled)) {

@@ -170,6 +170,7 @@ impl Supervisor {
             kind,
             id,
             name: entry.name.clone(),
+            instance: entry.instance,
             pid: None,
             exit_code: None,
             signal: None,

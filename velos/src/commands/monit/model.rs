@@ -515,6 +515,7 @@ mod tests {
             kind,
             id,
             name: String::new(),
+            instance: 0,
             pid: None,
             exit_code: None,
             signal: None,
