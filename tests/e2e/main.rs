@@ -113,6 +113,10 @@ mod readiness;
 // velos reload: zero downtime under a client loop, a broken version keeps the old run.
 mod reload;
 
+// Commands as PM2 users type them: `npm -- start`, programs on PATH, command strings split
+// into words, --node-args, unbuffered Python.
+mod pm2_commands;
+
 // A SIGKILLed daemon's list back with `velosd --resurrect`; save, kill, resurrect; startup.
 mod persistence;
 

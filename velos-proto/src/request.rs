@@ -170,6 +170,10 @@ pub struct StartParams {
     /// Rotated log files kept; 5 when absent.
     #[serde(default)]
     pub log_files: Option<u32>,
+    /// Arguments for the interpreter, before the script (`--max-old-space-size=512` for
+    /// node: PM2's `interpreter_args`, `node_args`); none when absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interpreter_args: Vec<String>,
     /// Addresses the daemon listens on and hands to the process as descriptors 3, 4, …
     /// (systemd's socket activation: `LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`): `PORT`
     /// (all IPv4 interfaces), `HOST:PORT`, `[IPv6]:PORT` or `unix:/absolute/path`; port 0
@@ -218,6 +222,7 @@ impl std::fmt::Debug for StartParams {
             .field("min_uptime_ms", &self.min_uptime_ms)
             .field("max_log_bytes", &self.max_log_bytes)
             .field("log_files", &self.log_files)
+            .field("interpreter_args", &self.interpreter_args)
             .field("listen", &self.listen)
             .field("ready", &self.ready)
             .field("ready_timeout_ms", &self.ready_timeout_ms)
@@ -497,7 +502,10 @@ impl Request {
         let request = Request::decode_fields(method, params)?;
         match &request {
             Request::Start(start) => {
-                check_exec_bytes(exec_bytes(&start.args, start.env.as_ref()))?;
+                check_exec_bytes(exec_bytes(
+                    start.args.iter().chain(&start.interpreter_args),
+                    start.env.as_ref(),
+                ))?;
             }
             Request::Restart(restart) => check_exec_bytes(exec_bytes([], restart.env.as_ref()))?,
             Request::Reload(reload) => check_exec_bytes(exec_bytes([], reload.env.as_ref()))?,
@@ -553,6 +561,7 @@ mod tests {
             min_uptime_ms: Some(2000),
             max_log_bytes: Some(1 << 20),
             log_files: Some(2),
+            interpreter_args: vec!["--inspect".into()],
             listen: vec!["127.0.0.1:0".into(), "unix:/run/api.sock".into()],
             ready: Some("log:listening on \\d+".into()),
             ready_timeout_ms: Some(10_000),

@@ -29,6 +29,19 @@ pub enum ScriptError {
         /// The absolute path that was looked at.
         looked_at: PathBuf,
     },
+    /// A bare program name (no `/`) that is neither a file in the directory nor an
+    /// executable on `PATH`.
+    #[error(
+        "script '{}' not found (looked at {} and on PATH)",
+        crate::echo(script),
+        crate::echo(&looked_at.to_string_lossy())
+    )]
+    NotOnPath {
+        /// The name as given.
+        script: String,
+        /// The absolute path that was looked at first.
+        looked_at: PathBuf,
+    },
     /// The path names a directory.
     #[error("script '{}' is a directory, not a file to run", crate::echo(script))]
     IsDirectory {
@@ -59,7 +72,8 @@ pub enum ScriptError {
 impl StartParams {
     /// A request to start `script` as `velos start` would: the path resolved against the
     /// caller's working directory (lexically; symlinks are kept as typed) and checked to
-    /// name a file, the caller's whole environment (variables that are not UTF-8 are left
+    /// name a file, or a bare program name looked up on `PATH` ([`find_program`]), the
+    /// caller's whole environment (variables that are not UTF-8 are left
     /// out), and the caller's working directory. The daemon remembers both for restarts.
     /// Every other field keeps its default; set them on the result.
     ///
@@ -75,7 +89,11 @@ impl StartParams {
     /// ```
     pub fn new(script: impl AsRef<Path>) -> Result<StartParams, ScriptError> {
         let cwd = std::env::current_dir().map_err(ScriptError::NoCurrentDir)?;
-        let script = resolve_script(script.as_ref(), &cwd)?;
+        let script = find_program(
+            script.as_ref(),
+            &cwd,
+            std::env::var_os("PATH").as_deref(),
+        )?;
         Ok(StartParams {
             script: utf8(&script, "script path")?,
             cwd: Some(utf8(&cwd, "working directory")?),
@@ -102,6 +120,49 @@ pub fn resolve_script(script: &Path, cwd: &Path) -> Result<PathBuf, ScriptError>
         }),
         Err(source) => Err(ScriptError::Unreadable { path, source }),
     }
+}
+
+/// `script` as [`resolve_script`] finds it, or else, when it is a bare name (no `/`) that
+/// is not a file in `cwd`, the first executable of that name in the directories of `path`
+/// (a `PATH` value), as PM2 and a shell do (`npm`, `redis-server`).
+pub fn find_program(
+    script: &Path,
+    cwd: &Path,
+    path: Option<&std::ffi::OsStr>,
+) -> Result<PathBuf, ScriptError> {
+    match resolve_script(script, cwd) {
+        Err(ScriptError::NotFound { script: shown, looked_at }) => {
+            let bare = script.components().count() == 1
+                && !script.as_os_str().as_encoded_bytes().contains(&b'/');
+            let found = path
+                .filter(|_| bare)
+                .into_iter()
+                .flat_map(std::env::split_paths)
+                // An empty entry means the current directory, which was looked at.
+                .filter(|dir| dir.is_absolute())
+                .map(|dir| dir.join(script))
+                .find(|candidate| is_executable_file(candidate));
+            match (found, bare) {
+                (Some(found), _) => Ok(found),
+                (None, true) => Err(ScriptError::NotOnPath {
+                    script: shown,
+                    looked_at,
+                }),
+                (None, false) => Err(ScriptError::NotFound {
+                    script: shown,
+                    looked_at,
+                }),
+            }
+        }
+        other => other,
+    }
+}
+
+/// A file (after links) with an executable bit.
+fn is_executable_file(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
 
 /// `path` as a string for a request.
@@ -155,6 +216,44 @@ mod tests {
             err.to_string(),
             "script 'sub' is a directory, not a file to run"
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bare_names_are_looked_up_on_path_after_the_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("velos-proto-path-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("app.js"), "").unwrap();
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("tool"), "").unwrap();
+        std::fs::write(bin.join("plain"), "").unwrap();
+        std::fs::set_permissions(bin.join("tool"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let path = std::env::join_paths(["/nonexistent", bin.to_str().unwrap()]).unwrap();
+        let path = Some(path.as_os_str());
+        let sub = dir.join("sub");
+        assert_eq!(
+            find_program(Path::new("tool"), &sub, path).unwrap(),
+            bin.join("tool")
+        );
+        // A file in the directory wins over PATH.
+        assert_eq!(
+            find_program(Path::new("app.js"), &dir, path).unwrap(),
+            dir.join("app.js")
+        );
+        let err = find_program(Path::new("plain"), &sub, path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "script 'plain' not found (looked at {} and on PATH)",
+                sub.join("plain").display()
+            )
+        );
+        // A path with a slash is never looked up.
+        let err = find_program(Path::new("./tool"), &sub, path).unwrap_err();
+        assert!(matches!(err, ScriptError::NotFound { .. }), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -302,6 +302,16 @@ pub struct StartArgs {
     #[arg(long, value_name = "PROG")]
     pub interpreter: Option<String>,
 
+    /// Arguments for the interpreter, before the script, split as a shell splits words, like `--node-args="--max-old-space-size=512"`.
+    #[arg(
+        long,
+        visible_alias = "node-args",
+        value_name = "ARGS",
+        allow_hyphen_values = true,
+        value_parser = parse_words
+    )]
+    pub interpreter_args: Option<Words>,
+
     /// The working directory of the process (relative to the current one) [default: the current one].
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<String>,
@@ -386,6 +396,7 @@ impl StartArgs {
             name: self.name,
             args: self.args,
             interpreter: self.interpreter,
+            interpreter_args: self.interpreter_args.map(|words| words.0).unwrap_or_default(),
             cwd: self.cwd,
             env: self.env,
             kill_timeout: self.kill_timeout,
@@ -410,6 +421,7 @@ impl StartArgs {
             (self.name.is_some(), "--name"),
             (self.kill_timeout.is_some(), "--kill-timeout"),
             (self.interpreter.is_some(), "--interpreter"),
+            (self.interpreter_args.is_some(), "--interpreter-args"),
             (self.cwd.is_some(), "--cwd"),
             (!self.env.is_empty(), "--env"),
             (self.no_autorestart, "--no-autorestart"),
@@ -492,6 +504,17 @@ fn parse_regex(text: &str) -> Result<regex_lite::Regex, String> {
         let error = error.to_string().replace('\n', " ");
         format!("not a regular expression: {error}")
     })
+}
+
+/// Words of one flag's value, split as a shell splits them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Words(pub Vec<String>);
+
+/// Reads words as a shell splits them (quotes respected, nothing expanded).
+fn parse_words(text: &str) -> Result<Words, String> {
+    shlex::split(text)
+        .map(Words)
+        .ok_or_else(|| format!("a quote is not closed in '{text}'"))
 }
 
 /// Reads `KEY=VALUE` for `--env`: the key is everything before the first `=`.

@@ -9,6 +9,7 @@
 //! cwd = "."                   # relative to this file's directory; the default
 //! env = { NODE_ENV = "production", PORT = 3000 }   # on top of the shell's
 //! interpreter = "node"
+//! interpreter_args = ["--max-old-space-size=512"]
 //! autorestart = true
 //! max_restarts = 16
 //! min_uptime = "1s"           # or milliseconds: 1000
@@ -94,6 +95,8 @@ struct App {
     env: BTreeMap<String, EnvValue>,
     #[serde(default)]
     interpreter: Option<String>,
+    #[serde(default)]
+    interpreter_args: Vec<String>,
     #[serde(default)]
     autorestart: Option<bool>,
     #[serde(default, deserialize_with = "max_restarts")]
@@ -203,6 +206,7 @@ impl Config {
             name: Some(name.to_owned()),
             args: app.args.clone(),
             interpreter: app.interpreter.clone(),
+            interpreter_args: app.interpreter_args.clone(),
             cwd: app.cwd.as_ref().map(|cwd| cwd.get_ref().clone()),
             env: app
                 .env

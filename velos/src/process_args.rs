@@ -12,13 +12,14 @@
 //! line the value is on, and the command line the flag.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use velos_proto::home::{ProcessNameError, process_name};
-use velos_proto::script::{resolve_script, utf8};
+use velos_proto::script::{find_program, utf8};
 use velos_proto::{StartParams, echo};
 
 /// One process to start, as parsed: typed values, paths as written.
@@ -32,6 +33,8 @@ pub struct ProcessArgs {
     pub args: Vec<String>,
     /// The program that runs the script, instead of the one velos picks.
     pub interpreter: Option<String>,
+    /// Arguments for the interpreter, before the script.
+    pub interpreter_args: Vec<String>,
     /// The working directory, relative to the directory it is resolved against; that
     /// directory when absent.
     pub cwd: Option<String>,
@@ -127,7 +130,10 @@ impl ProcessArgs {
         dir: &Path,
         mut base: BTreeMap<String, String>,
     ) -> Result<StartParams, Invalid> {
-        let script = resolve_script(Path::new(&self.script), dir)
+        base.extend(self.env);
+        let (program, args) = split_command(self.script, self.args, dir)?;
+        let path = base.get("PATH").map(OsStr::new);
+        let script = find_program(Path::new(&program), dir, path)
             .map_err(|err| Invalid::new(Field::Script, err))?;
         let name = process_name(self.name.as_deref(), &script).map_err(|err| Invalid {
             default_name: matches!(err, ProcessNameError::Default { .. }),
@@ -137,11 +143,10 @@ impl ProcessArgs {
             Some(cwd) => resolve_dir(cwd, dir)?,
             None => dir.to_path_buf(),
         };
-        base.extend(self.env);
         Ok(StartParams {
             script: utf8(&script, "script path").map_err(|err| Invalid::new(Field::Script, err))?,
             name: Some(name),
-            args: self.args,
+            args,
             interpreter: self.interpreter,
             cwd: Some(
                 utf8(&workdir, "working directory").map_err(|err| Invalid::new(Field::Cwd, err))?,
@@ -153,6 +158,7 @@ impl ProcessArgs {
             min_uptime_ms: self.min_uptime.map(millis),
             max_log_bytes: self.max_log_size,
             log_files: self.log_files,
+            interpreter_args: self.interpreter_args,
             listen: self
                 .listen
                 .iter()
@@ -166,6 +172,33 @@ impl ProcessArgs {
             kill_signal: self.kill_signal,
         })
     }
+}
+
+/// The program and its arguments. A script with spaces that is not a file (in `dir`) is
+/// a command, split into words as a shell splits them (quotes and backslashes respected,
+/// nothing expanded, no shell run): `"python3 -m http.server 8000"` runs `python3` with
+/// `-m http.server 8000` before `args`.
+fn split_command(
+    script: String,
+    args: Vec<String>,
+    dir: &Path,
+) -> Result<(String, Vec<String>), Invalid> {
+    if !script.contains(char::is_whitespace) || dir.join(&script).exists() {
+        return Ok((script, args));
+    }
+    let shown = echo(&script);
+    let Some(mut words) = shlex::split(&script) else {
+        return Err(Invalid::new(
+            Field::Script,
+            format!("cannot split the command '{shown}' into words: a quote is not closed"),
+        ));
+    };
+    if words.is_empty() {
+        return Err(Invalid::new(Field::Script, "the script is empty"));
+    }
+    let program = words.remove(0);
+    words.extend(args);
+    Ok((program, words))
 }
 
 /// A listen address with a relative `unix:` path made absolute against `dir`; the daemon
@@ -285,6 +318,60 @@ mod tests {
     }
 
     #[test]
+    fn commands_are_split_into_words_and_programs_found_on_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let project = project();
+        let dir = project.path();
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("serve"), "").unwrap();
+        std::fs::set_permissions(bin.join("serve"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::fs::write(dir.join("my app.js"), "").unwrap();
+        let base = || BTreeMap::from([("PATH".to_owned(), bin.to_str().unwrap().to_owned())]);
+
+        let params = ProcessArgs {
+            args: vec!["--verbose".into()],
+            ..args(r#"serve -m "a b" 'c d' e\ f"#)
+        }
+        .resolve(dir, base())
+        .unwrap();
+        assert_eq!(Path::new(&params.script), bin.join("serve"));
+        assert_eq!(params.args, ["-m", "a b", "c d", "e f", "--verbose"]);
+        assert_eq!(params.name.as_deref(), Some("serve"));
+
+        // A file whose name has a space is a file, not a command.
+        let params = ProcessArgs {
+            name: Some("mine".into()),
+            ..args("my app.js")
+        }
+        .resolve(dir, base())
+        .unwrap();
+        assert_eq!(Path::new(&params.script), dir.join("my app.js"));
+        assert!(params.args.is_empty());
+
+        // --env PATH=... is the PATH programs are looked up on.
+        let params = ProcessArgs {
+            env: vec![("PATH".into(), bin.to_str().unwrap().into())],
+            ..args("serve")
+        }
+        .resolve(dir, BTreeMap::new())
+        .unwrap();
+        assert_eq!(Path::new(&params.script), bin.join("serve"));
+
+        let err = args("serve 'x").resolve(dir, base()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot split the command 'serve 'x' into words: a quote is not closed"
+        );
+        let err = args("nothing-here").resolve(dir, base()).unwrap_err();
+        assert!(
+            err.to_string().ends_with("and on PATH)"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn each_failure_names_its_field() {
         let project = project();
         let dir = project.path();
@@ -293,7 +380,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "script 'x.js' not found (looked at {})",
+                "script 'x.js' not found (looked at {} and on PATH)",
                 dir.join("x.js").display()
             )
         );

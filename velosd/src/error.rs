@@ -43,6 +43,12 @@ pub enum Error {
         echo(.0)
     )]
     UnknownInterpreter(String),
+    /// Interpreter arguments for a program that runs without an interpreter.
+    #[error(
+        "'{}' runs directly (it is executable and has no #! line), so there is no interpreter to pass --interpreter-args to; pass --interpreter as well",
+        echo(.0)
+    )]
+    NoInterpreterForArgs(String),
     /// The working directory does not exist.
     #[error("working directory '{}' does not exist", echo(.0))]
     BadCwd(String),
@@ -180,6 +186,7 @@ impl Error {
             Error::ScriptNotFound(_)
             | Error::RelativeScript(_)
             | Error::UnknownInterpreter(_)
+            | Error::NoInterpreterForArgs(_)
             | Error::BadCwd(_) => ErrorCode::InvalidScript,
             Error::Spawn { .. }
             | Error::CwdGone(_)

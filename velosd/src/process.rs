@@ -57,25 +57,8 @@ pub fn command_line(script: &Path, interpreter: Option<&str>) -> Result<CommandL
             program_args: Vec::new(),
         });
     }
-    if let Some(shebang) = read_shebang(script) {
-        let mut words = shebang.splitn(2, [' ', '\t']);
-        let program = words.next().unwrap_or_default().to_owned();
-        // Like the kernel: everything after the interpreter is one argument.
-        let mut program_args: Vec<String> = words
-            .next()
-            .map(str::trim)
-            .filter(|arg| !arg.is_empty())
-            .map(str::to_owned)
-            .into_iter()
-            .collect();
-        program_args.push(script_arg.clone());
-        if !program.is_empty() {
-            return Ok(CommandLine {
-                interpreter: Some(shebang.clone()),
-                program,
-                program_args,
-            });
-        }
+    if let Some(line) = shebang_line(script) {
+        return Ok(line);
     }
     let extension = script.extension().and_then(|e| e.to_str()).unwrap_or("");
     let interpreter = match extension {
@@ -86,6 +69,51 @@ pub fn command_line(script: &Path, interpreter: Option<&str>) -> Result<CommandL
         _ => return Err(Error::UnknownInterpreter(script_arg)),
     };
     Ok(with(interpreter))
+}
+
+/// How the `#!` line of `script` runs it, if it has one.
+fn shebang_line(script: &Path) -> Option<CommandLine> {
+    let shebang = read_shebang(script)?;
+    let mut words = shebang.splitn(2, [' ', '\t']);
+    let program = words.next().unwrap_or_default().to_owned();
+    // Like the kernel: everything after the interpreter is one argument.
+    let mut program_args: Vec<String> = words
+        .next()
+        .map(str::trim)
+        .filter(|arg| !arg.is_empty())
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    program_args.push(script.to_string_lossy().into_owned());
+    (!program.is_empty()).then(|| CommandLine {
+        interpreter: Some(shebang.clone()),
+        program,
+        program_args,
+    })
+}
+
+impl CommandLine {
+    /// `args` for the interpreter, placed before the script (`node --inspect app.js`).
+    /// A script that runs directly gets its `#!` line's interpreter run by velos instead,
+    /// so that the arguments reach it; a program without one has no interpreter for them.
+    pub fn with_interpreter_args(
+        mut self,
+        script: &Path,
+        args: &[String],
+    ) -> Result<CommandLine, Error> {
+        if args.is_empty() {
+            return Ok(self);
+        }
+        if self.interpreter.is_none() {
+            self = shebang_line(script).ok_or_else(|| {
+                Error::NoInterpreterForArgs(script.to_string_lossy().into_owned())
+            })?;
+        }
+        // The script is the last of the program's arguments.
+        let at = self.program_args.len().saturating_sub(1);
+        self.program_args.splice(at..at, args.iter().cloned());
+        Ok(self)
+    }
 }
 
 /// The text after `#!` on the first line, if the file starts with one.
@@ -117,6 +145,9 @@ pub fn spawn(
     if let Some(env) = &spec.env {
         command.env_clear().envs(env.iter());
     }
+    if unbuffered_python(spec) {
+        command.env(PYTHONUNBUFFERED, "1");
+    }
     command.envs(marks.iter().copied());
     // Socket activation comes from velos only, for the apps that asked for it.
     for key in crate::listen::VARIABLES {
@@ -142,6 +173,23 @@ pub fn spawn(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|source| diagnose(spec, source))
+}
+
+/// What makes Python write its output as it goes instead of in 8 KiB blocks.
+const PYTHONUNBUFFERED: &str = "PYTHONUNBUFFERED";
+
+/// Whether `spec` is a `.py` script run by the python3 velos chose (no `--interpreter`,
+/// no `#!` line) whose environment does not say `PYTHONUNBUFFERED` itself: then its
+/// output reaches the logs as it is written, and is not lost in a buffer on stop.
+fn unbuffered_python(spec: &Spec) -> bool {
+    let chosen = spec.requested_interpreter.is_none()
+        && spec.interpreter.as_deref() == Some("python3")
+        && spec.script.extension().is_some_and(|ext| ext == "py");
+    let set = match &spec.env {
+        Some(env) => env.contains_key(PYTHONUNBUFFERED),
+        None => std::env::var_os(PYTHONUNBUFFERED).is_some(),
+    };
+    chosen && !set
 }
 
 /// The cause of a failed spawn as the user can act on it. exec's ENOENT covers a missing
@@ -310,6 +358,26 @@ mod tests {
     }
 
     #[test]
+    fn python_run_by_velos_is_unbuffered_unless_the_user_says() {
+        let mut spec = crate::state::tests::spec();
+        spec.script = "/srv/app.py".into();
+        spec.interpreter = Some("python3".into());
+        spec.env = Some(Default::default());
+        assert!(unbuffered_python(&spec));
+        spec.env = Some(std::sync::Arc::new(
+            [(PYTHONUNBUFFERED.to_owned(), "0".to_owned())].into(),
+        ));
+        assert!(!unbuffered_python(&spec), "the user's value stays");
+        spec.env = Some(Default::default());
+        spec.requested_interpreter = Some("python3".into());
+        assert!(!unbuffered_python(&spec), "--interpreter is the user's choice");
+        spec.requested_interpreter = None;
+        spec.interpreter = Some("/usr/bin/env python3".into());
+        assert!(!unbuffered_python(&spec), "a #! line is the script's choice");
+        assert!(!unbuffered_python(&crate::state::tests::spec()), "node");
+    }
+
+    #[test]
     fn interpreters_follow_the_contract() {
         let dir = scratch();
         let write = |name: &str, text: &str, mode: u32| {
@@ -347,6 +415,34 @@ mod tests {
             command_line(&dir, None),
             Err(Error::ScriptNotFound(_))
         ));
+
+        // Interpreter arguments go before the script; an executable script's #! line is
+        // run by velos so that they reach its interpreter.
+        let args = ["--inspect".to_owned(), "-r".to_owned()];
+        let line = command_line(&js, None)
+            .unwrap()
+            .with_interpreter_args(&js, &args)
+            .unwrap();
+        assert_eq!(line.program, "node");
+        assert_eq!(line.program_args, ["--inspect", "-r", js.to_str().unwrap()]);
+        let line = command_line(&exe, None)
+            .unwrap()
+            .with_interpreter_args(&exe, &args)
+            .unwrap();
+        assert_eq!(line.program, "/bin/sh");
+        assert_eq!(line.program_args, ["--inspect", "-r", exe.to_str().unwrap()]);
+        let binary = write("binary", "\x7fELF", 0o755);
+        assert!(matches!(
+            command_line(&binary, None)
+                .unwrap()
+                .with_interpreter_args(&binary, &args),
+            Err(Error::NoInterpreterForArgs(_))
+        ));
+        let same = command_line(&binary, None)
+            .unwrap()
+            .with_interpreter_args(&binary, &[])
+            .unwrap();
+        assert_eq!(same.program, binary.to_str().unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

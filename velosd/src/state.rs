@@ -55,6 +55,8 @@ pub struct Spec {
     pub max_log_bytes: Option<u64>,
     /// Rotated log files kept.
     pub log_files: u32,
+    /// The interpreter's own arguments, as requested (already in `program_args`).
+    pub interpreter_args: Vec<String>,
     /// The sockets the daemon holds for it (`--listen`), handed to every run; shared by
     /// everything that clones this spec, closed when the last clone goes.
     pub listen: Option<Arc<crate::listen::Listeners>>,
@@ -118,6 +120,7 @@ impl Spec {
             min_uptime_ms: Some(millis(self.min_uptime)),
             max_log_bytes: self.max_log_bytes,
             log_files: Some(self.log_files),
+            interpreter_args: self.interpreter_args.clone(),
             // As bound: a daemon that brings it back listens on the same port.
             listen: self.listen_addresses(),
             ready: self.ready.as_ref().map(ReadyMode::to_string),
@@ -496,6 +499,7 @@ pub(crate) mod tests {
             min_uptime: Duration::from_secs(1),
             max_log_bytes: None,
             log_files: 5,
+            interpreter_args: vec![],
             listen: None,
             ready: None,
             ready_timeout: Duration::from_secs(30),

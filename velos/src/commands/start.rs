@@ -343,6 +343,7 @@ mod tests {
             name: None,
             kill_timeout: None,
             interpreter: None,
+            interpreter_args: None,
             cwd: None,
             env: vec![],
             no_autorestart: false,
@@ -450,7 +451,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "script 'x.js' not found (looked at {})",
+                "script 'x.js' not found (looked at {} and on PATH)",
                 dir.join("x.js").display()
             )
         );

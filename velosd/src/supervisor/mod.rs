@@ -621,7 +621,8 @@ impl Supervisor {
             }
             None => None,
         };
-        let line = process::command_line(&script, params.interpreter.as_deref())?;
+                let line = process::command_line(&script, params.interpreter.as_deref())?
+            .with_interpreter_args(&script, &params.interpreter_args)?;
         let cwd = match params.cwd {
             Some(cwd) => PathBuf::from(cwd),
             None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
@@ -666,6 +667,7 @@ impl Supervisor {
                 .map_or(DEFAULT_MIN_UPTIME, Duration::from_millis),
             max_log_bytes: params.max_log_bytes.filter(|max| *max > 0),
             log_files: params.log_files.unwrap_or(DEFAULT_LOG_FILES),
+            interpreter_args: params.interpreter_args,
             ready,
             ready_timeout: params
                 .ready_timeout_ms
