@@ -66,7 +66,10 @@ fn npm_start_runs_the_start_script_of_the_package_json() {
     home.wait_log("npm", Stream::Out, "server up: --from-npm");
     let info = home.velos(&["info", "npm", "--json"]);
     info.success();
-    let script = info.json()["script"].as_str().unwrap_or_default().to_owned();
+    let script = info.json()["script"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
         Path::new(&script).is_absolute() && script.ends_with("/npm"),
         "the script is npm found on PATH: {script}"
@@ -185,10 +188,17 @@ fn a_py_script_run_by_velos_python3_writes_unbuffered_unless_the_user_says() {
         .success();
     home.wait_log("app", Stream::Out, "unbuffered: 1\n");
 
-    home.cmd(&["start", "app.py", "--name", "own", "--env", "PYTHONUNBUFFERED=yes"])
-        .current_dir(dir.path())
-        .run()
-        .success();
+    home.cmd(&[
+        "start",
+        "app.py",
+        "--name",
+        "own",
+        "--env",
+        "PYTHONUNBUFFERED=yes",
+    ])
+    .current_dir(dir.path())
+    .run()
+    .success();
     home.wait_log("own", Stream::Out, "unbuffered: yes\n");
 }
 

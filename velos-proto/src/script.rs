@@ -89,11 +89,7 @@ impl StartParams {
     /// ```
     pub fn new(script: impl AsRef<Path>) -> Result<StartParams, ScriptError> {
         let cwd = std::env::current_dir().map_err(ScriptError::NoCurrentDir)?;
-        let script = find_program(
-            script.as_ref(),
-            &cwd,
-            std::env::var_os("PATH").as_deref(),
-        )?;
+        let script = find_program(script.as_ref(), &cwd, std::env::var_os("PATH").as_deref())?;
         Ok(StartParams {
             script: utf8(&script, "script path")?,
             cwd: Some(utf8(&cwd, "working directory")?),
@@ -131,7 +127,10 @@ pub fn find_program(
     path: Option<&std::ffi::OsStr>,
 ) -> Result<PathBuf, ScriptError> {
     match resolve_script(script, cwd) {
-        Err(ScriptError::NotFound { script: shown, looked_at }) => {
+        Err(ScriptError::NotFound {
+            script: shown,
+            looked_at,
+        }) => {
             let bare = script.components().count() == 1
                 && !script.as_os_str().as_encoded_bytes().contains(&b'/');
             let found = path
@@ -229,8 +228,7 @@ mod tests {
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::write(bin.join("tool"), "").unwrap();
         std::fs::write(bin.join("plain"), "").unwrap();
-        std::fs::set_permissions(bin.join("tool"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(bin.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = std::env::join_paths(["/nonexistent", bin.to_str().unwrap()]).unwrap();
         let path = Some(path.as_os_str());
         let sub = dir.join("sub");

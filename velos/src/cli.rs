@@ -38,7 +38,11 @@ pub enum Command {
     /// Start a script or program as a managed process, or every app of a velos.toml
     ///
     /// The interpreter comes from the script's `#!` line, its executable bit, or its
-    /// extension (.js .mjs .cjs: node, .py: python3, .sh: sh, .rb: ruby). The process gets
+    /// extension (.js .mjs .cjs: node, .py: python3 with PYTHONUNBUFFERED=1 unless set,
+    /// .sh: sh, .rb: ruby). A name without `/` that is not a file here is looked up on PATH
+    /// (`velos start npm -- start`), and a string with spaces that is not a file is split
+    /// into words as a shell would, without running one (`velos start "python3 -m
+    /// http.server 8000"`). The process gets
     /// this shell's environment (plus --env) and working directory (or --cwd), which velos
     /// remembers for restarts. A process that exits unexpectedly is started again after a
     /// backoff (100 ms, doubling up to 15 s) unless --no-autorestart; after --max-restarts
@@ -46,9 +50,9 @@ pub enum Command {
     ///
     /// A path ending in `.toml` is a config file: every app in its `[[apps]]` tables is
     /// started (apps whose name is taken are skipped). Keys: name, script, args, cwd, env,
-    /// interpreter, autorestart, max_restarts, min_uptime, kill_timeout, max_log_size,
-    /// log_files, listen, ready, ready_timeout, instances, instance_var, increment_var,
-    /// kill_signal; paths are relative to the file.
+    /// interpreter, interpreter_args, autorestart, max_restarts, min_uptime, kill_timeout,
+    /// max_log_size, log_files, listen, ready, ready_timeout, instances, instance_var,
+    /// increment_var, kill_signal; paths are relative to the file.
     ///
     /// With -i N, N instances of it run under one name, each its own process (own id,
     /// pid, restarts and log files), addressed as NAME:K; NAME alone means all of them.
@@ -396,7 +400,10 @@ impl StartArgs {
             name: self.name,
             args: self.args,
             interpreter: self.interpreter,
-            interpreter_args: self.interpreter_args.map(|words| words.0).unwrap_or_default(),
+            interpreter_args: self
+                .interpreter_args
+                .map(|words| words.0)
+                .unwrap_or_default(),
             cwd: self.cwd,
             env: self.env,
             kill_timeout: self.kill_timeout,

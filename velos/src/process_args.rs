@@ -365,10 +365,7 @@ mod tests {
             "cannot split the command 'serve 'x' into words: a quote is not closed"
         );
         let err = args("nothing-here").resolve(dir, base()).unwrap_err();
-        assert!(
-            err.to_string().ends_with("and on PATH)"),
-            "{err}"
-        );
+        assert!(err.to_string().ends_with("and on PATH)"), "{err}");
     }
 
     #[test]

@@ -370,10 +370,16 @@ mod tests {
         assert!(!unbuffered_python(&spec), "the user's value stays");
         spec.env = Some(Default::default());
         spec.requested_interpreter = Some("python3".into());
-        assert!(!unbuffered_python(&spec), "--interpreter is the user's choice");
+        assert!(
+            !unbuffered_python(&spec),
+            "--interpreter is the user's choice"
+        );
         spec.requested_interpreter = None;
         spec.interpreter = Some("/usr/bin/env python3".into());
-        assert!(!unbuffered_python(&spec), "a #! line is the script's choice");
+        assert!(
+            !unbuffered_python(&spec),
+            "a #! line is the script's choice"
+        );
         assert!(!unbuffered_python(&crate::state::tests::spec()), "node");
     }
 
@@ -430,7 +436,10 @@ mod tests {
             .with_interpreter_args(&exe, &args)
             .unwrap();
         assert_eq!(line.program, "/bin/sh");
-        assert_eq!(line.program_args, ["--inspect", "-r", exe.to_str().unwrap()]);
+        assert_eq!(
+            line.program_args,
+            ["--inspect", "-r", exe.to_str().unwrap()]
+        );
         let binary = write("binary", "\x7fELF", 0o755);
         assert!(matches!(
             command_line(&binary, None)
