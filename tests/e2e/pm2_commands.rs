@@ -182,8 +182,10 @@ fn a_py_script_run_by_velos_python3_writes_unbuffered_unless_the_user_says() {
         "import os, time\nprint('unbuffered:', os.environ.get('PYTHONUNBUFFERED'))\ntime.sleep(60)\n",
         0o644,
     );
+    // The test may run with PYTHONUNBUFFERED set (CI images often set it).
     home.cmd(&["start", "app.py"])
         .current_dir(dir.path())
+        .env_remove("PYTHONUNBUFFERED")
         .run()
         .success();
     home.wait_log("app", Stream::Out, "unbuffered: 1\n");

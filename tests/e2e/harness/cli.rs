@@ -116,6 +116,8 @@ pub struct Cmd<'h> {
     program: PathBuf,
     args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
+    /// Variables of the test's environment the CLI does not get.
+    removed: Vec<OsString>,
     cwd: Option<PathBuf>,
     timeout: Duration,
 }
@@ -127,6 +129,7 @@ impl<'h> Cmd<'h> {
             program: bins().velos.clone(),
             args: args.iter().map(OsString::from).collect(),
             envs: Vec::new(),
+            removed: Vec::new(),
             cwd: None,
             timeout: CLI_TIMEOUT,
         }
@@ -141,6 +144,13 @@ impl<'h> Cmd<'h> {
     /// Sets an environment variable for the CLI (and so for what it starts).
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Leaves a variable of the test's environment out of the CLI's (and so out of what
+    /// it starts).
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.removed.push(key.into());
         self
     }
 
@@ -180,6 +190,9 @@ impl<'h> Cmd<'h> {
     /// The process to run: the home's environment, stdin null, stdout and stderr piped.
     fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
+        for key in &self.removed {
+            command.env_remove(key);
+        }
         command
             .args(&self.args)
             .env("VELOS_HOME", self.home.path())
