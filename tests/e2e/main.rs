@@ -117,6 +117,10 @@ mod reload;
 // into words, --node-args, unbuffered Python.
 mod pm2_commands;
 
+// PM2's files: ecosystem .config.js/.json/.yaml started, stopped, deleted (--env NAME, --only),
+// imported into velos.toml (golden files), dump.pm2 imported; unsupported keys in one warning.
+mod pm2_files;
+
 // A SIGKILLed daemon's list back with `velosd --resurrect`; save, kill, resurrect; startup.
 mod persistence;
 

@@ -52,7 +52,10 @@ pub enum Command {
     /// started (apps whose name is taken are skipped). Keys: name, script, args, cwd, env,
     /// interpreter, interpreter_args, autorestart, max_restarts, min_uptime, kill_timeout,
     /// max_log_size, log_files, listen, ready, ready_timeout, instances, instance_var,
-    /// increment_var, kill_signal; paths are relative to the file.
+    /// increment_var, kill_signal; paths are relative to the file. A PM2 ecosystem file
+    /// (ecosystem.config.js, .cjs, .mjs, .json, .yaml, .yml) is read as PM2 reads it
+    /// (JavaScript with node); `--env NAME` puts its env_NAME on top of env, `--only a,b`
+    /// starts some of the apps, and keys velos does not support are listed in a warning.
     ///
     /// With -i N, N instances of it run under one name, each its own process (own id,
     /// pid, restarts and log files), addressed as NAME:K; NAME alone means all of them.
@@ -82,22 +85,23 @@ pub enum Command {
     /// Stop a process gracefully: SIGTERM, then SIGKILL after its kill timeout
     ///
     /// The entry stays in the list with status `stopped`, and it is not started again
-    /// automatically; `velos restart` starts it again. A `.toml` file stops its apps.
+    /// automatically; `velos restart` starts it again. A config file (velos.toml, or a PM2
+    /// ecosystem file) stops its apps.
     ///
     /// Example: velos stop api
     Stop {
-        /// A process name, an id, `all`, or a velos.toml file.
+        /// A process name, an id, `all`, or a config file (velos.toml, ecosystem.config.js).
         target: String,
     },
 
     /// Stop a process (if it runs) and start it again with the same settings
     ///
-    /// It keeps its name and id and gets a new pid. A `.toml` file restarts its apps, and
+    /// It keeps its name and id and gets a new pid. A config file restarts its apps, and
     /// starts those not in the list yet.
     ///
     /// Example: velos restart api --update-env
     Restart {
-        /// A process name, an id, `all`, or a velos.toml file.
+        /// A process name, an id, `all`, or a config file (velos.toml, ecosystem.config.js).
         target: String,
         /// Start it with this shell's environment instead of the one it was started with.
         #[arg(long)]
@@ -130,13 +134,13 @@ pub enum Command {
     /// Stop a process if it runs, then remove it from the list
     ///
     /// Its log files stay in $VELOS_HOME/logs (`velos flush NAME` empties them later),
-    /// unless --logs removes them too, rotated ones included. A `.toml` file deletes its
+    /// unless --logs removes them too, rotated ones included. A config file deletes its
     /// apps.
     ///
     /// Example: velos delete api --logs
     #[command(visible_alias = "rm", alias = "del")]
     Delete {
-        /// A process name, an id, `all`, or a velos.toml file.
+        /// A process name, an id, `all`, or a config file (velos.toml, ecosystem.config.js).
         target: String,
         /// Remove its log files too (`<name>-out.log`, `<name>-err.log` and rotated copies).
         #[arg(long)]
@@ -236,6 +240,18 @@ pub enum Command {
     /// Example: velos kill && velos resurrect
     Resurrect,
 
+    /// Write the velos.toml equivalent of a PM2 ecosystem file or of PM2's saved list
+    ///
+    /// Reads ecosystem.config.js (.cjs .mjs, with node), .json, .yaml/.yml as `velos start`
+    /// does, or ~/.pm2/dump.pm2 (what `pm2 save` wrote), and writes a velos.toml whose apps
+    /// start the same programs with the same settings. PM2 keys velos does not support are
+    /// listed (and kept in the file as comments under the app). Paths inside are relative to
+    /// the new file's directory when they are below it. An existing file is not overwritten
+    /// unless --force; `-o -` writes to stdout.
+    ///
+    /// Example: velos import ecosystem.config.js --env production -o velos.toml
+    Import(ImportArgs),
+
     /// Print a service definition that starts velos (and your processes) at login or boot
     ///
     /// A systemd user unit on Linux, a launchd agent on macOS, running `velosd --no-daemon
@@ -283,7 +299,7 @@ pub enum InitSystem {
 /// `velos start`
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// The script or program to run (relative to the current directory), or a velos.toml.
+    /// The script or program to run (relative to the current directory, or on PATH), or a config file.
     pub script: String,
 
     /// The process name [default: the script's file stem, `app.js` -> `app`].
@@ -320,9 +336,13 @@ pub struct StartArgs {
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<String>,
 
-    /// Set an environment variable for the process, on top of this shell's (repeatable).
+    /// Set an environment variable for the process, on top of this shell's (repeatable); with a PM2 ecosystem file, `--env NAME` puts its env_NAME on top of env.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
-    pub env: Vec<(String, String)>,
+    pub env: Vec<EnvArg>,
+
+    /// With a config file: start only these apps (repeatable, or `a,b`), as PM2's --only.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub only: Vec<String>,
 
     /// Do not start it again when it exits unexpectedly (non-zero, or a signal).
     #[arg(long)]
@@ -393,8 +413,31 @@ pub struct StartArgs {
 }
 
 impl StartArgs {
+    /// The `--env KEY=VALUE` pairs.
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        self.env
+            .iter()
+            .filter_map(|env| match env {
+                EnvArg::Var(key, value) => Some((key.clone(), value.clone())),
+                EnvArg::Name(_) => None,
+            })
+            .collect()
+    }
+
+    /// The `--env NAME` words.
+    pub fn env_names(&self) -> Vec<&str> {
+        self.env
+            .iter()
+            .filter_map(|env| match env {
+                EnvArg::Name(name) => Some(name.as_str()),
+                EnvArg::Var(..) => None,
+            })
+            .collect()
+    }
+
     /// The process these flags describe, for [`ProcessArgs::resolve`].
     pub fn into_process_args(self) -> ProcessArgs {
+        let env = self.env_vars();
         ProcessArgs {
             script: self.script,
             name: self.name,
@@ -405,7 +448,8 @@ impl StartArgs {
                 .map(|words| words.0)
                 .unwrap_or_default(),
             cwd: self.cwd,
-            env: self.env,
+            script_in_cwd: false,
+            env,
             kill_timeout: self.kill_timeout,
             autorestart: self.no_autorestart.then_some(false),
             max_restarts: self.max_restarts,
@@ -430,7 +474,7 @@ impl StartArgs {
             (self.interpreter.is_some(), "--interpreter"),
             (self.interpreter_args.is_some(), "--interpreter-args"),
             (self.cwd.is_some(), "--cwd"),
-            (!self.env.is_empty(), "--env"),
+            (!self.env_vars().is_empty(), "--env KEY=VALUE"),
             (self.no_autorestart, "--no-autorestart"),
             (self.max_restarts.is_some(), "--max-restarts"),
             (self.min_uptime.is_some(), "--min-uptime"),
@@ -450,6 +494,25 @@ impl StartArgs {
             .filter_map(|(given, flag)| given.then_some(flag))
             .collect()
     }
+}
+
+/// `velos import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The PM2 file: an ecosystem file, or a dump.pm2.
+    pub file: String,
+
+    /// Where to write [default: velos.toml]; `-` for stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<String>,
+
+    /// Put the ecosystem file's env_NAME on top of env, as `pm2 start --env NAME` does.
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `velos logs`
@@ -524,13 +587,28 @@ fn parse_words(text: &str) -> Result<Words, String> {
         .ok_or_else(|| format!("a quote is not closed in '{text}'"))
 }
 
-/// Reads `KEY=VALUE` for `--env`: the key is everything before the first `=`.
-fn parse_env(text: &str) -> Result<(String, String), String> {
+/// What `--env` says: a variable, or the name of an ecosystem file's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvArg {
+    /// `--env KEY=VALUE`
+    Var(String, String),
+    /// `--env production`: an ecosystem file's `env_production`.
+    Name(String),
+}
+
+/// Reads `--env`: `KEY=VALUE` (the key is everything before the first `=`), or a word
+/// without `=`, which names an environment of an ecosystem file.
+fn parse_env(text: &str) -> Result<EnvArg, String> {
     match text.split_once('=') {
         Some((key, value)) if !key.is_empty() && !key.contains('\0') && !value.contains('\0') => {
-            Ok((key.to_owned(), value.to_owned()))
+            Ok(EnvArg::Var(key.to_owned(), value.to_owned()))
         }
-        _ => Err(format!("expected KEY=VALUE, got '{text}'")),
+        None if !text.is_empty() && !text.contains(|c: char| c.is_whitespace() || c == '\0') => {
+            Ok(EnvArg::Name(text.to_owned()))
+        }
+        _ => Err(format!(
+            "expected KEY=VALUE (or, with an ecosystem file, an environment name), got '{text}'"
+        )),
     }
 }
 
@@ -641,7 +719,7 @@ mod tests {
         };
         assert_eq!(start.cwd.as_deref(), Some("sub"));
         assert_eq!(
-            start.env,
+            start.env_vars(),
             [
                 ("PORT".to_owned(), "8080".to_owned()),
                 ("URL".to_owned(), "http://x/?a=b".to_owned()),
@@ -656,7 +734,7 @@ mod tests {
             start.per_process_flags(),
             [
                 "--cwd",
-                "--env",
+                "--env KEY=VALUE",
                 "--max-restarts",
                 "--min-uptime",
                 "--max-log-size",
@@ -667,7 +745,7 @@ mod tests {
 
     #[test]
     fn bad_env_pairs_and_sizes_are_usage_errors() {
-        for bad in ["PORT", "=8080", ""] {
+        for bad in ["=8080", "", "a b"] {
             let err = parse(&["start", "app.js", "--env", bad]).unwrap_err();
             assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
         }

@@ -42,24 +42,48 @@ use velos_proto::limits::{
     INSTANCES, KILL_TIMEOUT_MS, LOG_FILES, MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS, Range,
 };
 
-use crate::bounds;
 use crate::process_args::{Field, ProcessArgs};
 use crate::size::parse_size;
+use crate::{bounds, ecosystem};
 
-/// Whether a `start` script or a `stop|restart|delete` target names a config file.
+/// Whether a `start` script or a `stop|restart|delete` target names a config file: a
+/// velos.toml, or a PM2 ecosystem file.
 pub fn is_config(path: &str) -> bool {
-    path.ends_with(".toml")
+    path.ends_with(".toml") || ecosystem::is_ecosystem(path)
 }
 
-/// A config file, read and checked.
+/// Which apps of a file, with which environment: `--only` and `--env NAME`.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// Only these apps (PM2's `--only a,b`); every app when empty.
+    pub only: Vec<String>,
+    /// Put `env_NAME` on top of `env` (PM2 ecosystem files).
+    pub env_name: Option<String>,
+}
+
+/// A config file, read and checked: its apps as [`ProcessArgs`].
 pub struct Config {
     /// The path as the user typed it, for messages.
     shown: String,
-    /// The file's directory, absolute: relative paths inside are relative to it.
+    /// What relative paths inside are relative to: the file's directory for a
+    /// velos.toml, the current directory for a PM2 file (as PM2 has it).
     dir: PathBuf,
-    /// The text, to turn byte offsets into line numbers.
-    source: String,
-    apps: Vec<App>,
+    apps: Vec<ConfigApp>,
+    /// What the user should be told about the file (keys velos ignores, ...).
+    warnings: Vec<String>,
+}
+
+/// One app of a config file.
+#[derive(Debug)]
+struct ConfigApp {
+    name: String,
+    process: ProcessArgs,
+    /// Where its fields are, for messages: `velos.toml line 4`.
+    name_at: String,
+    script_at: String,
+    cwd_at: Option<String>,
+    /// Keys velos ignores, as written (PM2 files), for `velos import`.
+    unsupported: Vec<(String, serde_json::Value)>,
 }
 
 // Hand-written: the apps' environments may hold secrets.
@@ -126,50 +150,158 @@ struct App {
 }
 
 impl Config {
-    /// Reads the config file at `path` (relative to `cwd`) and checks it: valid TOML, only
-    /// known keys with values of the right type, at least one app, names valid and unique.
-    pub fn load(path: &str, cwd: &Path) -> Result<Config> {
+    /// Reads the config file at `path` (relative to `cwd`) and checks it: a velos.toml
+    /// (valid TOML, only known keys with values of the right type), a PM2 ecosystem file,
+    /// or PM2's dump.pm2 (read as PM2 reads them, see [`ecosystem`]); at least one app,
+    /// names valid and unique; then `selection` applied.
+    pub fn load(path: &str, cwd: &Path, selection: &Selection) -> Result<Config> {
         let absolute = std::path::absolute(cwd.join(path))
             .with_context(|| format!("resolving the path of '{path}'"))?;
-        let source = match std::fs::read_to_string(&absolute) {
-            Ok(source) => source,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
+        let missing = || {
+            anyhow!(
                 "config file '{}' not found (looked at {})",
                 velos_proto::echo(path),
                 velos_proto::echo(&absolute.to_string_lossy())
-            ),
-            Err(err) => {
-                return Err(err).with_context(|| format!("reading {}", absolute.display()));
-            }
+            )
         };
+        let mut config = if path.ends_with(".toml") {
+            if selection.env_name.is_some() {
+                bail!(
+                    "--env NAME picks the env_NAME of a PM2 ecosystem file; {path} is a                      velos.toml: set the environment in its apps' env"
+                );
+            }
+            let source = match std::fs::read_to_string(&absolute) {
+                Ok(source) => source,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+                Err(err) => {
+                    return Err(err).with_context(|| format!("reading {}", absolute.display()));
+                }
+            };
+            let dir = absolute
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("/"));
+            Config::from_toml(path, dir, &source)?
+        } else {
+            if !absolute.exists() {
+                return Err(missing());
+            }
+            let env_name = selection.env_name.as_deref();
+            let file = if ecosystem::is_dump(path) {
+                let value = ecosystem::read(&absolute, path)?;
+                ecosystem::dump_apps(value, path, &velos_proto::script::current_env())?
+            } else {
+                ecosystem::apps(ecosystem::read(&absolute, path)?, path, env_name)?
+            };
+            let warnings = file.warnings(path, env_name);
+            let apps = file
+                .apps
+                .into_iter()
+                .map(|app| {
+                    let at = format!("{path} app '{}'", app.name);
+                    ConfigApp {
+                        name: app.name,
+                        process: app.process,
+                        name_at: at.clone(),
+                        script_at: at.clone(),
+                        cwd_at: Some(at),
+                        unsupported: app.unsupported,
+                    }
+                })
+                .collect();
+            let config = Config {
+                shown: path.to_owned(),
+                dir: cwd.to_path_buf(),
+                apps,
+                warnings,
+            };
+            config.check_unique()?;
+            config
+        };
+        if !selection.only.is_empty() {
+            for name in &selection.only {
+                if !config.names().any(|known| known == name) {
+                    bail!(
+                        "{path} has no app named '{}' (its apps: {})",
+                        velos_proto::echo(name),
+                        config.names().collect::<Vec<_>>().join(", ")
+                    );
+                }
+            }
+            config.apps.retain(|app| selection.only.contains(&app.name));
+        }
+        Ok(config)
+    }
+
+    /// A velos.toml's apps.
+    fn from_toml(path: &str, dir: PathBuf, source: &str) -> Result<Config> {
         let file: File =
-            toml::from_str(&source).map_err(|err| anyhow!(describe(path, &source, &err)))?;
-        let dir = absolute
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("/"));
+            toml::from_str(source).map_err(|err| anyhow!(describe(path, source, &err)))?;
+        if file.apps.is_empty() {
+            bail!("{path} declares no apps: add an [[apps]] table with a name and a script");
+        }
+        let at =
+            |span: std::ops::Range<usize>| format!("{path} line {}", line_of(source, span.start));
+        let mut apps = Vec::new();
+        for app in file.apps {
+            let name = app.name.get_ref().clone();
+            validate_name(&name)
+                .map_err(|err| anyhow!("{}: field 'name': {err}", at(app.name.span())))?;
+            let process = ProcessArgs {
+                script: app.script.get_ref().clone(),
+                name: Some(name.clone()),
+                args: app.args,
+                interpreter: app.interpreter,
+                interpreter_args: app.interpreter_args,
+                cwd: app.cwd.as_ref().map(|cwd| cwd.get_ref().clone()),
+                script_in_cwd: false,
+                env: app
+                    .env
+                    .into_iter()
+                    .map(|(key, value)| (key, value.0))
+                    .collect(),
+                kill_timeout: app.kill_timeout,
+                autorestart: app.autorestart,
+                max_restarts: app.max_restarts,
+                min_uptime: app.min_uptime,
+                max_log_size: app.max_log_size,
+                log_files: app.log_files,
+                listen: app.listen,
+                ready: app.ready,
+                ready_timeout: app.ready_timeout,
+                instances: app.instances,
+                instance_var: app.instance_var,
+                increment_var: app.increment_var,
+                kill_signal: app.kill_signal,
+            };
+            apps.push(ConfigApp {
+                name,
+                process,
+                name_at: at(app.name.span()),
+                script_at: at(app.script.span()),
+                cwd_at: app.cwd.as_ref().map(|cwd| at(cwd.span())),
+                unsupported: Vec::new(),
+            });
+        }
         let config = Config {
             shown: path.to_owned(),
             dir,
-            source,
-            apps: file.apps,
+            apps,
+            warnings: Vec::new(),
         };
-        if config.apps.is_empty() {
-            bail!("{path} declares no apps: add an [[apps]] table with a name and a script");
-        }
+        config.check_unique()?;
+        Ok(config)
+    }
+
+    /// Refuses a name used twice.
+    fn check_unique(&self) -> Result<()> {
         let mut seen = HashSet::new();
-        for app in &config.apps {
-            let name = app.name.get_ref();
-            validate_name(name)
-                .map_err(|err| anyhow!("{}: field 'name': {err}", config.at(&app.name)))?;
-            if !seen.insert(name.as_str()) {
-                bail!(
-                    "{}: the app name '{name}' is used twice",
-                    config.at(&app.name)
-                );
+        for app in &self.apps {
+            if !seen.insert(app.name.as_str()) {
+                bail!("{}: the app name '{}' is used twice", app.name_at, app.name);
             }
         }
-        Ok(config)
+        Ok(())
     }
 
     /// The path as the user typed it.
@@ -177,77 +309,59 @@ impl Config {
         &self.shown
     }
 
+    /// Prints the warnings on stderr.
+    pub fn warn(&self) {
+        for warning in &self.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
+
     /// The names of its apps, in file order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.apps.iter().map(|app| app.name.get_ref().as_str())
+        self.apps.iter().map(|app| app.name.as_str())
     }
 
     /// `base` (the shell's environment) with the app's `env` on top.
     pub fn env(&self, name: &str, base: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         let mut env = base.clone();
         if let Some(app) = self.app(name) {
-            env.extend(
-                app.env
-                    .iter()
-                    .map(|(key, value)| (key.clone(), value.0.clone())),
-            );
+            env.extend(app.process.env.iter().cloned());
         }
         env
     }
 
-    /// The start request for the app `name`: paths resolved against the file's directory
-    /// and checked, `env` on top of `base`.
+    /// The app `name` as parsed (paths as written), and the keys velos ignores in it.
+    pub fn process(&self, name: &str) -> Option<(&ProcessArgs, &[(String, serde_json::Value)])> {
+        self.app(name)
+            .map(|app| (&app.process, app.unsupported.as_slice()))
+    }
+
+    /// What relative paths in the file are relative to.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The start request for the app `name`: paths resolved and checked, `env` on top of
+    /// `base`.
     pub fn start_params(&self, name: &str, base: &BTreeMap<String, String>) -> Result<StartParams> {
         let app = self
             .app(name)
             .with_context(|| format!("{} has no app named '{name}'", self.shown))?;
-        let process = ProcessArgs {
-            script: app.script.get_ref().clone(),
-            name: Some(name.to_owned()),
-            args: app.args.clone(),
-            interpreter: app.interpreter.clone(),
-            interpreter_args: app.interpreter_args.clone(),
-            cwd: app.cwd.as_ref().map(|cwd| cwd.get_ref().clone()),
-            env: app
-                .env
-                .iter()
-                .map(|(key, value)| (key.clone(), value.0.clone()))
-                .collect(),
-            kill_timeout: app.kill_timeout,
-            autorestart: app.autorestart,
-            max_restarts: app.max_restarts,
-            min_uptime: app.min_uptime,
-            max_log_size: app.max_log_size,
-            log_files: app.log_files,
-            listen: app.listen.clone(),
-            ready: app.ready.clone(),
-            ready_timeout: app.ready_timeout,
-            instances: app.instances,
-            instance_var: app.instance_var.clone(),
-            increment_var: app.increment_var.clone(),
-            kill_signal: app.kill_signal.clone(),
-        };
-        process.resolve(&self.dir, base.clone()).map_err(|err| {
-            let at = match (err.field, &app.cwd) {
-                (Field::Script, _) => self.at(&app.script),
-                (Field::Cwd, Some(cwd)) => self.at(cwd),
-                (Field::Cwd | Field::Name, _) => self.at(&app.name),
-            };
-            anyhow!("{at}: {err}")
-        })
+        app.process
+            .clone()
+            .resolve(&self.dir, base.clone())
+            .map_err(|err| {
+                let at = match (err.field, &app.cwd_at) {
+                    (Field::Script, _) => &app.script_at,
+                    (Field::Cwd, Some(cwd)) => cwd,
+                    (Field::Cwd | Field::Name, _) => &app.name_at,
+                };
+                anyhow!("{at}: {err}")
+            })
     }
 
-    fn app(&self, name: &str) -> Option<&App> {
-        self.apps.iter().find(|app| app.name.get_ref() == name)
-    }
-
-    /// `velos.toml line 4`, for the value `spanned`.
-    fn at<T>(&self, spanned: &Spanned<T>) -> String {
-        format!(
-            "{} line {}",
-            self.shown,
-            line_of(&self.source, spanned.span().start)
-        )
+    fn app(&self, name: &str) -> Option<&ConfigApp> {
+        self.apps.iter().find(|app| app.name == name)
     }
 }
 
@@ -465,7 +579,7 @@ mod tests {
         }
 
         fn load(&self) -> Result<Config> {
-            Config::load("velos.toml", self.dir.path())
+            Config::load("velos.toml", self.dir.path(), &Selection::default())
         }
 
         fn error(&self) -> String {
@@ -627,7 +741,7 @@ cwd = "data"
         let project = Project::new("");
         let error = format!(
             "{:#}",
-            Config::load("other.toml", project.dir.path()).unwrap_err()
+            Config::load("other.toml", project.dir.path(), &Selection::default()).unwrap_err()
         );
         assert!(
             error.starts_with("config file 'other.toml' not found"),

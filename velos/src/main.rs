@@ -13,6 +13,7 @@ mod bounds;
 mod cli;
 mod commands;
 mod config;
+mod ecosystem;
 mod output;
 mod process_args;
 mod size;

@@ -23,7 +23,7 @@ use velos_proto::script::{find_program, utf8};
 use velos_proto::{StartParams, echo};
 
 /// One process to start, as parsed: typed values, paths as written.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct ProcessArgs {
     /// The script or program, relative to the directory it is resolved against.
     pub script: String,
@@ -38,6 +38,9 @@ pub struct ProcessArgs {
     /// The working directory, relative to the directory it is resolved against; that
     /// directory when absent.
     pub cwd: Option<String>,
+    /// The script is relative to the working directory rather than to the directory
+    /// resolved against (PM2's rule for ecosystem files).
+    pub script_in_cwd: bool,
     /// Variables set on top of the base environment, later ones winning.
     pub env: Vec<(String, String)>,
     /// Time between SIGTERM and SIGKILL on stop.
@@ -131,18 +134,19 @@ impl ProcessArgs {
         mut base: BTreeMap<String, String>,
     ) -> Result<StartParams, Invalid> {
         base.extend(self.env);
-        let (program, args) = split_command(self.script, self.args, dir)?;
+        let workdir = match &self.cwd {
+            Some(cwd) => resolve_dir(cwd, dir)?,
+            None => dir.to_path_buf(),
+        };
+        let script_dir = if self.script_in_cwd { &workdir } else { dir };
+        let (program, args) = split_command(self.script, self.args, script_dir)?;
         let path = base.get("PATH").map(OsStr::new);
-        let script = find_program(Path::new(&program), dir, path)
+        let script = find_program(Path::new(&program), script_dir, path)
             .map_err(|err| Invalid::new(Field::Script, err))?;
         let name = process_name(self.name.as_deref(), &script).map_err(|err| Invalid {
             default_name: matches!(err, ProcessNameError::Default { .. }),
             ..Invalid::new(Field::Name, err)
         })?;
-        let workdir = match &self.cwd {
-            Some(cwd) => resolve_dir(cwd, dir)?,
-            None => dir.to_path_buf(),
-        };
         Ok(StartParams {
             script: utf8(&script, "script path").map_err(|err| Invalid::new(Field::Script, err))?,
             name: Some(name),

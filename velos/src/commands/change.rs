@@ -16,7 +16,7 @@ use velos_sdk::Client;
 
 use super::outcome::{Outcomes, is_up, why_not_up};
 use super::{daemon, explain, explain_change, start};
-use crate::config::{self, Config};
+use crate::config::{self, Config, Selection};
 
 /// What `stop`, `restart` and `delete` do to their targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,7 +155,10 @@ fn apply(
 /// `velos stop|restart|delete velos.toml`
 fn run_config(path: &str, change: Change) -> Result<()> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let config = Config::load(path, &cwd)?;
+    let config = Config::load(path, &cwd, &Selection::default())?;
+    if let Change::Restart { .. } = change {
+        config.warn();
+    }
     let mut client = daemon()?;
     let listed: HashSet<String> = block_on(client.list())
         .map_err(explain)?

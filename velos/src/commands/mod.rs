@@ -8,6 +8,7 @@
 //! SDK errors pass through [`explain`], which adds what to do next.
 
 mod change;
+mod import;
 mod info;
 mod list;
 pub mod log_filter;
@@ -65,6 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Flush { target } => logs::flush(target.as_deref()),
         Command::Save { force } => save::save(force),
         Command::Resurrect => save::resurrect(),
+        Command::Import(args) => import::run(&args),
         Command::Startup { system } => startup::run(system),
         Command::Completions { shell } => completions(shell),
         Command::Ping => ping(),

@@ -15,14 +15,14 @@ use velos_proto::{ReloadOutcome, ReloadParams, ReloadResult, Target};
 use velos_sdk::Client;
 
 use super::{daemon, explain, explain_change, start};
-use crate::config::{self, Config};
+use crate::config::{self, Config, Selection};
 
 /// Runs `velos reload`.
 pub fn run(target: &str, parallel: u32, update_env: bool) -> Result<()> {
     let mut client = daemon()?;
     if config::is_config(target) {
         let cwd = std::env::current_dir().context("reading the current directory")?;
-        let config = Config::load(target, &cwd)?;
+        let config = Config::load(target, &cwd, &Selection::default())?;
         let listed: HashSet<String> = block_on(client.list())
             .map_err(explain)?
             .into_iter()

@@ -26,7 +26,7 @@ use velos_sdk::{Client, Error as SdkError};
 use super::outcome::Outcomes;
 use super::{daemon, explain, explain_change};
 use crate::cli::StartArgs;
-use crate::config::{self, Config};
+use crate::config::{self, Config, Selection};
 
 /// Runs `velos start`.
 pub fn run(args: StartArgs) -> Result<()> {
@@ -35,6 +35,18 @@ pub fn run(args: StartArgs) -> Result<()> {
         return run_config(args, &cwd);
     }
     let no_wait = args.no_wait;
+    if let Some(name) = args.env_names().first() {
+        bail!(
+            "--env {name} names an environment of an ecosystem file; to set a variable, write \
+             --env KEY=VALUE"
+        );
+    }
+    if !args.only.is_empty() {
+        bail!(
+            "--only picks apps of a config file, and {} is not one",
+            args.script
+        );
+    }
     let params = start_params(args, &cwd, current_env())?;
     let what = format!("the start of '{}'", shown_name(&params));
     let count = params.instances.unwrap_or(1);
@@ -184,6 +196,25 @@ enum Plan {
     Start(StartParams),
 }
 
+/// `--only` and `--env NAME` of a start of a config file.
+fn selection(args: &StartArgs) -> Result<Selection> {
+    let names = args.env_names();
+    if names.len() > 1 {
+        bail!("give --env NAME once (got {})", names.join(", "));
+    }
+    Ok(Selection {
+        // PM2 splits --only on commas and spaces.
+        only: args
+            .only
+            .iter()
+            .flat_map(|only| only.split([',', ' ']))
+            .filter(|name| !name.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        env_name: names.first().map(|name| (*name).to_owned()),
+    })
+}
+
 /// `velos start velos.toml`
 fn run_config(args: StartArgs, cwd: &Path) -> Result<()> {
     let flags = args.per_process_flags();
@@ -194,7 +225,8 @@ fn run_config(args: StartArgs, cwd: &Path) -> Result<()> {
             args.script
         );
     }
-    let config = Config::load(&args.script, cwd)?;
+    let config = Config::load(&args.script, cwd, &selection(&args)?)?;
+    config.warn();
     let mut client = daemon()?;
     let mut listed: HashMap<String, ProcessInfo> = block_on(client.list())
         .map_err(explain)?
@@ -335,6 +367,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::cli::EnvArg;
     use crate::output::tests::process;
 
     fn args(script: &str) -> StartArgs {
@@ -344,6 +377,7 @@ mod tests {
             kill_timeout: None,
             interpreter: None,
             interpreter_args: None,
+            only: vec![],
             cwd: None,
             env: vec![],
             no_autorestart: false,
@@ -409,7 +443,10 @@ mod tests {
         ]);
         let mut typed = args("app.js");
         typed.cwd = Some("sub".into());
-        typed.env = vec![("PORT".into(), "8080".into()), ("NEW".into(), "1".into())];
+        typed.env = vec![
+            EnvArg::Var("PORT".into(), "8080".into()),
+            EnvArg::Var("NEW".into(), "1".into()),
+        ];
         typed.no_autorestart = true;
         typed.max_restarts = Some(2);
         typed.min_uptime = Some(Duration::from_millis(2500));
