@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::harness::{TestHome, fixture};
+use crate::harness::{TestHome, WAIT, fixture, wait_until};
 
 /// A project directory in the test's home holding `velos.toml` with `text`, copies of the
 /// fixtures `env.sh` and `sleeper.sh`, and a `data/` directory.
@@ -212,5 +212,60 @@ fn a_mistake_in_the_file_is_one_error_naming_the_line_and_field() {
     assert!(
         error.starts_with("error: config file 'nowhere.toml' not found"),
         "{error}"
+    );
+}
+
+#[test]
+fn restart_of_the_file_applies_its_current_settings() {
+    let home = TestHome::new();
+    let dir = project(&home, APPS);
+    let in_project = |args: &[&str]| home.cmd(args).current_dir(&dir).run();
+    in_project(&["start", "velos.toml"]).success();
+    let sleepy = home.wait_running("sleepy");
+
+    // Edit the file: other arguments, another kill timeout, another environment.
+    let edited = APPS
+        .replace(
+            r#"args = ["--flag", "two words"]"#,
+            r#"args = ["--edited"]"#,
+        )
+        .replace(r#"kill_timeout = "2s""#, r#"kill_timeout = "3s""#)
+        .replace("from the file", "edited in the file");
+    std::fs::write(dir.join("velos.toml"), edited).expect("edit velos.toml");
+
+    let restarted = in_project(&["restart", "velos.toml"]);
+    restarted.success();
+    let now = home.wait_running("sleepy");
+    assert_ne!(now.pid, sleepy.pid, "sleepy was not restarted");
+    assert_eq!(now.id, sleepy.id, "the same entry");
+    let entry = home.entry("sleepy");
+    assert_eq!(entry["args"], serde_json::json!(["--edited"]), "{entry}");
+    assert_eq!(entry["kill_timeout_ms"], 3000, "{entry}");
+
+    // The environment it was started with stays without --update-env (the greeter
+    // prints it on each run)...
+    let log = || {
+        String::from_utf8_lossy(&home.log_file("greeter", velos_proto::Stream::Out)).into_owned()
+    };
+    wait_until(WAIT, "the greeter's second run", || {
+        let log = log();
+        match log.matches("greeting: from the file").count() {
+            2 => Ok(()),
+            _ => Err(log),
+        }
+    });
+    assert!(!log().contains("edited in the file"), "{}", log());
+    // ...and the file's is taken with it.
+    in_project(&["restart", "velos.toml", "--update-env"]).success();
+    wait_until(
+        WAIT,
+        "the greeter's run with the file's environment",
+        || {
+            let log = log();
+            match log.contains("greeting: edited in the file") {
+                true => Ok(()),
+                false => Err(log),
+            }
+        },
     );
 }

@@ -287,6 +287,12 @@ pub struct RestartParams {
     /// A new environment to start with; the remembered one when absent.
     #[serde(default)]
     pub env: Option<BTreeMap<String, String>>,
+    /// New settings to start with, replacing the remembered ones (what `velos restart
+    /// velos.toml` sends: the file's current settings). Only for a target naming one
+    /// process, and its `name` must be that process's. Their `env`, when absent, is the
+    /// one above, or else the remembered one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<StartParams>,
 }
 
 impl std::fmt::Debug for RestartParams {
@@ -294,6 +300,7 @@ impl std::fmt::Debug for RestartParams {
         f.debug_struct("RestartParams")
             .field("target", &self.target)
             .field("env", &self.env.as_ref().map(|env| env.len()))
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -507,7 +514,14 @@ impl Request {
                     start.env.as_ref(),
                 ))?;
             }
-            Request::Restart(restart) => check_exec_bytes(exec_bytes([], restart.env.as_ref()))?,
+            Request::Restart(restart) => {
+                let settings = restart.settings.as_ref();
+                let args = settings
+                    .into_iter()
+                    .flat_map(|settings| settings.args.iter().chain(&settings.interpreter_args));
+                let env = settings.and_then(|settings| settings.env.as_ref());
+                check_exec_bytes(exec_bytes(args, restart.env.as_ref()) + exec_bytes([], env))?;
+            }
             Request::Reload(reload) => check_exec_bytes(exec_bytes([], reload.env.as_ref()))?,
             _ => {}
         }
@@ -608,6 +622,16 @@ mod tests {
         round_trip(Request::Restart(RestartParams {
             target: Target::Name("api".into()),
             env: None,
+            settings: None,
+        }));
+        round_trip(Request::Restart(RestartParams {
+            target: Target::Name("api".into()),
+            env: None,
+            settings: Some(StartParams {
+                script: "/srv/app.js".into(),
+                name: Some("api".into()),
+                ..StartParams::default()
+            }),
         }));
         round_trip(Request::LogRead(LogReadParams {
             cursor: None,

@@ -188,6 +188,7 @@ impl Client {
         self.restart_with(RestartParams {
             target: target.into(),
             env: None,
+            settings: None,
         })
         .await
     }
@@ -202,9 +203,12 @@ impl Client {
     /// use velos_sdk::{RestartParams, Target};
     ///
     /// let env = std::env::vars().collect();
-    /// client
-    ///     .restart_with(RestartParams { target: Target::parse("api"), env: Some(env) })
-    ///     .await?;
+    /// let params = RestartParams {
+    ///     target: Target::parse("api"),
+    ///     env: Some(env),
+    ///     settings: None,
+    /// };
+    /// client.restart_with(params).await?;
     /// # Ok(())
     /// # }
     /// ```
@@ -757,7 +761,8 @@ mod tests {
                 daemon.next_request().1,
                 Request::Restart(RestartParams {
                     target: Target::Name("api".into()),
-                    env: None
+                    env: None,
+                    settings: None,
                 })
             );
 
@@ -765,6 +770,7 @@ mod tests {
             let params = RestartParams {
                 target: Target::All,
                 env: Some(env),
+                settings: None,
             };
             client.restart_with(params.clone()).await.unwrap();
             assert_eq!(daemon.next_request().1, Request::Restart(params));

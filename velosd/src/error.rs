@@ -43,6 +43,17 @@ pub enum Error {
         echo(.0)
     )]
     UnknownInterpreter(String),
+    /// New settings for a restart whose target names several apps.
+    #[error("new settings restart one app, and '{}' names several", echo(.0))]
+    SettingsForOne(String),
+    /// New settings for a restart that name another process.
+    #[error("the new settings are for '{}', not for '{}'", echo(.given), echo(.process))]
+    SettingsForAnother {
+        /// The process restarted.
+        process: String,
+        /// The name the settings give.
+        given: String,
+    },
     /// Interpreter arguments for a program that runs without an interpreter.
     #[error(
         "'{}' runs directly (it is executable and has no #! line), so there is no interpreter to pass --interpreter-args to; pass --interpreter as well",
@@ -187,6 +198,8 @@ impl Error {
             | Error::RelativeScript(_)
             | Error::UnknownInterpreter(_)
             | Error::NoInterpreterForArgs(_)
+            | Error::SettingsForOne(_)
+            | Error::SettingsForAnother { .. }
             | Error::BadCwd(_) => ErrorCode::InvalidScript,
             Error::Spawn { .. }
             | Error::CwdGone(_)

@@ -4,7 +4,8 @@
 //! every process it touched has exited. A config file (`velos stop velos.toml`) is one
 //! request per app, in file order. Apps that are not in the list are skipped with a note
 //! on stderr, except by `restart`, which starts them (as PM2 does with an ecosystem
-//! file); every app it would start is checked before anything changes.
+//! file), and restarts the others with the file's current settings (their environment
+//! too with `--update-env`); every app is checked before anything changes.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
@@ -147,7 +148,11 @@ fn apply(
 ) -> velos_sdk::Result<Vec<ProcessInfo>> {
     match change {
         Change::Stop => block_on(client.stop(target)),
-        Change::Restart { .. } => block_on(client.restart_with(RestartParams { target, env })),
+        Change::Restart { .. } => block_on(client.restart_with(RestartParams {
+            target,
+            env,
+            settings: None,
+        })),
         Change::Delete { logs } => block_on(client.delete_with(DeleteParams { target, logs })),
     }
 }
@@ -167,11 +172,22 @@ fn run_config(path: &str, change: Change) -> Result<()> {
         .collect();
     let base_env = start::current_env();
 
-    // Apps that restart would start are checked first, so a bad one changes nothing.
+    // Restart starts the apps not in the list and gives the others the file's current
+    // settings: every app is resolved first, so a bad one changes nothing.
     let mut to_start: BTreeMap<&str, StartParams> = BTreeMap::new();
-    if let Change::Restart { .. } = change {
-        for name in config.names().filter(|name| !listed.contains(*name)) {
-            to_start.insert(name, config.start_params(name, &base_env)?);
+    let mut settings: BTreeMap<&str, StartParams> = BTreeMap::new();
+    if let Change::Restart { update_env } = change {
+        for name in config.names() {
+            let mut params = config.start_params(name, &base_env)?;
+            if listed.contains(name) {
+                // The environment it has stays, unless --update-env.
+                if !update_env {
+                    params.env = None;
+                }
+                settings.insert(name, params);
+            } else {
+                to_start.insert(name, params);
+            }
         }
     }
 
@@ -188,12 +204,19 @@ fn run_config(path: &str, change: Change) -> Result<()> {
             );
             continue;
         }
-        let env = change_env(change, config.env(name, &base_env));
         let target = Target::Name(name.to_owned());
         let what = format!("the {} of '{name}'", change.verb());
-        let changed = apply(&mut client, target, change, env)
-            .map_err(|err| explain_change(err, &what))
-            .with_context(|| format!("{} '{name}' from {}", verb_ing(change), config.shown()))?;
+        let changed = match settings.remove(name) {
+            // The settings carry the environment (or none, to keep the one it has).
+            Some(settings) => block_on(client.restart_with(RestartParams {
+                target,
+                env: None,
+                settings: Some(settings),
+            })),
+            None => apply(&mut client, target, change, None),
+        }
+        .map_err(|err| explain_change(err, &what))
+        .with_context(|| format!("{} '{name}' from {}", verb_ing(change), config.shown()))?;
         let changed = wait_until_ready(&mut client, change, changed, &mut outcomes);
         report_changed(change, &changed, &mut outcomes)?;
     }

@@ -16,9 +16,10 @@ use std::time::Instant;
 
 use async_channel::Sender;
 use rustix::process::Signal;
-use velos_proto::{ProcessInfo, ProcessStatus, Response, Target};
+use velos_proto::{ProcessInfo, ProcessStatus, Response, RestartParams, StartParams, Target};
 
 use super::{After, Command, Reply, Supervisor, escaped_of, logfiles};
+use crate::error::Error;
 use crate::launch::{Ending, launch};
 use crate::lifecycle::{Attempt, Decision, Event, Exit, Report, Then, Timer};
 use crate::orphans::{self, Stray};
@@ -252,15 +253,22 @@ impl Supervisor {
         );
     }
 
-    /// `process.restart`: with `env`, the processes start with that environment.
-    pub(super) fn restart(
-        &mut self,
-        target: &Target,
-        env: Option<BTreeMap<String, String>>,
-        reply: Reply,
-    ) {
-        if let Some(env) = env
-            && let Ok(ids) = self.table.resolve(target)
+    /// `process.restart`: with `env`, the processes start with that environment; with
+    /// `settings`, the one process the target names starts with those instead of the
+    /// remembered ones.
+    pub(super) fn restart(&mut self, params: RestartParams, reply: Reply) {
+        let RestartParams {
+            target,
+            env,
+            settings,
+        } = params;
+        if let Some(settings) = settings {
+            if let Err(error) = self.replace_settings(&target, settings, env.as_ref()) {
+                let _ = reply.try_send(Err(error.into()));
+                return;
+            }
+        } else if let Some(env) = env
+            && let Ok(ids) = self.table.resolve(&target)
         {
             let env = self.envs.borrow_mut().share(env);
             for id in ids {
@@ -272,9 +280,66 @@ impl Supervisor {
         self.stop_then(
             Then::Restart,
             After::Answer(Response::Restart),
-            target,
+            &target,
             Some(reply),
         );
+    }
+
+    /// Gives the one process `target` names the spec `settings` describe (checked as a
+    /// start is). Their environment, when absent, is `env`, or else the one it has.
+    fn replace_settings(
+        &mut self,
+        target: &Target,
+        mut settings: StartParams,
+        env: Option<&BTreeMap<String, String>>,
+    ) -> Result<(), Error> {
+        let ids = self.table.resolve(target)?;
+        let names: std::collections::BTreeSet<&str> = ids
+            .iter()
+            .filter_map(|&id| self.table.get(id))
+            .map(|entry| entry.name.as_str())
+            .collect();
+        let [name] = names.into_iter().collect::<Vec<_>>()[..] else {
+            return Err(Error::SettingsForOne(target.to_string()));
+        };
+        let name = name.to_owned();
+        if settings.env.is_none() {
+            settings.env = env.cloned();
+        }
+        let keep_env = settings.env.is_none();
+        // The sockets it listens on are held while it exists: they stay as they are.
+        settings.listen = Vec::new();
+        // Every instance of the app gets the settings; each keeps its log files.
+        let mut specs = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            let Some(current) = self.table.get(id) else {
+                continue;
+            };
+            let (_, mut spec) = self.spec_of(settings.clone(), 0, |new| {
+                if new != name {
+                    return Err(Error::SettingsForAnother {
+                        process: name.clone(),
+                        given: new.to_owned(),
+                    });
+                }
+                Ok(())
+            })?;
+            if keep_env {
+                spec.env = current.spec.env.clone();
+            }
+            spec.listen = current.spec.listen.clone();
+            spec.out_log = current.spec.out_log.clone();
+            spec.err_log = current.spec.err_log.clone();
+            specs.push((id, spec));
+        }
+        for (id, spec) in specs {
+            if let Some(entry) = self.table.get_mut(id) {
+                entry.spec = spec;
+            }
+        }
+        // The saved list brings back what it runs with now.
+        self.persist();
+        Ok(())
     }
 
     /// Tells every process `target` names that it is to stop and then `then`; completes

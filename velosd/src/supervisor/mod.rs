@@ -389,7 +389,7 @@ impl Supervisor {
                 if self.shutting_down {
                     Err(Error::ShuttingDown)
                 } else {
-                    return self.restart(&params.target, params.env, reply);
+                    return self.restart(params, reply);
                 }
             }
             Request::Reload(params) => return self.reload(params, reply),
@@ -602,12 +602,25 @@ impl Supervisor {
     /// Checks a start request and makes the entry it describes (not yet in the table),
     /// as instance `instance` of its app (which names its log files).
     fn new_entry(&self, id: u32, params: StartParams, instance: u32) -> Result<Entry, Error> {
+        let (name, spec) = self.spec_of(params, instance, |_| Ok(()))?;
+        Ok(Entry::new(id, name, spec))
+    }
+
+    /// Checks a start request and makes the name and spec it describes, as instance
+    /// `instance` of its app; `check_name` says whether the name may be used.
+    fn spec_of(
+        &self,
+        params: StartParams,
+        instance: u32,
+        check_name: impl FnOnce(&str) -> Result<(), Error>,
+    ) -> Result<(String, Spec), Error> {
         params.check_ranges()?;
         let script = PathBuf::from(&params.script);
         if !script.is_absolute() {
             return Err(Error::RelativeScript(params.script));
         }
         let name = process_name(params.name.as_deref(), &script)?;
+        check_name(&name)?;
         if !script.is_file() {
             return Err(Error::ScriptNotFound(params.script));
         }
@@ -621,7 +634,7 @@ impl Supervisor {
             }
             None => None,
         };
-                let line = process::command_line(&script, params.interpreter.as_deref())?
+        let line = process::command_line(&script, params.interpreter.as_deref())?
             .with_interpreter_args(&script, &params.interpreter_args)?;
         let cwd = match params.cwd {
             Some(cwd) => PathBuf::from(cwd),
@@ -677,7 +690,7 @@ impl Supervisor {
             instance_var,
             increment_var,
         };
-        Ok(Entry::new(id, name, spec))
+        Ok((name, spec))
     }
 
     /// Adds `entry`, launched or not, to the table (and to the followers of every
