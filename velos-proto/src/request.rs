@@ -290,9 +290,10 @@ pub struct RestartParams {
     /// New settings to start with, replacing the remembered ones (what `velos restart
     /// velos.toml` sends: the file's current settings). Only for a target naming one
     /// process, and its `name` must be that process's. Their `env`, when absent, is the
-    /// one above, or else the remembered one.
+    /// one above, or else the remembered one; `listen` is ignored (the sockets it holds
+    /// stay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settings: Option<StartParams>,
+    pub settings: Option<Box<StartParams>>,
 }
 
 impl std::fmt::Debug for RestartParams {
@@ -627,11 +628,11 @@ mod tests {
         round_trip(Request::Restart(RestartParams {
             target: Target::Name("api".into()),
             env: None,
-            settings: Some(StartParams {
+            settings: Some(Box::new(StartParams {
                 script: "/srv/app.js".into(),
                 name: Some("api".into()),
                 ..StartParams::default()
-            }),
+            })),
         }));
         round_trip(Request::LogRead(LogReadParams {
             cursor: None,

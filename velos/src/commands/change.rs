@@ -211,7 +211,7 @@ fn run_config(path: &str, change: Change) -> Result<()> {
             Some(settings) => block_on(client.restart_with(RestartParams {
                 target,
                 env: None,
-                settings: Some(settings),
+                settings: Some(Box::new(settings)),
             })),
             None => apply(&mut client, target, change, None),
         }

@@ -263,7 +263,7 @@ impl Supervisor {
             settings,
         } = params;
         if let Some(settings) = settings {
-            if let Err(error) = self.replace_settings(&target, settings, env.as_ref()) {
+            if let Err(error) = self.replace_settings(&target, *settings, env.as_ref()) {
                 let _ = reply.try_send(Err(error.into()));
                 return;
             }
@@ -286,7 +286,8 @@ impl Supervisor {
     }
 
     /// Gives the one process `target` names the spec `settings` describe (checked as a
-    /// start is). Their environment, when absent, is `env`, or else the one it has.
+    /// start is). Their environment, when absent, is `env`, or else the one it has; the
+    /// sockets it listens on (`--listen`) stay as they are.
     fn replace_settings(
         &mut self,
         target: &Target,
