@@ -96,8 +96,9 @@ pub enum Command {
 
     /// Stop a process (if it runs) and start it again with the same settings
     ///
-    /// It keeps its name and id and gets a new pid. A config file restarts its apps, and
-    /// starts those not in the list yet.
+    /// It keeps its name and id and gets a new pid. A config file restarts its apps with
+    /// the file's current settings (its env too with --update-env), and starts those not in
+    /// the list yet.
     ///
     /// Example: velos restart api --update-env
     Restart {
