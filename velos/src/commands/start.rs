@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use futures_lite::future::block_on;
 pub use velos_proto::script::current_env;
-use velos_proto::{ProcessInfo, ProcessStatus, StartParams};
+use velos_proto::{ProcessInfo, ProcessStatus, StartParams, echo};
 use velos_sdk::{Client, Error as SdkError};
 
 use super::outcome::Outcomes;
@@ -37,14 +37,15 @@ pub fn run(args: StartArgs) -> Result<()> {
     let no_wait = args.no_wait;
     if let Some(name) = args.env_names().first() {
         bail!(
-            "--env {name} names an environment of an ecosystem file; to set a variable, write \
-             --env KEY=VALUE"
+            "--env {} names an environment of an ecosystem file; to set a variable, write \
+             --env KEY=VALUE",
+            echo(name)
         );
     }
     if !args.only.is_empty() {
         bail!(
-            "--only picks apps of a config file, and {} is not one",
-            args.script
+            "--only picks apps of a config file, and '{}' is not one",
+            echo(&args.script)
         );
     }
     let params = start_params(args, &cwd, current_env())?;
@@ -200,7 +201,7 @@ enum Plan {
 fn selection(args: &StartArgs) -> Result<Selection> {
     let names = args.env_names();
     if names.len() > 1 {
-        bail!("give --env NAME once (got {})", names.join(", "));
+        bail!("give --env NAME once (got {})", echo(&names.join(", ")));
     }
     Ok(Selection {
         // PM2 splits --only on commas and spaces.
