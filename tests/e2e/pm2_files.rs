@@ -1,6 +1,7 @@
 //! PM2's files: ecosystem files (`.config.js`, `.json`, `.yaml`) started, stopped and
 //! deleted as PM2 reads them (`--env NAME`, `--only`), imported into a velos.toml
-//! (golden files in `tests/fixtures/pm2/*.golden.toml`), and PM2's `dump.pm2` imported.
+//! (golden files in `tests/fixtures/pm2/*.golden.toml`), and PM2's `dump.pm2` imported;
+//! `wait_ready` makes the start wait for the app's `process.send('ready')`.
 //! Keys velos does not support are listed in one warning line. JavaScript fixtures are
 //! skipped with a message when node is not on PATH.
 
@@ -172,6 +173,10 @@ fn a_js_ecosystem_file_starts_its_apps_with_env_production() {
     home.wait_log("worker", Stream::Out, "worker jobs \n");
     let web = home.entry("web");
     assert_eq!(web["kill_timeout_ms"], 3000, "{web}");
+    // wait_ready: the start waited for web.js's process.send('ready').
+    assert_eq!(web["ready"], "message", "{web}");
+    assert_eq!(web["ready_timeout_ms"], 20000, "{web}");
+    assert_eq!(web["status"], "running", "{web}");
 
     // stop and delete act on the file's apps.
     let stopped = home

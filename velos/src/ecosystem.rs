@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value};
 use velos_proto::home::{default_name, validate_name};
-use velos_proto::limits::{KILL_TIMEOUT_MS, MAX_RESTARTS, MIN_UPTIME_MS};
+use velos_proto::limits::{KILL_TIMEOUT_MS, MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS};
 
 use crate::bounds;
 use crate::process_args::ProcessArgs;
@@ -415,8 +415,8 @@ const KEYS: &[(&str, &[&str], Key)] = &[
         &[],
         Unsupported(|v| v.as_str() == Some("SIGTERM")),
     ),
-    ("listen_timeout", &[], Unsupported(|_| false)),
-    ("wait_ready", &[], Unsupported(is_false)),
+    ("listen_timeout", &[], Maps(ready_timeout)),
+    ("wait_ready", &[], Maps(wait_ready)),
     ("shutdown_with_message", &[], Unsupported(is_false)),
     ("stop_exit_codes", &[], Unsupported(|_| false)),
     (
@@ -612,6 +612,21 @@ fn min_uptime(process: &mut ProcessArgs, value: &Value) -> Result<(), String> {
 
 fn kill_timeout(process: &mut ProcessArgs, value: &Value) -> Result<(), String> {
     process.kill_timeout = Some(bounds::duration(KILL_TIMEOUT_MS, milliseconds(value)?)?);
+    Ok(())
+}
+
+/// PM2's `wait_ready`: the app calls `process.send('ready')`, velos's `--ready message`.
+fn wait_ready(process: &mut ProcessArgs, value: &Value) -> Result<(), String> {
+    if boolean(value)? {
+        process.ready = Some("message".into());
+    }
+    Ok(())
+}
+
+/// PM2's `listen_timeout`: how long to wait for `wait_ready` (milliseconds).
+fn ready_timeout(process: &mut ProcessArgs, value: &Value) -> Result<(), String> {
+    let timeout = milliseconds(value)?;
+    process.ready_timeout = Some(bounds::duration(READY_TIMEOUT_MS, timeout)?);
     Ok(())
 }
 
@@ -879,6 +894,7 @@ mod tests {
             "cron_restart": "0 3 * * *",
             "merge_logs": true,
             "wait_ready": true,
+            "listen_timeout": 8000,
             "made_up_key": 1,
         }));
         assert_eq!(app.name, "api");
@@ -903,6 +919,12 @@ mod tests {
             ("1", r#"{"a":1}"#)
         );
         assert_eq!(env["PORT"], "8080");
+        assert_eq!(p.ready.as_deref(), Some("message"), "wait_ready");
+        assert_eq!(
+            p.ready_timeout,
+            Some(Duration::from_secs(8)),
+            "listen_timeout"
+        );
         let listed: Vec<&str> = app.unsupported.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             listed,
@@ -911,7 +933,6 @@ mod tests {
                 "exec_mode",
                 "max_memory_restart",
                 "cron_restart",
-                "wait_ready",
                 "merge_logs",
                 "made_up_key"
             ]

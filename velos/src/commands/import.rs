@@ -144,6 +144,12 @@ fn app_lines(text: &mut String, process: &ProcessArgs, workdir: &Path, out_dir: 
     if let Some(kill_timeout) = process.kill_timeout {
         push(text, "kill_timeout", duration(kill_timeout));
     }
+    if let Some(ready) = &process.ready {
+        push(text, "ready", toml::Value::from(ready.as_str()));
+    }
+    if let Some(ready_timeout) = process.ready_timeout {
+        push(text, "ready_timeout", duration(ready_timeout));
+    }
 }
 
 /// `key = value`, the value in TOML's own spelling.
