@@ -75,8 +75,7 @@ fn a_js_ecosystem_file_using_dirname_env_and_env_production_imports_as_golden() 
         "ecosystem.config.js",
         &["--env", "production"],
         "warning: ecosystem.config.js: velos does not support these keys and ignores them: \
-         'web': instances=2, exec_mode=\"cluster\", max_memory_restart=\"300M\"; 'worker': \
-         cron_restart=\"0 3 * * *\"",
+         'web': max_memory_restart=\"300M\"; 'worker': cron_restart=\"0 3 * * *\"",
     );
 }
 
@@ -108,8 +107,7 @@ fn a_pm2_dump_imports_as_golden() {
         "dump.pm2",
         &[],
         "warning: dump.pm2: velos does not support these keys and ignores them: 'api': \
-         exec_mode=\"cluster_mode\", max_memory_restart=314572800, instances=2; 'worker': \
-         cron_restart=\"0 3 * * *\"",
+         max_memory_restart=314572800; 'worker': cron_restart=\"0 3 * * *\"",
     );
 }
 
@@ -162,6 +160,12 @@ fn a_js_ecosystem_file_starts_its_apps_with_env_production() {
             .starts_with("warning: ecosystem.config.js: velos does not support these keys"),
         "{output}"
     );
+    assert!(
+        output
+            .stderr_str()
+            .contains("'web' asked for PM2's cluster mode"),
+        "{output}"
+    );
     home.wait_running("web");
     home.wait_running("worker");
     home.wait_log(
@@ -184,9 +188,10 @@ fn a_js_ecosystem_file_starts_its_apps_with_env_production() {
         .current_dir(dir.path())
         .run();
     stopped.success();
+    // instances: 2 is two processes named web.
     assert_eq!(
         stopped.stdout_str(),
-        "stopped 'web' (id 0)\nstopped 'worker' (id 1)\n"
+        "stopped 'web' (id 0)\nstopped 'web' (id 1)\nstopped 'worker' (id 2)\n"
     );
     home.cmd(&["delete", "ecosystem.config.js"])
         .current_dir(dir.path())

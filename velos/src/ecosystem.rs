@@ -26,7 +26,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Map, Value};
 use velos_proto::home::{default_name, validate_name};
-use velos_proto::limits::{KILL_TIMEOUT_MS, MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS};
+use velos_proto::limits::{
+    INSTANCES, KILL_TIMEOUT_MS, MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS,
+};
 
 use crate::bounds;
 use crate::process_args::ProcessArgs;
@@ -59,8 +61,10 @@ pub struct Pm2App {
     pub name: String,
     /// What velos starts.
     pub process: ProcessArgs,
-    /// Keys velos does not support, with their values as written: `instances = 4`.
+    /// Keys velos does not support, with their values as written: `watch = true`.
     pub unsupported: Vec<(String, Value)>,
+    /// It asked for PM2's cluster mode.
+    pub cluster: bool,
 }
 
 /// The apps of a PM2 file, and what the user should be told about them.
@@ -94,6 +98,20 @@ impl Pm2File {
             lines.push(format!(
                 "{shown}: velos does not support these keys and ignores them: {}",
                 ignored.join("; ")
+            ));
+        }
+        let cluster: Vec<String> = self
+            .apps
+            .iter()
+            .filter(|app| app.cluster)
+            .map(|app| format!("'{}'", app.name))
+            .collect();
+        if !cluster.is_empty() {
+            lines.push(format!(
+                "{shown}: {} asked for PM2's cluster mode: velos runs the instances as \
+                 separate processes; to share one port, give them `listen` (velos.toml) or \
+                 --listen, and have the app take its socket from fd 3",
+                cluster.join(", ")
             ));
         }
         if let Some(env_name) = env_name
@@ -306,11 +324,8 @@ pub fn dump_apps(dump: Value, shown: &str, base: &BTreeMap<String, String>) -> R
         match seen.get(&app.name) {
             Some(&index) => {
                 // One more instance of an app already read.
-                let instances = &mut file.apps[index].unsupported;
-                match instances.iter_mut().find(|(key, _)| key == "instances") {
-                    Some((_, count)) => *count = Value::from(count.as_u64().unwrap_or(1) + 1),
-                    None => instances.push(("instances".into(), Value::from(2))),
-                }
+                let instances = &mut file.apps[index].process.instances;
+                *instances = Some(instances.unwrap_or(1) + 1);
             }
             None => {
                 seen.insert(app.name.clone(), file.apps.len());
@@ -384,12 +399,8 @@ const KEYS: &[(&str, &[&str], Key)] = &[
     ("min_uptime", &[], Maps(min_uptime)),
     ("kill_timeout", &[], Maps(kill_timeout)),
     ("port", &[], Maps(port)),
-    ("instances", &[], Unsupported(|v| number(v) == Some(1.0))),
-    (
-        "exec_mode",
-        &[],
-        Unsupported(|v| matches!(v.as_str(), Some("fork" | "fork_mode"))),
-    ),
+    ("instances", &[], Maps(instances)),
+    ("exec_mode", &[], Read),
     ("watch", &[], Unsupported(is_false)),
     ("ignore_watch", &[], Unsupported(|_| false)),
     ("watch_delay", &[], Unsupported(|_| false)),
@@ -434,11 +445,21 @@ const KEYS: &[(&str, &[&str], Key)] = &[
     ("log_date_format", &[], Unsupported(|_| false)),
     ("time", &[], Unsupported(is_false)),
     ("merge_logs", &["combine_logs"], Unsupported(is_false)),
-    ("increment_var", &[], Unsupported(|_| false)),
+    (
+        "increment_var",
+        &[],
+        Maps(|p, v| {
+            p.increment_var = Some(string(v)?);
+            Ok(())
+        }),
+    ),
     (
         "instance_var",
         &[],
-        Unsupported(|v| v.as_str() == Some("NODE_APP_INSTANCE")),
+        Maps(|p, v| {
+            p.instance_var = Some(string(v)?);
+            Ok(())
+        }),
     ),
     ("autostart", &[], Unsupported(|v| v == &Value::Bool(true))),
     (
@@ -630,6 +651,34 @@ fn ready_timeout(process: &mut ProcessArgs, value: &Value) -> Result<(), String>
     Ok(())
 }
 
+fn string(value: &Value) -> Result<String, String> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("expected a string, got {}", short(value)))
+}
+
+/// PM2's `instances`: a count, or as PM2 reads it `max` and 0 (one per CPU) or a negative
+/// number (that many fewer than the CPUs, at least one).
+fn instances(process: &mut ProcessArgs, value: &Value) -> Result<(), String> {
+    let cpus = i64::from(bounds::cpus());
+    let count = match (value.as_str(), number(value)) {
+        (Some("max"), _) => cpus,
+        (_, Some(n)) if n.fract() == 0.0 && n == 0.0 => cpus,
+        (_, Some(n)) if n.fract() == 0.0 && n < 0.0 => (cpus + n as i64).max(1),
+        (_, Some(n)) if n.fract() == 0.0 => n as i64,
+        _ => {
+            return Err(format!(
+                "expected a number or \"max\", got {}",
+                short(value)
+            ));
+        }
+    };
+    let count = bounds::count(INSTANCES, u64::try_from(count).unwrap_or(u64::MAX))?;
+    process.instances = Some(u32::try_from(count).map_err(|err| err.to_string())?);
+    Ok(())
+}
+
 /// PM2 sets `PORT` from `port`.
 fn port(process: &mut ProcessArgs, value: &Value) -> Result<(), String> {
     let port = env_value(value);
@@ -803,6 +852,10 @@ fn app(
         }
     }
 
+    // PM2's cluster mode shares one port between node instances; velos's instances are
+    // separate processes, which share a port through `listen`.
+    let cluster = take("exec_mode", &values)
+        .is_some_and(|mode| matches!(mode.as_str(), Some("cluster" | "cluster_mode")));
     let mut unsupported = Vec::new();
     for (key, handling, value) in values {
         match handling {
@@ -833,6 +886,7 @@ fn app(
             name,
             process,
             unsupported,
+            cluster,
         },
         had_env,
     ))
@@ -925,12 +979,12 @@ mod tests {
             Some(Duration::from_secs(8)),
             "listen_timeout"
         );
+        assert_eq!(p.instances, Some(4));
+        assert!(app.cluster);
         let listed: Vec<&str> = app.unsupported.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             listed,
             [
-                "instances",
-                "exec_mode",
                 "max_memory_restart",
                 "cron_restart",
                 "merge_logs",
@@ -1035,7 +1089,7 @@ mod tests {
             warnings,
             [
                 "eco.config.js: velos does not support these keys and ignores them: 'api': \
-                 instances=4, watch=true",
+                 watch=true",
                 "eco.config.js: no env_production in 'api', 'ok'; they get env alone"
             ]
         );

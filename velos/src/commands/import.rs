@@ -144,6 +144,15 @@ fn app_lines(text: &mut String, process: &ProcessArgs, workdir: &Path, out_dir: 
     if let Some(kill_timeout) = process.kill_timeout {
         push(text, "kill_timeout", duration(kill_timeout));
     }
+    if let Some(instances) = process.instances {
+        push(text, "instances", toml::Value::from(i64::from(instances)));
+    }
+    if let Some(var) = &process.instance_var {
+        push(text, "instance_var", toml::Value::from(var.as_str()));
+    }
+    if let Some(var) = &process.increment_var {
+        push(text, "increment_var", toml::Value::from(var.as_str()));
+    }
     if let Some(ready) = &process.ready {
         push(text, "ready", toml::Value::from(ready.as_str()));
     }
