@@ -424,7 +424,10 @@ const KEYS: &[(&str, &[&str], Key)] = &[
     (
         "kill_signal",
         &[],
-        Unsupported(|v| v.as_str() == Some("SIGTERM")),
+        Maps(|p, v| {
+            p.kill_signal = Some(string(v)?);
+            Ok(())
+        }),
     ),
     ("listen_timeout", &[], Maps(ready_timeout)),
     ("wait_ready", &[], Maps(wait_ready)),
