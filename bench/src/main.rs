@@ -39,7 +39,7 @@ Measures velos against the targets of issue 4 and prints a table per group.
 
   --quick          a short smoke run: fewer runs, smaller counts, no 1000-process stage
   --compare pm2    also measure PM2 (installed into bench/.pm2 with npm) and print ratios
-  --only GROUPS    only these groups: memory cpu cli sdk start stop logs size
+  --only GROUPS    only these groups: memory cpu cli sdk start stop logs reload size
   -h, --help       this help";
 
 /// What the command line asked for.
@@ -134,11 +134,12 @@ fn run(args: &[String]) -> Result<()> {
         bins,
     };
     print_header(&bench, &options);
-    let groups: [fn(&Bench) -> Vec<Table>; 5] = [
+    let groups: [fn(&Bench) -> Vec<Table>; 6] = [
         figures::scale::tables,
         figures::start::tables,
         figures::stop::tables,
         figures::logs::tables,
+        figures::reload::tables,
         figures::size::tables,
     ];
     let mut missed = Vec::new();

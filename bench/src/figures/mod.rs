@@ -11,11 +11,14 @@
 //! - `start`: start one; N started one after another; stop all of them.
 //! - `stop`: stop one process against the child's own exit on SIGTERM.
 //! - `logs`: log throughput against the same writer redirected to a file.
+//! - `reload`: `reload` of the Node example's 4 instances while a client runs at full
+//!   speed: failed requests and the reload's duration.
 //! - `size`: the release binaries' sizes.
 
 pub mod cli;
 pub mod logs;
 pub mod memory;
+pub mod reload;
 pub mod scale;
 pub mod sdk;
 pub mod size;
@@ -52,13 +55,15 @@ pub enum Group {
     Stop,
     /// Log throughput.
     Logs,
+    /// `reload` under load.
+    Reload,
     /// Binary sizes.
     Size,
 }
 
 impl Group {
     /// Every group, in the order the tables are printed.
-    pub const ALL: [Group; 8] = [
+    pub const ALL: [Group; 9] = [
         Group::Memory,
         Group::Cpu,
         Group::Cli,
@@ -66,6 +71,7 @@ impl Group {
         Group::Start,
         Group::Stop,
         Group::Logs,
+        Group::Reload,
         Group::Size,
     ];
 
@@ -79,6 +85,7 @@ impl Group {
             Group::Start => "start",
             Group::Stop => "stop",
             Group::Logs => "logs",
+            Group::Reload => "reload",
             Group::Size => "size",
         }
     }
