@@ -513,9 +513,19 @@ impl Supervisor {
         spec.out_log = self.home.instance_log_path(name, instance, Stream::Out);
         spec.err_log = self.home.instance_log_path(name, instance, Stream::Err);
         let mut entry = Entry::new(id, name.to_owned(), spec).with_instance(instance, labelled);
+        let decisions = self.launch_new(&mut entry);
+        self.insert(entry);
+        self.execute(id, decisions);
+        id
+    }
+
+    /// Launches the first run of `entry`, which is not in the table yet, and tells its
+    /// lifecycle how that went: one that cannot spawn stays, errored with the reason, as
+    /// a failed restart does.
+    fn launch_new(&mut self, entry: &mut Entry) -> Vec<crate::lifecycle::Decision> {
         let run = entry.lifecycle.runs() + 1;
         let now = Instant::now();
-        let event = match launch(&mut entry, run, &self.home, &self.commands) {
+        let event = match launch(entry, run, &self.home, &self.commands) {
             Ok(pid) => {
                 self.leaders.insert(pid);
                 Event::Spawned { run, pid, now }
@@ -526,10 +536,7 @@ impl Supervisor {
                 now,
             },
         };
-        let decisions = entry.handle(event);
-        self.insert(entry);
-        self.execute(id, decisions);
-        id
+        entry.handle(event)
     }
 
     /// `process.scale`: starts instances (lowest free numbers first) or stops and removes

@@ -14,14 +14,12 @@
 //! file for the next try.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use velos_proto::{ProcessInfo, ProcessStatus, Saved, StartParams};
 
 use super::Supervisor;
 use crate::error::Error;
-use crate::launch::launch;
-use crate::lifecycle::{Attempt, Event, Lifecycle};
+use crate::lifecycle::Lifecycle;
 use crate::persist::{self, ListEncoder, SavedList};
 
 /// What bringing back a saved list did.
@@ -155,22 +153,7 @@ impl Supervisor {
             };
             entry.lifecycle = Lifecycle::restored(saved.restarts, saved.exit);
             let decisions = if saved.running {
-                let run = entry.lifecycle.runs() + 1;
-                let now = Instant::now();
-                // One that cannot start stays, errored with the reason, as a failed
-                // restart does.
-                let event = match launch(&mut entry, run, &self.home, &self.commands) {
-                    Ok(pid) => {
-                        self.leaders.insert(pid);
-                        Event::Spawned { run, pid, now }
-                    }
-                    Err(error) => Event::SpawnFailed {
-                        attempt: Attempt::Asked,
-                        reason: error.to_string(),
-                        now,
-                    },
-                };
-                entry.handle(event)
+                self.launch_new(&mut entry)
             } else {
                 Vec::new()
             };
