@@ -668,15 +668,7 @@ impl Lifecycle {
             }
             Event::ReplacementSpawnFailed { reason } => {
                 let reason = format!("the replacement could not be started: {reason}");
-                out.push(Decision::Report(Report {
-                    reason: Some(reason.clone()),
-                    ..Report::new(EventKind::ReloadFailed)
-                }));
-                out.push(Decision::Reloaded {
-                    result: velos_proto::ReloadResult::Failed,
-                    new_pid: None,
-                    reason: Some(reason),
-                });
+                self.failed(None, reason, out);
                 return None;
             }
             Event::Asked { then, now, .. } => {
