@@ -162,6 +162,10 @@ mod stop_signal;
 // `velos logs` on a real pty: control characters escaped unless --raw; names lined up.
 mod terminal;
 
+// Restart triggers: restarts counted by reason (crash, manual, cron, ...) with the latest one
+// and its cause in `info`.
+mod triggers;
+
 // Signals to the daemon itself: SIGHUP reopens log files, SIGUSR1/2 and SIGPIPE ignored,
 // SIGQUIT a graceful shutdown; each handled one logged in velosd.log.
 mod daemon_signals;

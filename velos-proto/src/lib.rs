@@ -58,8 +58,8 @@ pub use request::{
     StartParams, Target, TargetParams,
 };
 pub use response::{
-    EventKind, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,
-    ProcessStatus, ReloadOutcome, ReloadResult, Saved, Stream,
+    EventKind, LastRestart, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,
+    ProcessStatus, ReloadOutcome, ReloadResult, RestartCounts, RestartReason, Saved, Stream,
 };
 pub use rpc::Envelope;
 pub use script::ScriptError;

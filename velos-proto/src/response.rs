@@ -184,6 +184,117 @@ pub struct ProcessInfo {
     /// ran out, so velos sent SIGKILL (set when that run is over; cleared by a new run).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub killed: bool,
+    /// How many of `restarts` each reason caused (their sum is `restarts`).
+    #[serde(default)]
+    pub restart_counts: RestartCounts,
+    /// The latest restart: its reason, what caused it and when.
+    #[serde(default)]
+    pub last_restart: Option<LastRestart>,
+}
+
+/// Why a process was started again (`restart_counts`, `last_restart`, and the
+/// `restart_reason` of an event).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestartReason {
+    /// The restart policy's automatic restart after the process exited (`--restart`).
+    Crash,
+    /// A watched file changed (`--watch`).
+    Watch,
+    /// Its memory stayed over its limit (`--max-memory-restart`).
+    Memory,
+    /// Its schedule said so (`--cron-restart`).
+    Cron,
+    /// Somebody asked: `velos restart`, `velos reload`, or their SDK calls.
+    Manual,
+    /// A reason this version does not know (from a newer daemon); also the default.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl RestartReason {
+    /// The snake_case word used on the wire (`crash`, `watch`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartReason::Crash => "crash",
+            RestartReason::Watch => "watch",
+            RestartReason::Memory => "memory",
+            RestartReason::Cron => "cron",
+            RestartReason::Manual => "manual",
+            RestartReason::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for RestartReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How many restarts each reason caused; their sum is [`ProcessInfo::restarts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RestartCounts {
+    /// Automatic restarts of the restart policy, after an exit.
+    pub crash: u32,
+    /// Restarts because a watched file changed.
+    pub watch: u32,
+    /// Restarts because memory stayed over the limit.
+    pub memory: u32,
+    /// Restarts by the schedule.
+    pub cron: u32,
+    /// Restarts and reloads somebody asked for.
+    pub manual: u32,
+}
+
+impl RestartCounts {
+    /// The count of `reason` (0 for [`RestartReason::Unknown`]).
+    pub fn get(&self, reason: RestartReason) -> u32 {
+        match reason {
+            RestartReason::Crash => self.crash,
+            RestartReason::Watch => self.watch,
+            RestartReason::Memory => self.memory,
+            RestartReason::Cron => self.cron,
+            RestartReason::Manual => self.manual,
+            RestartReason::Unknown => 0,
+        }
+    }
+
+    /// Counts one more restart for `reason` (an unknown reason counts as `crash`),
+    /// saturating.
+    pub fn add(&mut self, reason: RestartReason) {
+        let count = match reason {
+            RestartReason::Crash | RestartReason::Unknown => &mut self.crash,
+            RestartReason::Watch => &mut self.watch,
+            RestartReason::Memory => &mut self.memory,
+            RestartReason::Cron => &mut self.cron,
+            RestartReason::Manual => &mut self.manual,
+        };
+        *count = count.saturating_add(1);
+    }
+
+    /// All restarts, saturating.
+    pub fn total(&self) -> u32 {
+        [self.crash, self.watch, self.memory, self.cron, self.manual]
+            .into_iter()
+            .fold(0u32, u32::saturating_add)
+    }
+}
+
+/// The latest restart of a process: why, in words, and when.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRestart {
+    /// Why.
+    pub reason: RestartReason,
+    /// What `velos info` prints after "restarted: " (`exited with code 1`,
+    /// `restart asked`, `memory 612 MiB > 512 MiB for 3s`, `cron 0 3 * * *`).
+    #[serde(default)]
+    pub detail: String,
+    /// When it was decided (Unix milliseconds).
+    #[serde(default)]
+    pub time_ms: u64,
 }
 
 /// Which pipe a log line came from.
@@ -363,9 +474,13 @@ pub struct ProcessEvent {
     /// Delay before the automatic restart, for `restarting`.
     #[serde(default)]
     pub restart_in_ms: Option<u64>,
-    /// Why, for `errored`.
+    /// Why, for `errored`; what caused it, for an event with `restart_reason`.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Why it is started again, for a `restarting` or `started` event of a restart (and
+    /// `reload_started` and `replaced` of a reload a trigger began).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_reason: Option<RestartReason>,
     /// When (Unix milliseconds).
     #[serde(default)]
     pub time_ms: u64,
@@ -534,6 +649,7 @@ mod tests {
             signal: None,
             restarts: 3,
             restart_in_ms: Some(400),
+            restart_reason: Some(RestartReason::Crash),
             reason: None,
             time_ms: 5,
         };
@@ -546,6 +662,48 @@ mod tests {
         };
         #[cfg(target_os = "linux")]
         assert_eq!(killed.signal_name(), Some("SIGTERM"));
+    }
+
+    #[test]
+    fn restart_reasons_are_counted_and_unknown_ones_decode() {
+        let mut counts = RestartCounts::default();
+        for reason in [
+            RestartReason::Crash,
+            RestartReason::Cron,
+            RestartReason::Cron,
+            RestartReason::Manual,
+        ] {
+            counts.add(reason);
+        }
+        assert_eq!((counts.get(RestartReason::Cron), counts.total()), (2, 4));
+        assert_eq!(counts.get(RestartReason::Unknown), 0);
+        let reason: RestartReason = rpc::from_value(Value::from("solar_flare")).unwrap();
+        assert_eq!(reason, RestartReason::Unknown);
+        assert_eq!(
+            rpc::to_value(&RestartReason::Memory).unwrap().as_str(),
+            Some("memory")
+        );
+        // A record from a daemon without reasons decodes with none.
+        let mut process = sample_process();
+        process.restart_counts = counts;
+        process.last_restart = Some(LastRestart {
+            reason: RestartReason::Cron,
+            detail: "cron 0 3 * * *".into(),
+            time_ms: 7,
+        });
+        round_trip(Method::Info, Response::Info(process.clone()));
+        let Value::Map(fields) = rpc::to_value(&process).unwrap() else {
+            panic!("a map");
+        };
+        let older: Vec<(Value, Value)> = fields
+            .into_iter()
+            .filter(|(key, _)| !matches!(key.as_str(), Some("restart_counts" | "last_restart")))
+            .collect();
+        let older: ProcessInfo = rpc::from_value(Value::Map(older)).unwrap();
+        assert_eq!(
+            (older.restart_counts, older.last_restart),
+            (RestartCounts::default(), None)
+        );
     }
 
     #[test]

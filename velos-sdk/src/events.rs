@@ -81,6 +81,7 @@ mod tests {
             signal: None,
             restarts: 0,
             restart_in_ms: None,
+            restart_reason: None,
             reason: None,
             time_ms: 1,
         }

@@ -47,10 +47,10 @@ pub use events::Events;
 pub use follow::{FollowEvent, LogFollow};
 pub use velos_proto as proto;
 pub use velos_proto::{
-    DeleteParams, ErrorCode, EventKind, Home, LogCursor, LogEnd, LogGap, LogLine, LogLines,
-    LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus, ReloadOutcome, ReloadParams,
-    ReloadResult, RestartParams, SaveParams, Saved, ScaleParams, ScriptError, StartParams, Stream,
-    Target, signal_name,
+    DeleteParams, ErrorCode, EventKind, Home, LastRestart, LogCursor, LogEnd, LogGap, LogLine,
+    LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus, ReloadOutcome,
+    ReloadParams, ReloadResult, RestartCounts, RestartParams, RestartReason, SaveParams, Saved,
+    ScaleParams, ScriptError, StartParams, Stream, Target, signal_name,
 };
 
 /// The result of a request: a value, or an [`Error`].

@@ -26,7 +26,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use velos_proto::ProcessStatus;
+use velos_proto::{LastRestart, ProcessStatus, RestartCounts};
 
 use crate::lifecycle::Exit;
 use crate::state::{Env, GroupMark, ProcessTable};
@@ -56,6 +56,13 @@ struct SavedProcess {
     env: Option<usize>,
     running: bool,
     restarts: u32,
+    /// Its restarts by reason (a list saved before there were reasons has none: its
+    /// restarts count as `crash`).
+    #[serde(default)]
+    restart_counts: RestartCounts,
+    /// Its latest restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_restart: Option<LastRestart>,
     /// How its last run ended.
     #[serde(default)]
     exit_code: Option<i32>,
@@ -66,6 +73,15 @@ struct SavedProcess {
     /// (see `orphans::end_leftovers`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     group: Option<GroupMark>,
+}
+
+/// The restart counts of a saved process: `counts`, with what `restarts` has more than
+/// their sum (a list saved before restarts had reasons) counted as `crash`.
+fn counts_of(restarts: u32, mut counts: RestartCounts) -> RestartCounts {
+    counts.crash = counts
+        .crash
+        .saturating_add(restarts.saturating_sub(counts.total()));
+    counts
 }
 
 fn is_zero(number: &u32) -> bool {
@@ -85,8 +101,10 @@ pub struct Restored {
     pub params: StartParams,
     /// Whether it was meant to be running.
     pub running: bool,
-    /// Its restart count.
-    pub restarts: u32,
+    /// Its restarts by reason.
+    pub counts: RestartCounts,
+    /// Its latest restart.
+    pub last_restart: Option<LastRestart>,
     /// How its last run ended, if it ran.
     pub exit: Option<Exit>,
 }
@@ -118,7 +136,8 @@ impl SavedList {
                     instance: saved.instance,
                     params,
                     running: saved.running,
-                    restarts: saved.restarts,
+                    counts: counts_of(saved.restarts, saved.restart_counts),
+                    last_restart: saved.last_restart,
                     exit: (saved.exit_code.is_some() || saved.signal.is_some()).then_some(Exit {
                         code: saved.exit_code,
                         signal: saved.signal,
@@ -185,6 +204,8 @@ impl ListEncoder {
                         env,
                         running: life.wants_to_run(),
                         restarts: life.restarts(),
+                        restart_counts: life.restart_counts(),
+                        last_restart: life.last_restart().map(crate::state::last_restart),
                         exit_code: life.last_exit().and_then(|exit| exit.code),
                         signal: life.last_exit().and_then(|exit| exit.signal),
                         group: entry.group.clone().filter(|_| entry.is_alive()),
@@ -490,7 +511,11 @@ mod tests {
             let mut spec = spec();
             spec.env = Some(shared.clone());
             let mut entry = Entry::new(id, name.into(), spec);
-            entry.lifecycle = Lifecycle::restored(id, None);
+            let counts = RestartCounts {
+                crash: id,
+                ..RestartCounts::default()
+            };
+            entry.lifecycle = Lifecycle::restored(counts, None, None);
             entry.handle(Event::Spawned {
                 run: 1,
                 pid: 10 + id,
@@ -512,12 +537,18 @@ mod tests {
         assert_eq!((restored[1].id, restored[1].name.as_str()), (3, "worker"));
         assert_eq!(restored[1].params.env.as_ref(), Some(&env));
         assert!(restored[1].running);
-        assert_eq!(restored[1].restarts, 3);
+        assert_eq!(restored[1].counts.total(), 3);
         // A change to one process shows in the next encoding.
-        table.get_mut(3).unwrap().lifecycle = Lifecycle::restored(9, None);
+        let counts = RestartCounts {
+            crash: 4,
+            manual: 5,
+            ..RestartCounts::default()
+        };
+        table.get_mut(3).unwrap().lifecycle = Lifecycle::restored(counts, None, None);
         write_bytes(&path, &encoder.encode(&table).unwrap()).unwrap();
         let restored = read(&path).unwrap().unwrap().restore();
-        assert_eq!((restored[0].restarts, restored[1].restarts), (0, 9));
+        assert_eq!(restored[0].counts, RestartCounts::default());
+        assert_eq!(restored[1].counts, counts);
         assert!(read(&dir.join("none")).unwrap().is_none());
         std::fs::write(&path, b"not msgpack").unwrap();
         assert!(read(&path).is_err());

@@ -8,13 +8,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustix::process::Signal;
-use velos_proto::{ProcessInfo, ReadyMode, StartParams, Target};
+use velos_proto::{LastRestart, ProcessInfo, ReadyMode, StartParams, Target};
 
 use crate::error::Error;
-use crate::lifecycle::{Decision, Event, Lifecycle, Policy, Settings};
+use crate::lifecycle::{Cause, Decision, Event, Lifecycle, Policy, Restarted, Settings};
 use crate::logs::Logs;
 
 /// Everything needed to start a process again: what `restart` reuses.
@@ -346,8 +346,41 @@ impl Entry {
             status_text: self.status_text.clone().filter(|_| alive),
             kill_signal: self.spec.kill_signal_name().to_owned(),
             killed: self.killed,
+            restart_counts: life.restart_counts(),
+            last_restart: life.last_restart().map(last_restart),
         }
     }
+}
+
+/// A restart as `info` shows it, its time in Unix milliseconds.
+pub fn last_restart(restarted: &Restarted) -> LastRestart {
+    LastRestart {
+        reason: restarted.cause.reason,
+        detail: restarted.cause.detail.clone(),
+        time_ms: unix_ms(restarted.at),
+    }
+}
+
+/// A restart brought back from a saved list (it started no run of this daemon), or
+/// `None` when its time cannot be placed on this clock.
+pub fn restarted(last: LastRestart) -> Option<Restarted> {
+    let now = SystemTime::now();
+    let ago = now
+        .duration_since(UNIX_EPOCH + Duration::from_millis(last.time_ms))
+        .unwrap_or_default();
+    Some(Restarted {
+        cause: Cause::new(last.reason, last.detail),
+        at: Instant::now().checked_sub(ago)?,
+        run: 0,
+    })
+}
+
+/// The Unix time in milliseconds of `at`, a moment in the past.
+fn unix_ms(at: Instant) -> u64 {
+    let when = SystemTime::now()
+        .checked_sub(at.elapsed())
+        .unwrap_or(UNIX_EPOCH);
+    when.duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
 /// Every managed process, by id, with an index of apps: each name's instances.

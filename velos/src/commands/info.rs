@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use futures_lite::future::block_on;
-use velos_proto::{ProcessInfo, ProcessStatus, Target};
+use velos_proto::{ProcessInfo, ProcessStatus, RestartReason, Target};
 
 use super::{daemon, explain};
-use crate::output::{Style, cpu_column, format_delay, format_uptime, memory_column, signal_name};
+use crate::output::{
+    Style, cpu_column, format_delay, format_timestamp, format_uptime, memory_column, signal_name,
+};
 use crate::size::format_bytes;
 
 /// Runs `velos info`.
@@ -46,7 +48,18 @@ fn details(process: &ProcessInfo, style: Style) -> String {
         (_, Some(ms), _) => rows.push(("uptime", format_uptime(Duration::from_millis(ms)))),
         _ => rows.push(("uptime", dash())),
     }
-    rows.push(("restarts", process.restarts.to_string()));
+    rows.push(("restarts", restarts_text(process)));
+    if let Some(last) = &process.last_restart {
+        rows.push((
+            "restarted",
+            format!(
+                "{} ({}) at {}",
+                last.detail,
+                last.reason,
+                format_timestamp(Some(last.time_ms))
+            ),
+        ));
+    }
     rows.push(("last exit", last_exit(process)));
     if let Some(error) = &process.error {
         rows.push(("error", error.clone()));
@@ -104,6 +117,27 @@ fn details(process: &ProcessInfo, style: Style) -> String {
     rows.iter()
         .map(|(key, value)| format!("{key:<width$}  {value}\n"))
         .collect()
+}
+
+/// `3 (crash 1, manual 2)`: the count and, when known, the reasons that add up to it.
+fn restarts_text(process: &ProcessInfo) -> String {
+    let counts = &process.restart_counts;
+    let reasons: Vec<String> = [
+        RestartReason::Crash,
+        RestartReason::Watch,
+        RestartReason::Memory,
+        RestartReason::Cron,
+        RestartReason::Manual,
+    ]
+    .into_iter()
+    .filter(|&reason| counts.get(reason) > 0)
+    .map(|reason| format!("{reason} {}", counts.get(reason)))
+    .collect();
+    if reasons.is_empty() {
+        process.restarts.to_string()
+    } else {
+        format!("{} ({})", process.restarts, reasons.join(", "))
+    }
 }
 
 /// `code 1`, `signal SIGKILL`, or `-` when it has not ended yet.
@@ -225,6 +259,32 @@ log rotation  at 10.0 MiB, 5 rotated files kept
         ] {
             assert!(text.contains(line), "{line:?} not in\n{text}");
         }
+    }
+
+    #[test]
+    fn restarts_show_their_reasons_and_the_latest_one() {
+        let mut api = process(0, "api", ProcessStatus::Running);
+        api.restarts = 3;
+        api.restart_counts = velos_proto::RestartCounts {
+            crash: 1,
+            cron: 2,
+            ..Default::default()
+        };
+        api.last_restart = Some(velos_proto::LastRestart {
+            reason: RestartReason::Cron,
+            detail: "cron 0 3 * * *".into(),
+            time_ms: 1_700_000_000_000,
+        });
+        let text = details(&api, Style::plain());
+        for line in [
+            "restarts      3 (crash 1, cron 2)\n",
+            "restarted     cron 0 3 * * * (cron) at 2023-11-14T22:13:20.000Z\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
+        // From a daemon that does not count reasons: the number alone.
+        api.restart_counts = velos_proto::RestartCounts::default();
+        assert_eq!(restarts_text(&api), "3");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
-use velos_proto::EventKind;
+use velos_proto::{EventKind, RestartReason};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,37 @@ pub enum Attempt {
     /// A reload's replacement run, spawned beside the current one: answered with
     /// [`Event::ReplacementSpawned`] or [`Event::ReplacementSpawnFailed`].
     Replacement,
+}
+
+/// Why a restart happens, and what caused it in words (what `velos info` prints after
+/// "restarted: ").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// Why.
+    pub reason: RestartReason,
+    /// What caused it: `files changed: src/app.js`, `cron 0 3 * * *`.
+    pub detail: String,
+}
+
+impl Cause {
+    /// A cause of `reason`, described by `detail`.
+    pub fn new(reason: RestartReason, detail: impl Into<String>) -> Cause {
+        Cause {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The latest restart: its cause, when it was decided, and the run it started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restarted {
+    /// Why, and what caused it.
+    pub cause: Cause,
+    /// When it was decided.
+    pub at: Instant,
+    /// The run it started (the replacement's, for a reload).
+    pub run: u64,
 }
 
 /// What happened to a process.
@@ -144,6 +175,19 @@ pub enum Event {
         /// Now.
         now: Instant,
     },
+    /// A trigger (a watched file changed, memory over the limit, the schedule) asks for
+    /// a restart: a reload with a ready mode, else a restart; remembered and carried out
+    /// after a reload under way; nothing when it is not running (except a file change
+    /// for an errored process, which starts it).
+    Trigger {
+        /// Why, and what caused it.
+        cause: Cause,
+        /// The current run's descendants outside its group, which get the stop signal
+        /// too (empty when it is not running).
+        escaped: Vec<u32>,
+        /// Now.
+        now: Instant,
+    },
     /// A user asked for a stop, restart or delete.
     Asked {
         /// What to do once it is stopped.
@@ -154,6 +198,27 @@ pub enum Event {
         /// Now.
         now: Instant,
     },
+}
+
+impl Event {
+    /// The time the event carries, if it carries one.
+    pub fn now(&self) -> Option<Instant> {
+        match self {
+            Event::Spawned { now, .. }
+            | Event::SpawnFailed { now, .. }
+            | Event::LeaderExited { now, .. }
+            | Event::Exited { now, .. }
+            | Event::Ready { now, .. }
+            | Event::ReplacementSpawned { now, .. }
+            | Event::ReadyDeadline { now, .. }
+            | Event::Trigger { now, .. }
+            | Event::Asked { now, .. } => Some(*now),
+            Event::KillDeadline { .. }
+            | Event::RestartDue { .. }
+            | Event::Reload
+            | Event::ReplacementSpawnFailed { .. } => None,
+        }
+    }
 }
 
 /// A timer the supervisor arms for a process (one at a time; arming replaces).
@@ -210,6 +275,8 @@ pub struct Report {
     pub restart_in: Option<Duration>,
     /// Why.
     pub reason: Option<String>,
+    /// Why it is started again, for the events of a restart or a reload.
+    pub restart_reason: Option<RestartReason>,
 }
 
 impl Report {
@@ -220,6 +287,7 @@ impl Report {
             exit: None,
             restart_in: None,
             reason: None,
+            restart_reason: None,
         }
     }
 }

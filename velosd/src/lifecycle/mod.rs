@@ -35,18 +35,28 @@
 //! run while it stops (or a failed replacement while it stops, the current run untouched).
 //! Events carry the run number they are about, which tells the two generations apart;
 //! the second run has a timer of its own ([`Timer::is_replacement`]).
+//!
+//! A restart trigger ([`Event::Trigger`]: a watched file changed, memory over its limit,
+//! the schedule) reloads a running process that has a ready mode and restarts one that
+//! has none. A trigger during a reload is remembered (the latest one) and carried out
+//! once the reload is over; during a restart it joins the restart (the new run is not
+//! spawned yet). Waiting for the backoff, stopped or errored, nothing happens, except
+//! that a file change starts an errored process. Every restart is counted by its reason
+//! ([`RestartCounts`]: `crash` for the restart policy's, `manual` for one asked for) and
+//! the latest is kept ([`Restarted`]); a trigger's restart is not a failure, so the count
+//! of quick failures stays as it is.
 
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
-use velos_proto::{EventKind, ProcessStatus};
+use velos_proto::{EventKind, ProcessStatus, RestartCounts, RestartReason};
 
 mod event;
 mod policy;
 #[cfg(test)]
 mod tests;
 
-pub use event::{Attempt, Decision, Event, Exit, Report, Run, Then, Timer};
+pub use event::{Attempt, Cause, Decision, Event, Exit, Report, Restarted, Run, Then, Timer};
 
 pub use policy::{Policy, Settings};
 use policy::{Verdict, daemonized, left_behind_reason, status_after_exit};
@@ -170,8 +180,16 @@ pub struct Lifecycle {
     second: Option<Second>,
     /// The number of the latest run (0: never spawned).
     runs: u64,
-    /// Starts after the first.
-    restarts: u32,
+    /// Starts after the first, by reason; their sum is the restart count.
+    counts: RestartCounts,
+    /// The latest restart.
+    last_restart: Option<Restarted>,
+    /// The trigger whose restart or reload is under way (`None`: whatever is under way
+    /// was asked for by a user).
+    underway: Option<Cause>,
+    /// A trigger that came during a reload, carried out once the reload is over (the
+    /// latest one).
+    pending: Option<Cause>,
     /// Unexpected exits in a row, each within `min_uptime` of its start.
     quick_failures: u32,
     /// How the last run ended.
@@ -189,16 +207,23 @@ impl Default for Lifecycle {
 impl Lifecycle {
     /// A process never started.
     pub fn new() -> Lifecycle {
-        Lifecycle::restored(0, None)
+        Lifecycle::restored(RestartCounts::default(), None, None)
     }
 
     /// A process brought back from a saved list, not started yet.
-    pub fn restored(restarts: u32, last_exit: Option<Exit>) -> Lifecycle {
+    pub fn restored(
+        counts: RestartCounts,
+        last_restart: Option<Restarted>,
+        last_exit: Option<Exit>,
+    ) -> Lifecycle {
         Lifecycle {
             state: State::Stopped,
             second: None,
             runs: 0,
-            restarts,
+            counts,
+            last_restart,
+            underway: None,
+            pending: None,
             quick_failures: 0,
             last_exit,
             error: None,
@@ -276,7 +301,17 @@ impl Lifecycle {
 
     /// Starts after the first.
     pub fn restarts(&self) -> u32 {
-        self.restarts
+        self.counts.total()
+    }
+
+    /// Starts after the first, by reason.
+    pub fn restart_counts(&self) -> RestartCounts {
+        self.counts
+    }
+
+    /// The latest restart, if there was one.
+    pub fn last_restart(&self) -> Option<&Restarted> {
+        self.last_restart.as_ref()
     }
 
     /// How the last run ended.
@@ -303,10 +338,29 @@ impl Lifecycle {
     /// Moves the lifecycle on by `event` and says what to do about it.
     pub fn handle(&mut self, event: Event, settings: &Settings) -> Vec<Decision> {
         let mut out = Vec::new();
-        let event = match self.handle_second(event, settings, &mut out) {
-            Some(event) => event,
-            None => return out,
-        };
+        let now = event.now();
+        if let Some(event) = self.handle_second(event, settings, &mut out) {
+            self.handle_first(event, settings, &mut out);
+        }
+        // A trigger that came during a reload is carried out once the reload is over, if
+        // it still runs (a stop or restart meanwhile dropped it).
+        if self.second.is_none()
+            && let Some(now) = now
+            && let Some(cause) = self.pending.take()
+            && matches!(self.state, State::Starting { .. } | State::Running { .. })
+        {
+            let event = Event::Trigger {
+                cause,
+                escaped: Vec::new(),
+                now,
+            };
+            self.handle_first(event, settings, &mut out);
+        }
+        out
+    }
+
+    /// The events about the current run, and triggers: the one `match` of them.
+    fn handle_first(&mut self, event: Event, settings: &Settings, out: &mut Vec<Decision>) {
         let state = std::mem::replace(&mut self.state, State::Stopped);
         self.state = match (state, event) {
             // A spawn asked for by a decision of this lifecycle worked.
@@ -323,8 +377,12 @@ impl Lifecycle {
                 );
                 self.runs = run;
                 self.error = None;
+                // A restart's run says why it was started.
+                let restart = self.last_restart.as_ref().filter(|last| last.run == run);
                 out.push(Decision::Report(Report {
                     pid: Some(pid),
+                    reason: restart.map(|last| last.cause.detail.clone()),
+                    restart_reason: restart.map(|last| last.cause.reason),
                     ..Report::new(EventKind::Started)
                 }));
                 let run = Run {
@@ -374,7 +432,7 @@ impl Lifecycle {
                     "not ready within {}; velos stopped it",
                     humantime::format_duration(waited)
                 ));
-                self.stop(run, Then::Fail, escaped, now, settings, &mut out)
+                self.stop(run, Then::Fail, escaped, now, settings, out)
             }
             // Somebody asked: say why and leave it errored.
             (
@@ -402,7 +460,7 @@ impl Lifecycle {
                 },
             ) => {
                 self.error = Some(reason.clone());
-                self.after_failure(Duration::ZERO, Some(reason), now, settings, &mut out)
+                self.after_failure(Duration::ZERO, Some(reason), now, settings, out)
             }
 
             // The leader exited by itself. Nothing left: the run ends when its pipes are
@@ -443,7 +501,7 @@ impl Lifecycle {
                         pgid: run.pid,
                         signal: settings.kill_signal,
                     });
-                    push_strays(&mut out, run.pid, escaped.clone(), settings.kill_signal);
+                    push_strays(out, run.pid, escaped.clone(), settings.kill_signal);
                     out.push(Decision::Log(reason));
                     out.push(Decision::EndTree { escaped, deadline });
                     State::Ending {
@@ -475,7 +533,7 @@ impl Lifecycle {
                     .copied()
                     .filter(|pid| !signalled.contains(pid))
                     .collect();
-                push_strays(&mut out, run.pid, fresh, settings.kill_signal);
+                push_strays(out, run.pid, fresh, settings.kill_signal);
                 out.push(Decision::EndTree { escaped, deadline });
                 State::Stopping {
                     run,
@@ -500,7 +558,7 @@ impl Lifecycle {
                     State::Stopped
                 } else {
                     let lasted = now.saturating_duration_since(run.since);
-                    self.after_failure(lasted, None, now, settings, &mut out)
+                    self.after_failure(lasted, None, now, settings, out)
                 }
             }
             // A stopping run ended, whether by the stop signal or on its own: it was
@@ -508,7 +566,9 @@ impl Lifecycle {
             (
                 State::Stopping { run, then, .. },
                 Event::Exited {
-                    run: number, exit, ..
+                    run: number,
+                    exit,
+                    now,
                 },
             ) if run.number == number => {
                 self.last_exit = Some(exit);
@@ -522,7 +582,7 @@ impl Lifecycle {
                     ProcessStatus::Stopped => State::Stopped,
                     _ => State::Errored,
                 };
-                self.then(then, stopped, &mut out)
+                self.then(then, stopped, now, out)
             }
             // What a leader left behind is gone: errored; a program that daemonized
             // itself would only do it again, so it is not restarted.
@@ -544,7 +604,7 @@ impl Lifecycle {
                     State::Errored
                 } else {
                     let lasted = now.saturating_duration_since(run.since);
-                    self.after_failure(lasted, None, now, settings, &mut out)
+                    self.after_failure(lasted, None, now, settings, out)
                 }
             }
 
@@ -563,14 +623,15 @@ impl Lifecycle {
             }
 
             // The backoff passed: start it again.
-            (state @ State::Waiting { .. }, Event::RestartDue { run }) if run == self.runs => {
-                self.restarts = self.restarts.saturating_add(1);
+            (State::Waiting { restart_at }, Event::RestartDue { run }) if run == self.runs => {
+                let cause = Cause::new(RestartReason::Crash, self.crash_detail());
+                self.count_restart(cause, restart_at, self.runs + 1);
                 out.push(Decision::CancelTimer);
                 out.push(Decision::Spawn {
                     run: self.runs + 1,
                     attempt: Attempt::Automatic,
                 });
-                state
+                State::Waiting { restart_at }
             }
 
             // A stop, restart or delete of a running process: the stop signal to the group
@@ -578,7 +639,7 @@ impl Lifecycle {
             (
                 State::Starting { run } | State::Running { run },
                 Event::Asked { then, escaped, now },
-            ) => self.stop(run, then, escaped, now, settings, &mut out),
+            ) => self.stop(run, then, escaped, now, settings, out),
             // Asked again while stopping: the latest request says what follows, except
             // that a delete stays a delete.
             (
@@ -615,19 +676,91 @@ impl Lifecycle {
                 then,
             },
             // Asked during the backoff: the pending restart is cancelled, it is stopped.
-            (State::Waiting { .. }, Event::Asked { then, .. }) => {
+            (State::Waiting { .. }, Event::Asked { then, now, .. }) => {
                 out.push(Decision::CancelTimer);
                 out.push(Decision::Report(Report::new(EventKind::Stopped)));
-                self.then(then, State::Stopped, &mut out)
+                self.then(then, State::Stopped, now, out)
             }
-            (state @ (State::Stopped | State::Errored), Event::Asked { then, .. }) => {
-                self.then(then, state, &mut out)
+            (state @ (State::Stopped | State::Errored), Event::Asked { then, now, .. }) => {
+                self.then(then, state, now, out)
             }
+
+            // A trigger during a reload: remembered (the latest one), carried out once
+            // the reload is over (see `handle`).
+            (state, Event::Trigger { cause, .. }) if self.second.is_some() => {
+                self.pending = Some(cause);
+                state
+            }
+            // Running with a ready mode: the reload of this one process (readiness-gated;
+            // a replacement that fails leaves the current run running).
+            (
+                state @ (State::Starting { .. } | State::Running { .. }),
+                Event::Trigger { cause, .. },
+            ) if settings.ready_timeout.is_some() => {
+                self.underway = Some(cause);
+                out.push(Decision::Spawn {
+                    run: self.runs + 1,
+                    attempt: Attempt::Replacement,
+                });
+                state
+            }
+            // Running without one: a restart (a graceful stop, then a start).
+            (
+                State::Starting { run } | State::Running { run },
+                Event::Trigger {
+                    cause,
+                    escaped,
+                    now,
+                },
+            ) => {
+                out.push(Decision::Report(Report {
+                    pid: Some(run.pid),
+                    reason: Some(cause.detail.clone()),
+                    restart_reason: Some(cause.reason),
+                    ..Report::new(EventKind::Restarting)
+                }));
+                self.underway = Some(cause);
+                self.stop(run, Then::Restart, escaped, now, settings, out)
+            }
+            // A crashing app in watch mode waits for a change, and a change starts it.
+            (State::Errored, Event::Trigger { cause, now, .. })
+                if cause.reason == RestartReason::Watch =>
+            {
+                self.quick_failures = 0;
+                let run = self.runs + 1;
+                if self.runs > 0 {
+                    self.count_restart(cause, now, run);
+                }
+                out.push(Decision::Spawn {
+                    run,
+                    attempt: Attempt::Asked,
+                });
+                State::Errored
+            }
+            // Nothing to do: a restart under way takes the change with it (its run is not
+            // spawned yet); waiting for the backoff, the restart is coming anyway; a
+            // stopped app is never restarted by a trigger.
+            (state, Event::Trigger { .. }) => state,
 
             // News about another run, or nothing to do in this state.
             (state, _) => state,
         };
-        out
+    }
+
+    /// Counts a restart for `cause`, decided at `at`, which starts run `run`.
+    fn count_restart(&mut self, cause: Cause, at: Instant, run: u64) {
+        self.counts.add(cause.reason);
+        self.last_restart = Some(Restarted { cause, at, run });
+    }
+
+    /// Why the restart policy restarts it: how the last run ended, or what velos knows
+    /// more (a spawn error, what it left behind).
+    fn crash_detail(&self) -> String {
+        match (&self.error, self.last_exit) {
+            (Some(error), _) => error.clone(),
+            (None, Some(exit)) => describe_exit(exit),
+            (None, None) => "exited".to_owned(),
+        }
     }
 
     /// The events about a reload: asked for one, and news about the second run. Returns
@@ -654,6 +787,12 @@ impl Lifecycle {
                 self.runs = run.number;
                 out.push(Decision::Report(Report {
                     pid: Some(run.pid),
+                    reason: self.underway.as_ref().map(|cause| cause.detail.clone()),
+                    restart_reason: Some(
+                        self.underway
+                            .as_ref()
+                            .map_or(RestartReason::Manual, |cause| cause.reason),
+                    ),
                     ..Report::new(EventKind::ReloadStarted)
                 }));
                 // With a ready mode, its ready timeout; without one it counts as ready once
@@ -672,6 +811,9 @@ impl Lifecycle {
                 return None;
             }
             Event::Asked { then, now, .. } => {
+                // What the user asked replaces what a trigger began or left pending.
+                self.underway = None;
+                self.pending = None;
                 if let Some(Second::Replacing { run }) = self.second.take() {
                     let reason = match then {
                         Then::Delete { .. } => "deleted during the reload",
@@ -819,7 +961,12 @@ impl Lifecycle {
         let old = std::mem::replace(&mut self.state, State::Running { run: run.clone() });
         self.error = None;
         self.quick_failures = 0;
-        self.restarts = self.restarts.saturating_add(1);
+        let cause = self
+            .underway
+            .take()
+            .unwrap_or_else(|| Cause::new(RestartReason::Manual, "reload asked"));
+        let reason = cause.reason;
+        self.count_restart(cause, now, run.number);
         out.push(Decision::Report(Report {
             pid: Some(run.pid),
             ..Report::new(EventKind::Ready)
@@ -828,6 +975,7 @@ impl Lifecycle {
         out.push(Decision::Report(Report {
             pid: Some(run.pid),
             reason: replaced.map(|pid| format!("replaced pid {pid}")),
+            restart_reason: Some(reason),
             ..Report::new(EventKind::Replaced)
         }));
         match old {
@@ -889,6 +1037,7 @@ impl Lifecycle {
 
     /// The failed replacement (`pid`) is gone: the reload of this process failed.
     fn failed(&mut self, pid: Option<u32>, reason: String, out: &mut Vec<Decision>) {
+        self.underway = None;
         out.push(Decision::Report(Report {
             reason: Some(reason.clone()),
             ..Report::new(EventKind::ReloadFailed)
@@ -939,14 +1088,22 @@ impl Lifecycle {
     }
 
     /// What follows a stop (now `stopped`) that somebody asked for.
-    fn then(&mut self, then: Then, stopped: State, out: &mut Vec<Decision>) -> State {
+    fn then(&mut self, then: Then, stopped: State, now: Instant, out: &mut Vec<Decision>) -> State {
         match then {
             Then::Stop => out.push(Decision::Answer),
             Then::Restart => {
-                if self.runs > 0 {
-                    self.restarts = self.restarts.saturating_add(1);
+                // A trigger's restart is not a failure, nor a fresh start: the count of
+                // quick failures stays as it is.
+                match self.underway.take() {
+                    Some(cause) => self.count_restart(cause, now, self.runs + 1),
+                    None => {
+                        if self.runs > 0 {
+                            let cause = Cause::new(RestartReason::Manual, "restart asked");
+                            self.count_restart(cause, now, self.runs + 1);
+                        }
+                        self.quick_failures = 0;
+                    }
                 }
-                self.quick_failures = 0;
                 out.push(Decision::Spawn {
                     run: self.runs + 1,
                     attempt: Attempt::Asked,
@@ -1019,6 +1176,7 @@ impl Lifecycle {
                 out.push(Decision::Report(Report {
                     restart_in: Some(delay),
                     reason: spawn_error,
+                    restart_reason: Some(RestartReason::Crash),
                     ..Report::new(EventKind::Restarting)
                 }));
                 State::Waiting { restart_at }

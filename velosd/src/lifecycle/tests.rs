@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
-use velos_proto::{EventKind, ProcessStatus};
+use velos_proto::{EventKind, ProcessStatus, RestartCounts, RestartReason};
 
 use super::*;
 
@@ -252,6 +252,7 @@ fn an_exit_nobody_asked_for_waits_for_the_backoff_and_restarts() {
             },
             Decision::Report(Report {
                 restart_in: Some(Duration::from_millis(100)),
+                restart_reason: Some(RestartReason::Crash),
                 ..Report::new(EventKind::Restarting)
             }),
         ]
@@ -269,13 +270,37 @@ fn an_exit_nobody_asked_for_waits_for_the_backoff_and_restarts() {
         ]
     );
     assert_eq!(life.restarts(), 1);
-    life.handle(
+    assert_eq!(
+        life.restart_counts().crash,
+        1,
+        "the policy's restart is a crash"
+    );
+    let out = life.handle(
         Event::Spawned {
             run: 2,
             pid: 200,
             now: restart_at,
         },
         &settings(16),
+    );
+    assert_eq!(
+        out,
+        [Decision::Report(Report {
+            pid: Some(200),
+            reason: Some("exited with code 1".into()),
+            restart_reason: Some(RestartReason::Crash),
+            ..Report::new(EventKind::Started)
+        })],
+        "the restart's run says why"
+    );
+    let last = life.last_restart().unwrap();
+    assert_eq!(
+        (&last.cause, last.at, last.run),
+        (
+            &Cause::new(RestartReason::Crash, "exited with code 1"),
+            restart_at,
+            2
+        )
     );
     assert_eq!(
         life.run(),
@@ -509,6 +534,7 @@ fn an_automatic_restart_that_cannot_spawn_is_a_quick_failure_with_the_backoff() 
             Decision::Report(Report {
                 restart_in: Some(delay),
                 reason: Some("EMFILE".into()),
+                restart_reason: Some(RestartReason::Crash),
                 ..Report::new(EventKind::Restarting)
             }),
         ]
@@ -1123,4 +1149,467 @@ fn a_stop_sends_the_kill_signal_it_was_given() {
             signal: Signal::KILL
         }]
     );
+}
+
+fn trigger(reason: RestartReason, detail: &str, now: Instant) -> Event {
+    Event::Trigger {
+        cause: Cause::new(reason, detail),
+        escaped: Vec::new(),
+        now,
+    }
+}
+
+/// `life` with a ready mode, running run 1 (pid 100).
+fn ready_and_running(t0: Instant, ready: &Settings) -> Lifecycle {
+    let mut life = Lifecycle::new();
+    let spawned = Event::Spawned {
+        run: 1,
+        pid: 100,
+        now: t0,
+    };
+    life.handle(spawned, ready);
+    life.handle(Event::Ready { run: 1, now: t0 }, ready);
+    assert_eq!(life.status(), ProcessStatus::Running);
+    life
+}
+
+#[test]
+fn a_trigger_restarts_a_running_process_without_a_ready_mode() {
+    let t0 = Instant::now();
+    let plain = settings(16);
+    let mut life = running(t0);
+    let event = Event::Trigger {
+        cause: Cause::new(RestartReason::Cron, "cron 0 3 * * *"),
+        escaped: vec![7],
+        now: t0,
+    };
+    let out = life.handle(event, &plain);
+    assert_eq!(
+        out,
+        [
+            Decision::Report(Report {
+                pid: Some(100),
+                reason: Some("cron 0 3 * * *".into()),
+                restart_reason: Some(RestartReason::Cron),
+                ..Report::new(EventKind::Restarting)
+            }),
+            Decision::SignalGroup {
+                pgid: 100,
+                signal: Signal::TERM
+            },
+            Decision::SignalStrays {
+                pgid: 100,
+                pids: vec![7],
+                signal: Signal::TERM
+            },
+            Decision::ArmTimer {
+                at: t0 + KILL_TIMEOUT,
+                timer: Timer::Kill { run: 1 }
+            },
+        ]
+    );
+    assert_eq!(life.status(), ProcessStatus::Stopping);
+    life.handle(leader_exited(1, signal(15), vec![], t0), &plain);
+    let later = t0 + Duration::from_millis(30);
+    let out = life.handle(exited(1, signal(15), later), &plain);
+    assert!(out.contains(&Decision::Spawn {
+        run: 2,
+        attempt: Attempt::Asked
+    }));
+    assert_eq!(
+        life.restart_counts(),
+        RestartCounts {
+            cron: 1,
+            ..RestartCounts::default()
+        }
+    );
+    assert_eq!(life.restarts(), 1);
+    let last = life.last_restart().unwrap();
+    assert_eq!(
+        (last.cause.reason, last.at, last.run),
+        (RestartReason::Cron, later, 2)
+    );
+    let out = life.handle(
+        Event::Spawned {
+            run: 2,
+            pid: 200,
+            now: later,
+        },
+        &plain,
+    );
+    assert_eq!(
+        out,
+        [Decision::Report(Report {
+            pid: Some(200),
+            reason: Some("cron 0 3 * * *".into()),
+            restart_reason: Some(RestartReason::Cron),
+            ..Report::new(EventKind::Started)
+        })]
+    );
+}
+
+#[test]
+fn a_trigger_with_a_ready_mode_reloads_the_one_process() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(30));
+    let mut life = ready_and_running(t0, &ready);
+    let detail = "memory 612 MiB > 512 MiB for 3s";
+    let out = life.handle(trigger(RestartReason::Memory, detail, t0), &ready);
+    assert_eq!(
+        out,
+        [Decision::Spawn {
+            run: 2,
+            attempt: Attempt::Replacement
+        }],
+        "a replacement beside the current run, nothing stopped"
+    );
+    let out = life.handle(
+        Event::ReplacementSpawned {
+            run: 2,
+            pid: 200,
+            now: t0,
+        },
+        &ready,
+    );
+    assert_eq!(
+        out[0],
+        Decision::Report(Report {
+            pid: Some(200),
+            reason: Some(detail.into()),
+            restart_reason: Some(RestartReason::Memory),
+            ..Report::new(EventKind::ReloadStarted)
+        })
+    );
+    assert_eq!(life.restarts(), 0, "not counted before it took over");
+    let out = life.handle(Event::Ready { run: 2, now: t0 }, &ready);
+    assert!(out.contains(&Decision::Report(Report {
+        pid: Some(200),
+        reason: Some("replaced pid 100".into()),
+        restart_reason: Some(RestartReason::Memory),
+        ..Report::new(EventKind::Replaced)
+    })));
+    assert_eq!(life.restart_counts().memory, 1);
+    assert_eq!(life.last_restart().unwrap().cause.detail, detail);
+    life.handle(leader_exited(1, signal(15), vec![], t0), &ready);
+    let out = life.handle(exited(1, signal(15), t0), &ready);
+    assert_eq!(
+        out.last(),
+        Some(&Decision::Reloaded {
+            result: velos_proto::ReloadResult::Replaced,
+            new_pid: Some(200),
+            reason: None
+        })
+    );
+    assert_eq!((life.pid(), life.second()), (Some(200), None));
+}
+
+#[test]
+fn triggers_during_a_reload_coalesce_into_one_follow_up() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(30));
+    // A reload somebody asked for is under way.
+    let mut life = replacing(t0, &ready);
+    for file in ["a.js", "b.js", "c.js"] {
+        let detail = format!("files changed: {file}");
+        assert_eq!(
+            life.handle(trigger(RestartReason::Watch, &detail, t0), &ready),
+            []
+        );
+    }
+    life.handle(Event::Ready { run: 2, now: t0 }, &ready);
+    assert_eq!(
+        life.restart_counts(),
+        RestartCounts {
+            manual: 1,
+            ..RestartCounts::default()
+        },
+        "the asked-for reload counts as manual"
+    );
+    assert_eq!(life.last_restart().unwrap().cause.detail, "reload asked");
+    // Still retiring the old run: the follow-up waits.
+    life.handle(leader_exited(1, signal(15), vec![], t0), &ready);
+    let out = life.handle(exited(1, signal(15), t0), &ready);
+    let reloaded = out
+        .iter()
+        .position(|d| matches!(d, Decision::Reloaded { .. }))
+        .unwrap();
+    assert_eq!(
+        out[reloaded + 1..],
+        [Decision::Spawn {
+            run: 3,
+            attempt: Attempt::Replacement
+        }],
+        "one follow-up, after the reload"
+    );
+    life.handle(
+        Event::ReplacementSpawned {
+            run: 3,
+            pid: 300,
+            now: t0,
+        },
+        &ready,
+    );
+    life.handle(Event::Ready { run: 3, now: t0 }, &ready);
+    assert_eq!(life.restart_counts().watch, 1);
+    assert_eq!(
+        life.last_restart().unwrap().cause,
+        Cause::new(RestartReason::Watch, "files changed: c.js"),
+        "the latest detail"
+    );
+}
+
+#[test]
+fn a_trigger_after_a_failed_reload_is_still_carried_out() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(30));
+    let mut life = replacing(t0, &ready);
+    life.handle(
+        trigger(RestartReason::Watch, "files changed: a.js", t0),
+        &ready,
+    );
+    life.handle(leader_exited(2, code(1), vec![], t0), &ready);
+    let out = life.handle(exited(2, code(1), t0), &ready);
+    assert!(out.iter().any(|d| matches!(
+        d,
+        Decision::Reloaded {
+            result: velos_proto::ReloadResult::Failed,
+            ..
+        }
+    )));
+    assert_eq!(
+        out.last(),
+        Some(&Decision::Spawn {
+            run: 3,
+            attempt: Attempt::Replacement
+        }),
+        "the change may be the fix"
+    );
+    assert_eq!(life.pid(), Some(100), "the old run still runs");
+}
+
+#[test]
+fn a_stop_during_a_triggered_reload_drops_the_trigger() {
+    let t0 = Instant::now();
+    let ready = with_ready_timeout(Duration::from_secs(30));
+    let mut life = ready_and_running(t0, &ready);
+    life.handle(trigger(RestartReason::Cron, "cron * * * * *", t0), &ready);
+    life.handle(
+        Event::ReplacementSpawned {
+            run: 2,
+            pid: 200,
+            now: t0,
+        },
+        &ready,
+    );
+    life.handle(trigger(RestartReason::Cron, "cron * * * * *", t0), &ready);
+    life.handle(asked(Then::Stop, t0), &ready);
+    for run in [2, 1] {
+        life.handle(leader_exited(run, signal(15), vec![], t0), &ready);
+        let out = life.handle(exited(run, signal(15), t0), &ready);
+        assert!(
+            !out.iter().any(|d| matches!(d, Decision::Spawn { .. })),
+            "{out:?}"
+        );
+    }
+    assert_eq!(life.status(), ProcessStatus::Stopped);
+    assert_eq!(life.restarts(), 0);
+}
+
+#[test]
+fn a_trigger_while_not_running_does_nothing() {
+    let t0 = Instant::now();
+    let plain = settings(16);
+    // Waiting for the backoff: the restart is coming anyway.
+    let mut life = running(t0);
+    life.handle(leader_exited(1, code(1), vec![], t0), &plain);
+    life.handle(exited(1, code(1), t0), &plain);
+    assert_eq!(life.status(), ProcessStatus::Waiting);
+    assert_eq!(
+        life.handle(trigger(RestartReason::Memory, "m", t0), &plain),
+        []
+    );
+    // Stopped: a stopped app is never restarted by a trigger, not even by a file change.
+    let mut life = running(t0);
+    life.handle(asked(Then::Stop, t0), &plain);
+    assert_eq!(
+        life.handle(trigger(RestartReason::Cron, "c", t0), &plain),
+        []
+    );
+    life.handle(leader_exited(1, signal(15), vec![], t0), &plain);
+    life.handle(exited(1, signal(15), t0), &plain);
+    assert_eq!(life.status(), ProcessStatus::Stopped);
+    for reason in [
+        RestartReason::Cron,
+        RestartReason::Watch,
+        RestartReason::Memory,
+    ] {
+        assert_eq!(life.handle(trigger(reason, "x", t0), &plain), []);
+    }
+    // Errored: only a file change starts it.
+    let never = Settings {
+        policy: Policy {
+            autorestart: false,
+            ..plain.policy
+        },
+        ..plain
+    };
+    let mut life = running(t0);
+    life.handle(leader_exited(1, code(1), vec![], t0), &never);
+    life.handle(exited(1, code(1), t0), &never);
+    assert_eq!(life.status(), ProcessStatus::Errored);
+    for reason in [RestartReason::Cron, RestartReason::Memory] {
+        assert_eq!(life.handle(trigger(reason, "x", t0), &never), []);
+    }
+    assert_eq!(life.restarts(), 0);
+}
+
+#[test]
+fn a_file_change_starts_an_errored_process() {
+    let t0 = Instant::now();
+    let plain = settings(2);
+    let mut life = running(t0);
+    // Three quick failures in a row: velos gave up.
+    for number in 1..=3 {
+        life.handle(leader_exited(number, code(1), vec![], t0), &plain);
+        life.handle(exited(number, code(1), t0), &plain);
+        if number < 3 {
+            life.handle(Event::RestartDue { run: number }, &plain);
+            life.handle(
+                Event::Spawned {
+                    run: number + 1,
+                    pid: 100 + number as u32,
+                    now: t0,
+                },
+                &plain,
+            );
+        }
+    }
+    assert_eq!(life.status(), ProcessStatus::Errored);
+    let out = life.handle(
+        trigger(RestartReason::Watch, "files changed: app.js", t0),
+        &plain,
+    );
+    assert_eq!(
+        out,
+        [Decision::Spawn {
+            run: 4,
+            attempt: Attempt::Asked
+        }]
+    );
+    assert_eq!(
+        life.restart_counts(),
+        RestartCounts {
+            crash: 2,
+            watch: 1,
+            ..RestartCounts::default()
+        }
+    );
+    assert_eq!(life.quick_failures, 0, "a fresh start");
+    let out = life.handle(
+        Event::Spawned {
+            run: 4,
+            pid: 400,
+            now: t0,
+        },
+        &plain,
+    );
+    assert!(matches!(
+        &out[0],
+        Decision::Report(Report {
+            restart_reason: Some(RestartReason::Watch),
+            ..
+        })
+    ));
+    assert_eq!(life.status(), ProcessStatus::Running);
+}
+
+#[test]
+fn a_trigger_during_a_restart_joins_it() {
+    let t0 = Instant::now();
+    let plain = settings(16);
+    let mut life = running(t0);
+    life.handle(asked(Then::Restart, t0), &plain);
+    assert_eq!(
+        life.handle(trigger(RestartReason::Watch, "w", t0), &plain),
+        []
+    );
+    life.handle(leader_exited(1, signal(15), vec![], t0), &plain);
+    let out = life.handle(exited(1, signal(15), t0), &plain);
+    let spawns = out
+        .iter()
+        .filter(|d| matches!(d, Decision::Spawn { .. }))
+        .count();
+    assert_eq!(spawns, 1, "one restart: the new run sees the change");
+    assert_eq!(
+        life.restart_counts(),
+        RestartCounts {
+            manual: 1,
+            ..RestartCounts::default()
+        }
+    );
+    assert_eq!(life.last_restart().unwrap().cause.detail, "restart asked");
+}
+
+#[test]
+fn a_triggers_restart_is_not_a_crash_for_the_backoff() {
+    let t0 = Instant::now();
+    let plain = settings(16);
+    let mut life = running(t0);
+    // One quick failure, restarted.
+    life.handle(leader_exited(1, code(1), vec![], t0), &plain);
+    life.handle(exited(1, code(1), t0), &plain);
+    life.handle(Event::RestartDue { run: 1 }, &plain);
+    life.handle(
+        Event::Spawned {
+            run: 2,
+            pid: 200,
+            now: t0,
+        },
+        &plain,
+    );
+    assert_eq!(life.quick_failures, 1);
+    // A memory restart: not a failure, nor a success that resets the count.
+    life.handle(trigger(RestartReason::Memory, "m", t0), &plain);
+    life.handle(leader_exited(2, signal(15), vec![], t0), &plain);
+    life.handle(exited(2, signal(15), t0), &plain);
+    assert_eq!(life.quick_failures, 1);
+    life.handle(
+        Event::Spawned {
+            run: 3,
+            pid: 300,
+            now: t0,
+        },
+        &plain,
+    );
+    // The next quick failure is the second in a row: 200 ms, not 400 ms.
+    life.handle(leader_exited(3, code(1), vec![], t0), &plain);
+    let out = life.handle(exited(3, code(1), t0), &plain);
+    assert!(out.contains(&Decision::ArmTimer {
+        at: t0 + Duration::from_millis(200),
+        timer: Timer::Restart { run: 3 }
+    }));
+    assert_eq!(
+        life.restart_counts(),
+        RestartCounts {
+            crash: 1,
+            memory: 1,
+            ..RestartCounts::default()
+        }
+    );
+}
+
+#[test]
+fn a_restart_somebody_asked_for_counts_as_manual() {
+    let t0 = Instant::now();
+    let plain = settings(16);
+    let mut life = running(t0);
+    life.handle(asked(Then::Restart, t0), &plain);
+    life.handle(leader_exited(1, signal(15), vec![], t0), &plain);
+    life.handle(exited(1, signal(15), t0), &plain);
+    assert_eq!(life.restart_counts().manual, 1);
+    // A first start of a process never started is no restart.
+    let mut fresh = Lifecycle::new();
+    fresh.handle(asked(Then::Restart, t0), &plain);
+    assert_eq!(fresh.restarts(), 0);
+    assert_eq!(fresh.last_restart(), None);
 }

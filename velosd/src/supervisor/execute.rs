@@ -16,12 +16,14 @@ use std::time::Instant;
 
 use async_channel::Sender;
 use rustix::process::Signal;
-use velos_proto::{ProcessInfo, ProcessStatus, Response, RestartParams, StartParams, Target};
+use velos_proto::{
+    ProcessInfo, ProcessStatus, Response, RestartParams, RestartReason, StartParams, Target,
+};
 
 use super::{After, Command, Reply, Supervisor, escaped_of, logfiles};
 use crate::error::Error;
 use crate::launch::{Ending, launch};
-use crate::lifecycle::{Attempt, Decision, Event, Exit, Report, Then, Timer};
+use crate::lifecycle::{Attempt, Cause, Decision, Event, Exit, Report, Then, Timer};
 use crate::orphans::{self, Stray};
 use crate::{logs, process};
 
@@ -49,6 +51,13 @@ impl Supervisor {
                 let Some(entry) = self.table.get_mut(id) else {
                     return;
                 };
+                if attempt == Attempt::Replacement {
+                    // A reload a trigger began has nobody waiting, but the old run's group
+                    // is still to be given back if the replacement fails.
+                    self.reload_waiters
+                        .entry(id)
+                        .or_insert_with(|| super::reload::ReloadWaiter::unasked(entry));
+                }
                 let now = Instant::now();
                 let launched = launch(entry, run, &self.home, &self.commands);
                 let event = match (launched, attempt) {
@@ -141,6 +150,32 @@ impl Supervisor {
         }
     }
 
+    /// A restart trigger for process `id` (see [`Command::Trigger`]).
+    pub(super) fn trigger(&mut self, id: u32, reason: RestartReason, detail: String) {
+        if self.shutting_down {
+            return;
+        }
+        let Some(entry) = self.table.get(id) else {
+            return;
+        };
+        // A restart sends the stop signal to the run's strays too.
+        let escaped = match entry.lifecycle.run() {
+            Some(run) if entry.lifecycle.needs_members(run.number) => {
+                let strays = orphans::strays(self.home.root(), &self.leaders);
+                escaped_of(&strays, id, run.number)
+            }
+            _ => Vec::new(),
+        };
+        self.apply(
+            id,
+            Event::Trigger {
+                cause: Cause::new(reason, detail),
+                escaped,
+                now: Instant::now(),
+            },
+        );
+    }
+
     /// A timer of process `id` is due.
     pub(super) fn timer_due(&mut self, id: u32, timer: Timer) {
         let event = match timer {
@@ -180,6 +215,7 @@ impl Supervisor {
             exit,
             restart_in,
             reason,
+            restart_reason,
         } = report;
         self.emit(id, kind, |event| {
             event.pid = pid;
@@ -187,6 +223,7 @@ impl Supervisor {
             event.signal = exit.and_then(|exit| exit.signal);
             event.restart_in_ms = restart_in.map(crate::state::millis);
             event.reason = reason;
+            event.restart_reason = restart_reason;
         });
     }
 

@@ -29,7 +29,8 @@ use async_channel::{Receiver, Sender};
 use velos_proto::home::process_name;
 use velos_proto::{
     DEFAULT_READY_TIMEOUT, Home, LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo,
-    ReadyMode, Request, Response, RpcError, ScaleParams, StartParams, Stream, Target, frame,
+    ReadyMode, Request, Response, RestartReason, RpcError, ScaleParams, StartParams, Stream,
+    Target, frame,
 };
 
 use crate::error::Error;
@@ -173,6 +174,22 @@ pub enum Command {
         outcomes: Vec<velos_proto::ReloadOutcome>,
         /// Where the answer goes.
         reply: Reply,
+    },
+    /// A restart trigger (a watcher, the memory sampler, a schedule) asks for process
+    /// `id` to be started again: reloaded with a ready mode, else restarted; remembered
+    /// during a reload and carried out after it; nothing when it is not running, except
+    /// that a file change starts an errored app (`Lifecycle`, `Event::Trigger`).
+    #[allow(
+        dead_code,
+        reason = "the API of the restart triggers (watch, memory, cron), sent as each lands"
+    )]
+    Trigger {
+        /// Which process.
+        id: u32,
+        /// Why.
+        reason: RestartReason,
+        /// What caused it, as `info` prints it after "restarted: ".
+        detail: String,
     },
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
@@ -357,6 +374,7 @@ impl Supervisor {
                 infos,
                 reply,
             } => self.finish(after, infos, reply),
+            Command::Trigger { id, reason, detail } => self.trigger(id, reason, detail),
             Command::Shutdown => {
                 if !self.shutting_down {
                     self.shutting_down = true;

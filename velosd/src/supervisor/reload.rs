@@ -122,6 +122,18 @@ impl Supervisor {
         let Some(entry) = self.table.get_mut(id) else {
             return; // The waiter, dropped, says it was deleted.
         };
+        if self.reload_waiters.contains_key(&id) {
+            // A trigger's reload of it is under way.
+            let _ = waiter.try_send(ReloadOutcome {
+                id,
+                name: entry.log_name.clone(),
+                result: ReloadResult::Skipped,
+                old_pid: entry.lifecycle.pid(),
+                new_pid: None,
+                reason: Some("a reload of it is already under way".to_owned()),
+            });
+            return;
+        }
         let old_pid = entry.lifecycle.pid();
         let old_group = entry.group.clone();
         // The replacement is spawned while the lifecycle handles the event: with the new
@@ -133,7 +145,7 @@ impl Supervisor {
         self.reload_waiters.insert(
             id,
             ReloadWaiter {
-                waiter,
+                waiter: Some(waiter),
                 old_pid,
                 old_group,
                 env,
@@ -168,10 +180,10 @@ impl Supervisor {
             entry.group = waiting.old_group;
         }
         self.persist();
-        let Some(entry) = self.table.get(id) else {
+        let (Some(entry), Some(waiter)) = (self.table.get(id), waiting.waiter) else {
             return;
         };
-        let _ = waiting.waiter.try_send(ReloadOutcome {
+        let _ = waiter.try_send(ReloadOutcome {
             id,
             name: entry.log_name.clone(),
             result,
@@ -208,10 +220,24 @@ impl Supervisor {
 
 /// A process's reload in progress: where its outcome goes and the pid it replaces.
 pub struct ReloadWaiter {
-    waiter: Waiter,
+    /// Where the outcome goes (none for a reload a trigger began).
+    waiter: Option<Waiter>,
     old_pid: Option<u32>,
     /// The old run's group mark, the entry's again if the replacement fails.
     old_group: Option<crate::state::GroupMark>,
     /// The environment the replacement started with, kept once it took over.
     env: Option<Env>,
+}
+
+impl ReloadWaiter {
+    /// The reload of `entry` a trigger began: nobody waits for it, and its replacement
+    /// starts with the entry's environment.
+    pub fn unasked(entry: &crate::state::Entry) -> ReloadWaiter {
+        ReloadWaiter {
+            waiter: None,
+            old_pid: entry.lifecycle.pid(),
+            old_group: entry.group.clone(),
+            env: None,
+        }
+    }
 }

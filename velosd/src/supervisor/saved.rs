@@ -151,7 +151,11 @@ impl Supervisor {
                     continue;
                 }
             };
-            entry.lifecycle = Lifecycle::restored(saved.restarts, saved.exit);
+            entry.lifecycle = Lifecycle::restored(
+                saved.counts,
+                saved.last_restart.and_then(crate::state::restarted),
+                saved.exit,
+            );
             let decisions = if saved.running {
                 self.launch_new(&mut entry)
             } else {

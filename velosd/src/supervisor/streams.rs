@@ -177,6 +177,7 @@ impl Supervisor {
             restarts: entry.lifecycle.restarts(),
             restart_in_ms: None,
             reason: None,
+            restart_reason: None,
             time_ms: logs::now_ms(),
         };
         fill(&mut event);
