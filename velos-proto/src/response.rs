@@ -227,6 +227,17 @@ impl RestartReason {
     }
 }
 
+impl RestartReason {
+    /// Whether it is a restart trigger's (`watch`, `memory`, `cron`), not the restart
+    /// policy's nor a user's.
+    pub fn is_trigger(self) -> bool {
+        matches!(
+            self,
+            RestartReason::Watch | RestartReason::Memory | RestartReason::Cron
+        )
+    }
+}
+
 impl std::fmt::Display for RestartReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -677,6 +688,7 @@ mod tests {
         }
         assert_eq!((counts.get(RestartReason::Cron), counts.total()), (2, 4));
         assert_eq!(counts.get(RestartReason::Unknown), 0);
+        assert!(RestartReason::Cron.is_trigger() && !RestartReason::Manual.is_trigger());
         let reason: RestartReason = rpc::from_value(Value::from("solar_flare")).unwrap();
         assert_eq!(reason, RestartReason::Unknown);
         assert_eq!(

@@ -377,11 +377,13 @@ impl Lifecycle {
                 );
                 self.runs = run;
                 self.error = None;
-                // A restart's run says why it was started.
+                // A restart's run says why it was started, and a trigger's what caused it.
                 let restart = self.last_restart.as_ref().filter(|last| last.run == run);
                 out.push(Decision::Report(Report {
                     pid: Some(pid),
-                    reason: restart.map(|last| last.cause.detail.clone()),
+                    reason: restart
+                        .filter(|last| last.cause.reason.is_trigger())
+                        .map(|last| last.cause.detail.clone()),
                     restart_reason: restart.map(|last| last.cause.reason),
                     ..Report::new(EventKind::Started)
                 }));

@@ -287,7 +287,6 @@ fn an_exit_nobody_asked_for_waits_for_the_backoff_and_restarts() {
         out,
         [Decision::Report(Report {
             pid: Some(200),
-            reason: Some("exited with code 1".into()),
             restart_reason: Some(RestartReason::Crash),
             ..Report::new(EventKind::Started)
         })],
