@@ -166,6 +166,11 @@ mod terminal;
 // and its cause in `info`.
 mod triggers;
 
+// Under a service manager: READY=1 on $NOTIFY_SOCKET once the socket answers, WATCHDOG=1 for
+// our own pid only, and apps never inherit either.
+#[cfg(target_os = "linux")]
+mod service_ready;
+
 // Signals to the daemon itself: SIGHUP reopens log files, SIGUSR1/2 and SIGPIPE ignored,
 // SIGQUIT a graceful shutdown; each handled one logged in velosd.log.
 mod daemon_signals;

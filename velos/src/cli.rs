@@ -257,7 +257,8 @@ pub enum Command {
     ///
     /// A systemd user unit on Linux, a launchd agent on macOS, running `velosd --no-daemon
     /// --resurrect` for this VELOS_HOME. Where to put it and how to enable it is printed on
-    /// stderr.
+    /// stderr. The systemd unit is Type=notify: velosd sends READY=1 once its socket
+    /// answers (and WATCHDOG=1 if you add WatchdogSec=).
     ///
     /// Example: velos startup > ~/.config/systemd/user/velos.service
     Startup {

@@ -32,6 +32,7 @@ mod procstat;
 mod readiness;
 mod ring;
 mod server;
+mod service_notify;
 mod signals;
 mod socket_watch;
 mod state;
@@ -58,7 +59,9 @@ const USAGE: &str = "usage: velosd [--no-daemon] [--resurrect]
 
 The velos daemon. The velos CLI starts it when needed; run it yourself to control how.
 
-  --no-daemon   stay in the foreground (for systemd, containers, debugging)
+  --no-daemon   stay in the foreground (for systemd, containers, debugging); with
+                $NOTIFY_SOCKET set, READY=1 is sent there once the socket answers
+                (and WATCHDOG=1 every $WATCHDOG_USEC/2)
   --resurrect   bring back the processes of $VELOS_HOME/state.msgpack (same ids, names
                 and settings; those that were running are started again)
   -V, --version print the version
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
     let detached = daemonize::is_detached();
     let timeouts = server::Timeouts::from_env();
     let internal = daemonize::take_internal_env();
+    let service = service_notify::take_from_env();
     if let Some(name) = internal.test_panic {
         let _ = supervisor::TEST_PANIC.set(name);
     }
@@ -134,6 +138,10 @@ fn main() -> ExitCode {
     } else {
         daemon_log::start(daemon_log::Target::Stderr);
     }
+    let service = service.unwrap_or_else(|problem| {
+        log(problem);
+        None
+    });
     match timeouts {
         Ok(timeouts) => timeouts.install(),
         Err(error) => {
@@ -142,7 +150,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let code = match run_daemon(&home, resurrect) {
+    let code = match run_daemon(&home, resurrect, service) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             log(format_args!("{error:#}"));
@@ -157,7 +165,11 @@ fn main() -> ExitCode {
     code
 }
 
-fn run_daemon(home: &Home, resurrect: bool) -> anyhow::Result<()> {
+fn run_daemon(
+    home: &Home,
+    resurrect: bool,
+    service: Option<service_notify::ServiceNotify>,
+) -> anyhow::Result<()> {
     memory::give_large_blocks_back();
     paths::create_home(home)?;
     let pid_file = PidFile::acquire(&home.pid_path())?;
@@ -185,6 +197,10 @@ fn run_daemon(home: &Home, resurrect: bool) -> anyhow::Result<()> {
         let signals = smol::spawn(
             AssertUnwindSafe(signals::forward(signals, commands.clone())).catch_unwind(),
         );
+        // The service manager (systemd's Type=notify) learns when the socket answers.
+        if let Some(service) = service {
+            smol::spawn(service.run(socket.clone())).detach();
+        }
         // What a dead daemon left running goes first, so that what is resurrected does
         // not meet its old self (holding its port, say).
         let root = home.root().to_owned();

@@ -1,7 +1,9 @@
 //! `velos startup`: a service definition that runs `velosd --no-daemon --resurrect` at
 //! login or boot, printed to stdout, with where to put it on stderr.
 //!
-//! The daemon in the foreground (`--no-daemon`) lets the service manager watch it;
+//! The daemon in the foreground (`--no-daemon`) lets the service manager watch it; the
+//! systemd unit is `Type=notify`: velosd sends `READY=1` once its socket answers (see
+//! velosd's `service_notify`), so `systemctl start` returns when `velos` commands work;
 //! `--resurrect` brings back `$VELOS_HOME/state.msgpack`, which the daemon keeps current,
 //! so what was running when the machine went down runs again. On SIGTERM velosd stops
 //! every process gracefully and keeps the list, so `systemctl --user stop velos` and a
@@ -103,7 +105,9 @@ Description=velos process manager
 After=network.target
 
 [Service]
-Type=simple
+# velosd says READY=1 on $NOTIFY_SOCKET once its socket answers; with WatchdogSec= set,
+# it also sends WATCHDOG=1 every half of it.
+Type=notify
 Environment={environment}
 ExecStart={daemon} --no-daemon --resurrect
 # velosd stops every process gracefully on SIGTERM; only then is the rest killed.

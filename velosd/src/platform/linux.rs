@@ -85,6 +85,16 @@ pub fn splice_to_file(
     )?)
 }
 
+/// The address in `NOTIFY_SOCKET`: a path, or `@name` in the abstract namespace.
+pub fn notify_address(text: &std::ffi::OsStr) -> io::Result<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    match text.as_bytes().strip_prefix(b"@") {
+        Some(name) => std::os::unix::net::SocketAddr::from_abstract_name(name),
+        None => std::os::unix::net::SocketAddr::from_pathname(text),
+    }
+}
+
 /// Sets the mode of the socket at `path` without following a link: through an `O_PATH`
 /// descriptor of the socket itself, refused if it is not a socket (any more).
 pub fn set_socket_mode(path: &Path, mode: u32) -> io::Result<()> {

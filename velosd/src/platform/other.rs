@@ -51,6 +51,17 @@ pub fn splice_to_file(
     Err(io::ErrorKind::Unsupported.into())
 }
 
+/// The address in `NOTIFY_SOCKET`: a path (no abstract namespace here).
+pub fn notify_address(text: &std::ffi::OsStr) -> io::Result<std::os::unix::net::SocketAddr> {
+    if text.to_string_lossy().starts_with('@') {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "abstract socket names exist on Linux only",
+        ));
+    }
+    std::os::unix::net::SocketAddr::from_pathname(text)
+}
+
 /// Sets the mode of the socket at `path` by path (no `O_PATH` here); the caller has
 /// checked the home it lies in.
 pub fn set_socket_mode(path: &Path, mode: u32) -> io::Result<()> {
