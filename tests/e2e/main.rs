@@ -166,6 +166,10 @@ mod terminal;
 // and its cause in `info`.
 mod triggers;
 
+// `velos runtime` / `velos-runtime`, a container's main process: prefixed output, exit codes,
+// SIGTERM to every app, `velos list` from another shell, PID 1 reaping orphans (unshare).
+mod runtime;
+
 // Under a service manager: READY=1 on $NOTIFY_SOCKET once the socket answers, WATCHDOG=1 for
 // our own pid only, and apps never inherit either.
 #[cfg(target_os = "linux")]

@@ -96,24 +96,6 @@ fn ready_is_sent_once_the_socket_answers_and_the_watchdog_follows() {
         .collect();
     assert!(leaked.is_empty(), "the app inherited {leaked:?}");
 
-    // An app with its own readiness gets its own NOTIFY_SOCKET, in the home.
-    home.velos(&[
-        "start",
-        &fixture("notify_ready.py"),
-        "--name",
-        "notified",
-        "--ready",
-        "notify",
-    ])
-    .success();
-    let pid = home.wait_running("notified").pid.expect("a pid");
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-    let own = environ
-        .split(|&byte| byte == 0)
-        .find_map(|entry| entry.strip_prefix(b"NOTIFY_SOCKET="))
-        .map(|value| String::from_utf8_lossy(value).into_owned())
-        .expect("the notify app has a NOTIFY_SOCKET");
-    assert_ne!(own, path, "the app got the service manager's socket");
     home.velos(&["kill"]).success();
 }
 

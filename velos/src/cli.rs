@@ -267,6 +267,27 @@ pub enum Command {
         system: Option<InitSystem>,
     },
 
+    /// Run as a container's main process: the daemon in the foreground, the apps, their
+    /// output on stdout and stderr (also installed as `velos-runtime`)
+    ///
+    /// Starts velosd as its child (no log files unless --keep-logs: the lines go to this
+    /// process's stdout and stderr, `name | line`, or --raw, or --json), then the apps of a
+    /// script or a config file with the same options as `velos start`. As PID 1 it reaps
+    /// every orphan; elsewhere it is their child subreaper. `velos list`, `logs`, `reload`
+    /// ... from another shell in the container (`docker exec`) reach its daemon through the
+    /// same VELOS_HOME (default ~/.velos).
+    ///
+    /// SIGTERM or SIGINT stops every app at once, each with its kill signal and kill
+    /// timeout, then exits: 0 when every app ended cleanly, 1 when one had failed or needed
+    /// SIGKILL. When every app has ended by itself (nothing running, nothing waiting to
+    /// restart) it exits with the first failed app's code (128 + N for signal N), or 0
+    /// when all exited 0; --no-auto-exit keeps it running. A daemon that dies exits 1.
+    ///
+    /// Example: velos runtime ecosystem.config.js --env production
+    ///
+    /// Example: velos-runtime server.js -i 2 --listen 3000 --kill-timeout 10s --json
+    Runtime(RuntimeArgs),
+
     /// Print a shell completion script
     ///
     /// Example: velos completions bash > ~/.local/share/bash-completion/completions/velos
@@ -496,6 +517,30 @@ impl StartArgs {
             .filter_map(|(given, flag)| given.then_some(flag))
             .collect()
     }
+}
+
+/// `velos runtime`
+#[derive(Debug, Args)]
+pub struct RuntimeArgs {
+    /// What to start, and how: the options of `velos start`.
+    #[command(flatten)]
+    pub start: Box<StartArgs>,
+
+    /// Write the apps' lines exactly as written, without the `name | ` prefix.
+    #[arg(long, conflicts_with = "json")]
+    pub raw: bool,
+
+    /// Write one JSON object per line: time, name, instance, id, stream, line (as `velos logs --json`).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Keep running when every app has ended (until SIGTERM or SIGINT).
+    #[arg(long)]
+    pub no_auto_exit: bool,
+
+    /// Also write the log files in $VELOS_HOME/logs, as `velos start` does [default: the lines go only to stdout and stderr, and `velos logs` shows the last 1000 a process wrote].
+    #[arg(long)]
+    pub keep_logs: bool,
 }
 
 /// `velos import`

@@ -28,17 +28,23 @@ use velos_proto::{ECHO_CHARS, echo};
 use crate::cli::Cli;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // `velos-runtime ARGS` (a link to this binary) is `velos runtime ARGS`.
+    let args = commands::runtime::as_runtime(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
     };
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => match err.downcast_ref::<commands::runtime::Exit>() {
+            // `velos runtime` ends with its apps' verdict, which is not an error to print.
+            Some(exit) => ExitCode::from(exit.0),
+            None => {
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -71,8 +71,10 @@ pub fn launch(
     if let Some(path) = &notify_path {
         marks.push(("NOTIFY_SOCKET", path));
     }
-    crate::paths::check_log_file(&entry.spec.out_log)?;
-    crate::paths::check_log_file(&entry.spec.err_log)?;
+    if logs::writes_files() {
+        crate::paths::check_log_file(&entry.spec.out_log)?;
+        crate::paths::check_log_file(&entry.spec.err_log)?;
+    }
     // Node's IPC channel for the `message` ready mode: the child's end under its number.
     let (ipc, child_end) = match entry.spec.ready {
         Some(ReadyMode::Message) => {
@@ -120,12 +122,15 @@ pub fn launch(
         max_bytes,
         keep: entry.spec.log_files,
     });
-    entry
-        .ring
-        .open(Stream::Out, entry.spec.out_log.clone(), rotation);
-    entry
-        .ring
-        .open(Stream::Err, entry.spec.err_log.clone(), rotation);
+    // Without files (`--no-log-files`), the collectors keep the lines in memory only.
+    if logs::writes_files() {
+        entry
+            .ring
+            .open(Stream::Out, entry.spec.out_log.clone(), rotation);
+        entry
+            .ring
+            .open(Stream::Err, entry.spec.err_log.clone(), rotation);
+    }
     let collectors = [
         (child
             .stdout

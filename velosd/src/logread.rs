@@ -59,11 +59,17 @@ struct Files {
     generation: u64,
     /// Rotated files kept.
     rotated: u64,
+    /// Whether the daemon writes log files at all (not `--no-log-files`): without, a
+    /// file of that name is another daemon's, and nothing is read from it.
+    written: bool,
 }
 
 impl Files {
     /// The path of the file of `generation`, if it is still kept.
     fn path_of(&self, generation: u64) -> Option<PathBuf> {
+        if !self.written {
+            return None;
+        }
         let back = self.generation.checked_sub(generation)?;
         (back <= self.rotated).then(|| rotated_path(&self.path, back))
     }
@@ -186,6 +192,7 @@ impl Snapshot {
                 path,
                 generation: end.generation,
                 rotated,
+                written: crate::logs::writes_files(),
             });
         let mut files = files.collect::<Vec<_>>();
         let err = files.pop().expect("two streams");
@@ -608,6 +615,7 @@ mod tests {
             path: dir.join("out.log"),
             generation,
             rotated,
+            written: true,
         }
     }
 

@@ -19,6 +19,7 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -46,6 +47,20 @@ const SPLICE_MIN_BYTES: u64 = 32 * 1024;
 /// pipe of a user counts against `/proc/sys/fs/pipe-user-pages-soft` (64 MiB), past
 /// which Linux gives that user's new pipes a single page.
 const BUSY_PIPE_BYTES: usize = 1024 * 1024;
+
+/// Set by `velosd --no-log-files` (what `velos runtime` runs): no process gets log files;
+/// its lines stay in its ring and go to followers.
+static NO_FILES: AtomicBool = AtomicBool::new(false);
+
+/// From now on, runs get no log files (`--no-log-files`).
+pub fn without_files() {
+    NO_FILES.store(true, Ordering::Relaxed);
+}
+
+/// Whether runs write their log files (not `--no-log-files`).
+pub fn writes_files() -> bool {
+    !NO_FILES.load(Ordering::Relaxed)
+}
 
 /// A process's logs: its ring, and its two files while a run writes them.
 #[derive(Debug)]

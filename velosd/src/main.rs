@@ -55,7 +55,7 @@ pub use crate::daemon_log::log;
 /// How long the daemon waits at exit for its last log lines to be written.
 const LOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-const USAGE: &str = "usage: velosd [--no-daemon] [--resurrect]
+const USAGE: &str = "usage: velosd [--no-daemon] [--resurrect] [--no-log-files]
 
 The velos daemon. The velos CLI starts it when needed; run it yourself to control how.
 
@@ -64,6 +64,9 @@ The velos daemon. The velos CLI starts it when needed; run it yourself to contro
                 (and WATCHDOG=1 every $WATCHDOG_USEC/2)
   --resurrect   bring back the processes of $VELOS_HOME/state.msgpack (same ids, names
                 and settings; those that were running are started again)
+  --no-log-files
+                write no log files: each process's lines stay in memory (its last
+                1000) and go to followers (what `velos runtime` runs)
   -V, --version print the version
   -h, --help    print this help
 
@@ -72,10 +75,12 @@ Uses $VELOS_HOME, or ~/.velos.";
 fn main() -> ExitCode {
     let mut no_daemon = false;
     let mut resurrect = false;
+    let mut no_log_files = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--no-daemon" => no_daemon = true,
             "--resurrect" => resurrect = true,
+            "--no-log-files" => no_log_files = true,
             "-V" | "--version" => {
                 // Errors ignored here and below: nothing is left to tell (`| head -0`).
                 let _ = writeln!(std::io::stdout(), "velosd {}", env!("CARGO_PKG_VERSION"));
@@ -114,12 +119,15 @@ fn main() -> ExitCode {
         }
     };
     if !no_daemon && !daemonize::is_detached() {
-        let args = if resurrect {
-            vec!["--resurrect".to_owned()]
-        } else {
-            Vec::new()
-        };
+        let args: Vec<String> = [(resurrect, "--resurrect"), (no_log_files, "--no-log-files")]
+            .into_iter()
+            .filter(|(given, _)| *given)
+            .map(|(_, flag)| flag.to_owned())
+            .collect();
         return daemonize::launch(&home, &args);
+    }
+    if no_log_files {
+        logs::without_files();
     }
     let detached = daemonize::is_detached();
     let timeouts = server::Timeouts::from_env();

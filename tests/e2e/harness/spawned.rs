@@ -89,6 +89,11 @@ impl Spawned {
         }
     }
 
+    /// The CLI's pid (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every stdout line read so far.
     pub fn seen(&self) -> &[String] {
         &self.seen

@@ -194,7 +194,15 @@ fn run_config(path: &str, change: Change) -> Result<()> {
     let mut outcomes = Outcomes::new(change.verb());
     for name in config.names() {
         if let Some(params) = to_start.remove(name) {
-            start::start_one(&mut client, params, name, &config, &mut outcomes, true)?;
+            start::start_one(
+                &mut client,
+                params,
+                name,
+                &config,
+                &mut outcomes,
+                true,
+                &mut io::stdout(),
+            )?;
             continue;
         }
         if !listed.contains(name) {

@@ -357,6 +357,79 @@ impl Search {
     }
 }
 
+/// How `velos runtime` writes its apps' lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relay {
+    /// `name | line`, as `velos logs`.
+    Prefixed,
+    /// The lines exactly as written (`--raw`).
+    Raw,
+    /// One JSON object per line (`--json`), as `velos logs --json`.
+    Json,
+}
+
+/// `velos runtime`: writes every line of `follow` to this process's stdout (the apps'
+/// stdout lines) or stderr (their stderr lines) until the stream ends (the daemon shuts
+/// down). `client` tells `--json` which instance an id is. Each output is flushed when
+/// the stream has nothing more for now, as `velos logs -f` does.
+pub fn relay(
+    mut follow: velos_sdk::LogFollow,
+    mode: Relay,
+    style: Style,
+    mut client: velos_sdk::Client,
+) -> Result<()> {
+    let format = |terminal: bool| LineFormat {
+        raw: mode == Relay::Raw,
+        timestamps: false,
+        style,
+        escape: mode != Relay::Raw && terminal,
+    };
+    let stdout: Box<dyn Write> = Box::new(io::stdout());
+    let stderr: Box<dyn Write> = Box::new(io::stderr());
+    let mut printers = [
+        Printer::new(BufWriter::new(stdout), format(io::stdout().is_terminal())),
+        Printer::new(BufWriter::new(stderr), format(io::stderr().is_terminal())),
+    ];
+    let mut search = (mode == Relay::Json).then(|| Search::new(LineFilter::default(), true));
+    loop {
+        let next = match block_on(future::poll_once(follow.next())) {
+            Some(next) => next,
+            None => {
+                for printer in &mut printers {
+                    printer.flush()?;
+                }
+                block_on(follow.next())
+            }
+        };
+        match next {
+            Some(Ok(FollowEvent::Line(line))) => {
+                let printer = &mut printers[usize::from(line.stream == Stream::Err)];
+                match &mut search {
+                    Some(search) => search
+                        .judge(line)
+                        .iter()
+                        .try_for_each(|kept| search.write(printer, kept, &mut client))?,
+                    None => printer.line(&line)?,
+                }
+            }
+            Some(Ok(FollowEvent::Gap(skipped))) => {
+                for printer in &mut printers {
+                    printer.interrupt()?;
+                    printer.flush()?;
+                }
+                eprintln!("{}", gap_note(skipped));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(SdkError::Disconnected)) | None => break,
+            Some(Err(error)) => return Err(explain(error).context("following the logs")),
+        }
+    }
+    for printer in &mut printers {
+        printer.finish()?;
+    }
+    Ok(())
+}
+
 /// `velos: 3 lines skipped`: the daemon never waits for a slow reader, so lines that came
 /// faster than this terminal (or pipe) took them were dropped from the stream (they are
 /// still in the log files).

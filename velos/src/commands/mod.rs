@@ -16,6 +16,7 @@ mod logs;
 mod monit;
 mod outcome;
 mod reload;
+pub mod runtime;
 mod save;
 mod scale;
 mod start;
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Resurrect => save::resurrect(),
         Command::Import(args) => import::run(&args),
         Command::Startup { system } => startup::run(system),
+        Command::Runtime(args) => runtime::run(args, style),
         Command::Completions { shell } => completions(shell),
         Command::Ping => ping(),
         Command::Kill => kill(),

@@ -30,11 +30,34 @@ use crate::config::{self, Config, Selection};
 
 /// Runs `velos start`.
 pub fn run(args: StartArgs) -> Result<()> {
+    run_prepared(prepare(args)?, &mut io::stdout())
+}
+
+/// A start whose every check that needs no daemon is done: the script resolved, or the
+/// config file read (which runs node for a `.js` file, so `velos runtime` does it before
+/// it reaps every child it has).
+pub enum Prepared {
+    /// One script or program; `no_wait` is `--no-wait`.
+    One { params: StartParams, no_wait: bool },
+    /// The apps of a config file.
+    Config(Config, StartArgs),
+}
+
+/// Checks what was typed and resolves it (see [`Prepared`]).
+pub fn prepare(args: StartArgs) -> Result<Prepared> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
     if config::is_config(&args.script) {
-        return run_config(args, &cwd);
+        let flags = args.per_process_flags();
+        if !flags.is_empty() {
+            bail!(
+                "{} cannot be used with a config file; set it per app in {}",
+                flags.join(", "),
+                args.script
+            );
+        }
+        let config = Config::load(&args.script, &cwd, &selection(&args)?)?;
+        return Ok(Prepared::Config(config, args));
     }
-    let no_wait = args.no_wait;
     if let Some(name) = args.env_names().first() {
         bail!(
             "--env {} names an environment of an ecosystem file; to set a variable, write \
@@ -48,7 +71,17 @@ pub fn run(args: StartArgs) -> Result<()> {
             echo(&args.script)
         );
     }
+    let no_wait = args.no_wait;
     let params = start_params(args, &cwd, current_env())?;
+    Ok(Prepared::One { params, no_wait })
+}
+
+/// Starts what [`prepare`] resolved; a line per process started goes to `out`.
+pub fn run_prepared(prepared: Prepared, out: &mut dyn Write) -> Result<()> {
+    let (params, no_wait) = match prepared {
+        Prepared::Config(config, args) => return run_config(&config, &args, out),
+        Prepared::One { params, no_wait } => (params, no_wait),
+    };
     let what = format!("the start of '{}'", shown_name(&params));
     let count = params.instances.unwrap_or(1);
     let mut client = daemon()?;
@@ -62,7 +95,7 @@ pub fn run(args: StartArgs) -> Result<()> {
             false => wait_until_ready(&mut client, process, labelled),
         };
         match ready.and_then(|process| report(&process, labelled)) {
-            Ok(line) => writeln!(io::stdout().lock(), "{line}")?,
+            Ok(line) => writeln!(out, "{line}")?,
             Err(err) => {
                 failure.get_or_insert(err);
             }
@@ -216,17 +249,8 @@ fn selection(args: &StartArgs) -> Result<Selection> {
     })
 }
 
-/// `velos start velos.toml`
-fn run_config(args: StartArgs, cwd: &Path) -> Result<()> {
-    let flags = args.per_process_flags();
-    if !flags.is_empty() {
-        bail!(
-            "{} cannot be used with a config file; set it per app in {}",
-            flags.join(", "),
-            args.script
-        );
-    }
-    let config = Config::load(&args.script, cwd, &selection(&args)?)?;
+/// `velos start velos.toml`, the file read already.
+fn run_config(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<()> {
     config.warn();
     let mut client = daemon()?;
     let mut listed: HashMap<String, ProcessInfo> = block_on(client.list())
@@ -248,11 +272,11 @@ fn run_config(args: StartArgs, cwd: &Path) -> Result<()> {
     let mut outcomes = Outcomes::new("start");
     for plan in plans {
         match plan {
-            Plan::Skip(process) => writeln!(io::stdout().lock(), "{}", skipped_line(&process))?,
+            Plan::Skip(process) => writeln!(out, "{}", skipped_line(&process))?,
             Plan::Start(params) => {
                 let name = params.name.clone().unwrap_or_default();
                 let wait = !args.no_wait;
-                start_one(&mut client, params, &name, &config, &mut outcomes, wait)?;
+                start_one(&mut client, params, &name, config, &mut outcomes, wait, out)?;
             }
         }
     }
@@ -269,6 +293,7 @@ pub fn start_one(
     config: &Config,
     outcomes: &mut Outcomes,
     wait: bool,
+    out: &mut dyn Write,
 ) -> Result<()> {
     let count = params.instances.unwrap_or(1);
     let started = match block_on(client.start(params)) {
@@ -295,7 +320,7 @@ pub fn start_one(
         match ready.and_then(|process| report(&process, labelled)) {
             Ok(line) => {
                 outcomes.succeeded();
-                writeln!(io::stdout().lock(), "{line}")?;
+                writeln!(out, "{line}")?;
             }
             Err(err) => outcomes.failed(err.to_string()),
         }
