@@ -156,7 +156,8 @@ mod views;
 // Stop's SIGTERM, the kill timeout's SIGKILL, process groups, parallel stops.
 mod signals;
 
-// PM2's signal habits: --kill-signal is what the app gets, `stop` says when it used SIGKILL.
+// PM2's signal habits: --kill-signal is what the app gets, `stop` says when it used SIGKILL,
+// `velos signal SIG target` reaches running apps (instances, `all`) and refuses stopped ones.
 mod stop_signal;
 
 // `velos logs` on a real pty: control characters escaped unless --raw; names lined up.

@@ -1,5 +1,6 @@
 //! PM2 habits about signals: `--kill-signal` is what the app gets on stop (and after a
-//! save/resurrect), `velos stop` says when it had to use SIGKILL.
+//! save/resurrect), `velos stop` says when it had to use SIGKILL, `velos signal` sends any
+//! signal to a running app (PM2's `sendSignal`).
 
 use velos_proto::Stream;
 
@@ -122,4 +123,134 @@ fn stop_says_when_it_had_to_use_sigkill() {
     let stop = home.velos(&["stop", "polite"]);
     stop.success();
     assert!(!stop.stdout_str().contains("SIGKILL"), "{stop}");
+}
+
+/// The text of `path`, empty if it does not exist yet.
+fn text_of(path: &std::path::Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+}
+
+/// Waits until the file at `path` holds `needle`.
+#[track_caller]
+fn wait_in(path: &std::path::Path, needle: &str) {
+    wait_until(WAIT, &format!("{needle:?} in {}", path.display()), || {
+        let text = text_of(path);
+        if text.contains(needle) {
+            Ok(())
+        } else {
+            Err(format!("{text:?}"))
+        }
+    });
+}
+
+#[test]
+fn velos_signal_sends_any_signal_to_the_running_app_by_name_short_name_or_number() {
+    let home = TestHome::new();
+    home.velos(&["start", &fixture("signal_log.py"), "--name", "app"])
+        .success();
+    home.wait_log("app", Stream::Out, "ready");
+    let pid = home.wait_running("app").pid.expect("a pid");
+    let out = home.home().log_path("app", Stream::Out);
+
+    let sent = home.velos(&["signal", "SIGUSR2", "app"]);
+    sent.success();
+    assert_eq!(
+        sent.stdout_str().trim_end(),
+        format!("sent SIGUSR2 to 'app' (id 0, pid {pid})"),
+        "{sent}"
+    );
+    wait_in(&out, "got SIGUSR2");
+
+    // A short name, any case, an id as the target.
+    home.velos(&["signal", "hup", "0"]).success();
+    wait_in(&out, "got SIGHUP");
+    // A number.
+    let usr1 = rustix::process::Signal::USR1.as_raw().to_string();
+    home.velos(&["signal", &usr1, "app"]).success();
+    wait_in(&out, "got SIGUSR1");
+
+    // None of these ends it: still the same run.
+    let app = home.entry("app");
+    assert_eq!(app["status"], "running", "{app}");
+    assert_eq!(
+        (app["pid"].as_i64(), app["restarts"].as_u64()),
+        (Some(i64::from(pid)), Some(0))
+    );
+}
+
+#[test]
+fn velos_signal_reaches_every_instance_or_the_one_named() {
+    let home = TestHome::new();
+    home.velos(&[
+        "start",
+        &fixture("signal_log.py"),
+        "--name",
+        "web",
+        "-i",
+        "2",
+    ])
+    .success();
+    let logs: Vec<_> = (0..2)
+        .map(|k| home.home().instance_log_path("web", k, Stream::Out))
+        .collect();
+    for log in &logs {
+        wait_in(log, "ready");
+    }
+    let sent = home.velos(&["signal", "USR2", "web"]);
+    sent.success();
+    assert_eq!(sent.stdout_str().lines().count(), 2, "{sent}");
+    for log in &logs {
+        wait_in(log, "got SIGUSR2");
+    }
+    home.velos(&["signal", "SIGHUP", "web:1"]).success();
+    wait_in(&logs[1], "got SIGHUP");
+    // `all` too (instance 0 gets this one; instance 1 already has its SIGHUP).
+    home.velos(&["signal", "SIGUSR1", "all"]).success();
+    wait_in(&logs[0], "got SIGUSR1");
+    wait_in(&logs[1], "got SIGUSR1");
+    assert!(
+        !text_of(&logs[0]).contains("got SIGHUP"),
+        "only web:1 got SIGHUP"
+    );
+}
+
+#[test]
+fn velos_signal_to_a_process_not_running_or_an_unknown_signal_is_one_error_and_sends_nothing() {
+    let home = TestHome::new();
+    home.velos(&["start", &fixture("signal_log.py"), "--name", "app"])
+        .success();
+    home.wait_log("app", Stream::Out, "ready");
+    home.wait_running("app");
+
+    let bad = home.velos(&["signal", "SIGNOPE", "app"]);
+    let line = bad.error();
+    assert!(line.contains("'SIGNOPE' is not a signal"), "{line}");
+    assert!(line.contains("SIGUSR2"), "it says how to spell one: {line}");
+    let missing = home.velos(&["signal", "USR2", "nosuch"]);
+    assert!(
+        missing.error().contains("no process named 'nosuch'"),
+        "{missing}"
+    );
+
+    home.velos(&["stop", "app"]).success();
+    let before = String::from_utf8_lossy(&home.log_file("app", Stream::Out)).into_owned();
+    for target in ["app", "0", "all"] {
+        let stopped = home.velos(&["signal", "USR2", target]);
+        let line = stopped.error();
+        assert!(line.contains("not running"), "{target}: {line}");
+    }
+    // `all` with one running beside a stopped one: the running one gets it, the stopped
+    // one is named on stderr.
+    home.velos(&["start", &fixture("signal_log.py"), "--name", "other"])
+        .success();
+    home.wait_log("other", Stream::Out, "ready");
+    let all = home.velos(&["signal", "USR2", "all"]);
+    assert!(all.status.success(), "`all` signals what runs: {all}");
+    assert!(
+        all.stderr_str().contains("'app' (id 0) is stopped"),
+        "{all}"
+    );
+    home.wait_log("other", Stream::Out, "got SIGUSR2");
+    let after = String::from_utf8_lossy(&home.log_file("app", Stream::Out)).into_owned();
+    assert_eq!(before, after, "the stopped app got nothing");
 }

@@ -55,7 +55,7 @@ pub use ready::{BadReadyMode, DEFAULT_READY_TIMEOUT, ReadyMode};
 pub use request::{
     DeleteParams, LogCursor, LogPosition, LogReadParams, MAX_QUOTED_CHARS, MAX_START_BYTES,
     NoParams, ProcessCursor, Refused, ReloadParams, RestartParams, SaveParams, ScaleParams,
-    StartParams, Target, TargetParams,
+    SignalParams, StartParams, Target, TargetParams,
 };
 pub use response::{
     EventKind, LastRestart, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,

@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 
 use crate::request::{
     DeleteParams, LogReadParams, NoParams, ReloadParams, RestartParams, SaveParams, ScaleParams,
-    StartParams, TargetParams,
+    SignalParams, StartParams, TargetParams,
 };
 use crate::response::{LogLines, PingInfo, ProcessInfo, ReloadOutcome, Saved};
 use crate::{Error, rpc};
@@ -329,6 +329,9 @@ methods! {
     /// `process.reload`: replace each process with a new run, one (or `parallel`) at a
     /// time, stopping the old run only once its replacement is ready.
     Reload "process.reload" (ReloadParams) -> Vec<ReloadOutcome>, waits_for_stops;
+    /// `process.signal`: send a signal to the process group of each running process of
+    /// the target.
+    Signal "process.signal" (SignalParams) -> Vec<ProcessInfo>;
 }
 
 impl std::fmt::Display for Method {

@@ -268,6 +268,16 @@ pub struct TargetParams {
     pub target: Target,
 }
 
+/// Params of `process.signal`: which processes, and which signal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalParams {
+    /// The process (or every instance of an app, or all).
+    pub target: Target,
+    /// The signal: a name with or without `SIG` (`SIGUSR2`, `USR2`, any case) or its
+    /// number on this platform, as [`crate::parse_signal`] reads it.
+    pub signal: String,
+}
+
 /// Params of `process.delete`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteParams {
@@ -592,6 +602,10 @@ mod tests {
         }));
         round_trip(Request::Info(TargetParams {
             target: Target::Id(1),
+        }));
+        round_trip(Request::Signal(SignalParams {
+            target: Target::parse("web:1"),
+            signal: "SIGUSR2".into(),
         }));
         round_trip(Request::LogFollow(LogReadParams {
             cursor: None,

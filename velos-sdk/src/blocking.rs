@@ -212,6 +212,11 @@ impl Client {
         block_on(self.inner.scale(params))
     }
 
+    /// Sends a signal to the running processes of a target; see [`crate::Client::signal`].
+    pub fn signal(&mut self, target: impl Into<Target>, signal: &str) -> Result<Vec<ProcessInfo>> {
+        block_on(self.inner.signal(target, signal))
+    }
+
     /// Stops every process, then shuts the daemon down; see [`crate::Client::kill`].
     pub fn kill(&mut self) -> Result<()> {
         block_on(self.inner.kill())

@@ -24,8 +24,8 @@ use async_io::Timer;
 use futures_lite::FutureExt;
 use velos_proto::{
     Call, DeleteParams, Home, LogLines, LogReadParams, NoParams, PingInfo, ProcessInfo,
-    ReloadOutcome, ReloadParams, RestartParams, SaveParams, Saved, ScaleParams, StartParams,
-    Target, TargetParams, methods,
+    ReloadOutcome, ReloadParams, RestartParams, SaveParams, Saved, ScaleParams, SignalParams,
+    StartParams, Target, TargetParams, methods,
 };
 
 use crate::connection::Connection;
@@ -477,6 +477,29 @@ impl Client {
         self.call::<methods::Scale>(params).await
     }
 
+    /// Sends `signal` (`"SIGUSR2"`, `"USR2"` or its number as text) to the process group
+    /// of each running process `target` names (PM2's `sendSignal`). Returns every process
+    /// the target names; those not `running` or `starting` got nothing. A target none of
+    /// whose processes runs, or a signal that names none, is an error and nothing is sent.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// client.signal("nginx", "SIGHUP").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn signal(
+        &mut self,
+        target: impl Into<Target>,
+        signal: &str,
+    ) -> Result<Vec<ProcessInfo>> {
+        let (target, signal) = (target.into(), signal.to_owned());
+        self.call::<methods::Signal>(SignalParams { target, signal })
+            .await
+    }
+
     /// Follows the log of a process (or all, with [`Target::All`], including processes
     /// started later): the last `lines` lines, then every new line as it is written.
     ///
@@ -829,6 +852,15 @@ mod tests {
             let scale = ScaleParams::parse("web", "-1").unwrap();
             assert_eq!(client.scale(scale.clone()).await.unwrap()[0].name, "web");
             assert_eq!(daemon.next_request().1, Request::Scale(scale));
+
+            assert_eq!(client.signal("web:1", "USR2").await.unwrap().len(), 1);
+            assert_eq!(
+                daemon.next_request().1,
+                Request::Signal(SignalParams {
+                    target: Target::parse("web:1"),
+                    signal: "USR2".into()
+                })
+            );
 
             assert_eq!(
                 client.call::<methods::Ping>(NoParams {}).await.unwrap(),

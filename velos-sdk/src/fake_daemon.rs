@@ -173,6 +173,7 @@ pub(crate) fn answer_correctly(msgid: u32, request: &Request) -> Answer {
         Request::LogFlush(_) => Response::LogFlush(vec![process("api")]),
         Request::Resurrect => Response::Resurrect(vec![process("api")]),
         Request::Scale(params) => Response::Scale(vec![process(&params.name)]),
+        Request::Signal(_) => Response::Signal(vec![process("api")]),
         Request::Reload(_) => Response::Reload(Vec::new()),
         Request::Info(_) => Response::Info(process("api")),
         Request::Save(_) => Response::Save(Saved {

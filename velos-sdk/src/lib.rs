@@ -50,7 +50,7 @@ pub use velos_proto::{
     DeleteParams, ErrorCode, EventKind, Home, LastRestart, LogCursor, LogEnd, LogGap, LogLine,
     LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus, ReloadOutcome,
     ReloadParams, ReloadResult, RestartCounts, RestartParams, RestartReason, SaveParams, Saved,
-    ScaleParams, ScriptError, StartParams, Stream, Target, signal_name,
+    ScaleParams, ScriptError, SignalParams, StartParams, Stream, Target, signal_name,
 };
 
 /// The result of a request: a value, or an [`Error`].

@@ -132,6 +132,24 @@ pub enum Command {
         update_env: bool,
     },
 
+    /// Send a signal to a running process's group: nginx's SIGHUP reload, SIGUSR2, ...
+    ///
+    /// The signal goes to the process group of each running (or starting) process the
+    /// target names: every instance of an app, one instance (NAME:K), an id, or `all`.
+    /// Processes that are not running are named on stderr and get nothing; a target none of
+    /// whose processes runs is an error, and nothing is sent. A signal that ends the process
+    /// counts as its exit (it is started again if its restart policy says so); `velos stop`
+    /// is the way to stop one. PM2's `pm2 sendSignal SIG NAME`.
+    ///
+    /// Example: velos signal SIGHUP nginx
+    Signal {
+        /// A name (SIGHUP), a name without SIG in any case (hup), or a number (1).
+        #[arg(value_name = "SIG", value_parser = bounds::parse_signal)]
+        signal: String,
+        /// A process name (every instance), `name:K` (one instance), an id, or `all`.
+        target: String,
+    },
+
     /// Stop a process if it runs, then remove it from the list
     ///
     /// Its log files stay in $VELOS_HOME/logs (`velos flush NAME` empties them later),

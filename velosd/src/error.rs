@@ -167,6 +167,14 @@ pub enum Error {
     /// `kill_signal` (or the signal of `process.signal`) names no signal.
     #[error("{0}")]
     BadSignal(String),
+    /// `process.signal` to a target none of whose processes runs.
+    #[error("{}", not_running_message(.target, .only.as_ref()))]
+    NotRunning {
+        /// The target.
+        target: Target,
+        /// The one process it names (name, id, status), when it names one.
+        only: Option<(String, u32, velos_proto::ProcessStatus)>,
+    },
     /// `process.scale` with neither or both of `to` and `by`.
     #[error("process.scale takes one of 'to' (a count) or 'by' (a change)")]
     ScaleCount,
@@ -214,6 +222,7 @@ impl Error {
             | Error::BadIncrementVar(_)
             | Error::BadInstanceVar(_)
             | Error::BadSignal(_)
+            | Error::NotRunning { .. }
             | Error::ScaleCount
             | Error::ScaleToNone { .. }
             | Error::ReloadInProgress(_) => ErrorCode::InvalidParams,
@@ -239,6 +248,26 @@ fn not_found_message(target: &Target) -> String {
             echo(name)
         ),
         Target::All => "no processes (see 'velos list')".to_owned(),
+    }
+}
+
+fn not_running_message(
+    target: &Target,
+    only: Option<&(String, u32, velos_proto::ProcessStatus)>,
+) -> String {
+    match (target, only) {
+        (_, Some((name, id, status))) => format!(
+            "'{}' (id {id}) is {status}, not running: no signal sent (start it with 'velos restart {}')",
+            echo(name),
+            echo(name)
+        ),
+        (Target::All, None) => {
+            "no process is running: no signal sent (see 'velos list')".to_owned()
+        }
+        (target, None) => format!(
+            "no process of '{}' is running: no signal sent (see 'velos list')",
+            echo(&target.to_string())
+        ),
     }
 }
 

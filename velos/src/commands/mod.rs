@@ -19,6 +19,7 @@ mod reload;
 pub mod runtime;
 mod save;
 mod scale;
+mod signal;
 mod start;
 mod startup;
 
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
             parallel,
             update_env,
         } => reload::run(&target, parallel, update_env),
+        Command::Signal { signal, target } => signal::run(&signal, &target),
         Command::Delete { target, logs } => change::run(&target, Change::Delete { logs }),
         Command::List { json } => list::run(json, style),
         Command::Logs(args) => logs::run(args, style),

@@ -47,6 +47,7 @@ mod execute;
 mod logfiles;
 mod reload;
 mod saved;
+mod signal;
 mod streams;
 
 /// The kill timeout when a start request names none.
@@ -425,6 +426,7 @@ impl Supervisor {
             Request::Save(params) => self.save(params.force).map(Response::Save),
             Request::Resurrect => self.resurrect_dump().map(Response::Resurrect),
             Request::Scale(params) => return self.scale(params, reply),
+            Request::Signal(params) => self.signal(params).map(Response::Signal),
             // Streams are set up by the connection with their own commands.
             other => Err(Error::NotHere(other.method().as_str())),
         };
