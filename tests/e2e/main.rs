@@ -30,6 +30,11 @@ mod bad_input;
 // errors naming the line and field.
 mod config;
 
+// A config file edited after its start: `restart`/`reload` of the file apply its arguments and
+// instances (scaled up and down), start the apps it gained, and say what changed; --only and
+// --env NAME on stop/restart/reload/delete of a file.
+mod file_changes;
+
 // Log file deleted or unwritable, socket deleted, daemon SIGKILLed, stale pid; output at exit.
 mod faults;
 

@@ -387,6 +387,13 @@ pub struct ReloadParams {
     /// A new environment for the replacements; the remembered one when absent.
     #[serde(default)]
     pub env: Option<BTreeMap<String, String>>,
+    /// New settings for the replacements (what `velos reload velos.toml` sends: the file's
+    /// current settings), as [`RestartParams::settings`]: only for a target naming one
+    /// app, checked as a start is. Each process keeps them once its replacement took over
+    /// (a process not running takes them at once); a failed replacement leaves the old
+    /// ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Box<StartParams>>,
 }
 
 impl std::fmt::Debug for ReloadParams {
@@ -395,6 +402,7 @@ impl std::fmt::Debug for ReloadParams {
             .field("target", &self.target)
             .field("parallel", &self.parallel)
             .field("env", &self.env.as_ref().map(|env| env.len()))
+            .field("settings", &self.settings)
             .finish()
     }
 }
@@ -525,15 +533,15 @@ impl Request {
                     start.env.as_ref(),
                 ))?;
             }
-            Request::Restart(restart) => {
-                let settings = restart.settings.as_ref();
+            Request::Restart(RestartParams { env, settings, .. })
+            | Request::Reload(ReloadParams { env, settings, .. }) => {
+                let settings = settings.as_ref();
                 let args = settings
                     .into_iter()
                     .flat_map(|settings| settings.args.iter().chain(&settings.interpreter_args));
-                let env = settings.and_then(|settings| settings.env.as_ref());
-                check_exec_bytes(exec_bytes(args, restart.env.as_ref()) + exec_bytes([], env))?;
+                let settings_env = settings.and_then(|settings| settings.env.as_ref());
+                check_exec_bytes(exec_bytes(args, env.as_ref()) + exec_bytes([], settings_env))?;
             }
-            Request::Reload(reload) => check_exec_bytes(exec_bytes([], reload.env.as_ref()))?,
             _ => {}
         }
         Ok(request)
@@ -645,6 +653,17 @@ mod tests {
             settings: Some(Box::new(StartParams {
                 script: "/srv/app.js".into(),
                 name: Some("api".into()),
+                ..StartParams::default()
+            })),
+        }));
+        round_trip(Request::Reload(ReloadParams {
+            target: Target::Name("web".into()),
+            parallel: Some(2),
+            env: None,
+            settings: Some(Box::new(StartParams {
+                script: "/srv/app.js".into(),
+                name: Some("web".into()),
+                args: vec!["--edited".into()],
                 ..StartParams::default()
             })),
         }));

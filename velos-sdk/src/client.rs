@@ -228,7 +228,8 @@ impl Client {
     /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
     /// use velos_sdk::{ReloadParams, ReloadResult, Target};
     ///
-    /// let params = ReloadParams { target: Target::parse("web"), parallel: None, env: None };
+    /// let params =
+    ///     ReloadParams { target: Target::parse("web"), parallel: None, env: None, settings: None };
     /// for outcome in client.reload(params).await? {
     ///     if outcome.result == ReloadResult::Failed {
     ///         eprintln!("{}: {}", outcome.name, outcome.reason.unwrap_or_default());

@@ -92,21 +92,30 @@ pub enum Command {
     Stop {
         /// A process name, an id, `all`, or a config file (velos.toml, ecosystem.config.js).
         target: String,
+        /// With a config file: which apps.
+        #[command(flatten)]
+        file: FileArgs,
     },
 
     /// Stop a process (if it runs) and start it again with the same settings
     ///
     /// It keeps its name and id and gets a new pid. A config file restarts its apps with
-    /// the file's current settings (its env too with --update-env), and starts those not in
-    /// the list yet.
+    /// the file's current settings (its env too with --update-env or --env NAME) and as many
+    /// instances as it says (started, or the highest-numbered removed), starts those not in
+    /// the list yet, and prints what changed.
     ///
     /// Example: velos restart api --update-env
+    ///
+    /// Example: velos restart ecosystem.config.js --only api --env production
     Restart {
         /// A process name, an id, `all`, or a config file (velos.toml, ecosystem.config.js).
         target: String,
         /// Start it with this shell's environment instead of the one it was started with.
         #[arg(long)]
         update_env: bool,
+        /// With a config file: which apps, and which environment.
+        #[command(flatten)]
+        file: FileArgs,
     },
 
     /// Replace each process with a new run, with no downtime
@@ -115,13 +124,16 @@ pub enum Command {
     /// process, with the same id, settings and --listen sockets; once it is ready (its
     /// --ready mode, or up for its --min-uptime without one) the old run stops gracefully.
     /// A replacement that exits or is not ready within its --ready-timeout is stopped, the
-    /// old run keeps running, and the reload stops there (exit code 1). A `.toml` file
-    /// reloads its apps that are in the list.
+    /// old run keeps running, and the reload stops there (exit code 1). A config file
+    /// (velos.toml, or a PM2 ecosystem file) reloads its apps with the file's current
+    /// settings (its env too with --update-env or --env NAME; each process keeps them once
+    /// its replacement took over) and as many instances as it says, starts those not in
+    /// the list yet, and prints what changed.
     ///
     /// Example: velos reload web --parallel 2 --update-env
     Reload {
         /// A process name (every instance), `name:K` (one instance), an id, `all`, or a
-        /// velos.toml file.
+        /// config file (velos.toml, ecosystem.config.js).
         target: String,
         /// How many processes are replaced at a time.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
@@ -130,6 +142,9 @@ pub enum Command {
         /// process was started with.
         #[arg(long)]
         update_env: bool,
+        /// With a config file: which apps, and which environment.
+        #[command(flatten)]
+        file: FileArgs,
     },
 
     /// Send a signal to a running process's group: nginx's SIGHUP reload, SIGUSR2, ...
@@ -164,6 +179,9 @@ pub enum Command {
         /// Remove its log files too (`<name>-out.log`, `<name>-err.log` and rotated copies).
         #[arg(long)]
         logs: bool,
+        /// With a config file: which apps.
+        #[command(flatten)]
+        file: FileArgs,
     },
 
     /// Show every process: id, name, pid, status, uptime, restarts, CPU, memory, last exit
@@ -335,6 +353,35 @@ pub enum InitSystem {
     Systemd,
     /// A launchd agent plist (macOS).
     Launchd,
+}
+
+/// `--only` and `--env NAME` of `stop|restart|reload|delete FILE`, as `start FILE` takes
+/// them.
+#[derive(Debug, Default, Args)]
+pub struct FileArgs {
+    /// With a config file: only these apps (repeatable, or `a,b`), as PM2's --only.
+    #[arg(long, value_name = "NAME", value_delimiter = ',')]
+    pub only: Vec<String>,
+
+    /// With a PM2 ecosystem file: its env_NAME on top of env, as PM2's --env NAME; restart
+    /// and reload then apply the file's env as --update-env does (stop and delete accept
+    /// it and change nothing for it).
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+}
+
+impl FileArgs {
+    /// The flags given, by name (to refuse them for a target that is not a file).
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        if !self.only.is_empty() {
+            given.push("--only");
+        }
+        if self.env.is_some() {
+            given.push("--env");
+        }
+        given
+    }
 }
 
 /// `velos start`

@@ -61,6 +61,22 @@ pub struct Selection {
     pub env_name: Option<String>,
 }
 
+impl Selection {
+    /// `--only` as given (repeatable; PM2 splits each on commas and spaces) and
+    /// `--env NAME`.
+    pub fn new(only: &[String], env_name: Option<String>) -> Selection {
+        Selection {
+            only: only
+                .iter()
+                .flat_map(|only| only.split([',', ' ']))
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            env_name,
+        }
+    }
+}
+
 /// A config file, read and checked: its apps as [`ProcessArgs`].
 pub struct Config {
     /// The path as the user typed it, for messages.
@@ -167,7 +183,8 @@ impl Config {
         let mut config = if path.ends_with(".toml") {
             if selection.env_name.is_some() {
                 bail!(
-                    "--env NAME picks the env_NAME of a PM2 ecosystem file; {path} is a                      velos.toml: set the environment in its apps' env"
+                    "--env NAME picks the env_NAME of a PM2 ecosystem file; {path} is a \
+                     velos.toml: set the environment in its apps' env"
                 );
             }
             let source = match std::fs::read_to_string(&absolute) {
@@ -319,15 +336,6 @@ impl Config {
     /// The names of its apps, in file order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.apps.iter().map(|app| app.name.as_str())
-    }
-
-    /// `base` (the shell's environment) with the app's `env` on top.
-    pub fn env(&self, name: &str, base: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-        let mut env = base.clone();
-        if let Some(app) = self.app(name) {
-            env.extend(app.process.env.iter().cloned());
-        }
-        env
     }
 
     /// The app `name` as parsed (paths as written), and the keys velos ignores in it.

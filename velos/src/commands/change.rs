@@ -1,13 +1,14 @@
 //! `velos stop|restart|delete`: of one process, of `all`, or of the apps of a config file.
 //!
 //! A name, id or `all` is one request; the daemon does `all` in parallel and answers when
-//! every process it touched has exited. A config file (`velos stop velos.toml`) is one
-//! request per app, in file order. Apps that are not in the list are skipped with a note
-//! on stderr, except by `restart`, which starts them (as PM2 does with an ecosystem
-//! file), and restarts the others with the file's current settings (their environment
-//! too with `--update-env`); every app is checked before anything changes.
+//! every process it touched has exited. A config file (`velos stop velos.toml`, `--only`
+//! some of its apps) is one request per app, in file order. Apps that are not in the list
+//! are skipped with a note on stderr, except by `restart`, which starts them (as PM2 does
+//! with an ecosystem file), and restarts the others with the file's current settings
+//! and instances (their environment too with `--update-env` or `--env NAME`; see
+//! `apply.rs`); every app is checked before anything changes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use anyhow::{Context, Result};
@@ -15,8 +16,10 @@ use futures_lite::future::block_on;
 use velos_proto::{DeleteParams, ProcessInfo, ProcessStatus, RestartParams, StartParams, Target};
 use velos_sdk::Client;
 
+use super::apply::{Apply, apply};
 use super::outcome::{Outcomes, is_up, why_not_up};
 use super::{daemon, explain, explain_change, start};
+use crate::cli::FileArgs;
 use crate::config::{self, Config, Selection};
 
 /// What `stop`, `restart` and `delete` do to their targets.
@@ -46,15 +49,16 @@ impl Change {
 }
 
 /// `velos stop|restart|delete <name|id|all|file.toml>`
-pub fn run(target: &str, change: Change) -> Result<()> {
+pub fn run(target: &str, change: Change, file: &FileArgs) -> Result<()> {
     if config::is_config(target) {
-        return run_config(target, change);
+        return run_config(target, change, file);
     }
+    not_a_file(target, file)?;
     let target = Target::parse(target);
     let mut client = daemon()?;
     let env = change_env(change, start::current_env());
     let what = format!("the {} of '{target}'", change.verb());
-    let changed = apply(&mut client, target.clone(), change, env)
+    let changed = request(&mut client, target.clone(), change, env)
         .map_err(|err| explain_change(err, &what))?;
 
     if changed.is_empty() && target == Target::All {
@@ -65,6 +69,41 @@ pub fn run(target: &str, change: Change) -> Result<()> {
     let changed = wait_until_ready(&mut client, change, changed, &mut outcomes);
     report_changed(change, &changed, &mut outcomes)?;
     outcomes.finish()
+}
+
+/// Refuses `--only` and `--env NAME` for a target that is not a config file.
+pub fn not_a_file(target: &str, file: &FileArgs) -> Result<()> {
+    match file.given().first() {
+        Some(flag) => anyhow::bail!(
+            "{flag} picks apps of a config file, and '{}' is not one",
+            velos_proto::echo(target)
+        ),
+        None => Ok(()),
+    }
+}
+
+/// The processes a restart answered with: each waited for until ready, then a line
+/// for each that runs, and the others counted in `outcomes`.
+pub fn report_restarted(
+    client: &mut Client,
+    changed: Vec<ProcessInfo>,
+    outcomes: &mut Outcomes,
+) -> Result<()> {
+    let change = Change::Restart { update_env: false };
+    let changed = wait_until_ready(client, change, changed, outcomes);
+    report_changed(change, &changed, outcomes)
+}
+
+/// The apps of the list, by name, each with its instances by instance number.
+pub fn listed_apps(client: &mut Client) -> Result<BTreeMap<String, Vec<ProcessInfo>>> {
+    let mut apps: BTreeMap<String, Vec<ProcessInfo>> = BTreeMap::new();
+    for process in block_on(client.list()).map_err(explain)? {
+        apps.entry(process.name.clone()).or_default().push(process);
+    }
+    for instances in apps.values_mut() {
+        instances.sort_by_key(|process| process.instance);
+    }
+    Ok(apps)
 }
 
 /// After a restart: each process with a ready mode is waited for until it is ready, as
@@ -140,7 +179,7 @@ fn change_env(change: Change, env: BTreeMap<String, String>) -> Option<BTreeMap<
 }
 
 /// One request.
-fn apply(
+fn request(
     client: &mut Client,
     target: Target,
     change: Change,
@@ -157,55 +196,82 @@ fn apply(
     }
 }
 
-/// `velos stop|restart|delete velos.toml`
-fn run_config(path: &str, change: Change) -> Result<()> {
-    let cwd = std::env::current_dir().context("reading the current directory")?;
-    let config = Config::load(path, &cwd, &Selection::default())?;
-    if let Change::Restart { .. } = change {
-        config.warn();
-    }
-    let mut client = daemon()?;
-    let listed: HashSet<String> = block_on(client.list())
-        .map_err(explain)?
-        .into_iter()
-        .map(|process| process.name)
-        .collect();
-    let base_env = start::current_env();
+/// What `restart FILE` and `reload FILE` do with each app of the file, decided for every
+/// app before anything changes (so a bad one changes nothing).
+pub enum FilePlan {
+    /// Not in the list: start it.
+    Start(StartParams),
+    /// In the list (these instances): give it the file's settings.
+    Apply(StartParams, Vec<ProcessInfo>),
+}
 
-    // Restart starts the apps not in the list and gives the others the file's current
-    // settings: every app is resolved first, so a bad one changes nothing.
-    let mut to_start: BTreeMap<&str, StartParams> = BTreeMap::new();
-    let mut settings: BTreeMap<&str, StartParams> = BTreeMap::new();
-    if let Change::Restart { update_env } = change {
-        for name in config.names() {
+/// The plan of `restart FILE` or `reload FILE` for every app of `config`, in file
+/// order: settings resolved, with the environment it has kept unless `update_env`.
+pub fn file_plans(
+    config: &Config,
+    listed: &mut BTreeMap<String, Vec<ProcessInfo>>,
+    update_env: bool,
+) -> Result<Vec<(String, FilePlan)>> {
+    let base_env = start::current_env();
+    config
+        .names()
+        .map(|name| {
             let mut params = config.start_params(name, &base_env)?;
-            if listed.contains(name) {
-                // The environment it has stays, unless --update-env.
-                if !update_env {
-                    params.env = None;
+            let plan = match listed.remove(name) {
+                Some(instances) => {
+                    if !update_env {
+                        params.env = None;
+                    }
+                    FilePlan::Apply(params, instances)
                 }
-                settings.insert(name, params);
-            } else {
-                to_start.insert(name, params);
+                None => FilePlan::Start(params),
+            };
+            Ok((name.to_owned(), plan))
+        })
+        .collect()
+}
+
+/// `velos stop|restart|delete velos.toml`
+fn run_config(path: &str, change: Change, file: &FileArgs) -> Result<()> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let selection = Selection::new(&file.only, file.env.clone());
+    let config = Config::load(path, &cwd, &selection)?;
+    let mut client = daemon()?;
+    let mut listed = listed_apps(&mut client)?;
+    let mut outcomes = Outcomes::new(change.verb());
+
+    if let Change::Restart { update_env } = change {
+        config.warn();
+        // --env NAME asks for the file's environment, as --update-env does.
+        let update_env = update_env || file.env.is_some();
+        for (name, plan) in file_plans(&config, &mut listed, update_env)? {
+            match plan {
+                FilePlan::Start(params) => {
+                    start::start_one(
+                        &mut client,
+                        params,
+                        &name,
+                        &config,
+                        &mut outcomes,
+                        true,
+                        &mut io::stdout(),
+                    )?;
+                }
+                FilePlan::Apply(settings, before) => apply(
+                    &mut client,
+                    &config,
+                    settings,
+                    &before,
+                    Apply::Restart,
+                    &mut outcomes,
+                )?,
             }
         }
+        return outcomes.finish();
     }
 
-    let mut outcomes = Outcomes::new(change.verb());
     for name in config.names() {
-        if let Some(params) = to_start.remove(name) {
-            start::start_one(
-                &mut client,
-                params,
-                name,
-                &config,
-                &mut outcomes,
-                true,
-                &mut io::stdout(),
-            )?;
-            continue;
-        }
-        if !listed.contains(name) {
+        if !listed.contains_key(name) {
             eprintln!(
                 "'{name}' (from {}) is not in the list; skipped",
                 config.shown()
@@ -214,18 +280,9 @@ fn run_config(path: &str, change: Change) -> Result<()> {
         }
         let target = Target::Name(name.to_owned());
         let what = format!("the {} of '{name}'", change.verb());
-        let changed = match settings.remove(name) {
-            // The settings carry the environment (or none, to keep the one it has).
-            Some(settings) => block_on(client.restart_with(RestartParams {
-                target,
-                env: None,
-                settings: Some(Box::new(settings)),
-            })),
-            None => apply(&mut client, target, change, None),
-        }
-        .map_err(|err| explain_change(err, &what))
-        .with_context(|| format!("{} '{name}' from {}", verb_ing(change), config.shown()))?;
-        let changed = wait_until_ready(&mut client, change, changed, &mut outcomes);
+        let changed = request(&mut client, target, change, None)
+            .map_err(|err| explain_change(err, &what))
+            .with_context(|| format!("{} '{name}' from {}", verb_ing(change), config.shown()))?;
         report_changed(change, &changed, &mut outcomes)?;
     }
     outcomes.finish()

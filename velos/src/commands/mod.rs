@@ -7,6 +7,7 @@
 //! Results go to stdout, hints to stderr; errors are returned to `main`, which prints them.
 //! SDK errors pass through [`explain`], which adds what to do next.
 
+mod apply;
 mod change;
 mod import;
 mod info;
@@ -51,17 +52,22 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Start(args) => start::run(*args),
         Command::Scale { name, count } => scale::run(&name, &count),
-        Command::Stop { target } => change::run(&target, Change::Stop),
-        Command::Restart { target, update_env } => {
-            change::run(&target, Change::Restart { update_env })
-        }
+        Command::Stop { target, file } => change::run(&target, Change::Stop, &file),
+        Command::Restart {
+            target,
+            update_env,
+            file,
+        } => change::run(&target, Change::Restart { update_env }, &file),
         Command::Reload {
             target,
             parallel,
             update_env,
-        } => reload::run(&target, parallel, update_env),
+            file,
+        } => reload::run(&target, parallel, update_env, &file),
         Command::Signal { signal, target } => signal::run(&signal, &target),
-        Command::Delete { target, logs } => change::run(&target, Change::Delete { logs }),
+        Command::Delete { target, logs, file } => {
+            change::run(&target, Change::Delete { logs }, &file)
+        }
         Command::List { json } => list::run(json, style),
         Command::Logs(args) => logs::run(args, style),
         Command::Monit => monit::run(),

@@ -1,64 +1,91 @@
 //! `velos reload <name|id|all|file.toml> [--parallel N] [--update-env]`: replace each
 //! process with a new run, with no downtime (`process.reload`).
 //!
-//! One request per target (per app of a config file, in file order, as `restart
-//! velos.toml` does; apps not in the list are skipped with a note). Each replaced
-//! process gets a line on stdout; a failed replacement ends the command with exit code
-//! 1, the reason and the process's last log lines on stderr.
+//! One request per target. A config file (`--only` some of its apps) is one request per
+//! app, in file order, with the file's current settings and instances (see `apply.rs`;
+//! the environment too with `--update-env` or `--env NAME`); its apps not in the list are
+//! started, as `restart velos.toml` does. Each replaced process gets a line on stdout; a
+//! failed replacement ends the command with exit code 1, the reason and the process's
+//! last log lines on stderr.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use anyhow::{Context, Result, bail};
 use futures_lite::future::block_on;
-use velos_proto::{ReloadOutcome, ReloadParams, ReloadResult, Target};
+use velos_proto::{ReloadOutcome, ReloadParams, ReloadResult, StartParams, Target};
 use velos_sdk::Client;
 
-use super::{daemon, explain, explain_change, start};
+use super::apply::{Apply, apply};
+use super::change::{FilePlan, file_plans, listed_apps, not_a_file};
+use super::outcome::Outcomes;
+use super::{daemon, explain_change, start};
+use crate::cli::FileArgs;
 use crate::config::{self, Config, Selection};
 
 /// Runs `velos reload`.
-pub fn run(target: &str, parallel: u32, update_env: bool) -> Result<()> {
-    let mut client = daemon()?;
+pub fn run(target: &str, parallel: u32, update_env: bool, file: &FileArgs) -> Result<()> {
     if config::is_config(target) {
-        let cwd = std::env::current_dir().context("reading the current directory")?;
-        let config = Config::load(target, &cwd, &Selection::default())?;
-        let listed: HashSet<String> = block_on(client.list())
-            .map_err(explain)?
-            .into_iter()
-            .map(|process| process.name)
-            .collect();
-        let base_env = start::current_env();
-        for name in config.names() {
-            if !listed.contains(name) {
-                eprintln!(
-                    "'{name}' (from {}) is not in the list; skipped (start it with 'velos start {}')",
-                    config.shown(),
-                    config.shown()
-                );
-                continue;
-            }
-            let env = update_env.then(|| config.env(name, &base_env));
-            reload(&mut client, Target::Name(name.to_owned()), parallel, env)?;
-        }
-        return Ok(());
+        return run_config(target, parallel, update_env, file);
     }
+    not_a_file(target, file)?;
+    let mut client = daemon()?;
     let env = update_env.then(start::current_env);
-    reload(&mut client, Target::parse(target), parallel, env)
+    reload(&mut client, Target::parse(target), parallel, env, None)
 }
 
-/// One `process.reload`, reported.
-fn reload(
+/// `velos reload velos.toml`
+fn run_config(path: &str, parallel: u32, update_env: bool, file: &FileArgs) -> Result<()> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let selection = Selection::new(&file.only, file.env.clone());
+    let config = Config::load(path, &cwd, &selection)?;
+    config.warn();
+    let mut client = daemon()?;
+    let mut listed = listed_apps(&mut client)?;
+    // --env NAME asks for the file's environment, as --update-env does.
+    let update_env = update_env || file.env.is_some();
+    let mut outcomes = Outcomes::new("reload");
+    for (name, plan) in file_plans(&config, &mut listed, update_env)? {
+        match plan {
+            FilePlan::Start(params) => {
+                start::start_one(
+                    &mut client,
+                    params,
+                    &name,
+                    &config,
+                    &mut outcomes,
+                    true,
+                    &mut io::stdout(),
+                )?;
+            }
+            FilePlan::Apply(settings, before) => apply(
+                &mut client,
+                &config,
+                settings,
+                &before,
+                Apply::Reload { parallel },
+                &mut outcomes,
+            )?,
+        }
+    }
+    outcomes.finish()
+}
+
+/// One `process.reload`, reported; with `settings`, the replacements start with those
+/// (the target is then one app).
+pub fn reload(
     client: &mut Client,
     target: Target,
     parallel: u32,
     env: Option<BTreeMap<String, String>>,
+    settings: Option<StartParams>,
 ) -> Result<()> {
     let what = format!("the reload of '{target}'");
     let params = ReloadParams {
         target: target.clone(),
         parallel: Some(parallel),
         env,
+        settings: settings.map(Box::new),
     };
     let outcomes = block_on(client.reload(params)).map_err(|err| explain_change(err, &what))?;
     if outcomes.is_empty() && target == Target::All {

@@ -236,17 +236,10 @@ fn selection(args: &StartArgs) -> Result<Selection> {
     if names.len() > 1 {
         bail!("give --env NAME once (got {})", echo(&names.join(", ")));
     }
-    Ok(Selection {
-        // PM2 splits --only on commas and spaces.
-        only: args
-            .only
-            .iter()
-            .flat_map(|only| only.split([',', ' ']))
-            .filter(|name| !name.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        env_name: names.first().map(|name| (*name).to_owned()),
-    })
+    Ok(Selection::new(
+        &args.only,
+        names.first().map(|name| (*name).to_owned()),
+    ))
 }
 
 /// `velos start velos.toml`, the file read already.

@@ -322,15 +322,35 @@ impl Supervisor {
         );
     }
 
-    /// Gives the one process `target` names the spec `settings` describe (checked as a
-    /// start is). Their environment, when absent, is `env`, or else the one it has; the
-    /// sockets it listens on (`--listen`) stay as they are.
+    /// Gives the one app `target` names the spec `settings` describe (see
+    /// [`Supervisor::specs_for`]).
     fn replace_settings(
         &mut self,
         target: &Target,
-        mut settings: StartParams,
+        settings: StartParams,
         env: Option<&BTreeMap<String, String>>,
     ) -> Result<(), Error> {
+        let specs = self.specs_for(target, settings, env)?;
+        for (id, spec) in specs {
+            if let Some(entry) = self.table.get_mut(id) {
+                entry.spec = spec;
+            }
+        }
+        // The saved list brings back what it runs with now.
+        self.persist();
+        Ok(())
+    }
+
+    /// The spec `settings` describe (checked as a start is) for each process of the one
+    /// app `target` names, changing nothing yet. Their environment, when absent, is `env`,
+    /// or else the one each has; each keeps its log files and the sockets it listens on
+    /// (`--listen`).
+    pub(super) fn specs_for(
+        &self,
+        target: &Target,
+        mut settings: StartParams,
+        env: Option<&BTreeMap<String, String>>,
+    ) -> Result<Vec<(u32, crate::state::Spec)>, Error> {
         let ids = self.table.resolve(target)?;
         let names: std::collections::BTreeSet<&str> = ids
             .iter()
@@ -370,14 +390,7 @@ impl Supervisor {
             spec.err_log = current.spec.err_log.clone();
             specs.push((id, spec));
         }
-        for (id, spec) in specs {
-            if let Some(entry) = self.table.get_mut(id) {
-                entry.spec = spec;
-            }
-        }
-        // The saved list brings back what it runs with now.
-        self.persist();
-        Ok(())
+        Ok(specs)
     }
 
     /// Tells every process `target` names that it is to stop and then `then`; completes

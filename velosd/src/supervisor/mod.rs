@@ -164,6 +164,9 @@ pub enum Command {
         id: u32,
         /// The environment its replacement starts with (`--update-env`).
         env: Option<crate::state::Env>,
+        /// The settings its replacement starts with (a config file's), environment
+        /// included.
+        spec: Option<Box<Spec>>,
         /// Where its outcome goes.
         waiter: reload::Waiter,
     },
@@ -364,7 +367,12 @@ impl Supervisor {
                     now: Instant::now(),
                 },
             ),
-            Command::ReloadOne { id, env, waiter } => self.reload_one(id, env, waiter),
+            Command::ReloadOne {
+                id,
+                env,
+                spec,
+                waiter,
+            } => self.reload_one(id, env, spec, waiter),
             Command::ReloadFinished {
                 names,
                 outcomes,

@@ -16,7 +16,7 @@ use velos_proto::{EventKind, ReloadOutcome, ReloadParams, ReloadResult, Response
 use super::{Command, Reply, Supervisor};
 use crate::error::Error;
 use crate::lifecycle::Event;
-use crate::state::Env;
+use crate::state::{Env, Spec};
 
 /// Where one process's outcome goes.
 pub type Waiter = Sender<ReloadOutcome>;
@@ -24,34 +24,54 @@ pub type Waiter = Sender<ReloadOutcome>;
 impl Supervisor {
     /// `process.reload`: checks the request and starts the rollout.
     pub(super) fn reload(&mut self, params: ReloadParams, reply: Reply) {
-        let ids = match self.reload_targets(&params) {
-            Ok(ids) => ids,
+        // New settings (a config file's) are checked for every process before anything
+        // starts; each carries its own (its log files, its environment).
+        let checked = self.reload_targets(&params).and_then(|ids| {
+            let specs = match params.settings {
+                Some(settings) => self.specs_for(&params.target, *settings, params.env.as_ref())?,
+                None => Vec::new(),
+            };
+            Ok((ids, specs))
+        });
+        let (ids, specs) = match checked {
+            Ok(checked) => checked,
             Err(error) => {
                 let _ = reply.try_send(Err(RpcError::from(error)));
                 return;
             }
         };
+        let mut specs: std::collections::HashMap<u32, Box<Spec>> = specs
+            .into_iter()
+            .map(|(id, spec)| (id, Box::new(spec)))
+            .collect();
         let mut names: Vec<String> = ids
             .iter()
             .filter_map(|&id| self.table.get(id).map(|entry| entry.name.clone()))
             .collect();
         names.dedup();
         self.reloading.extend(names.iter().cloned());
-        // The replacements start with it; it is remembered for a process only once its
-        // replacement took over, so a failed reload leaves the old run's settings alone.
-        let env = params.env.map(|env| self.envs.borrow_mut().share(env));
+        // The replacements start with it (or with the new settings, which carry their
+        // own); it is remembered for a process only once its replacement took over, so a
+        // failed reload leaves the old run's settings alone.
+        let env = match specs.is_empty() {
+            true => params.env.map(|env| self.envs.borrow_mut().share(env)),
+            false => None,
+        };
         let parallel = params.parallel.unwrap_or(1).max(1) as usize;
         let commands = self.commands.clone();
-        let plan: Vec<(u32, String)> = ids
+        let plan: Vec<(u32, String, Option<Box<Spec>>)> = ids
             .iter()
-            .filter_map(|&id| self.table.get(id).map(|entry| (id, entry.log_name.clone())))
+            .filter_map(|&id| {
+                let entry = self.table.get(id)?;
+                Some((id, entry.log_name.clone(), specs.remove(&id)))
+            })
             .collect();
         smol::spawn(async move {
             let mut outcomes = Vec::with_capacity(plan.len());
             let mut failed = false;
             for group in plan.chunks(parallel) {
                 if failed {
-                    outcomes.extend(group.iter().map(|(id, name)| ReloadOutcome {
+                    outcomes.extend(group.iter().map(|(id, name, _)| ReloadOutcome {
                         id: *id,
                         name: name.clone(),
                         result: ReloadResult::NotReached,
@@ -62,13 +82,14 @@ impl Supervisor {
                     continue;
                 }
                 let mut answers = Vec::with_capacity(group.len());
-                for (id, name) in group {
+                for (id, name, spec) in group {
                     let (waiter, answer) = async_channel::bounded(1);
                     let env = env.clone();
                     let _ = commands
                         .send(Command::ReloadOne {
                             id: *id,
                             env,
+                            spec: spec.clone(),
                             waiter,
                         })
                         .await;
@@ -117,8 +138,15 @@ impl Supervisor {
     }
 
     /// A reload's turn for process `id`: its lifecycle starts the replacement (or says
-    /// there is nothing to replace).
-    pub(super) fn reload_one(&mut self, id: u32, env: Option<Env>, waiter: Waiter) {
+    /// there is nothing to replace), with the settings `spec` or the environment `env`
+    /// when given.
+    pub(super) fn reload_one(
+        &mut self,
+        id: u32,
+        env: Option<Env>,
+        spec: Option<Box<Spec>>,
+        waiter: Waiter,
+    ) {
         let Some(entry) = self.table.get_mut(id) else {
             return; // The waiter, dropped, says it was deleted.
         };
@@ -137,10 +165,35 @@ impl Supervisor {
         let old_pid = entry.lifecycle.pid();
         let old_group = entry.group.clone();
         // The replacement is spawned while the lifecycle handles the event: with the new
-        // environment, which the entry keeps only once the replacement took over.
-        let kept = match &env {
-            Some(env) => Some(entry.spec.env.replace(env.clone())),
-            None => None,
+        // settings, which the entry keeps only once the replacement took over.
+        let settings = spec.is_some();
+        let next = match (spec, env) {
+            (Some(spec), _) => Some(spec),
+            (None, Some(env)) => {
+                let mut spec = Box::new(entry.spec.clone());
+                spec.env = Some(env);
+                Some(spec)
+            }
+            (None, None) => None,
+        };
+        let up = matches!(
+            entry.lifecycle.status(),
+            velos_proto::ProcessStatus::Running | velos_proto::ProcessStatus::Starting
+        );
+        let (kept, next) = match next {
+            // Nothing to replace (it is skipped): new settings are its own at once, for its
+            // next start, as a restart would give them.
+            Some(next) if !up && settings => {
+                entry.spec = *next;
+                self.persist();
+                (None, None)
+            }
+            Some(_) if !up => (None, None),
+            Some(next) => (
+                Some(std::mem::replace(&mut entry.spec, Spec::clone(&next))),
+                Some(next),
+            ),
+            None => (None, None),
         };
         self.reload_waiters.insert(
             id,
@@ -148,12 +201,12 @@ impl Supervisor {
                 waiter: Some(waiter),
                 old_pid,
                 old_group,
-                env,
+                next,
             },
         );
         self.apply(id, Event::Reload);
         if let (Some(kept), Some(entry)) = (kept, self.table.get_mut(id)) {
-            entry.spec.env = kept;
+            entry.spec = kept;
         }
     }
 
@@ -171,8 +224,8 @@ impl Supervisor {
             return;
         };
         if result == ReloadResult::Replaced {
-            if let Some(env) = waiting.env {
-                entry.spec.env = Some(env);
+            if let Some(next) = waiting.next {
+                entry.spec = *next;
             }
         } else if new_pid.is_some() && entry.lifecycle.pid() == waiting.old_pid {
             // Launching the replacement marked its group as the entry's: the old run's
@@ -225,19 +278,19 @@ pub struct ReloadWaiter {
     old_pid: Option<u32>,
     /// The old run's group mark, the entry's again if the replacement fails.
     old_group: Option<crate::state::GroupMark>,
-    /// The environment the replacement started with, kept once it took over.
-    env: Option<Env>,
+    /// The settings the replacement started with, kept once it took over.
+    next: Option<Box<Spec>>,
 }
 
 impl ReloadWaiter {
     /// The reload of `entry` a trigger began: nobody waits for it, and its replacement
-    /// starts with the entry's environment.
+    /// starts with the entry's settings.
     pub fn unasked(entry: &crate::state::Entry) -> ReloadWaiter {
         ReloadWaiter {
             waiter: None,
             old_pid: entry.lifecycle.pid(),
             old_group: entry.group.clone(),
-            env: None,
+            next: None,
         }
     }
 }

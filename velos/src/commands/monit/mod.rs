@@ -326,6 +326,7 @@ impl Monit {
                         target: Target::Id(id),
                         parallel: None,
                         env: None,
+                        settings: None,
                     };
                     // A failed replacement is an answer, not an error: say why.
                     client.reload(params).await.map(|outcomes| {
