@@ -269,3 +269,30 @@ fn restart_of_the_file_applies_its_current_settings() {
         },
     );
 }
+
+#[test]
+fn the_readme_example_of_an_unknown_field_is_what_velos_says() {
+    let readme = std::fs::read_to_string(crate::harness::workspace_root().join("README.md"))
+        .expect("read README.md");
+    let shown = readme
+        .lines()
+        .find(|line| line.starts_with("error: bad.toml line 3: unknown field 'scirpt'"))
+        .expect("README.md shows the error of an unknown field in bad.toml");
+    let home = TestHome::new();
+    let dir = project(&home, "");
+    std::fs::write(
+        dir.join("bad.toml"),
+        "[[apps]]\nname = \"web\"\nscirpt = \"server.js\"\n",
+    )
+    .expect("write bad.toml");
+    let error = home
+        .cmd(&["start", "bad.toml"])
+        .current_dir(&dir)
+        .run()
+        .error();
+    // The README may shorten the list with `…`; what it shows must be what velos says.
+    match shown.strip_suffix('…') {
+        Some(start) => assert!(error.starts_with(start), "README: {shown}\nvelos: {error}"),
+        None => assert_eq!(shown, error),
+    }
+}

@@ -9,6 +9,8 @@
 //! - The daemon killed with SIGKILL: its children get SIGTERM at once (parent-death
 //!   signal); whatever ignores it, grandchildren and escaped descendants included, is
 //!   ended by the next daemon on the same home (SIGTERM, then SIGKILL after 5 s).
+//! - Its runs' notify sockets (`--ready notify`), which it cannot remove, go when the next
+//!   daemon starts.
 //! - A stale pid file naming an unrelated live process: that process is never signalled.
 //! - Output at exit: a child that writes fast and exits at once loses nothing; lines of
 //!   several MiB, non-UTF-8 bytes and a last line without a newline are kept byte for byte.
@@ -450,4 +452,37 @@ fn assert_same_bytes(got: &[u8], expected: &[u8], what: &str) {
         around(got),
         around(expected),
     );
+}
+
+#[test]
+fn notify_sockets_left_by_a_sigkilled_daemon_are_removed_by_the_next() {
+    let home = TestHome::new();
+    home.velos(&[
+        "start",
+        &fixture("notify_ready.py"),
+        "--name",
+        "notified",
+        "--ready",
+        "notify",
+        "--",
+        "0.1",
+    ])
+    .success();
+    home.wait_running("notified");
+    let id = home.entry("notified")["id"].as_u64().expect("an id");
+    let socket = home.path().join(format!("notify-{id}-1.sock"));
+    assert!(
+        socket.exists(),
+        "the run's notify socket is {}",
+        socket.display()
+    );
+
+    home.kill_daemon();
+    assert!(
+        socket.exists(),
+        "a SIGKILLed daemon cannot remove its sockets"
+    );
+    // The next daemon (started by the next command) removes them.
+    home.velos(&["list"]).success();
+    assert!(!socket.exists(), "{} is still there", socket.display());
 }

@@ -254,3 +254,40 @@ fn velos_signal_to_a_process_not_running_or_an_unknown_signal_is_one_error_and_s
     let after = String::from_utf8_lossy(&home.log_file("app", Stream::Out)).into_owned();
     assert_eq!(before, after, "the stopped app got nothing");
 }
+
+#[test]
+fn only_the_stop_that_used_sigkill_says_so() {
+    let home = TestHome::new();
+    home.velos(&[
+        "start",
+        &fixture("ignore_term.py"),
+        "--name",
+        "stubborn",
+        "--kill-timeout",
+        "300ms",
+    ])
+    .success();
+    home.wait_log("stubborn", Stream::Out, "ready");
+    home.wait_running("stubborn");
+    let first = home.velos(&["stop", "stubborn"]);
+    assert!(first.success().stdout_str().contains("SIGKILL"), "{first}");
+
+    // Already stopped: this stop sent nothing, so it says nothing about SIGKILL...
+    let second = home.velos(&["stop", "stubborn"]);
+    second.success();
+    assert_eq!(
+        second.stdout_str().trim_end(),
+        "stopped 'stubborn' (id 0)",
+        "{second}"
+    );
+    let all = home.velos(&["stop", "all"]);
+    assert!(!all.success().stdout_str().contains("SIGKILL"), "{all}");
+    // ...while the list still says how its last run ended.
+    assert_eq!(home.entry("stubborn")["killed"], true);
+    let deleted = home.velos(&["delete", "stubborn"]);
+    assert_eq!(
+        deleted.success().stdout_str().trim_end(),
+        "deleted 'stubborn' (id 0)",
+        "{deleted}"
+    );
+}

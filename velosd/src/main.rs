@@ -181,6 +181,13 @@ fn run_daemon(
     memory::give_large_blocks_back();
     paths::create_home(home)?;
     let pid_file = PidFile::acquire(&home.pid_path())?;
+    // Ours now: what a SIGKILLed daemon left of its runs' notify sockets goes.
+    let stale = notify::remove_stale(home.root());
+    if stale > 0 {
+        log(format_args!(
+            "removed {stale} notify socket(s) a previous daemon left"
+        ));
+    }
     let socket = home.socket_path();
     let listener = server::bind(&socket)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", socket.display()))?;

@@ -11,7 +11,9 @@
 //! A socket per run says whose a datagram is by where it arrives. One shared socket would
 //! have to map the sender's pid (`SCM_CREDENTIALS`) to a run by reading `/proc`, and the
 //! commonest sender, `systemd-notify`, has often exited by then. The socket lives as long
-//! as the run's probe (`readiness.rs`): its file goes when the run's leader exits.
+//! as the run's probe (`readiness.rs`): its file goes when the run's leader exits. A
+//! daemon that was SIGKILLed cannot remove them: the next one does, at start
+//! ([`remove_stale`]), before any run of its own binds one.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -60,6 +62,40 @@ impl Drop for RunSocket {
     }
 }
 
+/// Removes the notify sockets a previous daemon of `home` left (it was SIGKILLed, so its
+/// runs' sockets outlived it). Called once the home's lock is held and before any run
+/// starts, so none of them is in use. Only sockets named as [`RunSocket::bind`] names them
+/// are removed. Returns how many went.
+pub fn remove_stale(home: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(home) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_socket = entry.file_type().is_ok_and(|kind| {
+            use std::os::unix::fs::FileTypeExt;
+            kind.is_socket()
+        });
+        if is_socket
+            && name.to_str().is_some_and(is_run_socket_name)
+            && std::fs::remove_file(entry.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Whether `name` is `notify-<id>-<run>.sock`.
+fn is_run_socket_name(name: &str) -> bool {
+    let numbers = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    name.strip_prefix("notify-")
+        .and_then(|rest| rest.strip_suffix(".sock"))
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(id, run)| numbers(id) && numbers(run))
+}
+
 /// What one datagram said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Notice {
@@ -92,6 +128,37 @@ impl Notice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_run_socket_names_are_stale_sockets() {
+        assert!(is_run_socket_name("notify-0-1.sock"));
+        assert!(is_run_socket_name("notify-12-345.sock"));
+        for other in [
+            "notify-0.sock",
+            "notify--1.sock",
+            "notify-a-1.sock",
+            "notify-0-1.sock.bak",
+            "velos.sock",
+            "notify-0-1-2.sock",
+        ] {
+            assert!(!is_run_socket_name(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn stale_run_sockets_go_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("velosd-notify-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stale = RunSocket::bind(&dir, 3, 7).unwrap();
+        let path = stale.path().to_owned();
+        // A daemon that died does not drop it.
+        std::mem::forget(stale);
+        std::fs::write(dir.join("notify-4-1.sock"), b"a file, not a socket").unwrap();
+        assert_eq!(remove_stale(&dir), 1);
+        assert!(!path.exists());
+        assert!(dir.join("notify-4-1.sock").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn ready_and_status_are_read_and_other_keys_ignored() {

@@ -444,17 +444,22 @@ impl Supervisor {
                 .run()
                 .map(|run| escaped_of(&strays, id, run.number))
                 .unwrap_or_default();
+            // Nothing of it runs: whatever this request does, it sends no SIGKILL.
+            let alive = entry.is_alive();
             let (waiter, answer) = async_channel::bounded(1);
             self.waiters.entry(id).or_default().push(waiter);
-            answers.push(answer);
+            answers.push((answer, alive));
             self.apply(id, Event::Asked { then, escaped, now });
         }
         let commands = self.commands.clone();
         smol::spawn(async move {
             let mut infos = Vec::with_capacity(answers.len());
-            for answer in answers {
+            for (answer, alive) in answers {
                 // Err(closed): the entry went without an answer (the daemon is ending).
-                if let Ok(info) = answer.recv().await {
+                if let Ok(mut info) = answer.recv().await {
+                    // In the answer, `killed` says whether this request had to use SIGKILL
+                    // (the list keeps saying how the last run ended).
+                    info.killed &= alive;
                     infos.push(info);
                 }
             }
