@@ -83,6 +83,11 @@ mod monit;
 // Numeric settings outside their range are refused (flags, config file, the daemon).
 mod limits;
 
+// `--max-memory-restart`: the whole tree over the limit for the window restarts it once, with
+// the tree's figure in the reason; a shorter spike does not; a bare number is refused.
+#[cfg(target_os = "linux")]
+mod memory_limit;
+
 // 100 SDK clients at once all get correct answers; the daemon's fd count returns to baseline.
 mod load;
 

@@ -61,6 +61,23 @@ pub const MAX_LOG_BYTES: Range = Range {
     max: 1 << 40,
 };
 
+/// A memory limit (bytes of a whole process tree): 1 MiB to 1 PiB. Below 1 MiB no
+/// program fits (PM2 reads a bare `max_memory_restart: 300` as 300 bytes and restarts
+/// forever).
+pub const MAX_MEMORY_BYTES: Range = Range {
+    field: "max_memory_bytes",
+    min: 1 << 20,
+    max: 1 << 50,
+};
+
+/// Milliseconds a tree must stay over its memory limit before the restart: 0 (the first
+/// sample over it) to one day.
+pub const MAX_MEMORY_FOR_MS: Range = Range {
+    field: "max_memory_for_ms",
+    min: 0,
+    max: 86_400_000,
+};
+
 /// Instances of one app: 1 to 1024.
 pub const INSTANCES: Range = Range {
     field: "instances",
@@ -129,6 +146,8 @@ impl StartParams {
             (KILL_TIMEOUT_MS, self.kill_timeout_ms),
             (MIN_UPTIME_MS, self.min_uptime_ms),
             (MAX_LOG_BYTES, self.max_log_bytes),
+            (MAX_MEMORY_BYTES, self.max_memory_bytes),
+            (MAX_MEMORY_FOR_MS, self.max_memory_for_ms),
             (READY_TIMEOUT_MS, self.ready_timeout_ms),
             (INSTANCES, self.instances.map(u64::from)),
         ];
@@ -187,6 +206,14 @@ mod tests {
             },
             StartParams {
                 log_files: Some(101),
+                ..ok.clone()
+            },
+            StartParams {
+                max_memory_bytes: Some(300),
+                ..ok.clone()
+            },
+            StartParams {
+                max_memory_for_ms: Some(u64::MAX),
                 ..ok.clone()
             },
         ];

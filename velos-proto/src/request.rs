@@ -164,6 +164,15 @@ pub struct StartParams {
     /// Milliseconds a run must last to reset the backoff; 1000 when absent.
     #[serde(default)]
     pub min_uptime_ms: Option<u64>,
+    /// Restart it when its whole process tree (the leader and every descendant) stays
+    /// over this many resident bytes for `max_memory_for_ms` (PM2's
+    /// `max_memory_restart`); no limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_bytes: Option<u64>,
+    /// Milliseconds the tree must stay over `max_memory_bytes` before the restart; 3000
+    /// when absent. Without `max_memory_bytes` it does nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_for_ms: Option<u64>,
     /// Rotate a log file when it reaches this many bytes; no rotation when absent.
     #[serde(default)]
     pub max_log_bytes: Option<u64>,
@@ -220,6 +229,8 @@ impl std::fmt::Debug for StartParams {
             .field("autorestart", &self.autorestart)
             .field("max_restarts", &self.max_restarts)
             .field("min_uptime_ms", &self.min_uptime_ms)
+            .field("max_memory_bytes", &self.max_memory_bytes)
+            .field("max_memory_for_ms", &self.max_memory_for_ms)
             .field("max_log_bytes", &self.max_log_bytes)
             .field("log_files", &self.log_files)
             .field("interpreter_args", &self.interpreter_args)
@@ -592,6 +603,8 @@ mod tests {
             autorestart: Some(false),
             max_restarts: Some(3),
             min_uptime_ms: Some(2000),
+            max_memory_bytes: Some(512 << 20),
+            max_memory_for_ms: Some(5000),
             max_log_bytes: Some(1 << 20),
             log_files: Some(2),
             interpreter_args: vec!["--inspect".into()],

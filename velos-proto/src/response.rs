@@ -147,6 +147,14 @@ pub struct ProcessInfo {
     /// Milliseconds a run must last to count as a success (resetting the backoff).
     #[serde(default)]
     pub min_uptime_ms: u64,
+    /// The memory limit (`--max-memory-restart`): resident bytes of its whole tree over
+    /// which, for `max_memory_for_ms`, it is restarted; `None` without a limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_bytes: Option<u64>,
+    /// Milliseconds its tree must stay over `max_memory_bytes` before the restart, with a
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_for_ms: Option<u64>,
     /// Log file size (bytes) at which it is rotated, if rotation is on.
     #[serde(default)]
     pub max_log_bytes: Option<u64>,
@@ -156,11 +164,12 @@ pub struct ProcessInfo {
     /// Milliseconds until the next automatic restart, while `waiting`.
     #[serde(default)]
     pub restart_in_ms: Option<u64>,
-    /// CPU use of the process in percent of one core, since the previous sample (or
-    /// since it started), while it runs (Linux).
+    /// CPU use of the process's whole tree (the leader and every descendant) in percent
+    /// of one core, since the previous sample (or since it started), while it runs
+    /// (Linux).
     #[serde(default)]
     pub cpu_percent: Option<f64>,
-    /// Resident memory of the process in bytes, while it runs (Linux).
+    /// Resident memory of the process's whole tree in bytes, while it runs (Linux).
     #[serde(default)]
     pub memory_bytes: Option<u64>,
     /// The addresses the daemon listens on for it (`--listen`), as bound: the real port
@@ -575,6 +584,8 @@ mod tests {
             max_restarts: 16,
             min_uptime_ms: 1000,
             max_log_bytes: Some(10 << 20),
+            max_memory_bytes: Some(512 << 20),
+            max_memory_for_ms: Some(3000),
             log_files: 5,
             cpu_percent: Some(1.5),
             memory_bytes: Some(30 << 20),

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use velos_proto::ReadyMode;
 use velos_proto::limits::{
-    INSTANCES, KILL_TIMEOUT_MS, LOG_FILES, MAX_LOG_BYTES, MAX_RESTARTS, MIN_UPTIME_MS,
-    READY_TIMEOUT_MS, Range,
+    INSTANCES, KILL_TIMEOUT_MS, LOG_FILES, MAX_LOG_BYTES, MAX_MEMORY_BYTES, MAX_MEMORY_FOR_MS,
+    MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS, Range,
 };
 
 use crate::size::{format_bytes, parse_size};
@@ -58,6 +58,38 @@ pub fn size(value: u64) -> Result<u64, String> {
         "{} is out of range: allowed {min} to {max}, or 0 for no rotation",
         format_bytes(value)
     ))
+}
+
+/// A memory limit within [`MAX_MEMORY_BYTES`].
+pub fn memory(value: u64) -> Result<u64, String> {
+    if MAX_MEMORY_BYTES.contains(value) {
+        return Ok(value);
+    }
+    Err(format!(
+        "{} is out of range: allowed {} to {}",
+        format_bytes(value),
+        format_bytes(MAX_MEMORY_BYTES.min),
+        format_bytes(MAX_MEMORY_BYTES.max)
+    ))
+}
+
+/// `--max-memory-restart SIZE`: a size with its unit (`512M`, `1G`, `200MiB`, `1.5G`).
+/// A bare number is refused: PM2 reads it as bytes, and `300` meaning 300 bytes is never
+/// what was meant.
+pub fn parse_memory_limit(text: &str) -> Result<u64, String> {
+    if text.trim().parse::<f64>().is_ok() {
+        return Err(format!(
+            "'{}' has no unit: give a unit: 512M (M and G are MiB and GiB)",
+            text.trim()
+        ));
+    }
+    memory(parse_size(text)?)
+}
+
+/// `--max-memory-for DUR`
+pub fn parse_memory_window(text: &str) -> Result<Duration, String> {
+    let value = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    duration(MAX_MEMORY_FOR_MS, value)
 }
 
 fn parse_count(range: Range, text: &str) -> Result<u32, String> {
@@ -166,6 +198,20 @@ mod tests {
             parse_instances("0").unwrap_err(),
             "0 is out of range: allowed 1 to 1024, or max (one per CPU)"
         );
+        assert_eq!(parse_memory_limit("512M"), Ok(512 << 20));
+        assert_eq!(parse_memory_limit("1G"), Ok(1 << 30));
+        assert_eq!(parse_memory_limit("200MiB"), Ok(200 << 20));
+        assert_eq!(parse_memory_limit("1.5G"), Ok(3 << 29));
+        assert_eq!(
+            parse_memory_limit("100").unwrap_err(),
+            "'100' has no unit: give a unit: 512M (M and G are MiB and GiB)"
+        );
+        assert_eq!(
+            parse_memory_limit("300B").unwrap_err(),
+            "300 B is out of range: allowed 1.0 MiB to 1024.0 TiB"
+        );
+        assert_eq!(parse_memory_window("0s"), Ok(Duration::ZERO));
+        assert!(parse_memory_window("2days").is_err());
         assert_eq!(parse_log_size("0"), Ok(0));
         assert_eq!(parse_log_size("1KiB"), Ok(1024));
         assert_eq!(

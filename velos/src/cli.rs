@@ -444,6 +444,25 @@ pub struct StartArgs {
     #[arg(long, value_name = "DUR", value_parser = bounds::parse_min_uptime)]
     pub min_uptime: Option<Duration>,
 
+    /// Restart it when its whole process tree (the leader and every descendant) stays over SIZE of resident memory for --max-memory-for: like `512M`, `1G`, `200MiB` or `1.5G` (M and G are MiB and GiB; a bare number is refused).
+    ///
+    /// The tree is sampled every second while it runs; a spike shorter than
+    /// --max-memory-for is tolerated. A memory restart counts in `restarts` (by reason in
+    /// `velos info`), but not as a crash for the backoff. PM2's max_memory_restart.
+    ///
+    /// Example: velos start server.js --max-memory-restart 512M --max-memory-for 10s
+    #[arg(long, value_name = "SIZE", value_parser = bounds::parse_memory_limit)]
+    pub max_memory_restart: Option<u64>,
+
+    /// How long the tree must stay over --max-memory-restart before the restart, at most 1day [default: 3s].
+    #[arg(
+        long,
+        value_name = "DUR",
+        requires = "max_memory_restart",
+        value_parser = bounds::parse_memory_window
+    )]
+    pub max_memory_for: Option<Duration>,
+
     /// Rotate each log file when it reaches this size, like `10MiB`, `500K` or `1GB`; 1KiB to 1TiB, 0 for never [default: never].
     #[arg(long, value_name = "SIZE", value_parser = bounds::parse_log_size)]
     pub max_log_size: Option<u64>,
@@ -542,6 +561,8 @@ impl StartArgs {
             autorestart: self.no_autorestart.then_some(false),
             max_restarts: self.max_restarts,
             min_uptime: self.min_uptime,
+            max_memory: self.max_memory_restart,
+            max_memory_for: self.max_memory_for,
             max_log_size: self.max_log_size,
             log_files: self.log_files,
             listen: self.listen,
@@ -566,6 +587,8 @@ impl StartArgs {
             (self.no_autorestart, "--no-autorestart"),
             (self.max_restarts.is_some(), "--max-restarts"),
             (self.min_uptime.is_some(), "--min-uptime"),
+            (self.max_memory_restart.is_some(), "--max-memory-restart"),
+            (self.max_memory_for.is_some(), "--max-memory-for"),
             (self.max_log_size.is_some(), "--max-log-size"),
             (self.log_files.is_some(), "--log-files"),
             (!self.listen.is_empty(), "--listen"),

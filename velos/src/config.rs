@@ -15,6 +15,8 @@
 //! min_uptime = "1s"           # or milliseconds: 1000
 //! kill_timeout = "5s"         # or milliseconds: 5000
 //! kill_signal = "SIGINT"      # or "INT", or a number; SIGTERM when absent
+//! max_memory_restart = "512M" # with a unit; restart when the tree stays over it
+//! max_memory_for = "3s"       # how long it must stay over it; or milliseconds
 //! max_log_size = "10MiB"      # or bytes
 //! log_files = 5
 //! ready = "notify"            # or "message", "log:REGEX", "http:URL"
@@ -39,7 +41,8 @@ use toml::Spanned;
 use velos_proto::StartParams;
 use velos_proto::home::validate_name;
 use velos_proto::limits::{
-    INSTANCES, KILL_TIMEOUT_MS, LOG_FILES, MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS, Range,
+    INSTANCES, KILL_TIMEOUT_MS, LOG_FILES, MAX_MEMORY_FOR_MS, MAX_RESTARTS, MIN_UPTIME_MS,
+    READY_TIMEOUT_MS, Range,
 };
 
 use crate::process_args::{Field, ProcessArgs};
@@ -143,6 +146,10 @@ struct App {
     max_restarts: Option<u32>,
     #[serde(default, deserialize_with = "min_uptime")]
     min_uptime: Option<Duration>,
+    #[serde(default, deserialize_with = "memory_limit")]
+    max_memory_restart: Option<u64>,
+    #[serde(default, deserialize_with = "memory_window")]
+    max_memory_for: Option<Duration>,
     #[serde(default, deserialize_with = "kill_timeout")]
     kill_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "size")]
@@ -281,6 +288,8 @@ impl Config {
                 autorestart: app.autorestart,
                 max_restarts: app.max_restarts,
                 min_uptime: app.min_uptime,
+                max_memory: app.max_memory_restart,
+                max_memory_for: app.max_memory_for,
                 max_log_size: app.max_log_size,
                 log_files: app.log_files,
                 listen: app.listen,
@@ -516,6 +525,24 @@ fn min_uptime<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Durat
     bounded_duration(deserializer, MIN_UPTIME_MS)
 }
 
+fn memory_window<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    bounded_duration(deserializer, MAX_MEMORY_FOR_MS)
+}
+
+/// `"512M"`: a size with its unit, as `--max-memory-restart` takes it.
+fn memory_limit<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    match TextOrNumber::deserialize(deserializer)? {
+        TextOrNumber::Number(number) => Err(de::Error::custom(format!(
+            "{number} has no unit: give a unit: \"512M\" (M and G are MiB and GiB)"
+        ))),
+        TextOrNumber::Text(text) => bounds::parse_memory_limit(&text)
+            .map(Some)
+            .map_err(de::Error::custom),
+    }
+}
+
 fn ready_timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     bounded_duration(deserializer, READY_TIMEOUT_MS)
 }
@@ -607,6 +634,8 @@ max_restarts = 3
 min_uptime = "2s"
 kill_timeout = 1500
 kill_signal = "int"
+max_memory_restart = "1.5G"
+max_memory_for = "10s"
 max_log_size = "10MiB"
 log_files = 2
 ready = 'log:listening on \d+'
@@ -644,6 +673,8 @@ cwd = "data"
         assert_eq!(api.min_uptime_ms, Some(2000));
         assert_eq!(api.kill_timeout_ms, Some(1500));
         assert_eq!(api.kill_signal.as_deref(), Some("SIGINT"));
+        assert_eq!(api.max_memory_bytes, Some(3 << 29));
+        assert_eq!(api.max_memory_for_ms, Some(10_000));
         assert_eq!(api.max_log_bytes, Some(10 << 20));
         assert_eq!(api.log_files, Some(2));
         assert_eq!(api.ready.as_deref(), Some(r"log:listening on \d+"));
@@ -720,6 +751,19 @@ cwd = "data"
             error.starts_with("velos.toml line 4: field 'max_log_size': unknown unit 'parsecs'"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_memory_limit_needs_its_unit() {
+        let app = "[[apps]]\nname = \"api\"\nscript = \"app.js\"\n";
+        for value in ["100", "\"100\""] {
+            let error = Project::new(&format!("{app}max_memory_restart = {value}\n")).error();
+            assert!(
+                error.starts_with("velos.toml line 4: field 'max_memory_restart': ")
+                    && error.contains("give a unit: "),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -405,7 +405,7 @@ const KEYS: &[(&str, &[&str], Key)] = &[
     ("ignore_watch", &[], Unsupported(|_| false)),
     ("watch_delay", &[], Unsupported(|_| false)),
     ("watch_options", &[], Unsupported(|_| false)),
-    ("max_memory_restart", &[], Unsupported(|_| false)),
+    ("max_memory_restart", &[], Maps(max_memory_restart)),
     (
         "cron_restart",
         &["cron"],
@@ -636,6 +636,33 @@ fn min_uptime(process: &mut ProcessArgs, value: &Value) -> Result<(), String> {
 
 fn kill_timeout(process: &mut ProcessArgs, value: &Value) -> Result<(), String> {
     process.kill_timeout = Some(bounds::duration(KILL_TIMEOUT_MS, milliseconds(value)?)?);
+    Ok(())
+}
+
+/// PM2's `max_memory_restart`: a size with PM2's units (`"300M"`, `"1G"`, `"512K"`, and
+/// velos's own like `"200MiB"`), or a number of bytes, as PM2 reads a bare number (and
+/// writes the limit in its dump.pm2). The range refuses what PM2 would take as a few
+/// bytes (`300`), which would restart the app forever.
+fn max_memory_restart(process: &mut ProcessArgs, value: &Value) -> Result<(), String> {
+    let bare = number(value);
+    let bytes = match (value, bare) {
+        (_, Some(n)) if n.fract() == 0.0 && n >= 0.0 => n as u64,
+        (Value::String(text), None) => crate::size::parse_size(text)?,
+        _ => {
+            return Err(format!(
+                "expected a size like \"300M\" or a number of bytes, got {}",
+                short(value)
+            ));
+        }
+    };
+    let bytes = bounds::memory(bytes).map_err(|err| {
+        if bare.is_some() && bytes < 1 << 20 {
+            format!("{err} (PM2 reads a bare number as bytes: write \"{bytes}M\" for MiB)")
+        } else {
+            err
+        }
+    })?;
+    process.max_memory = Some(bytes);
     Ok(())
 }
 
@@ -983,17 +1010,38 @@ mod tests {
             "listen_timeout"
         );
         assert_eq!(p.instances, Some(4));
+        assert_eq!(p.max_memory, Some(300 << 20));
         assert!(app.cluster);
         let listed: Vec<&str> = app.unsupported.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             listed,
             [
-                "max_memory_restart",
                 "cron_restart",
                 "merge_logs",
                 "made_up_key"
             ]
         );
+    }
+
+    #[test]
+    fn memory_limits_read_as_pm2_reads_them() {
+        let limit = |value: Value| {
+            let mut process = ProcessArgs::default();
+            max_memory_restart(&mut process, &value).map(|()| process.max_memory.unwrap())
+        };
+        assert_eq!(limit(serde_json::json!("300M")), Ok(300 << 20));
+        assert_eq!(limit(serde_json::json!("1G")), Ok(1 << 30));
+        assert_eq!(limit(serde_json::json!("2048K")), Ok(2 << 20));
+        assert!(!limit(serde_json::json!("512K")).unwrap_err().contains("bare"));
+        assert_eq!(limit(serde_json::json!(314_572_800)), Ok(300 << 20));
+        assert_eq!(limit(serde_json::json!("314572800")), Ok(300 << 20));
+        assert_eq!(
+            limit(serde_json::json!(300)).unwrap_err(),
+            "300 B is out of range: allowed 1.0 MiB to 1024.0 TiB (PM2 reads a bare number \
+             as bytes: write \"300M\" for MiB)"
+        );
+        assert!(limit(serde_json::json!(true)).is_err());
+        assert!(limit(serde_json::json!("lots")).is_err());
     }
 
     #[test]

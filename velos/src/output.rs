@@ -15,7 +15,7 @@ use comfy_table::{CellAlignment, Table};
 use owo_colors::OwoColorize;
 use velos_proto::{ProcessInfo, ProcessStatus, Stream};
 
-use crate::size::format_bytes;
+use crate::size::{format_bytes, format_limit};
 
 /// Whether output is coloured; decided once at start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +161,10 @@ impl Column {
             Column::Uptime => uptime_column(process),
             Column::Restarts => process.restarts.to_string(),
             Column::Cpu => cpu_column(process),
-            Column::Mem => memory_column(process),
+            Column::Mem => match process.max_memory_bytes {
+                Some(limit) => format!("{}/{}", memory_column(process), format_limit(limit)),
+                None => memory_column(process),
+            },
             Column::Exit => exit_column(process),
         }
     }
@@ -741,6 +744,17 @@ pub(crate) mod tests {
 └────┴────────┴──────┴─────────┴────────┴──────────┴─────┴─────┴──────┘
 ";
         assert_eq!(table, expected, "\n{table}");
+    }
+
+    #[test]
+    fn the_memory_column_shows_a_limit() {
+        let mut api = process(0, "api", ProcessStatus::Running);
+        api.memory_bytes = Some(30 << 20);
+        assert_eq!(Column::Mem.cell(&api), "30.0 MiB");
+        api.max_memory_bytes = Some(512 << 20);
+        assert_eq!(Column::Mem.cell(&api), "30.0 MiB/512 MiB");
+        api.memory_bytes = None;
+        assert_eq!(Column::Mem.cell(&api), "-/512 MiB");
     }
 
     /// `text` without its `ESC [ ... m` sequences.

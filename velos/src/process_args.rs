@@ -51,6 +51,10 @@ pub struct ProcessArgs {
     pub max_restarts: Option<u32>,
     /// How long a run must last to count as a success.
     pub min_uptime: Option<Duration>,
+    /// Restart it when its whole tree stays over this many resident bytes.
+    pub max_memory: Option<u64>,
+    /// How long the tree must stay over `max_memory` first.
+    pub max_memory_for: Option<Duration>,
     /// Rotate each log file at this many bytes (0: never).
     pub max_log_size: Option<u64>,
     /// Rotated log files kept.
@@ -160,6 +164,8 @@ impl ProcessArgs {
             autorestart: self.autorestart,
             max_restarts: self.max_restarts,
             min_uptime_ms: self.min_uptime.map(millis),
+            max_memory_bytes: self.max_memory,
+            max_memory_for_ms: self.max_memory_for.map(millis),
             max_log_bytes: self.max_log_size,
             log_files: self.log_files,
             interpreter_args: self.interpreter_args,
@@ -278,6 +284,8 @@ mod tests {
             max_restarts: Some(3),
             max_log_size: Some(2048),
             log_files: Some(2),
+            max_memory: Some(512 << 20),
+            max_memory_for: Some(Duration::from_secs(5)),
             interpreter: Some("node".into()),
             listen: vec![
                 "8080".into(),
@@ -310,6 +318,8 @@ mod tests {
         assert_eq!(params.max_restarts, Some(3));
         assert_eq!(params.max_log_bytes, Some(2048));
         assert_eq!(params.log_files, Some(2));
+        assert_eq!(params.max_memory_bytes, Some(512 << 20));
+        assert_eq!(params.max_memory_for_ms, Some(5000));
         assert_eq!(params.interpreter.as_deref(), Some("node"));
         assert_eq!(
             params.listen,

@@ -55,6 +55,17 @@ pub fn format_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// A size someone chose, exactly when it is a whole number of GiB or MiB (`512 MiB`,
+/// `2 GiB`), else as [`format_bytes`] writes it.
+pub fn format_limit(bytes: u64) -> String {
+    match bytes {
+        0 => "0 B".to_owned(),
+        _ if bytes % (1 << 30) == 0 => format!("{} GiB", bytes >> 30),
+        _ if bytes % (1 << 20) == 0 => format!("{} MiB", bytes >> 20),
+        _ => format_bytes(bytes),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +112,9 @@ mod tests {
         assert_eq!(format_bytes(3 * 1024), "3.0 KiB");
         assert_eq!(format_bytes(13_002_342), "12.4 MiB");
         assert_eq!(format_bytes(1_288_490_189), "1.2 GiB");
+        assert_eq!(format_limit(512 << 20), "512 MiB");
+        assert_eq!(format_limit(2 << 30), "2 GiB");
+        assert_eq!(format_limit(3 << 29), "1536 MiB");
+        assert_eq!(format_limit(1_500_000), "1.4 MiB");
     }
 }

@@ -21,6 +21,7 @@ mod logfile;
 mod logread;
 mod logs;
 mod memory;
+mod memory_limit;
 mod notify;
 mod orphans;
 mod paths;

@@ -16,6 +16,7 @@ use velos_proto::{LastRestart, ProcessInfo, ReadyMode, StartParams, Target};
 use crate::error::Error;
 use crate::lifecycle::{Cause, Decision, Event, Lifecycle, Policy, Restarted, Settings};
 use crate::logs::Logs;
+use crate::memory_limit::{MemoryLimit, OverLimit};
 
 /// Everything needed to start a process again: what `restart` reuses.
 #[derive(Clone)]
@@ -51,6 +52,8 @@ pub struct Spec {
     pub max_restarts: u32,
     /// How long a run must last to count as a success.
     pub min_uptime: Duration,
+    /// Restart it when its tree stays over this much memory (`--max-memory-restart`).
+    pub max_memory: Option<MemoryLimit>,
     /// Rotate a log file at this size.
     pub max_log_bytes: Option<u64>,
     /// Rotated log files kept.
@@ -118,6 +121,8 @@ impl Spec {
             autorestart: Some(self.autorestart),
             max_restarts: Some(self.max_restarts),
             min_uptime_ms: Some(millis(self.min_uptime)),
+            max_memory_bytes: self.max_memory.map(|limit| limit.bytes),
+            max_memory_for_ms: self.max_memory.map(|limit| millis(limit.window)),
             max_log_bytes: self.max_log_bytes,
             log_files: Some(self.log_files),
             interpreter_args: self.interpreter_args.clone(),
@@ -195,10 +200,11 @@ pub fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// CPU and memory of a running process, and the sample the next CPU figure is taken
-/// against.
+/// CPU and memory of a running process's whole tree.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
+    /// The run they are of (0: none yet): the figures of an earlier run are never shown.
+    pub run: u64,
     /// Percent of one core since the previous sample.
     pub cpu_percent: Option<f64>,
     /// Resident bytes.
@@ -237,8 +243,11 @@ pub struct Entry {
     pub lifecycle: Lifecycle,
     /// The last CPU sample: when, and the CPU time used by then.
     pub cpu_sample: Option<(Instant, Duration)>,
-    /// The latest CPU and memory figures, refreshed on `list` and `info`.
+    /// The latest CPU and memory figures, refreshed on `list` and `info`, and every
+    /// second with a memory limit.
     pub usage: Usage,
+    /// Where the current run stands against the memory limit, with one.
+    pub over_limit: OverLimit,
     /// Its log files and the last lines it wrote, shared with its log collectors.
     pub ring: Arc<Logs>,
     /// The current run's process group, as saved in `state.msgpack` (Linux).
@@ -262,6 +271,7 @@ impl Entry {
             lifecycle: Lifecycle::new(),
             cpu_sample: None,
             usage: Usage::default(),
+            over_limit: OverLimit::default(),
             ring,
             group: None,
             status_text: None,
@@ -306,6 +316,10 @@ impl Entry {
         let to_string = |path: &PathBuf| path.to_string_lossy().into_owned();
         let life = &self.lifecycle;
         let alive = life.is_alive();
+        // Figures of the current run only (a new run has none until sampled after exec).
+        let usage = Some(self.usage).filter(|usage| {
+            alive && life.run().is_some_and(|run| run.number == usage.run)
+        });
         let exit = life.last_exit();
         ProcessInfo {
             id: self.id,
@@ -330,12 +344,14 @@ impl Entry {
             max_restarts: self.spec.max_restarts,
             min_uptime_ms: millis(self.spec.min_uptime),
             max_log_bytes: self.spec.max_log_bytes,
+            max_memory_bytes: self.spec.max_memory.map(|limit| limit.bytes),
+            max_memory_for_ms: self.spec.max_memory.map(|limit| millis(limit.window)),
             log_files: self.spec.log_files,
             restart_in_ms: life
                 .restart_at()
                 .map(|at| millis(at.saturating_duration_since(Instant::now()))),
-            cpu_percent: self.usage.cpu_percent.filter(|_| alive),
-            memory_bytes: self.usage.memory_bytes.filter(|_| alive),
+            cpu_percent: usage.and_then(|usage| usage.cpu_percent),
+            memory_bytes: usage.and_then(|usage| usage.memory_bytes),
             listen: self.spec.listen_addresses(),
             ready: self.spec.ready.as_ref().map(ReadyMode::to_string),
             ready_timeout_ms: self
@@ -530,6 +546,7 @@ pub(crate) mod tests {
             autorestart: true,
             max_restarts: 16,
             min_uptime: Duration::from_secs(1),
+            max_memory: None,
             max_log_bytes: None,
             log_files: 5,
             interpreter_args: vec![],

@@ -141,6 +141,12 @@ fn app_lines(text: &mut String, process: &ProcessArgs, workdir: &Path, out_dir: 
     if let Some(min_uptime) = process.min_uptime {
         push(text, "min_uptime", duration(min_uptime));
     }
+    if let Some(bytes) = process.max_memory {
+        push(text, "max_memory_restart", toml::Value::from(size(bytes)));
+    }
+    if let Some(window) = process.max_memory_for {
+        push(text, "max_memory_for", duration(window));
+    }
     if let Some(kill_timeout) = process.kill_timeout {
         push(text, "kill_timeout", duration(kill_timeout));
     }
@@ -174,6 +180,17 @@ fn duration(duration: Duration) -> toml::Value {
     } else {
         toml::Value::from(millis)
     }
+}
+
+/// A size with the largest unit it is a whole number of (`"300M"`, `"1G"`), as
+/// velos.toml reads it.
+fn size(bytes: u64) -> String {
+    for (unit, shift) in [("G", 30), ("M", 20), ("K", 10)] {
+        if bytes % (1 << shift) == 0 && bytes > 0 {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
 }
 
 /// The script as the velos.toml writes it: a file is made relative to `out_dir` (or
@@ -222,5 +239,14 @@ mod tests {
         assert_eq!(relative(Path::new("/p"), dir), ".");
         assert_eq!(relative(Path::new("/q/x"), dir), "/q/x");
         assert_eq!(lexical(Path::new("/p/./a/../b")), PathBuf::from("/p/b"));
+    }
+
+    #[test]
+    fn sizes_take_their_largest_whole_unit() {
+        assert_eq!(size(300 << 20), "300M");
+        assert_eq!(size(3 << 29), "1536M");
+        assert_eq!(size(2 << 30), "2G");
+        assert_eq!(size(1_500_000), "1500000B");
+        assert_eq!(crate::bounds::parse_memory_limit(&size(3 << 29)), Ok(3 << 29));
     }
 }

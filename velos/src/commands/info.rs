@@ -17,7 +17,7 @@ use super::{daemon, explain};
 use crate::output::{
     Style, cpu_column, format_delay, format_timestamp, format_uptime, memory_column, signal_name,
 };
-use crate::size::format_bytes;
+use crate::size::{format_bytes, format_limit};
 
 /// Runs `velos info`.
 pub fn run(target: &str, json: bool, style: Style) -> Result<()> {
@@ -106,6 +106,13 @@ fn details(process: &ProcessInfo, style: Style) -> String {
     if let Some(error) = &process.log_error {
         rows.push(("log error", error.clone()));
     }
+    if let Some(limit) = memory_limit_text(process) {
+        let at = rows
+            .iter()
+            .position(|(key, _)| *key == "memory")
+            .map_or(0, |i| i + 1);
+        rows.insert(at, ("memory limit", limit));
+    }
     if !process.listen.is_empty() {
         let at = rows
             .iter()
@@ -184,6 +191,17 @@ fn autorestart_text(process: &ProcessInfo) -> String {
     )
 }
 
+/// `512 MiB (whole tree), restart after 3s over it`, with a limit.
+fn memory_limit_text(process: &ProcessInfo) -> Option<String> {
+    let bytes = process.max_memory_bytes?;
+    let window = Duration::from_millis(process.max_memory_for_ms.unwrap_or_default());
+    Some(format!(
+        "{} (whole tree), restart after {} over it",
+        format_limit(bytes),
+        humantime::format_duration(window)
+    ))
+}
+
 /// `at 10.0 MiB, 5 rotated files kept`, or `off`.
 fn rotation_text(process: &ProcessInfo) -> String {
     match process.max_log_bytes {
@@ -256,6 +274,16 @@ log rotation  at 10.0 MiB, 5 rotated files kept
             "log rotation  off\n",
             "args          -\n",
             "pid           -\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
+        assert!(!text.contains("memory limit"), "{text}");
+        worker.max_memory_bytes = Some(512 << 20);
+        worker.max_memory_for_ms = Some(3000);
+        let text = details(&worker, Style::plain());
+        for line in [
+            "memory        -\n",
+            "memory limit  512 MiB (whole tree), restart after 3s over it\n",
         ] {
             assert!(text.contains(line), "{line:?} not in\n{text}");
         }

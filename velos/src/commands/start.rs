@@ -402,6 +402,8 @@ mod tests {
             no_autorestart: false,
             max_restarts: None,
             min_uptime: None,
+            max_memory_restart: None,
+            max_memory_for: None,
             max_log_size: None,
             log_files: None,
             listen: vec![],

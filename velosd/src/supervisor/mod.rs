@@ -38,6 +38,7 @@ use crate::follow::{FollowStream, Follower};
 use crate::launch::{Ending, launch};
 use crate::lifecycle::{Attempt, Event, Exit, Then, Timer};
 use crate::logs;
+use crate::memory_limit::{DEFAULT_WINDOW, MemoryLimit};
 use crate::orphans::{self, Stray};
 use crate::persist::{ListEncoder, StateWriter};
 use crate::state::{Entry, EnvPool, ProcessTable, Spec, Usage};
@@ -46,6 +47,7 @@ use crate::{process, procstat};
 mod execute;
 mod logfiles;
 mod reload;
+mod sampler;
 mod saved;
 mod signal;
 mod streams;
@@ -199,6 +201,8 @@ pub enum Command {
     Shutdown,
     /// SIGCHLD: collect exited children that no watcher waits for.
     Reap,
+    /// The memory sampler's tick: check the processes with a memory limit.
+    SampleMemory,
     /// `velosd --resurrect`: bring back `state.msgpack`.
     Resurrect,
 }
@@ -254,6 +258,9 @@ pub struct Supervisor {
     reap_pending: bool,
     /// A change asks for `state.msgpack` to be written once the batch is handled.
     persist_pending: std::cell::Cell<bool>,
+    /// The memory sampler's timer, while a process with a memory limit runs
+    /// (`sampler.rs`).
+    sampler: Option<smol::Task<()>>,
 }
 
 impl Supervisor {
@@ -285,6 +292,7 @@ impl Supervisor {
             waiters: HashMap::new(),
             reap_pending: false,
             persist_pending: std::cell::Cell::new(false),
+            sampler: None,
         }
     }
 
@@ -309,6 +317,7 @@ impl Supervisor {
     fn settle(&mut self) {
         self.settle_children();
         self.write_state();
+        self.start_sampler();
     }
 
     fn settle_children(&mut self) {
@@ -391,6 +400,7 @@ impl Supervisor {
                 }
             }
             Command::Reap => self.reap_pending = true,
+            Command::SampleMemory => self.sample_memory(),
             Command::Resurrect => self.resurrect_state(),
         }
     }
@@ -475,7 +485,7 @@ impl Supervisor {
                     .run()
                     .map(|run| escaped_of(&strays, id, run.number))
                     .unwrap_or_default();
-                sample_usage(entry, now, &escaped);
+                sample_usage(entry, now, &escaped, USAGE_INTERVAL);
             }
         }
         ids.iter()
@@ -713,6 +723,12 @@ impl Supervisor {
             min_uptime: params
                 .min_uptime_ms
                 .map_or(DEFAULT_MIN_UPTIME, Duration::from_millis),
+            max_memory: params.max_memory_bytes.map(|bytes| MemoryLimit {
+                bytes,
+                window: params
+                    .max_memory_for_ms
+                    .map_or(DEFAULT_WINDOW, Duration::from_millis),
+            }),
             max_log_bytes: params.max_log_bytes.filter(|max| *max > 0),
             log_files: params.log_files.unwrap_or(DEFAULT_LOG_FILES),
             interpreter_args: params.interpreter_args,
@@ -759,22 +775,24 @@ impl Supervisor {
 /// Refreshes the CPU and memory figures of a running entry: its whole tree, the leader,
 /// its descendants and `escaped` (the run's descendants that left it and came to us).
 ///
-/// At most once per [`USAGE_INTERVAL`] per process: a CPU percentage means something over
-/// a window, and `list` in a loop should not read `/proc` for every process every time.
-/// In a run's first [`USAGE_INTERVAL`] each request samples again (the program is still
-/// loading, so a figure from its first milliseconds would stand for a second), against
-/// the run's start. Never before exec: a child that still runs the daemon's binary is
-/// not sampled.
-fn sample_usage(entry: &mut Entry, now: Instant, escaped: &[u32]) {
+/// Not when the current run's figures are younger than `max_age` ([`USAGE_INTERVAL`] for
+/// `list` and `info`): a CPU percentage means something over a window, and `list` in a
+/// loop should not read `/proc` for every process every time. In a run's first
+/// [`USAGE_INTERVAL`] each request samples again (the program is still loading, so a
+/// figure from its first milliseconds would stand for a second), against the run's
+/// start. Never before exec: a child that still runs the daemon's binary is not sampled,
+/// and until its first sample a run shows no figures (not its predecessor's).
+fn sample_usage(entry: &mut Entry, now: Instant, escaped: &[u32], max_age: Duration) {
     let Some(run) = entry.lifecycle.run() else {
         entry.usage = Usage::default();
         return;
     };
-    let (pid, started_at) = (run.pid, run.since);
+    let (number, pid, started_at) = (run.number, run.pid, run.since);
     let young = now.saturating_duration_since(started_at) < USAGE_INTERVAL;
     if !young
+        && entry.usage.run == number
         && let Some((at, _)) = entry.cpu_sample
-        && now.saturating_duration_since(at) < USAGE_INTERVAL
+        && now.saturating_duration_since(at) < max_age
     {
         return;
     }
@@ -792,6 +810,7 @@ fn sample_usage(entry: &mut Entry, now: Instant, escaped: &[u32]) {
     let wall = now.saturating_duration_since(since).as_secs_f64();
     let cpu = sample.cpu.saturating_sub(cpu_before).as_secs_f64();
     entry.usage = Usage {
+        run: number,
         cpu_percent: (wall > 0.0).then(|| (cpu / wall * 1000.0).round() / 10.0),
         memory_bytes: Some(sample.rss_bytes),
     };

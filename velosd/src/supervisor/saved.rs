@@ -20,6 +20,7 @@ use velos_proto::{ProcessInfo, ProcessStatus, Saved, StartParams};
 use super::Supervisor;
 use crate::error::Error;
 use crate::lifecycle::Lifecycle;
+use crate::memory_limit::DEFAULT_WINDOW;
 use crate::persist::{self, ListEncoder, SavedList};
 
 /// What bringing back a saved list did.
@@ -208,6 +209,12 @@ fn refused_info(id: u32, name: String, params: &StartParams, reason: String) -> 
         max_restarts: params.max_restarts.unwrap_or_default(),
         min_uptime_ms: params.min_uptime_ms.unwrap_or_default(),
         max_log_bytes: params.max_log_bytes,
+        max_memory_bytes: params.max_memory_bytes,
+        max_memory_for_ms: params.max_memory_bytes.map(|_| {
+            params
+                .max_memory_for_ms
+                .unwrap_or(crate::state::millis(DEFAULT_WINDOW))
+        }),
         log_files: params.log_files.unwrap_or_default(),
         ..ProcessInfo::default()
     }

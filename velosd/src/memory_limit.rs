@@ -1,0 +1,148 @@
+//! The memory limit (`--max-memory-restart`): when a run's whole tree has stayed over it
+//! long enough to be restarted.
+//!
+//! The supervisor's sampler (`supervisor/sampler.rs`) feeds each sample of a run's tree
+//! to the process's [`OverLimit`]; the first sample over the limit starts the window, a
+//! sample at or under it ends it, and a sample over it once the window has passed says
+//! the run is to be restarted, once per run. A new run starts afresh, so a start-up
+//! spike shorter than the window is tolerated every time. No I/O happens here.
+
+use std::time::{Duration, Instant};
+
+/// How long a tree must stay over its limit, when the start request names no window.
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(3);
+
+/// A process's memory limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimit {
+    /// Resident bytes of the whole tree.
+    pub bytes: u64,
+    /// How long the tree must stay over them.
+    pub window: Duration,
+}
+
+/// Where one process's current run stands against its limit.
+#[derive(Debug, Default)]
+pub struct OverLimit {
+    /// The run the rest is about.
+    run: u64,
+    /// Since when its samples are over the limit (the first sample over it).
+    since: Option<Instant>,
+    /// Its restart was asked for: nothing more for this run.
+    asked: bool,
+}
+
+impl OverLimit {
+    /// Takes a sample of run `run`'s tree (`bytes`, taken at `now`) and says, once per
+    /// run, when it has been over `limit` for the whole window: the text of the restart's
+    /// reason, like `memory 612.3 MiB > 512 MiB for 3s`.
+    pub fn observe(
+        &mut self,
+        limit: &MemoryLimit,
+        run: u64,
+        bytes: u64,
+        now: Instant,
+    ) -> Option<String> {
+        if run != self.run {
+            *self = OverLimit {
+                run,
+                ..OverLimit::default()
+            };
+        }
+        if self.asked {
+            return None;
+        }
+        if bytes <= limit.bytes {
+            self.since = None;
+            return None;
+        }
+        let since = *self.since.get_or_insert(now);
+        if now.saturating_duration_since(since) < limit.window {
+            return None;
+        }
+        self.asked = true;
+        Some(format!(
+            "memory {} > {} for {}",
+            mebibytes(bytes),
+            mebibytes(limit.bytes),
+            humantime::format_duration(limit.window)
+        ))
+    }
+}
+
+/// Bytes in MiB: `512 MiB` when whole, else with one decimal (`612.3 MiB`), so that a
+/// figure just over its limit does not read as equal to it.
+fn mebibytes(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        let tenths = (bytes as f64 / MIB as f64 * 10.0).floor() / 10.0;
+        format!("{tenths:.1} MiB")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn limit() -> MemoryLimit {
+        MemoryLimit {
+            bytes: 512 * MIB,
+            window: DEFAULT_WINDOW,
+        }
+    }
+
+    #[test]
+    fn over_the_limit_for_the_whole_window_asks_once_per_run() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut over = OverLimit::default();
+        let bytes = 612 * MIB + 300 * 1024;
+        assert_eq!(over.observe(&limit(), 1, bytes, at(0)), None);
+        assert_eq!(over.observe(&limit(), 1, bytes, at(1000)), None);
+        assert_eq!(over.observe(&limit(), 1, bytes, at(2999)), None);
+        assert_eq!(
+            over.observe(&limit(), 1, bytes, at(3000)).as_deref(),
+            Some("memory 612.2 MiB > 512 MiB for 3s")
+        );
+        assert_eq!(
+            over.observe(&limit(), 1, bytes, at(4000)),
+            None,
+            "asked already"
+        );
+        // The next run starts afresh.
+        assert_eq!(over.observe(&limit(), 2, bytes, at(5000)), None);
+        assert!(over.observe(&limit(), 2, bytes, at(8000)).is_some());
+    }
+
+    #[test]
+    fn a_spike_shorter_than_the_window_is_tolerated() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut over = OverLimit::default();
+        assert_eq!(over.observe(&limit(), 1, 600 * MIB, at(0)), None);
+        assert_eq!(over.observe(&limit(), 1, 600 * MIB, at(1000)), None);
+        // At the limit is not over it: the window ends.
+        assert_eq!(over.observe(&limit(), 1, 512 * MIB, at(2000)), None);
+        assert_eq!(over.observe(&limit(), 1, 600 * MIB, at(3000)), None);
+        assert_eq!(over.observe(&limit(), 1, 600 * MIB, at(5000)), None);
+        assert!(over.observe(&limit(), 1, 600 * MIB, at(6000)).is_some());
+    }
+
+    #[test]
+    fn a_window_of_zero_asks_on_the_first_sample_over() {
+        let limit = MemoryLimit {
+            bytes: 100 * MIB,
+            window: Duration::ZERO,
+        };
+        let mut over = OverLimit::default();
+        assert_eq!(
+            over.observe(&limit, 1, 2 * 1024 * MIB, Instant::now())
+                .as_deref(),
+            Some("memory 2048 MiB > 100 MiB for 0s")
+        );
+    }
+}
