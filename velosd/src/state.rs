@@ -662,6 +662,26 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn info_shows_only_the_current_runs_figures() {
+        let mut entry = Entry::new(0, "api".into(), spec());
+        entry.handle(Event::Spawned {
+            run: 1,
+            pid: 10,
+            now: Instant::now(),
+        });
+        entry.usage = Usage {
+            run: 1,
+            cpu_percent: Some(50.0),
+            memory_bytes: Some(600 << 20),
+        };
+        assert_eq!(entry.info().memory_bytes, Some(600 << 20));
+        // A later run that has not been sampled yet (not exec'd, say) shows nothing.
+        entry.usage.run = 0;
+        let info = entry.info();
+        assert_eq!((info.cpu_percent, info.memory_bytes), (None, None));
+    }
+
+    #[test]
     fn info_shows_uptime_only_while_alive() {
         let mut entry = Entry::new(0, "api".into(), spec());
         assert_eq!(entry.info().uptime_ms, None);
