@@ -60,8 +60,8 @@ pub fn format_bytes(bytes: u64) -> String {
 pub fn format_limit(bytes: u64) -> String {
     match bytes {
         0 => "0 B".to_owned(),
-        _ if bytes % (1 << 30) == 0 => format!("{} GiB", bytes >> 30),
-        _ if bytes % (1 << 20) == 0 => format!("{} MiB", bytes >> 20),
+        _ if bytes.is_multiple_of(1 << 30) => format!("{} GiB", bytes >> 30),
+        _ if bytes.is_multiple_of(1 << 20) => format!("{} MiB", bytes >> 20),
         _ => format_bytes(bytes),
     }
 }

@@ -74,7 +74,7 @@ impl OverLimit {
 /// figure just over its limit does not read as equal to it.
 fn mebibytes(bytes: u64) -> String {
     const MIB: u64 = 1 << 20;
-    if bytes % MIB == 0 {
+    if bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
     } else {
         let tenths = (bytes as f64 / MIB as f64 * 10.0).floor() / 10.0;

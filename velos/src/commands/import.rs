@@ -186,7 +186,7 @@ fn duration(duration: Duration) -> toml::Value {
 /// velos.toml reads it.
 fn size(bytes: u64) -> String {
     for (unit, shift) in [("G", 30), ("M", 20), ("K", 10)] {
-        if bytes % (1 << shift) == 0 && bytes > 0 {
+        if bytes.is_multiple_of(1 << shift) && bytes > 0 {
             return format!("{}{unit}", bytes >> shift);
         }
     }
