@@ -75,7 +75,7 @@ fn a_js_ecosystem_file_using_dirname_env_and_env_production_imports_as_golden() 
         "ecosystem.config.js",
         &["--env", "production"],
         "warning: ecosystem.config.js: velos does not support these keys and ignores them: \
-         'web': max_memory_restart=\"300M\"; 'worker': cron_restart=\"0 3 * * *\"",
+         'worker': cron_restart=\"0 3 * * *\"",
     );
 }
 
@@ -106,8 +106,8 @@ fn a_pm2_dump_imports_as_golden() {
     imports_as_golden(
         "dump.pm2",
         &[],
-        "warning: dump.pm2: velos does not support these keys and ignores them: 'api': \
-         max_memory_restart=314572800; 'worker': cron_restart=\"0 3 * * *\"",
+        "warning: dump.pm2: velos does not support these keys and ignores them: 'worker': \
+         cron_restart=\"0 3 * * *\"",
     );
 }
 

@@ -51,7 +51,7 @@ pub enum Command {
     /// A path ending in `.toml` is a config file: every app in its `[[apps]]` tables is
     /// started (apps whose name is taken are skipped). Keys: name, script, args, cwd, env,
     /// interpreter, interpreter_args, autorestart, max_restarts, min_uptime, kill_timeout,
-    /// max_log_size, log_files, listen, ready, ready_timeout, instances, instance_var,
+    /// max_memory_restart, max_memory_for, max_log_size, log_files, listen, ready, ready_timeout, instances, instance_var,
     /// increment_var, kill_signal; paths are relative to the file. A PM2 ecosystem file
     /// (ecosystem.config.js, .cjs, .mjs, .json, .yaml, .yml) is read as PM2 reads it
     /// (JavaScript with node); `--env NAME` puts its env_NAME on top of env, `--only a,b`
