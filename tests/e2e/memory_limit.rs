@@ -20,7 +20,12 @@ fn rss_of(pid: i32) -> Option<u64> {
 
 /// The MiB figure at the start of a memory restart's detail: `memory 123.4 MiB > ...`.
 fn figure_of(detail: &str) -> Option<f64> {
-    detail.strip_prefix("memory ")?.split(' ').next()?.parse().ok()
+    detail
+        .strip_prefix("memory ")?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -51,13 +56,17 @@ fn a_child_growing_past_the_limit_restarts_the_app_once_with_the_trees_figure() 
     );
     // The SDK reports the tree's figure, as list and info do.
     let mut sdk = home.sdk();
-    wait_until(Duration::from_secs(5), "the SDK's figure over 100 MiB", || {
-        let info = sdk.info("hog").expect("process.info");
-        let memory = info.memory_bytes.unwrap_or(0);
-        (memory > 100 << 20 && info.restarts == 0)
-            .then_some(())
-            .ok_or(format!("{info:?}"))
-    });
+    wait_until(
+        Duration::from_secs(5),
+        "the SDK's figure over 100 MiB",
+        || {
+            let info = sdk.info("hog").expect("process.info");
+            let memory = info.memory_bytes.unwrap_or(0);
+            (memory > 100 << 20 && info.restarts == 0)
+                .then_some(())
+                .ok_or(format!("{info:?}"))
+        },
+    );
 
     let entry = wait_until(Duration::from_secs(20), "the memory restart", || {
         let entry = home.entry("hog");
@@ -149,6 +158,74 @@ fn a_spike_shorter_than_the_window_is_tolerated() {
         assert_eq!(entry["status"], "running", "{entry:#}");
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Context switches of every thread of `pid` so far: a thread that sleeps until something
+/// happens adds none.
+fn switches_of(pid: i32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|line| line.contains("ctxt_switches:"))
+                .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+/// How many times the daemon `pid` woke up over `window`, in which nobody asks it
+/// anything.
+fn wakeups_of(pid: i32, window: Duration) -> u64 {
+    let before = switches_of(pid);
+    std::thread::sleep(window);
+    switches_of(pid) - before
+}
+
+/// Waits until the daemon `pid` sleeps through 1.5 s (longer than a sampler's tick):
+/// what it does after a request (writing its list, ...) is done within a few of them.
+#[track_caller]
+fn wait_idle(pid: i32, what: &str) {
+    wait_until(Duration::from_secs(10), what, || {
+        match wakeups_of(pid, Duration::from_millis(1500)) {
+            0 => Ok(()),
+            woken => Err(format!("{woken} wakeups in 1.5 s")),
+        }
+    });
+}
+
+#[test]
+fn the_sampler_ticks_only_while_a_process_with_a_limit_runs() {
+    let home = TestHome::new();
+    let sleeper = fixture("sleeper.sh");
+    home.velos(&["start", &sleeper, "--name", "plain"])
+        .success();
+    let daemon = home.daemon_pid().expect("the daemon runs");
+    home.wait_running("plain");
+    wait_idle(daemon, "a daemon without limits to sleep");
+    home.velos(&[
+        "start",
+        &sleeper,
+        "--name",
+        "capped",
+        "--max-memory-restart",
+        "1G",
+    ])
+    .success();
+    home.wait_running("capped");
+    let woken = wakeups_of(daemon, Duration::from_millis(3500));
+    assert!(
+        woken >= 3,
+        "the sampler did not tick: {woken} wakeups in 3.5 s"
+    );
+    home.velos(&["stop", "capped"]).success();
+    // Its next tick finds no process with a limit running, and ends it.
+    wait_idle(daemon, "the sampler to end after the stop");
 }
 
 #[test]

@@ -525,9 +525,7 @@ fn min_uptime<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Durat
     bounded_duration(deserializer, MIN_UPTIME_MS)
 }
 
-fn memory_window<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Duration>, D::Error> {
+fn memory_window<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     bounded_duration(deserializer, MAX_MEMORY_FOR_MS)
 }
 

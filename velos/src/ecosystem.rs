@@ -1013,14 +1013,7 @@ mod tests {
         assert_eq!(p.max_memory, Some(300 << 20));
         assert!(app.cluster);
         let listed: Vec<&str> = app.unsupported.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(
-            listed,
-            [
-                "cron_restart",
-                "merge_logs",
-                "made_up_key"
-            ]
-        );
+        assert_eq!(listed, ["cron_restart", "merge_logs", "made_up_key"]);
     }
 
     #[test]
@@ -1032,7 +1025,11 @@ mod tests {
         assert_eq!(limit(serde_json::json!("300M")), Ok(300 << 20));
         assert_eq!(limit(serde_json::json!("1G")), Ok(1 << 30));
         assert_eq!(limit(serde_json::json!("2048K")), Ok(2 << 20));
-        assert!(!limit(serde_json::json!("512K")).unwrap_err().contains("bare"));
+        assert!(
+            !limit(serde_json::json!("512K"))
+                .unwrap_err()
+                .contains("bare")
+        );
         assert_eq!(limit(serde_json::json!(314_572_800)), Ok(300 << 20));
         assert_eq!(limit(serde_json::json!("314572800")), Ok(300 << 20));
         assert_eq!(

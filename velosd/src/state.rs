@@ -317,9 +317,8 @@ impl Entry {
         let life = &self.lifecycle;
         let alive = life.is_alive();
         // Figures of the current run only (a new run has none until sampled after exec).
-        let usage = Some(self.usage).filter(|usage| {
-            alive && life.run().is_some_and(|run| run.number == usage.run)
-        });
+        let usage = Some(self.usage)
+            .filter(|usage| alive && life.run().is_some_and(|run| run.number == usage.run));
         let exit = life.last_exit();
         ProcessInfo {
             id: self.id,

@@ -247,6 +247,9 @@ mod tests {
         assert_eq!(size(3 << 29), "1536M");
         assert_eq!(size(2 << 30), "2G");
         assert_eq!(size(1_500_000), "1500000B");
-        assert_eq!(crate::bounds::parse_memory_limit(&size(3 << 29)), Ok(3 << 29));
+        assert_eq!(
+            crate::bounds::parse_memory_limit(&size(3 << 29)),
+            Ok(3 << 29)
+        );
     }
 }
