@@ -4,8 +4,9 @@
 //! The supervisor's sampler (`supervisor/sampler.rs`) feeds each sample of a run's tree
 //! to the process's [`OverLimit`]; the first sample over the limit starts the window, a
 //! sample at or under it ends it, and a sample over it once the window has passed says
-//! the run is to be restarted, once per run. A new run starts afresh, so a start-up
-//! spike shorter than the window is tolerated every time. No I/O happens here.
+//! the run is to be restarted, once per run (or once more, after a replacement that
+//! failed). A new run starts afresh, so a start-up spike shorter than the window is
+//! tolerated every time. No I/O happens here.
 
 use std::time::{Duration, Instant};
 
@@ -70,6 +71,16 @@ impl OverLimit {
     }
 }
 
+impl OverLimit {
+    /// A replacement of the run is under way (a reload, this limit's own or another):
+    /// nothing is asked meanwhile, and should the run stay (its replacement failed), its
+    /// window starts again from its next sample.
+    pub fn pause(&mut self) {
+        self.since = None;
+        self.asked = false;
+    }
+}
+
 /// Bytes in MiB: `512 MiB` when whole, else with one decimal (`612.3 MiB`), so that a
 /// figure just over its limit does not read as equal to it.
 fn mebibytes(bytes: u64) -> String {
@@ -130,6 +141,20 @@ mod tests {
         assert_eq!(over.observe(&limit(), 1, 600 * MIB, at(3000)), None);
         assert_eq!(over.observe(&limit(), 1, 600 * MIB, at(5000)), None);
         assert!(over.observe(&limit(), 1, 600 * MIB, at(6000)).is_some());
+    }
+
+    #[test]
+    fn a_run_whose_replacement_failed_gets_a_new_window() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut over = OverLimit::default();
+        assert_eq!(over.observe(&limit(), 1, 600 * MIB, at(0)), None);
+        assert!(over.observe(&limit(), 1, 600 * MIB, at(3000)).is_some());
+        // Reloaded behind readiness; the replacement was never ready.
+        over.pause();
+        assert_eq!(over.observe(&limit(), 1, 600 * MIB, at(9000)), None);
+        assert_eq!(over.observe(&limit(), 1, 600 * MIB, at(11000)), None);
+        assert!(over.observe(&limit(), 1, 600 * MIB, at(12000)).is_some());
     }
 
     #[test]

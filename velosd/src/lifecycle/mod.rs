@@ -280,7 +280,6 @@ impl Lifecycle {
     }
 
     /// A reload's second run, while there is one.
-    #[cfg(test)]
     pub fn second(&self) -> Option<&Second> {
         self.second.as_ref()
     }

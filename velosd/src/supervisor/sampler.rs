@@ -72,8 +72,14 @@ impl Supervisor {
                 continue;
             };
             sample_usage(entry, now, &escaped_of(&strays, id, run), FRESH);
-            // Only a running process is restarted: one starting, stopping or being
-            // replaced has its own course.
+            if entry.lifecycle.second().is_some() {
+                // Being replaced (a reload): its own course; a failed one leaves the run,
+                // which gets a new window.
+                entry.over_limit.pause();
+                continue;
+            }
+            // Only a running process is restarted: one starting or stopping has its own
+            // course.
             if entry.lifecycle.status() != ProcessStatus::Running || entry.usage.run != run {
                 continue;
             }
