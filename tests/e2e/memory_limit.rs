@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use velos_proto::{EventKind, Stream};
+use velos_proto::{EventKind, RestartReason, Stream};
 
 use crate::harness::{TestHome, fixture, wait_until};
 
@@ -98,11 +98,17 @@ fn a_child_growing_past_the_limit_restarts_the_app_once_with_the_trees_figure() 
     events.until("the memory restart's event", |event| {
         event.name == "hog"
             && matches!(event.kind, EventKind::Restarting | EventKind::Started)
+            && event.restart_reason == Some(RestartReason::Memory)
             && event.reason.as_deref() == Some(detail)
     });
     let info = home.velos(&["info", "hog"]);
     info.success();
-    assert!(info.stdout_str().contains(detail), "{info}");
+    let text = info.stdout_str();
+    assert!(
+        text.contains(&format!("restarted     {detail} (memory)"))
+            && text.contains("restarts      1 (memory 1)"),
+        "{info}"
+    );
 
     // The next run stays small: no second restart over a whole window and more.
     home.wait_log("hog", Stream::Out, "small run");

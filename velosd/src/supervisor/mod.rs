@@ -185,10 +185,6 @@ pub enum Command {
     /// `id` to be started again: reloaded with a ready mode, else restarted; remembered
     /// during a reload and carried out after it; nothing when it is not running, except
     /// that a file change starts an errored app (`Lifecycle`, `Event::Trigger`).
-    #[allow(
-        dead_code,
-        reason = "the API of the restart triggers (watch, memory, cron), sent as each lands"
-    )]
     Trigger {
         /// Which process.
         id: u32,

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use velos_proto::ProcessStatus;
+use velos_proto::{ProcessStatus, RestartReason};
 
 use super::{Command, Supervisor, escaped_of, sample_usage};
 use crate::orphans;
@@ -92,8 +92,12 @@ impl Supervisor {
             }
         }
         for (id, detail) in over {
-            // WIP until the trigger API lands: Command::Trigger { id, reason: Memory, detail }.
-            crate::log(format_args!("WIP memory trigger for id {id}: {detail}"));
+            // Our own inbox, which is unbounded: handled with the next batch.
+            let _ = self.commands.try_send(Command::Trigger {
+                id,
+                reason: RestartReason::Memory,
+                detail,
+            });
         }
     }
 }
