@@ -173,6 +173,9 @@ mod stop_signal;
 // `velos logs` on a real pty: control characters escaped unless --raw; names lined up.
 mod terminal;
 
+// `--restart always|on-failure|never` and `--stop-exit-codes`: which exits are restarted.
+mod restart_policy;
+
 // Restart triggers: restarts counted by reason (crash, manual, cron, ...) with the latest one
 // and its cause in `info`.
 mod triggers;

@@ -96,8 +96,7 @@ fn a_yaml_ecosystem_file_imports_as_golden() {
         "ecosystem.yaml",
         &["--env", "production"],
         "warning: ecosystem.yaml: velos does not support these keys and ignores them: \
-         'worker': watch=[\".\"], ignore_watch=[\"node_modules\"]; 'server': \
-         stop_exit_codes=[0]",
+         'worker': watch=[\".\"], ignore_watch=[\"node_modules\"]",
     );
 }
 

@@ -59,7 +59,8 @@ pub use request::{
 };
 pub use response::{
     EventKind, LastRestart, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,
-    ProcessStatus, ReloadOutcome, ReloadResult, RestartCounts, RestartReason, Saved, Stream,
+    ProcessStatus, ReloadOutcome, ReloadResult, RestartCounts, RestartMode, RestartReason, Saved,
+    Stream,
 };
 pub use rpc::Envelope;
 pub use script::ScriptError;

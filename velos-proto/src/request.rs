@@ -213,6 +213,14 @@ pub struct StartParams {
     /// SIGTERM when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kill_signal: Option<String>,
+    /// Which exits are restarted (`always`, `on-failure`, `never`); `on-failure` when
+    /// absent, or `never` when `autorestart` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<crate::RestartMode>,
+    /// Exit codes that are a clean stop: never restarted, shown `stopped` (PM2's
+    /// `stop_exit_codes`). None when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop_exit_codes: Vec<u8>,
 }
 
 // Hand-written: the environment is long and may hold secrets.
@@ -241,6 +249,8 @@ impl std::fmt::Debug for StartParams {
             .field("instance_var", &self.instance_var)
             .field("increment_var", &self.increment_var)
             .field("kill_signal", &self.kill_signal)
+            .field("restart", &self.restart)
+            .field("stop_exit_codes", &self.stop_exit_codes)
             .finish()
     }
 }
@@ -615,6 +625,8 @@ mod tests {
             instance_var: Some("INSTANCE_ID".into()),
             increment_var: Some("PORT".into()),
             kill_signal: Some("SIGINT".into()),
+            restart: Some(crate::RestartMode::Always),
+            stop_exit_codes: vec![0, 3],
         }));
         round_trip(Request::Scale(ScaleParams {
             name: "web".into(),

@@ -138,9 +138,17 @@ pub struct ProcessInfo {
     /// write succeeds again.
     #[serde(default)]
     pub log_error: Option<String>,
-    /// Whether velos starts it again when it exits unexpectedly.
+    /// Whether velos starts it again when it exits unexpectedly (`restart` is not
+    /// `never`).
     #[serde(default)]
     pub autorestart: bool,
+    /// Which exits are restarted: `always`, `on-failure` or `never` (a daemon without
+    /// restart modes sends none: then `autorestart` says on-failure or never).
+    #[serde(default)]
+    pub restart: RestartMode,
+    /// Exit codes that are a clean stop, never restarted.
+    #[serde(default)]
+    pub stop_exit_codes: Vec<u8>,
     /// Quick failures in a row after which velos gives up.
     #[serde(default)]
     pub max_restarts: u32,
@@ -199,6 +207,56 @@ pub struct ProcessInfo {
     /// The latest restart: its reason, what caused it and when.
     #[serde(default)]
     pub last_restart: Option<LastRestart>,
+}
+
+/// Which exits of a process the restart policy restarts (`--restart`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartMode {
+    /// Every exit nobody asked for, exit code 0 included (PM2's habit).
+    Always,
+    /// An exit with a non-zero code, or by a signal nobody sent; exit code 0 is a stop.
+    #[default]
+    OnFailure,
+    /// None: a failure stays `errored`.
+    Never,
+    /// A mode this version does not know (from a newer daemon); a daemon refuses it.
+    #[serde(other)]
+    Unknown,
+}
+
+impl RestartMode {
+    /// The word used on the wire and on the command line (`on-failure`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartMode::Always => "always",
+            RestartMode::OnFailure => "on-failure",
+            RestartMode::Never => "never",
+            RestartMode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for RestartMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RestartMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<RestartMode, String> {
+        match text {
+            "always" => Ok(RestartMode::Always),
+            "on-failure" => Ok(RestartMode::OnFailure),
+            "never" => Ok(RestartMode::Never),
+            _ => Err(format!(
+                "unknown restart mode '{}': use always, on-failure or never",
+                crate::echo(text)
+            )),
+        }
+    }
 }
 
 /// Why a process was started again (`restart_counts`, `last_restart`, and the

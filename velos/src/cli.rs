@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use velos_proto::RestartMode;
+
 use crate::bounds;
 use crate::commands::log_filter::TimePoint;
 use crate::process_args::ProcessArgs;
@@ -45,13 +47,15 @@ pub enum Command {
     /// http.server 8000"`). The process gets
     /// this shell's environment (plus --env) and working directory (or --cwd), which velos
     /// remembers for restarts. A process that exits unexpectedly is started again after a
-    /// backoff (100 ms, doubling up to 15 s) unless --no-autorestart; after --max-restarts
-    /// quick failures in a row it is left `errored`.
+    /// backoff (100 ms, doubling up to 15 s) unless --restart never (--no-autorestart);
+    /// after --max-restarts quick failures in a row it is left `errored`. An exit with code
+    /// 0 or one of --stop-exit-codes is a stop, unless --restart always (as PM2).
     ///
     /// A path ending in `.toml` is a config file: every app in its `[[apps]]` tables is
     /// started (apps whose name is taken are skipped). Keys: name, script, args, cwd, env,
-    /// interpreter, interpreter_args, autorestart, max_restarts, min_uptime, kill_timeout,
-    /// max_memory_restart, max_memory_for, max_log_size, log_files, listen, ready, ready_timeout, instances, instance_var,
+    /// interpreter, interpreter_args, autorestart, restart, stop_exit_codes, max_restarts,
+    /// min_uptime, kill_timeout, max_memory_restart, max_memory_for, max_log_size, log_files,
+    /// listen, ready, ready_timeout, instances, instance_var,
     /// increment_var, kill_signal; paths are relative to the file. A PM2 ecosystem file
     /// (ecosystem.config.js, .cjs, .mjs, .json, .yaml, .yml) is read as PM2 reads it
     /// (JavaScript with node); `--env NAME` puts its env_NAME on top of env, `--only a,b`
@@ -432,9 +436,26 @@ pub struct StartArgs {
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub only: Vec<String>,
 
-    /// Do not start it again when it exits unexpectedly (non-zero, or a signal).
+    /// Do not start it again when it exits unexpectedly (non-zero, or a signal): --restart never.
     #[arg(long)]
     pub no_autorestart: bool,
+
+    /// Which exits start it again: always (any exit, code 0 too, as PM2 does), on-failure (a non-zero code or a signal nobody sent), never [default: on-failure].
+    ///
+    /// Example: velos start worker.js --restart always
+    #[arg(long, value_name = "MODE", value_parser = parse_restart, conflicts_with = "no_autorestart")]
+    pub restart: Option<RestartMode>,
+
+    /// Exit codes that are a clean stop, comma-separated, 0 to 255: not restarted, shown stopped (PM2's stop_exit_codes).
+    ///
+    /// Example: velos start job.sh --restart always --stop-exit-codes 0,3
+    #[arg(
+        long,
+        value_name = "CODE[,CODE]",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(u8)
+    )]
+    pub stop_exit_codes: Vec<u8>,
 
     /// Quick failures in a row after which velos gives up and leaves it errored, 0 to 1000000 [default: 16].
     #[arg(long, value_name = "N", value_parser = bounds::parse_max_restarts)]
@@ -559,6 +580,8 @@ impl StartArgs {
             env,
             kill_timeout: self.kill_timeout,
             autorestart: self.no_autorestart.then_some(false),
+            restart: self.restart,
+            stop_exit_codes: self.stop_exit_codes,
             max_restarts: self.max_restarts,
             min_uptime: self.min_uptime,
             max_memory: self.max_memory_restart,
@@ -585,6 +608,8 @@ impl StartArgs {
             (self.cwd.is_some(), "--cwd"),
             (!self.env_vars().is_empty(), "--env KEY=VALUE"),
             (self.no_autorestart, "--no-autorestart"),
+            (self.restart.is_some(), "--restart"),
+            (!self.stop_exit_codes.is_empty(), "--stop-exit-codes"),
             (self.max_restarts.is_some(), "--max-restarts"),
             (self.min_uptime.is_some(), "--min-uptime"),
             (self.max_memory_restart.is_some(), "--max-memory-restart"),
@@ -716,6 +741,11 @@ fn parse_regex(text: &str) -> Result<regex_lite::Regex, String> {
 pub struct Words(pub Vec<String>);
 
 /// Reads words as a shell splits them (quotes respected, nothing expanded).
+/// `--restart MODE`.
+fn parse_restart(text: &str) -> Result<RestartMode, String> {
+    text.parse()
+}
+
 fn parse_words(text: &str) -> Result<Words, String> {
     shlex::split(text)
         .map(Words)

@@ -11,6 +11,8 @@
 //! interpreter = "node"
 //! interpreter_args = ["--max-old-space-size=512"]
 //! autorestart = true
+//! restart = "always"          # or "on-failure" (the default), "never"; wins over autorestart
+//! stop_exit_codes = [0, 3]    # exits that are a clean stop, never restarted
 //! max_restarts = 16
 //! min_uptime = "1s"           # or milliseconds: 1000
 //! kill_timeout = "5s"         # or milliseconds: 5000
@@ -170,6 +172,10 @@ struct App {
     increment_var: Option<String>,
     #[serde(default, deserialize_with = "kill_signal")]
     kill_signal: Option<String>,
+    #[serde(default, deserialize_with = "restart")]
+    restart: Option<velos_proto::RestartMode>,
+    #[serde(default, deserialize_with = "stop_exit_codes")]
+    stop_exit_codes: Vec<u8>,
 }
 
 impl Config {
@@ -299,6 +305,8 @@ impl Config {
                 instance_var: app.instance_var,
                 increment_var: app.increment_var,
                 kill_signal: app.kill_signal,
+                restart: app.restart,
+                stop_exit_codes: app.stop_exit_codes,
             };
             apps.push(ConfigApp {
                 name,
@@ -559,6 +567,40 @@ fn kill_signal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Stri
         .map_err(de::Error::custom)
 }
 
+/// `restart = "always"`.
+fn restart<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<velos_proto::RestartMode>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map(Some).map_err(de::Error::custom)
+}
+
+/// `stop_exit_codes = [0, 3]`, or one code: `stop_exit_codes = 3`.
+fn stop_exit_codes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(i64),
+        Many(Vec<i64>),
+    }
+    let codes = match OneOrMany::deserialize(deserializer)
+        .map_err(|_| de::Error::custom("write exit codes from 0 to 255: 3, or [0, 3]"))?
+    {
+        OneOrMany::One(code) => vec![code],
+        OneOrMany::Many(codes) => codes,
+    };
+    codes
+        .into_iter()
+        .map(|code| {
+            u8::try_from(code).map_err(|_| {
+                de::Error::custom(format!(
+                    "exit code {code} is out of range: allowed 0 to 255"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// A count within `range`.
 fn bounded_count<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -628,6 +670,8 @@ args = ["--port", "3000"]
 env = { NODE_ENV = "production", PORT = 3000, DEBUG = false }
 interpreter = "node"
 autorestart = false
+restart = "always"
+stop_exit_codes = [0, 3]
 max_restarts = 3
 min_uptime = "2s"
 kill_timeout = 1500
@@ -667,6 +711,8 @@ cwd = "data"
         assert_eq!(env["NODE_ENV"], "production");
         assert_eq!(env["DEBUG"], "false");
         assert_eq!(api.autorestart, Some(false));
+        assert_eq!(api.restart, Some(velos_proto::RestartMode::Always));
+        assert_eq!(api.stop_exit_codes, [0, 3]);
         assert_eq!(api.max_restarts, Some(3));
         assert_eq!(api.min_uptime_ms, Some(2000));
         assert_eq!(api.kill_timeout_ms, Some(1500));
@@ -710,6 +756,30 @@ cwd = "data"
             error.contains("0s is shorter than the minimum, 1ms"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_bad_restart_mode_or_exit_code_names_its_line() {
+        let app = "[[apps]]\nname = \"api\"\nscript = \"app.js\"\n";
+        let error = Project::new(&format!("{app}restart = \"sometimes\"\n")).error();
+        assert!(
+            error.starts_with("velos.toml line 4: ")
+                && error
+                    .contains("unknown restart mode 'sometimes': use always, on-failure or never"),
+            "{error}"
+        );
+        let error = Project::new(&format!("{app}stop_exit_codes = [3, 256]\n")).error();
+        assert!(
+            error.contains("exit code 256 is out of range: allowed 0 to 255"),
+            "{error}"
+        );
+        let config = Project::new(&format!("{app}stop_exit_codes = 3\n"));
+        let params = config
+            .load()
+            .unwrap()
+            .start_params("api", &BTreeMap::new())
+            .unwrap();
+        assert_eq!(params.stop_exit_codes, [3]);
     }
 
     #[test]

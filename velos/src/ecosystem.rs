@@ -432,7 +432,7 @@ const KEYS: &[(&str, &[&str], Key)] = &[
     ("listen_timeout", &[], Maps(ready_timeout)),
     ("wait_ready", &[], Maps(wait_ready)),
     ("shutdown_with_message", &[], Unsupported(is_false)),
-    ("stop_exit_codes", &[], Unsupported(|_| false)),
+    ("stop_exit_codes", &[], Maps(stop_exit_codes)),
     (
         "out_file",
         &["out", "output", "out_log"],
@@ -498,6 +498,25 @@ fn number(value: &Value) -> Option<f64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+}
+
+/// `stop_exit_codes`: one code or an array of them, each 0 to 255.
+fn stop_exit_codes(process: &mut ProcessArgs, value: &Value) -> Result<(), String> {
+    let items = match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        one => vec![one],
+    };
+    process.stop_exit_codes = items
+        .into_iter()
+        .map(|item| {
+            number(item)
+                .filter(|n| n.fract() == 0.0 && (0.0..=255.0).contains(n))
+                .map(|n| n as u8)
+                .ok_or_else(|| format!("expected exit codes from 0 to 255, got {}", short(item)))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(())
 }
 
 fn boolean(value: &Value) -> Result<bool, String> {
@@ -979,6 +998,7 @@ mod tests {
             "merge_logs": true,
             "wait_ready": true,
             "listen_timeout": 8000,
+            "stop_exit_codes": [0, "3"],
             "made_up_key": 1,
         }));
         assert_eq!(app.name, "api");
@@ -1011,6 +1031,7 @@ mod tests {
         );
         assert_eq!(p.instances, Some(4));
         assert_eq!(p.max_memory, Some(300 << 20));
+        assert_eq!(p.stop_exit_codes, [0, 3]);
         assert!(app.cluster);
         let listed: Vec<&str> = app.unsupported.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(listed, ["cron_restart", "merge_logs", "made_up_key"]);

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use velos_proto::home::{ProcessNameError, process_name};
 use velos_proto::script::{find_program, utf8};
-use velos_proto::{StartParams, echo};
+use velos_proto::{RestartMode, StartParams, echo};
 
 /// One process to start, as parsed: typed values, paths as written.
 #[derive(Clone, Default)]
@@ -74,6 +74,10 @@ pub struct ProcessArgs {
     pub increment_var: Option<String>,
     /// The stop signal, by name (already checked).
     pub kill_signal: Option<String>,
+    /// Which exits are restarted; wins over `autorestart`.
+    pub restart: Option<RestartMode>,
+    /// Exit codes that are a clean stop.
+    pub stop_exit_codes: Vec<u8>,
 }
 
 // Hand-written: the environment may hold secrets.
@@ -180,6 +184,8 @@ impl ProcessArgs {
             instance_var: self.instance_var,
             increment_var: self.increment_var,
             kill_signal: self.kill_signal,
+            restart: self.restart,
+            stop_exit_codes: self.stop_exit_codes,
         })
     }
 }

@@ -175,6 +175,9 @@ pub enum Error {
         /// The one process it names (name, id, status), when it names one.
         only: Option<(String, u32, velos_proto::ProcessStatus)>,
     },
+    /// `restart` is a mode this daemon does not know.
+    #[error("unknown restart mode: use always, on-failure or never")]
+    BadRestartMode,
     /// `process.scale` with neither or both of `to` and `by`.
     #[error("process.scale takes one of 'to' (a count) or 'by' (a change)")]
     ScaleCount,
@@ -223,6 +226,7 @@ impl Error {
             | Error::BadInstanceVar(_)
             | Error::BadSignal(_)
             | Error::NotRunning { .. }
+            | Error::BadRestartMode
             | Error::ScaleCount
             | Error::ScaleToNone { .. }
             | Error::ReloadInProgress(_) => ErrorCode::InvalidParams,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustix::process::Signal;
-use velos_proto::{LastRestart, ProcessInfo, ReadyMode, StartParams, Target};
+use velos_proto::{LastRestart, ProcessInfo, ReadyMode, RestartMode, StartParams, Target};
 
 use crate::error::Error;
 use crate::lifecycle::{Cause, Decision, Event, Lifecycle, Policy, Restarted, Settings};
@@ -46,8 +46,10 @@ pub struct Spec {
     pub out_log: PathBuf,
     /// The stderr log.
     pub err_log: PathBuf,
-    /// Start it again when it exits unexpectedly.
-    pub autorestart: bool,
+    /// Which exits are restarted (never [`RestartMode::Unknown`]).
+    pub restart: RestartMode,
+    /// Exit codes that are a clean stop, sorted, each once.
+    pub stop_exit_codes: Vec<u8>,
     /// Quick failures in a row before giving up.
     pub max_restarts: u32,
     /// How long a run must last to count as a success.
@@ -118,7 +120,7 @@ impl Spec {
             cwd: Some(self.cwd.to_string_lossy().into_owned()),
             env: None,
             kill_timeout_ms: Some(millis(self.kill_timeout)),
-            autorestart: Some(self.autorestart),
+            autorestart: Some(self.restart != RestartMode::Never),
             max_restarts: Some(self.max_restarts),
             min_uptime_ms: Some(millis(self.min_uptime)),
             max_memory_bytes: self.max_memory.map(|limit| limit.bytes),
@@ -134,6 +136,8 @@ impl Spec {
             instance_var: self.instance_var.clone(),
             increment_var: self.increment_var.clone(),
             kill_signal: Some(self.kill_signal_name().to_owned()),
+            restart: Some(self.restart),
+            stop_exit_codes: self.stop_exit_codes.clone(),
         }
     }
 
@@ -297,11 +301,12 @@ impl Entry {
             kill_timeout: self.spec.kill_timeout,
             kill_signal: self.spec.kill_signal,
             policy: Policy {
-                autorestart: self.spec.autorestart,
+                restart: self.spec.restart,
                 max_restarts: self.spec.max_restarts,
                 min_uptime: self.spec.min_uptime,
             },
             ready_timeout: self.spec.ready.as_ref().map(|_| self.spec.ready_timeout),
+            stop_exit_codes: &self.spec.stop_exit_codes,
         };
         self.lifecycle.handle(event, &settings)
     }
@@ -339,7 +344,9 @@ impl Entry {
             err_log: to_string(&self.spec.err_log),
             error: life.error().map(str::to_owned),
             log_error: crate::logs::lock(&self.ring).write_error.clone(),
-            autorestart: self.spec.autorestart,
+            autorestart: self.spec.restart != RestartMode::Never,
+            restart: self.spec.restart,
+            stop_exit_codes: self.spec.stop_exit_codes.clone(),
             max_restarts: self.spec.max_restarts,
             min_uptime_ms: millis(self.spec.min_uptime),
             max_log_bytes: self.spec.max_log_bytes,
@@ -542,7 +549,8 @@ pub(crate) mod tests {
             out_log: "/h/logs/app-out.log".into(),
             err_log: "/h/logs/app-err.log".into(),
             requested_interpreter: None,
-            autorestart: true,
+            restart: RestartMode::OnFailure,
+            stop_exit_codes: vec![],
             max_restarts: 16,
             min_uptime: Duration::from_secs(1),
             max_memory: None,
@@ -564,6 +572,17 @@ pub(crate) mod tests {
         assert_eq!(params.kill_timeout_ms, Some(5000));
         assert_eq!(params.kill_signal.as_deref(), Some("SIGTERM"));
         assert_eq!(params.autorestart, Some(true));
+        assert_eq!(params.restart, Some(RestartMode::OnFailure));
+        let never = Spec {
+            restart: RestartMode::Never,
+            stop_exit_codes: vec![0, 3],
+            ..spec()
+        }
+        .params("api");
+        assert_eq!(
+            (never.autorestart, never.restart, never.stop_exit_codes),
+            (Some(false), Some(RestartMode::Never), vec![0, 3])
+        );
         assert_eq!(params.script, "/srv/app.js");
     }
 

@@ -131,6 +131,17 @@ fn app_lines(text: &mut String, process: &ProcessArgs, workdir: &Path, out_dir: 
     if let Some(autorestart) = process.autorestart {
         push(text, "autorestart", toml::Value::from(autorestart));
     }
+    if let Some(restart) = process.restart {
+        push(text, "restart", toml::Value::from(restart.as_str()));
+    }
+    if !process.stop_exit_codes.is_empty() {
+        let codes = process
+            .stop_exit_codes
+            .iter()
+            .map(|&code| toml::Value::from(i64::from(code)))
+            .collect();
+        push(text, "stop_exit_codes", toml::Value::Array(codes));
+    }
     if let Some(max_restarts) = process.max_restarts {
         push(
             text,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use futures_lite::future::block_on;
-use velos_proto::{ProcessInfo, ProcessStatus, RestartReason, Target};
+use velos_proto::{ProcessInfo, ProcessStatus, RestartMode, RestartReason, Target};
 
 use super::{daemon, explain};
 use crate::output::{
@@ -85,6 +85,7 @@ fn details(process: &ProcessInfo, style: Style) -> String {
         ("args", args_text(&process.args)),
         ("cwd", process.cwd.clone()),
         ("autorestart", autorestart_text(process)),
+        ("stop exit codes", stop_exit_codes_text(process)),
         (
             "kill timeout",
             humantime::format_duration(Duration::from_millis(process.kill_timeout_ms)).to_string(),
@@ -113,6 +114,8 @@ fn details(process: &ProcessInfo, style: Style) -> String {
             .map_or(0, |i| i + 1);
         rows.insert(at, ("memory limit", limit));
     }
+    // Only when it has some.
+    rows.retain(|(key, value)| *key != "stop exit codes" || !value.is_empty());
     if !process.listen.is_empty() {
         let at = rows
             .iter()
@@ -179,13 +182,18 @@ fn args_text(args: &[String]) -> String {
         .join(" ")
 }
 
-/// `on (gives up after 16 quick failures in a row; a run of 1s is not quick)`, or `off`.
+/// `on (gives up after 16 quick failures in a row; a run of 1s is not quick)`, `always
+/// (...)` when an exit 0 is restarted too, or `off`.
 fn autorestart_text(process: &ProcessInfo) -> String {
-    if !process.autorestart {
+    if !process.autorestart || process.restart == RestartMode::Never {
         return "off".to_owned();
     }
+    let (mode, exits) = match process.restart {
+        RestartMode::Always => ("always", "exits (code 0 too)"),
+        _ => ("on", "failures"),
+    };
     format!(
-        "on (gives up after {} quick failures in a row; a run of {} is not quick)",
+        "{mode} (gives up after {} quick {exits} in a row; a run of {} is not quick)",
         process.max_restarts,
         humantime::format_duration(Duration::from_millis(process.min_uptime_ms))
     )
@@ -200,6 +208,16 @@ fn memory_limit_text(process: &ProcessInfo) -> Option<String> {
         format_limit(bytes),
         humantime::format_duration(window)
     ))
+}
+
+/// `0, 3`: the exit codes that are a clean stop (empty without any).
+fn stop_exit_codes_text(process: &ProcessInfo) -> String {
+    process
+        .stop_exit_codes
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `at 10.0 MiB, 5 rotated files kept`, or `off`.
@@ -307,6 +325,15 @@ log rotation  at 10.0 MiB, 5 rotated files kept
         for line in [
             "restarts      3 (crash 1, cron 2)\n",
             "restarted     cron 0 3 * * * (cron) at 2023-11-14T22:13:20.000Z\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
+        api.restart = RestartMode::Always;
+        api.stop_exit_codes = vec![0, 3];
+        let text = details(&api, Style::plain());
+        for line in [
+            "autorestart      always (gives up after 16 quick exits (code 0 too) in a row; a run of 1s is not quick)\n",
+            "stop exit codes  0, 3\n",
         ] {
             assert!(text.contains(line), "{line:?} not in\n{text}");
         }

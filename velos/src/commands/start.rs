@@ -400,6 +400,8 @@ mod tests {
             cwd: None,
             env: vec![],
             no_autorestart: false,
+            restart: None,
+            stop_exit_codes: vec![],
             max_restarts: None,
             min_uptime: None,
             max_memory_restart: None,

@@ -58,8 +58,8 @@ mod tests;
 
 pub use event::{Attempt, Cause, Decision, Event, Exit, Report, Restarted, Run, Then, Timer};
 
+use policy::{ExitKind, Verdict, daemonized, left_behind_reason, status_after_exit};
 pub use policy::{Policy, Settings};
-use policy::{Verdict, daemonized, left_behind_reason, status_after_exit};
 
 /// Where a process is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -544,7 +544,8 @@ impl Lifecycle {
                 }
             }
 
-            // A run ended by itself: exit code 0 is stopped, anything else a failure.
+            // A run ended by itself: exit code 0 (unless it is restarted always) and the
+            // stop exit codes are stopped, anything else goes to the restart policy.
             (
                 State::Starting { run } | State::Running { run },
                 Event::Exited {
@@ -555,7 +556,7 @@ impl Lifecycle {
             ) if run.number == number => {
                 self.last_exit = Some(exit);
                 out.push(exited(&run, exit, None));
-                if status_after_exit(ProcessStatus::Running, exit) == ProcessStatus::Stopped {
+                if settings.exit_kind(exit) == ExitKind::Stop {
                     State::Stopped
                 } else {
                     let lasted = now.saturating_duration_since(run.since);

@@ -4,15 +4,15 @@
 
 use std::time::Duration;
 
-use velos_proto::ProcessStatus;
+use velos_proto::{ProcessStatus, RestartMode};
 
 use super::Exit;
 
 /// When velos restarts a process that failed: the settings of its restart policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// Restart at all.
-    pub autorestart: bool,
+    /// Which exits are restarted.
+    pub restart: RestartMode,
     /// Quick failures in a row before giving up.
     pub max_restarts: u32,
     /// How long a run must last to count as a success (and reset the backoff).
@@ -35,7 +35,7 @@ impl Policy {
     /// failures in a row after it (`quick_failures` before it). A run that lasted
     /// `min_uptime` starts the count afresh.
     pub fn judge(&self, quick_failures: u32, lasted: Duration) -> (Verdict, u32) {
-        if !self.autorestart {
+        if matches!(self.restart, RestartMode::Never | RestartMode::Unknown) {
             return (Verdict::Never, quick_failures);
         }
         let failures = if lasted >= self.min_uptime {
@@ -74,6 +74,35 @@ pub struct Settings<'a> {
     /// How long it may take to be ready, when it has a ready mode (without one it is
     /// `running` from its spawn).
     pub ready_timeout: Option<Duration>,
+    /// Exit codes that are a clean stop, never restarted.
+    pub stop_exit_codes: &'a [u8],
+}
+
+/// What an exit nobody asked for is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitKind {
+    /// A clean stop: `stopped`, not restarted.
+    Stop,
+    /// For the restart policy: restarted after the backoff (or left `errored`).
+    Restart,
+}
+
+impl Settings<'_> {
+    /// What an exit nobody asked for is: one of the stop exit codes is a stop; exit code
+    /// 0 is a stop, except with `restart = always`; anything else goes to the restart
+    /// policy.
+    pub fn exit_kind(&self, exit: Exit) -> ExitKind {
+        let code = exit.code.and_then(|code| u8::try_from(code).ok());
+        if code.is_some_and(|code| self.stop_exit_codes.contains(&code)) {
+            return ExitKind::Stop;
+        }
+        if self.policy.restart != RestartMode::Always
+            && status_after_exit(ProcessStatus::Running, exit) == ProcessStatus::Stopped
+        {
+            return ExitKind::Stop;
+        }
+        ExitKind::Restart
+    }
 }
 
 /// The status after a run ended: asked-for stops and exit code 0 are `stopped`; a
@@ -151,6 +180,50 @@ mod tests {
             code: None,
             signal: Some(signal),
         }
+    }
+
+    #[test]
+    fn which_exits_are_restarted_depends_on_the_mode_and_the_stop_exit_codes() {
+        let settings = |restart, stop_exit_codes| Settings {
+            name: "api",
+            kill_timeout: Duration::from_secs(5),
+            kill_signal: rustix::process::Signal::TERM,
+            policy: Policy {
+                restart,
+                max_restarts: 16,
+                min_uptime: Duration::from_secs(1),
+            },
+            ready_timeout: None,
+            stop_exit_codes,
+        };
+        use ExitKind::{Restart, Stop};
+        use RestartMode::{Always, Never, OnFailure};
+        let cases = [
+            (OnFailure, &[][..], code(0), Stop),
+            (OnFailure, &[], code(1), Restart),
+            (OnFailure, &[], signal(9), Restart),
+            (Always, &[], code(0), Restart),
+            (Always, &[0], code(0), Stop),
+            (OnFailure, &[3, 4], code(3), Stop),
+            (OnFailure, &[3, 4], code(5), Restart),
+            (Always, &[3], code(3), Stop),
+            (Never, &[3], code(3), Stop),
+            // Never: the policy leaves it errored.
+            (Never, &[], code(1), Restart),
+        ];
+        for (mode, codes, exit, kind) in cases {
+            assert_eq!(
+                settings(mode, codes).exit_kind(exit),
+                kind,
+                "{mode} {codes:?} {exit:?}"
+            );
+        }
+        let never = Policy {
+            restart: Never,
+            max_restarts: 16,
+            min_uptime: Duration::from_secs(1),
+        };
+        assert_eq!(never.judge(0, Duration::ZERO).0, Verdict::Never);
     }
 
     #[test]

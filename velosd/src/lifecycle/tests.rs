@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
-use velos_proto::{EventKind, ProcessStatus, RestartCounts, RestartReason};
+use velos_proto::{EventKind, ProcessStatus, RestartCounts, RestartMode, RestartReason};
 
 use super::*;
 
@@ -17,11 +17,12 @@ fn settings(max_restarts: u32) -> Settings<'static> {
         kill_timeout: KILL_TIMEOUT,
         kill_signal: Signal::TERM,
         policy: Policy {
-            autorestart: true,
+            restart: RestartMode::OnFailure,
             max_restarts,
             min_uptime: MIN_UPTIME,
         },
         ready_timeout: None,
+        stop_exit_codes: &[],
     }
 }
 
@@ -630,7 +631,7 @@ fn quick_failures_give_up_after_max_restarts_and_a_long_run_resets_the_count() {
 #[test]
 fn without_autorestart_a_failure_stays_errored_quietly() {
     let mut settings = settings(16);
-    settings.policy.autorestart = false;
+    settings.policy.restart = RestartMode::Never;
     let t0 = Instant::now();
     let mut life = running(t0);
     let out = life.handle(exited(1, signal(9), t0), &settings);
@@ -1447,7 +1448,7 @@ fn a_trigger_while_not_running_does_nothing() {
     // Errored: only a file change starts it.
     let never = Settings {
         policy: Policy {
-            autorestart: false,
+            restart: RestartMode::Never,
             ..plain.policy
         },
         ..plain
@@ -1611,4 +1612,50 @@ fn a_restart_somebody_asked_for_counts_as_manual() {
     fresh.handle(asked(Then::Restart, t0), &plain);
     assert_eq!(fresh.restarts(), 0);
     assert_eq!(fresh.last_restart(), None);
+}
+
+#[test]
+fn with_restart_always_an_exit_0_is_restarted_and_a_stop_exit_code_is_a_stop() {
+    let t0 = Instant::now();
+    let always = Settings {
+        policy: Policy {
+            restart: RestartMode::Always,
+            ..settings(16).policy
+        },
+        stop_exit_codes: &[3],
+        ..settings(16)
+    };
+    let mut life = running(t0);
+    life.handle(leader_exited(1, code(0), vec![], t0), &always);
+    let out = life.handle(exited(1, code(0), t0), &always);
+    assert!(out.contains(&Decision::ArmTimer {
+        at: t0 + Duration::from_millis(100),
+        timer: Timer::Restart { run: 1 }
+    }));
+    assert_eq!(life.status(), ProcessStatus::Waiting);
+    life.handle(Event::RestartDue { run: 1 }, &always);
+    assert_eq!(
+        life.last_restart().unwrap().cause,
+        Cause::new(RestartReason::Crash, "exited with code 0")
+    );
+    life.handle(
+        Event::Spawned {
+            run: 2,
+            pid: 200,
+            now: t0,
+        },
+        &always,
+    );
+    life.handle(leader_exited(2, code(3), vec![], t0), &always);
+    let out = life.handle(exited(2, code(3), t0), &always);
+    assert_eq!(
+        out,
+        [Decision::Report(Report {
+            pid: Some(200),
+            exit: Some(code(3)),
+            ..Report::new(EventKind::Exited)
+        })],
+        "a clean stop: nothing armed"
+    );
+    assert_eq!(life.status(), ProcessStatus::Stopped);
 }

@@ -714,7 +714,13 @@ impl Supervisor {
                 .kill_timeout_ms
                 .map_or(DEFAULT_KILL_TIMEOUT, Duration::from_millis),
             kill_signal,
-            autorestart: params.autorestart.unwrap_or(true),
+            restart: restart_mode(params.restart, params.autorestart)?,
+            stop_exit_codes: {
+                let mut codes = params.stop_exit_codes;
+                codes.sort_unstable();
+                codes.dedup();
+                codes
+            },
             max_restarts: params.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
             min_uptime: params
                 .min_uptime_ms
@@ -823,6 +829,21 @@ fn escaped_of(strays: &[Stray], id: u32, run: u64) -> Vec<u32> {
         .filter(|stray| stray.run == Some((id, run)))
         .map(|stray| stray.pid)
         .collect()
+}
+
+/// The restart mode a start asks for: `restart`, else `never` when `autorestart` is
+/// false, else `on-failure`.
+fn restart_mode(
+    restart: Option<velos_proto::RestartMode>,
+    autorestart: Option<bool>,
+) -> Result<velos_proto::RestartMode, Error> {
+    use velos_proto::RestartMode;
+    match (restart, autorestart) {
+        (Some(RestartMode::Unknown), _) => Err(Error::BadRestartMode),
+        (Some(mode), _) => Ok(mode),
+        (None, Some(false)) => Ok(RestartMode::Never),
+        (None, _) => Ok(RestartMode::OnFailure),
+    }
 }
 
 /// Whether `text` can name an environment variable: letters, digits and `_`, not
