@@ -4,7 +4,7 @@
 use crate::harness::TestHome;
 
 /// Every command of `velos --help`.
-const COMMANDS: [&str; 15] = [
+const COMMANDS: [&str; 16] = [
     "start",
     "stop",
     "restart",
@@ -12,6 +12,7 @@ const COMMANDS: [&str; 15] = [
     "list",
     "logs",
     "info",
+    "metrics",
     "flush",
     "save",
     "resurrect",

@@ -75,6 +75,11 @@ mod lifecycle;
 #[cfg(target_os = "linux")]
 mod listen;
 
+// `velos metrics`: /metrics in the strict text format (and promtool's check), matching `list
+// --json`; restarts by reason; /readyz while starting; secrets never shown; hostile HTTP
+// clients; a port in use; the setting across daemon restarts; disable closes the port.
+mod metrics;
+
 // `velos monit` under tmux: shows the processes, restarts, reloads, stops and starts the selected one,
 // filters, full-screen logs, gives the terminal back on `q` and Ctrl-C, stays under 1% of a
 // core when idle; refuses without a terminal.

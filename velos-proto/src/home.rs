@@ -80,6 +80,12 @@ impl Home {
         self.root.join("dump.msgpack")
     }
 
+    /// `metrics.listen`: the address the daemon serves Prometheus metrics on, while
+    /// `velos metrics enable` is in force (no file: metrics off).
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join("metrics.listen")
+    }
+
     /// `logs/`
     pub fn logs_dir(&self) -> PathBuf {
         self.root.join("logs")

@@ -53,14 +53,14 @@ pub use home::Home;
 pub use method::{Call, Method, Request, Response, methods};
 pub use ready::{BadReadyMode, DEFAULT_READY_TIMEOUT, ReadyMode};
 pub use request::{
-    DeleteParams, LogCursor, LogPosition, LogReadParams, MAX_QUOTED_CHARS, MAX_START_BYTES,
-    NoParams, ProcessCursor, Refused, ReloadParams, RestartParams, SaveParams, ScaleParams,
-    SignalParams, StartParams, Target, TargetParams,
+    DEFAULT_METRICS_LISTEN, DeleteParams, LogCursor, LogPosition, LogReadParams, MAX_QUOTED_CHARS,
+    MAX_START_BYTES, MetricsEnableParams, NoParams, ProcessCursor, Refused, ReloadParams,
+    RestartParams, SaveParams, ScaleParams, SignalParams, StartParams, Target, TargetParams,
 };
 pub use response::{
-    EventKind, LastRestart, LogEnd, LogGap, LogLine, LogLines, PingInfo, ProcessEvent, ProcessInfo,
-    ProcessStatus, ReloadOutcome, ReloadResult, RestartCounts, RestartMode, RestartReason, Saved,
-    Stream,
+    EventKind, LastRestart, LogEnd, LogGap, LogLine, LogLines, MetricsState, MetricsText, PingInfo,
+    ProcessEvent, ProcessInfo, ProcessStatus, ReloadOutcome, ReloadResult, RestartCounts,
+    RestartMode, RestartReason, Saved, Stream,
 };
 pub use rpc::Envelope;
 pub use script::ScriptError;

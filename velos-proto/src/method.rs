@@ -25,10 +25,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::request::{
-    DeleteParams, LogReadParams, NoParams, ReloadParams, RestartParams, SaveParams, ScaleParams,
-    SignalParams, StartParams, TargetParams,
+    DeleteParams, LogReadParams, MetricsEnableParams, NoParams, ReloadParams, RestartParams,
+    SaveParams, ScaleParams, SignalParams, StartParams, TargetParams,
 };
-use crate::response::{LogLines, PingInfo, ProcessInfo, ReloadOutcome, Saved};
+use crate::response::{
+    LogLines, MetricsState, MetricsText, PingInfo, ProcessInfo, ReloadOutcome, Saved,
+};
 use crate::{Error, rpc};
 
 /// One method: its name on the wire, what it takes and what it answers.
@@ -332,6 +334,15 @@ methods! {
     /// `process.signal`: send a signal to the process group of each running process of
     /// the target.
     Signal "process.signal" (SignalParams) -> Vec<ProcessInfo>;
+    /// `metrics.enable`: serve Prometheus metrics over HTTP on an address (a setting
+    /// kept across daemon restarts).
+    MetricsEnable "metrics.enable" (MetricsEnableParams) -> MetricsState;
+    /// `metrics.disable`: stop serving the metrics (and forget the setting).
+    MetricsDisable "metrics.disable" -> MetricsState;
+    /// `metrics.status`: the metrics setting and where they are served.
+    MetricsStatus "metrics.status" -> MetricsState;
+    /// `metrics.scrape`: the text `GET /metrics` answers, over the socket.
+    Metrics "metrics.scrape" -> MetricsText;
 }
 
 impl std::fmt::Display for Method {

@@ -428,6 +428,18 @@ impl std::fmt::Debug for ReloadParams {
     }
 }
 
+/// Params of `metrics.enable`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsEnableParams {
+    /// The address to serve the metrics on (`127.0.0.1:9615`, `[::1]:9615`, port 0 for
+    /// any free port); [`DEFAULT_METRICS_LISTEN`] when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+/// Where `metrics.enable` serves the metrics when no address is given: loopback only.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9615";
+
 /// Params of `daemon.save`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SaveParams {

@@ -590,6 +590,32 @@ impl ProcessInfo {
     }
 }
 
+/// Result of `metrics.enable`, `metrics.disable` and `metrics.status`: the daemon's
+/// metrics setting and where it serves them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsState {
+    /// Whether the metrics are on (the setting, kept across daemon restarts).
+    pub enabled: bool,
+    /// The address the setting names, as given (`127.0.0.1:0` stays so), while enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// The address the daemon listens on now, as bound (the real port when port 0 was
+    /// asked), while it serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Why an enabled setting is not served (its address was taken when the daemon
+    /// started, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Result of `metrics.scrape`: what `GET /metrics` answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricsText {
+    /// The metrics in the Prometheus text format 0.0.4.
+    pub text: String,
+}
+
 /// Params of a `log.gap` notification: lines a follower missed because it read too
 /// slowly (the daemon never waits for a follower).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_io::block_on;
 use futures_lite::StreamExt;
 use velos_proto::{
-    Call, DeleteParams, LogLines, PingInfo, ProcessEvent, ProcessInfo, RestartParams, SaveParams,
-    Saved, ScaleParams, StartParams, Target,
+    Call, DeleteParams, LogLines, MetricsState, PingInfo, ProcessEvent, ProcessInfo, RestartParams,
+    SaveParams, Saved, ScaleParams, StartParams, Target,
 };
 
 use crate::{FollowEvent, Result};
@@ -215,6 +215,26 @@ impl Client {
     /// Sends a signal to the running processes of a target; see [`crate::Client::signal`].
     pub fn signal(&mut self, target: impl Into<Target>, signal: &str) -> Result<Vec<ProcessInfo>> {
         block_on(self.inner.signal(target, signal))
+    }
+
+    /// Serves Prometheus metrics on `listen`; see [`crate::Client::metrics_enable`].
+    pub fn metrics_enable(&mut self, listen: Option<String>) -> Result<MetricsState> {
+        block_on(self.inner.metrics_enable(listen))
+    }
+
+    /// Stops serving the metrics; see [`crate::Client::metrics_disable`].
+    pub fn metrics_disable(&mut self) -> Result<MetricsState> {
+        block_on(self.inner.metrics_disable())
+    }
+
+    /// The metrics setting; see [`crate::Client::metrics_status`].
+    pub fn metrics_status(&mut self) -> Result<MetricsState> {
+        block_on(self.inner.metrics_status())
+    }
+
+    /// The metrics text; see [`crate::Client::metrics`].
+    pub fn metrics(&mut self) -> Result<String> {
+        block_on(self.inner.metrics())
     }
 
     /// Stops every process, then shuts the daemon down; see [`crate::Client::kill`].

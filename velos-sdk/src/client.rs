@@ -23,9 +23,9 @@ use std::time::Duration;
 use async_io::Timer;
 use futures_lite::FutureExt;
 use velos_proto::{
-    Call, DeleteParams, Home, LogLines, LogReadParams, NoParams, PingInfo, ProcessInfo,
-    ReloadOutcome, ReloadParams, RestartParams, SaveParams, Saved, ScaleParams, SignalParams,
-    StartParams, Target, TargetParams, methods,
+    Call, DeleteParams, Home, LogLines, LogReadParams, MetricsEnableParams, MetricsState, NoParams,
+    PingInfo, ProcessInfo, ReloadOutcome, ReloadParams, RestartParams, SaveParams, Saved,
+    ScaleParams, SignalParams, StartParams, Target, TargetParams, methods,
 };
 
 use crate::connection::Connection;
@@ -501,6 +501,40 @@ impl Client {
             .await
     }
 
+    /// Serves Prometheus metrics over HTTP on `listen` (`127.0.0.1:9615` when `None`;
+    /// port 0 takes a free port, which the answer's `address` names). The daemon keeps
+    /// the setting across restarts. An address in use is refused and nothing changes.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// let state = client.metrics_enable(Some("127.0.0.1:0".into())).await?;
+    /// println!("scrape http://{}/metrics", state.address.unwrap_or_default());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn metrics_enable(&mut self, listen: Option<String>) -> Result<MetricsState> {
+        self.call::<methods::MetricsEnable>(MetricsEnableParams { listen })
+            .await
+    }
+
+    /// Stops serving the metrics and forgets the setting.
+    pub async fn metrics_disable(&mut self) -> Result<MetricsState> {
+        self.call::<methods::MetricsDisable>(NoParams {}).await
+    }
+
+    /// The metrics setting and the address they are served on.
+    pub async fn metrics_status(&mut self) -> Result<MetricsState> {
+        self.call::<methods::MetricsStatus>(NoParams {}).await
+    }
+
+    /// The metrics `GET /metrics` serves (Prometheus text format 0.0.4), over the socket:
+    /// whether or not they are enabled.
+    pub async fn metrics(&mut self) -> Result<String> {
+        Ok(self.call::<methods::Metrics>(NoParams {}).await?.text)
+    }
+
     /// Follows the log of a process (or all, with [`Target::All`], including processes
     /// started later): the last `lines` lines, then every new line as it is written.
     ///
@@ -853,6 +887,19 @@ mod tests {
             let scale = ScaleParams::parse("web", "-1").unwrap();
             assert_eq!(client.scale(scale.clone()).await.unwrap()[0].name, "web");
             assert_eq!(daemon.next_request().1, Request::Scale(scale));
+
+            let state = client.metrics_enable(None).await.unwrap();
+            assert!(state.enabled);
+            assert_eq!(
+                daemon.next_request().1,
+                Request::MetricsEnable(MetricsEnableParams { listen: None })
+            );
+            assert!(!client.metrics_disable().await.unwrap().enabled);
+            assert_eq!(daemon.next_request().1, Request::MetricsDisable);
+            client.metrics_status().await.unwrap();
+            assert_eq!(daemon.next_request().1, Request::MetricsStatus);
+            assert!(client.metrics().await.unwrap().starts_with("# HELP"));
+            assert_eq!(daemon.next_request().1, Request::Metrics);
 
             assert_eq!(client.signal("web:1", "USR2").await.unwrap().len(), 1);
             assert_eq!(

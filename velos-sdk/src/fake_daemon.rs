@@ -18,8 +18,8 @@ use std::time::Duration;
 use futures_lite::future::block_on;
 use futures_lite::io::AssertAsync;
 use velos_proto::{
-    ErrorCode, LogLine, LogLines, PingInfo, ProcessInfo, ProcessStatus, Request, Response,
-    RpcError, Saved, Stream, frame, rpc,
+    ErrorCode, LogLine, LogLines, MetricsState, MetricsText, PingInfo, ProcessInfo, ProcessStatus,
+    Request, Response, RpcError, Saved, Stream, frame, rpc,
 };
 
 /// How long a test waits for the fake daemon to report something before failing.
@@ -175,6 +175,17 @@ pub(crate) fn answer_correctly(msgid: u32, request: &Request) -> Answer {
         Request::Scale(params) => Response::Scale(vec![process(&params.name)]),
         Request::Signal(_) => Response::Signal(vec![process("api")]),
         Request::Reload(_) => Response::Reload(Vec::new()),
+        Request::MetricsEnable(params) => Response::MetricsEnable(MetricsState {
+            enabled: true,
+            listen: params.listen.clone(),
+            address: Some("127.0.0.1:9615".into()),
+            error: None,
+        }),
+        Request::MetricsDisable => Response::MetricsDisable(MetricsState::default()),
+        Request::MetricsStatus => Response::MetricsStatus(MetricsState::default()),
+        Request::Metrics => Response::Metrics(MetricsText {
+            text: "# HELP velos_build_info x\n".into(),
+        }),
         Request::Info(_) => Response::Info(process("api")),
         Request::Save(_) => Response::Save(Saved {
             path: "/h/dump.msgpack".into(),

@@ -48,9 +48,10 @@ pub use follow::{FollowEvent, LogFollow};
 pub use velos_proto as proto;
 pub use velos_proto::{
     DeleteParams, ErrorCode, EventKind, Home, LastRestart, LogCursor, LogEnd, LogGap, LogLine,
-    LogLines, LogReadParams, PingInfo, ProcessEvent, ProcessInfo, ProcessStatus, ReloadOutcome,
-    ReloadParams, ReloadResult, RestartCounts, RestartParams, RestartReason, SaveParams, Saved,
-    ScaleParams, ScriptError, SignalParams, StartParams, Stream, Target, signal_name,
+    LogLines, LogReadParams, MetricsEnableParams, MetricsState, PingInfo, ProcessEvent,
+    ProcessInfo, ProcessStatus, ReloadOutcome, ReloadParams, ReloadResult, RestartCounts,
+    RestartParams, RestartReason, SaveParams, Saved, ScaleParams, ScriptError, SignalParams,
+    StartParams, Stream, Target, signal_name,
 };
 
 /// The result of a request: a value, or an [`Error`].

@@ -233,6 +233,22 @@ pub enum Command {
     /// Example: velos monit
     Monit,
 
+    /// Prometheus metrics, served by the daemon over HTTP; alone, print them once
+    ///
+    /// `velos metrics enable` makes the daemon serve GET /metrics (Prometheus text format),
+    /// /healthz (200 while the daemon answers) and /readyz (200 when every process with a
+    /// --ready mode is ready, else 503 naming those that are not) on 127.0.0.1:9615, or on
+    /// --listen ADDR. The setting is kept in $VELOS_HOME/metrics.listen across daemon
+    /// restarts until `velos metrics disable`. Without a subcommand, `velos metrics` prints
+    /// the same text as GET /metrics, over the socket, whether or not it is enabled.
+    ///
+    /// Example: velos metrics enable && curl -s http://127.0.0.1:9615/metrics
+    Metrics {
+        /// What to do [default: print the metrics once].
+        #[command(subcommand)]
+        action: Option<MetricsAction>,
+    },
+
     /// Show one process in detail: settings, state, last exit, logs, CPU and memory
     ///
     /// Example: velos info api --json
@@ -348,6 +364,37 @@ pub enum Command {
     ///
     /// Example: velos kill
     Kill,
+}
+
+/// `velos metrics enable|disable|status`
+#[derive(Debug, Subcommand)]
+pub enum MetricsAction {
+    /// Serve the metrics over HTTP (a setting the daemon keeps across restarts)
+    ///
+    /// Loopback (127.0.0.1:9615) unless --listen names another address; port 0 takes a free
+    /// port (`velos metrics status` says which). An address another program holds is
+    /// refused with an error, and nothing changes. Enabling again with another address
+    /// moves the metrics there.
+    ///
+    /// Example: velos metrics enable --listen 127.0.0.1:9615
+    Enable {
+        /// The IP address and port to listen on; anything but loopback lets other machines
+        /// read the metrics.
+        #[arg(long, value_name = "ADDR", default_value = velos_proto::DEFAULT_METRICS_LISTEN)]
+        listen: String,
+    },
+    /// Stop serving the metrics and forget the setting
+    ///
+    /// Example: velos metrics disable
+    Disable,
+    /// Whether the metrics are served, and where
+    ///
+    /// Example: velos metrics status --json
+    Status {
+        /// Print JSON ({enabled, listen, address, error}) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which service manager `velos startup` writes for.

@@ -22,6 +22,7 @@ mod logread;
 mod logs;
 mod memory;
 mod memory_limit;
+mod metrics;
 mod notify;
 mod orphans;
 mod paths;
@@ -209,7 +210,8 @@ fn run_daemon(
         // Panics are caught here rather than by the executor (which would keep it to
         // itself), so that the daemon learns the task is gone.
         let supervisor = smol::spawn(AssertUnwindSafe(supervisor.serve(inbox)).catch_unwind());
-        let server = server::serve(listener, &socket, commands.clone(), exit);
+        let metrics = metrics::Service::start(home.clone(), commands.clone());
+        let server = server::serve(listener, &socket, commands.clone(), exit, metrics);
         let signals = smol::spawn(
             AssertUnwindSafe(signals::forward(signals, commands.clone())).catch_unwind(),
         );

@@ -124,6 +124,9 @@ pub struct LogRing {
     bytes: usize,
     pending: [Pending; 2],
     followers: Vec<Follower>,
+    /// Bytes received from each stream since the process was added (the
+    /// `velos_log_bytes_total` metric).
+    received: [u64; 2],
     /// The last error writing a log file, for `velos logs` to report.
     pub write_error: Option<String>,
 }
@@ -250,6 +253,7 @@ impl LogRing {
     /// before anything of this one, so stdout and stderr keep their interleaving. Followers
     /// get every line as it arrives, so with followers nothing waits.
     pub fn push(&mut self, stream: Stream, chunk: &[u8], time_ms: u64) {
+        self.count(stream, chunk.len() as u64);
         let other = match stream {
             Stream::Out => Stream::Err,
             Stream::Err => Stream::Out,
@@ -269,6 +273,17 @@ impl LogRing {
         }
         self.settle_stream(stream);
         self.split(stream, chunk, time_ms);
+    }
+
+    /// Bytes received from `stream` since the process was added, every byte its runs
+    /// wrote (whether kept in memory or not; `velos flush` does not reset it).
+    pub fn received(&self, stream: Stream) -> u64 {
+        self.received[slot(stream)]
+    }
+
+    fn count(&mut self, stream: Stream, bytes: u64) {
+        let received = &mut self.received[slot(stream)];
+        *received = received.saturating_add(bytes);
     }
 
     /// Whether anyone follows: followers must see every line, so the collector hands
@@ -305,6 +320,8 @@ impl LogRing {
         self.settle_stream(other);
         self.lines.clear();
         self.bytes = 0;
+        // What is pushed below counts itself.
+        self.count(stream, skipped + cut as u64 + 1);
         let pending = &mut self.pending[slot(stream)];
         pending.end += pending.unsplit.len() as u64 + skipped + cut as u64 + 1;
         pending.start = pending.end;
@@ -623,6 +640,11 @@ mod tests {
             assert_eq!(lines(&tail), lines(&whole), "cut at {cut_at}");
             assert_eq!(tail.file_boundaries(), whole.file_boundaries());
             assert_eq!(tail.file_len(Stream::Out), whole.file_len(Stream::Out));
+            // Every byte counted once, whichever way it came.
+            let out = (11 + LAZY_CHUNK_BYTES + chunk.len()) as u64;
+            assert_eq!(tail.received(Stream::Out), out, "cut at {cut_at}");
+            assert_eq!(whole.received(Stream::Out), out);
+            assert_eq!(tail.received(Stream::Err), 4);
         }
     }
 
@@ -632,6 +654,7 @@ mod tests {
         let few = b"a\nb\n".repeat(10);
         assert!(!ring.push_tail(Stream::Out, 100, &few, 1));
         assert_eq!(ring.len(), 0, "nothing changed");
+        assert_eq!(ring.received(Stream::Out), 0, "counted when pushed whole");
         let (follower, _stream) = follow::channel();
         ring.follow(follower);
         let many = b"x\n".repeat(RING_LINES + 5);

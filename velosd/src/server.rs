@@ -30,6 +30,7 @@ use futures_lite::{AsyncReadExt, FutureExt};
 
 use crate::follow::FollowStream;
 use crate::memory;
+use crate::metrics::Service;
 use crate::socket_watch::SocketWatch;
 use crate::supervisor::Command;
 
@@ -184,10 +185,20 @@ pub async fn serve(
     path: &Path,
     supervisor: Sender<Command>,
     exit: Sender<()>,
+    metrics: Service,
 ) {
     let connections = smol::LocalExecutor::new();
+    // The metrics' HTTP listener and its connections run on this thread too.
+    connections.spawn(metrics.clone().run()).detach();
     connections
-        .run(accept(listener, path, supervisor, exit, &connections))
+        .run(accept(
+            listener,
+            path,
+            supervisor,
+            exit,
+            metrics,
+            &connections,
+        ))
         .await;
 }
 
@@ -196,6 +207,7 @@ async fn accept(
     path: &Path,
     supervisor: Sender<Command>,
     exit: Sender<()>,
+    metrics: Service,
     connections: &smol::LocalExecutor<'_>,
 ) {
     let mut watch = Some(SocketWatch::new(path));
@@ -266,12 +278,22 @@ async fn accept(
             continue;
         }
         connections
-            .spawn(connection(stream, supervisor.clone(), exit.clone()))
+            .spawn(connection(
+                stream,
+                supervisor.clone(),
+                exit.clone(),
+                metrics.clone(),
+            ))
             .detach();
     }
 }
 
-async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, exit: Sender<()>) {
+async fn connection(
+    mut stream: Async<UnixStream>,
+    supervisor: Sender<Command>,
+    exit: Sender<()>,
+    metrics: Service,
+) {
     let mut frames = FrameReader::new();
     loop {
         match read_request_frame(&mut stream, &mut frames).await {
@@ -285,7 +307,7 @@ async fn connection(mut stream: Async<UnixStream>, supervisor: Sender<Command>, 
         }
         let large = frames.payload().len() > memory::LARGE_REQUEST_BYTES;
         let decoded = decode(&mut frames).await;
-        let flow = answer(&stream, decoded, &supervisor, &exit).await;
+        let flow = answer(&stream, decoded, &supervisor, &exit, &metrics).await;
         if large {
             // What the request was made of is free again: give it back.
             smol::unblock(memory::trim).detach();
@@ -346,6 +368,7 @@ async fn answer(
     decoded: Result<(u32, Result<Request, Refused>), velos_proto::Error>,
     supervisor: &Sender<Command>,
     exit: &Sender<()>,
+    metrics: &Service,
 ) -> Flow {
     let (msgid, request) = match decoded {
         Ok(decoded) => decoded,
@@ -369,6 +392,16 @@ async fn answer(
         Request::Subscribe => return Flow::Stream(StreamKind::Events { msgid }),
         _ => {}
     }
+    // `metrics.*` are answered on this thread, where the metrics listener lives.
+    let request = match metrics.answer(request).await {
+        Ok(answer) => {
+            return match send(stream, msgid, answer.as_ref()).await {
+                Ok(()) => Flow::Next,
+                Err(_) => Flow::Close,
+            };
+        }
+        Err(request) => request,
+    };
     let is_kill = request == Request::Kill;
     let method = request.method();
     let (reply, answer) = async_channel::bounded(1);

@@ -213,6 +213,34 @@ pub struct Usage {
     pub cpu_percent: Option<f64>,
     /// Resident bytes.
     pub memory_bytes: Option<u64>,
+    /// CPU time the current run's whole tree has used so far.
+    pub cpu_total: Option<Duration>,
+}
+
+/// How the reloads of a process went, by result (the `velos_reloads_total` metric): a
+/// count since the daemon started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReloadCounts {
+    /// The replacement became ready and took over.
+    pub replaced: u64,
+    /// The replacement exited or was not ready in time; the old run kept running.
+    pub failed: u64,
+    /// Nothing to replace (it was not running).
+    pub skipped: u64,
+}
+
+impl ReloadCounts {
+    /// Counts one reload that ended with `result` (`not_reached` is no reload of it).
+    pub fn count(&mut self, result: velos_proto::ReloadResult) {
+        use velos_proto::ReloadResult;
+        let counter = match result {
+            ReloadResult::Replaced => &mut self.replaced,
+            ReloadResult::Failed => &mut self.failed,
+            ReloadResult::Skipped => &mut self.skipped,
+            _ => return,
+        };
+        *counter = counter.saturating_add(1);
+    }
 }
 
 /// What tells the next daemon, should this one die, that a process group is still the
@@ -260,6 +288,8 @@ pub struct Entry {
     pub status_text: Option<String>,
     /// Whether the last run outlived its kill timeout and got SIGKILL.
     pub killed: bool,
+    /// Its reloads by result.
+    pub reloads: ReloadCounts,
 }
 
 impl Entry {
@@ -280,6 +310,7 @@ impl Entry {
             group: None,
             status_text: None,
             killed: false,
+            reloads: ReloadCounts::default(),
         }
     }
 
@@ -691,6 +722,7 @@ pub(crate) mod tests {
             run: 1,
             cpu_percent: Some(50.0),
             memory_bytes: Some(600 << 20),
+            cpu_total: None,
         };
         assert_eq!(entry.info().memory_bytes, Some(600 << 20));
         // A later run that has not been sampled yet (not exec'd, say) shows nothing.

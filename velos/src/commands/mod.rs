@@ -14,6 +14,7 @@ mod info;
 mod list;
 pub mod log_filter;
 mod logs;
+mod metrics;
 mod monit;
 mod outcome;
 mod reload;
@@ -71,6 +72,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::List { json } => list::run(json, style),
         Command::Logs(args) => logs::run(args, style),
         Command::Monit => monit::run(),
+        Command::Metrics { action } => metrics::run(action),
         Command::Info { target, json } => info::run(&target, json, style),
         Command::Flush { target } => logs::flush(target.as_deref()),
         Command::Save { force } => save::save(force),

@@ -20,6 +20,7 @@
 //! - Every change is queued for `state.msgpack`, and `velos save`/`resurrect` work on
 //!   `dump.msgpack` (`saved.rs`).
 //! - `log.read`, `log.follow`, `log.flush` and the event subscribers live in `streams.rs`.
+//! - The figures of a metrics scrape are copied out in `metrics.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -46,6 +47,7 @@ use crate::{process, procstat};
 
 mod execute;
 mod logfiles;
+mod metrics;
 mod reload;
 mod sampler;
 mod saved;
@@ -201,6 +203,14 @@ pub enum Command {
     SampleMemory,
     /// `velosd --resurrect`: bring back `state.msgpack`.
     Resurrect,
+    /// A metrics scrape or readiness probe: the figures of every process (with fresh CPU
+    /// and memory when `usage`), see `metrics.rs`.
+    Metrics {
+        /// Whether CPU and memory are sampled.
+        usage: bool,
+        /// Where the figures go.
+        reply: Sender<crate::metrics::Snapshot>,
+    },
 }
 
 /// What a stop, restart or delete request does once each of its processes answered.
@@ -398,6 +408,9 @@ impl Supervisor {
             Command::Reap => self.reap_pending = true,
             Command::SampleMemory => self.sample_memory(),
             Command::Resurrect => self.resurrect_state(),
+            Command::Metrics { usage, reply } => {
+                let _ = reply.try_send(self.metrics(usage));
+            }
         }
     }
 
@@ -464,6 +477,15 @@ impl Supervisor {
 
     /// The processes `ids`, with fresh CPU and memory figures.
     fn infos(&mut self, ids: &[u32]) -> Vec<ProcessInfo> {
+        self.refresh_usage(ids);
+        ids.iter()
+            .filter_map(|&id| self.table.get(id))
+            .map(Entry::info)
+            .collect()
+    }
+
+    /// Samples the CPU and memory of the processes `ids` (see [`sample_usage`]).
+    fn refresh_usage(&mut self, ids: &[u32]) {
         let now = Instant::now();
         // One look at our children finds every run's escaped descendants.
         let strays = if ids
@@ -484,10 +506,6 @@ impl Supervisor {
                 sample_usage(entry, now, &escaped, USAGE_INTERVAL);
             }
         }
-        ids.iter()
-            .filter_map(|&id| self.table.get(id))
-            .map(Entry::info)
-            .collect()
     }
 
     fn info(&mut self, target: &Target) -> Result<ProcessInfo, Error> {
@@ -815,6 +833,7 @@ fn sample_usage(entry: &mut Entry, now: Instant, escaped: &[u32], max_age: Durat
         run: number,
         cpu_percent: (wall > 0.0).then(|| (cpu / wall * 1000.0).round() / 10.0),
         memory_bytes: Some(sample.rss_bytes),
+        cpu_total: Some(sample.cpu),
     };
     if !young {
         entry.cpu_sample = Some((now, sample.cpu));

@@ -218,6 +218,9 @@ impl Supervisor {
         new_pid: Option<u32>,
         reason: Option<String>,
     ) {
+        if let Some(entry) = self.table.get_mut(id) {
+            entry.reloads.count(result);
+        }
         let (Some(waiting), Some(entry)) =
             (self.reload_waiters.remove(&id), self.table.get_mut(id))
         else {
