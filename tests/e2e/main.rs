@@ -181,6 +181,10 @@ mod terminal;
 // `--restart always|on-failure|never` and `--stop-exit-codes`: which exits are restarted.
 mod restart_policy;
 
+// `--cron-restart`: a schedule with seconds restarts the app (counted as cron) within ~3 s;
+// after `stop` it does not; a schedule that is not one is refused and nothing changes.
+mod cron;
+
 // Restart triggers: restarts counted by reason (crash, manual, cron, ...) with the latest one
 // and its cause in `info`.
 mod triggers;

@@ -221,6 +221,11 @@ pub struct StartParams {
     /// `stop_exit_codes`). None when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop_exit_codes: Vec<u8>,
+    /// A restart schedule in cron syntax, in the daemon's local time (PM2's
+    /// `cron_restart`): 5 fields, or 6 with seconds first (`0 3 * * *`, `*/30 * * * * *`);
+    /// none when absent or empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron_restart: Option<String>,
 }
 
 // Hand-written: the environment is long and may hold secrets.
@@ -251,6 +256,7 @@ impl std::fmt::Debug for StartParams {
             .field("kill_signal", &self.kill_signal)
             .field("restart", &self.restart)
             .field("stop_exit_codes", &self.stop_exit_codes)
+            .field("cron_restart", &self.cron_restart)
             .finish()
     }
 }
@@ -639,6 +645,7 @@ mod tests {
             kill_signal: Some("SIGINT".into()),
             restart: Some(crate::RestartMode::Always),
             stop_exit_codes: vec![0, 3],
+            cron_restart: Some("0 3 * * *".into()),
         }));
         round_trip(Request::Scale(ScaleParams {
             name: "web".into(),

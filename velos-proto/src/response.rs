@@ -149,6 +149,13 @@ pub struct ProcessInfo {
     /// Exit codes that are a clean stop, never restarted.
     #[serde(default)]
     pub stop_exit_codes: Vec<u8>,
+    /// Its restart schedule (`--cron-restart`), as given.
+    #[serde(default)]
+    pub cron_restart: Option<String>,
+    /// When its schedule restarts it next (Unix milliseconds), while it is armed: while the
+    /// process runs or waits for a restart, never while it is stopped or errored.
+    #[serde(default)]
+    pub cron_next_ms: Option<u64>,
     /// Quick failures in a row after which velos gives up.
     #[serde(default)]
     pub max_restarts: u32,

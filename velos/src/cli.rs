@@ -53,7 +53,8 @@ pub enum Command {
     ///
     /// A path ending in `.toml` is a config file: every app in its `[[apps]]` tables is
     /// started (apps whose name is taken are skipped). Keys: name, script, args, cwd, env,
-    /// interpreter, interpreter_args, autorestart, restart, stop_exit_codes, max_restarts,
+    /// interpreter, interpreter_args, autorestart, restart, stop_exit_codes, cron_restart,
+    /// max_restarts,
     /// min_uptime, kill_timeout, max_memory_restart, max_memory_for, max_log_size, log_files,
     /// listen, ready, ready_timeout, instances, instance_var,
     /// increment_var, kill_signal; paths are relative to the file. A PM2 ecosystem file
@@ -504,6 +505,14 @@ pub struct StartArgs {
     )]
     pub stop_exit_codes: Vec<u8>,
 
+    /// Restart it on a schedule, in cron syntax and local time: 5 fields (minute hour day month weekday), or 6 with seconds first (PM2's cron_restart).
+    ///
+    /// While it is stopped its schedule does nothing. With a ready mode it is reloaded instead, with no downtime.
+    ///
+    /// Example: velos start app.js --cron-restart "0 3 * * *"
+    #[arg(long, value_name = "EXPR")]
+    pub cron_restart: Option<String>,
+
     /// Quick failures in a row after which velos gives up and leaves it errored, 0 to 1000000 [default: 16].
     #[arg(long, value_name = "N", value_parser = bounds::parse_max_restarts)]
     pub max_restarts: Option<u32>,
@@ -629,6 +638,7 @@ impl StartArgs {
             autorestart: self.no_autorestart.then_some(false),
             restart: self.restart,
             stop_exit_codes: self.stop_exit_codes,
+            cron_restart: self.cron_restart,
             max_restarts: self.max_restarts,
             min_uptime: self.min_uptime,
             max_memory: self.max_memory_restart,
@@ -657,6 +667,7 @@ impl StartArgs {
             (self.no_autorestart, "--no-autorestart"),
             (self.restart.is_some(), "--restart"),
             (!self.stop_exit_codes.is_empty(), "--stop-exit-codes"),
+            (self.cron_restart.is_some(), "--cron-restart"),
             (self.max_restarts.is_some(), "--max-restarts"),
             (self.min_uptime.is_some(), "--min-uptime"),
             (self.max_memory_restart.is_some(), "--max-memory-restart"),

@@ -13,6 +13,7 @@
 //! autorestart = true
 //! restart = "always"          # or "on-failure" (the default), "never"; wins over autorestart
 //! stop_exit_codes = [0, 3]    # exits that are a clean stop, never restarted
+//! cron_restart = "0 3 * * *"  # restart at 03:00 local time (6 fields: seconds first)
 //! max_restarts = 16
 //! min_uptime = "1s"           # or milliseconds: 1000
 //! kill_timeout = "5s"         # or milliseconds: 5000
@@ -176,6 +177,8 @@ struct App {
     restart: Option<velos_proto::RestartMode>,
     #[serde(default, deserialize_with = "stop_exit_codes")]
     stop_exit_codes: Vec<u8>,
+    #[serde(default)]
+    cron_restart: Option<String>,
 }
 
 impl Config {
@@ -307,6 +310,7 @@ impl Config {
                 kill_signal: app.kill_signal,
                 restart: app.restart,
                 stop_exit_codes: app.stop_exit_codes,
+                cron_restart: app.cron_restart,
             };
             apps.push(ConfigApp {
                 name,
@@ -672,6 +676,7 @@ interpreter = "node"
 autorestart = false
 restart = "always"
 stop_exit_codes = [0, 3]
+cron_restart = "0 3 * * *"
 max_restarts = 3
 min_uptime = "2s"
 kill_timeout = 1500
@@ -713,6 +718,7 @@ cwd = "data"
         assert_eq!(api.autorestart, Some(false));
         assert_eq!(api.restart, Some(velos_proto::RestartMode::Always));
         assert_eq!(api.stop_exit_codes, [0, 3]);
+        assert_eq!(api.cron_restart.as_deref(), Some("0 3 * * *"));
         assert_eq!(api.max_restarts, Some(3));
         assert_eq!(api.min_uptime_ms, Some(2000));
         assert_eq!(api.kill_timeout_ms, Some(1500));

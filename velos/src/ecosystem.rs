@@ -406,11 +406,7 @@ const KEYS: &[(&str, &[&str], Key)] = &[
     ("watch_delay", &[], Unsupported(|_| false)),
     ("watch_options", &[], Unsupported(|_| false)),
     ("max_memory_restart", &[], Maps(max_memory_restart)),
-    (
-        "cron_restart",
-        &["cron"],
-        Unsupported(|v| number(v) == Some(0.0)),
-    ),
+    ("cron_restart", &["cron"], Maps(cron_restart)),
     (
         "restart_delay",
         &[],
@@ -498,6 +494,18 @@ fn number(value: &Value) -> Option<f64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
+}
+
+/// `cron_restart`: a schedule (checked by the daemon); `0`, `false` or `null` ask for none,
+/// as in PM2.
+fn cron_restart(process: &mut ProcessArgs, value: &Value) -> Result<(), String> {
+    process.cron_restart = match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Null | Value::Bool(false) => None,
+        other if number(other) == Some(0.0) => None,
+        other => return Err(format!("expected a cron expression, got {}", short(other))),
+    };
+    Ok(())
 }
 
 /// `stop_exit_codes`: one code or an array of them, each 0 to 255.
@@ -1034,7 +1042,8 @@ mod tests {
         assert_eq!(p.stop_exit_codes, [0, 3]);
         assert!(app.cluster);
         let listed: Vec<&str> = app.unsupported.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(listed, ["cron_restart", "merge_logs", "made_up_key"]);
+        assert_eq!(listed, ["merge_logs", "made_up_key"]);
+        assert_eq!(p.cron_restart.as_deref(), Some("0 3 * * *"));
     }
 
     #[test]

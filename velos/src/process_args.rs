@@ -78,6 +78,8 @@ pub struct ProcessArgs {
     pub restart: Option<RestartMode>,
     /// Exit codes that are a clean stop.
     pub stop_exit_codes: Vec<u8>,
+    /// A restart schedule in cron syntax (checked by the daemon).
+    pub cron_restart: Option<String>,
 }
 
 // Hand-written: the environment may hold secrets.
@@ -186,6 +188,7 @@ impl ProcessArgs {
             kill_signal: self.kill_signal,
             restart: self.restart,
             stop_exit_codes: self.stop_exit_codes,
+            cron_restart: self.cron_restart,
         })
     }
 }

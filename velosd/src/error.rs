@@ -175,6 +175,9 @@ pub enum Error {
         /// The one process it names (name, id, status), when it names one.
         only: Option<(String, u32, velos_proto::ProcessStatus)>,
     },
+    /// `cron_restart` is not a schedule.
+    #[error("{0}")]
+    BadCron(String),
     /// `restart` is a mode this daemon does not know.
     #[error("unknown restart mode: use always, on-failure or never")]
     BadRestartMode,
@@ -227,6 +230,7 @@ impl Error {
             | Error::BadSignal(_)
             | Error::NotRunning { .. }
             | Error::BadRestartMode
+            | Error::BadCron(_)
             | Error::ScaleCount
             | Error::ScaleToNone { .. }
             | Error::ReloadInProgress(_) => ErrorCode::InvalidParams,

@@ -8,6 +8,7 @@
 
 #![deny(unsafe_code)]
 
+mod cron;
 mod daemon_log;
 mod daemonize;
 mod error;

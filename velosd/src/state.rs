@@ -50,6 +50,8 @@ pub struct Spec {
     pub restart: RestartMode,
     /// Exit codes that are a clean stop, sorted, each once.
     pub stop_exit_codes: Vec<u8>,
+    /// Its restart schedule (`--cron-restart`).
+    pub cron: Option<crate::cron::Schedule>,
     /// Quick failures in a row before giving up.
     pub max_restarts: u32,
     /// How long a run must last to count as a success.
@@ -138,6 +140,7 @@ impl Spec {
             kill_signal: Some(self.kill_signal_name().to_owned()),
             restart: Some(self.restart),
             stop_exit_codes: self.stop_exit_codes.clone(),
+            cron_restart: self.cron.as_ref().map(|cron| cron.expression().to_owned()),
         }
     }
 
@@ -378,6 +381,18 @@ impl Entry {
             autorestart: self.spec.restart != RestartMode::Never,
             restart: self.spec.restart,
             stop_exit_codes: self.spec.stop_exit_codes.clone(),
+            cron_restart: self
+                .spec
+                .cron
+                .as_ref()
+                .map(|cron| cron.expression().to_owned()),
+            cron_next_ms: self
+                .spec
+                .cron
+                .as_ref()
+                .filter(|_| life.wants_to_run())
+                .and_then(|cron| cron.next_after(SystemTime::now()))
+                .map(crate::cron::unix_ms),
             max_restarts: self.spec.max_restarts,
             min_uptime_ms: millis(self.spec.min_uptime),
             max_log_bytes: self.spec.max_log_bytes,
@@ -582,6 +597,7 @@ pub(crate) mod tests {
             requested_interpreter: None,
             restart: RestartMode::OnFailure,
             stop_exit_codes: vec![],
+            cron: None,
             max_restarts: 16,
             min_uptime: Duration::from_secs(1),
             max_memory: None,

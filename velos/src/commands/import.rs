@@ -134,6 +134,9 @@ fn app_lines(text: &mut String, process: &ProcessArgs, workdir: &Path, out_dir: 
     if let Some(restart) = process.restart {
         push(text, "restart", toml::Value::from(restart.as_str()));
     }
+    if let Some(cron) = &process.cron_restart {
+        push(text, "cron_restart", toml::Value::from(cron.as_str()));
+    }
     if !process.stop_exit_codes.is_empty() {
         let codes = process
             .stop_exit_codes

@@ -86,6 +86,7 @@ fn details(process: &ProcessInfo, style: Style) -> String {
         ("cwd", process.cwd.clone()),
         ("autorestart", autorestart_text(process)),
         ("stop exit codes", stop_exit_codes_text(process)),
+        ("cron restart", cron_text(process)),
         (
             "kill timeout",
             humantime::format_duration(Duration::from_millis(process.kill_timeout_ms)).to_string(),
@@ -115,7 +116,9 @@ fn details(process: &ProcessInfo, style: Style) -> String {
         rows.insert(at, ("memory limit", limit));
     }
     // Only when it has some.
-    rows.retain(|(key, value)| *key != "stop exit codes" || !value.is_empty());
+    rows.retain(|(key, value)| {
+        !matches!(*key, "stop exit codes" | "cron restart") || !value.is_empty()
+    });
     if !process.listen.is_empty() {
         let at = rows
             .iter()
@@ -208,6 +211,18 @@ fn memory_limit_text(process: &ProcessInfo) -> Option<String> {
         format_limit(bytes),
         humantime::format_duration(window)
     ))
+}
+
+/// `0 3 * * * (next 2026-05-02T01:00:00.000Z)`: the schedule and, while it is armed, its
+/// next time (empty without a schedule).
+fn cron_text(process: &ProcessInfo) -> String {
+    let Some(expression) = &process.cron_restart else {
+        return String::new();
+    };
+    match process.cron_next_ms {
+        Some(next) => format!("{expression} (next {})", format_timestamp(Some(next))),
+        None => format!("{expression} (not armed: it is not running)"),
+    }
 }
 
 /// `0, 3`: the exit codes that are a clean stop (empty without any).
@@ -335,6 +350,18 @@ log rotation  at 10.0 MiB, 5 rotated files kept
             "autorestart      always (gives up after 16 quick exits (code 0 too) in a row; a run of 1s is not quick)\n",
             "stop exit codes  0, 3\n",
         ] {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
+        api.cron_restart = Some("0 3 * * *".into());
+        api.cron_next_ms = Some(1_700_000_000_000);
+        let text = details(&api, Style::plain());
+        assert!(
+            text.contains("cron restart     0 3 * * * (next 2023-11-14T22:13:20.000Z)\n"),
+            "{text}"
+        );
+        api.cron_next_ms = None;
+        let text = details(&api, Style::plain());
+        for line in ["cron restart     0 3 * * * (not armed: it is not running)\n"] {
             assert!(text.contains(line), "{line:?} not in\n{text}");
         }
         // From a daemon that does not count reasons: the number alone.

@@ -402,6 +402,7 @@ mod tests {
             no_autorestart: false,
             restart: None,
             stop_exit_codes: vec![],
+            cron_restart: None,
             max_restarts: None,
             min_uptime: None,
             max_memory_restart: None,

@@ -43,6 +43,8 @@ impl Supervisor {
         for decision in decisions {
             self.carry_out(id, decision);
         }
+        // Its schedule is armed while it should run, and only then.
+        self.sync_cron(id);
     }
 
     fn carry_out(&mut self, id: u32, decision: Decision) {

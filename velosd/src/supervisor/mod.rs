@@ -45,6 +45,7 @@ use crate::persist::{ListEncoder, StateWriter};
 use crate::state::{Entry, EnvPool, ProcessTable, Spec, Usage};
 use crate::{process, procstat};
 
+mod cron;
 mod execute;
 mod logfiles;
 mod metrics;
@@ -250,6 +251,9 @@ pub struct Supervisor {
     /// Leaders that exited in this batch (id, run, pid, exit), answered once the batch
     /// is handled.
     leader_exits: Vec<(u32, u64, u32, Exit, Sender<Ending>)>,
+    /// The restart schedule of each process that has one and should run (`cron.rs`), by
+    /// its expression; dropping one disarms it.
+    cron: HashMap<u32, (String, smol::Task<()>)>,
     /// The timer each process's lifecycle armed (a kill deadline or a restart); dropping
     /// one cancels it.
     timers: HashMap<(u32, bool), smol::Task<()>>,
@@ -293,6 +297,7 @@ impl Supervisor {
             leaders: HashSet::new(),
             leader_exits: Vec::new(),
             timers: HashMap::new(),
+            cron: HashMap::new(),
             reloading: HashSet::new(),
             reload_waiters: HashMap::new(),
             waiters: HashMap::new(),
@@ -738,6 +743,12 @@ impl Supervisor {
                 codes.sort_unstable();
                 codes.dedup();
                 codes
+            },
+            cron: match params.cron_restart.as_deref().map(str::trim) {
+                Some(expression) if !expression.is_empty() => {
+                    Some(crate::cron::Schedule::parse(expression).map_err(Error::BadCron)?)
+                }
+                _ => None,
             },
             max_restarts: params.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
             min_uptime: params
