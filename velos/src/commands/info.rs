@@ -361,9 +361,8 @@ log rotation  at 10.0 MiB, 5 rotated files kept
         );
         api.cron_next_ms = None;
         let text = details(&api, Style::plain());
-        for line in ["cron restart     0 3 * * * (not armed: it is not running)\n"] {
-            assert!(text.contains(line), "{line:?} not in\n{text}");
-        }
+        let line = "cron restart     0 3 * * * (not armed: it is not running)\n";
+        assert!(text.contains(line), "{line:?} not in\n{text}");
         // From a daemon that does not count reasons: the number alone.
         api.restart_counts = velos_proto::RestartCounts::default();
         assert_eq!(restarts_text(&api), "3");
