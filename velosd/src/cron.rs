@@ -63,7 +63,7 @@ impl Schedule {
 /// Milliseconds since the Unix epoch of `time` (0 before it).
 pub fn unix_ms(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| crate::state::millis(since))
+        .map_or(0, crate::state::millis)
 }
 
 /// How long from `now` until `then` (zero when it has passed).
