@@ -437,3 +437,41 @@ fn as_pid_1_of_a_namespace_the_runtime_reaps_a_double_forked_orphan() {
     let stderr = std::fs::read_to_string(home.path().join("runtime.err")).unwrap_or_default();
     assert_eq!(status.code(), Some(0), "{status}; stderr:\n{stderr}");
 }
+
+#[test]
+fn velos_runtime_help_and_usage_errors_name_it_as_it_is_typed() {
+    let home = TestHome::new();
+    let link = runtime_link(&home);
+    let run = |args: &[&str]| {
+        Command::new(&link)
+            .args(args)
+            .env("VELOS_HOME", home.path())
+            .env("VELOS_DAEMON", &bins().velosd)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run velos-runtime")
+    };
+    let help = run(&["--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert_eq!(help.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("Usage: velos-runtime [OPTIONS] <SCRIPT> [-- <ARGS>...]"),
+        "{text}"
+    );
+    // A mistyped flag: the usage line and the tips are what the user can type again.
+    let wrong = run(&["app.js", "--kill-timout", "3s"]);
+    let text = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(2), "{text}");
+    assert!(text.contains("Usage: velos-runtime "), "{text}");
+    assert!(!text.contains("velos-runtime runtime"), "{text}");
+    let none = run(&[]);
+    let text = String::from_utf8_lossy(&none.stderr);
+    assert_eq!(none.status.code(), Some(2), "{text}");
+    assert!(!text.contains("velos-runtime runtime"), "{text}");
+    let version = run(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("velos-runtime {}", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -29,8 +29,13 @@ use crate::cli::Cli;
 
 fn main() -> ExitCode {
     // `velos-runtime ARGS` (a link to this binary) is `velos runtime ARGS`.
-    let args = commands::runtime::as_runtime(std::env::args_os().collect());
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<_> = std::env::args_os().collect();
+    let parsed = if commands::runtime::invoked_as_runtime(&args) {
+        commands::runtime::parse_as_runtime(args)
+    } else {
+        Cli::try_parse_from(args)
+    };
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
     };

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use async_signal::{Signal, Signals};
+use clap::{CommandFactory, FromArgMatches};
 use futures_lite::future::block_on;
 use futures_lite::{FutureExt, StreamExt};
 use velos_proto::{Home, ProcessEvent, ProcessInfo, ProcessStatus, Target};
@@ -43,7 +44,7 @@ use super::explain;
 use super::logs::{Relay, relay};
 use super::start::Prepared;
 use crate::autostart;
-use crate::cli::RuntimeArgs;
+use crate::cli::{Cli, Command as CliCommand, RuntimeArgs};
 use crate::output::Style;
 
 /// How long the daemon may take to answer after it was started.
@@ -423,19 +424,33 @@ fn become_subreaper() {
     }
 }
 
-/// `velos-runtime ARGS` as `velos runtime ARGS`: the command line to parse when this
-/// binary was run under that name (a link to `velos`).
-pub fn as_runtime(args: Vec<OsString>) -> Vec<OsString> {
-    let invoked = args
-        .first()
+/// The name this binary answers to when run through a link of that name.
+const RUNTIME_NAME: &str = "velos-runtime";
+
+/// Whether this binary was run as `velos-runtime` (a link to `velos`).
+pub fn invoked_as_runtime(args: &[OsString]) -> bool {
+    args.first()
         .and_then(|arg0| std::path::Path::new(arg0).file_name())
-        .is_some_and(|name| name == "velos-runtime");
-    if !invoked {
-        return args;
-    }
-    let mut rewritten = vec![OsString::from("velos-runtime"), OsString::from("runtime")];
-    rewritten.extend(args.into_iter().skip(1));
-    rewritten
+        .is_some_and(|name| name == RUNTIME_NAME)
+}
+
+/// `velos-runtime ARGS`, parsed as `velos runtime ARGS` would be, by the `runtime`
+/// subcommand itself under the name the user typed: its usage line, help, error tips and
+/// `--version` say `velos-runtime ...`, which the user can type again (not `velos-runtime
+/// runtime ...`).
+pub fn parse_as_runtime(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    let command = Cli::command()
+        .find_subcommand("runtime")
+        .cloned()
+        .expect("velos has a runtime subcommand")
+        .name(RUNTIME_NAME)
+        .bin_name(RUNTIME_NAME)
+        .version(env!("CARGO_PKG_VERSION"));
+    let mut matches = command.try_get_matches_from(args)?;
+    let args = RuntimeArgs::from_arg_matches_mut(&mut matches)?;
+    Ok(Cli {
+        command: CliCommand::Runtime(args),
+    })
 }
 
 #[cfg(test)]
@@ -502,13 +517,19 @@ mod tests {
     #[test]
     fn velos_runtime_is_velos_runtime() {
         let args = |words: &[&str]| words.iter().map(OsString::from).collect::<Vec<_>>();
-        assert_eq!(
-            as_runtime(args(&["/usr/bin/velos-runtime", "app.js", "--raw"])),
-            args(&["velos-runtime", "runtime", "app.js", "--raw"])
-        );
-        assert_eq!(
-            as_runtime(args(&["velos", "list"])),
-            args(&["velos", "list"])
-        );
+        let runtime = args(&["/usr/bin/velos-runtime", "app.js", "--raw"]);
+        assert!(invoked_as_runtime(&runtime));
+        assert!(!invoked_as_runtime(&args(&["velos", "list"])));
+        let cli = parse_as_runtime(runtime).expect("parsed");
+        let CliCommand::Runtime(parsed) = cli.command else {
+            panic!("not the runtime: {:?}", cli.command);
+        };
+        assert_eq!(parsed.start.script, "app.js");
+        assert!(parsed.raw);
+        let error = parse_as_runtime(args(&["velos-runtime", "app.js", "--rwa"]))
+            .expect_err("a mistyped flag");
+        let text = error.render().to_string();
+        assert!(text.contains("Usage: velos-runtime "), "{text}");
+        assert!(!text.contains("velos-runtime runtime"), "{text}");
     }
 }
