@@ -541,3 +541,42 @@ fn events_resurrect_and_readiness_failures_name_the_instance() {
     );
     assert!(stderr.contains("last lines of 'mute:1'"), "{out}");
 }
+
+#[test]
+fn stop_restart_and_delete_name_each_instance_as_name_k() {
+    let home = TestHome::new();
+    home.velos(&["start", &fixture("sleeper.sh"), "--name", "web", "-i", "3"])
+        .success();
+    wait_all_running(&home, "web", 3);
+    let lines = |args: &[&str]| -> Vec<String> {
+        let output = home.velos(args);
+        output.success();
+        let mut lines: Vec<String> = output.stdout_str().lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    let restarted = lines(&["restart", "web"]);
+    assert_eq!(restarted.len(), 3, "{restarted:?}");
+    for (k, line) in restarted.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("restarted 'web:{k}' (id {k}, pid ")),
+            "{restarted:?}"
+        );
+    }
+    wait_all_running(&home, "web", 3);
+    assert_eq!(lines(&["stop", "web:0"]), ["stopped 'web:0' (id 0)"]);
+    assert_eq!(lines(&["stop", "2"]), ["stopped 'web:2' (id 2)"]);
+    let one = lines(&["restart", "web:1"]);
+    assert!(
+        one[0].starts_with("restarted 'web:1' (id 1, pid "),
+        "{one:?}"
+    );
+    assert_eq!(
+        lines(&["delete", "web"]),
+        [
+            "deleted 'web:0' (id 0)",
+            "deleted 'web:1' (id 1)",
+            "deleted 'web:2' (id 2)"
+        ]
+    );
+}

@@ -189,10 +189,10 @@ fn a_js_ecosystem_file_starts_its_apps_with_env_production() {
         .current_dir(dir.path())
         .run();
     stopped.success();
-    // instances: 2 is two processes named web.
+    // instances: 2 is two processes, web:0 and web:1.
     assert_eq!(
         stopped.stdout_str(),
-        "stopped 'web' (id 0)\nstopped 'web' (id 1)\nstopped 'worker' (id 2)\n"
+        "stopped 'web:0' (id 0)\nstopped 'web:1' (id 1)\nstopped 'worker' (id 2)\n"
     );
     home.cmd(&["delete", "ecosystem.config.js"])
         .current_dir(dir.path())

@@ -67,7 +67,8 @@ pub fn run(target: &str, change: Change, file: &FileArgs) -> Result<()> {
     }
     let mut outcomes = Outcomes::new(change.verb());
     let changed = wait_until_ready(&mut client, change, changed, &mut outcomes);
-    report_changed(change, &changed, &mut outcomes)?;
+    let one_instance = matches!(target, Target::Instance { .. });
+    report_changed(change, &changed, &mut outcomes, one_instance)?;
     outcomes.finish()
 }
 
@@ -91,7 +92,7 @@ pub fn report_restarted(
 ) -> Result<()> {
     let change = Change::Restart { update_env: false };
     let changed = wait_until_ready(client, change, changed, outcomes);
-    report_changed(change, &changed, outcomes)
+    report_changed(change, &changed, outcomes, false)
 }
 
 /// The apps of the list, by name, each with its instances by instance number.
@@ -138,34 +139,48 @@ fn wait_until_ready(
         .collect()
 }
 
-/// Prints a line for each process that ended up as asked, and counts the others.
-fn report_changed(change: Change, changed: &[ProcessInfo], outcomes: &mut Outcomes) -> Result<()> {
+/// Prints a line for each process that ended up as asked, and counts the others. An
+/// instance is named as the user addresses it, `web:2`, when its app answered with
+/// several, when it is not instance 0, or when the user named one instance
+/// (`one_instance`).
+fn report_changed(
+    change: Change,
+    changed: &[ProcessInfo],
+    outcomes: &mut Outcomes,
+    one_instance: bool,
+) -> Result<()> {
+    let several = crate::output::apps_of_several(changed);
     let mut stdout = io::stdout().lock();
     for process in changed {
-        match failure(change, process) {
+        let shown = if one_instance {
+            format!("{}:{}", process.name, process.instance)
+        } else {
+            crate::output::label(process, &several)
+        };
+        match failure(change, process, &shown) {
             Some(line) => outcomes.failed(line),
             None => {
                 outcomes.succeeded();
-                writeln!(stdout, "{}", change_line(change, process))?;
+                writeln!(stdout, "{}", change_line(change, process, &shown))?;
             }
         }
     }
     Ok(())
 }
 
-/// Why `process` did not end up as `change` asked, if it did not: a restarted process
-/// must run, a stopped one must not.
-fn failure(change: Change, process: &ProcessInfo) -> Option<String> {
-    let (name, id) = (&process.name, process.id);
+/// Why `process` (shown as `shown`) did not end up as `change` asked, if it did not: a
+/// restarted process must run, a stopped one must not.
+fn failure(change: Change, process: &ProcessInfo, shown: &str) -> Option<String> {
+    let id = process.id;
     match change {
         Change::Restart { .. } if !is_up(process) => Some(format!(
-            "'{name}' (id {id}) did not restart: {} (see 'velos logs {name}')",
+            "'{shown}' (id {id}) did not restart: {} (see 'velos logs {shown}')",
             why_not_up(process)
         )),
         Change::Stop if process.pid.is_some() && process.status == ProcessStatus::Running => {
             Some(format!(
-                "'{name}' (id {id}) is running again: another command started it while it \
-                 stopped (run 'velos stop {name}' again)"
+                "'{shown}' (id {id}) is running again: another command started it while it \
+                 stopped (run 'velos stop {shown}' again)"
             ))
         }
         _ => None,
@@ -283,7 +298,7 @@ fn run_config(path: &str, change: Change, file: &FileArgs) -> Result<()> {
         let changed = request(&mut client, target, change, None)
             .map_err(|err| explain_change(err, &what))
             .with_context(|| format!("{} '{name}' from {}", verb_ing(change), config.shown()))?;
-        report_changed(change, &changed, &mut outcomes)?;
+        report_changed(change, &changed, &mut outcomes, false)?;
     }
     outcomes.finish()
 }
@@ -296,9 +311,10 @@ fn verb_ing(change: Change) -> &'static str {
     }
 }
 
-/// `stopped 'api' (id 0)`, `restarted 'api' (id 0, pid 1234)`.
-pub fn change_line(change: Change, process: &ProcessInfo) -> String {
-    let (name, id) = (&process.name, process.id);
+/// `stopped 'api' (id 0)`, `restarted 'api:1' (id 1, pid 1234)`: `name` is the process
+/// as the user addresses it.
+pub fn change_line(change: Change, process: &ProcessInfo, name: &str) -> String {
+    let id = process.id;
     match (change, process.pid) {
         (Change::Restart { .. }, Some(pid)) => {
             format!("{} '{name}' (id {id}, pid {pid})", change.past())
@@ -338,29 +354,32 @@ mod tests {
     fn each_change_says_what_happened_to_whom() {
         let mut stopped = process(3, "api", ProcessStatus::Stopped);
         stopped.pid = None;
-        assert_eq!(change_line(Change::Stop, &stopped), "stopped 'api' (id 3)");
+        assert_eq!(
+            change_line(Change::Stop, &stopped, "api"),
+            "stopped 'api' (id 3)"
+        );
         let mut killed = stopped.clone();
         killed.killed = true;
         killed.kill_timeout_ms = 500;
         killed.kill_signal = "SIGINT".into();
         assert_eq!(
-            change_line(Change::Stop, &killed),
+            change_line(Change::Stop, &killed, "api"),
             "stopped 'api' (id 3): still running 500ms after SIGINT, so velos sent SIGKILL"
         );
         assert_eq!(
-            change_line(Change::Delete { logs: false }, &stopped),
+            change_line(Change::Delete { logs: false }, &stopped, "api"),
             "deleted 'api' (id 3)"
         );
         let mut running = process(3, "api", ProcessStatus::Running);
         running.pid = Some(77);
         assert_eq!(
-            change_line(Change::Restart { update_env: false }, &running),
+            change_line(Change::Restart { update_env: false }, &running, "api"),
             "restarted 'api' (id 3, pid 77)"
         );
         let mut errored = process(3, "api", ProcessStatus::Errored);
         errored.error = Some("node: not found".into());
         assert_eq!(
-            change_line(Change::Restart { update_env: true }, &errored),
+            change_line(Change::Restart { update_env: true }, &errored, "api"),
             "restarted 'api' (id 3), now errored: node: not found"
         );
     }
@@ -372,7 +391,7 @@ mod tests {
         errored.pid = None;
         errored.error = Some("could not run '/x/app.sh'".into());
         assert_eq!(
-            failure(restart, &errored).as_deref(),
+            failure(restart, &errored, "api").as_deref(),
             Some(
                 "'api' (id 3) did not restart: errored: could not run '/x/app.sh' (see 'velos \
                  logs api')"
@@ -380,10 +399,13 @@ mod tests {
         );
         let mut running = process(3, "api", ProcessStatus::Running);
         running.pid = Some(77);
-        assert_eq!(failure(restart, &running), None);
-        assert!(failure(Change::Stop, &running).is_some());
-        assert_eq!(failure(Change::Stop, &errored), None);
-        assert_eq!(failure(Change::Delete { logs: true }, &running), None);
+        assert_eq!(failure(restart, &running, "api"), None);
+        assert!(failure(Change::Stop, &running, "api").is_some());
+        assert_eq!(failure(Change::Stop, &errored, "api"), None);
+        assert_eq!(
+            failure(Change::Delete { logs: true }, &running, "api"),
+            None
+        );
     }
 
     #[test]
