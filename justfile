@@ -1,8 +1,9 @@
 # velos developer tasks. `just --list` shows them.
 
-# Build the release binaries (target/release/velos and velosd).
+# Build the release binaries (target/bin/velos and velosd: static musl ones where the musl
+# target is installed, see scripts/build).
 build:
-    cargo build --release
+    scripts/build
 
 # Everything CI checks: formatting, lints, tests, docs.
 test:
@@ -15,8 +16,8 @@ test:
 
 # Build, then start the example node app under velos and show it.
 run-example: build
-    ./target/release/velos start examples/node-app/app.js
-    ./target/release/velos list
+    target/bin/velos start examples/node-app/app.js
+    target/bin/velos list
 
 # Benchmarks against the targets (--compare pm2, --quick, --only GROUPS).
 bench *ARGS:

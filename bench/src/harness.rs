@@ -1,10 +1,11 @@
 //! What every figure stands on: the release binaries, temporary directories, running a
 //! command with a bound, bounded waits, and killing whatever a run left behind.
 //!
-//! - [`build`] runs `cargo build --release -p velos -p velosd --message-format=json` (the
-//!   cargo that runs the benchmark, else `cargo` on `PATH`) and takes the executables'
-//!   paths from cargo's messages: `cargo run -p velos-bench` builds only this binary, and
-//!   a stale `target/release/velos` would measure the wrong code.
+//! - [`build`] runs `scripts/build --message-format=json` (the README's build: static musl
+//!   binaries where the musl target is installed, else the default target's; with the cargo
+//!   that runs the benchmark, else `cargo` on `PATH`) and takes the executables' paths from
+//!   cargo's messages: `cargo run -p velos-bench` builds only this binary, and a stale
+//!   binary would measure the wrong code.
 //! - [`temp_dir`] makes directories directly under `/tmp` with a short prefix, because a
 //!   Unix socket path is capped near 104 bytes.
 //! - [`run`] and [`time`] run a command under the [`watchdog`]. Output goes
@@ -47,7 +48,7 @@ pub fn workspace_root() -> &'static Path {
         .expect("the bench crate lives inside the workspace")
 }
 
-/// Builds `velos` and `velosd` in release mode and returns their paths.
+/// Builds `velos` and `velosd` as the README does (`scripts/build`) and returns their paths.
 pub fn build() -> Result<Bins> {
     // `cargo run` sets CARGO for the program it runs; a bench binary run by hand falls back
     // to the cargo that built it, then to PATH.
@@ -56,20 +57,18 @@ pub fn build() -> Result<Bins> {
         .or_else(|| option_env!("CARGO").map(PathBuf::from))
         .filter(|cargo| cargo.exists())
         .unwrap_or_else(|| PathBuf::from("cargo"));
-    eprintln!("building velos and velosd (release)...");
-    let output = Command::new(&cargo)
-        .args(["build", "--release", "-p", "velos", "-p", "velosd"])
+    eprintln!("building velos and velosd (release, scripts/build)...");
+    let script = workspace_root().join("scripts/build");
+    let output = Command::new(&script)
         .arg("--message-format=json-render-diagnostics")
+        .env("CARGO", &cargo)
         .current_dir(workspace_root())
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
-        .with_context(|| format!("running {}", cargo.display()))?;
+        .with_context(|| format!("running {}", script.display()))?;
     if !output.status.success() {
-        bail!(
-            "`cargo build --release -p velos -p velosd` failed ({})",
-            output.status
-        );
+        bail!("`scripts/build` failed ({})", output.status);
     }
     let (mut velos, mut velosd) = (None, None);
     for line in output.stdout.split(|&byte| byte == b'\n') {

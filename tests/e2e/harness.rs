@@ -2,7 +2,9 @@
 //! bounded waits and cleanup.
 //!
 //! - [`bins`] builds `velos` and `velosd` once per test run with the cargo that runs the tests
-//!   and takes their paths from cargo's JSON messages, so a test never runs a stale binary.
+//!   and takes their paths from cargo's JSON messages, so a test never runs a stale binary;
+//!   `VELOS_TEST_BINS=DIR` runs the binaries in DIR instead (relative to the workspace root:
+//!   `VELOS_TEST_BINS=target/bin` for the release binaries `scripts/build` made).
 //! - [`TestHome`] is a fresh `VELOS_HOME` under `/tmp` (socket paths are capped near 104
 //!   bytes). [`TestHome::velos`] runs the CLI in it; [`TestHome::cmd`] is the builder when a
 //!   test needs an extra environment variable or another working directory. Its `Drop` kills
@@ -79,6 +81,17 @@ pub fn bins() -> &'static Bins {
 }
 
 fn build_bins() -> Result<Bins, String> {
+    if let Some(dir) = std::env::var_os("VELOS_TEST_BINS").filter(|dir| !dir.is_empty()) {
+        let dir = workspace_root().join(dir);
+        let (velos, velosd) = (dir.join("velos"), dir.join("velosd"));
+        return match (velos.is_file(), velosd.is_file()) {
+            (true, true) => Ok(Bins { velos, velosd }),
+            _ => Err(format!(
+                "VELOS_TEST_BINS: no velos and velosd in {}",
+                dir.display()
+            )),
+        };
+    }
     // Cargo does not hold its build lock while tests run, so this nested build works; it is
     // a no-op when the binaries are fresh.
     let output = Command::new(env!("CARGO"))

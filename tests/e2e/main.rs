@@ -146,6 +146,9 @@ mod prompts;
 // Raw-socket abuse (bad frames, half frames, unread answers): answered, closed, others served.
 mod protocol;
 
+// No HOME and a uid without a passwd entry: every binary says to set VELOS_HOME, no signal.
+mod no_home;
+
 // Private modes, other uids refused, names kept inside logs/, arguments never through a shell.
 mod security;
 

@@ -22,8 +22,8 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::time::{Duration, Instant, SystemTime};
 
 /// `velosd.log` is rotated once it would pass this size; one old file is kept.
@@ -37,8 +37,12 @@ const PANIC_FLUSH_TIMEOUT: Duration = Duration::from_millis(500);
 static REOPEN_EPOCH: AtomicU64 = AtomicU64::new(0);
 /// Lines dropped because the writer thread was behind.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
-/// The writer thread's queue, once started.
-static QUEUE: OnceLock<SyncSender<Message>> = OnceLock::new();
+/// The writer thread's queue, once started. Unbounded, and bounded by [`QUEUED`] instead:
+/// a channel of [`QUEUE_LINES`] slots allocates (and touches) all of them up front, which
+/// is 128 KiB resident for the daemon's life; this one takes memory as lines wait.
+static QUEUE: OnceLock<Sender<Message>> = OnceLock::new();
+/// Lines in [`QUEUE`] not yet taken by the writer thread.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
 
 enum Message {
     Line(String),
@@ -62,9 +66,10 @@ pub fn log(message: impl Display) {
     );
     match QUEUE.get() {
         Some(queue) => {
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-                queue.try_send(Message::Line(line))
+            if QUEUED.fetch_add(1, Ordering::AcqRel) >= QUEUE_LINES
+                || queue.send(Message::Line(line)).is_err()
             {
+                QUEUED.fetch_sub(1, Ordering::AcqRel);
                 DROPPED.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -89,7 +94,7 @@ pub fn reopen_epoch() -> u64 {
 /// Starts the writer thread, and makes panics go through [`log`]. Lines logged before
 /// this went straight to stderr.
 pub fn start(target: Target) {
-    let (queue, lines) = sync_channel(QUEUE_LINES);
+    let (queue, lines) = channel();
     let mut writer = match target {
         Target::Stderr => Writer::Stderr,
         Target::File(path) => Writer::File(LogFile::open(path, MAX_LOG_BYTES, true)),
@@ -119,16 +124,8 @@ pub fn flush(timeout: Duration) {
     };
     let deadline = Instant::now() + timeout;
     let (done, written) = sync_channel(1);
-    let mut message = Message::Flush(done);
-    loop {
-        match queue.try_send(message) {
-            Ok(()) => break,
-            Err(TrySendError::Full(back)) if Instant::now() < deadline => {
-                message = back;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(_) => return,
-        }
+    if queue.send(Message::Flush(done)).is_err() {
+        return;
     }
     let _ = written.recv_timeout(deadline.saturating_duration_since(Instant::now()));
 }
@@ -137,6 +134,7 @@ fn write_lines(writer: &mut Writer, lines: &Receiver<Message>) {
     while let Ok(message) = lines.recv() {
         match message {
             Message::Line(line) => {
+                QUEUED.fetch_sub(1, Ordering::AcqRel);
                 let dropped = DROPPED.swap(0, Ordering::Relaxed);
                 if dropped > 0 {
                     writer.write(&format!(

@@ -212,7 +212,16 @@ fn run_daemon(
         // itself), so that the daemon learns the task is gone.
         let supervisor = smol::spawn(AssertUnwindSafe(supervisor.serve(inbox)).catch_unwind());
         let metrics = metrics::Service::start(home.clone(), commands.clone());
-        let server = server::serve(listener, &socket, commands.clone(), exit, metrics);
+        // Boxed: the server's future is large, and each move of it through the
+        // combinators below would take a copy's room on the main thread's stack, whose
+        // pages, once touched, stay resident for the daemon's life.
+        let server = Box::pin(server::serve(
+            listener,
+            &socket,
+            commands.clone(),
+            exit,
+            metrics,
+        ));
         let signals = smol::spawn(
             AssertUnwindSafe(signals::forward(signals, commands.clone())).catch_unwind(),
         );
