@@ -308,7 +308,9 @@ pub fn decode_response<T: DeserializeOwned>(payload: &[u8]) -> Option<Result<Ans
     if payload.get(..2) != Some(&[0x94, 0x01]) {
         return None;
     }
-    let mut deserializer = rmp_serde::Deserializer::new(payload);
+    // Read in place: strings are decoded from the payload itself, not copied through the
+    // reader's buffer first (a fifth of `velos list`'s instructions with 100 processes).
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(payload);
     let decoded = serde::Deserializer::deserialize_seq(
         &mut deserializer,
         ResponseVisitor(std::marker::PhantomData),

@@ -6,7 +6,9 @@
 //!    round trip more. The ping is what tells a live daemon from a dying one: a daemon
 //!    killed a moment ago may still accept connections for a few milliseconds (its other
 //!    threads hold the socket), and then closes them unanswered. The SDK refuses a peer of
-//!    another uid before anything is sent.
+//!    another uid before anything is sent. Requests that change nothing skip the ping
+//!    ([`connect_unpinged`]): the request itself is the probe, and is sent again through
+//!    [`connect`] when it gets no answer.
 //! 2. No answer: look for a live daemon by trying to take the `flock` on `velos.pid`
 //!    (without waiting), after checking the file is a regular file of ours (never a link
 //!    or a FIFO, which would block). A daemon that holds it is starting (it binds after
@@ -33,7 +35,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use futures_lite::future::block_on;
+use async_io::block_on;
 use rustix::fs::{FlockOperation, flock};
 use velos_proto::Home;
 use velos_sdk::{Client, Error as SdkError};
@@ -109,6 +111,19 @@ pub fn connect(home: &Home) -> Result<Client> {
         }
         std::thread::sleep(delay.min(deadline - now));
         delay = (delay * 2).min(MAX_RETRY_DELAY);
+    }
+}
+
+/// A client of the daemon of `home` if something accepts on its socket, without the ping
+/// of [`connect`]; `None` when there is no socket or nothing accepts on it. Only for
+/// requests that change nothing: one that gets no answer (a dying daemon closes the
+/// connection unanswered) is sent again on a client of [`connect`], which starts a daemon
+/// when needed.
+pub fn connect_unpinged(home: &Home) -> Result<Option<Client>> {
+    match block_on(Client::connect(home.socket_path())) {
+        Ok(client) => Ok(Some(client)),
+        Err(SdkError::NotRunning { .. } | SdkError::Refused { .. }) => Ok(None),
+        Err(err) => Err(explain(err)),
     }
 }
 

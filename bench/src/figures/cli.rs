@@ -46,8 +46,10 @@ pub fn figures(bench: &Bench) -> Vec<Figure> {
             format!("list --json, {stage} processes"),
             Unit::Seconds,
         );
-        if stage == 100 {
-            figure = figure.target(Target::AtMost(0.0015));
+        match stage {
+            100 => figure = figure.target(Target::AtMost(0.0015)),
+            1000 => figure = figure.target(Target::AtMost(0.004)),
+            _ => {}
         }
         figures.push(figure);
     }
@@ -71,7 +73,29 @@ pub fn figures(bench: &Bench) -> Vec<Figure> {
             Unit::Seconds,
         ));
     }
+    figures.push(
+        Figure::new(
+            "ping_over_version",
+            Group::Cli,
+            "ping beyond --version, 100 processes",
+            Unit::Seconds,
+        )
+        .target(Target::AtMost(0.0003))
+        .velos_only(),
+    );
     figures
+}
+
+/// Records how much longer `velos ping` (100 processes) takes than `velos --version`:
+/// connecting and one round trip, beyond the CLI's own start-up.
+pub fn ping_margin(velos: &mut Readings) {
+    if let (Some(ping), Some(version)) = (velos.stats("ping_100"), velos.stats("version")) {
+        velos.set(
+            "ping_over_version",
+            Stats::one(ping.median - version.median),
+        );
+        velos.how("ping_over_version", "difference of the medians above");
+    }
 }
 
 /// Times `list --json` and `ping` with `stage` processes running; with none, also the

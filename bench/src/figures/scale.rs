@@ -20,6 +20,7 @@ pub fn tables(bench: &Bench) -> Vec<Table> {
     }
     let (mut velos, pm2) =
         bench.against_each("daemon with 0 to 1000 processes", |m, r| walk(bench, m, r));
+    cli::ping_margin(&mut velos);
     if let Some(pm2) = &pm2 {
         cli::speedup(&mut velos, pm2);
     }

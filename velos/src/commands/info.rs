@@ -10,10 +10,9 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use futures_lite::future::block_on;
+use async_io::block_on;
 use velos_proto::{ProcessInfo, ProcessStatus, RestartMode, RestartReason, Target};
 
-use super::{daemon, explain};
 use crate::output::{
     Style, cpu_column, format_delay, format_timestamp, format_uptime, memory_column, signal_name,
 };
@@ -21,7 +20,8 @@ use crate::size::{format_bytes, format_limit};
 
 /// Runs `velos info`.
 pub fn run(target: &str, json: bool, style: Style) -> Result<()> {
-    let process = block_on(daemon()?.info(Target::parse(target))).map_err(explain)?;
+    let target = Target::parse(target);
+    let process = super::retrying(|client| block_on(client.info(target.clone())))?;
     let mut stdout = io::stdout().lock();
     if json {
         let mut text = serde_json::to_string_pretty(&process).context("writing JSON")?;

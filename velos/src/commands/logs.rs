@@ -30,8 +30,9 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::time::SystemTime;
 
 use anyhow::Result;
+use async_io::block_on;
 use futures_lite::StreamExt;
-use futures_lite::future::{self, block_on};
+use futures_lite::future;
 use velos_proto::{LogLine, LogReadParams, Stream, Target};
 use velos_sdk::{Error as SdkError, FollowEvent};
 

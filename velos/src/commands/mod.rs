@@ -29,8 +29,8 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
+use async_io::block_on;
 use clap::CommandFactory;
-use futures_lite::future::block_on;
 use rustix::process::{Pid, Signal};
 use velos_proto::{ErrorCode, Home};
 use velos_sdk::{Client, Error as SdkError};
@@ -92,13 +92,23 @@ fn daemon() -> Result<Client> {
     autostart::connect(&home)
 }
 
-/// Runs `request`, which changes nothing, on the daemon (started if needed). A daemon
-/// that closes the connection before answering has died meanwhile: the request is sent
-/// once more, to the daemon started in its place. Requests that change something are
-/// never resent this way: they may have been carried out.
+/// Runs `request`, which changes nothing, on the daemon (started if needed). It goes
+/// first to whatever accepts on the socket, without the ping [`daemon`] sends first: its
+/// answer is proof enough of a live daemon, and saves a round trip. A daemon that closes
+/// the connection before answering has died meanwhile (or was dying): the request is sent
+/// again on a client of [`daemon`], and once more should that daemon die too, each time
+/// to the daemon started in its place. Requests that change something are never resent
+/// this way: they may have been carried out.
 fn retrying<T>(request: impl Fn(&mut Client) -> std::result::Result<T, SdkError>) -> Result<T> {
-    match request(&mut daemon()?) {
-        Err(SdkError::Disconnected) => request(&mut daemon()?).map_err(explain),
+    let home = Home::from_env()?;
+    if let Some(mut client) = autostart::connect_unpinged(&home)? {
+        match request(&mut client) {
+            Err(SdkError::Disconnected) => {}
+            result => return result.map_err(explain),
+        }
+    }
+    match request(&mut autostart::connect(&home)?) {
+        Err(SdkError::Disconnected) => request(&mut autostart::connect(&home)?).map_err(explain),
         result => result.map_err(explain),
     }
 }

@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use async_signal::{Signal, Signals};
+use async_io::block_on;
 use clap::{CommandFactory, FromArgMatches};
-use futures_lite::future::block_on;
 use futures_lite::{FutureExt, StreamExt};
 use velos_proto::{Home, ProcessEvent, ProcessInfo, ProcessStatus, Target};
 use velos_sdk::Client;
