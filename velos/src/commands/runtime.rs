@@ -33,8 +33,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use async_signal::{Signal, Signals};
 use async_io::block_on;
+use async_signal::{Signal, Signals};
 use clap::{CommandFactory, FromArgMatches};
 use futures_lite::{FutureExt, StreamExt};
 use velos_proto::{Home, ProcessEvent, ProcessInfo, ProcessStatus, Target};
