@@ -95,7 +95,8 @@ fn daemon() -> Result<Client> {
 /// Runs `request`, which changes nothing, on the daemon (started if needed). It goes
 /// first to whatever accepts on the socket, without the ping [`daemon`] sends first: its
 /// answer is proof enough of a live daemon, and saves a round trip. A daemon that closes
-/// the connection before answering has died meanwhile (or was dying): the request is sent
+/// the connection before answering (or is gone by the time the SDK connects again after
+/// a failed write) has died meanwhile, or was dying: the request is sent
 /// again on a client of [`daemon`], and once more should that daemon die too, each time
 /// to the daemon started in its place. Requests that change something are never resent
 /// this way: they may have been carried out.
@@ -103,7 +104,11 @@ fn retrying<T>(request: impl Fn(&mut Client) -> std::result::Result<T, SdkError>
     let home = Home::from_env()?;
     if let Some(mut client) = autostart::connect_unpinged(&home)? {
         match request(&mut client) {
-            Err(SdkError::Disconnected) => {}
+            // Closed unanswered, or gone when the SDK connected again after a failed
+            // write: what the ping of `daemon` would have found.
+            Err(
+                SdkError::Disconnected | SdkError::NotRunning { .. } | SdkError::Refused { .. },
+            ) => {}
             result => return result.map_err(explain),
         }
     }
