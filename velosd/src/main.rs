@@ -232,17 +232,29 @@ fn run_daemon(
         // What a dead daemon left running goes first, so that what is resurrected does
         // not meet its old self (holding its port, say).
         let root = home.root().to_owned();
-        smol::spawn(async move {
+        let leftovers = async move {
             orphans::end_leftovers(root).await;
             if resurrect {
                 let _ = commands.send(supervisor::Command::Resurrect).await;
             }
-        })
-        .detach();
+        };
+        // With --resurrect, the list is back before the first request is read (the
+        // supervisor takes its inbox in order), so the first `velos list` shows it, and the
+        // launcher (`velosd --resurrect`) returns only then; without, the leftovers are
+        // ended while the daemon serves.
+        let before_serving = if resurrect {
+            Some(leftovers)
+        } else {
+            smol::spawn(leftovers).detach();
+            None
+        };
         // The server borrows the socket path, so it runs here rather than in a task. The
         // supervisor and the signal task run until the daemon exits; if one of them ends
         // first, nothing would act on requests or signals any more.
         async {
+            if let Some(leftovers) = before_serving {
+                leftovers.await;
+            }
             server.await;
             None
         }
