@@ -178,6 +178,11 @@ mod signals;
 // `velos signal SIG target` reaches running apps (instances, `all`) and refuses stopped ones.
 mod stop_signal;
 
+// --watch: one restart per change or burst after the quiet delay, ignored paths, an app that
+// crashes on start waits for the next change, an idle tree of 20,000 files costs no CPU.
+#[cfg(target_os = "linux")]
+mod watch;
+
 // `velos logs` on a real pty: control characters escaped unless --raw; names lined up.
 mod terminal;
 

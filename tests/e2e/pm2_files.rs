@@ -97,8 +97,9 @@ fn a_yaml_ecosystem_file_imports_as_golden() {
     imports_as_golden(
         "ecosystem.yaml",
         &["--env", "production"],
-        "warning: ecosystem.yaml: velos does not support these keys and ignores them: \
-         'worker': watch=[\".\"], ignore_watch=[\"node_modules\"]",
+        "warning: ecosystem.yaml: the ignore_watch of 'worker' adds to velos's built-in \
+         watch ignores (.git, node_modules, *.log, editor swap files, ...), where PM2's \
+         replaces them",
     );
 }
 

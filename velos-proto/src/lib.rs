@@ -14,7 +14,8 @@
 //! - [`Method`], [`Call`] and [`methods`]: every method, defined once with its params and
 //!   result types; [`Request`] and [`Response`]: a method with its typed params or result;
 //! - [`ErrorCode`] and [`RpcError`]: the daemon's error map;
-//! - [`home`]: where the socket, pid file and logs live, and the process name rules.
+//! - [`home`]: where the socket, pid file and logs live, and the process name rules;
+//! - [`watch`]: what `--watch` ignores and waits for, shared by the CLI and the daemon.
 //!
 //! # Examples
 //!
@@ -46,6 +47,7 @@ mod response;
 pub mod rpc;
 pub mod script;
 mod signal;
+pub mod watch;
 
 pub use echo::{ECHO_CHARS, echo};
 pub use error::{Error, ErrorCode, RpcError};
@@ -60,7 +62,7 @@ pub use request::{
 pub use response::{
     EventKind, LastRestart, LogEnd, LogGap, LogLine, LogLines, MetricsState, MetricsText, PingInfo,
     ProcessEvent, ProcessInfo, ProcessStatus, ReloadOutcome, ReloadResult, RestartCounts,
-    RestartMode, RestartReason, Saved, Stream,
+    RestartMode, RestartReason, Saved, Stream, WatchedCount,
 };
 pub use rpc::Envelope;
 pub use script::ScriptError;

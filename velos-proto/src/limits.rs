@@ -85,6 +85,13 @@ pub const INSTANCES: Range = Range {
     max: 1024,
 };
 
+/// Milliseconds of quiet after a watched change before the restart: 0 to one hour.
+pub const WATCH_DELAY_MS: Range = Range {
+    field: "watch_delay_ms",
+    min: 0,
+    max: 3_600_000,
+};
+
 /// A setting outside its [`Range`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{} {value} is out of range: allowed {}", range.field, allowed(range))]
@@ -150,6 +157,7 @@ impl StartParams {
             (MAX_MEMORY_FOR_MS, self.max_memory_for_ms),
             (READY_TIMEOUT_MS, self.ready_timeout_ms),
             (INSTANCES, self.instances.map(u64::from)),
+            (WATCH_DELAY_MS, self.watch_delay_ms),
         ];
         for (range, value) in settings {
             if let Some(value) = value {

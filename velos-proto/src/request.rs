@@ -226,6 +226,19 @@ pub struct StartParams {
     /// none when absent or empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron_restart: Option<String>,
+    /// Files and directories whose changes restart it (`--watch`): absolute, or relative
+    /// to `cwd`; a directory counts with everything under it. Not watched when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<String>,
+    /// Globs of paths whose changes do not count, on top of the built-in ones (`.git`,
+    /// `node_modules`, `*.log`, editor swap files, ...): a glob without `/` matches any
+    /// one part of a path (`dist`, `*.tmp`), one with `/` the path relative to the
+    /// watched directory (`src/gen/**`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch_ignore: Vec<String>,
+    /// Milliseconds of quiet after the last change before the restart; 300 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_delay_ms: Option<u64>,
 }
 
 // Hand-written: the environment is long and may hold secrets.
@@ -257,6 +270,9 @@ impl std::fmt::Debug for StartParams {
             .field("restart", &self.restart)
             .field("stop_exit_codes", &self.stop_exit_codes)
             .field("cron_restart", &self.cron_restart)
+            .field("watch", &self.watch)
+            .field("watch_ignore", &self.watch_ignore)
+            .field("watch_delay_ms", &self.watch_delay_ms)
             .finish()
     }
 }
@@ -646,6 +662,9 @@ mod tests {
             restart: Some(crate::RestartMode::Always),
             stop_exit_codes: vec![0, 3],
             cron_restart: Some("0 3 * * *".into()),
+            watch: vec!["/srv/src".into()],
+            watch_ignore: vec!["*.gen.js".into()],
+            watch_delay_ms: Some(500),
         }));
         round_trip(Request::Scale(ScaleParams {
             name: "web".into(),

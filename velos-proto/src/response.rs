@@ -208,6 +208,25 @@ pub struct ProcessInfo {
     /// ran out, so velos sent SIGKILL (set when that run is over; cleared by a new run).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub killed: bool,
+    /// The files and directories whose changes restart it (absolute); empty when it is
+    /// not watched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<String>,
+    /// The user's globs of paths whose changes do not count, on top of the built-in ones
+    /// ([`watch::BUILTIN_IGNORES`](crate::watch::BUILTIN_IGNORES)).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch_ignore: Vec<String>,
+    /// Milliseconds of quiet after the last change before the restart, when watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_delay_ms: Option<u64>,
+    /// Directories and files under watch, once the watch is set up (`None` before, and
+    /// when not watched); ignored ones are not counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watched: Option<WatchedCount>,
+    /// What keeps the watch from seeing every change (out of inotify watches, a path that
+    /// cannot be read), when something does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch_error: Option<String>,
     /// How many of `restarts` each reason caused (their sum is `restarts`).
     #[serde(default)]
     pub restart_counts: RestartCounts,
@@ -382,6 +401,15 @@ pub struct LastRestart {
     pub time_ms: u64,
 }
 
+/// How much a watch covers: `velos info` shows it beside the watched paths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchedCount {
+    /// Directories with a watch of their own (a watched file counts its directory).
+    pub directories: u64,
+    /// Files found in them when they were walked.
+    pub files: u64,
+}
+
 /// Which pipe a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -487,6 +515,9 @@ pub enum EventKind {
     /// A replacement failed (`reason`): it was stopped, the old run keeps running, and the
     /// reload stops there.
     ReloadFailed,
+    /// Its file watch cannot see every change (`reason`: what is wrong, such as running
+    /// out of inotify watches, and what to do); it goes on running.
+    WatchError,
     /// An event this version does not know.
     #[serde(other)]
     Unknown,

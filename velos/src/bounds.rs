@@ -8,7 +8,7 @@ use std::time::Duration;
 use velos_proto::ReadyMode;
 use velos_proto::limits::{
     INSTANCES, KILL_TIMEOUT_MS, LOG_FILES, MAX_LOG_BYTES, MAX_MEMORY_BYTES, MAX_MEMORY_FOR_MS,
-    MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS, Range,
+    MAX_RESTARTS, MIN_UPTIME_MS, READY_TIMEOUT_MS, Range, WATCH_DELAY_MS,
 };
 
 use crate::size::{format_bytes, parse_size};
@@ -144,6 +144,19 @@ pub fn parse_min_uptime(text: &str) -> Result<Duration, String> {
 pub fn parse_ready_timeout(text: &str) -> Result<Duration, String> {
     let value = humantime::parse_duration(text).map_err(|err| err.to_string())?;
     duration(READY_TIMEOUT_MS, value)
+}
+
+/// `--watch-delay DUR`
+pub fn parse_watch_delay(text: &str) -> Result<Duration, String> {
+    let value = humantime::parse_duration(text).map_err(|err| err.to_string())?;
+    duration(WATCH_DELAY_MS, value)
+}
+
+/// `--watch-ignore GLOB`: kept as text, checked here.
+pub fn parse_watch_ignore(text: &str) -> Result<String, String> {
+    velos_proto::watch::glob_regex(text)
+        .map(|_| text.to_owned())
+        .map_err(|err| err.to_string())
 }
 
 /// `--ready MODE`: kept as text, checked here.

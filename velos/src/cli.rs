@@ -57,7 +57,8 @@ pub enum Command {
     /// max_restarts,
     /// min_uptime, kill_timeout, max_memory_restart, max_memory_for, max_log_size, log_files,
     /// listen, ready, ready_timeout, instances, instance_var,
-    /// increment_var, kill_signal; paths are relative to the file. A PM2 ecosystem file
+    /// increment_var, kill_signal, watch, watch_ignore, watch_delay; paths are relative
+    /// to the file. A PM2 ecosystem file
     /// (ecosystem.config.js, .cjs, .mjs, .json, .yaml, .yml) is read as PM2 reads it
     /// (JavaScript with node); `--env NAME` puts its env_NAME on top of env, `--only a,b`
     /// starts some of the apps, and keys velos does not support are listed in a warning.
@@ -68,6 +69,8 @@ pub enum Command {
     /// Example: velos start server.js --name api --env PORT=8080 --max-log-size 10MiB -- --verbose
     ///
     /// Example: velos start server.js --name web -i 4 --env PORT=3000 --increment-var PORT
+    ///
+    /// Example: velos start server.js --watch --watch-ignore uploads
     Start(Box<StartArgs>),
 
     /// Start or stop instances of an app until it has N, or N more (+N), or N fewer (-N)
@@ -577,6 +580,49 @@ pub struct StartArgs {
     /// With --ready: return as soon as it is spawned instead of waiting until it is ready.
     #[arg(long)]
     pub no_wait: bool,
+    /// Restart it when a file under PATH changes (repeatable, or `a,b`) [default PATH: its working directory].
+    ///
+    /// Any creation, write, deletion, rename or attribute change (`touch`) counts; a
+    /// burst of them (50 saves, a `git checkout`) gives one restart, --watch-delay after
+    /// the last (a reload with --ready). Never counted: .git, .hg, .svn, node_modules,
+    /// target, __pycache__, *.log, editor swap and temp files (*.swp *.swx *.swo *~ .#*
+    /// 4913 *.tmp) and velos's own home; --watch-ignore adds to them. A watched app that
+    /// crashes within --min-uptime of starting is left errored, waiting for the next
+    /// change, instead of restarting in a loop; a stopped app is not started by a change.
+    /// Relative paths are against --cwd.
+    ///
+    /// Example: velos start server.js --watch --watch-ignore 'uploads' --watch-delay 1s
+    ///
+    /// Example: velos start server.js --watch src --watch config.json
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 0..=1,
+        default_missing_value = ".",
+        value_delimiter = ','
+    )]
+    pub watch: Option<Vec<String>>,
+
+    /// With --watch: changes of paths matching GLOB do not count, on top of the built-in ignores (repeatable).
+    ///
+    /// A glob without `/` matches any one part of a path (`dist`, `*.gen.js`); one with
+    /// `/` matches the path relative to the watched directory (`src/generated/**`), or the
+    /// absolute path when it starts with `/`. `*` `?` `[abc]` `{a,b}` and `**` as in a
+    /// shell. Unlike PM2's ignore_watch, these add to the built-in ignores.
+    ///
+    /// Example: velos start app.py --watch --watch-ignore 'uploads' --watch-ignore '*.sqlite'
+    #[arg(
+        long,
+        visible_alias = "ignore-watch",
+        value_name = "GLOB",
+        value_parser = bounds::parse_watch_ignore
+    )]
+    pub watch_ignore: Vec<String>,
+
+    /// With --watch: quiet after the last change before the restart, like `1s`, at most 1h [default: 300ms].
+    #[arg(long, value_name = "DUR", value_parser = bounds::parse_watch_delay)]
+    pub watch_delay: Option<Duration>,
+
     /// Start N instances under one name (`max`: one per CPU), 1 to 1024 [default: 1]: each
     /// its own process, `NAME:K` (K = 0..N-1), with VELOS_INSTANCE=K and NODE_APP_INSTANCE=K
     /// in its environment.
@@ -652,6 +698,9 @@ impl StartArgs {
             instance_var: self.instance_var,
             increment_var: self.increment_var,
             kill_signal: self.kill_signal,
+            watch: self.watch.unwrap_or_default(),
+            watch_ignore: self.watch_ignore,
+            watch_delay: self.watch_delay,
         }
     }
 
@@ -681,6 +730,9 @@ impl StartArgs {
             (self.instance_var.is_some(), "--instance-var"),
             (self.increment_var.is_some(), "--increment-var"),
             (self.kill_signal.is_some(), "--kill-signal"),
+            (self.watch.is_some(), "--watch"),
+            (!self.watch_ignore.is_empty(), "--watch-ignore"),
+            (self.watch_delay.is_some(), "--watch-delay"),
             (!self.args.is_empty(), "-- ARGS"),
         ];
         given

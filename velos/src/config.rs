@@ -24,6 +24,9 @@
 //! log_files = 5
 //! ready = "notify"            # or "message", "log:REGEX", "http:URL"
 //! ready_timeout = "30s"       # or milliseconds: 30000
+//! watch = true                # or paths: ["src", "config.json"] (relative to cwd)
+//! watch_ignore = ["uploads"]  # on top of the built-in ignores
+//! watch_delay = "300ms"       # or milliseconds: 300
 //! ```
 //!
 //! Loading has two steps. [`Config::load`] reads and checks the file itself (TOML, known
@@ -179,6 +182,12 @@ struct App {
     stop_exit_codes: Vec<u8>,
     #[serde(default)]
     cron_restart: Option<String>,
+    #[serde(default, deserialize_with = "watch")]
+    watch: Vec<String>,
+    #[serde(default, alias = "ignore_watch", deserialize_with = "watch_ignore")]
+    watch_ignore: Vec<String>,
+    #[serde(default, deserialize_with = "watch_delay")]
+    watch_delay: Option<Duration>,
 }
 
 impl Config {
@@ -311,6 +320,9 @@ impl Config {
                 restart: app.restart,
                 stop_exit_codes: app.stop_exit_codes,
                 cron_restart: app.cron_restart,
+                watch: app.watch,
+                watch_ignore: app.watch_ignore,
+                watch_delay: app.watch_delay,
             };
             apps.push(ConfigApp {
                 name,
@@ -383,7 +395,7 @@ impl Config {
                 let at = match (err.field, &app.cwd_at) {
                     (Field::Script, _) => &app.script_at,
                     (Field::Cwd, Some(cwd)) => cwd,
-                    (Field::Cwd | Field::Name, _) => &app.name_at,
+                    (Field::Cwd | Field::Name | Field::Watch, _) => &app.name_at,
                 };
                 anyhow!("{at}: {err}")
             })
@@ -555,6 +567,36 @@ fn memory_limit<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64
 
 fn ready_timeout<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
     bounded_duration(deserializer, READY_TIMEOUT_MS)
+}
+
+fn watch_delay<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+    bounded_duration(deserializer, velos_proto::limits::WATCH_DELAY_MS)
+}
+
+/// `watch = true` (the working directory), `false`, or a list of paths.
+fn watch<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Watch {
+        On(bool),
+        Paths(Vec<String>),
+        Path(String),
+    }
+    match Watch::deserialize(deserializer).map_err(|_| {
+        de::Error::custom("write true, false, or a list of paths like [\"src\", \"config.json\"]")
+    })? {
+        Watch::On(true) => Ok(vec![".".to_owned()]),
+        Watch::On(false) => Ok(Vec::new()),
+        Watch::Paths(paths) => Ok(paths),
+        Watch::Path(path) => Ok(vec![path]),
+    }
+}
+
+/// A list of globs, each checked.
+fn watch_ignore<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let globs = Vec::<String>::deserialize(deserializer)?;
+    velos_proto::watch::check_globs(&globs).map_err(de::Error::custom)?;
+    Ok(globs)
 }
 
 fn ready<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {

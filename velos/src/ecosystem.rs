@@ -114,6 +114,19 @@ impl Pm2File {
                 cluster.join(", ")
             ));
         }
+        let ignores: Vec<String> = self
+            .apps
+            .iter()
+            .filter(|app| !app.process.watch_ignore.is_empty())
+            .map(|app| format!("'{}'", app.name))
+            .collect();
+        if !ignores.is_empty() {
+            lines.push(format!(
+                "{shown}: the ignore_watch of {} adds to velos's built-in watch ignores \
+                 (.git, node_modules, *.log, editor swap files, ...), where PM2's replaces them",
+                ignores.join(", ")
+            ));
+        }
         if let Some(env_name) = env_name
             && !self.missing_env.is_empty()
         {
@@ -401,9 +414,18 @@ const KEYS: &[(&str, &[&str], Key)] = &[
     ("port", &[], Maps(port)),
     ("instances", &[], Maps(instances)),
     ("exec_mode", &[], Read),
-    ("watch", &[], Unsupported(is_false)),
-    ("ignore_watch", &[], Unsupported(|_| false)),
-    ("watch_delay", &[], Unsupported(|_| false)),
+    ("watch", &[], Maps(watch)),
+    (
+        "ignore_watch",
+        &[],
+        Maps(|p, v| {
+            let globs = words_list(v)?;
+            velos_proto::watch::check_globs(&globs).map_err(|err| err.to_string())?;
+            p.watch_ignore = globs;
+            Ok(())
+        }),
+    ),
+    ("watch_delay", &[], Maps(watch_delay)),
     ("watch_options", &[], Unsupported(|_| false)),
     ("max_memory_restart", &[], Maps(max_memory_restart)),
     ("cron_restart", &["cron"], Maps(cron_restart)),
@@ -482,6 +504,41 @@ const KEYS: &[(&str, &[&str], Key)] = &[
     ("disable_source_map_support", &[], Unsupported(|_| true)),
     ("windowsHide", &[], Unsupported(|_| true)),
 ];
+
+/// `watch`: `true` (the working directory), `false`, a path, or a list of paths
+/// (relative to `cwd`, as PM2 has them).
+fn watch(p: &mut ProcessArgs, value: &Value) -> Result<(), String> {
+    p.watch = match value {
+        Value::Bool(true) => vec![".".to_owned()],
+        Value::Bool(false) | Value::Null => Vec::new(),
+        other => words_list(other)?,
+    };
+    Ok(())
+}
+
+/// `watch_delay`: milliseconds.
+fn watch_delay(p: &mut ProcessArgs, value: &Value) -> Result<(), String> {
+    let delay = milliseconds(value)?;
+    p.watch_delay = Some(bounds::duration(
+        velos_proto::limits::WATCH_DELAY_MS,
+        delay,
+    )?);
+    Ok(())
+}
+
+/// One string, or an array of strings: a list as written (never split at spaces, which
+/// paths and globs may hold).
+fn words_list(value: &Value) -> Result<Vec<String>, String> {
+    match value {
+        Value::String(text) => Ok(vec![text.clone()]),
+        Value::Array(_) => words(value),
+        Value::Null => Ok(Vec::new()),
+        other => Err(format!(
+            "expected a string or an array of strings, got {}",
+            short(other)
+        )),
+    }
+}
 
 fn is_false(value: &Value) -> bool {
     matches!(value, Value::Bool(false) | Value::Null)
@@ -1141,6 +1198,51 @@ mod tests {
     }
 
     #[test]
+    fn watch_keys_map_and_user_ignores_are_said_to_add_to_the_builtin_ones() {
+        let on = one(serde_json::json!({"script": "a.js", "watch": true}));
+        assert_eq!(on.process.watch, ["."]);
+        assert!(on.unsupported.is_empty());
+        let file = apps(
+            serde_json::json!({"apps": [{
+                "name": "api",
+                "script": "a.js",
+                "watch": ["src", "config"],
+                "ignore_watch": ["uploads", "*.sqlite"],
+                "watch_delay": 1000,
+            }]}),
+            "eco.json",
+            None,
+        )
+        .unwrap();
+        let p = &file.apps[0].process;
+        assert_eq!(p.watch, ["src", "config"]);
+        assert_eq!(p.watch_ignore, ["uploads", "*.sqlite"]);
+        assert_eq!(p.watch_delay, Some(Duration::from_secs(1)));
+        assert_eq!(
+            file.warnings("eco.json", None),
+            [
+                "eco.json: the ignore_watch of 'api' adds to velos's built-in watch ignores \
+              (.git, node_modules, *.log, editor swap files, ...), where PM2's replaces them"
+            ]
+        );
+        let one_path =
+            one(serde_json::json!({"script": "a.js", "watch": "src", "ignoreWatch": "x y"}));
+        assert_eq!(one_path.process.watch, ["src"]);
+        assert_eq!(one_path.process.watch_ignore, ["x y"]);
+        assert!(
+            app(
+                serde_json::json!({"script": "a.js", "ignore_watch": ["[oops"]})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+                None,
+                Source::Ecosystem
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn strings_split_as_pm2_splits_them() {
         assert_eq!(
             split_like_pm2(r#"  -m "a b" 'c d' x=1 k="v w"  tail"#),
@@ -1155,7 +1257,7 @@ mod tests {
     fn the_warning_is_one_line_naming_apps_and_keys() {
         let file = apps(
             serde_json::json!({"apps": [
-                {"name": "api", "script": "a.js", "instances": 4, "watch": true},
+                {"name": "api", "script": "a.js", "instances": 4, "uid": "www"},
                 {"name": "ok", "script": "b.js", "watch": false, "instances": 1},
             ]}),
             "eco.config.js",
@@ -1167,7 +1269,7 @@ mod tests {
             warnings,
             [
                 "eco.config.js: velos does not support these keys and ignores them: 'api': \
-                 watch=true",
+                 uid=\"www\"",
                 "eco.config.js: no env_production in 'api', 'ok'; they get env alone"
             ]
         );

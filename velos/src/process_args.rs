@@ -80,6 +80,14 @@ pub struct ProcessArgs {
     pub stop_exit_codes: Vec<u8>,
     /// A restart schedule in cron syntax (checked by the daemon).
     pub cron_restart: Option<String>,
+    /// Paths whose changes restart it, relative to the working directory; not watched
+    /// when empty.
+    pub watch: Vec<String>,
+    /// Globs of paths whose changes do not count (already checked), on top of the
+    /// built-in ones.
+    pub watch_ignore: Vec<String>,
+    /// Quiet after the last change before the restart.
+    pub watch_delay: Option<Duration>,
 }
 
 // Hand-written: the environment may hold secrets.
@@ -103,6 +111,8 @@ pub enum Field {
     Cwd,
     /// The name, given or taken from the script.
     Name,
+    /// A watched path.
+    Watch,
 }
 
 /// Why a [`ProcessArgs`] cannot be started: one line, and the field it is about.
@@ -189,8 +199,53 @@ impl ProcessArgs {
             restart: self.restart,
             stop_exit_codes: self.stop_exit_codes,
             cron_restart: self.cron_restart,
+            watch: resolve_watch(&self.watch, &workdir)?,
+            watch_ignore: self.watch_ignore,
+            watch_delay_ms: self.watch_delay.map(millis),
         })
     }
+}
+
+/// The watched paths, absolute (relative ones against the working directory `workdir`),
+/// each checked to exist: a typo is said at start, not found missing by a watch that
+/// sees nothing.
+fn resolve_watch(paths: &[String], workdir: &Path) -> Result<Vec<String>, Invalid> {
+    let mut resolved: Vec<String> = Vec::new();
+    for path in paths {
+        let absolute = std::path::absolute(workdir.join(path))
+            .map_err(|err| Invalid::new(Field::Watch, format!("cannot watch '{path}': {err}")))?;
+        // `.`, `..` and a trailing `/` taken out, without following links.
+        let absolute: PathBuf = absolute.components().fold(PathBuf::new(), |mut out, part| {
+            match part {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                other => out.push(other),
+            }
+            out
+        });
+        if let Err(err) = absolute.metadata() {
+            return Err(Invalid::new(
+                Field::Watch,
+                format!(
+                    "cannot watch '{}': {} (give an existing file or directory to --watch)",
+                    echo(path),
+                    if err.kind() == io::ErrorKind::NotFound {
+                        "no such file or directory".to_owned()
+                    } else {
+                        err.to_string()
+                    }
+                ),
+            ));
+        }
+        let text =
+            utf8(&absolute, "watched path").map_err(|err| Invalid::new(Field::Watch, err))?;
+        if !resolved.contains(&text) {
+            resolved.push(text);
+        }
+    }
+    Ok(resolved)
 }
 
 /// The program and its arguments. A script with spaces that is not a file (in `dir`) is

@@ -181,6 +181,9 @@ pub enum Error {
     /// `restart` is a mode this daemon does not know.
     #[error("unknown restart mode: use always, on-failure or never")]
     BadRestartMode,
+    /// A `watch_ignore` glob that cannot be used.
+    #[error(transparent)]
+    BadWatchIgnore(#[from] velos_proto::watch::BadGlob),
     /// `process.scale` with neither or both of `to` and `by`.
     #[error("process.scale takes one of 'to' (a count) or 'by' (a change)")]
     ScaleCount,
@@ -231,6 +234,7 @@ impl Error {
             | Error::NotRunning { .. }
             | Error::BadRestartMode
             | Error::BadCron(_)
+            | Error::BadWatchIgnore(_)
             | Error::ScaleCount
             | Error::ScaleToNone { .. }
             | Error::ReloadInProgress(_) => ErrorCode::InvalidParams,

@@ -121,6 +121,32 @@ pub fn lock(logs: &Logs) -> MutexGuard<'_, LogRing> {
     logs.ring()
 }
 
+/// Writes a line of velos's own (`[velos] watch: files changed: ...`) into a process's
+/// `stream`, file and ring, as if the process had written it: so `velos logs` shows it
+/// among the lines it explains. The file's lock first, then the ring's, as a collector
+/// takes them; a write that fails is recorded as a collector's would be.
+pub fn note(logs: &Logs, stream: Stream, line: &str) {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    let time_ms = now_ms();
+    let mut file = relock(&logs.files[slot(stream)]);
+    let mut steps = Vec::new();
+    let written = match file.as_mut() {
+        Some(file) => file.write(&bytes, &mut steps),
+        // No run opened the file yet: memory only.
+        None => {
+            steps.push(Step::Push(0..bytes.len()));
+            Ok(())
+        }
+    };
+    let mut ring = logs.ring();
+    apply(&steps, &bytes, &mut ring, stream, time_ms);
+    if let Err(error) = written {
+        ring.write_error = Some(error);
+    }
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     SystemTime::now()

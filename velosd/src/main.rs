@@ -40,6 +40,7 @@ mod signals;
 mod socket_watch;
 mod state;
 mod supervisor;
+mod watch;
 
 use std::any::Any;
 use std::io::Write;

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::lifecycle::{Cause, Decision, Event, Lifecycle, Policy, Restarted, Settings};
 use crate::logs::Logs;
 use crate::memory_limit::{MemoryLimit, OverLimit};
+use crate::watch::{Watch, WatchSpec};
 
 /// Everything needed to start a process again: what `restart` reuses.
 #[derive(Clone)]
@@ -76,6 +77,8 @@ pub struct Spec {
     pub instance_var: Option<String>,
     /// A variable of the environment whose number instance K gets plus K.
     pub increment_var: Option<String>,
+    /// What it watches (`--watch`), if anything.
+    pub watch: Option<WatchSpec>,
 }
 
 /// The variable that tells every process its instance number.
@@ -141,7 +144,24 @@ impl Spec {
             restart: Some(self.restart),
             stop_exit_codes: self.stop_exit_codes.clone(),
             cron_restart: self.cron.as_ref().map(|cron| cron.expression().to_owned()),
+            watch: self.watch_paths(),
+            watch_ignore: self
+                .watch
+                .as_ref()
+                .map_or_else(Vec::new, |w| w.ignore.clone()),
+            watch_delay_ms: self.watch.as_ref().map(|w| millis(w.delay)),
         }
+    }
+
+    /// The paths it watches, as text; empty when it watches nothing.
+    pub fn watch_paths(&self) -> Vec<String> {
+        self.watch.as_ref().map_or_else(Vec::new, |watch| {
+            watch
+                .paths
+                .iter()
+                .map(|path| path.to_string_lossy().into_owned())
+                .collect()
+        })
     }
 
     /// The stop signal's name (`SIGTERM`).
@@ -293,6 +313,9 @@ pub struct Entry {
     pub killed: bool,
     /// Its reloads by result.
     pub reloads: ReloadCounts,
+    /// Its file watch, while it is watched (`spec.watch`, and not stopped); set by the
+    /// supervisor, dropped with the entry.
+    pub watch: Option<Watch>,
 }
 
 impl Entry {
@@ -314,6 +337,7 @@ impl Entry {
             status_text: None,
             killed: false,
             reloads: ReloadCounts::default(),
+            watch: None,
         }
     }
 
@@ -338,6 +362,7 @@ impl Entry {
                 restart: self.spec.restart,
                 max_restarts: self.spec.max_restarts,
                 min_uptime: self.spec.min_uptime,
+                watch: self.spec.watch.is_some(),
             },
             ready_timeout: self.spec.ready.as_ref().map(|_| self.spec.ready_timeout),
             stop_exit_codes: &self.spec.stop_exit_codes,
@@ -416,6 +441,15 @@ impl Entry {
             killed: self.killed,
             restart_counts: life.restart_counts(),
             last_restart: life.last_restart().map(last_restart),
+            watch: self.spec.watch_paths(),
+            watch_ignore: self
+                .spec
+                .watch
+                .as_ref()
+                .map_or_else(Vec::new, |watch| watch.ignore.clone()),
+            watch_delay_ms: self.spec.watch.as_ref().map(|watch| millis(watch.delay)),
+            watched: self.watch.as_ref().and_then(|watch| watch.state().watched),
+            watch_error: self.watch.as_ref().and_then(|watch| watch.state().problem),
         }
     }
 }
@@ -609,6 +643,7 @@ pub(crate) mod tests {
             ready_timeout: Duration::from_secs(30),
             instance_var: None,
             increment_var: None,
+            watch: None,
         }
     }
 

@@ -179,6 +179,18 @@ fn app_lines(text: &mut String, process: &ProcessArgs, workdir: &Path, out_dir: 
     if let Some(ready_timeout) = process.ready_timeout {
         push(text, "ready_timeout", duration(ready_timeout));
     }
+    // Relative to the app's cwd, in velos.toml as in the PM2 file.
+    if process.watch == ["."] {
+        push(text, "watch", toml::Value::from(true));
+    } else if !process.watch.is_empty() {
+        push(text, "watch", strings(&process.watch));
+    }
+    if !process.watch_ignore.is_empty() {
+        push(text, "watch_ignore", strings(&process.watch_ignore));
+    }
+    if let Some(delay) = process.watch_delay {
+        push(text, "watch_delay", duration(delay));
+    }
 }
 
 /// `key = value`, the value in TOML's own spelling.

@@ -126,6 +126,21 @@ fn details(process: &ProcessInfo, style: Style) -> String {
             .map_or(0, |i| i + 1);
         rows.insert(at, ("listen", process.listen.join(", ")));
     }
+    if !process.watch.is_empty() {
+        let at = rows
+            .iter()
+            .position(|(key, _)| *key == "listen" || *key == "cwd")
+            .map_or(0, |i| i + 1);
+        let at = if rows.get(at).is_some_and(|(key, _)| *key == "listen") {
+            at + 1
+        } else {
+            at
+        };
+        rows.insert(at, ("watch", watch_text(process)));
+        if let Some(error) = &process.watch_error {
+            rows.insert(at + 1, ("watch error", error.clone()));
+        }
+    }
     let width = rows.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
     rows.iter()
         .map(|(key, value)| format!("{key:<width$}  {value}\n"))
@@ -150,6 +165,37 @@ fn restarts_text(process: &ProcessInfo) -> String {
         process.restarts.to_string()
     } else {
         format!("{} ({})", process.restarts, reasons.join(", "))
+    }
+}
+
+/// `/srv/api/src, /srv/api/config.json (12 directories, 240 files; 300ms after the
+/// last change; also ignoring uploads)`: what is watched, how much that is once set up,
+/// the delay, and the user's ignores (the built-in ones are always there).
+fn watch_text(process: &ProcessInfo) -> String {
+    let mut notes = Vec::new();
+    if let Some(watched) = process.watched {
+        notes.push(format!(
+            "{} director{}, {} file{}",
+            watched.directories,
+            if watched.directories == 1 { "y" } else { "ies" },
+            watched.files,
+            if watched.files == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(ms) = process.watch_delay_ms {
+        notes.push(format!(
+            "{} after the last change",
+            humantime::format_duration(Duration::from_millis(ms))
+        ));
+    }
+    if !process.watch_ignore.is_empty() {
+        notes.push(format!("also ignoring {}", process.watch_ignore.join(", ")));
+    }
+    let paths = process.watch.join(", ");
+    if notes.is_empty() {
+        paths
+    } else {
+        format!("{paths} ({})", notes.join("; "))
     }
 }
 
@@ -252,6 +298,28 @@ fn rotation_text(process: &ProcessInfo) -> String {
 mod tests {
     use super::*;
     use crate::output::tests::process;
+
+    #[test]
+    fn details_say_what_is_watched_after_the_working_directory() {
+        let mut api = process(0, "api", ProcessStatus::Errored);
+        api.watch = vec!["/srv/src".into(), "/srv/config.json".into()];
+        api.watch_ignore = vec!["uploads".into()];
+        api.watch_delay_ms = Some(300);
+        api.watched = Some(velos_proto::WatchedCount {
+            directories: 12,
+            files: 1,
+        });
+        api.watch_error = Some("out of inotify watches".into());
+        let text = details(&api, Style::plain());
+        assert!(
+            text.contains(
+                "cwd           /srv\nwatch         /srv/src, /srv/config.json (12 directories, 1 \
+                 file; 300ms after the last change; also ignoring uploads)\nwatch error   out \
+                 of inotify watches\n"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn details_show_every_setting_in_one_column() {

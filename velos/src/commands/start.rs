@@ -87,6 +87,9 @@ pub fn run_prepared(prepared: Prepared, out: &mut dyn Write) -> Result<()> {
     let mut client = daemon()?;
     let started = block_on(client.start(params)).map_err(|err| explain_change(err, &what))?;
     let instances = started_instances(&mut client, started, count)?;
+    if let Some(first) = instances.first() {
+        warn_about_watch(&mut client, first);
+    }
     let labelled = instances.len() > 1;
     let mut failure = None;
     for process in instances {
@@ -102,6 +105,31 @@ pub fn run_prepared(prepared: Prepared, out: &mut dyn Write) -> Result<()> {
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// How long `velos start` waits for a `--watch` to be set up, to say at once when it
+/// cannot watch everything (out of inotify watches); past this it says nothing, and
+/// `velos info` tells later.
+const WATCH_SETUP: Duration = Duration::from_secs(2);
+
+/// For a watched process: waits (at most [`WATCH_SETUP`]) until its watch is set up, and
+/// prints on stderr what keeps it from seeing every change, if anything does.
+fn warn_about_watch(client: &mut Client, started: &ProcessInfo) {
+    if started.watch.is_empty() {
+        return;
+    }
+    let deadline = Instant::now() + WATCH_SETUP;
+    let mut process = started.clone();
+    while process.watched.is_none() && process.watch_error.is_none() && Instant::now() < deadline {
+        std::thread::sleep(READY_POLL);
+        match block_on(client.info(process.id)) {
+            Ok(info) => process = info,
+            Err(_) => return,
+        }
+    }
+    if let Some(error) = &process.watch_error {
+        eprintln!("warning: '{}' watch: {error}", process.name);
+    }
 }
 
 /// How often `velos start` looks whether a process with a ready mode is ready yet.
@@ -225,9 +253,9 @@ pub fn report(started: &ProcessInfo, labelled: bool) -> Result<String> {
 /// What `velos start velos.toml` does with one app.
 enum Plan {
     /// Its name is in the list already.
-    Skip(ProcessInfo),
+    Skip(Box<ProcessInfo>),
     /// Start it with these params.
-    Start(StartParams),
+    Start(Box<StartParams>),
 }
 
 /// `--only` and `--env NAME` of a start of a config file.
@@ -255,8 +283,10 @@ fn run_config(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<
     let plans = config
         .names()
         .map(|name| match listed.remove(name) {
-            Some(process) => Ok(Plan::Skip(process)),
-            None => config.start_params(name, &env).map(Plan::Start),
+            Some(process) => Ok(Plan::Skip(Box::new(process))),
+            None => config
+                .start_params(name, &env)
+                .map(|params| Plan::Start(Box::new(params))),
         })
         .collect::<Result<Vec<Plan>>>()?;
 
@@ -269,7 +299,15 @@ fn run_config(config: &Config, args: &StartArgs, out: &mut dyn Write) -> Result<
             Plan::Start(params) => {
                 let name = params.name.clone().unwrap_or_default();
                 let wait = !args.no_wait;
-                start_one(&mut client, params, &name, config, &mut outcomes, wait, out)?;
+                start_one(
+                    &mut client,
+                    *params,
+                    &name,
+                    config,
+                    &mut outcomes,
+                    wait,
+                    out,
+                )?;
             }
         }
     }
@@ -417,6 +455,9 @@ mod tests {
             instance_var: None,
             increment_var: None,
             kill_signal: None,
+            watch: None,
+            watch_ignore: vec![],
+            watch_delay: None,
             args: vec![],
         }
     }

@@ -24,6 +24,9 @@
 //! policy ([`Policy`]: a backoff of 100 ms doubling to 15 s, reset once a run lasted
 //! `min_uptime`; `max_restarts` quick failures in a row and velos gives up). A program
 //! that exits 0 and leaves processes running daemonized itself: errored, never restarted.
+//! In watch mode (`Policy::watch`) a failure within `min_uptime` of the start is not
+//! restarted after a backoff: restarting unchanged files would fail the same way, so it
+//! stays errored, "waiting for a file change", and the next change starts it.
 //!
 //! Files: this one has the states and the one `match` of every transition
 //! ([`Lifecycle::handle`]); `event.rs` the events, decisions and the data they carry;
@@ -1142,7 +1145,33 @@ impl Lifecycle {
         let (verdict, failures) = settings.policy.judge(self.quick_failures, lasted);
         self.quick_failures = failures;
         match verdict {
+            Verdict::Never if settings.policy.watch => {
+                let reason = format!("exited; not restarted (restart never); {AWAIT_CHANGE}");
+                self.error = Some(reason.clone());
+                out.push(Decision::Report(Report {
+                    reason: Some(reason),
+                    ..Report::new(EventKind::Errored)
+                }));
+                State::Errored
+            }
             Verdict::Never => State::Errored,
+            Verdict::AwaitChange => {
+                let within = humantime::format_duration(settings.policy.min_uptime);
+                let reason = match &spawn_error {
+                    Some(error) => format!("could not be started: {error}; {AWAIT_CHANGE}"),
+                    None => format!(
+                        "crashed within {within} of starting; {AWAIT_CHANGE} (see 'velos \
+                         logs {}')",
+                        settings.name
+                    ),
+                };
+                self.error = Some(reason.clone());
+                out.push(Decision::Report(Report {
+                    reason: Some(reason),
+                    ..Report::new(EventKind::Errored)
+                }));
+                State::Errored
+            }
             Verdict::GiveUp => {
                 let within = humantime::format_duration(settings.policy.min_uptime);
                 let reason = match &spawn_error {
@@ -1155,6 +1184,11 @@ impl Lifecycle {
                          restarting it (see 'velos logs {}')",
                         settings.name
                     ),
+                };
+                let reason = if settings.policy.watch {
+                    format!("{reason}; {AWAIT_CHANGE}")
+                } else {
+                    reason
                 };
                 self.error = Some(reason.clone());
                 out.push(Decision::Report(Report {
@@ -1186,6 +1220,9 @@ impl Lifecycle {
         }
     }
 }
+
+/// What an errored process in watch mode waits for (see [`Policy::watch`]).
+const AWAIT_CHANGE: &str = "waiting for a file change (watch)";
 
 /// How a run's leader ended, in words: "exited with code 3", "was killed by signal 9".
 fn describe_exit(exit: Exit) -> String {

@@ -17,6 +17,9 @@ pub struct Policy {
     pub max_restarts: u32,
     /// How long a run must last to count as a success (and reset the backoff).
     pub min_uptime: Duration,
+    /// Watched (`--watch`): a quick failure waits for a file change instead of the
+    /// backoff, and errored always means "until the next change".
+    pub watch: bool,
 }
 
 /// What the restart policy says about a failure.
@@ -28,6 +31,9 @@ pub enum Verdict {
     RestartIn(Duration),
     /// Too many quick failures in a row: stay errored.
     GiveUp,
+    /// Watched, and it failed within `min_uptime` of starting: restarting it would fail
+    /// the same way until its files change, so it stays errored until they do.
+    AwaitChange,
 }
 
 impl Policy {
@@ -38,12 +44,15 @@ impl Policy {
         if matches!(self.restart, RestartMode::Never | RestartMode::Unknown) {
             return (Verdict::Never, quick_failures);
         }
-        let failures = if lasted >= self.min_uptime {
-            1
-        } else {
+        let quick = lasted < self.min_uptime;
+        let failures = if quick {
             quick_failures.saturating_add(1)
+        } else {
+            1
         };
-        if failures > self.max_restarts {
+        if self.watch && quick {
+            (Verdict::AwaitChange, failures)
+        } else if failures > self.max_restarts {
             (Verdict::GiveUp, failures)
         } else {
             (Verdict::RestartIn(backoff(failures)), failures)
@@ -192,6 +201,7 @@ mod tests {
                 restart,
                 max_restarts: 16,
                 min_uptime: Duration::from_secs(1),
+                watch: false,
             },
             ready_timeout: None,
             stop_exit_codes,
@@ -222,6 +232,7 @@ mod tests {
             restart: Never,
             max_restarts: 16,
             min_uptime: Duration::from_secs(1),
+            watch: false,
         };
         assert_eq!(never.judge(0, Duration::ZERO).0, Verdict::Never);
     }
@@ -234,6 +245,37 @@ mod tests {
             [100, 200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000].map(Duration::from_millis)
         );
         assert_eq!(backoff(u32::MAX), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn a_watched_quick_failure_waits_for_a_change_and_a_later_one_is_restarted() {
+        let policy = Policy {
+            restart: RestartMode::OnFailure,
+            max_restarts: 16,
+            min_uptime: Duration::from_secs(1),
+            watch: true,
+        };
+        let quick = Duration::from_millis(50);
+        assert_eq!(policy.judge(0, quick), (Verdict::AwaitChange, 1));
+        assert_eq!(policy.judge(5, quick), (Verdict::AwaitChange, 6));
+        let lasted = Duration::from_secs(10);
+        assert_eq!(
+            policy.judge(5, lasted),
+            (Verdict::RestartIn(Duration::from_millis(100)), 1)
+        );
+        let unwatched = Policy {
+            watch: false,
+            ..policy
+        };
+        assert_eq!(
+            unwatched.judge(0, quick),
+            (Verdict::RestartIn(Duration::from_millis(100)), 1)
+        );
+        let never = Policy {
+            restart: RestartMode::Never,
+            ..policy
+        };
+        assert_eq!(never.judge(0, quick), (Verdict::Never, 0));
     }
 
     #[test]

@@ -20,6 +20,7 @@ fn settings(max_restarts: u32) -> Settings<'static> {
             restart: RestartMode::OnFailure,
             max_restarts,
             min_uptime: MIN_UPTIME,
+            watch: false,
         },
         ready_timeout: None,
         stop_exit_codes: &[],
@@ -1658,4 +1659,88 @@ fn with_restart_always_an_exit_0_is_restarted_and_a_stop_exit_code_is_a_stop() {
         "a clean stop: nothing armed"
     );
     assert_eq!(life.status(), ProcessStatus::Stopped);
+}
+
+/// `settings(16)` in watch mode.
+fn watched() -> Settings<'static> {
+    let mut settings = settings(16);
+    settings.policy.watch = true;
+    settings
+}
+
+#[test]
+fn a_watched_process_that_crashes_on_start_waits_for_a_change_without_a_timer() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    let soon = t0 + Duration::from_millis(50);
+    life.handle(leader_exited(1, code(1), vec![], soon), &watched());
+    let out = life.handle(exited(1, code(1), soon), &watched());
+    let reason = "crashed within 1s of starting; waiting for a file change (watch) (see \
+                  'velos logs api')";
+    assert_eq!(
+        out,
+        [
+            Decision::Report(Report {
+                pid: Some(100),
+                exit: Some(code(1)),
+                ..Report::new(EventKind::Exited)
+            }),
+            Decision::Report(Report {
+                reason: Some(reason.to_owned()),
+                ..Report::new(EventKind::Errored)
+            }),
+        ],
+        "errored at once: no restart timer"
+    );
+    assert_eq!(life.status(), ProcessStatus::Errored);
+    assert_eq!(life.error(), Some(reason));
+    assert_eq!(life.restarts(), 0);
+    // The next change starts it again.
+    let out = life.handle(
+        trigger(RestartReason::Watch, "files changed: a.js", soon),
+        &watched(),
+    );
+    assert_eq!(
+        out,
+        [Decision::Spawn {
+            run: 2,
+            attempt: Attempt::Asked
+        }]
+    );
+}
+
+#[test]
+fn a_watched_process_that_crashes_after_min_uptime_is_restarted_as_usual() {
+    let t0 = Instant::now();
+    let mut life = running(t0);
+    let later = t0 + MIN_UPTIME * 5;
+    life.handle(leader_exited(1, code(1), vec![], later), &watched());
+    let out = life.handle(exited(1, code(1), later), &watched());
+    assert!(
+        out.contains(&Decision::ArmTimer {
+            at: later + Duration::from_millis(100),
+            timer: Timer::Restart { run: 1 },
+        }),
+        "{out:?}"
+    );
+    assert_eq!(life.status(), ProcessStatus::Waiting);
+}
+
+#[test]
+fn a_watched_restart_that_cannot_spawn_waits_for_a_change() {
+    let t0 = Instant::now();
+    let mut life = Lifecycle::new();
+    life.handle(
+        Event::SpawnFailed {
+            attempt: Attempt::Automatic,
+            reason: "no such file".into(),
+            now: t0,
+        },
+        &watched(),
+    );
+    assert_eq!(life.status(), ProcessStatus::Errored);
+    assert_eq!(
+        life.error(),
+        Some("could not be started: no such file; waiting for a file change (watch)")
+    );
 }

@@ -45,6 +45,45 @@ impl Supervisor {
         }
         // Its schedule is armed while it should run, and only then.
         self.sync_cron(id);
+        self.sync_watch(id);
+    }
+
+    /// Starts or ends the file watch of process `id` as its state asks: watched while
+    /// it is not stopped (running, starting, waiting for a restart, or errored and
+    /// waiting for a change); a stopped or deleted process watches nothing.
+    pub(super) fn sync_watch(&mut self, id: u32) {
+        let Some(entry) = self.table.get_mut(id) else {
+            return;
+        };
+        let wanted =
+            entry.spec.watch.as_ref().filter(|_| {
+                !self.shutting_down && entry.lifecycle.status() != ProcessStatus::Stopped
+            });
+        match (wanted, entry.watch.is_some()) {
+            (Some(spec), false) => {
+                entry.watch = Some(crate::watch::Watch::start(
+                    id,
+                    spec,
+                    &self.home,
+                    self.commands.clone(),
+                    entry.ring.clone(),
+                ));
+            }
+            (None, true) => entry.watch = None,
+            _ => {}
+        }
+    }
+
+    /// A process's watch cannot see every change: the daemon's log and the event
+    /// subscribers are told (`info` shows it from the watch itself).
+    pub(super) fn watch_problem(&mut self, id: u32, problem: String) {
+        let Some(entry) = self.table.get(id) else {
+            return;
+        };
+        crate::log(format_args!("'{}' (id {id}) watch: {problem}", entry.name));
+        self.emit(id, velos_proto::EventKind::WatchError, |event| {
+            event.reason = Some(problem);
+        });
     }
 
     fn carry_out(&mut self, id: u32, decision: Decision) {

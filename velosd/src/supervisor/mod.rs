@@ -196,6 +196,13 @@ pub enum Command {
         /// What caused it, as `info` prints it after "restarted: ".
         detail: String,
     },
+    /// A process's file watch cannot see every change (`watch.rs`): say so.
+    WatchProblem {
+        /// Which process.
+        id: u32,
+        /// What is wrong, and what to do.
+        problem: String,
+    },
     /// SIGTERM or SIGINT: stop everything and exit.
     Shutdown,
     /// SIGCHLD: collect exited children that no watcher waits for.
@@ -410,6 +417,7 @@ impl Supervisor {
                     self.stop_then(Then::Stop, After::Exit, &Target::All, None);
                 }
             }
+            Command::WatchProblem { id, problem } => self.watch_problem(id, problem),
             Command::Reap => self.reap_pending = true,
             Command::SampleMemory => self.sample_memory(),
             Command::Resurrect => self.resurrect_state(),
@@ -722,6 +730,12 @@ impl Supervisor {
             Some(text) => process::parse_signal(text).map_err(Error::BadSignal)?,
             None => rustix::process::Signal::TERM,
         };
+        let watch = crate::watch::WatchSpec::from_params(
+            &params.watch,
+            &params.watch_ignore,
+            params.watch_delay_ms,
+            &cwd,
+        )?;
         let spec = Spec {
             out_log: self.home.instance_log_path(&name, instance, Stream::Out),
             err_log: self.home.instance_log_path(&name, instance, Stream::Err),
@@ -771,6 +785,7 @@ impl Supervisor {
             listen: crate::listen::Listeners::bind(&name, &params.listen)?,
             instance_var,
             increment_var,
+            watch,
         };
         Ok((name, spec))
     }

@@ -249,6 +249,7 @@ impl Model {
             | EventKind::ReloadStarted
             | EventKind::ReloadDone
             | EventKind::ReloadFailed
+            | EventKind::WatchError
             | EventKind::Unknown => {}
         }
     }
