@@ -201,6 +201,10 @@ mod triggers;
 // SIGTERM to every app, `velos list` from another shell, PID 1 reaping orphans (unshare).
 mod runtime;
 
+// `start --time`: stamped lines in the files, their times read back by `logs --timestamps`,
+// `--since` and `--json` after a daemon restart; followers and the ring never show the stamp.
+mod time;
+
 // Under a service manager: READY=1 on $NOTIFY_SOCKET once the socket answers, WATCHDOG=1 for
 // our own pid only, and apps never inherit either.
 #[cfg(target_os = "linux")]

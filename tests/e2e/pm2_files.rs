@@ -87,8 +87,7 @@ fn a_json_ecosystem_file_imports_as_golden() {
         "ecosystem.json",
         &[],
         "warning: ecosystem.json: velos does not support these keys and ignores them: \
-         'worker': restart_delay=4000, out_file=\"/var/log/worker.out\", \
-         log_date_format=\"YYYY-MM-DD HH:mm Z\"",
+         'worker': restart_delay=4000, out_file=\"/var/log/worker.out\"",
     );
 }
 

@@ -239,6 +239,11 @@ pub struct StartParams {
     /// Milliseconds of quiet after the last change before the restart; 300 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watch_delay_ms: Option<u64>,
+    /// Write each line to the log files after the time it arrived, `2026-05-01T12:00:00.123Z `
+    /// (UTC, RFC 3339 with milliseconds, and a space), so its time is known when it is read
+    /// back from the files (PM2's `time`); false when absent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub time: bool,
 }
 
 // Hand-written: the environment is long and may hold secrets.
@@ -273,6 +278,7 @@ impl std::fmt::Debug for StartParams {
             .field("watch", &self.watch)
             .field("watch_ignore", &self.watch_ignore)
             .field("watch_delay_ms", &self.watch_delay_ms)
+            .field("time", &self.time)
             .finish()
     }
 }
@@ -665,6 +671,7 @@ mod tests {
             watch: vec!["/srv/src".into()],
             watch_ignore: vec!["*.gen.js".into()],
             watch_delay_ms: Some(500),
+            time: true,
         }));
         round_trip(Request::Scale(ScaleParams {
             name: "web".into(),

@@ -57,7 +57,7 @@ pub enum Command {
     /// max_restarts,
     /// min_uptime, kill_timeout, max_memory_restart, max_memory_for, max_log_size, log_files,
     /// listen, ready, ready_timeout, instances, instance_var,
-    /// increment_var, kill_signal, watch, watch_ignore, watch_delay; paths are relative
+    /// increment_var, kill_signal, watch, watch_ignore, watch_delay, time; paths are relative
     /// to the file. A PM2 ecosystem file
     /// (ecosystem.config.js, .cjs, .mjs, .json, .yaml, .yml) is read as PM2 reads it
     /// (JavaScript with node); `--env NAME` puts its env_NAME on top of env, `--only a,b`
@@ -637,6 +637,14 @@ pub struct StartArgs {
     #[arg(long, value_name = "VAR")]
     pub increment_var: Option<String>,
 
+    /// Write each line to the log files after the time it arrived (UTC, like
+    /// `2026-05-01T12:00:00.123Z `), so `velos logs --timestamps` and --since know it for
+    /// lines read back from the files, after a daemon restart too (PM2's --time).
+    ///
+    /// Example: velos start server.js --time
+    #[arg(long)]
+    pub time: bool,
+
     /// Arguments passed to the script, after `--`.
     #[arg(last = true, value_name = "ARGS")]
     pub args: Vec<String>,
@@ -701,6 +709,7 @@ impl StartArgs {
             watch: self.watch.unwrap_or_default(),
             watch_ignore: self.watch_ignore,
             watch_delay: self.watch_delay,
+            time: self.time,
         }
     }
 
@@ -733,6 +742,7 @@ impl StartArgs {
             (self.watch.is_some(), "--watch"),
             (!self.watch_ignore.is_empty(), "--watch-ignore"),
             (self.watch_delay.is_some(), "--watch-delay"),
+            (self.time, "--time"),
             (!self.args.is_empty(), "-- ARGS"),
         ];
         given
@@ -814,8 +824,8 @@ pub struct LogsArgs {
     pub grep: Option<regex_lite::Regex>,
 
     /// Only lines received since then: a duration back (`10m`, `1h 30m`) or a UTC time
-    /// (`2024-05-01T12:00:00Z`). Lines read back from the log files carry no time and are
-    /// left out (a note on stderr counts them).
+    /// (`2024-05-01T12:00:00Z`). Lines read back from the log files carry no time (unless
+    /// the process was started with --time) and are left out (a note on stderr counts them).
     #[arg(long, value_name = "DUR|TIME", value_parser = TimePoint::parse)]
     pub since: Option<TimePoint>,
 
@@ -832,7 +842,7 @@ pub struct LogsArgs {
     pub out: bool,
 
     /// One JSON object per line, for scripts: time (RFC 3339 UTC, null for a line read
-    /// back from a file), name (the app's), instance, id, stream (out or err), line (text,
+    /// back from a file of a process without --time), name (the app's), instance, id, stream (out or err), line (text,
     /// invalid UTF-8 replaced).
     #[arg(long, conflicts_with_all = ["raw", "timestamps"])]
     pub json: bool,

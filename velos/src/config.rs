@@ -20,6 +20,7 @@
 //! kill_signal = "SIGINT"      # or "INT", or a number; SIGTERM when absent
 //! max_memory_restart = "512M" # with a unit; restart when the tree stays over it
 //! max_memory_for = "3s"       # how long it must stay over it; or milliseconds
+//! time = true                 # each line in the log files after its time (--time)
 //! max_log_size = "10MiB"      # or bytes
 //! log_files = 5
 //! ready = "notify"            # or "message", "log:REGEX", "http:URL"
@@ -188,6 +189,8 @@ struct App {
     watch_ignore: Vec<String>,
     #[serde(default, deserialize_with = "watch_delay")]
     watch_delay: Option<Duration>,
+    #[serde(default)]
+    time: bool,
 }
 
 impl Config {
@@ -323,6 +326,7 @@ impl Config {
                 watch: app.watch,
                 watch_ignore: app.watch_ignore,
                 watch_delay: app.watch_delay,
+                time: app.time,
             };
             apps.push(ConfigApp {
                 name,

@@ -463,8 +463,24 @@ const KEYS: &[(&str, &[&str], Key)] = &[
     ),
     ("log_file", &["log"], Unsupported(is_false)),
     ("pid_file", &["pid"], Unsupported(|_| false)),
-    ("log_date_format", &[], Unsupported(|_| false)),
-    ("time", &[], Unsupported(is_false)),
+    // velos writes its own format (RFC 3339 UTC, milliseconds): PM2's date format asks
+    // for stamped lines, and gets them.
+    (
+        "log_date_format",
+        &[],
+        Maps(|p, v| {
+            p.time |= !string(v)?.is_empty();
+            Ok(())
+        }),
+    ),
+    (
+        "time",
+        &[],
+        Maps(|p, v| {
+            p.time = boolean(v)?;
+            Ok(())
+        }),
+    ),
     ("merge_logs", &["combine_logs"], Unsupported(is_false)),
     (
         "increment_var",

@@ -88,6 +88,8 @@ pub struct ProcessArgs {
     pub watch_ignore: Vec<String>,
     /// Quiet after the last change before the restart.
     pub watch_delay: Option<Duration>,
+    /// Lines go to the log files after their time (`--time`).
+    pub time: bool,
 }
 
 // Hand-written: the environment may hold secrets.
@@ -202,6 +204,7 @@ impl ProcessArgs {
             watch: resolve_watch(&self.watch, &workdir)?,
             watch_ignore: self.watch_ignore,
             watch_delay_ms: self.watch_delay.map(millis),
+            time: self.time,
         })
     }
 }

@@ -122,7 +122,10 @@ pub fn launch(
         max_bytes,
         keep: entry.spec.log_files,
     });
-    // Without files (`--no-log-files`), the collectors keep the lines in memory only.
+    // Without files (`--no-log-files`), the collectors keep the lines in memory only (and
+    // stamp nothing: the ring has each line's time).
+    let stamped = entry.spec.time && logs::writes_files();
+    entry.ring.ring().set_stamped(stamped);
     if logs::writes_files() {
         entry
             .ring
@@ -135,11 +138,11 @@ pub fn launch(
         (child
             .stdout
             .take()
-            .map(|pipe| logs::spawn_collector(pipe, entry.ring.clone(), Stream::Out))),
+            .map(|pipe| logs::spawn_collector(pipe, entry.ring.clone(), Stream::Out, stamped))),
         (child
             .stderr
             .take()
-            .map(|pipe| logs::spawn_collector(pipe, entry.ring.clone(), Stream::Err))),
+            .map(|pipe| logs::spawn_collector(pipe, entry.ring.clone(), Stream::Err, stamped))),
     ];
     let watched = Watched {
         id: entry.id,

@@ -90,6 +90,8 @@ struct MemoryLine {
     end: LogPosition,
     /// Its length in the file (more than `bytes` when it was cut in memory).
     len: u64,
+    /// Bytes of its stamp (`--time`) at its start in the file, not in `bytes`.
+    head: u64,
 }
 
 impl MemoryLine {
@@ -121,6 +123,8 @@ pub struct Snapshot {
     cursor: ProcessCursor,
     /// Lines asked for.
     wanted: usize,
+    /// Its files' lines start with a stamp (`--time`): read back without it, with its time.
+    stamped: bool,
 }
 
 impl Snapshot {
@@ -141,6 +145,7 @@ impl Snapshot {
             start: line.start(),
             end: line.end(),
             len: line.len,
+            head: line.head,
         };
         let mut lines: Vec<MemoryLine> = match cursor.at {
             Some(at) => ring
@@ -171,6 +176,7 @@ impl Snapshot {
                         start: partial.start,
                         end,
                         len: partial.len,
+                        head: partial.head,
                     })
             })
             .collect();
@@ -205,6 +211,7 @@ impl Snapshot {
             files: [out, err],
             cursor,
             wanted,
+            stamped: entry.spec.time,
         }
     }
 
@@ -285,6 +292,7 @@ impl Snapshot {
             name: &self.name,
             page,
             continued: &mut continued,
+            stamped: self.stamped,
         };
         let boundaries = self.boundaries(Some(&at));
         for stream in STREAMS {
@@ -295,7 +303,7 @@ impl Snapshot {
         }
         for line in std::mem::take(&mut self.lines) {
             let i = slot(line.stream);
-            let whole = line.bytes.len() as u64 == line.len;
+            let whole = line.bytes.len() as u64 + line.head == line.len;
             if whole && at[i] <= line.start {
                 let cost = line.bytes.len() + LINE_OVERHEAD + self.name.len();
                 if cost > reader.page.left {
@@ -397,6 +405,8 @@ struct Reader<'a> {
     page: &'a mut Page,
     /// The next bytes continue a line begun on an earlier page.
     continued: &'a mut bool,
+    /// Lines start with a stamp (`--time`): taken off, as the line's time.
+    stamped: bool,
 }
 
 impl Reader<'_> {
@@ -507,14 +517,20 @@ impl Reader<'_> {
             return false;
         }
         self.page.left = self.page.left.saturating_sub(cost);
+        let continued = std::mem::take(self.continued);
+        // A line's first piece carries its stamp, if it has one.
+        let (line, time_ms) = match self.stamped && !continued {
+            true => crate::stamp::strip(line),
+            false => (line, None),
+        };
         self.page.lines.push(LogLine {
             id: self.id,
             name: self.name.to_owned(),
             stream,
             line,
             partial,
-            continued: std::mem::take(self.continued),
-            time_ms: None,
+            continued,
+            time_ms,
         });
         true
     }
@@ -648,6 +664,7 @@ mod tests {
                 name: "x",
                 page: &mut page,
                 continued: &mut continued,
+                stamped: false,
             };
             let done = reader.read(files, Stream::Out, &mut at, to);
             for line in page.lines {
@@ -727,6 +744,7 @@ mod tests {
             name: "x",
             page: &mut page,
             continued: &mut continued,
+            stamped: false,
         };
         assert!(!reader.read(&files, Stream::Out, &mut at, self::at(0, text.len() as u64)));
         let used: usize = page

@@ -174,13 +174,15 @@ fn collectors() -> Option<&'static smol::Executor<'static>> {
     started.then_some(&EXECUTOR)
 }
 
-/// Starts collecting one child pipe into `logs` (see [`collect`]).
+/// Starts collecting one child pipe into `logs` (see [`collect`]); `stamped` writes each
+/// line to the file after its time (`--time`).
 pub fn spawn_collector(
     pipe: impl AsyncRead + std::os::fd::AsFd + Unpin + Send + 'static,
     logs: Arc<Logs>,
     stream: Stream,
+    stamped: bool,
 ) -> smol::Task<()> {
-    let collect = collect(pipe, logs, stream);
+    let collect = collect(pipe, logs, stream, stamped);
     match collectors() {
         Some(executor) => executor.spawn(collect),
         None => smol::spawn(collect),
@@ -194,10 +196,16 @@ pub fn spawn_collector(
 /// cost more than it saves. A write error (disk full, file gone) is recorded for
 /// `velos logs`; reading goes on, so the child never blocks on a full pipe, and the ring
 /// keeps its lines.
+///
+/// With `stamped` (`--time`), every line goes to the file after its stamp (see `stamp`):
+/// the chunk is copied once with the stamps in, and that copy is what the file and the
+/// ring get (the ring leaves the stamps out of its lines). Such a stream never splices:
+/// its bytes must pass through memory to be stamped. Without it, nothing changes.
 pub async fn collect(
     mut pipe: impl AsyncRead + std::os::fd::AsFd + Unpin,
     logs: Arc<Logs>,
     stream: Stream,
+    stamped: bool,
 ) {
     let mut chunk = vec![0; FIRST_CHUNK_BYTES];
     let mut grown = false;
@@ -207,6 +215,8 @@ pub async fn collect(
     let mut unshown = false;
     // Once the stream is busy (where the system has `splice`).
     let mut splicer: Option<Splicer> = None;
+    // With `--time`: whether the next byte starts a line, and the stamped copy of a chunk.
+    let mut stamper = stamped.then(|| (true, Vec::new()));
     loop {
         if let Some(splicer) = &splicer {
             match splicer.step(&logs, stream, &mut chunk, &mut steps).await {
@@ -247,23 +257,32 @@ pub async fn collect(
                 grow_pipe(&pipe);
                 grown = true;
             }
-            if chunk.len() >= MAX_CHUNK_BYTES {
+            if chunk.len() >= MAX_CHUNK_BYTES && stamper.is_none() {
                 splicer = Splicer::new(&pipe);
             }
         }
         let time_ms = now_ms();
+        let data: &[u8] = match &mut stamper {
+            Some((at_line_start, stamped)) => {
+                crate::stamp::stamp_lines(&chunk[..n], time_ms, at_line_start, stamped);
+                stamped
+            }
+            None => &chunk[..n],
+        };
         let mut file = relock(&logs.files[slot(stream)]);
         steps.clear();
         let written = match file.as_mut() {
-            Some(file) => file.write(&chunk[..n], &mut steps),
-            // Not opened for this run (cannot happen: `open` comes first): memory only.
+            Some(file) => file.write(data, &mut steps),
+            // Not opened for this run (`--no-log-files`): memory only.
             None => {
-                steps.push(Step::Push(0..n));
+                steps.push(Step::Push(0..data.len()));
                 Ok(())
             }
         };
         let mut ring = logs.ring();
-        apply(&steps, &chunk[..n], &mut ring, stream, time_ms);
+        apply(&steps, data, &mut ring, stream, time_ms);
+        // The stamps are not the process's output (`velos_log_bytes_total`).
+        ring.uncount_stamps(stream, (data.len() - n) as u64);
         ring.write_error = written.err();
         unshown = ring.unshown(stream);
     }

@@ -38,6 +38,7 @@ mod server;
 mod service_notify;
 mod signals;
 mod socket_watch;
+mod stamp;
 mod state;
 mod supervisor;
 mod watch;

@@ -6,6 +6,10 @@
 //! file stops at the oldest line the ring still holds, so nothing is shown twice even while
 //! the child keeps writing.
 //!
+//! A process started with `--time` has a stamp in front of each line in its files (see
+//! `stamp`): the ring's lines leave it out (followers and `log.read` never see it), while
+//! their positions in the file count it (`RingLine::head`).
+//!
 //! Memory is bounded: at most [`RING_LINES`] lines and [`RING_BYTES`] bytes a process,
 //! a line keeps at most [`MAX_LINE_BYTES`] in memory (the file gets all of it), and a busy
 //! stream keeps at most [`MAX_UNSPLIT_BYTES`] not yet split into lines.
@@ -16,6 +20,7 @@ use velos_proto::rpc::notification;
 use velos_proto::{LogEnd, LogLine, LogPosition, Stream};
 
 use crate::follow::{self, Follower};
+use crate::stamp::STAMP_BYTES;
 
 /// Lines kept in memory per process.
 pub const RING_LINES: usize = 1000;
@@ -43,6 +48,8 @@ pub(crate) struct PartialLine<'a> {
     pub time_ms: u64,
     pub start: LogPosition,
     pub len: u64,
+    /// Bytes of its stamp at its start in the file (not in `bytes`).
+    pub head: u64,
 }
 
 /// A line held in memory.
@@ -61,8 +68,10 @@ pub struct RingLine {
     /// Where it starts in that file.
     pub(crate) offset: u64,
     /// Its whole length in the file, without the newline (more than `bytes` holds when
-    /// it was cut).
+    /// it was cut, or stamped).
     pub(crate) len: u64,
+    /// Bytes of its stamp (`--time`) at its start in the file, which `bytes` leaves out.
+    pub(crate) head: u64,
 }
 
 impl RingLine {
@@ -102,6 +111,9 @@ struct Pending {
     shown: usize,
     /// When bytes of this stream last arrived.
     touched_ms: u64,
+    /// The line being written has no stamp, though the stream is stamped: it is the rest
+    /// of a line cut at a rotation.
+    unstamped: bool,
 }
 
 /// Where reading a stream's older lines back from its files starts: `file` files back
@@ -127,6 +139,8 @@ pub struct LogRing {
     /// Bytes received from each stream since the process was added (the
     /// `velos_log_bytes_total` metric).
     received: [u64; 2],
+    /// The lines come with a stamp in front (`--time`), left out of the lines.
+    stamped: bool,
     /// The last error writing a log file, for `velos logs` to report.
     pub write_error: Option<String>,
 }
@@ -146,6 +160,12 @@ impl LogRing {
             name: name.to_owned(),
             ..LogRing::default()
         }
+    }
+
+    /// Whether the next run's lines come stamped (`--time`, see `stamp`).
+    pub fn set_stamped(&mut self, stamped: bool) {
+        self.settle();
+        self.stamped = stamped;
     }
 
     /// Adds a follower: it gets every line completed from now on.
@@ -201,6 +221,7 @@ impl LogRing {
         pending.shown = 0;
         pending.start = len;
         pending.end = len;
+        pending.unstamped = false;
     }
 
     /// The size of `stream`'s current file, as far as the ring knows.
@@ -240,6 +261,7 @@ impl LogRing {
             pending.generation += 1;
             pending.start = 0;
             pending.end = 0;
+            pending.unstamped = false;
         }
     }
 
@@ -279,6 +301,12 @@ impl LogRing {
     /// wrote (whether kept in memory or not; `velos flush` does not reset it).
     pub fn received(&self, stream: Stream) -> u64 {
         self.received[slot(stream)]
+    }
+
+    /// Takes back `bytes` counted by a push that were stamps (`--time`), not output.
+    pub fn uncount_stamps(&mut self, stream: Stream, bytes: u64) {
+        let received = &mut self.received[slot(stream)];
+        *received = received.saturating_sub(bytes);
     }
 
     fn count(&mut self, stream: Stream, bytes: u64) {
@@ -346,6 +374,7 @@ impl LogRing {
             pending.bytes.clear();
             pending.end += cut as u64 + 1;
             pending.start = pending.end;
+            pending.unstamped = false;
             chunk = &chunk[cut + 1..];
         }
         while let Some(newline) = memchr::memchr(b'\n', chunk) {
@@ -363,6 +392,8 @@ impl LogRing {
         self.settle_stream(stream);
         if !self.at_line_start(stream) {
             self.end_line(stream, time_ms, true);
+            // The rest goes on in the next file without a stamp of its own.
+            self.pending[slot(stream)].unstamped = self.stamped;
         }
     }
 
@@ -375,7 +406,14 @@ impl LogRing {
     }
 
     fn extend_pending(&mut self, stream: Stream, bytes: &[u8]) {
+        let head = self.head(stream);
         let pending = &mut self.pending[slot(stream)];
+        // The stamp at the start of a line (`--time`) counts in the file, not in the line.
+        let skip = head
+            .saturating_sub(pending.end - pending.start)
+            .min(bytes.len() as u64);
+        pending.end += skip;
+        let bytes = &bytes[skip as usize..];
         let room = MAX_LINE_BYTES.saturating_sub(pending.bytes.len());
         let (kept, beyond) = bytes.split_at(bytes.len().min(room));
         pending.bytes.extend_from_slice(kept);
@@ -396,8 +434,21 @@ impl LogRing {
         }
     }
 
+    /// Bytes of stamp at the start of `stream`'s line being written: [`STAMP_BYTES`]
+    /// for a stamped stream (unless it is the rest of a cut line), else 0.
+    fn head(&self, stream: Stream) -> u64 {
+        let stamped = self.stamped && !self.pending[slot(stream)].unstamped;
+        if stamped { STAMP_BYTES as u64 } else { 0 }
+    }
+
     fn end_line(&mut self, stream: Stream, time_ms: u64, partial: bool) {
+        let len_in_file = {
+            let pending = &self.pending[slot(stream)];
+            pending.end - pending.start
+        };
+        let head = self.head(stream).min(len_in_file);
         let pending = &mut self.pending[slot(stream)];
+        pending.unstamped = false;
         let line = RingLine {
             stream,
             bytes: std::mem::take(&mut pending.bytes).into_boxed_slice(),
@@ -406,6 +457,7 @@ impl LogRing {
             generation: pending.generation,
             offset: pending.start,
             len: (pending.end - pending.start).saturating_sub(u64::from(!partial)),
+            head,
         };
         pending.start = pending.end;
         // What followers saw of it already (a prompt shown while the stream was quiet)
@@ -475,6 +527,7 @@ impl LogRing {
     /// being written). Its bytes (at most [`MAX_LINE_BYTES`]), when they last grew, and
     /// where it starts and ends in the files.
     pub(crate) fn partial_line(&self, stream: Stream, now_ms: u64) -> Option<PartialLine<'_>> {
+        let head = self.head(stream);
         let pending = &self.pending[slot(stream)];
         let quiet = now_ms.saturating_sub(pending.touched_ms) >= PARTIAL_QUIET.as_millis() as u64;
         (pending.end > pending.start && (quiet || pending.shown > 0)).then_some(PartialLine {
@@ -485,6 +538,7 @@ impl LogRing {
                 offset: pending.start,
             },
             len: pending.end - pending.start,
+            head: head.min(pending.end - pending.start),
         })
     }
 
@@ -544,6 +598,36 @@ mod tests {
         ring.last(n)
             .map(|l| String::from_utf8_lossy(&l.bytes).into_owned())
             .collect()
+    }
+
+    #[test]
+    fn stamped_lines_leave_their_stamp_out_but_count_it_in_the_file() {
+        let mut ring = LogRing::default();
+        ring.set_stamped(true);
+        let mut at_start = true;
+        let mut stamped = Vec::new();
+        crate::stamp::stamp_lines(b"one\ntw", 0, &mut at_start, &mut stamped);
+        // In two pieces, the second one in the middle of the second stamp.
+        let (first, second) = stamped.split_at(STAMP_BYTES + 4 + 10);
+        ring.push(Stream::Out, first, 1);
+        ring.push(Stream::Out, second, 1);
+        let mut more = Vec::new();
+        crate::stamp::stamp_lines(b"o\n", 0, &mut at_start, &mut more);
+        ring.push(Stream::Out, &more, 2);
+        assert_eq!(texts(&ring, 10), ["one", "two"]);
+        let lines: Vec<&RingLine> = ring.last(2).collect();
+        assert_eq!((lines[0].offset, lines[0].len, lines[0].head), (0, 28, 25));
+        assert_eq!(
+            lines[1].offset, 29,
+            "the second line starts after the first's newline"
+        );
+        assert_eq!((lines[1].len, lines[1].head), (28, 25));
+        assert_eq!(ring.file_len(Stream::Out), 58);
+        // The rest of a line cut at a rotation has no stamp of its own.
+        ring.push(Stream::Out, b"1970-01-01T00:00:00.000Z long", 3);
+        ring.cut_line(Stream::Out, 3);
+        ring.push(Stream::Out, b"rest\n", 3);
+        assert_eq!(texts(&ring, 2), ["long", "rest"]);
     }
 
     #[test]

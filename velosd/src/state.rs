@@ -79,6 +79,8 @@ pub struct Spec {
     pub increment_var: Option<String>,
     /// What it watches (`--watch`), if anything.
     pub watch: Option<WatchSpec>,
+    /// Lines go to the log files after the time they arrived (`--time`, see `stamp`).
+    pub time: bool,
 }
 
 /// The variable that tells every process its instance number.
@@ -150,6 +152,7 @@ impl Spec {
                 .as_ref()
                 .map_or_else(Vec::new, |w| w.ignore.clone()),
             watch_delay_ms: self.watch.as_ref().map(|w| millis(w.delay)),
+            time: self.time,
         }
     }
 
@@ -644,6 +647,7 @@ pub(crate) mod tests {
             instance_var: None,
             increment_var: None,
             watch: None,
+            time: false,
         }
     }
 

@@ -173,6 +173,9 @@ fn app_lines(text: &mut String, process: &ProcessArgs, workdir: &Path, out_dir: 
     if let Some(var) = &process.increment_var {
         push(text, "increment_var", toml::Value::from(var.as_str()));
     }
+    if process.time {
+        push(text, "time", toml::Value::from(true));
+    }
     if let Some(ready) = &process.ready {
         push(text, "ready", toml::Value::from(ready.as_str()));
     }

@@ -458,6 +458,7 @@ mod tests {
             watch: None,
             watch_ignore: vec![],
             watch_delay: None,
+            time: false,
             args: vec![],
         }
     }

@@ -786,6 +786,7 @@ impl Supervisor {
             instance_var,
             increment_var,
             watch,
+            time: params.time,
         };
         Ok((name, spec))
     }
