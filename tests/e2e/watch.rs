@@ -341,10 +341,12 @@ fn an_idle_watched_tree_of_20000_files_costs_the_daemon_no_cpu() {
     assert!(entry["watch_error"].is_null(), "{entry:#}");
     // A file in the last directory walked counts.
     touch(&dir.join("src/m9/d199/f99.js"));
-    wait_restarts(&home, 1, WAIT);
-    // Let the restart settle, then watch the daemon do nothing (no command is sent while
-    // measuring).
-    std::thread::sleep(Duration::from_millis(500));
+    let entry = wait_restarts(&home, 1, WAIT);
+    // Let the restart settle (the new run's first line captured, the saved list written),
+    // then watch the daemon do nothing (no command is sent while measuring).
+    let pid = entry["pid"].as_i64().expect("the new run's pid");
+    home.wait_log("app", Stream::Out, &format!("up {pid}"));
+    std::thread::sleep(Duration::from_millis(1500));
     let daemon = home.daemon_pid().expect("the daemon's pid");
     let before = cpu_ticks(daemon);
     std::thread::sleep(Duration::from_secs(5));
