@@ -33,6 +33,37 @@ pub enum Apply {
     },
 }
 
+/// `restart FILE` and `reload FILE`: starts the apps of `config` that are not in the list
+/// and gives the others the file's settings (`how`), counting each in `outcomes`.
+pub fn apply_file(
+    client: &mut Client,
+    config: &Config,
+    update_env: bool,
+    how: Apply,
+    outcomes: &mut Outcomes,
+) -> Result<()> {
+    let mut listed = change::listed_apps(client)?;
+    for (name, plan) in change::file_plans(config, &mut listed, update_env)? {
+        match plan {
+            change::FilePlan::Start(params) => {
+                start::start_one(
+                    client,
+                    params,
+                    &name,
+                    config,
+                    outcomes,
+                    true,
+                    &mut io::stdout(),
+                )?;
+            }
+            change::FilePlan::Apply(settings, before) => {
+                apply(client, config, settings, &before, how, outcomes)?
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Gives the app `name` of `config` the settings `settings` (the file's, resolved) and
 /// the file's number of instances; `before` are its instances now, by instance number.
 /// Prints a line per process as it goes and what changed at the end. A restarted process

@@ -16,7 +16,7 @@ use async_io::block_on;
 use velos_proto::{DeleteParams, ProcessInfo, ProcessStatus, RestartParams, StartParams, Target};
 use velos_sdk::Client;
 
-use super::apply::{Apply, apply};
+use super::apply::{Apply, apply_file};
 use super::outcome::{Outcomes, is_up, why_not_up};
 use super::{daemon, explain, explain_change, start};
 use crate::cli::FileArgs;
@@ -252,38 +252,23 @@ fn run_config(path: &str, change: Change, file: &FileArgs) -> Result<()> {
     let selection = Selection::new(&file.only, file.env.clone());
     let config = Config::load(path, &cwd, &selection)?;
     let mut client = daemon()?;
-    let mut listed = listed_apps(&mut client)?;
     let mut outcomes = Outcomes::new(change.verb());
 
     if let Change::Restart { update_env } = change {
         config.warn();
         // --env NAME asks for the file's environment, as --update-env does.
         let update_env = update_env || file.env.is_some();
-        for (name, plan) in file_plans(&config, &mut listed, update_env)? {
-            match plan {
-                FilePlan::Start(params) => {
-                    start::start_one(
-                        &mut client,
-                        params,
-                        &name,
-                        &config,
-                        &mut outcomes,
-                        true,
-                        &mut io::stdout(),
-                    )?;
-                }
-                FilePlan::Apply(settings, before) => apply(
-                    &mut client,
-                    &config,
-                    settings,
-                    &before,
-                    Apply::Restart,
-                    &mut outcomes,
-                )?,
-            }
-        }
+        apply_file(
+            &mut client,
+            &config,
+            update_env,
+            Apply::Restart,
+            &mut outcomes,
+        )?;
         return outcomes.finish();
     }
+
+    let listed = listed_apps(&mut client)?;
 
     for name in config.names() {
         if !listed.contains_key(name) {

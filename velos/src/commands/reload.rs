@@ -16,8 +16,8 @@ use async_io::block_on;
 use velos_proto::{ReloadOutcome, ReloadParams, ReloadResult, StartParams, Target};
 use velos_sdk::Client;
 
-use super::apply::{Apply, apply};
-use super::change::{FilePlan, file_plans, listed_apps, not_a_file};
+use super::apply::{Apply, apply_file};
+use super::change::not_a_file;
 use super::outcome::Outcomes;
 use super::{daemon, explain_change, start};
 use crate::cli::FileArgs;
@@ -41,33 +41,16 @@ fn run_config(path: &str, parallel: u32, update_env: bool, file: &FileArgs) -> R
     let config = Config::load(path, &cwd, &selection)?;
     config.warn();
     let mut client = daemon()?;
-    let mut listed = listed_apps(&mut client)?;
     // --env NAME asks for the file's environment, as --update-env does.
     let update_env = update_env || file.env.is_some();
     let mut outcomes = Outcomes::new("reload");
-    for (name, plan) in file_plans(&config, &mut listed, update_env)? {
-        match plan {
-            FilePlan::Start(params) => {
-                start::start_one(
-                    &mut client,
-                    params,
-                    &name,
-                    &config,
-                    &mut outcomes,
-                    true,
-                    &mut io::stdout(),
-                )?;
-            }
-            FilePlan::Apply(settings, before) => apply(
-                &mut client,
-                &config,
-                settings,
-                &before,
-                Apply::Reload { parallel },
-                &mut outcomes,
-            )?,
-        }
-    }
+    apply_file(
+        &mut client,
+        &config,
+        update_env,
+        Apply::Reload { parallel },
+        &mut outcomes,
+    )?;
     outcomes.finish()
 }
 
