@@ -159,21 +159,23 @@ autorestart = false
     assert_eq!(status.code(), Some(0), "{status}; stderr:\n{stderr}");
 }
 
-#[test]
-fn stdout_and_stderr_lines_reach_the_runtimes_own_with_prefixes_raw_or_json() {
+/// Runs `lines.sh OUT ERR` (OUT stdout lines, ERR stderr lines, then `done`) as app
+/// `talker` under the runtime with `flags`; it must exit 0. Its stdout lines and stderr.
+fn talker(flags: &[&str], out: &str, err: &str) -> (Vec<String>, String) {
     let home = TestHome::new();
-    let mut runtime = home.spawn(&[
-        "runtime",
-        &fixture("lines.sh"),
-        "--name",
-        "talker",
-        "--",
-        "2",
-        "2",
-    ]);
+    let script = fixture("lines.sh");
+    let mut args = vec!["runtime", script.as_str(), "--name", "talker"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["--", out, err]);
+    let mut runtime = home.spawn(&args);
     let (status, stderr) = runtime.wait_exit();
     assert_eq!(status.code(), Some(0), "{status}; stderr:\n{stderr}");
-    let stdout = runtime.seen().to_vec();
+    (runtime.seen().to_vec(), stderr)
+}
+
+#[test]
+fn stdout_and_stderr_lines_reach_the_runtimes_own_with_prefixes_raw_or_json() {
+    let (stdout, stderr) = talker(&[], "2", "2");
     assert_eq!(
         stdout,
         ["talker | line 1", "talker | line 2", "talker | done"],
@@ -185,36 +187,11 @@ fn stdout_and_stderr_lines_reach_the_runtimes_own_with_prefixes_raw_or_json() {
         .collect();
     assert_eq!(errors, ["talker | err 1", "talker | err 2"], "{stderr}");
 
-    let home = TestHome::new();
-    let mut runtime = home.spawn(&[
-        "runtime",
-        &fixture("lines.sh"),
-        "--name",
-        "talker",
-        "--raw",
-        "--",
-        "1",
-        "0",
-    ]);
-    let (status, stderr) = runtime.wait_exit();
-    assert_eq!(status.code(), Some(0), "{status}; stderr:\n{stderr}");
-    assert_eq!(runtime.seen(), ["line 1", "done"]);
+    let (stdout, _) = talker(&["--raw"], "1", "0");
+    assert_eq!(stdout, ["line 1", "done"]);
 
-    let home = TestHome::new();
-    let mut runtime = home.spawn(&[
-        "runtime",
-        &fixture("lines.sh"),
-        "--name",
-        "talker",
-        "--json",
-        "--",
-        "1",
-        "0",
-    ]);
-    let (status, stderr) = runtime.wait_exit();
-    assert_eq!(status.code(), Some(0), "{status}; stderr:\n{stderr}");
-    let objects: Vec<serde_json::Value> = runtime
-        .seen()
+    let (stdout, _) = talker(&["--json"], "1", "0");
+    let objects: Vec<serde_json::Value> = stdout
         .iter()
         .map(|line| serde_json::from_str(line).expect("a JSON object per line"))
         .collect();
