@@ -10,6 +10,10 @@ mod harness;
 // the reason; --min-uptime resets the backoff; stop and delete cancel a pending restart.
 mod autorestart;
 
+// A daemon of another build than the CLI's velosd (started before a rebuild): one warning line
+// with the remedy (save, kill, resurrect), silent again after it.
+mod build_skew;
+
 // The daemon is started on demand, stale files are replaced, eight CLIs end with one daemon,
 // `velos kill` leaves nothing behind.
 mod autostart;

@@ -192,6 +192,10 @@ fn answer_pings_only(mut stream: UnixStream, stopped: &AtomicBool) {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 pid: std::process::id(),
                 protocol: frame::VERSION,
+                // The stamp of the velosd the CLI would start: a stand-in of this build.
+                build: std::fs::metadata(&crate::harness::bins().velosd)
+                    .ok()
+                    .map(|metadata| velos_proto::build_stamp(&metadata)),
                 ..PingInfo::default()
             };
             let answer = Response::Ping(info).encode(msgid).expect("encode");

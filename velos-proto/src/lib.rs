@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod budget;
+mod build;
 mod echo;
 mod error;
 pub mod frame;
@@ -49,6 +50,7 @@ pub mod script;
 mod signal;
 pub mod watch;
 
+pub use build::build_stamp;
 pub use echo::{ECHO_CHARS, echo};
 pub use error::{Error, ErrorCode, RpcError};
 pub use home::Home;

@@ -80,6 +80,12 @@ pub struct PingInfo {
     /// descriptors: two pipes, two log files, one pidfd; some are kept for clients).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_processes: Option<u32>,
+    /// The [`build_stamp`](crate::build_stamp) of the daemon's executable, taken when it
+    /// started. A client compares it with the stamp of the `velosd` it would start: when
+    /// they differ, the daemon runs another build (started before a rebuild, say), which
+    /// ignores options it does not know. `None` from daemons older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 /// One managed process, as `process.list` and `velos list --json` show it.

@@ -140,11 +140,14 @@ pub fn crash_note(pid: u32) -> String {
 fn try_connect(home: &Home) -> Result<Option<Client>> {
     let answered = block_on(async {
         let mut client = Client::connect(home.socket_path()).await?;
-        client.ping().await?;
-        Ok(client)
+        let info = client.ping().await?;
+        Ok((client, info))
     });
     match answered {
-        Ok(client) => Ok(Some(client)),
+        Ok((client, info)) => {
+            crate::build_skew::warn(&info);
+            Ok(Some(client))
+        }
         Err(
             SdkError::NotRunning { .. }
             | SdkError::Refused { .. }

@@ -8,6 +8,7 @@
 
 mod autostart;
 mod bounds;
+mod build_skew;
 // Its doc comments are clap's help text, where `[default: 5s]` is a note, not a link.
 #[allow(rustdoc::broken_intra_doc_links)]
 mod cli;

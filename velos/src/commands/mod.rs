@@ -183,6 +183,7 @@ fn completions(shell: clap_complete::Shell) -> Result<()> {
 /// `velos ping`
 fn ping() -> Result<()> {
     let info = retrying(|client| block_on(client.ping()))?;
+    crate::build_skew::warn(&info);
     writeln!(
         io::stdout().lock(),
         "velosd {} is running (pid {})",

@@ -242,6 +242,8 @@ pub struct Supervisor {
     exit: Sender<()>,
     shutting_down: bool,
     started_at: Instant,
+    /// The build stamp of our executable, taken at start (`daemon.ping`'s `build`).
+    build: Option<String>,
     subscribers: Vec<Sender<ProcessEvent>>,
     /// Followers of every process, added to each process started later too.
     all_followers: Vec<Follower>,
@@ -296,6 +298,11 @@ impl Supervisor {
             exit,
             shutting_down: false,
             started_at: Instant::now(),
+            // Taken now: a rebuild later replaces the file, which is what clients detect.
+            build: std::env::current_exe()
+                .and_then(std::fs::metadata)
+                .ok()
+                .map(|metadata| velos_proto::build_stamp(&metadata)),
             subscribers: Vec::new(),
             all_followers: Vec::new(),
             envs: std::cell::RefCell::default(),
@@ -485,6 +492,7 @@ impl Supervisor {
             state_pending: self.persist_pending.get() || self.state.pending(),
             max_open_files: crate::fd_limit::limit(),
             max_processes: crate::fd_limit::limit().map(crate::fd_limit::max_processes),
+            build: self.build.clone(),
         }
     }
 
