@@ -1,7 +1,8 @@
 //! `--restart always|on-failure|never` and `--stop-exit-codes`: which exits are restarted.
 //! `always` restarts an exit 0 too (PM2's habit: "exit so the manager restarts me"),
-//! counted as the policy's restart (`crash`); `never` leaves a failure errored; an exit
-//! with one of the stop exit codes is a clean stop, never restarted.
+//! counted as the policy's restart (`crash` on the wire, `autorestart` in text: a clean exit
+//! is never called a crash, nor in watch mode's waiting message); `never` leaves a failure
+//! errored; an exit with one of the stop exit codes is a clean stop, never restarted.
 
 use std::time::{Duration, Instant};
 
@@ -126,4 +127,55 @@ fn restart_and_no_autorestart_that_disagree_are_refused() {
         error.contains("--no-autorestart") && error.contains("--restart"),
         "{error}"
     );
+}
+
+#[test]
+fn a_clean_exit_restarted_by_restart_always_is_never_called_a_crash() {
+    let home = TestHome::new();
+    start_exiting(&home, "done", &["--restart", "always"], "0");
+    wait_until(WAIT, "a restart of an app that exits 0", || {
+        let entry = home.entry("done");
+        if entry["restarts"].as_u64().is_some_and(|n| n >= 1) {
+            Ok(())
+        } else {
+            Err(entry.to_string())
+        }
+    });
+    let info = home.velos(&["info", "done"]).stdout_str();
+    assert!(!info.contains("crash"), "{info}");
+    assert!(info.contains("(autorestart "), "{info}");
+
+    // In watch mode a quick clean exit waits for a change; its message says how it ended.
+    let dir = home.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = fixture("exit_with.sh");
+    let watch = dir.to_str().unwrap();
+    home.velos(&[
+        "start",
+        &script,
+        "--name",
+        "watched",
+        "--restart",
+        "always",
+        "--watch",
+        watch,
+        "--",
+        "0",
+    ])
+    .success();
+    let entry = wait_until(WAIT, "errored, waiting for a file change", || {
+        let entry = home.entry("watched");
+        if entry["status"] == "errored" && entry["error"].is_string() {
+            Ok(entry)
+        } else {
+            Err(entry.to_string())
+        }
+    });
+    let error = entry["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("exited with code 0 within") && !error.contains("crash"),
+        "{entry:#}"
+    );
+    let list = home.velos(&["list"]).stdout_str();
+    assert!(!list.contains("crash"), "{list}");
 }

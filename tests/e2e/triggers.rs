@@ -70,7 +70,7 @@ fn a_crash_and_a_restart_are_counted_by_their_reasons() {
 
     let text = home.velos(&["info", "app"]).stdout_str();
     assert!(
-        text.contains("restarts      2 (crash 1, manual 1)\n"),
+        text.contains("restarts      2 (autorestart 1, manual 1)\n"),
         "{text}"
     );
     assert!(

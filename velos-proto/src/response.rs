@@ -296,7 +296,9 @@ impl std::str::FromStr for RestartMode {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RestartReason {
-    /// The restart policy's automatic restart after the process exited (`--restart`).
+    /// The restart policy's automatic restart after the process exited (`--restart`): a
+    /// failure, or with `--restart always` an exit 0 too (which the CLI calls
+    /// `autorestart`, never a crash).
     Crash,
     /// A watched file changed (`--watch`).
     Watch,

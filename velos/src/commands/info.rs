@@ -55,7 +55,7 @@ fn details(process: &ProcessInfo, style: Style) -> String {
             format!(
                 "{} ({}) at {}",
                 last.detail,
-                last.reason,
+                reason_text(last.reason),
                 format_timestamp(Some(last.time_ms))
             ),
         ));
@@ -147,7 +147,18 @@ fn details(process: &ProcessInfo, style: Style) -> String {
         .collect()
 }
 
-/// `3 (crash 1, manual 2)`: the count and, when known, the reasons that add up to it.
+/// How a restart reason reads in text: the restart policy's restarts (`crash` on the
+/// wire and in the metrics) are `autorestart`, as systemd and PM2 call them, since with
+/// `--restart always` they include clean exits, which are no crash.
+fn reason_text(reason: RestartReason) -> &'static str {
+    match reason {
+        RestartReason::Crash => "autorestart",
+        other => other.as_str(),
+    }
+}
+
+/// `3 (autorestart 1, manual 2)`: the count and, when known, the reasons that add up to
+/// it.
 fn restarts_text(process: &ProcessInfo) -> String {
     let counts = &process.restart_counts;
     let reasons: Vec<String> = [
@@ -159,7 +170,7 @@ fn restarts_text(process: &ProcessInfo) -> String {
     ]
     .into_iter()
     .filter(|&reason| counts.get(reason) > 0)
-    .map(|reason| format!("{reason} {}", counts.get(reason)))
+    .map(|reason| format!("{} {}", reason_text(reason), counts.get(reason)))
     .collect();
     if reasons.is_empty() {
         process.restarts.to_string()
@@ -406,7 +417,7 @@ log rotation  at 10.0 MiB, 5 rotated files kept
         });
         let text = details(&api, Style::plain());
         for line in [
-            "restarts      3 (crash 1, cron 2)\n",
+            "restarts      3 (autorestart 1, cron 2)\n",
             "restarted     cron 0 3 * * * (cron) at 2023-11-14T22:13:20.000Z\n",
         ] {
             assert!(text.contains(line), "{line:?} not in\n{text}");

@@ -1159,9 +1159,12 @@ impl Lifecycle {
                 let within = humantime::format_duration(settings.policy.min_uptime);
                 let reason = match &spawn_error {
                     Some(error) => format!("could not be started: {error}; {AWAIT_CHANGE}"),
+                    // How it ended, never "crashed": with `--restart always` an exit 0
+                    // comes here too.
                     None => format!(
-                        "crashed within {within} of starting; {AWAIT_CHANGE} (see 'velos \
-                         logs {}')",
+                        "{} within {within} of starting; {AWAIT_CHANGE} (see 'velos logs {}')",
+                        self.last_exit
+                            .map_or_else(|| "ended".to_owned(), describe_exit),
                         settings.name
                     ),
                 };

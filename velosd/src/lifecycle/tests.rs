@@ -1675,8 +1675,8 @@ fn a_watched_process_that_crashes_on_start_waits_for_a_change_without_a_timer() 
     let soon = t0 + Duration::from_millis(50);
     life.handle(leader_exited(1, code(1), vec![], soon), &watched());
     let out = life.handle(exited(1, code(1), soon), &watched());
-    let reason = "crashed within 1s of starting; waiting for a file change (watch) (see \
-                  'velos logs api')";
+    let reason = "exited with code 1 within 1s of starting; waiting for a file change \
+                  (watch) (see 'velos logs api')";
     assert_eq!(
         out,
         [

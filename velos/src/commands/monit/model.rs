@@ -71,7 +71,7 @@ pub struct Row {
     pub cpu_history: VecDeque<u64>,
     /// Resident memory in bytes, oldest first.
     pub memory_history: VecDeque<u64>,
-    /// Why it last started again: `crash (exit 1)`, `manual`, or `after SIGTERM` (how
+    /// Why it last started again: `after exit 1` (the restart policy's), `manual`, or `after SIGTERM` (how
     /// the run before ended, for a restart monit did not see).
     pub last_restart: Option<String>,
     /// Why the run being replaced ended, between its exit and the next start.
@@ -216,7 +216,7 @@ impl Model {
                 info.memory_bytes = None;
                 row.pending_restart = Some(
                     exit_text(event.exit_code, event.signal)
-                        .map_or_else(|| "crash".to_owned(), |exit| format!("crash ({exit})")),
+                        .map_or_else(|| "autorestart".to_owned(), |exit| format!("after {exit}")),
                 );
             }
             EventKind::Starting => info.status = ProcessStatus::Starting,
@@ -660,7 +660,7 @@ mod tests {
         started.restarts = 1;
         model.event(&started);
         let row = model.selected().unwrap();
-        assert_eq!(row.last_restart.as_deref(), Some("crash (exit 3)"));
+        assert_eq!(row.last_restart.as_deref(), Some("after exit 3"));
         assert_eq!((row.info.pid, row.info.restarts), (Some(999), 1));
         // A restart someone asked for: exited, stopped, started.
         let mut killed = event(EventKind::Exited, 0);
