@@ -13,7 +13,8 @@
 //!   what it last saw. Tests never sleep for a fixed time.
 //! - `cli.rs` runs the CLI ([`Cmd`], [`Output`]) and reads what it printed: `list --json`
 //!   entries ([`Proc`]) and the `name | text` lines of `velos logs` ([`logged_lines`]).
-//! - `process.rs` looks at processes from outside: alive or gone, groups, signals.
+//! - `process.rs` looks at processes from outside: alive or gone, groups, signals, and
+//!   whether a process wakes up ([`wakeups_over`]: its threads' context switches).
 //! - `spawned.rs` keeps a CLI running (`velos logs --follow`) and reads its lines with a
 //!   bound ([`Spawned`]); `background.rs` does the same for the SDK's streams
 //!   ([`Background`]; [`TestHome::events`] is the event stream read so), and [`TestHome::sdk`]
@@ -49,7 +50,7 @@ pub use background::Background;
 use cli::parse_list;
 pub use cli::{Cmd, Output, Proc, logged_lines};
 #[cfg(target_os = "linux")]
-pub use process::group_members;
+pub use process::{group_members, wait_idle, wakeups_over};
 pub use process::{pid_alive, signal_pid, wait_gone};
 pub use spawned::Spawned;
 

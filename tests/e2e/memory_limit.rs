@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use velos_proto::{EventKind, RestartReason, Stream};
 
-use crate::harness::{TestHome, fixture, wait_until};
+use crate::harness::{TestHome, fixture, wait_until, wakeups_over};
 
 /// The resident memory of `pid` alone, from `/proc/<pid>/status` (`None` once it is gone).
 fn rss_of(pid: i32) -> Option<u64> {
@@ -166,43 +166,11 @@ fn a_spike_shorter_than_the_window_is_tolerated() {
     }
 }
 
-/// Context switches of every thread of `pid` so far: a thread that sleeps until something
-/// happens adds none.
-fn switches_of(pid: i32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
-        .flat_map(|status| {
-            status
-                .lines()
-                .filter(|line| line.contains("ctxt_switches:"))
-                .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .sum()
-}
-
-/// How many times the daemon `pid` woke up over `window`, in which nobody asks it
-/// anything.
-fn wakeups_of(pid: i32, window: Duration) -> u64 {
-    let before = switches_of(pid);
-    std::thread::sleep(window);
-    switches_of(pid) - before
-}
-
 /// Waits until the daemon `pid` sleeps through 1.5 s (longer than a sampler's tick):
 /// what it does after a request (writing its list, ...) is done within a few of them.
 #[track_caller]
 fn wait_idle(pid: i32, what: &str) {
-    wait_until(Duration::from_secs(10), what, || {
-        match wakeups_of(pid, Duration::from_millis(1500)) {
-            0 => Ok(()),
-            woken => Err(format!("{woken} wakeups in 1.5 s")),
-        }
-    });
+    crate::harness::wait_idle(pid, Duration::from_millis(1500), what);
 }
 
 #[test]
@@ -224,7 +192,7 @@ fn the_sampler_ticks_only_while_a_process_with_a_limit_runs() {
     ])
     .success();
     home.wait_running("capped");
-    let woken = wakeups_of(daemon, Duration::from_millis(3500));
+    let woken = wakeups_over(daemon, Duration::from_millis(3500));
     assert!(
         woken >= 3,
         "the sampler did not tick: {woken} wakeups in 3.5 s"

@@ -1,6 +1,10 @@
-//! Looking at processes from outside: alive or gone, process groups, signals. On Linux this
-//! reads `/proc`, where a zombie counts as gone (it has exited; only its parent's reaping is
-//! left) and a process's environment tells whose test it belongs to.
+//! Looking at processes from outside: alive or gone, process groups, signals, wake-ups. On
+//! Linux this reads `/proc`, where a zombie counts as gone (it has exited; only its parent's
+//! reaping is left), a process's environment tells whose test it belongs to, and its
+//! threads' context switches tell whether it woke up.
+
+#[cfg(target_os = "linux")]
+use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
 
@@ -39,6 +43,34 @@ pub fn with_env(entry: &[u8]) -> Vec<i32> {
         .collect()
 }
 
+/// How many times the threads of `pid` woke up (or were preempted) over `window`, from
+/// their context switches: a thread that sleeps until something happens adds none. A
+/// thread that ended meanwhile counts once (it ran to end), a new one with all it has.
+#[cfg(target_os = "linux")]
+pub fn wakeups_over(pid: i32, window: Duration) -> u64 {
+    let before = linux::thread_switches(pid);
+    std::thread::sleep(window);
+    let after = linux::thread_switches(pid);
+    let grown: u64 = after
+        .iter()
+        .map(|(tid, &now)| now.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+        .sum();
+    let ended = before.keys().filter(|tid| !after.contains_key(tid)).count();
+    grown + ended as u64
+}
+
+/// Waits (within [`WAIT`]) until `pid` sleeps through a whole `quiet` window: whatever
+/// it was doing is over. A process that wakes up on a timer more often than that never
+/// gets there, and the wait fails.
+#[cfg(target_os = "linux")]
+#[track_caller]
+pub fn wait_idle(pid: i32, quiet: Duration, what: &str) {
+    wait_until(WAIT, what, || match wakeups_over(pid, quiet) {
+        0 => Ok(()),
+        woken => Err(format!("{woken} wake-ups in {quiet:?}")),
+    });
+}
+
 /// Sends `signal` to the process group `pgid`, ignoring errors (it may be gone already).
 #[cfg(not(target_os = "linux"))]
 pub fn signal_group(pgid: i32, signal: Signal) {
@@ -65,6 +97,7 @@ pub fn signal_pid(pid: i32, signal: Signal) {
 /// Process inspection through `/proc`.
 #[cfg(target_os = "linux")]
 mod linux {
+    use std::collections::BTreeMap;
     use std::fs;
 
     /// Every pid in `/proc`.
@@ -98,6 +131,27 @@ mod linux {
                 stat_fields(pid)
                     .and_then(|fields| fields.get(2)?.parse::<i32>().ok())
                     .is_some_and(|group| group == pgid)
+            })
+            .collect()
+    }
+
+    /// Context switches so far (voluntary and not) of each thread of `pid`, by thread id.
+    pub fn thread_switches(pid: i32) -> BTreeMap<i32, u64> {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            return BTreeMap::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|task| {
+                let tid = task.file_name().to_str()?.parse().ok()?;
+                // A thread that ended meanwhile has no status left.
+                let status = fs::read_to_string(task.path().join("status")).ok()?;
+                let switches = status
+                    .lines()
+                    .filter(|line| line.contains("ctxt_switches:"))
+                    .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .sum();
+                Some((tid, switches))
             })
             .collect()
     }
