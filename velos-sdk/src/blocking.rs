@@ -1,8 +1,9 @@
-//! [`Client`] for code without async: the async [`crate::Client`] run to completion on
-//! each call with `async_io::block_on`.
+//! [`Client`] for code without async: the async [`crate::Client`] on a blocking socket
+//! ([`crate::Client::connect_blocking`]), each call run to completion in place.
 //!
 //! There is one protocol stack: every method here forwards to the async client, so the
-//! two behave the same, timeouts and errors included. The streams are iterators here:
+//! two behave the same, timeouts and errors included. Requests need no reactor: no
+//! thread is started for them. The streams are iterators here:
 //! [`LogFollow`] and [`Events`] block in `next` until the daemon sends something, and
 //! end when it closes the connection. Do not call these methods from inside an async
 //! task; use [`crate::Client`] there.
@@ -49,12 +50,13 @@ impl Client {
     /// # Ok::<(), velos_sdk::Error>(())
     /// ```
     pub fn connect(path: impl AsRef<Path>) -> Result<Client> {
-        block_on(crate::Client::connect(path)).map(|inner| Client { inner })
+        crate::Client::connect_blocking(path).map(|inner| Client { inner })
     }
 
     /// Connects to the daemon of the default home; see [`crate::Client::connect_default`].
     pub fn connect_default() -> Result<Client> {
-        block_on(crate::Client::connect_default()).map(|inner| Client { inner })
+        let home = velos_proto::Home::from_env()?;
+        Client::connect(home.socket_path())
     }
 
     /// Sets the timeout of quick requests; see [`crate::Client::set_timeout`].
@@ -83,27 +85,27 @@ impl Client {
     /// # Ok::<(), velos_sdk::Error>(())
     /// ```
     pub fn ping(&mut self) -> Result<PingInfo> {
-        block_on(self.inner.ping())
+        request(self.inner.ping())
     }
 
     /// Starts a new process; see [`crate::Client::start`].
     pub fn start(&mut self, params: StartParams) -> Result<ProcessInfo> {
-        block_on(self.inner.start(params))
+        request(self.inner.start(params))
     }
 
     /// Stops a process (or all) gracefully; see [`crate::Client::stop`].
     pub fn stop(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
-        block_on(self.inner.stop(target))
+        request(self.inner.stop(target))
     }
 
     /// Stops if running, then starts again; see [`crate::Client::restart`].
     pub fn restart(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
-        block_on(self.inner.restart(target))
+        request(self.inner.restart(target))
     }
 
     /// Restarts with the given params; see [`crate::Client::restart_with`].
     pub fn restart_with(&mut self, params: RestartParams) -> Result<Vec<ProcessInfo>> {
-        block_on(self.inner.restart_with(params))
+        request(self.inner.restart_with(params))
     }
 
     /// Reloads with no downtime; see [`crate::Client::reload`].
@@ -111,58 +113,58 @@ impl Client {
         &mut self,
         params: velos_proto::ReloadParams,
     ) -> Result<Vec<velos_proto::ReloadOutcome>> {
-        block_on(self.inner.reload(params))
+        request(self.inner.reload(params))
     }
 
     /// Stops if running, then removes the entry; see [`crate::Client::delete`].
     pub fn delete(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
-        block_on(self.inner.delete(target))
+        request(self.inner.delete(target))
     }
 
     /// Every process the daemon manages.
     pub fn list(&mut self) -> Result<Vec<ProcessInfo>> {
-        block_on(self.inner.list())
+        request(self.inner.list())
     }
 
     /// The last `lines` lines a process (or all) wrote, oldest first; see
     /// [`crate::Client::logs`].
     pub fn logs(&mut self, target: impl Into<Target>, lines: u32) -> Result<LogLines> {
-        block_on(self.inner.logs(target, lines))
+        request(self.inner.logs(target, lines))
     }
 
     /// One page of `log.read`; see [`crate::Client::logs_page`].
     pub fn logs_page(&mut self, params: &crate::LogReadParams) -> Result<LogLines> {
-        block_on(self.inner.logs_page(params))
+        request(self.inner.logs_page(params))
     }
 
     /// One process in detail; see [`crate::Client::info`].
     pub fn info(&mut self, target: impl Into<Target>) -> Result<ProcessInfo> {
-        block_on(self.inner.info(target))
+        request(self.inner.info(target))
     }
 
     /// Empties the log files of a process (or all); see [`crate::Client::flush`].
     pub fn flush(&mut self, target: impl Into<Target>) -> Result<Vec<ProcessInfo>> {
-        block_on(self.inner.flush(target))
+        request(self.inner.flush(target))
     }
 
     /// Deletes with the given params (`logs`); see [`crate::Client::delete_with`].
     pub fn delete_with(&mut self, params: DeleteParams) -> Result<Vec<ProcessInfo>> {
-        block_on(self.inner.delete_with(params))
+        request(self.inner.delete_with(params))
     }
 
     /// Writes the process list to the dump file; see [`crate::Client::save`].
     pub fn save(&mut self) -> Result<Saved> {
-        block_on(self.inner.save())
+        request(self.inner.save())
     }
 
     /// Saves with the given params (`force`); see [`crate::Client::save_with`].
     pub fn save_with(&mut self, params: SaveParams) -> Result<Saved> {
-        block_on(self.inner.save_with(params))
+        request(self.inner.save_with(params))
     }
 
     /// Starts the processes of the dump file; see [`crate::Client::resurrect`].
     pub fn resurrect(&mut self) -> Result<Vec<ProcessInfo>> {
-        block_on(self.inner.resurrect())
+        request(self.inner.resurrect())
     }
 
     /// Follows the log of a process (or all): the last `lines` lines, then every new
@@ -209,37 +211,37 @@ impl Client {
     /// Starts or stops instances of an app until it has as many as asked; see
     /// [`crate::Client::scale`].
     pub fn scale(&mut self, params: ScaleParams) -> Result<Vec<ProcessInfo>> {
-        block_on(self.inner.scale(params))
+        request(self.inner.scale(params))
     }
 
     /// Sends a signal to the running processes of a target; see [`crate::Client::signal`].
     pub fn signal(&mut self, target: impl Into<Target>, signal: &str) -> Result<Vec<ProcessInfo>> {
-        block_on(self.inner.signal(target, signal))
+        request(self.inner.signal(target, signal))
     }
 
     /// Serves Prometheus metrics on `listen`; see [`crate::Client::metrics_enable`].
     pub fn metrics_enable(&mut self, listen: Option<String>) -> Result<MetricsState> {
-        block_on(self.inner.metrics_enable(listen))
+        request(self.inner.metrics_enable(listen))
     }
 
     /// Stops serving the metrics; see [`crate::Client::metrics_disable`].
     pub fn metrics_disable(&mut self) -> Result<MetricsState> {
-        block_on(self.inner.metrics_disable())
+        request(self.inner.metrics_disable())
     }
 
     /// The metrics setting; see [`crate::Client::metrics_status`].
     pub fn metrics_status(&mut self) -> Result<MetricsState> {
-        block_on(self.inner.metrics_status())
+        request(self.inner.metrics_status())
     }
 
     /// The metrics text; see [`crate::Client::metrics`].
     pub fn metrics(&mut self) -> Result<String> {
-        block_on(self.inner.metrics())
+        request(self.inner.metrics())
     }
 
     /// Stops every process, then shuts the daemon down; see [`crate::Client::kill`].
     pub fn kill(&mut self) -> Result<()> {
-        block_on(self.inner.kill())
+        request(self.inner.kill())
     }
 
     /// Calls any method, with its params, and returns its typed result; see
@@ -256,8 +258,13 @@ impl Client {
     /// # Ok::<(), velos_sdk::Error>(())
     /// ```
     pub fn call<M: Call>(&mut self, params: M::Params) -> Result<M::Result> {
-        block_on(self.inner.call::<M>(params))
+        request(self.inner.call::<M>(params))
     }
+}
+
+/// Runs a request of the blocking socket's client: its I/O is done in the first poll.
+fn request<T>(future: impl std::future::Future<Output = T>) -> T {
+    futures_lite::future::block_on(future)
 }
 
 /// A blocking [`crate::LogFollow`]: the initial lines, then an iterator of new ones that
@@ -284,7 +291,7 @@ impl Iterator for LogFollow {
 
     /// Blocks until the next line (or gap), or the end of the stream.
     fn next(&mut self) -> Option<Self::Item> {
-        block_on(self.inner.next())
+        request(self.inner.next())
     }
 }
 
@@ -300,7 +307,7 @@ impl Iterator for Events {
 
     /// Blocks until the next event, or the end of the stream.
     fn next(&mut self) -> Option<Self::Item> {
-        block_on(self.inner.next())
+        request(self.inner.next())
     }
 }
 

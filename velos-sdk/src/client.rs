@@ -82,6 +82,35 @@ impl Client {
         })
     }
 
+    /// [`Client::connect`] with a blocking socket, for a program that sends one request at
+    /// a time and waits for each (a command line): every request's future does all its
+    /// I/O in its first poll, blocking the thread until the answer (or the timeout), so
+    /// any `block_on` runs it (`futures_lite::future::block_on`), and async-io's reactor,
+    /// with the thread it starts, is never needed. [`Client::follow_logs`] and
+    /// [`Client::events`] still open async connections of their own. Do not use it from a
+    /// task that shares its thread with others: it would hold them up.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use futures_lite::future::block_on;
+    ///
+    /// let mut client = velos_sdk::Client::connect_blocking("/home/me/.velos/velos.sock")?;
+    /// let info = block_on(client.ping())?;
+    /// # Ok::<(), velos_sdk::Error>(())
+    /// ```
+    pub fn connect_blocking(path: impl AsRef<Path>) -> Result<Client> {
+        let socket = path.as_ref().to_path_buf();
+        let timeout = Some(Client::DEFAULT_TIMEOUT);
+        let connection = Connection::open_blocking(socket, timeout)
+            .map_err(|error| timed_out(error, Client::DEFAULT_TIMEOUT))?;
+        Ok(Client {
+            connection,
+            timeout,
+            stop_timeout: None,
+        })
+    }
+
     /// Connects to the daemon of the default home: `$VELOS_HOME/velos.sock`, or
     /// `~/.velos/velos.sock` when `VELOS_HOME` is not set.
     ///
@@ -656,7 +685,25 @@ impl Client {
         } else {
             self.timeout
         };
+        if self.connection.is_blocking() {
+            self.connection.set_deadline(timeout);
+            let result = self.connection.exchange::<M>(&params).await;
+            return match timeout {
+                Some(after) => result.map_err(|error| timed_out(error, after)),
+                None => result,
+            };
+        }
         within(timeout, self.connection.exchange::<M>(&params)).await
+    }
+}
+
+/// A blocking socket's timeout (an I/O error of kind `TimedOut`) as [`Error::Timeout`].
+fn timed_out(error: Error, after: Duration) -> Error {
+    match error {
+        Error::Io(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+            Error::Timeout { after }
+        }
+        other => other,
     }
 }
 
@@ -695,6 +742,24 @@ mod tests {
         block_on(Client::connect(daemon.socket())).expect("connect to the fake daemon")
     }
 
+    /// A client with an async socket (`blocking` false) or a blocking one.
+    fn connect_as(daemon: &FakeDaemon, blocking: bool) -> Client {
+        if blocking {
+            Client::connect_blocking(daemon.socket()).expect("connect to the fake daemon")
+        } else {
+            connect(daemon)
+        }
+    }
+
+    /// Either kind of client's connect.
+    fn connect_path(socket: &Path, blocking: bool) -> Result<Client> {
+        if blocking {
+            Client::connect_blocking(socket)
+        } else {
+            block_on(Client::connect(socket))
+        }
+    }
+
     #[track_caller]
     fn assert_quick(started: Instant) {
         let elapsed = started.elapsed();
@@ -708,12 +773,14 @@ mod tests {
     fn a_missing_socket_is_not_running_at_once() {
         let dir = fake_daemon::short_temp_dir();
         let socket = dir.path().join("velos.sock");
-        let started = Instant::now();
-        let result = block_on(Client::connect(&socket));
-        assert_quick(started);
-        match result {
-            Err(Error::NotRunning { socket: got }) => assert_eq!(got, socket),
-            other => panic!("expected NotRunning, got {other:?}"),
+        for blocking in [false, true] {
+            let started = Instant::now();
+            let result = connect_path(&socket, blocking);
+            assert_quick(started);
+            match result {
+                Err(Error::NotRunning { socket: got }) => assert_eq!(got, socket),
+                other => panic!("expected NotRunning, got {other:?}"),
+            }
         }
     }
 
@@ -723,43 +790,62 @@ mod tests {
         let socket = dir.path().join("velos.sock");
         // Binding then dropping the listener leaves the file, as a crashed daemon does.
         drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-        let started = Instant::now();
-        let result = block_on(Client::connect(&socket));
-        assert_quick(started);
-        match result {
-            Err(Error::Refused { socket: got }) => assert_eq!(got, socket),
-            other => panic!("expected Refused, got {other:?}"),
+        for blocking in [false, true] {
+            let started = Instant::now();
+            let result = connect_path(&socket, blocking);
+            assert_quick(started);
+            match result {
+                Err(Error::Refused { socket: got }) => assert_eq!(got, socket),
+                other => panic!("expected Refused, got {other:?}"),
+            }
         }
     }
 
     #[test]
     fn a_daemon_that_never_answers_times_out_within_the_timeout() {
-        let daemon = FakeDaemon::start(|_, _| vec![]);
-        let mut client = connect(&daemon);
-        let timeout = Duration::from_millis(200);
-        client.set_timeout(Some(timeout));
-        let started = Instant::now();
-        let result = block_on(client.ping());
-        let elapsed = started.elapsed();
-        assert!(
-            matches!(result, Err(Error::Timeout { after }) if after == timeout),
-            "{result:?}"
-        );
-        assert!(elapsed >= timeout, "gave up early, after {elapsed:?}");
-        assert!(elapsed < timeout + QUICK, "took {elapsed:?}");
+        for blocking in [false, true] {
+            let daemon = FakeDaemon::start(|_, _| vec![]);
+            let mut client = connect_as(&daemon, blocking);
+            let timeout = Duration::from_millis(200);
+            client.set_timeout(Some(timeout));
+            let started = Instant::now();
+            let result = block_on(client.ping());
+            let elapsed = started.elapsed();
+            assert!(
+                matches!(result, Err(Error::Timeout { after }) if after == timeout),
+                "{result:?}"
+            );
+            assert!(elapsed >= timeout, "gave up early, after {elapsed:?}");
+            assert!(elapsed < timeout + QUICK, "took {elapsed:?}");
+        }
+    }
+
+    #[test]
+    fn a_blocking_client_waits_for_a_slow_answer_within_its_timeout() {
+        let daemon = FakeDaemon::start(|msgid, request| {
+            std::thread::sleep(Duration::from_millis(100));
+            vec![fake_daemon::answer_correctly(msgid, request)]
+        });
+        let mut client = connect_as(&daemon, true);
+        client.set_timeout(Some(QUICK));
+        assert_eq!(block_on(client.ping()).unwrap(), fake_daemon::ping_info());
+        client.set_timeout(None);
+        assert_eq!(block_on(client.ping()).unwrap(), fake_daemon::ping_info());
     }
 
     #[test]
     fn stop_requests_wait_for_the_stop_timeout_not_the_quick_one() {
-        let daemon = FakeDaemon::start(|_, _| vec![]);
-        let mut client = connect(&daemon);
-        client.set_timeout(Some(Duration::from_millis(20)));
-        client.set_stop_timeout(Some(Duration::from_millis(150)));
-        let result = block_on(client.stop("api"));
-        assert!(
-            matches!(result, Err(Error::Timeout { after }) if after == Duration::from_millis(150)),
-            "{result:?}"
-        );
+        for blocking in [false, true] {
+            let daemon = FakeDaemon::start(|_, _| vec![]);
+            let mut client = connect_as(&daemon, blocking);
+            client.set_timeout(Some(Duration::from_millis(20)));
+            client.set_stop_timeout(Some(Duration::from_millis(150)));
+            let result = block_on(client.stop("api"));
+            assert!(
+                matches!(result, Err(Error::Timeout { after }) if after == Duration::from_millis(150)),
+                "{result:?}"
+            );
+        }
     }
 
     #[test]
@@ -774,148 +860,152 @@ mod tests {
 
     #[test]
     fn the_client_connects_again_after_a_timeout() {
-        let requests = AtomicUsize::new(0);
-        let daemon = FakeDaemon::start(move |msgid, request| {
-            if requests.fetch_add(1, Ordering::Relaxed) == 0 {
-                vec![]
-            } else {
-                vec![fake_daemon::answer_correctly(msgid, request)]
-            }
-        });
-        let mut client = connect(&daemon);
-        client.set_timeout(Some(Duration::from_millis(100)));
-        assert!(matches!(
-            block_on(client.ping()),
-            Err(Error::Timeout { .. })
-        ));
-        // The late answer to the first request cannot be mistaken for the second's.
-        client.set_timeout(Some(QUICK));
-        assert_eq!(block_on(client.ping()).unwrap(), fake_daemon::ping_info());
+        for blocking in [false, true] {
+            let requests = AtomicUsize::new(0);
+            let daemon = FakeDaemon::start(move |msgid, request| {
+                if requests.fetch_add(1, Ordering::Relaxed) == 0 {
+                    vec![]
+                } else {
+                    vec![fake_daemon::answer_correctly(msgid, request)]
+                }
+            });
+            let mut client = connect_as(&daemon, blocking);
+            client.set_timeout(Some(Duration::from_millis(100)));
+            assert!(matches!(
+                block_on(client.ping()),
+                Err(Error::Timeout { .. })
+            ));
+            // The late answer to the first request cannot be mistaken for the second's.
+            client.set_timeout(Some(QUICK));
+            assert_eq!(block_on(client.ping()).unwrap(), fake_daemon::ping_info());
+        }
     }
 
     #[test]
     fn each_method_sends_its_request_and_types_the_result() {
-        let daemon = FakeDaemon::answering();
-        let mut client = connect(&daemon);
-        block_on(async {
-            let params = StartParams {
-                script: "/srv/app.js".into(),
-                name: Some("web".into()),
-                ..StartParams::default()
-            };
-            assert_eq!(client.start(params.clone()).await.unwrap().name, "web");
-            assert_eq!(daemon.next_request().1, Request::Start(params));
+        for blocking in [false, true] {
+            let daemon = FakeDaemon::answering();
+            let mut client = connect_as(&daemon, blocking);
+            block_on(async {
+                let params = StartParams {
+                    script: "/srv/app.js".into(),
+                    name: Some("web".into()),
+                    ..StartParams::default()
+                };
+                assert_eq!(client.start(params.clone()).await.unwrap().name, "web");
+                assert_eq!(daemon.next_request().1, Request::Start(params));
 
-            assert_eq!(client.stop(3).await.unwrap()[0].name, "api");
-            assert_eq!(
-                daemon.next_request().1,
-                Request::Stop(TargetParams {
-                    target: Target::Id(3)
-                })
-            );
+                assert_eq!(client.stop(3).await.unwrap()[0].name, "api");
+                assert_eq!(
+                    daemon.next_request().1,
+                    Request::Stop(TargetParams {
+                        target: Target::Id(3)
+                    })
+                );
 
-            client.restart("api").await.unwrap();
-            assert_eq!(
-                daemon.next_request().1,
-                Request::Restart(RestartParams {
-                    target: Target::Name("api".into()),
-                    env: None,
-                    settings: None,
-                })
-            );
+                client.restart("api").await.unwrap();
+                assert_eq!(
+                    daemon.next_request().1,
+                    Request::Restart(RestartParams {
+                        target: Target::Name("api".into()),
+                        env: None,
+                        settings: None,
+                    })
+                );
 
-            let env = [("PORT".to_owned(), "8080".to_owned())].into();
-            let params = RestartParams {
-                target: Target::All,
-                env: Some(env),
-                settings: None,
-            };
-            client.restart_with(params.clone()).await.unwrap();
-            assert_eq!(daemon.next_request().1, Request::Restart(params));
-
-            client.delete(Target::All).await.unwrap();
-            assert_eq!(
-                daemon.next_request().1,
-                Request::Delete(DeleteParams {
+                let env = [("PORT".to_owned(), "8080".to_owned())].into();
+                let params = RestartParams {
                     target: Target::All,
-                    logs: false
-                })
-            );
+                    env: Some(env),
+                    settings: None,
+                };
+                client.restart_with(params.clone()).await.unwrap();
+                assert_eq!(daemon.next_request().1, Request::Restart(params));
 
-            assert_eq!(
-                client.list().await.unwrap(),
-                vec![fake_daemon::process("api")]
-            );
-            assert_eq!(daemon.next_request().1, Request::List);
+                client.delete(Target::All).await.unwrap();
+                assert_eq!(
+                    daemon.next_request().1,
+                    Request::Delete(DeleteParams {
+                        target: Target::All,
+                        logs: false
+                    })
+                );
 
-            let logs = client.logs("api", 50).await.unwrap();
-            assert_eq!(logs.lines[0].line, b"listening on 3000");
-            assert_eq!(
-                daemon.next_request().1,
-                Request::LogRead(LogReadParams {
-                    cursor: None,
-                    target: Target::Name("api".into()),
-                    lines: 50
-                })
-            );
+                assert_eq!(
+                    client.list().await.unwrap(),
+                    vec![fake_daemon::process("api")]
+                );
+                assert_eq!(daemon.next_request().1, Request::List);
 
-            assert_eq!(client.info(0).await.unwrap().name, "api");
-            assert_eq!(
-                daemon.next_request().1,
-                Request::Info(TargetParams {
-                    target: Target::Id(0)
-                })
-            );
+                let logs = client.logs("api", 50).await.unwrap();
+                assert_eq!(logs.lines[0].line, b"listening on 3000");
+                assert_eq!(
+                    daemon.next_request().1,
+                    Request::LogRead(LogReadParams {
+                        cursor: None,
+                        target: Target::Name("api".into()),
+                        lines: 50
+                    })
+                );
 
-            client.flush(Target::All).await.unwrap();
-            assert_eq!(
-                daemon.next_request().1,
-                Request::LogFlush(TargetParams {
-                    target: Target::All
-                })
-            );
+                assert_eq!(client.info(0).await.unwrap().name, "api");
+                assert_eq!(
+                    daemon.next_request().1,
+                    Request::Info(TargetParams {
+                        target: Target::Id(0)
+                    })
+                );
 
-            assert_eq!(client.save().await.unwrap().path, "/h/dump.msgpack");
-            assert_eq!(
-                daemon.next_request().1,
-                Request::Save(SaveParams { force: false })
-            );
+                client.flush(Target::All).await.unwrap();
+                assert_eq!(
+                    daemon.next_request().1,
+                    Request::LogFlush(TargetParams {
+                        target: Target::All
+                    })
+                );
 
-            assert_eq!(client.resurrect().await.unwrap().len(), 1);
-            assert_eq!(daemon.next_request().1, Request::Resurrect);
+                assert_eq!(client.save().await.unwrap().path, "/h/dump.msgpack");
+                assert_eq!(
+                    daemon.next_request().1,
+                    Request::Save(SaveParams { force: false })
+                );
 
-            let scale = ScaleParams::parse("web", "-1").unwrap();
-            assert_eq!(client.scale(scale.clone()).await.unwrap()[0].name, "web");
-            assert_eq!(daemon.next_request().1, Request::Scale(scale));
+                assert_eq!(client.resurrect().await.unwrap().len(), 1);
+                assert_eq!(daemon.next_request().1, Request::Resurrect);
 
-            let state = client.metrics_enable(None).await.unwrap();
-            assert!(state.enabled);
-            assert_eq!(
-                daemon.next_request().1,
-                Request::MetricsEnable(MetricsEnableParams { listen: None })
-            );
-            assert!(!client.metrics_disable().await.unwrap().enabled);
-            assert_eq!(daemon.next_request().1, Request::MetricsDisable);
-            client.metrics_status().await.unwrap();
-            assert_eq!(daemon.next_request().1, Request::MetricsStatus);
-            assert!(client.metrics().await.unwrap().starts_with("# HELP"));
-            assert_eq!(daemon.next_request().1, Request::Metrics);
+                let scale = ScaleParams::parse("web", "-1").unwrap();
+                assert_eq!(client.scale(scale.clone()).await.unwrap()[0].name, "web");
+                assert_eq!(daemon.next_request().1, Request::Scale(scale));
 
-            assert_eq!(client.signal("web:1", "USR2").await.unwrap().len(), 1);
-            assert_eq!(
-                daemon.next_request().1,
-                Request::Signal(SignalParams {
-                    target: Target::parse("web:1"),
-                    signal: "USR2".into()
-                })
-            );
+                let state = client.metrics_enable(None).await.unwrap();
+                assert!(state.enabled);
+                assert_eq!(
+                    daemon.next_request().1,
+                    Request::MetricsEnable(MetricsEnableParams { listen: None })
+                );
+                assert!(!client.metrics_disable().await.unwrap().enabled);
+                assert_eq!(daemon.next_request().1, Request::MetricsDisable);
+                client.metrics_status().await.unwrap();
+                assert_eq!(daemon.next_request().1, Request::MetricsStatus);
+                assert!(client.metrics().await.unwrap().starts_with("# HELP"));
+                assert_eq!(daemon.next_request().1, Request::Metrics);
 
-            assert_eq!(
-                client.call::<methods::Ping>(NoParams {}).await.unwrap(),
-                fake_daemon::ping_info()
-            );
-            assert_eq!(daemon.next_request().1, Request::Ping);
-        });
+                assert_eq!(client.signal("web:1", "USR2").await.unwrap().len(), 1);
+                assert_eq!(
+                    daemon.next_request().1,
+                    Request::Signal(SignalParams {
+                        target: Target::parse("web:1"),
+                        signal: "USR2".into()
+                    })
+                );
+
+                assert_eq!(
+                    client.call::<methods::Ping>(NoParams {}).await.unwrap(),
+                    fake_daemon::ping_info()
+                );
+                assert_eq!(daemon.next_request().1, Request::Ping);
+            });
+        }
     }
 
     #[tokio::test]

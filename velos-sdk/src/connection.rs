@@ -9,11 +9,24 @@
 //! cut short by a timeout, a closed connection, an unreadable reply), and the next
 //! exchange connects again. A daemon error response leaves it in step, so it is kept.
 //!
-//! This module knows nothing of timeouts or typed methods; [`crate::Client`] adds them.
+//! The socket is async-net's (woken by async-io's reactor), or a plain blocking one
+//! ([`Connection::open_blocking`]): its reads and writes finish in their first poll, so a
+//! request's future completes without a reactor, and async-io (which starts a thread of
+//! its own for its reactor) is never touched. That is what a command line wants: one
+//! request, then exit.
+//!
+//! This module knows nothing of timeouts or typed methods; [`crate::Client`] adds them
+//! (a blocking socket is bounded by the deadline [`Connection::set_deadline`] sets).
 
+use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use async_net::unix::UnixStream;
+use futures_lite::{AsyncRead, AsyncWrite};
 use velos_proto::frame::{self, FrameReader};
 use velos_proto::{Call, Method, rpc};
 
@@ -23,8 +36,12 @@ use crate::{Error, Result};
 pub(crate) struct Connection {
     socket: PathBuf,
     /// `None` after a failure that may have left the stream out of step.
-    stream: Option<(UnixStream, FrameReader)>,
+    stream: Option<(Stream, FrameReader)>,
     next_msgid: u32,
+    /// Whether its socket is a blocking one (see [`Connection::open_blocking`]).
+    blocking: bool,
+    /// For a blocking socket: when the current exchange gives up.
+    deadline: Option<Instant>,
 }
 
 impl Connection {
@@ -33,9 +50,46 @@ impl Connection {
         let stream = connect(&socket).await?;
         Ok(Connection {
             socket,
-            stream: Some((stream, FrameReader::new())),
+            stream: Some((Stream::Async(stream), FrameReader::new())),
             next_msgid: 1,
+            blocking: false,
+            deadline: None,
         })
+    }
+
+    /// Connects to `socket` with a blocking socket, within `timeout`: every exchange
+    /// does its I/O in the first poll of its future, bounded by the deadline of
+    /// [`Connection::set_deadline`], and never needs async-io's reactor.
+    pub(crate) fn open_blocking(socket: PathBuf, timeout: Option<Duration>) -> Result<Connection> {
+        let deadline = timeout.map(|after| Instant::now() + after);
+        let stream = connect_blocking(&socket, deadline)?;
+        Ok(Connection {
+            socket,
+            stream: Some((Stream::Blocking(stream), FrameReader::new())),
+            next_msgid: 1,
+            blocking: true,
+            deadline: None,
+        })
+    }
+
+    /// Whether its socket is a blocking one.
+    pub(crate) fn is_blocking(&self) -> bool {
+        self.blocking
+    }
+
+    /// For a blocking socket: the next exchange gives up `timeout` from now (`None`:
+    /// never), with an I/O error of kind `TimedOut`.
+    pub(crate) fn set_deadline(&mut self, timeout: Option<Duration>) {
+        self.deadline = timeout.map(|after| Instant::now() + after);
+    }
+
+    /// A new stream of this connection's kind.
+    async fn reconnect(&self) -> Result<Stream> {
+        if self.blocking {
+            connect_blocking(&self.socket, self.deadline).map(Stream::Blocking)
+        } else {
+            connect(&self.socket).await.map(Stream::Async)
+        }
     }
 
     /// The socket it connects to.
@@ -54,15 +108,18 @@ impl Connection {
         let payload = rpc::encode_request(msgid, M::NAME, params).map_err(Error::Protocol)?;
 
         let (mut stream, mut frames, reused) = match self.stream.take() {
-            Some((stream, frames)) => (stream, frames, true),
-            None => (connect(&self.socket).await?, FrameReader::new(), false),
+            Some((mut stream, frames)) => {
+                stream.set_deadline(self.deadline);
+                (stream, frames, true)
+            }
+            None => (self.reconnect().await?, FrameReader::new(), false),
         };
         if let Err(error) = frame::write_frame(&mut stream, &payload).await {
             match Error::from_wire(error) {
                 // The daemon closed an idle connection (it restarted, say): the request
                 // went nowhere, so it is safe to send it again on a new connection.
                 Error::Disconnected if reused => {
-                    stream = connect(&self.socket).await?;
+                    stream = self.reconnect().await?;
                     frames = FrameReader::new();
                     frame::write_frame(&mut stream, &payload)
                         .await
@@ -97,6 +154,7 @@ impl std::fmt::Debug for Connection {
         f.debug_struct("Connection")
             .field("socket", &self.socket)
             .field("open", &self.stream.is_some())
+            .field("blocking", &self.blocking)
             .field("next_msgid", &self.next_msgid)
             .finish()
     }
@@ -117,8 +175,52 @@ pub(crate) async fn connect(socket: &Path) -> Result<UnixStream> {
             },
             _ => Error::Io(error),
         })?;
+    check_peer(&stream, socket)?;
+    Ok(stream)
+}
+
+/// [`connect`] with a blocking socket: connecting, and every read and write after it,
+/// gives up at `deadline` (`SO_SNDTIMEO` bounds a connect to a Unix socket whose
+/// backlog is full).
+fn connect_blocking(socket: &Path, deadline: Option<Instant>) -> Result<BlockingStream> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType, sockopt};
+    velos_proto::home::check_socket_path(socket)?;
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|error| Error::Io(error.into()))?;
+    if let Some(deadline) = deadline {
+        let left = time_left(deadline).map_err(Error::Io)?;
+        sockopt::set_socket_timeout(&fd, sockopt::Timeout::Send, Some(left))
+            .map_err(|error| Error::Io(error.into()))?;
+    }
+    let address = SocketAddrUnix::new(socket).map_err(|error| Error::Io(error.into()))?;
+    rustix::net::connect(&fd, &address).map_err(|error| match io::Error::from(error).kind() {
+        io::ErrorKind::NotFound => Error::NotRunning {
+            socket: socket.to_path_buf(),
+        },
+        io::ErrorKind::ConnectionRefused => Error::Refused {
+            socket: socket.to_path_buf(),
+        },
+        io::ErrorKind::WouldBlock => Error::Io(io::ErrorKind::TimedOut.into()),
+        _ => Error::Io(error.into()),
+    })?;
+    check_peer(&fd, socket)?;
+    Ok(BlockingStream {
+        socket: std::os::unix::net::UnixStream::from(fd),
+        deadline,
+        // connect set the send timeout.
+        armed: [false, deadline.is_some()],
+    })
+}
+
+/// Fails with [`Error::ForeignDaemon`] unless the peer runs as our uid.
+fn check_peer(stream: &impl AsFd, socket: &Path) -> Result<()> {
     let ours = rustix::process::geteuid().as_raw();
-    let daemon = peer_uid(&stream, socket).map_err(Error::Io)?;
+    let daemon = peer_uid(stream, socket).map_err(Error::Io)?;
     if daemon != ours {
         return Err(Error::ForeignDaemon {
             socket: socket.to_path_buf(),
@@ -126,21 +228,129 @@ pub(crate) async fn connect(socket: &Path) -> Result<UnixStream> {
             ours,
         });
     }
-    Ok(stream)
+    Ok(())
+}
+
+/// The time until `deadline`, at least a microsecond (a zero socket timeout would mean
+/// none); an error of kind `TimedOut` once it has passed.
+fn time_left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    Ok(left.max(Duration::from_micros(1)))
+}
+
+/// The socket under a [`Connection`].
+enum Stream {
+    Async(UnixStream),
+    Blocking(BlockingStream),
+}
+
+impl Stream {
+    fn set_deadline(&mut self, deadline: Option<Instant>) {
+        if let Stream::Blocking(stream) = self {
+            stream.deadline = deadline;
+        }
+    }
+}
+
+/// A blocking Unix socket behind the async traits: each poll reads or writes (or fails)
+/// before it returns, so it is never pending. Each read and write is bounded by the time
+/// left until the deadline (`SO_RCVTIMEO`, `SO_SNDTIMEO`), and fails with `TimedOut` once
+/// it has passed.
+struct BlockingStream {
+    socket: std::os::unix::net::UnixStream,
+    deadline: Option<Instant>,
+    /// Whether a timeout is set on the socket: receive, send.
+    armed: [bool; 2],
+}
+
+impl BlockingStream {
+    /// Bounds the next operation in `direction` (0: receive, 1: send) by the deadline.
+    fn arm(&mut self, direction: usize) -> io::Result<()> {
+        use rustix::net::sockopt::{Timeout, set_socket_timeout};
+        let id = if direction == 0 {
+            Timeout::Recv
+        } else {
+            Timeout::Send
+        };
+        let left = self.deadline.map(time_left).transpose()?;
+        if left.is_some() || self.armed[direction] {
+            set_socket_timeout(&self.socket, id, left)?;
+            self.armed[direction] = left.is_some();
+        }
+        Ok(())
+    }
+
+    /// A blocking call's timeout (`EAGAIN`) as `TimedOut`.
+    fn timed_out(error: io::Error) -> io::Error {
+        if error.kind() == io::ErrorKind::WouldBlock {
+            io::ErrorKind::TimedOut.into()
+        } else {
+            error
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Async(stream) => Pin::new(stream).poll_read(cx, buf),
+            Stream::Blocking(stream) => Poll::Ready(stream.arm(0).and_then(|()| {
+                io::Read::read(&mut stream.socket, buf).map_err(BlockingStream::timed_out)
+            })),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Async(stream) => Pin::new(stream).poll_write(cx, buf),
+            Stream::Blocking(stream) => Poll::Ready(stream.arm(1).and_then(|()| {
+                io::Write::write(&mut stream.socket, buf).map_err(BlockingStream::timed_out)
+            })),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Async(stream) => Pin::new(stream).poll_flush(cx),
+            Stream::Blocking(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Async(stream) => Pin::new(stream).poll_close(cx),
+            Stream::Blocking(stream) => {
+                Poll::Ready(stream.socket.shutdown(std::net::Shutdown::Write))
+            }
+        }
+    }
 }
 
 /// The uid of the process that listens on the other end, as the kernel recorded it when
 /// that process called `listen` (`SO_PEERCRED`): a home owned by another user, or a
 /// socket another user put there, cannot make us talk to that user's process.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-fn peer_uid(stream: &UnixStream, _socket: &Path) -> std::io::Result<u32> {
+fn peer_uid(stream: &impl AsFd, _socket: &Path) -> std::io::Result<u32> {
     Ok(rustix::net::sockopt::socket_peercred(stream)?.uid.as_raw())
 }
 
 /// The uid owning the socket file: `getpeereid` is not reachable without `unsafe` here,
 /// and only the daemon's uid can create the socket in its 0700 home.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn peer_uid(_stream: &UnixStream, socket: &Path) -> std::io::Result<u32> {
+fn peer_uid(_stream: &impl AsFd, socket: &Path) -> std::io::Result<u32> {
     use std::os::unix::fs::MetadataExt;
     Ok(std::fs::symlink_metadata(socket)?.uid())
 }
@@ -149,7 +359,7 @@ fn peer_uid(_stream: &UnixStream, socket: &Path) -> std::io::Result<u32> {
 /// `M`'s result type.
 /// Notifications that come before it are skipped.
 async fn read_response<M: Call>(
-    stream: &mut UnixStream,
+    stream: &mut Stream,
     frames: &mut FrameReader,
     msgid: u32,
 ) -> Result<M::Result> {

@@ -24,8 +24,9 @@
 //! 4. Connect again with backoff (10 ms doubling up to 200 ms) until 5 s after step 3
 //!    began; then give up with the launcher's reason and a pointer to `velosd.log`.
 //!
-//! The CLI is synchronous around the async SDK: each call runs under `block_on`, and the
-//! waits here are plain sleeps, because nothing else runs meanwhile.
+//! The CLI is synchronous around the async SDK: its clients have blocking sockets
+//! (`Client::connect_blocking`: no reactor, no thread for it), each call runs under
+//! `block_on`, and the waits here are plain sleeps, because nothing else runs meanwhile.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -35,7 +36,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use async_io::block_on;
+use futures_lite::future::block_on;
 use rustix::fs::{FlockOperation, flock};
 use velos_proto::Home;
 use velos_sdk::{Client, Error as SdkError};
@@ -120,7 +121,7 @@ pub fn connect(home: &Home) -> Result<Client> {
 /// connection unanswered) is sent again on a client of [`connect`], which starts a daemon
 /// when needed.
 pub fn connect_unpinged(home: &Home) -> Result<Option<Client>> {
-    match block_on(Client::connect(home.socket_path())) {
+    match Client::connect_blocking(home.socket_path()) {
         Ok(client) => Ok(Some(client)),
         Err(SdkError::NotRunning { .. } | SdkError::Refused { .. }) => Ok(None),
         Err(err) => Err(explain(err)),
@@ -138,9 +139,8 @@ pub fn crash_note(pid: u32) -> String {
 /// A client if the daemon answers a ping, `None` if none is there (no socket, refused, or
 /// gone mid-handshake); other failures (a socket we may not use, ...) are errors.
 fn try_connect(home: &Home) -> Result<Option<Client>> {
-    let answered = block_on(async {
-        let mut client = Client::connect(home.socket_path()).await?;
-        let info = client.ping().await?;
+    let answered = Client::connect_blocking(home.socket_path()).and_then(|mut client| {
+        let info = block_on(client.ping())?;
         Ok((client, info))
     });
     match answered {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use anyhow::{Context, Result};
-use async_io::block_on;
+use futures_lite::future::block_on;
 use velos_proto::{DeleteParams, ProcessInfo, ProcessStatus, RestartParams, StartParams, Target};
 use velos_sdk::Client;
 

@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use async_io::block_on;
+use futures_lite::future::block_on;
 use velos_proto::{ProcessInfo, ProcessStatus, RestartMode, RestartReason, Target};
 
 use crate::output::{

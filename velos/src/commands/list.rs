@@ -13,7 +13,7 @@
 use std::io::{self, Write};
 
 use anyhow::{Context, Result};
-use async_io::block_on;
+use futures_lite::future::block_on;
 use velos_proto::{ProcessInfo, ProcessStatus};
 
 use crate::output::{Style, output_width, process_table, wrap};

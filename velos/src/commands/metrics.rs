@@ -7,7 +7,7 @@
 use std::io::{self, Write};
 
 use anyhow::Result;
-use async_io::block_on;
+use futures_lite::future::block_on;
 use velos_proto::MetricsState;
 
 use super::{daemon, explain_change, retrying};

@@ -29,8 +29,8 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use async_io::block_on;
 use clap::CommandFactory;
+use futures_lite::future::block_on;
 use rustix::process::{Pid, Signal};
 use velos_proto::{ErrorCode, Home};
 use velos_sdk::{Client, Error as SdkError};
@@ -213,7 +213,7 @@ fn ping() -> Result<()> {
 /// file, which it does last.
 fn kill() -> Result<()> {
     let home = Home::from_env()?;
-    let mut client = match block_on(Client::connect(home.socket_path())) {
+    let mut client = match Client::connect_blocking(home.socket_path()) {
         Ok(client) => client,
         Err(SdkError::NotRunning { .. } | SdkError::Refused { .. }) => {
             if let autostart::Stale::Removed {

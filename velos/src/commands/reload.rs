@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use anyhow::{Context, Result, bail};
-use async_io::block_on;
+use futures_lite::future::block_on;
 use velos_proto::{ReloadOutcome, ReloadParams, ReloadResult, StartParams, Target};
 use velos_sdk::Client;
 

@@ -11,7 +11,7 @@
 use std::io::{self, Write};
 
 use anyhow::Result;
-use async_io::block_on;
+use futures_lite::future::block_on;
 use velos_proto::{Home, ProcessInfo, ProcessStatus, SaveParams};
 
 use super::outcome::{Outcomes, why_not_up};

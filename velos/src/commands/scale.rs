@@ -8,7 +8,7 @@
 use std::io::{self, Write};
 
 use anyhow::{Result, anyhow};
-use async_io::block_on;
+use futures_lite::future::block_on;
 use velos_proto::{ProcessInfo, ProcessStatus, ScaleParams};
 
 use super::{daemon, explain_change, start};

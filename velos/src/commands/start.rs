@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use async_io::block_on;
+use futures_lite::future::block_on;
 pub use velos_proto::script::current_env;
 use velos_proto::{ProcessInfo, ProcessStatus, StartParams, echo};
 use velos_sdk::{Client, Error as SdkError};

@@ -62,8 +62,9 @@ pub fn run() -> Result<()> {
         bail!(NO_TERMINAL);
     }
     let home = Home::from_env()?;
-    // Before the screen is taken, so that an error reads as any command's.
-    let client = autostart::connect(&home)?;
+    // Before the screen is taken, so that an error reads as any command's. That client's
+    // socket blocks (a command line's); the loop connects again with an async one.
+    autostart::connect(&home)?;
     let signals = async_signal::Signals::new([
         async_signal::Signal::Term,
         async_signal::Signal::Hup,
@@ -84,7 +85,7 @@ pub fn run() -> Result<()> {
         palette,
         screen,
         model: Model::default(),
-        client: Some(client),
+        client: None,
         events: None,
         follow: None,
         following: None,
