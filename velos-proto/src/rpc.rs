@@ -155,6 +155,29 @@ pub fn encode_response<R: Serialize + ?Sized>(
     }
 }
 
+/// Encodes the response `[1, msgid, nil, result]` as a whole frame, header included, in
+/// one buffer that starts with room for `capacity` bytes: a large answer (a list of
+/// processes) is written where it will be sent from, neither grown step by step nor
+/// copied behind a header. A payload over [`crate::frame::MAX_PAYLOAD_BYTES`] is
+/// [`Error::FrameTooLarge`].
+pub fn encode_response_frame<R: Serialize + ?Sized>(
+    msgid: u32,
+    result: &R,
+    capacity: usize,
+) -> Result<Vec<u8>, Error> {
+    use crate::frame::{HEADER_LEN, MAX_PAYLOAD_BYTES, encode_header};
+    let mut frame = Vec::with_capacity(capacity.max(HEADER_LEN + 16));
+    frame.resize(HEADER_LEN, 0);
+    rmp_serde::encode::write_named(&mut frame, &(RESPONSE, msgid, (), result))
+        .map_err(|e| Error::Encode(e.to_string()))?;
+    let len = u32::try_from(frame.len() - HEADER_LEN).unwrap_or(u32::MAX);
+    if len > MAX_PAYLOAD_BYTES {
+        return Err(Error::FrameTooLarge { len });
+    }
+    frame[..HEADER_LEN].copy_from_slice(&encode_header(len));
+    Ok(frame)
+}
+
 /// Encodes `[2, method, params]`.
 pub fn encode_notification<P: Serialize + ?Sized>(
     method: &str,
@@ -319,6 +342,33 @@ pub fn decode_response<T: DeserializeOwned>(payload: &[u8]) -> Option<Result<Ans
     Some(decoded)
 }
 
+/// [`decode_response`] without decoding the result: the MessagePack bytes of the result
+/// as they came (everything after the nil error; checking them is the caller's part),
+/// for a caller that reads them its own way. The daemon's error is decoded as usual.
+pub fn decode_response_raw(payload: &[u8]) -> Option<Result<Answer<&[u8]>, Error>> {
+    if payload.get(..2) != Some(&[0x94, 0x01]) {
+        return None;
+    }
+    let mut reader = Reader::new(&payload[2..]);
+    let Some(msgid) = reader
+        .unsigned()
+        .ok()
+        .flatten()
+        .and_then(|msgid| u32::try_from(msgid).ok())
+    else {
+        return Some(Err(Error::Malformed(
+            "msgid is not an unsigned 32-bit integer".into(),
+        )));
+    };
+    let rest = &payload[2 + reader.position()..];
+    if let Some((0xc0, result)) = rest.split_first() {
+        return Some(Ok((msgid, Ok(result))));
+    }
+    // Not a nil error: read as any response is.
+    let decoded = decode_response::<serde::de::IgnoredAny>(payload)?;
+    Some(decoded.map(|(msgid, answer)| (msgid, answer.map(|_| rest))))
+}
+
 struct ResponseVisitor<T>(std::marker::PhantomData<T>);
 
 impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ResponseVisitor<T> {
@@ -435,6 +485,44 @@ mod tests {
                 lines: 3
             }
         );
+    }
+
+    #[test]
+    fn a_response_frame_is_the_frame_of_the_encoded_response() {
+        let result: Vec<Sample> = (0..50)
+            .map(|lines| Sample {
+                name: "api".into(),
+                lines,
+            })
+            .collect();
+        let payload = encode_response(9, Ok(&result)).unwrap();
+        for capacity in [0, 10, 100_000] {
+            let frame = encode_response_frame(9, &result, capacity).unwrap();
+            assert_eq!(frame, crate::frame::encode_frame(&payload).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_raw_response_is_its_result_bytes_or_the_daemons_error() {
+        let sample = Sample {
+            name: "api".into(),
+            lines: 3,
+        };
+        for msgid in [0, 200, 70_000, u32::MAX] {
+            let payload = encode_response(msgid, Ok(&sample)).unwrap();
+            let (answered, result) = decode_response_raw(&payload).unwrap().unwrap();
+            assert_eq!(answered, msgid);
+            assert_eq!(result.unwrap(), encode(&sample).unwrap());
+        }
+        let error = RpcError::new(ErrorCode::NotFound, "no process named 'x'");
+        let payload = encode_response::<()>(4, Err(&error)).unwrap();
+        assert_eq!(
+            decode_response_raw(&payload).unwrap().unwrap(),
+            (4, Err(error))
+        );
+        let notification = encode_notification("log.line", &sample).unwrap();
+        assert!(decode_response_raw(&notification).is_none());
+        assert!(decode_response_raw(&[0x94, 0x01, 0xc0]).unwrap().is_err());
     }
 
     #[test]

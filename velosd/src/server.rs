@@ -39,6 +39,10 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed for a peer to take a response.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Room reserved per process for a list's answer: an entry takes about 600 bytes with
+/// short paths; room never written to costs no memory.
+const LIST_BYTES_PER_PROCESS: usize = 1024;
+
 /// Milliseconds that replace [`FRAME_TIMEOUT`] for this daemon (a test and ops knob).
 pub const FRAME_TIMEOUT_ENV: &str = "VELOSD_FRAME_TIMEOUT_MS";
 /// Milliseconds that replace [`WRITE_TIMEOUT`] for this daemon (a test and ops knob).
@@ -615,6 +619,20 @@ async fn send_answer(
     method: Option<Method>,
     answer: Result<&Response, &RpcError>,
 ) -> Result<(), velos_proto::Error> {
+    // The largest answer, framed in one buffer of about its size.
+    if let Ok(Response::List(list)) = answer {
+        let capacity = 64 + LIST_BYTES_PER_PROCESS * list.len();
+        match rpc::encode_response_frame(msgid, list, capacity) {
+            Ok(frame) => return write_bytes(stream, &frame).await,
+            Err(velos_proto::Error::FrameTooLarge { len }) => {
+                let error = too_large(method, len as usize);
+                let payload = rpc::encode_response::<()>(msgid, Err(&error))?;
+                return write_payload(stream, &payload).await;
+            }
+            // Said below as for any other answer.
+            Err(_) => {}
+        }
+    }
     let payload = match answer {
         Ok(response) => response.encode(msgid),
         Err(error) => rpc::encode_response::<()>(msgid, Err(error)),
@@ -659,13 +677,22 @@ async fn write_payload(
     stream: &Async<UnixStream>,
     payload: &[u8],
 ) -> Result<(), velos_proto::Error> {
+    write_bytes(stream, &frame::encode_frame(payload)?).await
+}
+
+/// Writes `bytes` (whole frames), giving the peer the write timeout to take them.
+async fn write_bytes(stream: &Async<UnixStream>, bytes: &[u8]) -> Result<(), velos_proto::Error> {
     let mut writer = stream;
-    frame::write_frame(&mut writer, payload)
-        .or(async {
-            Timer::after(Timeouts::current().write).await;
-            Err(velos_proto::Error::Io(std::io::ErrorKind::TimedOut.into()))
-        })
-        .await
+    async {
+        futures_lite::AsyncWriteExt::write_all(&mut writer, bytes).await?;
+        futures_lite::AsyncWriteExt::flush(&mut writer).await?;
+        Ok(())
+    }
+    .or(async {
+        Timer::after(Timeouts::current().write).await;
+        Err(velos_proto::Error::Io(std::io::ErrorKind::TimedOut.into()))
+    })
+    .await
 }
 
 #[cfg(test)]

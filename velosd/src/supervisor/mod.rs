@@ -499,17 +499,35 @@ impl Supervisor {
     /// The processes `ids`, with fresh CPU and memory figures.
     fn infos(&mut self, ids: &[u32]) -> Vec<ProcessInfo> {
         self.refresh_usage(ids);
-        ids.iter()
-            .filter_map(|&id| self.table.get(id))
-            .map(Entry::info)
-            .collect()
+        let mut infos = Vec::with_capacity(ids.len());
+        infos.extend(
+            ids.iter()
+                .filter_map(|&id| self.table.get(id))
+                .map(Entry::info),
+        );
+        infos
     }
 
-    /// Samples the CPU and memory of the processes `ids` (see [`sample_usage`]).
+    /// Samples the CPU and memory of the processes `ids` whose figures are due (see
+    /// [`sample_usage`]). Our children are looked at (for escaped descendants) only when
+    /// a running process is due: a list asked for again within [`USAGE_INTERVAL`] reads
+    /// nothing under /proc.
     fn refresh_usage(&mut self, ids: &[u32]) {
         let now = Instant::now();
+        let due: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|&id| {
+                self.table
+                    .get(id)
+                    .is_some_and(|entry| usage_due(entry, now, USAGE_INTERVAL))
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
         // One look at our children finds every run's escaped descendants.
-        let strays = if ids
+        let strays = if due
             .iter()
             .any(|&id| self.table.get(id).is_some_and(Entry::is_alive))
         {
@@ -517,7 +535,7 @@ impl Supervisor {
         } else {
             Vec::new()
         };
-        for &id in ids {
+        for id in due {
             if let Some(entry) = self.table.get_mut(id) {
                 let escaped = entry
                     .lifecycle
@@ -844,11 +862,7 @@ fn sample_usage(entry: &mut Entry, now: Instant, escaped: &[u32], max_age: Durat
     };
     let (number, pid, started_at) = (run.number, run.pid, run.since);
     let young = now.saturating_duration_since(started_at) < USAGE_INTERVAL;
-    if !young
-        && entry.usage.run == number
-        && let Some((at, _)) = entry.cpu_sample
-        && now.saturating_duration_since(at) < max_age
-    {
+    if !usage_due(entry, now, max_age) {
         return;
     }
     if !procstat::has_exec(pid) {
@@ -873,6 +887,21 @@ fn sample_usage(entry: &mut Entry, now: Instant, escaped: &[u32], max_age: Durat
     if !young {
         entry.cpu_sample = Some((now, sample.cpu));
     }
+}
+
+/// Whether [`sample_usage`] would do anything for `entry` now: it has no run (its
+/// figures are cleared), its run is young, or its last sample is of another run or
+/// older than `max_age`.
+fn usage_due(entry: &Entry, now: Instant, max_age: Duration) -> bool {
+    let Some(run) = entry.lifecycle.run() else {
+        return true;
+    };
+    let young = now.saturating_duration_since(run.since) < USAGE_INTERVAL;
+    young
+        || entry.usage.run != run.number
+        || entry
+            .cpu_sample
+            .is_none_or(|(at, _)| now.saturating_duration_since(at) >= max_age)
 }
 
 /// The descendants of run `run` of process `id` among `strays` (those that left its
