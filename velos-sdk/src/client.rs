@@ -25,7 +25,7 @@ use futures_lite::FutureExt;
 use velos_proto::{
     Call, DeleteParams, Home, LogLines, LogReadParams, MetricsEnableParams, MetricsState, NoParams,
     PingInfo, ProcessInfo, ReloadOutcome, ReloadParams, RestartParams, SaveParams, Saved,
-    ScaleParams, SignalParams, StartParams, Target, TargetParams, methods,
+    ScaleParams, SignalParams, StartParams, Target, TargetParams, methods, rpc,
 };
 
 use crate::connection::Connection;
@@ -694,6 +694,48 @@ impl Client {
             };
         }
         within(timeout, self.connection.exchange::<M>(&params)).await
+    }
+
+    /// [`Client::call`], returning the result as the daemon encoded it: its MessagePack
+    /// bytes, undecoded and unchecked, for a caller that reads them its own way (`velos
+    /// list --json` turns a list into JSON without building its `ProcessInfo`s). A daemon
+    /// error is [`Error::Daemon`] as ever.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use velos_sdk::proto::{NoParams, methods};
+    ///
+    /// let bytes = client.call_raw::<methods::List>(NoParams {}).await?;
+    /// let list: Vec<velos_sdk::ProcessInfo> = velos_sdk::proto::rpc::decode_value(&bytes)
+    ///     .map_err(velos_sdk::Error::Protocol)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn call_raw<M: Call>(&mut self, params: M::Params) -> Result<Vec<u8>> {
+        let timeout = if M::METHOD.waits_for_stops() {
+            self.stop_timeout
+        } else {
+            self.timeout
+        };
+        let decode = |payload: &[u8]| {
+            rpc::decode_response_raw(payload)
+                .map(|decoded| decoded.map(|(msgid, result)| (msgid, result.map(<[u8]>::to_vec))))
+        };
+        if self.connection.is_blocking() {
+            self.connection.set_deadline(timeout);
+            let result = self.connection.exchange_as::<M, _>(&params, decode).await;
+            return match timeout {
+                Some(after) => result.map_err(|error| timed_out(error, after)),
+                None => result,
+            };
+        }
+        within(
+            timeout,
+            self.connection.exchange_as::<M, _>(&params, decode),
+        )
+        .await
     }
 }
 

@@ -103,6 +103,19 @@ impl Connection {
     /// exchange ends in step, so a timeout (which drops this future half way) or any
     /// failure leaves the next exchange to connect again.
     pub(crate) async fn exchange<M: Call>(&mut self, params: &M::Params) -> Result<M::Result> {
+        self.exchange_as::<M, M::Result>(params, |payload| {
+            rpc::decode_response::<M::Result>(payload)
+        })
+        .await
+    }
+
+    /// [`Connection::exchange`] with the response read by `decode` (which returns `None`
+    /// for a payload that is not a response), for a result read another way.
+    pub(crate) async fn exchange_as<M: Call, T>(
+        &mut self,
+        params: &M::Params,
+        decode: impl Fn(&[u8]) -> Option<std::result::Result<rpc::Answer<T>, velos_proto::Error>>,
+    ) -> Result<T> {
         let msgid = self.next_msgid;
         self.next_msgid = self.next_msgid.wrapping_add(1);
         let payload = rpc::encode_request(msgid, M::NAME, params).map_err(Error::Protocol)?;
@@ -129,14 +142,15 @@ impl Connection {
             }
         }
 
-        let result = read_response::<M>(&mut stream, &mut frames, msgid).await;
+        let result = read_response(&mut stream, &mut frames, msgid, &decode).await;
         match result {
             // A daemon that is shutting down closes this connection anyway; and one that
             // took the kill may go before (or instead of) answering: its answer is nil.
             _ if M::METHOD == Method::Kill => match result {
-                Err(Error::Disconnected) => {
-                    rpc::decode_value::<M::Result>(&[0xc0]).map_err(Error::Protocol)
-                }
+                Err(Error::Disconnected) => match decode(&[0x94, 0x01, 0x00, 0xc0, 0xc0]) {
+                    Some(Ok((_, Ok(nil)))) => Ok(nil),
+                    _ => Err(Error::Disconnected),
+                },
                 other => other,
             },
             Ok(_) | Err(Error::Daemon { .. }) => {
@@ -355,20 +369,21 @@ fn peer_uid(_stream: &impl AsFd, socket: &Path) -> std::io::Result<u32> {
     Ok(std::fs::symlink_metadata(socket)?.uid())
 }
 
-/// Reads frames until the response to `msgid`, and decodes its result straight into
-/// `M`'s result type.
+/// Reads frames until the response to `msgid`, and decodes its result with `decode`
+/// (straight into the method's result type, for [`Connection::exchange`]).
 /// Notifications that come before it are skipped.
-async fn read_response<M: Call>(
+async fn read_response<T>(
     stream: &mut Stream,
     frames: &mut FrameReader,
     msgid: u32,
-) -> Result<M::Result> {
+    decode: impl Fn(&[u8]) -> Option<std::result::Result<rpc::Answer<T>, velos_proto::Error>>,
+) -> Result<T> {
     loop {
         if !frames.next(stream).await.map_err(Error::from_wire)? {
             return Err(Error::Disconnected);
         }
         let payload = frames.payload();
-        let Some(decoded) = rpc::decode_response::<M::Result>(payload) else {
+        let Some(decoded) = decode(payload) else {
             // Not a response: a notification is skipped, anything else is an error.
             rpc::decode_notification(payload).map_err(Error::Protocol)?;
             continue;

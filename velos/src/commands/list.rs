@@ -14,7 +14,10 @@ use std::io::{self, Write};
 
 use anyhow::{Context, Result};
 use futures_lite::future::block_on;
-use velos_proto::{ProcessInfo, ProcessStatus};
+use velos_proto::{NoParams, ProcessInfo, ProcessStatus, methods, rpc};
+use velos_sdk::Error as SdkError;
+
+use super::list_json;
 
 use crate::output::{Style, output_width, process_table, wrap};
 
@@ -23,12 +26,13 @@ const EMPTY_HINT: &str = "no processes; start one with 'velos start <script>'";
 
 /// Runs `velos list`.
 pub fn run(json: bool, style: Style) -> Result<()> {
+    if json {
+        return run_json();
+    }
     let mut processes = super::retrying(|client| block_on(client.list()))?;
     processes.sort_by_key(|process| process.id);
     let mut stdout = io::stdout().lock();
-    if json {
-        stdout.write_all(to_json(&processes)?.as_bytes())?;
-    } else if processes.is_empty() {
+    if processes.is_empty() {
         eprintln!("{EMPTY_HINT}");
     } else {
         let width = output_width();
@@ -39,6 +43,26 @@ pub fn run(json: bool, style: Style) -> Result<()> {
             }
         }
     }
+    stdout.flush()?;
+    Ok(())
+}
+
+/// `velos list --json`: the daemon's MessagePack written as JSON directly
+/// ([`list_json`]), or, when that cannot be sure to print what the decoded list would,
+/// decoded and written by serde_json.
+fn run_json() -> Result<()> {
+    let bytes = super::retrying(|client| block_on(client.call_raw::<methods::List>(NoParams {})))?;
+    let text = match list_json::transcode(&bytes) {
+        Some(text) => text,
+        None => {
+            let mut processes: Vec<ProcessInfo> =
+                rpc::decode_value(&bytes).map_err(|err| super::explain(SdkError::Protocol(err)))?;
+            processes.sort_by_key(|process| process.id);
+            to_json(&processes)?.into_bytes()
+        }
+    };
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(&text)?;
     stdout.flush()?;
     Ok(())
 }

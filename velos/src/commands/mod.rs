@@ -12,6 +12,7 @@ mod change;
 mod import;
 mod info;
 mod list;
+mod list_json;
 pub mod log_filter;
 mod logs;
 mod metrics;
