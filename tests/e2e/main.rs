@@ -100,6 +100,10 @@ mod memory_limit;
 // 100 SDK clients at once all get correct answers; the daemon's fd count returns to baseline.
 mod load;
 
+// `list --json` written from the daemon's MessagePack is byte for byte what serde_json writes
+// for the decoded list, awkward strings included.
+mod list_json;
+
 // `velos logs`: name prefixes, `-n`, `--raw`, the log files and their exact bytes; rotation
 // without a lost line, reading across rotated files; `velos flush`.
 mod logs;
