@@ -93,6 +93,10 @@ pub struct LogFile {
     mid_line: bool,
     /// Where the last chunk [`LogFile::splice_in`] moved starts in the file.
     last_start: Option<u64>,
+    /// The descriptor is in append mode, as opened. `splice` refuses a file in append
+    /// mode, so a splice takes it out, and it stays out while chunks are spliced (no
+    /// system call per chunk); a write puts it back first.
+    appending: bool,
 }
 
 impl LogFile {
@@ -116,6 +120,7 @@ impl LogFile {
             len,
             mid_line: false,
             last_start: None,
+            appending: true,
         };
         (log, error)
     }
@@ -226,10 +231,42 @@ impl LogFile {
                     .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
                 self.replaced(len, steps);
                 self.file = Some(file);
+                self.appending = true;
                 len
             }
         };
         Ok((self.file.as_ref().expect("opened just above"), size))
+    }
+
+    /// Puts the descriptor in append mode (`on`) or takes it out (for `splice`), if it
+    /// is not so already. On an error the file is dropped: the next chunk opens it afresh,
+    /// in append mode.
+    fn set_appending(&mut self, on: bool) -> Result<(), String> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        if self.appending == on {
+            return Ok(());
+        }
+        let set = rustix::fs::fcntl_getfl(file).and_then(|flags| {
+            let flags = match on {
+                true => flags | rustix::fs::OFlags::APPEND,
+                false => flags - rustix::fs::OFlags::APPEND,
+            };
+            rustix::fs::fcntl_setfl(file, flags)
+        });
+        match set {
+            Ok(()) => {
+                self.appending = on;
+                Ok(())
+            }
+            Err(error) => {
+                // Out of append mode, a write would land at the descriptor's position,
+                // not at the end: never write through this descriptor again.
+                self.file = None;
+                Err(format!("cannot write {}: {error}", self.path.display()))
+            }
+        }
     }
 
     /// Appends `bytes`, opening the file again first if it is gone.
@@ -237,7 +274,9 @@ impl LogFile {
         if bytes.is_empty() {
             return Ok(());
         }
-        let (mut file, _) = self.ready(steps)?;
+        self.ready(steps)?;
+        self.set_appending(true)?;
+        let mut file = self.file.as_ref().expect("opened by ready()");
         file.write_all(bytes).map_err(|e| {
             // Try a fresh open next time: the path may be writable again by then.
             self.file = None;
@@ -323,37 +362,25 @@ impl LogFile {
         moved: &mut usize,
         steps: &mut Vec<Step>,
     ) -> Result<(), String> {
-        let path = self.path.display().to_string();
-        let (file, size) = self.ready(steps)?;
+        let (_, size) = self.ready(steps)?;
         *start = size;
-        let cannot = |error: &dyn std::fmt::Display| format!("cannot write {path}: {error}");
-        // `splice` refuses a file in append mode: out of it for the moment, writing at
-        // the end by offset.
-        let flags = rustix::fs::fcntl_getfl(file).map_err(|e| cannot(&e))?;
-        rustix::fs::fcntl_setfl(file, flags - rustix::fs::OFlags::APPEND)
-            .map_err(|e| cannot(&e))?;
+        // `splice` refuses a file in append mode: out of it (until the next write),
+        // writing at the end by offset.
+        self.set_appending(false)?;
+        let file = self.file.as_ref().expect("opened by ready()");
+        let cannot = |error: &dyn std::fmt::Display| {
+            format!("cannot write {}: {error}", self.path.display())
+        };
         let mut offset = size;
-        let mut result = Ok(());
         while *moved < n {
             match crate::platform::splice_to_file(from, file.as_fd(), &mut offset, n - *moved) {
-                Ok(0) => {
-                    result = Err(cannot(&"no progress"));
-                    break;
-                }
+                Ok(0) => return Err(cannot(&"no progress")),
                 Ok(k) => *moved += k,
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    result = Err(cannot(&error));
-                    break;
-                }
+                Err(error) => return Err(cannot(&error)),
             }
         }
-        if rustix::fs::fcntl_setfl(file, flags).is_err() {
-            // Out of append mode, a write would land at the descriptor's position, not
-            // at the end: the next write opens the file afresh (no SIGHUP epoch is this).
-            self.epoch = u64::MAX;
-        }
-        result
+        Ok(())
     }
 
     /// Reads back the whole of the last chunk [`LogFile::splice_in`] moved (`n` bytes)
@@ -475,6 +502,55 @@ mod tests {
             [read(4), read(3), read(2), read(1), read(0)],
             ["aaa\n", "bbb\n", "ccc\n", "ddd\n", ""]
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Splices `bytes` into `file` through a pipe, as the collector does; the tail it
+    /// read back.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn splice(file: &mut LogFile, bytes: &[u8]) -> Vec<u8> {
+        let (read, write) = crate::platform::private_pipe(1 << 16).unwrap();
+        assert_eq!(rustix::io::write(&write, bytes).unwrap(), bytes.len());
+        let mut buf = vec![0; bytes.len()];
+        let mut steps = Vec::new();
+        let tail = file
+            .splice_in(read.as_fd(), bytes.len(), 4, &mut buf, &mut steps)
+            .unwrap();
+        buf[..tail].to_vec()
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn appending(file: &LogFile) -> bool {
+        let flags = rustix::fs::fcntl_getfl(file.file.as_ref().unwrap()).unwrap();
+        flags.contains(rustix::fs::OFlags::APPEND)
+    }
+
+    #[test]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn spliced_chunks_stay_out_of_append_mode_and_writes_still_land_at_the_end() {
+        let dir = std::env::temp_dir().join(format!("velosd-splice-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("app-out.log");
+        let (mut file, error) = LogFile::open(path.clone(), None);
+        assert_eq!(error, None);
+        assert_eq!(splice(&mut file, b"one\ntwo\n"), b"two\n");
+        // A second chunk needs no switch: the descriptor stays as splice wants it.
+        assert_eq!(splice(&mut file, b"three\n"), b"ree\n");
+        assert!(!appending(&file), "still out of append mode between chunks");
+        // A write (a line of velos's own, a slow stream) goes back to appending first...
+        file.write(b"four\n", &mut Vec::new()).unwrap();
+        assert!(appending(&file));
+        // ...so that it lands at the end even when the file shrank meanwhile (`velos flush`).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4)
+            .unwrap();
+        file.flushed();
+        file.write(b"five\n", &mut Vec::new()).unwrap();
+        splice(&mut file, b"six\n");
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\nfive\nsix\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -248,19 +248,6 @@ pub async fn collect(
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
-        if n > chunk.len() / 2 && chunk.len() < MAX_CHUNK_BYTES {
-            // A read that filled most of the buffer (a full pipe of 100-byte lines holds
-            // 65,500 bytes, not 65,536): the writer is ahead of us, so read more at a time.
-            // Past the default pipe's size, reading more needs a larger pipe.
-            chunk.resize(chunk.len() * 4, 0);
-            if chunk.len() > DEFAULT_PIPE_BYTES && !grown {
-                grow_pipe(&pipe);
-                grown = true;
-            }
-            if chunk.len() >= MAX_CHUNK_BYTES && stamper.is_none() {
-                splicer = Splicer::new(&pipe);
-            }
-        }
         let time_ms = now_ms();
         let data: &[u8] = match &mut stamper {
             Some((at_line_start, stamped)) => {
@@ -285,6 +272,24 @@ pub async fn collect(
         ring.uncount_stamps(stream, (data.len() - n) as u64);
         ring.write_error = written.err();
         unshown = ring.unshown(stream);
+        drop(ring);
+        drop(file);
+        if n > chunk.len() / 2 && chunk.len() < MAX_CHUNK_BYTES {
+            // A read that filled most of the buffer (a full pipe of 100-byte lines holds
+            // 65,500 bytes, not 65,536): the writer is ahead of us, so read more at a time.
+            // Past the default pipe's size, reading more needs a larger pipe. A fresh
+            // buffer, not a grown one, now that what it held is written: a large fresh
+            // allocation is zero pages the system maps only where bytes land (a spliced
+            // chunk touches only its tail), not a megabyte filled in.
+            chunk = vec![0; chunk.len() * 4];
+            if chunk.len() > DEFAULT_PIPE_BYTES && !grown {
+                grow_pipe(&pipe);
+                grown = true;
+            }
+            if chunk.len() >= MAX_CHUNK_BYTES && stamper.is_none() {
+                splicer = Splicer::new(&pipe);
+            }
+        }
     }
     logs.ring().finish(stream, now_ms());
 }
