@@ -7,7 +7,9 @@
 //! millisecond; the direct run's time ends when the writer exits. Then every line is
 //! checked: present exactly once, in order, intact. A log that stops growing short of the
 //! full size for [`STALL`] has lost lines: its time ends at its last growth and the
-//! check counts what is missing.
+//! check counts what is missing. How late the poll saw the full size (measured from the
+//! file's mtime, its last change) is printed with the time, so that what the poll adds is
+//! on record beside what it measures.
 //!
 //! Daemon CPU is `utime + stime` over the run; peak RSS is `VmRSS` sampled every few
 //! polls (and, for velos, `VmHWM`, the peak over the daemon's life).
@@ -220,6 +222,7 @@ fn captured(
     let pid = manager.daemon_pid()?;
     let expected = lines * LINE_BYTES as u64;
     let (mut times, mut wrong, mut cpu, mut peaks) = (vec![], vec![], vec![], vec![]);
+    let mut lags = Vec::new();
     let mut worst: Option<LineCheck> = None;
     for run in 0..runs {
         if let Some(times) = direct_times.as_deref_mut() {
@@ -243,8 +246,16 @@ fn captured(
             (0, Instant::now(), SystemTime::now(), 0);
         let end = loop {
             let now = SystemTime::now();
-            let len = std::fs::metadata(&log).map_or(0, |m| m.len());
+            let metadata = std::fs::metadata(&log).ok();
+            let len = metadata.as_ref().map_or(0, |m| m.len());
             if len >= expected {
+                // How late the poll saw it: the file's last change was at its mtime.
+                if let Some(lag) = metadata
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|changed| now.duration_since(changed).ok())
+                {
+                    lags.push(lag);
+                }
                 break now;
             }
             if len != size {
@@ -287,10 +298,17 @@ fn captured(
     readings.set("log_wrong", Stats::of(&wrong).expect("at least one run"));
     readings.set("log_cpu", Stats::of(&cpu).expect("at least one run"));
     readings.set("log_rss", Stats::of(&peaks).expect("at least one run"));
-    readings.how(
-        "log_time",
-        "writer's start stamp to the log file's full size, polled every 1 ms",
-    );
+    let mut time_how =
+        "writer's start stamp to the log file's full size, polled every 1 ms".to_owned();
+    if let Some(lag) = Stats::of_durations(&lags) {
+        // What the poll adds: from the file's last change (its mtime, as fine as the
+        // file system keeps it) to the poll that saw it full.
+        time_how.push_str(&format!(
+            "; the poll saw the full size a median {} after the file's last change (mtime)",
+            format_value(Unit::Seconds, lag.median)
+        ));
+    }
+    readings.how("log_time", time_how);
     if let Some(worst) = worst.filter(|w| w.wrong() > 0) {
         readings.how("log_wrong", format!("worst run: {}", describe(&worst)));
     }
