@@ -258,3 +258,53 @@ fn the_limit_survives_save_and_resurrect() {
         "{entry:#}"
     );
 }
+
+#[test]
+fn a_limit_below_what_the_app_uses_at_start_ends_errored_saying_so() {
+    let home = TestHome::new();
+    // 60 MiB from its first moment: over a 20 MiB limit in every sample of every run.
+    let hog = "python3 -c \"import time; b = b'x' * (60 << 20); print('up', flush=True); \
+               time.sleep(600)\"";
+    home.velos(&[
+        "start",
+        hog,
+        "--name",
+        "big",
+        "--max-memory-restart",
+        "20M",
+        "--max-memory-for",
+        "500ms",
+        "--max-restarts",
+        "2",
+    ])
+    .success();
+    let entry = wait_until(Duration::from_secs(40), "errored, no restart loop", || {
+        let entry = home.entry("big");
+        (entry["status"] == "errored")
+            .then(|| entry.clone())
+            .ok_or(entry)
+    });
+    assert_eq!(entry["restarts"], 2, "{entry:#}");
+    assert_eq!(entry["restart_counts"]["memory"], 2, "{entry:#}");
+    let error = entry["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("from its start")
+            && error.contains("over --max-memory-restart 20 MiB")
+            && error.contains("raise the limit"),
+        "{entry:#}"
+    );
+    let used = error
+        .strip_prefix("used ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|figure| figure.parse::<f64>().ok());
+    assert!(used.is_some_and(|mib| mib > 20.0), "{entry:#}");
+    // It stays errored: nothing restarts it any more.
+    let settled = Instant::now();
+    while settled.elapsed() < Duration::from_secs(3) {
+        let now = home.entry("big");
+        assert!(
+            now["status"] == "errored" && now["restarts"] == 2,
+            "{now:#}"
+        );
+    }
+}

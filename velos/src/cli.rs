@@ -528,7 +528,10 @@ pub struct StartArgs {
     ///
     /// The tree is sampled every second while it runs; a spike shorter than
     /// --max-memory-for is tolerated. A memory restart counts in `restarts` (by reason in
-    /// `velos info`), but not as a crash for the backoff. PM2's max_memory_restart.
+    /// `velos info`), but not as a crash for the backoff; except that a run over the limit
+    /// from its start (the limit is below what the app needs) is a quick failure: after
+    /// --max-restarts of them in a row it is left errored, saying so. PM2's
+    /// max_memory_restart.
     ///
     /// Example: velos start server.js --max-memory-restart 512M --max-memory-for 10s
     #[arg(long, value_name = "SIZE", value_parser = bounds::parse_memory_limit)]

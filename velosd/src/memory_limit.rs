@@ -6,7 +6,10 @@
 //! sample at or under it ends it, and a sample over it once the window has passed says
 //! the run is to be restarted, once per run (or once more, after a replacement that
 //! failed). A new run starts afresh, so a start-up spike shorter than the window is
-//! tolerated every time. No I/O happens here.
+//! tolerated every time. A run none of whose samples was at or under the limit uses more
+//! than the limit from its start: restarting it cannot help, so its restart says so
+//! ([`Over::at_start`]) and the lifecycle counts it as a quick failure, giving up after
+//! `max_restarts` of them in a row. No I/O happens here.
 
 use std::time::{Duration, Instant};
 
@@ -31,19 +34,31 @@ pub struct OverLimit {
     since: Option<Instant>,
     /// Its restart was asked for: nothing more for this run.
     asked: bool,
+    /// One of its samples was at or under the limit.
+    under_seen: bool,
+}
+
+/// A run to restart for its memory (see [`OverLimit::observe`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Over {
+    /// The restart's reason, like `memory 612.3 MiB > 512 MiB for 3s`.
+    pub detail: String,
+    /// When no sample of the run was at or under the limit: why restarting it cannot
+    /// help, the start of the error shown when velos gives up on it (`used 104.0 MiB from
+    /// its start, over --max-memory-restart 50 MiB`).
+    pub at_start: Option<String>,
 }
 
 impl OverLimit {
     /// Takes a sample of run `run`'s tree (`bytes`, taken at `now`) and says, once per
-    /// run, when it has been over `limit` for the whole window: the text of the restart's
-    /// reason, like `memory 612.3 MiB > 512 MiB for 3s`.
+    /// run, when it has been over `limit` for the whole window.
     pub fn observe(
         &mut self,
         limit: &MemoryLimit,
         run: u64,
         bytes: u64,
         now: Instant,
-    ) -> Option<String> {
+    ) -> Option<Over> {
         if run != self.run {
             *self = OverLimit {
                 run,
@@ -55,6 +70,7 @@ impl OverLimit {
         }
         if bytes <= limit.bytes {
             self.since = None;
+            self.under_seen = true;
             return None;
         }
         let since = *self.since.get_or_insert(now);
@@ -62,12 +78,20 @@ impl OverLimit {
             return None;
         }
         self.asked = true;
-        Some(format!(
-            "memory {} > {} for {}",
-            mebibytes(bytes),
-            mebibytes(limit.bytes),
-            humantime::format_duration(limit.window)
-        ))
+        let window = humantime::format_duration(limit.window);
+        let (used, limit) = (mebibytes(bytes), mebibytes(limit.bytes));
+        if self.under_seen {
+            return Some(Over {
+                detail: format!("memory {used} > {limit} for {window}"),
+                at_start: None,
+            });
+        }
+        Some(Over {
+            detail: format!("memory {used} > {limit} for {window}, over it from its start"),
+            at_start: Some(format!(
+                "used {used} from its start, over --max-memory-restart {limit}"
+            )),
+        })
     }
 }
 
@@ -112,12 +136,16 @@ mod tests {
         let at = |ms: u64| start + Duration::from_millis(ms);
         let mut over = OverLimit::default();
         let bytes = 612 * MIB + 300 * 1024;
+        assert_eq!(over.observe(&limit(), 1, 100 * MIB, at(0)), None);
         assert_eq!(over.observe(&limit(), 1, bytes, at(0)), None);
         assert_eq!(over.observe(&limit(), 1, bytes, at(1000)), None);
         assert_eq!(over.observe(&limit(), 1, bytes, at(2999)), None);
         assert_eq!(
-            over.observe(&limit(), 1, bytes, at(3000)).as_deref(),
-            Some("memory 612.2 MiB > 512 MiB for 3s")
+            over.observe(&limit(), 1, bytes, at(3000)),
+            Some(Over {
+                detail: "memory 612.2 MiB > 512 MiB for 3s".to_owned(),
+                at_start: None
+            })
         );
         assert_eq!(
             over.observe(&limit(), 1, bytes, at(4000)),
@@ -166,8 +194,31 @@ mod tests {
         let mut over = OverLimit::default();
         assert_eq!(
             over.observe(&limit, 1, 2 * 1024 * MIB, Instant::now())
+                .map(|over| over.detail)
                 .as_deref(),
-            Some("memory 2048 MiB > 100 MiB for 0s")
+            Some("memory 2048 MiB > 100 MiB for 0s, over it from its start")
         );
+    }
+
+    #[test]
+    fn a_run_over_the_limit_in_every_sample_is_over_it_from_its_start() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut over = OverLimit::default();
+        assert_eq!(over.observe(&limit(), 1, 600 * MIB, at(1000)), None);
+        let asked = over.observe(&limit(), 1, 600 * MIB, at(4000)).unwrap();
+        assert_eq!(
+            asked.detail,
+            "memory 600 MiB > 512 MiB for 3s, over it from its start"
+        );
+        assert_eq!(
+            asked.at_start.as_deref(),
+            Some("used 600 MiB from its start, over --max-memory-restart 512 MiB")
+        );
+        // The next run was under it once: a leak, which a restart cures for a while.
+        assert_eq!(over.observe(&limit(), 2, 400 * MIB, at(5000)), None);
+        assert_eq!(over.observe(&limit(), 2, 600 * MIB, at(6000)), None);
+        let asked = over.observe(&limit(), 2, 600 * MIB, at(9000)).unwrap();
+        assert_eq!(asked.at_start, None);
     }
 }

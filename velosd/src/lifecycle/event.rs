@@ -66,6 +66,9 @@ pub struct Cause {
     pub reason: RestartReason,
     /// What caused it: `files changed: src/app.js`, `cron 0 3 * * *`.
     pub detail: String,
+    /// A memory restart of a run that was over its limit from its start (the start of
+    /// the error shown when velos gives up on it): a quick failure, not a trigger.
+    pub at_start: Option<String>,
 }
 
 impl Cause {
@@ -74,6 +77,16 @@ impl Cause {
         Cause {
             reason,
             detail: detail.into(),
+            at_start: None,
+        }
+    }
+
+    /// A memory restart of a run over its limit from its start (see
+    /// [`Over`](crate::memory_limit::Over)).
+    pub fn memory_at_start(detail: impl Into<String>, at_start: impl Into<String>) -> Cause {
+        Cause {
+            at_start: Some(at_start.into()),
+            ..Cause::new(RestartReason::Memory, detail)
         }
     }
 }

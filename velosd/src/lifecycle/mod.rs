@@ -696,12 +696,34 @@ impl Lifecycle {
                 self.pending = Some(cause);
                 state
             }
+            // Over its memory limit from its start, after `max_restarts` such runs in a
+            // row: the limit is below what it needs, and restarting cannot help. Stopped,
+            // then errored, saying so.
+            (
+                State::Starting { run } | State::Running { run },
+                Event::Trigger {
+                    cause:
+                        Cause {
+                            at_start: Some(used),
+                            ..
+                        },
+                    escaped,
+                    now,
+                },
+            ) if self.quick_failures >= settings.policy.max_restarts => {
+                self.error = Some(format!(
+                    "{used}, {} runs in a row; not restarting it: raise the limit",
+                    self.quick_failures.saturating_add(1)
+                ));
+                self.stop(run, Then::Fail, escaped, now, settings, out)
+            }
             // Running with a ready mode: the reload of this one process (readiness-gated;
             // a replacement that fails leaves the current run running).
             (
                 state @ (State::Starting { .. } | State::Running { .. }),
                 Event::Trigger { cause, .. },
             ) if settings.ready_timeout.is_some() => {
+                self.count_failure_at_start(&cause);
                 self.underway = Some(cause);
                 out.push(Decision::Spawn {
                     run: self.runs + 1,
@@ -724,6 +746,7 @@ impl Lifecycle {
                     restart_reason: Some(cause.reason),
                     ..Report::new(EventKind::Restarting)
                 }));
+                self.count_failure_at_start(&cause);
                 self.underway = Some(cause);
                 self.stop(run, Then::Restart, escaped, now, settings, out)
             }
@@ -750,6 +773,14 @@ impl Lifecycle {
             // News about another run, or nothing to do in this state.
             (state, _) => state,
         };
+    }
+
+    /// A memory restart of a run over its limit from its start is a quick failure (see
+    /// [`Cause::at_start`]); any other trigger's is not.
+    fn count_failure_at_start(&mut self, cause: &Cause) {
+        if cause.at_start.is_some() {
+            self.quick_failures = self.quick_failures.saturating_add(1);
+        }
     }
 
     /// Counts a restart for `cause`, decided at `at`, which starts run `run`.
@@ -965,11 +996,14 @@ impl Lifecycle {
         out.push(Decision::CancelSecondTimer);
         let old = std::mem::replace(&mut self.state, State::Running { run: run.clone() });
         self.error = None;
-        self.quick_failures = 0;
         let cause = self
             .underway
             .take()
             .unwrap_or_else(|| Cause::new(RestartReason::Manual, "reload asked"));
+        // A replacement of a run over its memory limit from its start is no success yet.
+        if cause.at_start.is_none() {
+            self.quick_failures = 0;
+        }
         let reason = cause.reason;
         self.count_restart(cause, now, run.number);
         out.push(Decision::Report(Report {

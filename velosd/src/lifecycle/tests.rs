@@ -1465,6 +1465,81 @@ fn a_trigger_while_not_running_does_nothing() {
 }
 
 #[test]
+fn memory_restarts_of_runs_over_the_limit_from_their_start_give_up_after_max_restarts() {
+    let t0 = Instant::now();
+    let plain = settings(2);
+    let over = |now| Event::Trigger {
+        cause: Cause::memory_at_start(
+            "memory 60 MiB > 20 MiB for 3s, over it from its start",
+            "used 60 MiB from its start, over --max-memory-restart 20 MiB",
+        ),
+        escaped: Vec::new(),
+        now,
+    };
+    let mut life = running(t0);
+    // Two restarts, as max_restarts allows, each a run that lasted long past min_uptime.
+    for run in 1..=2u64 {
+        let now = t0 + Duration::from_secs(4 * run);
+        life.handle(over(now), &plain);
+        life.handle(leader_exited(run, signal(15), vec![], now), &plain);
+        let out = life.handle(exited(run, signal(15), now), &plain);
+        assert!(
+            out.contains(&Decision::Spawn {
+                run: run + 1,
+                attempt: Attempt::Asked
+            }),
+            "run {run}: {out:?}"
+        );
+        life.handle(
+            Event::Spawned {
+                run: run + 1,
+                pid: 100 + run as u32,
+                now,
+            },
+            &plain,
+        );
+    }
+    assert_eq!(life.restart_counts().memory, 2);
+    // The third: stopped, then errored, saying why and what to do.
+    let now = t0 + Duration::from_secs(12);
+    let out = life.handle(over(now), &plain);
+    assert_eq!(
+        out[0],
+        Decision::SignalGroup {
+            pgid: 102,
+            signal: Signal::TERM
+        }
+    );
+    life.handle(leader_exited(3, signal(15), vec![], now), &plain);
+    life.handle(exited(3, signal(15), now), &plain);
+    assert_eq!(life.status(), ProcessStatus::Errored);
+    assert_eq!(
+        life.error(),
+        Some(
+            "used 60 MiB from its start, over --max-memory-restart 20 MiB, 3 runs in a row; \
+             not restarting it: raise the limit"
+        )
+    );
+    assert_eq!(life.restarts(), 2);
+    // A memory restart of a run that was under the limit once is a trigger's: no count.
+    let mut life = running(t0);
+    for run in 1..=3u64 {
+        let now = t0 + Duration::from_secs(4 * run);
+        life.handle(trigger(RestartReason::Memory, "m", now), &plain);
+        life.handle(leader_exited(run, signal(15), vec![], now), &plain);
+        life.handle(exited(run, signal(15), now), &plain);
+        let spawned = Event::Spawned {
+            run: run + 1,
+            pid: 100 + run as u32,
+            now,
+        };
+        life.handle(spawned, &plain);
+    }
+    assert_eq!(life.status(), ProcessStatus::Running);
+    assert_eq!(life.restarts(), 3);
+}
+
+#[test]
 fn a_file_change_starts_an_errored_process() {
     let t0 = Instant::now();
     let plain = settings(2);

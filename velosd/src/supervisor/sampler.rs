@@ -6,13 +6,17 @@
 //! the whole tree of every running process with a limit (the figures `list` and `info`
 //! show, `sample_usage`), at most [`FRESH`] old, and feeds the memory figure to the
 //! process's [`OverLimit`](crate::memory_limit::OverLimit); a run that stayed over its
-//! limit for the window gets one [`Command::Trigger`] with the reason `memory`.
+//! limit for the window gets one [`Command::Trigger`] with the reason `memory`; one over
+//! it from its start goes to its lifecycle at once as a quick failure
+//! ([`Cause::memory_at_start`]), which gives up after `max_restarts` of them in a row.
 
 use std::time::{Duration, Instant};
 
 use velos_proto::{ProcessStatus, RestartReason};
 
 use super::{Command, Supervisor, escaped_of, sample_usage};
+use crate::lifecycle::{Cause, Event};
+use crate::memory_limit::Over;
 use crate::orphans;
 
 /// How often the sampler ticks.
@@ -87,17 +91,32 @@ impl Supervisor {
             else {
                 continue;
             };
-            if let Some(detail) = entry.over_limit.observe(&limit, run, bytes, now) {
-                over.push((id, detail));
+            if let Some(asked) = entry.over_limit.observe(&limit, run, bytes, now) {
+                over.push((id, run, asked));
             }
         }
-        for (id, detail) in over {
-            // Our own inbox, which is unbounded: handled with the next batch.
-            let _ = self.commands.try_send(Command::Trigger {
-                id,
-                reason: RestartReason::Memory,
-                detail,
-            });
+        for (id, run, Over { detail, at_start }) in over {
+            match at_start {
+                // A quick failure rather than a trigger (the lifecycle counts it toward
+                // max_restarts), so it goes straight to the lifecycle with what it needs.
+                Some(used) if !self.shutting_down => self.apply(
+                    id,
+                    Event::Trigger {
+                        cause: Cause::memory_at_start(detail, used),
+                        escaped: escaped_of(&strays, id, run),
+                        now,
+                    },
+                ),
+                Some(_) => {}
+                None => {
+                    // Our own inbox, which is unbounded: handled with the next batch.
+                    let _ = self.commands.try_send(Command::Trigger {
+                        id,
+                        reason: RestartReason::Memory,
+                        detail,
+                    });
+                }
+            }
         }
     }
 }
