@@ -301,25 +301,22 @@ fn children(parent: u32) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// `velos runtime sleeper.sh --name app` as PID 1 of a new PID namespace (as root), once
+/// it has started the app: the guard and the runtime's pid outside. `None`, having said
+/// why, where that cannot be done here.
 #[cfg(target_os = "linux")]
-#[test]
-fn as_pid_1_of_a_namespace_the_runtime_reaps_a_double_forked_orphan() {
+fn contained_runtime(home: &TestHome) -> Option<(Contained<'_>, u32)> {
     if !rustix::process::geteuid().is_root() {
         eprintln!("skipped: a PID namespace needs root");
-        return;
+        return None;
     }
     let probe = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", "true"])
         .output();
     if !probe.is_ok_and(|output| output.status.success()) {
         eprintln!("skipped: unshare --pid --fork --mount-proc does not work here");
-        return;
+        return None;
     }
-    if !crate::harness::on_path("nsenter") {
-        eprintln!("skipped: no nsenter to enter the namespace as `docker exec` does");
-        return;
-    }
-    let home = TestHome::new();
     let child = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
         .arg(&bins().velos)
@@ -333,11 +330,29 @@ fn as_pid_1_of_a_namespace_the_runtime_reaps_a_double_forked_orphan() {
         .spawn()
         .expect("run unshare");
     let unshare = child.id();
-    let mut contained = Contained { home: &home, child };
+    let contained = Contained { home, child };
     // The runtime: unshare's child, PID 1 inside.
     let runtime = wait_until(WAIT, "the runtime under unshare", || {
         children(unshare).first().map(|(pid, _)| *pid)
     });
+    let log = home.path().join("runtime.err");
+    wait_until(WAIT, "the runtime to start the app", || {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("started 'app'"))
+    });
+    Some((contained, runtime))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn as_pid_1_of_a_namespace_the_runtime_reaps_a_double_forked_orphan() {
+    if !crate::harness::on_path("nsenter") {
+        eprintln!("skipped: no nsenter to enter the namespace as `docker exec` does");
+        return;
+    }
+    let home = TestHome::new();
+    let Some((mut contained, runtime)) = contained_runtime(&home) else {
+        return;
+    };
     let status = std::fs::read_to_string(format!("/proc/{runtime}/status")).unwrap_or_default();
     let nspid = status
         .lines()
@@ -352,12 +367,7 @@ fn as_pid_1_of_a_namespace_the_runtime_reaps_a_double_forked_orphan() {
         "the runtime is not PID 1 of its namespace:\n{status}"
     );
     // `velos list` as `docker exec` runs it: inside the namespace (a client outside it is
-    // refused: the daemon cannot see its pid to check it). Once the app has started (the
-    // runtime says so), the daemon answers.
-    let log = home.path().join("runtime.err");
-    wait_until(WAIT, "the runtime to start the app", || {
-        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("started 'app'"))
-    });
+    // refused: see the next test).
     let inside = |args: &[&str]| {
         Command::new("nsenter")
             .args(["-t", &runtime.to_string(), "-p", "-m", "--"])
@@ -413,6 +423,36 @@ fn as_pid_1_of_a_namespace_the_runtime_reaps_a_double_forked_orphan() {
     });
     let stderr = std::fs::read_to_string(home.path().join("runtime.err")).unwrap_or_default();
     assert_eq!(status.code(), Some(0), "{status}; stderr:\n{stderr}");
+}
+
+/// A `velos` outside the namespace (on the host, sharing the container's home) is refused
+/// at once with what to do, and the daemon's log says so once, not once per retry.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_velos_outside_the_runtimes_pid_namespace_is_refused_at_once_saying_why() {
+    let home = TestHome::new();
+    let Some((_contained, _runtime)) = contained_runtime(&home) else {
+        return;
+    };
+    let sleeper = fixture("sleeper.sh");
+    for args in [&["list"][..], &["start", &sleeper][..], &["ping"][..]] {
+        let asked = Instant::now();
+        let refused = home.cmd(args).timeout(Duration::from_secs(20)).run();
+        let took = asked.elapsed();
+        let error = refused.error();
+        assert!(
+            error.contains("another PID namespace") && error.contains("docker exec"),
+            "velos {args:?}: {refused}"
+        );
+        assert!(
+            took < Duration::from_secs(2),
+            "velos {args:?} took {took:?}"
+        );
+    }
+    // The daemon logs on the runtime's stderr: one line for the three commands.
+    let log = std::fs::read_to_string(home.path().join("runtime.err")).unwrap_or_default();
+    let lines = log.lines().filter(|line| line.contains("refused")).count();
+    assert_eq!(lines, 1, "{log}");
 }
 
 #[test]

@@ -102,6 +102,10 @@ pub enum ErrorCode {
     /// The answer is over the 16 MiB a frame can carry, so it was not sent; what the
     /// request does (a stop, say) was done.
     AnswerTooLarge,
+    /// The client runs in another PID namespace than the daemon (a `velos` on the host
+    /// against a container's daemon): the pids they speak of differ, so the daemon
+    /// answers nothing else; the connection is closed.
+    OtherNamespace,
     /// A code this version does not know.
     Unknown(i64),
 }
@@ -121,6 +125,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => 9,
             ErrorCode::Internal => 10,
             ErrorCode::AnswerTooLarge => 11,
+            ErrorCode::OtherNamespace => 12,
             ErrorCode::Unknown(code) => code,
         }
     }
@@ -139,6 +144,7 @@ impl ErrorCode {
             9 => ErrorCode::ShuttingDown,
             10 => ErrorCode::Internal,
             11 => ErrorCode::AnswerTooLarge,
+            12 => ErrorCode::OtherNamespace,
             other => ErrorCode::Unknown(other),
         }
     }
@@ -157,6 +163,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting-down",
             ErrorCode::Internal => "internal",
             ErrorCode::AnswerTooLarge => "answer-too-large",
+            ErrorCode::OtherNamespace => "other-namespace",
             ErrorCode::Unknown(_) => "unknown",
         }
     }
@@ -221,6 +228,7 @@ mod tests {
             ErrorCode::ShuttingDown,
             ErrorCode::Internal,
             ErrorCode::AnswerTooLarge,
+            ErrorCode::OtherNamespace,
             ErrorCode::Unknown(99),
         ] {
             assert_eq!(ErrorCode::from_i64(code.as_i64()), code);

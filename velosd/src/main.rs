@@ -33,6 +33,7 @@ mod platform;
 mod process;
 mod procstat;
 mod readiness;
+mod refusals;
 mod ring;
 mod server;
 mod service_notify;

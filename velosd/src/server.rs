@@ -31,6 +31,8 @@ use futures_lite::{AsyncReadExt, FutureExt};
 use crate::follow::FollowStream;
 use crate::memory;
 use crate::metrics::Service;
+use crate::platform::Peer;
+use crate::refusals::Refusals;
 use crate::socket_watch::SocketWatch;
 use crate::supervisor::Command;
 
@@ -215,6 +217,9 @@ async fn accept(
     connections: &smol::LocalExecutor<'_>,
 ) {
     let mut watch = Some(SocketWatch::new(path));
+    // Refusals are logged at most once per interval each: a client retrying must not
+    // flood the log.
+    let (mut strangers, mut hidden) = (Refusals::default(), Refusals::default());
     // The socket file we listen on: a change to the name that leaves it there (our own
     // re-binding, reported by the watch too) needs nothing.
     let mut bound = identity(path);
@@ -276,10 +281,26 @@ async fn accept(
         };
         // The socket is 0600 in a 0700 directory already; the peer's uid (where the
         // system tells it, see `platform`) is the second lock on the door.
-        if !crate::platform::peer_is_us(stream.get_ref()) {
-            // Dropped without a word: a stranger learns nothing. The log says who.
-            crate::log("refused a connection from another user");
-            continue;
+        match crate::platform::peer(stream.get_ref()) {
+            Peer::Us => {}
+            Peer::OtherUser { uid } => {
+                // Dropped without a word: a stranger learns nothing. The log says who.
+                let who = uid.map_or_else(String::new, |uid| format!(" (uid {uid})"));
+                let what = format!("refused a connection from another user{who}");
+                if let Some(line) = strangers.note(&what, std::time::Instant::now()) {
+                    crate::log(line);
+                }
+                continue;
+            }
+            Peer::HiddenPid => {
+                let what = "refused a connection from another PID namespace (a velos outside \
+                            the container?): it was told to run velos inside it";
+                if let Some(line) = hidden.note(what, std::time::Instant::now()) {
+                    crate::log(line);
+                }
+                connections.spawn(refuse_other_namespace(stream)).detach();
+                continue;
+            }
         }
         connections
             .spawn(connection(
@@ -290,6 +311,28 @@ async fn accept(
             ))
             .detach();
     }
+}
+
+/// Answers the first request of a client in another PID namespace with why it is refused
+/// and what to do, then closes: it is one of ours (same uid), so it may know why, and an
+/// answer at once saves it from waiting, retrying and auto-starting a daemon.
+async fn refuse_other_namespace(mut stream: Async<UnixStream>) {
+    let mut frames = FrameReader::new();
+    if !matches!(read_request_frame(&mut stream, &mut frames).await, Ok(true)) {
+        return;
+    }
+    let msgid = rpc::decode_request(frames.payload()).map_or(0, |head| head.msgid);
+    let refusal = RpcError::new(
+        ErrorCode::OtherNamespace,
+        format!(
+            "the velos daemon (pid {} in its namespace) runs in another PID namespace than \
+             this velos (a container's velos-runtime sharing this VELOS_HOME?), so the pids \
+             it speaks of mean nothing here: run velos inside it, e.g. 'docker exec \
+             CONTAINER velos list'",
+            std::process::id()
+        ),
+    );
+    let _ = send(&stream, msgid, Err(&refusal)).await;
 }
 
 async fn connection(

@@ -36,11 +36,50 @@ pub fn end_with_parent(command: &mut std::process::Command) {
     }
 }
 
-/// Whether the peer of `stream` runs as our uid, as the kernel recorded it (`SO_PEERCRED`).
-pub fn peer_is_us(stream: &UnixStream) -> bool {
-    rustix::net::sockopt::socket_peercred(stream)
-        .map(|cred| cred.uid == rustix::process::getuid())
-        .unwrap_or(false)
+/// Who the peer of `stream` is, as the kernel recorded it at connect (`SO_PEERCRED`).
+pub fn peer(stream: &UnixStream) -> super::Peer {
+    use super::Peer;
+    let Ok(cred) = peer_credentials(stream) else {
+        return Peer::OtherUser { uid: None };
+    };
+    if cred.uid != rustix::process::getuid().as_raw() {
+        Peer::OtherUser {
+            uid: Some(cred.uid),
+        }
+    } else if cred.pid == 0 {
+        Peer::HiddenPid
+    } else {
+        Peer::Us
+    }
+}
+
+/// `SO_PEERCRED` read as the kernel writes it. rustix's `socket_peercred` types the pid
+/// as non-zero, which the 0 given for a peer in a PID namespace we cannot see breaks
+/// (it came back as an error, indistinguishable from another user).
+#[allow(unsafe_code)]
+fn peer_credentials(stream: &UnixStream) -> io::Result<libc::ucred> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a writable `ucred` and `len` its size, which is what SO_PEERCRED
+    // fills in; the descriptor stays open for the call (borrowed from `stream`).
+    let result = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if result != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred)
 }
 
 /// Asks for a pipe of `bytes`; where that is not allowed, the default pipe still works.

@@ -44,3 +44,22 @@ pub fn fix_malloc_thresholds() {}
 /// Other allocators return free pages by themselves: nothing to trim.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn trim_malloc_heaps() {}
+
+/// Who is on the other end of a client connection, as far as the system tells
+/// ([`peer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// A process of our uid that we can see.
+    Us,
+    /// A process of another uid (or one the system would not describe): it is told
+    /// nothing.
+    OtherUser {
+        /// Its uid, when known.
+        uid: Option<u32>,
+    },
+    /// A process of our uid in a PID namespace we cannot see into (a `velos` on the host
+    /// against the daemon of a container's runtime): the kernel gives its pid as 0. The
+    /// pids we speak of (in `list`, the pid file) mean nothing to it, and signals it
+    /// would send by them would reach the wrong processes: it is refused, and told why.
+    HiddenPid,
+}

@@ -24,8 +24,8 @@ pub fn end_with_parent(_command: &mut std::process::Command) {}
 
 /// `getpeereid` through std's peer credentials is not stable yet, so the 0600 socket in
 /// the 0700 home is the check: every peer that got that far counts as us.
-pub fn peer_is_us(_stream: &UnixStream) -> bool {
-    true
+pub fn peer(_stream: &UnixStream) -> super::Peer {
+    super::Peer::Us
 }
 
 /// Pipes keep their system's size.
