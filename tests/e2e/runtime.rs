@@ -60,6 +60,53 @@ fn sigterm_stops_the_app_with_its_kill_signal_and_the_runtime_exits_0() {
 }
 
 #[test]
+fn sighup_stops_every_app_as_sigterm_does() {
+    let home = TestHome::new();
+    let mut runtime = home.spawn(&["runtime", &fixture("sleeper.sh"), "--name", "app"]);
+    runtime.wait_line("the app's first line", |line| line == "app | ready");
+    let app = home.get("app").pid.expect("running");
+    signal_pid(runtime.pid() as i32, Signal::HUP);
+    let (status, stderr) = runtime.wait_exit();
+    assert_eq!(status.code(), Some(0), "{status}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains("SIGHUP: stopping every process"),
+        "stderr:\n{stderr}"
+    );
+    assert!(!pid_alive(app), "the app runs on after the runtime exited");
+    assert!(!home.home().pid_path().exists(), "velos.pid left behind");
+}
+
+/// Killed with SIGKILL outside a PID namespace (nothing kills the rest with it there), the
+/// runtime's daemon sees its parent die, stops the apps as on SIGTERM and exits.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_runtime_killed_with_sigkill_leaves_neither_its_daemon_nor_its_apps_running() {
+    let home = TestHome::new();
+    let mut runtime = home.spawn(&["runtime", &fixture("sleeper.sh"), "--name", "app"]);
+    runtime.wait_line("the app's first line", |line| line == "app | ready");
+    let daemon = home.daemon_pid().expect("velos.pid names the daemon");
+    let app = home.get("app").pid.expect("running");
+    // Killed in the end should the test fail (each leads its own process group).
+    home.record(daemon);
+    home.record(app);
+    signal_pid(runtime.pid() as i32, Signal::KILL);
+    wait_until(WAIT, "the daemon and the app to end", || {
+        let alive: Vec<i32> = [daemon, app]
+            .into_iter()
+            .filter(|&pid| pid_alive(pid))
+            .collect();
+        if alive.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "still alive: {alive:?} (daemon {daemon}, app {app})"
+            ))
+        }
+    });
+    assert!(!home.home().pid_path().exists(), "velos.pid left behind");
+}
+
+#[test]
 fn an_app_that_needed_sigkill_makes_the_runtime_exit_1_after_a_signal() {
     let home = TestHome::new();
     let mut runtime = home.spawn(&[

@@ -337,9 +337,9 @@ pub enum Command {
     /// ... from another shell in the container (`docker exec`) reach its daemon through the
     /// same VELOS_HOME (default ~/.velos).
     ///
-    /// SIGTERM or SIGINT stops every app at once, each with its kill signal and kill
-    /// timeout, then exits: 0 when every app ended cleanly, 1 when one had failed or needed
-    /// SIGKILL. When every app has ended by itself (nothing running, nothing waiting to
+    /// SIGTERM, SIGINT or SIGHUP stops every app at once, each with its kill signal and
+    /// kill timeout, then exits: 0 when every app ended cleanly, 1 when one had failed or
+    /// needed SIGKILL (killed with SIGKILL itself, its daemon stops the apps on Linux). When every app has ended by itself (nothing running, nothing waiting to
     /// restart) it exits with the first failed app's code (128 + N for signal N), or 0
     /// when all exited 0; --no-auto-exit keeps it running. A daemon that dies exits 1.
     ///
@@ -770,7 +770,7 @@ pub struct RuntimeArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Keep running when every app has ended (until SIGTERM or SIGINT).
+    /// Keep running when every app has ended (until SIGTERM, SIGINT or SIGHUP).
     #[arg(long)]
     pub no_auto_exit: bool,
 

@@ -35,6 +35,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// daemon (`tests/e2e/daemon_life.rs`). Release builds ignore it.
 pub const TEST_PANIC_ENV: &str = "VELOSD_TEST_PANIC";
 
+/// Set by `velos runtime` to its own pid in the environment of the `velosd --no-daemon` it
+/// starts: the daemon then stops (as on SIGTERM: every app stopped gracefully) when that
+/// parent dies, even by SIGKILL, where the system can tell it (Linux: `PR_SET_PDEATHSIG`).
+pub const PARENT_ENV: &str = "VELOSD_PARENT_PID";
+
 /// Whether this process is the detached daemon.
 pub fn is_detached() -> bool {
     std::env::var_os(DETACHED_ENV).is_some()
@@ -44,6 +49,8 @@ pub fn is_detached() -> bool {
 pub struct Internal {
     /// [`TEST_PANIC_ENV`], in debug builds.
     pub test_panic: Option<String>,
+    /// [`PARENT_ENV`]: the parent to stop with.
+    pub parent: Option<u32>,
 }
 
 /// Reads the daemon's internal variables and removes them (and the server's timeout knobs,
@@ -55,9 +62,13 @@ pub struct Internal {
 #[allow(unsafe_code)]
 pub fn take_internal_env() -> Internal {
     let test_panic = std::env::var(TEST_PANIC_ENV).ok();
+    let parent = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|pid| pid.parse().ok());
     for key in [
         DETACHED_ENV,
         TEST_PANIC_ENV,
+        PARENT_ENV,
         crate::server::FRAME_TIMEOUT_ENV,
         crate::server::WRITE_TIMEOUT_ENV,
     ] {
@@ -68,6 +79,7 @@ pub fn take_internal_env() -> Internal {
     }
     Internal {
         test_panic: test_panic.filter(|_| cfg!(debug_assertions)),
+        parent,
     }
 }
 

@@ -142,6 +142,15 @@ fn main() -> ExitCode {
     if let Some(name) = internal.test_panic {
         let _ = supervisor::TEST_PANIC.set(name);
     }
+    if let Some(parent) = internal.parent
+        && !platform::stop_with_parent(parent)
+    {
+        let _ = writeln!(
+            std::io::stderr(),
+            "velosd: its parent (pid {parent}) is gone"
+        );
+        return ExitCode::FAILURE;
+    }
     if detached {
         daemonize::detach();
     }

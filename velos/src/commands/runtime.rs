@@ -12,7 +12,7 @@
 //! signal that comes while an app gets ready is acted on at once.
 //!
 //! Then it waits for one of:
-//! - SIGTERM or SIGINT: every process is stopped at once, in parallel, each with its kill
+//! - SIGTERM, SIGINT or SIGHUP: every process is stopped at once, in parallel, each with its kill
 //!   signal and kill timeout (`stop all`); then the daemon is shut down and the runtime
 //!   exits 0 when every app ended cleanly (none errored or waiting to restart before the
 //!   signal, none needing SIGKILL), else 1 ([`after_signal`]);
@@ -46,6 +46,9 @@ use super::start::Prepared;
 use crate::autostart;
 use crate::cli::{Cli, Command as CliCommand, RuntimeArgs};
 use crate::output::Style;
+
+/// The daemon's variable naming the parent it stops with (velosd's `PARENT_ENV`).
+const PARENT_ENV: &str = "VELOSD_PARENT_PID";
 
 /// How long the daemon may take to answer after it was started.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,7 +90,10 @@ pub fn run(args: RuntimeArgs, style: Style) -> Result<()> {
     let home = Home::from_env()?;
     become_subreaper();
     // Before the daemon exists, so that neither its exit nor a signal is missed.
-    let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Child])
+    // SIGHUP (the terminal of a foreground runtime closed, or `docker kill -s HUP`) is a
+    // SIGTERM: its default action would end the runtime alone, leaving the daemon and the
+    // apps running unsupervised. `velos signal HUP APP` sends an app its own.
+    let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup, Signal::Child])
         .context("installing the signal handlers")?;
     let socket = home.socket_path();
     if velos_sdk::blocking::Client::connect(&socket).is_ok() {
@@ -171,10 +177,10 @@ fn supervise(
             Wake::Signal(signal) => {
                 note(&format!(
                     "{}: stopping every process",
-                    if signal == Signal::Int {
-                        "SIGINT"
-                    } else {
-                        "SIGTERM"
+                    match signal {
+                        Signal::Int => "SIGINT",
+                        Signal::Hup => "SIGHUP",
+                        _ => "SIGTERM",
                     }
                 ));
                 return stop_everything(&mut client);
@@ -303,7 +309,8 @@ struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `velosd --no-daemon` for `home`.
+    /// Starts `velosd --no-daemon` for `home`. On the main thread: the daemon's
+    /// parent-death signal comes when the thread that started it ends.
     fn start(home: &Home, keep_logs: bool) -> Result<Daemon> {
         let binary = autostart::daemon_binary();
         let mut command = Command::new(&binary);
@@ -313,6 +320,9 @@ impl Daemon {
         }
         command
             .env(velos_proto::home::HOME_ENV, home.root())
+            // It stops every app, as on SIGTERM, should the runtime die without doing it
+            // (SIGKILL), instead of running on unsupervised (Linux).
+            .env(PARENT_ENV, std::process::id().to_string())
             .stdin(Stdio::null())
             .process_group(0);
         let child = command.spawn().with_context(|| {
@@ -343,7 +353,7 @@ impl Daemon {
                 bail!("the daemon exited during start-up ({status})");
             }
             // A SIGTERM now ends the start-up: nothing runs yet.
-            if let Some(Some(Ok(Signal::Term | Signal::Int))) =
+            if let Some(Some(Ok(Signal::Term | Signal::Int | Signal::Hup))) =
                 block_on(futures_lite::future::poll_once(signals.next()))
             {
                 bail!("stopped by a signal before the daemon answered");

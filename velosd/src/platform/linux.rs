@@ -36,6 +36,16 @@ pub fn end_with_parent(command: &mut std::process::Command) {
     }
 }
 
+/// Asks for SIGTERM when our parent dies (`PR_SET_PDEATHSIG`), which the daemon handles
+/// as any SIGTERM: every app stopped gracefully, then exit. False when `parent` is no
+/// longer our parent: it died before we asked, and no signal would come.
+pub fn stop_with_parent(parent: u32) -> bool {
+    if rustix::process::set_parent_process_death_signal(Some(Signal::TERM)).is_err() {
+        return true;
+    }
+    rustix::process::getppid().is_some_and(|pid| pid.as_raw_nonzero().get() as u32 == parent)
+}
+
 /// Who the peer of `stream` is, as the kernel recorded it at connect (`SO_PEERCRED`).
 pub fn peer(stream: &UnixStream) -> super::Peer {
     use super::Peer;

@@ -22,6 +22,11 @@ pub fn become_subreaper() -> io::Result<()> {
 /// No parent-death signal here: the next daemon's clean-up is the reach.
 pub fn end_with_parent(_command: &mut std::process::Command) {}
 
+/// No parent-death signal here: the daemon outlives a runtime killed with SIGKILL.
+pub fn stop_with_parent(_parent: u32) -> bool {
+    true
+}
+
 /// `getpeereid` through std's peer credentials is not stable yet, so the 0600 socket in
 /// the 0700 home is the check: every peer that got that far counts as us.
 pub fn peer(_stream: &UnixStream) -> super::Peer {
