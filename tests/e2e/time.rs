@@ -151,3 +151,21 @@ fn ecosystem_time_and_log_date_format_and_the_config_key_turn_it_on() {
         );
     }
 }
+
+#[test]
+fn info_and_list_show_the_time_setting() {
+    let home = TestHome::new();
+    let sleeper = fixture("sleeper.sh");
+    home.velos(&["start", &sleeper, "--name", "stamped", "--time"])
+        .success();
+    home.velos(&["start", &sleeper, "--name", "plain"])
+        .success();
+    assert_eq!(home.entry("stamped")["time"], true);
+    assert_eq!(home.entry("plain")["time"], serde_json::Value::Null);
+    let info = home.velos(&["info", "stamped", "--json"]).json();
+    assert_eq!(info["time"], true, "{info:#}");
+    let text = home.velos(&["info", "stamped"]).stdout_str();
+    assert!(text.contains("log times"), "{text}");
+    let text = home.velos(&["info", "plain"]).stdout_str();
+    assert!(!text.contains("log times"), "{text}");
+}

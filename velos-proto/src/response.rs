@@ -214,6 +214,10 @@ pub struct ProcessInfo {
     /// ran out, so velos sent SIGKILL (set when that run is over; cleared by a new run).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub killed: bool,
+    /// Whether its lines are written to the log files after the time they arrived
+    /// (`--time`, PM2's `time`); absent when not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub time: bool,
     /// The files and directories whose changes restart it (absolute); empty when it is
     /// not watched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

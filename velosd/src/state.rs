@@ -442,6 +442,7 @@ impl Entry {
             status_text: self.status_text.clone().filter(|_| alive),
             kill_signal: self.spec.kill_signal_name().to_owned(),
             killed: self.killed,
+            time: self.spec.time,
             restart_counts: life.restart_counts(),
             last_restart: life.last_restart().map(last_restart),
             watch: self.spec.watch_paths(),

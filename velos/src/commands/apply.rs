@@ -20,6 +20,7 @@ use velos_sdk::Client;
 use super::outcome::Outcomes;
 use super::{change, explain, explain_change, reload, start};
 use crate::config::Config;
+use crate::size::format_limit;
 
 /// How an app of a file gets its settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,6 +229,43 @@ fn changes(before: &[ProcessInfo], after: &[ProcessInfo]) -> Vec<String> {
             old.ready_timeout_ms.map_or("none".to_owned(), millis),
             new.ready_timeout_ms.map_or("none".to_owned(), millis),
         );
+        differs("restart", old.restart.to_string(), new.restart.to_string());
+        differs(
+            "stop exit codes",
+            format!("{:?}", old.stop_exit_codes),
+            format!("{:?}", new.stop_exit_codes),
+        );
+        differs(
+            "watch",
+            format!("{:?}", old.watch),
+            format!("{:?}", new.watch),
+        );
+        differs(
+            "watch ignore",
+            format!("{:?}", old.watch_ignore),
+            format!("{:?}", new.watch_ignore),
+        );
+        differs(
+            "watch delay",
+            old.watch_delay_ms.map_or("none".to_owned(), millis),
+            new.watch_delay_ms.map_or("none".to_owned(), millis),
+        );
+        differs(
+            "max memory restart",
+            old.max_memory_bytes.map_or("none".to_owned(), format_limit),
+            new.max_memory_bytes.map_or("none".to_owned(), format_limit),
+        );
+        differs(
+            "max memory for",
+            old.max_memory_for_ms.map_or("none".to_owned(), millis),
+            new.max_memory_for_ms.map_or("none".to_owned(), millis),
+        );
+        differs(
+            "cron restart",
+            or_none(&old.cron_restart),
+            or_none(&new.cron_restart),
+        );
+        differs("time", old.time.to_string(), new.time.to_string());
     }
     if before.len() != after.len() {
         changes.push(format!("instances {} -> {}", before.len(), after.len()));
@@ -269,5 +307,30 @@ mod tests {
             ]
         );
         assert!(changes(&[old.clone()], &[old]).is_empty());
+    }
+
+    #[test]
+    fn changes_name_the_restart_policy_and_the_triggers() {
+        let old = process(0, "web", ProcessStatus::Running);
+        let mut new = old.clone();
+        new.restart = velos_proto::RestartMode::Always;
+        new.stop_exit_codes = vec![3];
+        new.watch = vec!["/srv/web".into()];
+        new.max_memory_bytes = Some(200 << 20);
+        new.max_memory_for_ms = Some(3000);
+        new.cron_restart = Some("0 3 * * *".into());
+        new.time = true;
+        assert_eq!(
+            changes(&[old], &[new]),
+            [
+                "restart on-failure -> always",
+                "stop exit codes [] -> [3]",
+                r#"watch [] -> ["/srv/web"]"#,
+                "max memory restart none -> 200 MiB",
+                "max memory for none -> 3s",
+                "cron restart none -> 0 3 * * *",
+                "time false -> true",
+            ]
+        );
     }
 }

@@ -105,6 +105,12 @@ fn details(process: &ProcessInfo, style: Style) -> String {
         ("err log", process.err_log.clone()),
         ("log rotation", rotation_text(process)),
     ]);
+    if process.time {
+        rows.push((
+            "log times",
+            "each line in the files starts with its time (--time)".to_owned(),
+        ));
+    }
     if let Some(error) = &process.log_error {
         rows.push(("log error", error.clone()));
     }

@@ -954,7 +954,10 @@ impl Lifecycle {
                 out.push(exited(&run, exit, Some(reason.clone())));
                 self.failed(Some(run.pid), reason, out);
             }
+            // The replaced run's end is the process's last exit (`list`, the metrics), as
+            // a restart's would be.
             (Second::Retiring { run }, Event::Exited { exit, .. }) => {
+                self.last_exit = Some(exit);
                 out.push(exited(&run, exit, None));
                 out.push(Decision::Reloaded {
                     result: velos_proto::ReloadResult::Replaced,

@@ -983,6 +983,8 @@ fn a_ready_replacement_takes_over_and_the_old_run_stops_gracefully() {
     );
     assert_eq!(life.second(), None);
     assert_eq!(life.status(), ProcessStatus::Running);
+    // How the replaced run ended is the last exit, as after a restart.
+    assert_eq!(life.last_exit(), Some(signal(15)));
 }
 
 #[test]

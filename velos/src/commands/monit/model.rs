@@ -230,7 +230,13 @@ impl Model {
                 row.last_restart = Some("reload".to_owned());
             }
             EventKind::Restarting => {
-                info.status = ProcessStatus::Waiting;
+                // The restart policy's waits for its backoff; a trigger's (watch, memory,
+                // cron) stops the run at once, then starts it: `stopping`, as `list` says.
+                info.status = if event.restart_in_ms.is_some() {
+                    ProcessStatus::Waiting
+                } else {
+                    ProcessStatus::Stopping
+                };
                 info.restart_in_ms = event.restart_in_ms;
                 if let Some(reason) = &event.reason {
                     row.pending_restart = Some(reason.clone());
@@ -650,7 +656,9 @@ mod tests {
         let mut exited = event(EventKind::Exited, 0);
         exited.exit_code = Some(3);
         model.event(&exited);
-        model.event(&event(EventKind::Restarting, 0));
+        let mut backoff = event(EventKind::Restarting, 0);
+        backoff.restart_in_ms = Some(100);
+        model.event(&backoff);
         assert_eq!(
             model.selected().unwrap().info.status,
             ProcessStatus::Waiting
@@ -738,5 +746,32 @@ mod tests {
         assert_eq!(spark_text([0, 5, 10].into_iter(), 1), "▁▅█");
         assert_eq!(spark_text([1, 1].into_iter(), 100), "▁▁");
         assert_eq!(spark_text(std::iter::empty::<u64>(), 1), "");
+    }
+
+    #[test]
+    fn a_triggers_restart_shows_stopping_until_its_run_starts() {
+        let mut model = model(&["api"]);
+        let mut restarting = event(EventKind::Restarting, 0);
+        restarting.restart_reason = Some(velos_proto::RestartReason::Memory);
+        restarting.reason = Some("memory 612 MiB > 512 MiB for 3s".into());
+        model.event(&restarting);
+        assert_eq!(
+            model.selected().unwrap().info.status,
+            ProcessStatus::Stopping
+        );
+        model.event(&event(EventKind::Exited, 0));
+        assert_eq!(
+            model.selected().unwrap().info.status,
+            ProcessStatus::Stopping
+        );
+        let mut started = event(EventKind::Started, 0);
+        started.reason = Some("memory 612 MiB > 512 MiB for 3s".into());
+        model.event(&started);
+        let row = model.selected().unwrap();
+        assert_eq!(row.info.status, ProcessStatus::Running);
+        assert_eq!(
+            row.last_restart.as_deref(),
+            Some("memory 612 MiB > 512 MiB for 3s")
+        );
     }
 }
