@@ -53,6 +53,35 @@ fn report(kind: EventKind) -> Decision {
     Decision::Report(Report::new(kind))
 }
 
+fn signal_group(pgid: u32, signal: Signal) -> Decision {
+    Decision::SignalGroup { pgid, signal }
+}
+
+fn signal_strays(pgid: u32, pids: Vec<u32>, signal: Signal) -> Decision {
+    Decision::SignalStrays { pgid, pids, signal }
+}
+
+fn arm(at: Instant, timer: Timer) -> Decision {
+    Decision::ArmTimer { at, timer }
+}
+
+/// The report that it is errored with `reason`.
+fn errored_report(reason: &str) -> Decision {
+    Decision::Report(Report {
+        reason: Some(reason.into()),
+        ..Report::new(EventKind::Errored)
+    })
+}
+
+/// The report of run `pid`'s end with `exit`.
+fn exit_report(pid: u32, exit: Exit) -> Decision {
+    Decision::Report(Report {
+        pid: Some(pid),
+        exit: Some(exit),
+        ..Report::new(EventKind::Exited)
+    })
+}
+
 fn run(number: u64, pid: u32, since: Instant, leader_alive: bool) -> Run {
     Run {
         number,
@@ -65,14 +94,7 @@ fn run(number: u64, pid: u32, since: Instant, leader_alive: bool) -> Run {
 /// A lifecycle with run 1 (pid 100) started at `t0`, without a ready mode.
 fn running(t0: Instant) -> Lifecycle {
     let mut life = Lifecycle::new();
-    let out = life.handle(
-        Event::Spawned {
-            run: 1,
-            pid: 100,
-            now: t0,
-        },
-        &settings(16),
-    );
+    let out = life.handle(spawned(1, 100, t0), &settings(16));
     assert_eq!(
         out,
         [Decision::Report(Report {
@@ -86,6 +108,10 @@ fn running(t0: Instant) -> Lifecycle {
         "at once, without a ready mode"
     );
     life
+}
+
+fn spawned(run: u64, pid: u32, now: Instant) -> Event {
+    Event::Spawned { run, pid, now }
 }
 
 fn asked(then: Then, now: Instant) -> Event {
@@ -126,32 +152,16 @@ fn a_stop_signals_the_group_and_its_strays_and_arms_the_kill_deadline() {
     assert_eq!(
         out,
         [
-            Decision::SignalGroup {
-                pgid: 100,
-                signal: Signal::TERM
-            },
-            Decision::SignalStrays {
-                pgid: 100,
-                pids: vec![7],
-                signal: Signal::TERM
-            },
-            Decision::ArmTimer {
-                at: deadline,
-                timer: Timer::Kill { run: 1 }
-            },
+            signal_group(100, Signal::TERM),
+            signal_strays(100, vec![7], Signal::TERM),
+            arm(deadline, Timer::Kill { run: 1 }),
         ]
     );
     assert_eq!(life.status(), ProcessStatus::Stopping);
     assert_eq!(life.pid(), Some(100));
     // The deadline passes: SIGKILL to the group.
     let out = life.handle(Event::KillDeadline { run: 1 }, &settings(16));
-    assert_eq!(
-        out,
-        [Decision::SignalGroup {
-            pgid: 100,
-            signal: Signal::KILL
-        }]
-    );
+    assert_eq!(out, [signal_group(100, Signal::KILL)]);
     // The leader exits: the watcher takes the deadline over; only strays that were
     // not signalled yet get the stop signal.
     let out = life.handle(
@@ -168,11 +178,7 @@ fn a_stop_signals_the_group_and_its_strays_and_arms_the_kill_deadline() {
         out,
         [
             Decision::CancelTimer,
-            Decision::SignalStrays {
-                pgid: 100,
-                pids: vec![8],
-                signal: Signal::TERM
-            },
+            signal_strays(100, vec![8], Signal::TERM),
             Decision::EndTree {
                 escaped: vec![7, 8],
                 deadline
@@ -188,11 +194,7 @@ fn a_stop_signals_the_group_and_its_strays_and_arms_the_kill_deadline() {
     assert_eq!(
         out,
         [
-            Decision::Report(Report {
-                pid: Some(100),
-                exit: Some(signal(9)),
-                ..Report::new(EventKind::Exited)
-            }),
+            exit_report(100, signal(9)),
             report(EventKind::Stopped),
             Decision::Answer,
         ]
@@ -243,15 +245,8 @@ fn an_exit_nobody_asked_for_waits_for_the_backoff_and_restarts() {
     assert_eq!(
         out,
         [
-            Decision::Report(Report {
-                pid: Some(100),
-                exit: Some(code(1)),
-                ..Report::new(EventKind::Exited)
-            }),
-            Decision::ArmTimer {
-                at: restart_at,
-                timer: Timer::Restart { run: 1 }
-            },
+            exit_report(100, code(1)),
+            arm(restart_at, Timer::Restart { run: 1 }),
             Decision::Report(Report {
                 restart_in: Some(Duration::from_millis(100)),
                 restart_reason: Some(RestartReason::Crash),
@@ -277,14 +272,7 @@ fn an_exit_nobody_asked_for_waits_for_the_backoff_and_restarts() {
         1,
         "the policy's restart is a crash"
     );
-    let out = life.handle(
-        Event::Spawned {
-            run: 2,
-            pid: 200,
-            now: restart_at,
-        },
-        &settings(16),
-    );
+    let out = life.handle(spawned(2, 200, restart_at), &settings(16));
     assert_eq!(
         out,
         [Decision::Report(Report {
@@ -340,14 +328,7 @@ fn news_about_an_earlier_run_changes_nothing() {
     }
     // While running run 2: news about run 1.
     life.handle(Event::RestartDue { run: 1 }, &settings(16));
-    life.handle(
-        Event::Spawned {
-            run: 2,
-            pid: 200,
-            now: t0,
-        },
-        &settings(16),
-    );
+    life.handle(spawned(2, 200, t0), &settings(16));
     let running = life.clone();
     for event in [
         exited(1, code(1), t0),
@@ -489,24 +470,11 @@ fn a_spawn_somebody_asked_for_that_fails_is_errored_with_the_reason() {
         },
         &settings(16),
     );
-    assert_eq!(
-        out,
-        [Decision::Report(Report {
-            reason: Some("no such file".into()),
-            ..Report::new(EventKind::Errored)
-        })]
-    );
+    assert_eq!(out, [errored_report("no such file")]);
     assert_eq!(life.state(), &State::Errored);
     assert_eq!(life.error(), Some("no such file"));
     // A later spawn clears the reason.
-    life.handle(
-        Event::Spawned {
-            run: 1,
-            pid: 9,
-            now: Instant::now(),
-        },
-        &settings(16),
-    );
+    life.handle(spawned(1, 9, Instant::now()), &settings(16));
     assert_eq!(life.error(), None);
 }
 
@@ -527,10 +495,7 @@ fn an_automatic_restart_that_cannot_spawn_is_a_quick_failure_with_the_backoff() 
     assert_eq!(
         out,
         [
-            Decision::ArmTimer {
-                at: t0 + delay,
-                timer: Timer::Restart { run: 1 }
-            },
+            arm(t0 + delay, Timer::Restart { run: 1 }),
             Decision::Log("could not be started again: EMFILE; trying again in 200ms".into()),
             Decision::Report(Report {
                 restart_in: Some(delay),
@@ -547,13 +512,7 @@ fn an_automatic_restart_that_cannot_spawn_is_a_quick_failure_with_the_backoff() 
     let out = life.handle(failed, &settings(2));
     let reason = "failed 3 times in a row within 1s of starting, the last time: EMFILE; \
                   not restarting it";
-    assert_eq!(
-        out,
-        [Decision::Report(Report {
-            reason: Some(reason.into()),
-            ..Report::new(EventKind::Errored)
-        })]
-    );
+    assert_eq!(out, [errored_report(reason)]);
     assert_eq!(
         (life.state(), life.error()),
         (&State::Errored, Some(reason))
@@ -575,22 +534,12 @@ fn quick_failures_give_up_after_max_restarts_and_a_long_run_resets_the_count() {
             Some(at) => {
                 delays.push(at - now);
                 life.handle(Event::RestartDue { run: number }, &settings(3));
-                life.handle(
-                    Event::Spawned {
-                        run: number + 1,
-                        pid: 100 + number as u32,
-                        now,
-                    },
-                    &settings(3),
-                );
+                life.handle(spawned(number + 1, 100 + number as u32, now), &settings(3));
             }
             None => {
                 let reason = "exited 4 times in a row within 1s of starting; not \
                               restarting it (see 'velos logs api')";
-                assert!(out.contains(&Decision::Report(Report {
-                    reason: Some(reason.into()),
-                    ..Report::new(EventKind::Errored)
-                })));
+                assert!(out.contains(&errored_report(reason)));
                 assert_eq!(life.error(), Some(reason));
             }
         }
@@ -608,14 +557,7 @@ fn quick_failures_give_up_after_max_restarts_and_a_long_run_resets_the_count() {
     for number in 1..=2 {
         life.handle(exited(number, code(1), now), &settings(3));
         life.handle(Event::RestartDue { run: number }, &settings(3));
-        life.handle(
-            Event::Spawned {
-                run: number + 1,
-                pid: 1,
-                now,
-            },
-            &settings(3),
-        );
+        life.handle(spawned(number + 1, 1, now), &settings(3));
     }
     let long = now + MIN_UPTIME;
     life.handle(exited(3, code(1), long), &settings(3));
@@ -661,15 +603,8 @@ fn what_a_leader_leaves_behind_is_ended_and_the_run_is_a_failure() {
     assert_eq!(
         out,
         [
-            Decision::SignalGroup {
-                pgid: 100,
-                signal: Signal::TERM
-            },
-            Decision::SignalStrays {
-                pgid: 100,
-                pids: vec![300],
-                signal: Signal::TERM
-            },
+            signal_group(100, Signal::TERM),
+            signal_strays(100, vec![300], Signal::TERM),
             Decision::Log(reason.into()),
             Decision::EndTree {
                 escaped: vec![300],
@@ -725,11 +660,7 @@ fn a_stop_while_leftovers_are_ended_makes_it_a_stop() {
     assert_eq!(
         out,
         [
-            Decision::Report(Report {
-                pid: Some(100),
-                exit: Some(code(0)),
-                ..Report::new(EventKind::Exited)
-            }),
+            exit_report(100, code(0)),
             report(EventKind::Stopped),
             Decision::Answer,
         ]
@@ -755,14 +686,7 @@ fn with_a_ready_mode_it_is_starting_until_it_says_it_is_ready() {
     let t0 = Instant::now();
     let ready = with_ready_timeout(Duration::from_secs(30));
     let mut life = Lifecycle::new();
-    let out = life.handle(
-        Event::Spawned {
-            run: 1,
-            pid: 100,
-            now: t0,
-        },
-        &ready,
-    );
+    let out = life.handle(spawned(1, 100, t0), &ready);
     assert_eq!(
         out[1..],
         [
@@ -770,10 +694,10 @@ fn with_a_ready_mode_it_is_starting_until_it_says_it_is_ready() {
                 pid: Some(100),
                 ..Report::new(EventKind::Starting)
             }),
-            Decision::ArmTimer {
-                at: t0 + Duration::from_secs(30),
-                timer: Timer::ReadyDeadline { run: 1 }
-            }
+            arm(
+                t0 + Duration::from_secs(30),
+                Timer::ReadyDeadline { run: 1 }
+            )
         ]
     );
     assert_eq!(life.status(), ProcessStatus::Starting);
@@ -806,15 +730,7 @@ fn with_a_ready_mode_it_is_starting_until_it_says_it_is_ready() {
 fn not_ready_in_time_is_stopped_and_stays_errored_with_the_reason() {
     let t0 = Instant::now();
     let ready = with_ready_timeout(Duration::from_secs(2));
-    let mut life = Lifecycle::new();
-    life.handle(
-        Event::Spawned {
-            run: 1,
-            pid: 100,
-            now: t0,
-        },
-        &ready,
-    );
+    let mut life = starting(t0, &ready);
     let at = t0 + Duration::from_secs(2);
     let out = life.handle(
         Event::ReadyDeadline {
@@ -827,14 +743,8 @@ fn not_ready_in_time_is_stopped_and_stays_errored_with_the_reason() {
     assert_eq!(
         out,
         [
-            Decision::SignalGroup {
-                pgid: 100,
-                signal: Signal::TERM
-            },
-            Decision::ArmTimer {
-                at: at + KILL_TIMEOUT,
-                timer: Timer::Kill { run: 1 }
-            },
+            signal_group(100, Signal::TERM),
+            arm(at + KILL_TIMEOUT, Timer::Kill { run: 1 }),
         ]
     );
     assert_eq!(life.status(), ProcessStatus::Stopping);
@@ -851,10 +761,7 @@ fn not_ready_in_time_is_stopped_and_stays_errored_with_the_reason() {
                 reason: Some(reason.into()),
                 ..Report::new(EventKind::Exited)
             }),
-            Decision::Report(Report {
-                reason: Some(reason.into()),
-                ..Report::new(EventKind::Errored)
-            }),
+            errored_report(reason),
             Decision::Answer,
         ]
     );
@@ -868,15 +775,7 @@ fn not_ready_in_time_is_stopped_and_stays_errored_with_the_reason() {
 fn an_exit_before_it_is_ready_is_a_quick_failure() {
     let t0 = Instant::now();
     let ready = with_ready_timeout(Duration::from_secs(30));
-    let mut life = Lifecycle::new();
-    life.handle(
-        Event::Spawned {
-            run: 1,
-            pid: 100,
-            now: t0,
-        },
-        &ready,
-    );
+    let mut life = starting(t0, &ready);
     life.handle(leader_exited(1, code(1), vec![], t0), &ready);
     assert_eq!(
         life.status(),
@@ -884,10 +783,10 @@ fn an_exit_before_it_is_ready_is_a_quick_failure() {
         "until its pipes drain"
     );
     let out = life.handle(exited(1, code(1), t0), &ready);
-    assert!(out.contains(&Decision::ArmTimer {
-        at: t0 + Duration::from_millis(100),
-        timer: Timer::Restart { run: 1 }
-    }));
+    assert!(out.contains(&arm(
+        t0 + Duration::from_millis(100),
+        Timer::Restart { run: 1 }
+    )));
     assert_eq!(life.status(), ProcessStatus::Waiting);
 }
 
@@ -895,23 +794,9 @@ fn an_exit_before_it_is_ready_is_a_quick_failure() {
 fn a_stop_while_starting_stops_it() {
     let t0 = Instant::now();
     let ready = with_ready_timeout(Duration::from_secs(30));
-    let mut life = Lifecycle::new();
-    life.handle(
-        Event::Spawned {
-            run: 1,
-            pid: 100,
-            now: t0,
-        },
-        &ready,
-    );
+    let mut life = starting(t0, &ready);
     let out = life.handle(asked(Then::Stop, t0), &ready);
-    assert_eq!(
-        out[0],
-        Decision::SignalGroup {
-            pgid: 100,
-            signal: Signal::TERM
-        }
-    );
+    assert_eq!(out[0], signal_group(100, Signal::TERM));
     // The kill timer replaces the ready deadline; a ready signal now changes nothing.
     assert_eq!(life.handle(Event::Ready { run: 1, now: t0 }, &ready), []);
     life.handle(leader_exited(1, signal(15), vec![], t0), &ready);
@@ -939,13 +824,7 @@ fn replacing(t0: Instant, settings: &Settings) -> Lifecycle {
         settings,
     );
     let wait = settings.ready_timeout.unwrap_or(MIN_UPTIME);
-    assert_eq!(
-        out[1..],
-        [Decision::ArmTimer {
-            at: t0 + wait,
-            timer: Timer::Replacement { run: 2 }
-        }]
-    );
+    assert_eq!(out[1..], [arm(t0 + wait, Timer::Replacement { run: 2 })]);
     // The current run is untouched meanwhile.
     assert_eq!(life.pid(), Some(100));
     assert_eq!(life.status(), ProcessStatus::Running);
@@ -958,14 +837,8 @@ fn a_ready_replacement_takes_over_and_the_old_run_stops_gracefully() {
     let ready = with_ready_timeout(Duration::from_secs(30));
     let mut life = replacing(t0, &ready);
     let out = life.handle(Event::Ready { run: 2, now: t0 }, &ready);
-    assert!(out.contains(&Decision::SignalGroup {
-        pgid: 100,
-        signal: Signal::TERM
-    }));
-    assert!(out.contains(&Decision::ArmTimer {
-        at: t0 + KILL_TIMEOUT,
-        timer: Timer::SecondKill { run: 1 }
-    }));
+    assert!(out.contains(&signal_group(100, Signal::TERM)));
+    assert!(out.contains(&arm(t0 + KILL_TIMEOUT, Timer::SecondKill { run: 1 })));
     assert!(!out.iter().any(|d| matches!(d, Decision::Reloaded { .. })));
     assert_eq!(life.pid(), Some(200));
     assert_eq!(life.status(), ProcessStatus::Running);
@@ -1038,19 +911,10 @@ fn a_replacement_not_ready_in_time_is_stopped_and_the_old_run_is_untouched() {
         now: t0 + Duration::from_secs(2),
     };
     let out = life.handle(deadline, &ready);
-    assert!(out.contains(&Decision::SignalGroup {
-        pgid: 200,
-        signal: Signal::TERM
-    }));
+    assert!(out.contains(&signal_group(200, Signal::TERM)));
     // Still hanging at the kill deadline: SIGKILL to the replacement's group only.
     let out = life.handle(Event::KillDeadline { run: 2 }, &ready);
-    assert_eq!(
-        out,
-        [Decision::SignalGroup {
-            pgid: 200,
-            signal: Signal::KILL
-        }]
-    );
+    assert_eq!(out, [signal_group(200, Signal::KILL)]);
     life.handle(leader_exited(2, signal(9), vec![], t0), &ready);
     let out = life.handle(exited(2, signal(9), t0), &ready);
     assert!(matches!(
@@ -1132,26 +996,13 @@ fn a_stop_sends_the_kill_signal_it_was_given() {
     assert_eq!(
         out[..2],
         [
-            Decision::SignalGroup {
-                pgid: 100,
-                signal: Signal::INT
-            },
-            Decision::SignalStrays {
-                pgid: 100,
-                pids: vec![7],
-                signal: Signal::INT
-            },
+            signal_group(100, Signal::INT),
+            signal_strays(100, vec![7], Signal::INT),
         ]
     );
     // SIGKILL still follows at the deadline.
     let out = life.handle(Event::KillDeadline { run: 1 }, &sigint);
-    assert_eq!(
-        out,
-        [Decision::SignalGroup {
-            pgid: 100,
-            signal: Signal::KILL
-        }]
-    );
+    assert_eq!(out, [signal_group(100, Signal::KILL)]);
 }
 
 fn trigger(reason: RestartReason, detail: &str, now: Instant) -> Event {
@@ -1162,15 +1013,16 @@ fn trigger(reason: RestartReason, detail: &str, now: Instant) -> Event {
     }
 }
 
+/// A lifecycle with a ready mode that spawned run 1 (pid 100) at `t0`: starting.
+fn starting(t0: Instant, ready: &Settings) -> Lifecycle {
+    let mut life = Lifecycle::new();
+    life.handle(spawned(1, 100, t0), ready);
+    life
+}
+
 /// `life` with a ready mode, running run 1 (pid 100).
 fn ready_and_running(t0: Instant, ready: &Settings) -> Lifecycle {
-    let mut life = Lifecycle::new();
-    let spawned = Event::Spawned {
-        run: 1,
-        pid: 100,
-        now: t0,
-    };
-    life.handle(spawned, ready);
+    let mut life = starting(t0, ready);
     life.handle(Event::Ready { run: 1, now: t0 }, ready);
     assert_eq!(life.status(), ProcessStatus::Running);
     life
@@ -1196,19 +1048,9 @@ fn a_trigger_restarts_a_running_process_without_a_ready_mode() {
                 restart_reason: Some(RestartReason::Cron),
                 ..Report::new(EventKind::Restarting)
             }),
-            Decision::SignalGroup {
-                pgid: 100,
-                signal: Signal::TERM
-            },
-            Decision::SignalStrays {
-                pgid: 100,
-                pids: vec![7],
-                signal: Signal::TERM
-            },
-            Decision::ArmTimer {
-                at: t0 + KILL_TIMEOUT,
-                timer: Timer::Kill { run: 1 }
-            },
+            signal_group(100, Signal::TERM),
+            signal_strays(100, vec![7], Signal::TERM),
+            arm(t0 + KILL_TIMEOUT, Timer::Kill { run: 1 }),
         ]
     );
     assert_eq!(life.status(), ProcessStatus::Stopping);
@@ -1232,14 +1074,7 @@ fn a_trigger_restarts_a_running_process_without_a_ready_mode() {
         (last.cause.reason, last.at, last.run),
         (RestartReason::Cron, later, 2)
     );
-    let out = life.handle(
-        Event::Spawned {
-            run: 2,
-            pid: 200,
-            now: later,
-        },
-        &plain,
-    );
+    let out = life.handle(spawned(2, 200, later), &plain);
     assert_eq!(
         out,
         [Decision::Report(Report {
@@ -1552,14 +1387,7 @@ fn a_file_change_starts_an_errored_process() {
         life.handle(exited(number, code(1), t0), &plain);
         if number < 3 {
             life.handle(Event::RestartDue { run: number }, &plain);
-            life.handle(
-                Event::Spawned {
-                    run: number + 1,
-                    pid: 100 + number as u32,
-                    now: t0,
-                },
-                &plain,
-            );
+            life.handle(spawned(number + 1, 100 + number as u32, t0), &plain);
         }
     }
     assert_eq!(life.status(), ProcessStatus::Errored);
@@ -1583,14 +1411,7 @@ fn a_file_change_starts_an_errored_process() {
         }
     );
     assert_eq!(life.quick_failures, 0, "a fresh start");
-    let out = life.handle(
-        Event::Spawned {
-            run: 4,
-            pid: 400,
-            now: t0,
-        },
-        &plain,
-    );
+    let out = life.handle(spawned(4, 400, t0), &plain);
     assert!(matches!(
         &out[0],
         Decision::Report(Report {
@@ -1637,35 +1458,21 @@ fn a_triggers_restart_is_not_a_crash_for_the_backoff() {
     life.handle(leader_exited(1, code(1), vec![], t0), &plain);
     life.handle(exited(1, code(1), t0), &plain);
     life.handle(Event::RestartDue { run: 1 }, &plain);
-    life.handle(
-        Event::Spawned {
-            run: 2,
-            pid: 200,
-            now: t0,
-        },
-        &plain,
-    );
+    life.handle(spawned(2, 200, t0), &plain);
     assert_eq!(life.quick_failures, 1);
     // A memory restart: not a failure, nor a success that resets the count.
     life.handle(trigger(RestartReason::Memory, "m", t0), &plain);
     life.handle(leader_exited(2, signal(15), vec![], t0), &plain);
     life.handle(exited(2, signal(15), t0), &plain);
     assert_eq!(life.quick_failures, 1);
-    life.handle(
-        Event::Spawned {
-            run: 3,
-            pid: 300,
-            now: t0,
-        },
-        &plain,
-    );
+    life.handle(spawned(3, 300, t0), &plain);
     // The next quick failure is the second in a row: 200 ms, not 400 ms.
     life.handle(leader_exited(3, code(1), vec![], t0), &plain);
     let out = life.handle(exited(3, code(1), t0), &plain);
-    assert!(out.contains(&Decision::ArmTimer {
-        at: t0 + Duration::from_millis(200),
-        timer: Timer::Restart { run: 3 }
-    }));
+    assert!(out.contains(&arm(
+        t0 + Duration::from_millis(200),
+        Timer::Restart { run: 3 }
+    )));
     assert_eq!(
         life.restart_counts(),
         RestartCounts {
@@ -1706,33 +1513,22 @@ fn with_restart_always_an_exit_0_is_restarted_and_a_stop_exit_code_is_a_stop() {
     let mut life = running(t0);
     life.handle(leader_exited(1, code(0), vec![], t0), &always);
     let out = life.handle(exited(1, code(0), t0), &always);
-    assert!(out.contains(&Decision::ArmTimer {
-        at: t0 + Duration::from_millis(100),
-        timer: Timer::Restart { run: 1 }
-    }));
+    assert!(out.contains(&arm(
+        t0 + Duration::from_millis(100),
+        Timer::Restart { run: 1 }
+    )));
     assert_eq!(life.status(), ProcessStatus::Waiting);
     life.handle(Event::RestartDue { run: 1 }, &always);
     assert_eq!(
         life.last_restart().unwrap().cause,
         Cause::new(RestartReason::Crash, "exited with code 0")
     );
-    life.handle(
-        Event::Spawned {
-            run: 2,
-            pid: 200,
-            now: t0,
-        },
-        &always,
-    );
+    life.handle(spawned(2, 200, t0), &always);
     life.handle(leader_exited(2, code(3), vec![], t0), &always);
     let out = life.handle(exited(2, code(3), t0), &always);
     assert_eq!(
         out,
-        [Decision::Report(Report {
-            pid: Some(200),
-            exit: Some(code(3)),
-            ..Report::new(EventKind::Exited)
-        })],
+        [exit_report(200, code(3))],
         "a clean stop: nothing armed"
     );
     assert_eq!(life.status(), ProcessStatus::Stopped);
@@ -1757,11 +1553,7 @@ fn a_watched_process_that_crashes_on_start_waits_for_a_change_without_a_timer() 
     assert_eq!(
         out,
         [
-            Decision::Report(Report {
-                pid: Some(100),
-                exit: Some(code(1)),
-                ..Report::new(EventKind::Exited)
-            }),
+            exit_report(100, code(1)),
             Decision::Report(Report {
                 reason: Some(reason.to_owned()),
                 ..Report::new(EventKind::Errored)
@@ -1794,10 +1586,10 @@ fn a_watched_process_that_crashes_after_min_uptime_is_restarted_as_usual() {
     life.handle(leader_exited(1, code(1), vec![], later), &watched());
     let out = life.handle(exited(1, code(1), later), &watched());
     assert!(
-        out.contains(&Decision::ArmTimer {
-            at: later + Duration::from_millis(100),
-            timer: Timer::Restart { run: 1 },
-        }),
+        out.contains(&arm(
+            later + Duration::from_millis(100),
+            Timer::Restart { run: 1 },
+        )),
         "{out:?}"
     );
     assert_eq!(life.status(), ProcessStatus::Waiting);
