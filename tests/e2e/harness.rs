@@ -239,6 +239,14 @@ pub fn fixture(name: &str) -> String {
     path.to_str().expect("fixture paths are UTF-8").to_owned()
 }
 
+/// The absolute path of a file of the workspace (`examples/node-app/app.js`), as a string
+/// for the command line.
+pub fn example(path: &str) -> String {
+    let path = workspace_root().join(path);
+    assert!(path.exists(), "no {}", path.display());
+    path.to_str().expect("workspace paths are UTF-8").to_owned()
+}
+
 /// Waits until `condition` gives a value, checking every 20 ms for at most `timeout`.
 ///
 /// The condition returns an `Option` (`None`: not yet) or a `Result` whose error says what

@@ -61,10 +61,39 @@ fn wait_all_running(home: &TestHome, name: &str, count: usize) -> Vec<Value> {
     )
 }
 
+/// Starts `count` instances of `instance.sh` as `name` (with `extra` flags) and waits
+/// until every one runs; returns them.
+#[track_caller]
+fn start_instances(home: &TestHome, name: &str, count: usize, extra: &[&str]) -> Vec<Value> {
+    let script = fixture("instance.sh");
+    let count_arg = count.to_string();
+    let mut args = vec!["start", &script, "--name", name, "-i", &count_arg];
+    args.extend_from_slice(extra);
+    home.velos(&args).success();
+    wait_all_running(home, name, count)
+}
+
 /// The text of instance `instance`'s stdout log file of `name`.
 fn instance_log(home: &TestHome, name: &str, instance: u32) -> String {
     let path = home.home().instance_log_path(name, instance, Stream::Out);
     String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+}
+
+/// Waits until instance `instance` of `name` has written `expected` to its stdout log.
+#[track_caller]
+fn wait_instance_log(home: &TestHome, name: &str, instance: u32, expected: &str) {
+    wait_until(
+        WAIT,
+        &format!("{expected:?} from {name}:{instance}"),
+        || {
+            let log = instance_log(home, name, instance);
+            if log.contains(expected) {
+                Ok(())
+            } else {
+                Err(log)
+            }
+        },
+    );
 }
 
 fn term_dir(home: &TestHome) -> String {
@@ -78,6 +107,7 @@ fn start_with_instances_gives_each_its_number_environment_and_log_files() {
     let home = TestHome::new();
     let terms = format!("TERM_DIR={}", term_dir(&home));
     let script = fixture("instance.sh");
+    // Its own start: what `start` prints is checked too.
     let output = home.velos(&[
         "start",
         &script,
@@ -111,14 +141,7 @@ fn start_with_instances_gives_each_its_number_environment_and_log_files() {
     // Each has its own log files, and its own number in its environment.
     for k in 0..3u32 {
         let expected = format!("instance={k} node={k} id=unset port={}", 4000 + k);
-        wait_until(WAIT, &format!("web:{k}'s first line"), || {
-            let log = instance_log(&home, "web", k);
-            if log.contains(&expected) {
-                Ok(())
-            } else {
-                Err(log)
-            }
-        });
+        wait_instance_log(&home, "web", k, &expected);
         let entry = &web[k as usize];
         let out_log = entry["out_log"].as_str().unwrap();
         assert_eq!(
@@ -160,28 +183,10 @@ fn start_with_instances_gives_each_its_number_environment_and_log_files() {
 fn instance_var_renames_the_pm2_variable_and_a_bad_increment_var_adds_nothing() {
     let home = TestHome::new();
     let script = fixture("instance.sh");
-    home.velos(&[
-        "start",
-        &script,
-        "--name",
-        "api",
-        "-i",
-        "2",
-        "--instance-var",
-        "INSTANCE_ID",
-    ])
-    .success();
-    wait_all_running(&home, "api", 2);
+    start_instances(&home, "api", 2, &["--instance-var", "INSTANCE_ID"]);
     for k in 0..2u32 {
         let expected = format!("instance={k} node=unset id={k} port=");
-        wait_until(WAIT, &format!("api:{k}'s first line"), || {
-            let log = instance_log(&home, "api", k);
-            if log.contains(&expected) {
-                Ok(())
-            } else {
-                Err(log)
-            }
-        });
+        wait_instance_log(&home, "api", k, &expected);
     }
     // A variable that is not set cannot be incremented: refused, nothing added.
     let refused = home
@@ -208,19 +213,7 @@ fn instance_var_renames_the_pm2_variable_and_a_bad_increment_var_adds_nothing() 
 fn scale_adds_at_the_lowest_free_number_and_removes_the_highest_gracefully() {
     let home = TestHome::new();
     let terms = term_dir(&home);
-    let script = fixture("instance.sh");
-    home.velos(&[
-        "start",
-        &script,
-        "--name",
-        "web",
-        "-i",
-        "2",
-        "--env",
-        &format!("TERM_DIR={terms}"),
-    ])
-    .success();
-    wait_all_running(&home, "web", 2);
+    start_instances(&home, "web", 2, &["--env", &format!("TERM_DIR={terms}")]);
 
     // To a count.
     let scaled = home.velos(&["scale", "web", "4"]).success().stdout_str();
@@ -234,14 +227,7 @@ fn scale_adds_at_the_lowest_free_number_and_removes_the_highest_gracefully() {
     home.velos(&["scale", "web", "+1"]).success();
     let web = wait_all_running(&home, "web", 4);
     assert_eq!(numbers(&web), [0, 1, 2, 3]);
-    wait_until(WAIT, "the new web:1's first line", || {
-        let log = instance_log(&home, "web", 1);
-        if log.contains("instance=1 node=1") {
-            Ok(())
-        } else {
-            Err(log)
-        }
-    });
+    wait_instance_log(&home, "web", 1, "instance=1 node=1");
 
     // `-1` is a count, not a flag: the highest number goes, after a SIGTERM.
     let pid3 = web[3]["pid"].as_i64().unwrap() as i32;
@@ -298,24 +284,14 @@ env = { PORT = 5000 }
     wait_all_running(&home, "web", 2);
     for k in 0..2u32 {
         let expected = format!("instance={k} node=unset id={k} port={}", 5000 + k);
-        wait_until(WAIT, &format!("web:{k}'s first line"), || {
-            let log = instance_log(&home, "web", k);
-            if log.contains(&expected) {
-                Ok(())
-            } else {
-                Err(log)
-            }
-        });
+        wait_instance_log(&home, "web", k, &expected);
     }
 }
 
 #[test]
 fn instances_come_back_with_their_numbers_after_save_kill_resurrect() {
     let home = TestHome::new();
-    let script = fixture("instance.sh");
-    home.velos(&["start", &script, "--name", "web", "-i", "3"])
-        .success();
-    wait_all_running(&home, "web", 3);
+    start_instances(&home, "web", 3, &[]);
     home.velos(&["delete", "web:1"]).success();
     home.velos(&["save"]).success();
     home.velos(&["kill"]).success();
@@ -335,25 +311,13 @@ fn instances_come_back_with_their_numbers_after_save_kill_resurrect() {
 #[test]
 fn instances_share_the_apps_listening_socket_and_come_back_with_it() {
     let home = TestHome::new();
-    let script = fixture("instance.sh");
-    home.velos(&[
-        "start",
-        &script,
-        "--name",
-        "web",
-        "-i",
-        "2",
-        "--listen",
-        "127.0.0.1:0",
-    ])
-    .success();
+    let web = start_instances(&home, "web", 2, &["--listen", "127.0.0.1:0"]);
     let listen_of = |entries: &[Value]| -> Vec<Value> {
         entries
             .iter()
             .map(|entry| entry["listen"].clone())
             .collect()
     };
-    let web = wait_all_running(&home, "web", 2);
     let bound = listen_of(&web);
     let address = bound[0][0].as_str().expect("a bound address").to_owned();
     assert!(!address.ends_with(":0"), "the real port: {address}");

@@ -5,14 +5,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{TestHome, WAIT, fixture, on_path, wait_until};
+use crate::harness::{TestHome, WAIT, example, fixture, on_path, wait_until};
 
 /// The JSON line `activation.py` printed: what its run was given.
 fn activation(home: &TestHome, name: &str) -> Value {
@@ -73,12 +73,18 @@ pub(crate) fn answering_pid(body: &str) -> i32 {
         .unwrap_or_else(|| panic!("no pid in {body:?}"))
 }
 
-fn example(path: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
-    std::path::absolute(path)
-        .expect("an absolute path")
-        .to_string_lossy()
-        .into_owned()
+/// Starts the example app at `path` as `name`, listening on a port the kernel picks.
+#[track_caller]
+fn start_example(home: &TestHome, path: &str, name: &str) {
+    let app = example(path);
+    home.velos(&["start", &app, "--name", name, "--listen", "127.0.0.1:0"])
+        .success();
+}
+
+/// Waits until `address` answers `GET /`, and returns the body.
+#[track_caller]
+fn wait_answer(address: SocketAddr, what: &str) -> String {
+    wait_until(WAIT, what, || get(address).map_err(|e| e.to_string()))
 }
 
 #[test]
@@ -192,12 +198,16 @@ fn a_failed_bind_changes_nothing() {
     let script = fixture("activation.py");
     home.velos(&["start", &script, "--name", "keep"]).success();
     let before = home.list();
+    // `velos start activation.py --name web FLAGS`, refused: its error line.
+    let refused = |flags: &[&str]| -> String {
+        let mut args = vec!["start", &script, "--name", "web"];
+        args.extend_from_slice(flags);
+        home.velos(&args).error()
+    };
 
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let taken = taken.local_addr().expect("address").to_string();
-    let error = home
-        .velos(&["start", &script, "--name", "web", "--listen", &taken])
-        .error();
+    let error = refused(&["--listen", &taken]);
     assert_eq!(
         error,
         format!(
@@ -208,11 +218,7 @@ fn a_failed_bind_changes_nothing() {
     // The first address bound, the second taken: the first is let go again.
     let free = crate::harness::free_port();
     let first = format!("127.0.0.1:{free}");
-    let error = home
-        .velos(&[
-            "start", &script, "--name", "web", "--listen", &first, "--listen", &taken,
-        ])
-        .error();
+    let error = refused(&["--listen", &first, "--listen", &taken]);
     assert!(error.contains("address already in use"), "{error}");
     TcpListener::bind(&first).expect("the first address was let go");
 
@@ -230,9 +236,7 @@ fn a_failed_bind_changes_nothing() {
             "expected PORT, HOST:PORT, [IPv6]:PORT or unix:/absolute/path",
         ),
     ] {
-        let error = home
-            .velos(&["start", &script, "--name", "web", "--listen", address])
-            .error();
+        let error = refused(&["--listen", address]);
         assert_eq!(
             error,
             format!("error: bad listen address '{address}': {reason}")
@@ -242,32 +246,17 @@ fn a_failed_bind_changes_nothing() {
     // A file that is not a socket is never replaced.
     let file = home.path().join("data.txt");
     std::fs::write(&file, "keep me").expect("write");
-    let error = home
-        .velos(&[
-            "start",
-            &script,
-            "--name",
-            "web",
-            "--listen",
-            &format!("unix:{}", file.display()),
-        ])
-        .error();
+    let error = refused(&["--listen", &format!("unix:{}", file.display())]);
     assert!(error.contains("is not a socket"), "{error}");
     assert_eq!(std::fs::read_to_string(&file).expect("read"), "keep me");
 
     // A start whose spawn fails lets its address go again.
-    let error = home
-        .velos(&[
-            "start",
-            &script,
-            "--name",
-            "web",
-            "--listen",
-            &first,
-            "--interpreter",
-            "no-such-interpreter-velos",
-        ])
-        .error();
+    let error = refused(&[
+        "--listen",
+        &first,
+        "--interpreter",
+        "no-such-interpreter-velos",
+    ]);
     assert!(
         error.contains("could not run 'no-such-interpreter-velos'"),
         "{error}"
@@ -342,9 +331,7 @@ impl Client {
 /// and every run answered.
 fn restarts_refuse_nothing(home: &TestHome, name: &str, times: usize) {
     let address: SocketAddr = listen_of(home, name)[0].parse().expect("an address");
-    wait_until(WAIT, "the first answer", || {
-        get(address).map_err(|e| e.to_string())
-    });
+    wait_answer(address, "the first answer");
     let client = Client::start(address);
     let mut pids = vec![home.get(name).pid.expect("a pid")];
     for _ in 0..times {
@@ -380,9 +367,7 @@ fn restarts_refuse_nothing(home: &TestHome, name: &str, times: usize) {
 #[test]
 fn a_restart_with_listen_refuses_no_connection() {
     let home = TestHome::new();
-    let app = example("examples/python-app/app.py");
-    home.velos(&["start", &app, "--name", "py", "--listen", "127.0.0.1:0"])
-        .success();
+    start_example(&home, "examples/python-app/app.py", "py");
     restarts_refuse_nothing(&home, "py", 3);
 }
 
@@ -393,9 +378,7 @@ fn the_node_example_serves_on_the_inherited_socket_through_restarts() {
         return;
     }
     let home = TestHome::new();
-    let app = example("examples/node-app/app.js");
-    home.velos(&["start", &app, "--name", "node", "--listen", "127.0.0.1:0"])
-        .success();
+    start_example(&home, "examples/node-app/app.js", "node");
     restarts_refuse_nothing(&home, "node", 2);
 }
 
@@ -426,9 +409,7 @@ fn listeners_come_back_on_the_same_address_after_save_kill_resurrect() {
         "the same addresses, the same port"
     );
     let pid = home.wait_running("py").pid.expect("a pid");
-    let body = wait_until(WAIT, "an answer", || {
-        get(address).map_err(|e| e.to_string())
-    });
+    let body = wait_answer(address, "an answer");
     assert_eq!(answering_pid(&body), pid);
 
     // The port taken meanwhile: the app is not brought back, and the command says why.
@@ -449,15 +430,11 @@ fn listeners_come_back_on_the_same_address_after_save_kill_resurrect() {
 #[test]
 fn a_killed_daemons_app_listens_again_on_the_same_address_with_velosd_resurrect() {
     let home = TestHome::new();
-    let app = example("examples/python-app/app.py");
-    home.velos(&["start", &app, "--name", "py", "--listen", "127.0.0.1:0"])
-        .success();
+    start_example(&home, "examples/python-app/app.py", "py");
     let listen = listen_of(&home, "py");
     let address: SocketAddr = listen[0].parse().expect("an address");
     let old = home.wait_running("py").pid.expect("a pid");
-    wait_until(WAIT, "an answer", || {
-        get(address).map_err(|e| e.to_string())
-    });
+    wait_answer(address, "an answer");
 
     home.kill_daemon();
     home.velosd(&["--resurrect"]).success();
@@ -465,9 +442,7 @@ fn a_killed_daemons_app_listens_again_on_the_same_address_with_velosd_resurrect(
     // The list comes back once what the dead daemon left has ended.
     let pid = home.wait_running("py").pid.expect("a pid");
     assert_eq!(listen_of(&home, "py"), listen);
-    let body = wait_until(WAIT, "an answer from the new run", || {
-        get(address).map_err(|e| e.to_string())
-    });
+    let body = wait_answer(address, "an answer from the new run");
     assert_eq!(answering_pid(&body), pid);
 }
 

@@ -1,6 +1,7 @@
 //! Searching logs: `velos logs --grep`, `--since`/`--until`, `--err`/`--out` and `--json`,
 //! over the lines in memory and those only the files still hold (the ring keeps 1000).
 
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -24,6 +25,31 @@ fn start_mix(home: &TestHome) {
     .success();
     home.wait_log("mix", Stream::Out, "out-last");
     home.wait_log("mix", Stream::Err, "ERROR-last");
+}
+
+/// Starts `two`, a shell that echoes the `early` lines, waits until something is written
+/// to the fifo it returns, then echoes the `late` lines and sleeps. Returns once the last
+/// early line is in its log.
+fn start_two(home: &TestHome, early: &[&str], late: &[&str]) -> PathBuf {
+    let fifo = home.path().join("go");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success());
+    let echo =
+        |lines: &[&str]| -> String { lines.iter().map(|line| format!("echo {line}; ")).collect() };
+    let script = format!(
+        "{}read x < {}; {}exec sleep 1000",
+        echo(early),
+        fifo.display(),
+        echo(late)
+    );
+    home.velos(&["start", "/bin/sh", "--name", "two", "--", "-c", &script])
+        .success();
+    let last = early.last().expect("an early line");
+    home.wait_log("two", Stream::Out, last);
+    fifo
 }
 
 /// The text of each line of `velos logs` output, without the `name | ` prefix.
@@ -129,19 +155,7 @@ fn json_gives_one_object_per_line_with_its_time_when_known() {
 #[test]
 fn since_and_until_split_the_log_at_a_moment() {
     let home = TestHome::new();
-    let fifo = home.path().join("go");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo");
-    assert!(status.success());
-    let script = format!(
-        "echo early; read x < {}; echo late; exec sleep 1000",
-        fifo.display()
-    );
-    home.velos(&["start", "/bin/sh", "--name", "two", "--", "-c", &script])
-        .success();
-    home.wait_log("two", Stream::Out, "early");
+    let fifo = start_two(&home, &["early"], &["late"]);
     // A moment strictly between the two lines: after `early` was received, before `late`
     // is written (the fifo holds it back). The pauses keep it off either line's
     // millisecond; they wait for the clock, not for an event.
@@ -179,20 +193,11 @@ fn since_leaves_out_lines_only_the_files_hold_and_says_so() {
 #[test]
 fn follow_applies_the_filters_to_every_new_line() {
     let home = TestHome::new();
-    let fifo = home.path().join("go");
-    let status = std::process::Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .expect("run mkfifo");
-    assert!(status.success());
-    let script = format!(
-        "echo match-early; echo noise-early; read x < {}; echo noise-late; echo match-late; \
-         exec sleep 1000",
-        fifo.display()
+    let fifo = start_two(
+        &home,
+        &["match-early", "noise-early"],
+        &["noise-late", "match-late"],
     );
-    home.velos(&["start", "/bin/sh", "--name", "two", "--", "-c", &script])
-        .success();
-    home.wait_log("two", Stream::Out, "noise-early");
     let mut follow = home.spawn(&["logs", "two", "-f", "--grep", "match", "--json"]);
     follow.wait_line("the early match", |line| line.contains("match-early"));
     std::fs::write(&fifo, "go\n").expect("write the fifo");

@@ -5,13 +5,12 @@
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::harness::{TestHome, WAIT, fixture, on_path, wait_until};
+use crate::harness::{TestHome, WAIT, example, fixture, on_path, wait_until};
 
 /// Concurrent client connections.
 const CLIENTS: usize = 8;
@@ -19,14 +18,6 @@ const CLIENTS: usize = 8;
 const MIN_REQUESTS: usize = 2_000;
 /// The longest the client loop runs.
 const LOOP_LIMIT: Duration = Duration::from_secs(120);
-
-fn example(path: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path);
-    std::path::absolute(path)
-        .expect("an absolute path")
-        .to_string_lossy()
-        .into_owned()
-}
 
 /// `GET /` on `address`: the pid that answered, or why there was no answer.
 fn get(address: SocketAddr) -> Result<i32, String> {
@@ -89,8 +80,11 @@ impl Load {
         }
     }
 
-    /// Goes on until at least `MIN_REQUESTS` were sent, then stops: (sent, failures).
-    fn finish(self) -> (usize, Vec<String>) {
+    /// Goes on until at least `MIN_REQUESTS` were sent, then stops; says how many were
+    /// sent (on stderr: `--nocapture` shows the figures the README quotes) and fails the
+    /// test if any of them failed.
+    #[track_caller]
+    fn finish_with_no_failure(self, what: &str) {
         wait_until(LOOP_LIMIT, "the client loop's requests", || {
             let sent = self.sent.load(Ordering::Relaxed);
             if sent >= MIN_REQUESTS {
@@ -104,7 +98,17 @@ impl Load {
             thread.join().expect("a client thread");
         }
         let failures = self.failures.lock().unwrap().clone();
-        (self.sent.load(Ordering::Relaxed), failures)
+        let sent = self.sent.load(Ordering::Relaxed);
+        eprintln!(
+            "{what}: {sent} requests over {CLIENTS} connections, {} failed",
+            failures.len()
+        );
+        assert!(
+            failures.is_empty(),
+            "{} of {sent} requests failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(5)]
+        );
     }
 }
 
@@ -160,18 +164,8 @@ fn reloads_drop_nothing(home: &TestHome, name: &str, address: SocketAddr) {
         );
         old.insert(now.pid.expect("a pid"));
     }
-    let (sent, failures) = load.finish();
-    // The figures the README quotes (`--nocapture` shows them).
-    eprintln!(
-        "{name}: {sent} requests over {CLIENTS} connections, {} failed; reloads took {took:?}",
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {sent} requests failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    load.finish_with_no_failure(name);
+    eprintln!("{name}: reloads took {took:?}");
     let current = home.wait_running(name).pid.expect("a pid");
     for _ in 0..50 {
         assert_eq!(get(address), Ok(current), "only the newest run answers");
@@ -223,13 +217,7 @@ fn broken_reload(mode: &str, reason: &str) {
         "{output}"
     );
     assert!(stderr.contains("last lines of 'web':"), "{output}");
-    let (sent, failures) = load.finish();
-    assert!(
-        failures.is_empty(),
-        "{} of {sent} requests failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    load.finish_with_no_failure("a broken reload");
     assert_eq!(get(address), Ok(old), "the old run still answers");
     let web = home.get("web");
     assert_eq!((web.status.as_str(), web.pid), ("running", Some(old)));
@@ -341,17 +329,7 @@ fn reloading_instances_replaces_each_and_drops_no_request() {
             assert!(old.insert(pid), "a new pid for each: {now:?}");
         }
     }
-    let (sent, failures) = load.finish();
-    eprintln!(
-        "web -i 2: {sent} requests over {CLIENTS} connections, {} failed",
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {sent} requests failed: {:?}",
-        failures.len(),
-        &failures[..failures.len().min(5)]
-    );
+    load.finish_with_no_failure("web -i 2");
     let current: HashSet<i32> = instance_pids(&home, "web")
         .iter()
         .map(|(_, pid, _)| pid.expect("a pid") as i32)

@@ -6,20 +6,45 @@ use velos_proto::Stream;
 
 use crate::harness::{TestHome, WAIT, fixture, wait_until};
 
+/// Starts the fixture `script` as `name` with `extra` flags and waits until it runs and
+/// has printed "ready" (its signal handlers are in place); returns its pid.
+#[track_caller]
+fn start_ready(home: &TestHome, script: &str, name: &str, extra: &[&str]) -> i32 {
+    let script = fixture(script);
+    let mut args = vec!["start", &script, "--name", name];
+    args.extend_from_slice(extra);
+    home.velos(&args).success();
+    home.wait_log(name, Stream::Out, "ready");
+    home.wait_running(name)
+        .pid
+        .expect("a running process has a pid")
+}
+
+/// `ignore_term.py` as "stubborn" with a 300 ms kill timeout: a stop of it ends in SIGKILL.
+#[track_caller]
+fn start_stubborn(home: &TestHome) {
+    start_ready(
+        home,
+        "ignore_term.py",
+        "stubborn",
+        &["--kill-timeout", "300ms"],
+    );
+}
+
+/// The text of `name`'s stdout log file.
+fn out_log(home: &TestHome, name: &str) -> String {
+    String::from_utf8_lossy(&home.log_file(name, Stream::Out)).into_owned()
+}
+
 #[test]
 fn kill_signal_sigint_is_what_the_app_receives_on_stop_and_after_resurrect() {
     let home = TestHome::new();
-    home.velos(&[
-        "start",
-        &fixture("signal_log.py"),
-        "--name",
+    start_ready(
+        &home,
+        "signal_log.py",
         "polite",
-        "--kill-signal",
-        "SIGINT",
-    ])
-    .success();
-    home.wait_log("polite", Stream::Out, "ready");
-    home.wait_running("polite");
+        &["--kill-signal", "SIGINT"],
+    );
     let info = home.velos(&["info", "polite"]);
     info.success();
     assert!(
@@ -34,7 +59,7 @@ fn kill_signal_sigint_is_what_the_app_receives_on_stop_and_after_resurrect() {
         !stop.stdout_str().contains("SIGKILL"),
         "it ended on SIGINT\n{stop}"
     );
-    let log = String::from_utf8_lossy(&home.log_file("polite", Stream::Out)).into_owned();
+    let log = out_log(&home, "polite");
     assert!(log.contains("got SIGINT"), "the app got SIGINT: {log:?}");
     assert!(!log.contains("got SIGTERM"), "and not SIGTERM: {log:?}");
 
@@ -48,7 +73,7 @@ fn kill_signal_sigint_is_what_the_app_receives_on_stop_and_after_resurrect() {
     assert_eq!(home.entry("polite")["kill_signal"], "SIGINT");
     wait_count(&home, "polite", "ready", 3);
     home.velos(&["delete", "polite"]).success();
-    let log = String::from_utf8_lossy(&home.log_file("polite", Stream::Out)).into_owned();
+    let log = out_log(&home, "polite");
     assert_eq!(log.matches("got SIGINT").count(), 3, "{log:?}");
     assert!(!log.contains("got SIGTERM"), "{log:?}");
 }
@@ -61,7 +86,7 @@ fn wait_count(home: &TestHome, name: &str, needle: &str, count: usize) {
         WAIT,
         &format!("{count} x {needle:?} in {name}'s log"),
         || {
-            let log = String::from_utf8_lossy(&home.log_file(name, Stream::Out)).into_owned();
+            let log = out_log(home, name);
             if log.matches(needle).count() >= count {
                 Ok(())
             } else {
@@ -94,17 +119,7 @@ fn kill_signal_accepts_short_names_and_numbers_and_refuses_others_in_one_line() 
 #[test]
 fn stop_says_when_it_had_to_use_sigkill() {
     let home = TestHome::new();
-    home.velos(&[
-        "start",
-        &fixture("ignore_term.py"),
-        "--name",
-        "stubborn",
-        "--kill-timeout",
-        "300ms",
-    ])
-    .success();
-    home.wait_log("stubborn", Stream::Out, "ready");
-    home.wait_running("stubborn");
+    start_stubborn(&home);
     let stop = home.velos(&["stop", "stubborn"]);
     stop.success();
     let out = stop.stdout_str();
@@ -117,9 +132,7 @@ fn stop_says_when_it_had_to_use_sigkill() {
     assert_eq!(home.entry("stubborn")["killed"], true);
 
     // One that ends on the stop signal: no such line.
-    home.velos(&["start", &fixture("sleeper.sh"), "--name", "polite"])
-        .success();
-    home.wait_log("polite", Stream::Out, "ready");
+    start_ready(&home, "sleeper.sh", "polite", &[]);
     let stop = home.velos(&["stop", "polite"]);
     stop.success();
     assert!(!stop.stdout_str().contains("SIGKILL"), "{stop}");
@@ -146,10 +159,7 @@ fn wait_in(path: &std::path::Path, needle: &str) {
 #[test]
 fn velos_signal_sends_any_signal_to_the_running_app_by_name_short_name_or_number() {
     let home = TestHome::new();
-    home.velos(&["start", &fixture("signal_log.py"), "--name", "app"])
-        .success();
-    home.wait_log("app", Stream::Out, "ready");
-    let pid = home.wait_running("app").pid.expect("a pid");
+    let pid = start_ready(&home, "signal_log.py", "app", &[]);
     let out = home.home().log_path("app", Stream::Out);
 
     let sent = home.velos(&["signal", "SIGUSR2", "app"]);
@@ -217,10 +227,7 @@ fn velos_signal_reaches_every_instance_or_the_one_named() {
 #[test]
 fn velos_signal_to_a_process_not_running_or_an_unknown_signal_is_one_error_and_sends_nothing() {
     let home = TestHome::new();
-    home.velos(&["start", &fixture("signal_log.py"), "--name", "app"])
-        .success();
-    home.wait_log("app", Stream::Out, "ready");
-    home.wait_running("app");
+    start_ready(&home, "signal_log.py", "app", &[]);
 
     let bad = home.velos(&["signal", "SIGNOPE", "app"]);
     let line = bad.error();
@@ -233,7 +240,7 @@ fn velos_signal_to_a_process_not_running_or_an_unknown_signal_is_one_error_and_s
     );
 
     home.velos(&["stop", "app"]).success();
-    let before = String::from_utf8_lossy(&home.log_file("app", Stream::Out)).into_owned();
+    let before = out_log(&home, "app");
     for target in ["app", "0", "all"] {
         let stopped = home.velos(&["signal", "USR2", target]);
         let line = stopped.error();
@@ -241,9 +248,7 @@ fn velos_signal_to_a_process_not_running_or_an_unknown_signal_is_one_error_and_s
     }
     // `all` with one running beside a stopped one: the running one gets it, the stopped
     // one is named on stderr.
-    home.velos(&["start", &fixture("signal_log.py"), "--name", "other"])
-        .success();
-    home.wait_log("other", Stream::Out, "ready");
+    start_ready(&home, "signal_log.py", "other", &[]);
     let all = home.velos(&["signal", "USR2", "all"]);
     assert!(all.status.success(), "`all` signals what runs: {all}");
     assert!(
@@ -251,24 +256,14 @@ fn velos_signal_to_a_process_not_running_or_an_unknown_signal_is_one_error_and_s
         "{all}"
     );
     home.wait_log("other", Stream::Out, "got SIGUSR2");
-    let after = String::from_utf8_lossy(&home.log_file("app", Stream::Out)).into_owned();
+    let after = out_log(&home, "app");
     assert_eq!(before, after, "the stopped app got nothing");
 }
 
 #[test]
 fn only_the_stop_that_used_sigkill_says_so() {
     let home = TestHome::new();
-    home.velos(&[
-        "start",
-        &fixture("ignore_term.py"),
-        "--name",
-        "stubborn",
-        "--kill-timeout",
-        "300ms",
-    ])
-    .success();
-    home.wait_log("stubborn", Stream::Out, "ready");
-    home.wait_running("stubborn");
+    start_stubborn(&home);
     let first = home.velos(&["stop", "stubborn"]);
     assert!(first.success().stdout_str().contains("SIGKILL"), "{first}");
 
