@@ -2,26 +2,14 @@
 //! and the daemon's internal variables never reach a child (issue 9, item 13). The raised
 //! open-file limit is in `child_limits.rs`, the corrupt `state.msgpack` in `state_file.rs`.
 
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 
-use crate::harness::{TestHome, WAIT, bins, fixture, wait_gone, wait_until};
+use crate::harness::{TestHome, WAIT, fixture, wait_gone, wait_until};
 
-/// Starts `velosd --no-daemon` in `home` with `env` added, its stderr (the log) in
-/// `velosd.log` of the home.
+/// Starts `velosd --no-daemon` in `home` with `env` added (its log in `foreground.log` of
+/// the home) and waits until it answers.
 fn foreground_daemon(home: &TestHome, env: &[(&str, &str)]) -> Child {
-    let log = std::fs::File::create(home.path().join("foreground.log")).expect("create the log");
-    let mut command = Command::new(&bins().velosd);
-    command
-        .arg("--no-daemon")
-        .env("VELOS_HOME", home.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let child = command.spawn().expect("start velosd --no-daemon");
-    home.record(child.id() as i32);
+    let child = home.foreground_daemon(env);
     wait_until(WAIT, "the foreground daemon to answer", || {
         crate::harness::ping_socket(&home.home().socket_path())
     });

@@ -373,6 +373,28 @@ impl TestHome {
         self.cmd(args).daemon().run()
     }
 
+    /// Starts `velosd --no-daemon` in this home with `env` added, its stderr (the daemon's
+    /// log) in `foreground.log` of the home, and returns at once (it may not answer yet).
+    /// Its pid is recorded for the cleanup.
+    #[track_caller]
+    pub fn foreground_daemon(&self, env: &[(&str, &str)]) -> std::process::Child {
+        let log = std::fs::File::create(self.path().join("foreground.log"))
+            .expect("create foreground.log");
+        let mut command = Command::new(&bins().velosd);
+        command
+            .arg("--no-daemon")
+            .env("VELOS_HOME", self.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("start velosd --no-daemon");
+        self.record(child.id() as i32);
+        child
+    }
+
     /// Starts `velos ARGS` and leaves it running; see [`Spawned`].
     #[track_caller]
     pub fn spawn(&self, args: &[&str]) -> Spawned {

@@ -7,26 +7,33 @@ use std::time::{Duration, Instant};
 
 use velos_proto::EventKind;
 
-use crate::harness::{TestHome, fixture};
+use crate::harness::{Output, TestHome, fixture};
+
+/// Runs `velos start FIXTURE --name NAME --ready READY EXTRA...` and returns what it printed
+/// and how long it took.
+fn start_ready(
+    home: &TestHome,
+    script: &str,
+    name: &str,
+    ready: &str,
+    extra: &[&str],
+) -> (Output, Duration) {
+    let script = fixture(script);
+    let mut args = vec!["start", &script, "--name", name, "--ready", ready];
+    args.extend_from_slice(extra);
+    let begun = Instant::now();
+    let out = home.velos(&args);
+    (out, begun.elapsed())
+}
 
 #[test]
 fn notify_start_waits_for_ready_sent_by_any_process_of_the_tree() {
     let home = TestHome::new();
     let mut events = home.events();
-    let begun = Instant::now();
-    let out = home.velos(&[
-        "start",
-        &fixture("notify_ready.py"),
-        "--name",
-        "svc",
-        "--ready",
-        "notify",
-        "--",
-        "1",
-    ]);
+    let (out, took) = start_ready(&home, "notify_ready.py", "svc", "notify", &["--", "1"]);
     out.success();
     assert!(
-        begun.elapsed() >= Duration::from_secs(1),
+        took >= Duration::from_secs(1),
         "start returned before READY=1: {out}"
     );
     assert!(out.stdout_str().contains("started 'svc'"), "{out}");
@@ -49,17 +56,13 @@ fn notify_start_waits_for_ready_sent_by_any_process_of_the_tree() {
 #[test]
 fn not_ready_in_time_fails_the_start_with_the_reason_and_the_last_log_lines() {
     let home = TestHome::new();
-    let begun = Instant::now();
-    let out = home.velos(&[
-        "start",
-        &fixture("sleeper.sh"),
-        "--name",
+    let (out, took) = start_ready(
+        &home,
+        "sleeper.sh",
         "mute",
-        "--ready",
         "notify",
-        "--ready-timeout",
-        "1s",
-    ]);
+        &["--ready-timeout", "1s"],
+    );
     assert!(!out.status.success(), "{out}");
     let stderr = out.stderr_str();
     assert!(
@@ -68,7 +71,7 @@ fn not_ready_in_time_fails_the_start_with_the_reason_and_the_last_log_lines() {
     );
     assert!(stderr.contains("last lines of 'mute'"), "{out}");
     assert!(stderr.contains("  ready"), "the line it wrote: {out}");
-    assert!(begun.elapsed() < Duration::from_secs(20), "{out}");
+    assert!(took < Duration::from_secs(20), "{out}");
     let info = home.entry("mute");
     assert_eq!(info["status"], "errored", "{info}");
     assert_eq!(info["pid"], serde_json::Value::Null, "stopped: {info}");
@@ -83,17 +86,13 @@ fn not_ready_in_time_fails_the_start_with_the_reason_and_the_last_log_lines() {
 #[test]
 fn no_wait_returns_while_starting() {
     let home = TestHome::new();
-    let out = home.velos(&[
-        "start",
-        &fixture("notify_ready.py"),
-        "--name",
+    let (out, _) = start_ready(
+        &home,
+        "notify_ready.py",
         "svc",
-        "--ready",
         "notify",
-        "--no-wait",
-        "--",
-        "3",
-    ]);
+        &["--no-wait", "--", "3"],
+    );
     out.success();
     assert_eq!(home.get("svc").status, "starting");
     home.wait_running("svc");
@@ -102,19 +101,10 @@ fn no_wait_returns_while_starting() {
 #[test]
 fn log_ready_waits_for_the_first_matching_line_on_either_stream() {
     let home = TestHome::new();
-    let begun = Instant::now();
-    let out = home.velos(&[
-        "start",
-        &fixture("slow_boot.sh"),
-        "--name",
-        "boot",
-        "--ready",
-        r"log:listening on port \d+",
-        "--",
-        "1",
-    ]);
+    let ready = r"log:listening on port \d+";
+    let (out, took) = start_ready(&home, "slow_boot.sh", "boot", ready, &["--", "1"]);
     out.success();
-    assert!(begun.elapsed() >= Duration::from_secs(1), "{out}");
+    assert!(took >= Duration::from_secs(1), "{out}");
     assert_eq!(home.get("boot").status, "running");
     assert_eq!(home.entry("boot")["ready"], r"log:listening on port \d+");
 }
@@ -138,23 +128,9 @@ fn http_ready_waits_for_a_2xx_answer() {
     let home = TestHome::new();
     let port = crate::harness::free_port().to_string();
     let url = format!("http:http://127.0.0.1:{port}/health");
-    let begun = Instant::now();
-    let out = home.velos(&[
-        "start",
-        &fixture("http_ready.py"),
-        "--name",
-        "web",
-        "--ready",
-        &url,
-        "--",
-        &port,
-        "1",
-    ]);
+    let (out, took) = start_ready(&home, "http_ready.py", "web", &url, &["--", &port, "1"]);
     out.success();
-    assert!(
-        begun.elapsed() >= Duration::from_secs(1),
-        "503s are not ready: {out}"
-    );
+    assert!(took >= Duration::from_secs(1), "503s are not ready: {out}");
     assert_eq!(home.get("web").status, "running");
     let error = home
         .velos(&[
@@ -174,19 +150,15 @@ fn message_ready_is_nodes_process_send() {
         return;
     }
     let home = TestHome::new();
-    let begun = Instant::now();
-    let out = home.velos(&[
-        "start",
-        &fixture("message_ready.js"),
-        "--name",
+    let (out, took) = start_ready(
+        &home,
+        "message_ready.js",
         "nodeapp",
-        "--ready",
         "message",
-        "--",
-        "800",
-    ]);
+        &["--", "800"],
+    );
     out.success();
-    assert!(begun.elapsed() >= Duration::from_millis(800), "{out}");
+    assert!(took >= Duration::from_millis(800), "{out}");
     assert_eq!(home.get("nodeapp").status, "running");
     // The channel stays open: a later process.send does not crash the program.
     home.wait_log("nodeapp", velos_proto::Stream::Out, "still alive");
@@ -201,17 +173,10 @@ fn message_ready_is_nodes_process_send() {
 #[test]
 fn restart_waits_until_the_new_run_is_ready_too() {
     let home = TestHome::new();
-    home.velos(&[
-        "start",
-        &fixture("slow_boot.sh"),
-        "--name",
-        "boot",
-        "--ready",
-        "log:listening on port",
-        "--",
-        "1",
-    ])
-    .success();
+    let ready = "log:listening on port";
+    start_ready(&home, "slow_boot.sh", "boot", ready, &["--", "1"])
+        .0
+        .success();
     let before = home.get("boot").pid;
     let begun = Instant::now();
     let out = home.velos(&["restart", "boot"]);

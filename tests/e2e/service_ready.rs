@@ -4,28 +4,17 @@
 //! none of these variables.
 
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::harness::{TestHome, WAIT, bins, fixture, ping_socket, wait_until};
+use crate::harness::{TestHome, WAIT, fixture, ping_socket, wait_until};
 
 /// `velosd --no-daemon` in `home` with `env`, its log in `foreground.log`; killed on drop.
 struct Foreground(Child);
 
 impl Foreground {
     fn start(home: &TestHome, env: &[(&str, &str)]) -> Foreground {
-        let log = std::fs::File::create(home.path().join("foreground.log")).expect("create log");
-        let mut command = Command::new(&bins().velosd);
-        command
-            .arg("--no-daemon")
-            .env("VELOS_HOME", home.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        Foreground(command.spawn().expect("start velosd --no-daemon"))
+        Foreground(home.foreground_daemon(env))
     }
 }
 
