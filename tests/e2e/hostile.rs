@@ -81,6 +81,18 @@ fn rss_back_under(pid: u32, ceiling_kib: u64, what: &str) -> u64 {
     })
 }
 
+/// The 99th percentile and the largest of `sorted` round trips.
+fn p99_and_worst(sorted: &[Duration]) -> (Duration, Duration) {
+    let worst = sorted.last().copied().unwrap_or_default();
+    (
+        sorted
+            .get(sorted.len() * 99 / 100)
+            .copied()
+            .unwrap_or(worst),
+        worst,
+    )
+}
+
 /// Warms the daemon up (a few requests) and returns its VmRSS in KiB.
 fn settled_rss(home: &TestHome, pid: u32) -> u64 {
     for _ in 0..20 {
@@ -207,9 +219,16 @@ fn hostile_frames_delay_no_other_client_and_no_log_pipe() {
     const ROUNDS: usize = 3;
     /// Another client's ping round trips while the hostile frames come (before: 5 s and
     /// more). The bounds leave room for this 2-core machine's load: the figures printed
-    /// are typically a p99 of 20 ms and a worst case under 100 ms.
+    /// are typically a p99 of 20 ms and a worst case under 100 ms. On a loaded machine
+    /// the bounds are those of the same pings measured alone just before, times
+    /// [`LOAD_FACTOR`], when that is more: the decoding's own CPU on two cores makes a p99
+    /// three to four times that of pings alone, while a ping held up by a decode waits
+    /// for all of it (seconds).
     const PING_P99_BOUND: Duration = Duration::from_millis(100);
     const PING_WORST_BOUND: Duration = Duration::from_millis(500);
+    const LOAD_FACTOR: u32 = 10;
+    /// How long the pings are measured alone first.
+    const BASELINE: Duration = Duration::from_secs(1);
     /// The longest a managed app's write() may block (before: 2.6 s); the pipe itself
     /// holds 32 ms of its output.
     const WRITE_BOUND: Duration = Duration::from_millis(250);
@@ -227,20 +246,32 @@ fn hostile_frames_delay_no_other_client_and_no_log_pipe() {
 
     let nested = nested_nils_ping(7);
     let many_args = many_args_start(9);
+    // The baseline: the same pings with nothing else going on.
+    let mut baseline = {
+        let mut raw = Raw::connect(&home);
+        patient(&raw);
+        let started = Instant::now();
+        let mut round_trips = Vec::new();
+        while started.elapsed() < BASELINE {
+            let start = Instant::now();
+            raw.ping(round_trips.len() as u32, "the bystander's ping, alone");
+            round_trips.push(start.elapsed());
+        }
+        round_trips
+    };
+    baseline.sort();
     let done = AtomicBool::new(false);
     let mut round_trips = thread::scope(|scope| {
         let senders: Vec<_> = (0..SENDERS)
             .map(|_| {
                 scope.spawn(|| {
                     for _ in 0..ROUNDS {
-                        let mut raw = Raw::connect(&home);
-                        patient(&raw);
-                        raw.send(&nested);
-                        let _ = raw.read();
-                        let mut raw = Raw::connect(&home);
-                        patient(&raw);
-                        raw.send(&many_args);
-                        let _ = raw.read();
+                        for request in [&nested, &many_args] {
+                            let mut raw = Raw::connect(&home);
+                            patient(&raw);
+                            raw.send(request);
+                            let _ = raw.read();
+                        }
                     }
                 })
             })
@@ -268,8 +299,10 @@ fn hostile_frames_delay_no_other_client_and_no_log_pipe() {
 
     round_trips.sort();
     let pings = round_trips.len();
-    let worst_ping = round_trips.last().copied().unwrap_or_default();
-    let p99_ping = round_trips[pings * 99 / 100];
+    let (p99_ping, worst_ping) = p99_and_worst(&round_trips);
+    let (p99_alone, worst_alone) = p99_and_worst(&baseline);
+    let p99_bound = PING_P99_BOUND.max(p99_alone * LOAD_FACTOR);
+    let worst_bound = PING_WORST_BOUND.max(worst_alone * LOAD_FACTOR);
     let log = home.log_file("writer", Stream::Out);
     let blocked = log
         .split(|&byte| byte == b'\n')
@@ -292,12 +325,15 @@ fn hostile_frames_delay_no_other_client_and_no_log_pipe() {
     println!(
         "{SENDERS} senders × {ROUNDS} rounds of hostile frames: {pings} bystander pings, \
          round trips p99 {p99_ping:?}, worst {worst_ping:?}; {writes} app writes, longest \
-         blocked {worst_write:?}"
+         blocked {worst_write:?}; {} pings alone before: p99 {p99_alone:?}, worst \
+         {worst_alone:?}",
+        baseline.len(),
     );
     assert!(
-        p99_ping < PING_P99_BOUND && worst_ping < PING_WORST_BOUND,
+        p99_ping < p99_bound && worst_ping < worst_bound,
         "another client's pings took up to {worst_ping:?} (p99 {p99_ping:?}) while hostile \
-         frames were decoded, expected under {PING_WORST_BOUND:?} (p99 {PING_P99_BOUND:?})"
+         frames were decoded, expected under {worst_bound:?} (p99 {p99_bound:?}; alone, \
+         just before: up to {worst_alone:?}, p99 {p99_alone:?})"
     );
     assert!(
         worst_write < WRITE_BOUND,

@@ -3,6 +3,12 @@
 //! collector is nearly always inside a write), `list` still answers at once: nothing it
 //! needs waits on a log write.
 //!
+//! "At once" is measured against the same loop of lists just before, while the writes are
+//! fast: on a quiet machine a list of 50 ms is a failure; on a loaded one, a list may also
+//! take twice the slowest of the fast phase. A single list over that is let pass (one
+//! scheduling hiccup); a list that waited on a write waits for up to a second, and with
+//! writes under way all the time, nearly every list would.
+//!
 //! Mounting needs root and /dev/fuse: CI runs as root with both; elsewhere this test says
 //! so and passes.
 
@@ -22,8 +28,10 @@ use crate::harness::{TestHome, WAIT, fixture, wait_until};
 
 /// How long each write to the slow filesystem takes.
 const WRITE_DELAY: Duration = Duration::from_secs(1);
-/// What `list` may take while a write is under way.
+/// What `list` may take while a write is under way (at least; see the module docs).
 const LIST_BOUND: Duration = Duration::from_millis(50);
+/// How long each phase lists.
+const PHASE: Duration = Duration::from_secs(3);
 const ATTR_TTL: Duration = Duration::from_secs(1);
 
 /// What the slow filesystem and the test share.
@@ -31,8 +39,9 @@ const ATTR_TTL: Duration = Duration::from_secs(1);
 struct Shared {
     /// Writes the filesystem was asked for so far.
     writes: AtomicU64,
-    /// Once set, writes no longer wait (so the cleanup does not either).
-    fast: AtomicBool,
+    /// While set, each write takes [`WRITE_DELAY`]; cleared for the fast phase and for the
+    /// cleanup (which then waits on no write).
+    slow: AtomicBool,
 }
 
 /// A flat directory of files that hold no data, only a size; each write takes
@@ -172,7 +181,7 @@ impl Filesystem for SlowFs {
     ) {
         self.shared.writes.fetch_add(1, Ordering::SeqCst);
         let slow_until = Instant::now() + WRITE_DELAY;
-        while Instant::now() < slow_until && !self.shared.fast.load(Ordering::SeqCst) {
+        while Instant::now() < slow_until && self.shared.slow.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(10));
         }
         if let Some(attr) = self.files.lock().unwrap().get_mut(&ino.0) {
@@ -228,28 +237,64 @@ fn list_answers_at_once_while_a_log_write_waits_on_a_slow_disk() {
     let mut client = home.sdk();
     home.velos(&["start", &fixture("ticker.sh"), "--name", "ticker"])
         .success();
-    // A write is under way: ticks keep coming, so from now on the collector is nearly
-    // always waiting on one.
-    wait_until(WAIT, "a first write to the slow log", || {
+    wait_until(WAIT, "a first write to the log", || {
         shared.writes.load(Ordering::SeqCst) >= 1
     });
+    // The fast phase: what a list takes on this machine now, with the same process.
+    let fast = list_for(&mut client, PHASE);
+    // A slow write is under way: ticks keep coming, so from now on the collector is nearly
+    // always waiting on one.
+    shared.slow.store(true, Ordering::SeqCst);
+    let before = shared.writes.load(Ordering::SeqCst);
+    wait_until(WAIT, "a write to the slow log", || {
+        shared.writes.load(Ordering::SeqCst) > before
+    });
+    let slow = list_for(&mut client, PHASE);
+    let writes = shared.writes.load(Ordering::SeqCst) - before;
+    assert!(
+        writes >= 2,
+        "the process kept logging: {writes} slow writes"
+    );
+
+    let bound = LIST_BOUND.max(2 * slowest(&fast));
+    let over: Vec<Duration> = slow.iter().copied().filter(|took| *took >= bound).collect();
+    eprintln!(
+        "lists with fast writes: {} (slowest {:?}); with each write taking {WRITE_DELAY:?}: \
+         {} (slowest {:?}), {} of them over {bound:?}",
+        fast.len(),
+        slowest(&fast),
+        slow.len(),
+        slowest(&slow),
+        over.len()
+    );
+    assert!(
+        over.len() <= 1,
+        "{} of {} lists took {bound:?} or more while log writes took {WRITE_DELAY:?} each \
+         (with fast writes, the slowest of {} took {:?}): {over:?}",
+        over.len(),
+        slow.len(),
+        fast.len(),
+        slowest(&fast)
+    );
+}
+
+/// How long each `list` took, asked over and over for `phase`, 5 ms apart.
+fn list_for(client: &mut velos_sdk::blocking::Client, phase: Duration) -> Vec<Duration> {
     let started = Instant::now();
-    let mut slowest = Duration::ZERO;
-    let mut answers = 0;
-    while started.elapsed() < 3 * WRITE_DELAY {
+    let mut took = Vec::new();
+    while started.elapsed() < phase {
         let asked = Instant::now();
         let list = client.list().expect("list");
-        slowest = slowest.max(asked.elapsed());
-        answers += 1;
+        took.push(asked.elapsed());
         assert_eq!(list.len(), 1, "{list:?}");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let writes = shared.writes.load(Ordering::SeqCst);
-    assert!(writes >= 2, "the process kept logging: {writes} writes");
-    assert!(
-        slowest < LIST_BOUND,
-        "the slowest of {answers} lists took {slowest:?} while log writes took {WRITE_DELAY:?} each"
-    );
+    took
+}
+
+/// The slowest of `timings`.
+fn slowest(timings: &[Duration]) -> Duration {
+    timings.iter().copied().max().unwrap_or_default()
 }
 
 /// A home whose `logs/` is the slow filesystem: on drop, writes are made fast, the home
@@ -268,7 +313,7 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        self.shared.fast.store(true, Ordering::SeqCst);
+        self.shared.slow.store(false, Ordering::SeqCst);
         drop(self.home.take());
         if let Some(session) = self.session.take() {
             let _ = session.umount_and_join();
