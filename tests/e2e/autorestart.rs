@@ -9,7 +9,7 @@ use serde_json::Value;
 use velos_proto::Stream;
 use velos_sdk::EventKind;
 
-use crate::harness::{TestHome, WAIT, fixture, wait_until};
+use crate::harness::{Output, TestHome, WAIT, fixture, wait_until};
 
 /// How long a test watches that nothing comes back: well past the first backoff delays.
 const WATCH: Duration = Duration::from_millis(700);
@@ -29,22 +29,64 @@ fn holds_for(home: &TestHome, name: &str, duration: Duration, holds: impl Fn(&Va
 }
 
 /// Waits until `name` is waiting for a restart at least `at_least_ms` away, and returns
-/// its entry.
+/// its entry and when it was asked for: the restart is due `restart_in_ms` after that at
+/// the earliest.
 #[track_caller]
-fn wait_for_a_pending_restart(home: &TestHome, name: &str, at_least_ms: u64) -> Value {
+fn wait_for_a_pending_restart(home: &TestHome, name: &str, at_least_ms: u64) -> (Value, Instant) {
     wait_until(
         WAIT,
         &format!("{name:?} to wait {at_least_ms} ms or more for a restart"),
         || {
+            let asked = Instant::now();
             let entry = home.entry(name);
             let pending = entry["restart_in_ms"].as_u64();
             if entry["status"] == "waiting" && pending.is_some_and(|ms| ms >= at_least_ms) {
-                Ok(entry)
+                Ok((entry, asked))
             } else {
                 Err(entry.to_string())
             }
         },
     )
+}
+
+/// Starts a crash loop as `crash`, waits until a restart at least 300 ms away is pending,
+/// and runs `velos CANCEL` (`stop crash`, `delete crash`). Returns the home, the waiting
+/// entry and what the command printed once the command returned before the restart was
+/// due: only then did it cancel a pending restart. Where it took longer (a loaded
+/// machine), the restart may have come first and the test could tell nothing: it tries
+/// again in a fresh home, a few times.
+#[track_caller]
+fn cancel_a_pending_restart(cancel: &[&str]) -> (TestHome, Value, Output) {
+    const ATTEMPTS: usize = 3;
+    for _ in 0..ATTEMPTS {
+        let home = TestHome::new();
+        home.velos(&[
+            "start",
+            &fixture("exit_with.sh"),
+            "--name",
+            "crash",
+            "--",
+            "1",
+        ])
+        .success();
+        let (waiting, asked) = wait_for_a_pending_restart(&home, "crash", 300);
+        let output = home.velos(cancel);
+        let pending = Duration::from_millis(waiting["restart_in_ms"].as_u64().unwrap_or(0));
+        let returned = asked.elapsed();
+        if returned < pending {
+            return (home, waiting, output);
+        }
+        eprintln!(
+            "`velos {}` returned {returned:?} after the list that saw the restart {pending:?} \
+             away: too late to tell; again",
+            cancel.join(" ")
+        );
+    }
+    panic!(
+        "in {ATTEMPTS} attempts, `velos {}` never returned before the restart it was to cancel \
+         was due",
+        cancel.join(" ")
+    );
 }
 
 #[test]
@@ -84,7 +126,7 @@ fn a_crashing_process_is_restarted_again_and_again_and_waits_in_between() {
     );
 
     // The table shows the wait too.
-    let waiting = wait_for_a_pending_restart(&home, "crash", 100);
+    let (waiting, _) = wait_for_a_pending_restart(&home, "crash", 100);
     let table = home.velos(&["list"]);
     let text = table.success().stdout_str();
     assert!(
@@ -149,19 +191,8 @@ fn stop_never_restarts_a_process() {
 
 #[test]
 fn stop_cancels_a_pending_restart() {
-    let home = TestHome::new();
-    home.velos(&[
-        "start",
-        &fixture("exit_with.sh"),
-        "--name",
-        "crash",
-        "--",
-        "1",
-    ])
-    .success();
-    let waiting = wait_for_a_pending_restart(&home, "crash", 300);
+    let (home, waiting, stop) = cancel_a_pending_restart(&["stop", "crash"]);
     let restarts = waiting["restarts"].as_u64();
-    let stop = home.velos(&["stop", "crash"]);
     assert_eq!(
         stop.success().stdout_str(),
         "stopped 'crash' (id 0)\n",
@@ -178,18 +209,8 @@ fn stop_cancels_a_pending_restart() {
 
 #[test]
 fn delete_cancels_a_pending_restart() {
-    let home = TestHome::new();
-    home.velos(&[
-        "start",
-        &fixture("exit_with.sh"),
-        "--name",
-        "crash",
-        "--",
-        "1",
-    ])
-    .success();
-    let waiting = wait_for_a_pending_restart(&home, "crash", 300);
-    home.velos(&["delete", "crash"]).success();
+    let (home, waiting, delete) = cancel_a_pending_restart(&["delete", "crash"]);
+    delete.success();
     let log = home.log_file("crash", Stream::Out);
     let pending = Duration::from_millis(waiting["restart_in_ms"].as_u64().unwrap_or(0));
     let start = Instant::now();
