@@ -647,7 +647,10 @@ fn a_huge_header_or_a_silent_client_does_not_disturb_the_daemon() {
     let mut seen = Vec::new();
     let _ = silent.read_to_end(&mut seen);
     let waited = silent_since.elapsed();
-    assert!(waited < WAIT, "the silent client was held {waited:?}");
+    assert!(
+        waited < Duration::from_secs(10),
+        "the silent client was held {waited:?}"
+    );
     let seen = String::from_utf8_lossy(&seen);
     assert!(
         seen.is_empty() || seen.starts_with("HTTP/1.1 408 "),

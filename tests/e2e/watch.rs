@@ -338,7 +338,10 @@ fn an_idle_watched_tree_of_20000_files_costs_the_daemon_no_cpu() {
     let ready = started.elapsed();
     // app.sh, config.txt, src/a.js and the tree.
     assert_eq!(watched, 20_003, "{:#}", home.entry("app"));
-    assert!(ready < WAIT, "watching 20,000 files took {ready:?}");
+    assert!(
+        ready < Duration::from_secs(10),
+        "watching 20,000 files took {ready:?}"
+    );
     let entry = home.entry("app");
     assert!(entry["watch_error"].is_null(), "{entry:#}");
     // A file in the last directory walked counts.

@@ -94,6 +94,11 @@ impl Spawned {
         self.child.id()
     }
 
+    /// Whether the CLI is still running (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Every stdout line read so far.
     pub fn seen(&self) -> &[String] {
         &self.seen
