@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use velos_proto::RestartMode;
 
@@ -71,7 +71,7 @@ pub enum Command {
     /// Example: velos start server.js --name web -i 4 --env PORT=3000 --increment-var PORT
     ///
     /// Example: velos start server.js --watch --watch-ignore uploads
-    Start(Box<StartArgs>),
+    Start(Box<Deferred<StartArgs>>),
 
     /// Start or stop instances of an app until it has N, or N more (+N), or N fewer (-N)
     ///
@@ -346,7 +346,7 @@ pub enum Command {
     /// Example: velos runtime ecosystem.config.js --env production
     ///
     /// Example: velos-runtime server.js -i 2 --listen 3000 --kill-timeout 10s --json
-    Runtime(RuntimeArgs),
+    Runtime(Deferred<RuntimeArgs>),
 
     /// Print a shell completion script
     ///
@@ -439,7 +439,61 @@ impl FileArgs {
     }
 }
 
-/// `velos start`
+/// Arguments clap adds to their command only when it needs them (that command is parsed,
+/// or its help or a completion script is written): `start`'s, which `runtime` holds too,
+/// are most of velos's arguments, and building them for every command was a third of the
+/// instructions of `velos list`.
+#[derive(Debug)]
+pub struct Deferred<T>(pub T);
+
+impl<T> std::ops::Deref for Deferred<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Deferred<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T: Args> Args for Deferred<T> {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        command.defer(T::augment_args)
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        command.defer(T::augment_args_for_update)
+    }
+
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+}
+
+impl<T: FromArgMatches> FromArgMatches for Deferred<T> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(matches).map(Deferred)
+    }
+
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(matches).map(Deferred)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+
+    fn update_from_arg_matches_mut(&mut self, matches: &mut ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(matches)
+    }
+}
+
+// `velos start`. No doc comment: clap would make it the about line of `start` and
+// `runtime`, over their own, as these arguments are added after it (see [`Deferred`]).
 #[derive(Debug, Args)]
 pub struct StartArgs {
     /// The script or program to run (relative to the current directory, or on PATH), or a config file.
@@ -755,7 +809,7 @@ impl StartArgs {
     }
 }
 
-/// `velos runtime`
+// `velos runtime` (no doc comment: see `StartArgs`)
 #[derive(Debug, Args)]
 pub struct RuntimeArgs {
     /// What to start, and how: the options of `velos start`.

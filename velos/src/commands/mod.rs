@@ -52,7 +52,7 @@ const KILL_POLL: Duration = Duration::from_millis(20);
 pub fn run(cli: Cli) -> Result<()> {
     let style = Style::detect();
     match cli.command {
-        Command::Start(args) => start::run(*args),
+        Command::Start(args) => start::run(args.0),
         Command::Scale { name, count } => scale::run(&name, &count),
         Command::Stop { target, file } => change::run(&target, Change::Stop, &file),
         Command::Restart {
@@ -80,7 +80,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Resurrect => save::resurrect(),
         Command::Import(args) => import::run(&args),
         Command::Startup { system } => startup::run(system),
-        Command::Runtime(args) => runtime::run(args, style),
+        Command::Runtime(args) => runtime::run(args.0, style),
         Command::Completions { shell } => completions(shell),
         Command::Ping => ping(),
         Command::Kill => kill(),

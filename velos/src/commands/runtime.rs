@@ -459,7 +459,7 @@ pub fn parse_as_runtime(args: Vec<OsString>) -> Result<Cli, clap::Error> {
     let mut matches = command.try_get_matches_from(args)?;
     let args = RuntimeArgs::from_arg_matches_mut(&mut matches)?;
     Ok(Cli {
-        command: CliCommand::Runtime(args),
+        command: CliCommand::Runtime(crate::cli::Deferred(args)),
     })
 }
 
@@ -531,7 +531,7 @@ mod tests {
         assert!(invoked_as_runtime(&runtime));
         assert!(!invoked_as_runtime(&args(&["velos", "list"])));
         let cli = parse_as_runtime(runtime).expect("parsed");
-        let CliCommand::Runtime(parsed) = cli.command else {
+        let CliCommand::Runtime(crate::cli::Deferred(parsed)) = cli.command else {
             panic!("not the runtime: {:?}", cli.command);
         };
         assert_eq!(parsed.start.script, "app.js");
