@@ -136,15 +136,17 @@ fn entry(input: &mut Input, out: &mut Vec<u8>) -> Option<u64> {
         // The next field with this name; those passed over must be ones serde skips.
         loop {
             let (name, always) = fields.next()?;
-            if name.as_bytes() == key {
+            if name.len() == key.len() && name.bytes().zip(key).all(|(a, b)| a == *b) {
                 break;
             }
             if *always {
                 return None;
             }
         }
-        string(key, out)?;
-        out.push(b':');
+        // A field name: nothing to escape.
+        out.push(b'"');
+        out.extend_from_slice(key);
+        out.extend_from_slice(b"\":");
         if key == b"id" {
             let start = input.pos;
             id = input.unsigned();
@@ -217,23 +219,33 @@ fn value(input: &mut Input, out: &mut Vec<u8>, depth: usize) -> Option<()> {
     Some(())
 }
 
-/// Writes `bytes` as a JSON string, escaped as serde_json escapes: `"`, `\` and the
-/// control characters below 0x20 (`\b \t \n \f \r` by name, the rest as `\u00XX`),
-/// nothing else. `None` unless `bytes` is UTF-8.
+/// The bytes serde_json escapes in a string: `"`, `\` and the control characters below
+/// 0x20 (nothing else: not 0x7f, not `/`, not non-ASCII).
+static ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// Writes `bytes` as a JSON string, escaped as serde_json escapes ([`ESCAPED`]: `\b \t
+/// \n \f \r` by name, the other control characters as `\u00XX`). `None` unless `bytes`
+/// is UTF-8.
 fn string(bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
     if !bytes.is_ascii() {
         std::str::from_utf8(bytes).ok()?;
     }
     out.reserve(bytes.len() + 2);
     out.push(b'"');
-    let mut plain = 0;
-    for (index, &byte) in bytes.iter().enumerate() {
-        if byte >= 0x20 && byte != b'"' && byte != b'\\' {
-            continue;
-        }
-        out.extend_from_slice(&bytes[plain..index]);
-        plain = index + 1;
-        match byte {
+    let mut rest = bytes;
+    while let Some(at) = rest.iter().position(|&byte| ESCAPED[usize::from(byte)]) {
+        out.extend_from_slice(&rest[..at]);
+        match rest[at] {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
             0x08 => out.extend_from_slice(b"\\b"),
@@ -241,15 +253,16 @@ fn string(bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
             b'\n' => out.extend_from_slice(b"\\n"),
             0x0c => out.extend_from_slice(b"\\f"),
             b'\r' => out.extend_from_slice(b"\\r"),
-            _ => {
+            byte => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.extend_from_slice(b"\\u00");
                 out.push(HEX[usize::from(byte >> 4)]);
                 out.push(HEX[usize::from(byte & 0x0f)]);
             }
         }
+        rest = &rest[at + 1..];
     }
-    out.extend_from_slice(&bytes[plain..]);
+    out.extend_from_slice(rest);
     out.push(b'"');
     Some(())
 }
