@@ -17,7 +17,8 @@
 //! - [`Client::follow_logs`] and [`Client::events`] are streams (`futures_lite::Stream`)
 //!   of new log lines and of process events, each on a connection of its own.
 //! - [`blocking::Client`] has the same methods for code that does not use async, its
-//!   streams as iterators.
+//!   streams as iterators. Its requests go over a blocking socket
+//!   ([`Client::connect_blocking`]): no reactor, no thread is started for them.
 //! - [`StartParams::new`] makes a start request as `velos start` does: the script
 //!   resolved against the caller's directory, the caller's environment and directory.
 //! - [`Error`] is typed: [`Error::NotRunning`], [`Error::Refused`], [`Error::Timeout`],
