@@ -169,6 +169,13 @@ impl FrameReader {
         }
     }
 
+    /// [`FrameReader::take_payload`] without the payload's first `skip` bytes (a
+    /// response's envelope, say): moved to the front in the same step.
+    pub fn take_payload_from(&mut self, skip: usize) -> Vec<u8> {
+        self.payload.start += skip.min(self.payload.len());
+        self.take_payload()
+    }
+
     /// Whether bytes of a frame not handed out yet are buffered: a frame has begun.
     pub fn has_partial(&self) -> bool {
         self.start < self.buffer.len()
@@ -450,6 +457,22 @@ mod tests {
         let payload = frames.take_payload();
         assert_eq!(payload, body);
         assert_eq!(frames.buffer.capacity(), 0);
+    }
+
+    #[test]
+    fn a_payload_is_taken_from_an_offset_with_or_without_bytes_after_it() {
+        let mut bytes = encode_frame(b"envelope:result").unwrap();
+        let mut frames = FrameReader::new();
+        let mut reader = futures_lite::io::Cursor::new(bytes.clone());
+        assert!(futures_lite::future::block_on(frames.next(&mut reader)).unwrap());
+        assert_eq!(frames.take_payload_from(9), b"result");
+        // A second frame already buffered behind it stays for the next read.
+        bytes.extend(encode_frame(b"next").unwrap());
+        let mut reader = futures_lite::io::Cursor::new(bytes);
+        assert!(futures_lite::future::block_on(frames.next(&mut reader)).unwrap());
+        assert_eq!(frames.take_payload_from(100), b"");
+        assert!(futures_lite::future::block_on(frames.next(&mut reader)).unwrap());
+        assert_eq!(frames.payload(), b"next");
     }
 
     /// Counts the reads asked of it.

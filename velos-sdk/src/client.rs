@@ -719,13 +719,27 @@ impl Client {
         } else {
             self.timeout
         };
-        let decode = |payload: &[u8]| {
-            rpc::decode_response_raw(payload)
-                .map(|decoded| decoded.map(|(msgid, result)| (msgid, result.map(<[u8]>::to_vec))))
+        // The result is what follows the envelope in the frame's own buffer, taken out of
+        // the reader without a copy.
+        let decode = |frames: &mut velos_proto::frame::FrameReader| {
+            let payload = frames.payload();
+            let decoded = rpc::decode_response_raw(payload)?.map(|(msgid, result)| {
+                let start = result.map(|bytes| bytes.as_ptr() as usize - payload.as_ptr() as usize);
+                (msgid, start)
+            });
+            Some(
+                decoded.map(|(msgid, start)| {
+                    (msgid, start.map(|start| frames.take_payload_from(start)))
+                }),
+            )
         };
+        let nil = || Ok(vec![0xc0]);
         if self.connection.is_blocking() {
             self.connection.set_deadline(timeout);
-            let result = self.connection.exchange_as::<M, _>(&params, decode).await;
+            let result = self
+                .connection
+                .exchange_as::<M, _>(&params, decode, nil)
+                .await;
             return match timeout {
                 Some(after) => result.map_err(|error| timed_out(error, after)),
                 None => result,
@@ -733,7 +747,7 @@ impl Client {
         }
         within(
             timeout,
-            self.connection.exchange_as::<M, _>(&params, decode),
+            self.connection.exchange_as::<M, _>(&params, decode, nil),
         )
         .await
     }
@@ -1047,6 +1061,35 @@ mod tests {
                 );
                 assert_eq!(daemon.next_request().1, Request::Ping);
             });
+        }
+    }
+
+    #[test]
+    fn a_raw_result_is_the_results_messagepack_and_errors_stay_typed() {
+        for blocking in [false, true] {
+            let daemon = FakeDaemon::start(|msgid, request| match request {
+                Request::Info(_) => vec![fake_daemon::error(
+                    msgid,
+                    velos_proto::ErrorCode::NotFound,
+                    "no process named 'x' (see 'velos list')",
+                )],
+                request => vec![fake_daemon::answer_correctly(msgid, request)],
+            });
+            let mut client = connect_as(&daemon, blocking);
+            let bytes = block_on(client.call_raw::<methods::List>(NoParams {})).unwrap();
+            let list: Vec<ProcessInfo> = rpc::decode_value(&bytes).unwrap();
+            assert_eq!(list, vec![fake_daemon::process("api")]);
+            let error = block_on(client.call_raw::<methods::Info>(TargetParams {
+                target: Target::Name("x".into()),
+            }));
+            assert!(
+                matches!(&error, Err(Error::Daemon { message, .. }) if message.contains("'x'")),
+                "{error:?}"
+            );
+            // The connection is still in step.
+            let bytes = block_on(client.call_raw::<methods::Ping>(NoParams {})).unwrap();
+            let ping: PingInfo = rpc::decode_value(&bytes).unwrap();
+            assert_eq!(ping, fake_daemon::ping_info());
         }
     }
 

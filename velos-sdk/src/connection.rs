@@ -32,6 +32,9 @@ use velos_proto::{Call, Method, rpc};
 
 use crate::{Error, Result};
 
+/// What a response decoder gives: `None` for a payload that is not a response.
+pub(crate) type Decoded<T> = Option<std::result::Result<rpc::Answer<T>, velos_proto::Error>>;
+
 /// One connection to the daemon's socket, opened again on demand.
 pub(crate) struct Connection {
     socket: PathBuf,
@@ -103,18 +106,23 @@ impl Connection {
     /// exchange ends in step, so a timeout (which drops this future half way) or any
     /// failure leaves the next exchange to connect again.
     pub(crate) async fn exchange<M: Call>(&mut self, params: &M::Params) -> Result<M::Result> {
-        self.exchange_as::<M, M::Result>(params, |payload| {
-            rpc::decode_response::<M::Result>(payload)
-        })
+        self.exchange_as::<M, M::Result>(
+            params,
+            |frames| rpc::decode_response::<M::Result>(frames.payload()),
+            || rpc::decode_value::<M::Result>(&[0xc0]),
+        )
         .await
     }
 
-    /// [`Connection::exchange`] with the response read by `decode` (which returns `None`
-    /// for a payload that is not a response), for a result read another way.
+    /// [`Connection::exchange`] with the response read by `decode` from the frame reader
+    /// holding it (`None` for a payload that is not a response; it may take the payload),
+    /// for a result read another way; `nil` is the result of a kill the daemon did not
+    /// answer.
     pub(crate) async fn exchange_as<M: Call, T>(
         &mut self,
         params: &M::Params,
-        decode: impl Fn(&[u8]) -> Option<std::result::Result<rpc::Answer<T>, velos_proto::Error>>,
+        decode: impl Fn(&mut FrameReader) -> Decoded<T>,
+        nil: impl FnOnce() -> std::result::Result<T, velos_proto::Error>,
     ) -> Result<T> {
         let msgid = self.next_msgid;
         self.next_msgid = self.next_msgid.wrapping_add(1);
@@ -147,10 +155,7 @@ impl Connection {
             // A daemon that is shutting down closes this connection anyway; and one that
             // took the kill may go before (or instead of) answering: its answer is nil.
             _ if M::METHOD == Method::Kill => match result {
-                Err(Error::Disconnected) => match decode(&[0x94, 0x01, 0x00, 0xc0, 0xc0]) {
-                    Some(Ok((_, Ok(nil)))) => Ok(nil),
-                    _ => Err(Error::Disconnected),
-                },
+                Err(Error::Disconnected) => nil().map_err(Error::Protocol),
                 other => other,
             },
             Ok(_) | Err(Error::Daemon { .. }) => {
@@ -376,16 +381,15 @@ async fn read_response<T>(
     stream: &mut Stream,
     frames: &mut FrameReader,
     msgid: u32,
-    decode: impl Fn(&[u8]) -> Option<std::result::Result<rpc::Answer<T>, velos_proto::Error>>,
+    decode: impl Fn(&mut FrameReader) -> Decoded<T>,
 ) -> Result<T> {
     loop {
         if !frames.next(stream).await.map_err(Error::from_wire)? {
             return Err(Error::Disconnected);
         }
-        let payload = frames.payload();
-        let Some(decoded) = decode(payload) else {
+        let Some(decoded) = decode(frames) else {
             // Not a response: a notification is skipped, anything else is an error.
-            rpc::decode_notification(payload).map_err(Error::Protocol)?;
+            rpc::decode_notification(frames.payload()).map_err(Error::Protocol)?;
             continue;
         };
         let (answered, result) = decoded.map_err(Error::Protocol)?;
