@@ -284,8 +284,12 @@ fn a_limit_below_what_the_app_uses_at_start_ends_errored_saying_so() {
             .then(|| entry.clone())
             .ok_or(entry)
     });
-    assert_eq!(entry["restarts"], 2, "{entry:#}");
-    assert_eq!(entry["restart_counts"]["memory"], 2, "{entry:#}");
+    // Two restarts of runs over the limit from their start, then errored. A run whose
+    // first sample came before Python had allocated (under load) was under the limit once
+    // and counts as a leak, not toward --max-restarts: one more restart then, no more.
+    let restarts = entry["restarts"].as_u64().unwrap_or_default();
+    assert!((2..=3).contains(&restarts), "{entry:#}");
+    assert_eq!(entry["restart_counts"]["memory"], restarts, "{entry:#}");
     let error = entry["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("from its start")
@@ -303,7 +307,7 @@ fn a_limit_below_what_the_app_uses_at_start_ends_errored_saying_so() {
     while settled.elapsed() < Duration::from_secs(3) {
         let now = home.entry("big");
         assert!(
-            now["status"] == "errored" && now["restarts"] == 2,
+            now["status"] == "errored" && now["restarts"] == restarts,
             "{now:#}"
         );
     }
