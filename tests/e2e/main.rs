@@ -180,6 +180,10 @@ mod scale;
 // spawn during an automatic restart is retried with the backoff.
 mod spawn;
 
+// What a start costs the daemon: no copy of its memory (page faults per start).
+#[cfg(target_os = "linux")]
+mod start_cost;
+
 // Everyday views: `list` fits the width, config-file names refused, `delete --logs`,
 // `flush` of a deleted process's files.
 mod views;

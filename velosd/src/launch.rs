@@ -71,10 +71,15 @@ pub fn launch(
     if let Some(path) = &notify_path {
         marks.push(("NOTIFY_SOCKET", path));
     }
-    if logs::writes_files() {
-        crate::paths::check_log_file(&entry.spec.out_log)?;
-        crate::paths::check_log_file(&entry.spec.err_log)?;
-    }
+    // Opened once, before the spawn: a start whose log file velos would not use is
+    // refused rather than run with its output going nowhere.
+    let files = match logs::writes_files() {
+        true => Some([
+            open_log(&entry.spec.out_log)?,
+            open_log(&entry.spec.err_log)?,
+        ]),
+        false => None,
+    };
     // Node's IPC channel for the `message` ready mode: the child's end under its number.
     let (ipc, child_end) = match entry.spec.ready {
         Some(ReadyMode::Message) => {
@@ -104,7 +109,7 @@ pub fn launch(
             commands,
         )
     });
-    let mut child = process::spawn(&entry.spec, &marks, child_end.as_ref())?;
+    let child = process::spawn(&entry.spec, &marks, child_end.as_ref())?;
     // The child has its copy now.
     drop(child_end);
     let pid = child.id();
@@ -126,32 +131,33 @@ pub fn launch(
     // stamp nothing: the ring has each line's time).
     let stamped = entry.spec.time && logs::writes_files();
     entry.ring.ring().set_stamped(stamped);
-    if logs::writes_files() {
-        entry
-            .ring
-            .open(Stream::Out, entry.spec.out_log.clone(), rotation);
-        entry
-            .ring
-            .open(Stream::Err, entry.spec.err_log.clone(), rotation);
+    if let Some([out, err]) = files {
+        let ring = &entry.ring;
+        ring.open(Stream::Out, entry.spec.out_log.clone(), rotation, out);
+        ring.open(Stream::Err, entry.spec.err_log.clone(), rotation, err);
     }
-    let collectors = [
-        (child
-            .stdout
-            .take()
-            .map(|pipe| logs::spawn_collector(pipe, entry.ring.clone(), Stream::Out, stamped))),
-        (child
-            .stderr
-            .take()
-            .map(|pipe| logs::spawn_collector(pipe, entry.ring.clone(), Stream::Err, stamped))),
-    ];
     let watched = Watched {
         id: entry.id,
         run,
         pid,
         token,
+        logs: entry.ring.clone(),
+        stamped,
     };
-    smol::spawn(watch(child, watched, collectors, probe, commands.clone())).detach();
+    smol::spawn(watch(child, watched, probe, commands.clone())).detach();
     Ok(pid)
+}
+
+/// A run's log file opened for its collector (see `logfile::open_log`); refused when it
+/// is something velos would not write to (a link, a FIFO, another user's file). Other
+/// failures (a full disk, a deleted `logs/`) are left to the log writer, which retries.
+fn open_log(path: &std::path::Path) -> Result<std::io::Result<(std::fs::File, u64)>, Error> {
+    match crate::logfile::open_log(path) {
+        Err(error) if crate::paths::is_refused(&error) => {
+            Err(Error::Io(format!("cannot use {}: {error}", path.display())))
+        }
+        opened => Ok(opened),
+    }
 }
 
 /// Which run a watcher watches.
@@ -164,6 +170,10 @@ struct Watched {
     pid: u32,
     /// The mark in the run's environment that finds its escaped descendants.
     token: String,
+    /// Where its output goes.
+    logs: std::sync::Arc<logs::Logs>,
+    /// Whether its log lines are stamped (`--time`).
+    stamped: bool,
 }
 
 /// What the supervisor says when a run's leader has exited: what is left to end, and by
@@ -183,19 +193,31 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 const FIRST_POLL: Duration = Duration::from_millis(5);
 const LONGEST_POLL: Duration = Duration::from_millis(100);
 
-/// Waits for one run to end and reports it.
+/// Starts the run's collectors, then waits for it to end and reports it.
+///
+/// The collectors start here, when the watcher first runs: after the supervisor has
+/// answered the request that launched the run and yielded, so that the answer does not
+/// wait behind waking the collectors' thread. What the run writes meanwhile waits in its
+/// pipes.
 async fn watch(
-    mut child: async_process::Child,
+    mut child: process::Child,
     Watched {
         id,
         run,
         pid,
         token,
+        logs,
+        stamped,
     }: Watched,
-    collectors: [Option<Task<()>>; 2],
     probe: Option<Task<()>>,
     commands: Sender<Command>,
 ) {
+    let collect = |pipe, stream| logs::spawn_collector(pipe, logs.clone(), stream, stamped);
+    let collectors = [
+        child.stdout.take().map(|pipe| collect(pipe, Stream::Out)),
+        child.stderr.take().map(|pipe| collect(pipe, Stream::Err)),
+    ];
+    drop(logs);
     let exit = match child.status().await {
         Ok(status) => {
             use std::os::unix::process::ExitStatusExt;

@@ -100,11 +100,16 @@ pub struct LogFile {
 }
 
 impl LogFile {
-    /// Opens `path` for a new run. An error (to report) leaves a file that tries again
-    /// at the next write.
-    pub fn open(path: PathBuf, rotation: Option<Rotation>) -> (LogFile, Option<String>) {
+    /// The file at `path` for a new run, given what [`open_log`] of it gave (the caller
+    /// opens it first, to refuse a start whose file velos would not use). An error (to
+    /// report) leaves a file that tries again at the next write.
+    pub fn open(
+        path: PathBuf,
+        rotation: Option<Rotation>,
+        opened: std::io::Result<(File, u64)>,
+    ) -> (LogFile, Option<String>) {
         let epoch = crate::daemon_log::reopen_epoch();
-        let (file, len, error) = match open_log(&path) {
+        let (file, len, error) = match opened {
             Ok((file, len)) => (Some(file), len, None),
             Err(error) => (
                 None,
@@ -450,7 +455,7 @@ mod tests {
             max_bytes: 10,
             keep: 2,
         };
-        let (mut file, error) = LogFile::open(path.clone(), Some(rotation));
+        let (mut file, error) = LogFile::open(path.clone(), Some(rotation), open_log(&path));
         assert_eq!(error, None);
         for chunk in [
             &b"aaaa\nbb"[..],
@@ -489,7 +494,7 @@ mod tests {
             max_bytes: 4,
             keep: u32::MAX,
         };
-        let (mut file, error) = LogFile::open(path.clone(), Some(rotation));
+        let (mut file, error) = LogFile::open(path.clone(), Some(rotation), open_log(&path));
         assert_eq!(error, None);
         let started = std::time::Instant::now();
         for line in [&b"aaa\n"[..], b"bbb\n", b"ccc\n", b"ddd\n"] {
@@ -564,7 +569,7 @@ mod tests {
             max_bytes: 10,
             keep: 5,
         };
-        let (mut file, error) = LogFile::open(path.clone(), Some(rotation));
+        let (mut file, error) = LogFile::open(path.clone(), Some(rotation), open_log(&path));
         assert_eq!(error, None);
         write(&mut file, b"ok\n", &mut ring);
         for _ in 0..9 {

@@ -92,9 +92,16 @@ impl Logs {
         relock(&self.ring)
     }
 
-    /// Opens `stream`'s file at `path` for a new run, noting its length in the ring.
-    pub fn open(&self, stream: Stream, path: PathBuf, rotation: Option<Rotation>) {
-        let (file, error) = LogFile::open(path, rotation);
+    /// Gives `stream` its file at `path` for a new run, noting its length in the ring;
+    /// `opened` is what `logfile::open_log(&path)` gave (see [`LogFile::open`]).
+    pub fn open(
+        &self,
+        stream: Stream,
+        path: PathBuf,
+        rotation: Option<Rotation>,
+        opened: std::io::Result<(std::fs::File, u64)>,
+    ) {
+        let (file, error) = LogFile::open(path, rotation, opened);
         let mut slot = relock(&self.files[slot(stream)]);
         let mut ring = self.ring();
         ring.set_file_len(stream, file.len());

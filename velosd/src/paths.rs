@@ -229,19 +229,6 @@ pub fn is_refused(error: &io::Error) -> bool {
     error.get_ref().is_some_and(|inner| inner.is::<Refused>())
 }
 
-/// Refuses a start whose log file velos would not use, rather than run the process
-/// with its output going nowhere. Other failures (a full disk, a deleted `logs/`) are
-/// left to the log writer, which retries.
-pub fn check_log_file(path: &Path) -> Result<(), crate::error::Error> {
-    match open_in_home(path, OpenOptions::new().create(true).append(true)) {
-        Err(error) if is_refused(&error) => Err(crate::error::Error::Io(format!(
-            "cannot use {}: {error}",
-            path.display()
-        ))),
-        _ => Ok(()),
-    }
-}
-
 fn kind_name(kind: FileType) -> &'static str {
     match kind {
         FileType::Directory => "a directory",

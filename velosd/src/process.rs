@@ -10,15 +10,19 @@
 //! stdout/stderr on pipes. Stopping signals the whole group, which reaches the
 //! grandchildren that stayed in it.
 
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsString};
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 
-use rustix::process::{Pid, Signal};
+use async_io::Async;
+use rustix::process::{Pid, Signal, WaitOptions};
 
 use crate::error::Error;
 use crate::state::Spec;
@@ -128,14 +132,237 @@ fn read_shebang(script: &Path) -> Option<String> {
     (!line.is_empty()).then(|| line.to_owned())
 }
 
+/// A run's leader as it was started: its pid, its output pipes, and how its exit is
+/// awaited.
+pub struct Child {
+    pid: u32,
+    /// Its stdout, for a collector.
+    pub stdout: Option<Pipe>,
+    /// Its stderr, for a collector.
+    pub stderr: Option<Pipe>,
+    exit: ExitWait,
+}
+
+/// A child's output pipe (the daemon's end, non-blocking).
+pub type Pipe = Box<dyn ChildPipe>;
+
+/// What a collector reads from (see `logs::spawn_collector`).
+pub trait ChildPipe: futures_lite::AsyncRead + AsFd + Unpin + Send {}
+
+impl<T: futures_lite::AsyncRead + AsFd + Unpin + Send> ChildPipe for T {}
+
+/// How a child's exit is awaited.
+enum ExitWait {
+    /// A pidfd, readable once it has exited (children [`crate::platform::spawn`] started).
+    Pidfd(Async<OwnedFd>),
+    /// The standard library's spawn, through async-process.
+    Std(async_process::Child),
+}
+
+impl Child {
+    /// The leader's pid.
+    pub fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits for the leader to exit and collects it.
+    pub async fn status(&mut self) -> std::io::Result<ExitStatus> {
+        match &mut self.exit {
+            ExitWait::Std(child) => child.status().await,
+            ExitWait::Pidfd(pidfd) => loop {
+                let pid = i32::try_from(self.pid)
+                    .ok()
+                    .and_then(Pid::from_raw)
+                    .ok_or_else(|| std::io::Error::other("no such pid"))?;
+                if let Some((_, status)) = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG)?
+                {
+                    return Ok(ExitStatus::from_raw(status.as_raw() as i32));
+                }
+                pidfd.readable().await?;
+            },
+        }
+    }
+}
+
+/// Everything a child does between clone and exec, prepared in the parent (see
+/// `platform::spawn`).
+pub struct Plan {
+    /// The paths exec tries in order (the program itself when it holds a `/`, else one per
+    /// directory of the child's `PATH`), as `execvp` searches.
+    pub candidates: Vec<CString>,
+    /// The arguments, the program as given first.
+    pub argv: Vec<CString>,
+    /// The whole environment, `KEY=VALUE` each.
+    pub envp: Vec<CString>,
+    /// The working directory.
+    pub cwd: CString,
+    /// The descriptors that become 0, 1 and 2.
+    pub stdio: [RawFd; 3],
+    /// A descriptor kept open across exec under its number (close-on-exec cleared).
+    pub keep: Option<RawFd>,
+    /// The open-files limit to start with (the daemon's own when `None`).
+    pub open_files: Option<rustix::process::Rlimit>,
+}
+
+/// A child `platform::spawn` started: its pid, and a pidfd readable once it exits.
+pub struct Spawned {
+    /// The child's pid (its process group too).
+    pub pid: u32,
+    /// `pidfd_open(pid)`.
+    pub pidfd: OwnedFd,
+}
+
 /// Starts the process described by `spec` with its stdout and stderr piped, and `marks`
 /// added to its environment. `inherit` is a descriptor the child keeps, under its
 /// number (the daemon's copies are close-on-exec, so no other child gets it).
+///
+/// Where the system allows (`platform::can_spawn`), the child is started without copying
+/// the daemon; a run that listens on sockets (`handoff`) and other systems go through
+/// the standard library. Both do the same: a new process group, stdin from /dev/null, the
+/// parent-death signal, the daemon's original open-files limit, and `execvp`'s search of
+/// the child's `PATH` (a file without a `#!` line run by `/bin/sh`).
 pub fn spawn(
     spec: &Spec,
     marks: &[(&str, &str)],
     inherit: Option<&OwnedFd>,
-) -> Result<async_process::Child, Error> {
+) -> Result<Child, Error> {
+    if spec.listen.is_none() && crate::platform::can_spawn() {
+        return spawn_light(spec, marks, inherit).map_err(|source| diagnose(spec, source));
+    }
+    spawn_std(spec, marks, inherit)
+}
+
+/// [`spawn`] through `platform::spawn`.
+fn spawn_light(
+    spec: &Spec,
+    marks: &[(&str, &str)],
+    inherit: Option<&OwnedFd>,
+) -> std::io::Result<Child> {
+    let envp = environment(spec, marks)?;
+    let path = envp
+        .iter()
+        .find_map(|entry| entry.to_bytes().strip_prefix(b"PATH="))
+        .map(<[u8]>::to_vec);
+    let candidates = candidates(&spec.program, path.as_deref())?;
+    let mut argv = Vec::with_capacity(1 + spec.program_args.len() + spec.args.len());
+    for arg in std::iter::once(&spec.program)
+        .chain(&spec.program_args)
+        .chain(&spec.args)
+    {
+        argv.push(c_string(arg.as_bytes())?);
+    }
+    let cwd = c_string(spec.cwd.as_os_str().as_bytes())?;
+    let (out_read, out_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let (err_read, err_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let plan = Plan {
+        candidates,
+        argv,
+        envp,
+        cwd,
+        stdio: [
+            dev_null()?.as_raw_fd(),
+            out_write.as_raw_fd(),
+            err_write.as_raw_fd(),
+        ],
+        keep: inherit.map(AsRawFd::as_raw_fd),
+        open_files: crate::fd_limit::for_children(),
+    };
+    let Spawned { pid, pidfd } = crate::platform::spawn(&plan)?;
+    // The child has its copies.
+    drop((out_write, err_write));
+    let stdout: Pipe = Box::new(Async::new(File::from(out_read))?);
+    let stderr: Pipe = Box::new(Async::new(File::from(err_read))?);
+    Ok(Child {
+        pid,
+        stdout: Some(stdout),
+        stderr: Some(stderr),
+        exit: ExitWait::Pidfd(Async::new(pidfd)?),
+    })
+}
+
+/// `/dev/null`, opened once (read-only, close-on-exec): every child's stdin.
+fn dev_null() -> std::io::Result<&'static OwnedFd> {
+    static NULL: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+    if let Some(fd) = NULL.get() {
+        return Ok(fd);
+    }
+    let fd: OwnedFd = File::open("/dev/null")?.into();
+    Ok(NULL.get_or_init(|| fd))
+}
+
+/// A string for exec, refused if it holds a NUL byte (as `Command` refuses it).
+fn c_string(bytes: &[u8]) -> std::io::Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "nul byte found in provided data",
+        )
+    })
+}
+
+/// The child's environment: `spec`'s (the daemon's own when it has none), then
+/// `PYTHONUNBUFFERED` where [`unbuffered_python`] says so, then `marks`; never the
+/// socket-activation variables, which come from velos only (`handoff`). Sorted by name,
+/// one entry per name, as the standard library builds it.
+fn environment(spec: &Spec, marks: &[(&str, &str)]) -> std::io::Result<Vec<CString>> {
+    let mut env: BTreeMap<OsString, OsString> = match &spec.env {
+        Some(env) => env
+            .iter()
+            .map(|(key, value)| (key.into(), value.into()))
+            .collect(),
+        None => std::env::vars_os().collect(),
+    };
+    if unbuffered_python(spec) {
+        env.insert(PYTHONUNBUFFERED.into(), "1".into());
+    }
+    for (key, value) in marks {
+        env.insert((*key).into(), (*value).into());
+    }
+    for key in crate::listen::VARIABLES {
+        env.remove(std::ffi::OsStr::new(key));
+    }
+    env.into_iter()
+        .map(|(key, value)| {
+            let mut entry = key.into_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            c_string(&entry)
+        })
+        .collect()
+}
+
+/// Where a bare program name is looked for when the child has no `PATH` (as glibc's
+/// `execvp`, and `handoff`).
+const DEFAULT_PATH: &[u8] = b"/bin:/usr/bin";
+
+/// The paths exec tries for `program`: itself when it holds a `/`, else `dir/program` for
+/// each directory of `path` (an empty one means the working directory, as in `execvp`).
+fn candidates(program: &str, path: Option<&[u8]>) -> std::io::Result<Vec<CString>> {
+    if program.contains('/') {
+        return Ok(vec![c_string(program.as_bytes())?]);
+    }
+    if program.is_empty() {
+        return Ok(Vec::new());
+    }
+    path.unwrap_or(DEFAULT_PATH)
+        .split(|&b| b == b':')
+        .map(|dir| {
+            let mut candidate = dir.to_vec();
+            if !dir.is_empty() {
+                candidate.push(b'/');
+            }
+            candidate.extend_from_slice(program.as_bytes());
+            c_string(&candidate)
+        })
+        .collect()
+}
+
+/// [`spawn`] through the standard library (and async-process to await the exit).
+fn spawn_std(
+    spec: &Spec,
+    marks: &[(&str, &str)],
+    inherit: Option<&OwnedFd>,
+) -> Result<Child, Error> {
     let mut command = std::process::Command::new(&spec.program);
     command
         .args(&spec.program_args)
@@ -167,12 +394,18 @@ pub fn spawn(
             .map_err(|source| diagnose(spec, source))?;
     }
     // Stdio is set on the async command: the conversion cannot see std's settings.
-    async_process::Command::from(command)
+    let mut child = async_process::Command::from(command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| diagnose(spec, source))
+        .map_err(|source| diagnose(spec, source))?;
+    Ok(Child {
+        pid: child.id(),
+        stdout: child.stdout.take().map(|pipe| Box::new(pipe) as Pipe),
+        stderr: child.stderr.take().map(|pipe| Box::new(pipe) as Pipe),
+        exit: ExitWait::Std(child),
+    })
 }
 
 /// What makes Python write its output as it goes instead of in 8 KiB blocks.

@@ -6,8 +6,9 @@
 //! - `linux.rs` (Linux and Android): the daemon is a child subreaper, each child gets
 //!   `PR_SET_PDEATHSIG`, the socket's peer is checked with `SO_PEERCRED`, pipes are
 //!   enlarged, busy log pipes go to their files through `splice`, the socket's name is
-//!   watched with inotify (`inotify.rs`), and `procfs.rs` reads `/proc` for process
-//!   trees, environments, start times and CPU and memory figures;
+//!   watched with inotify (`inotify.rs`), `procfs.rs` reads `/proc` for process
+//!   trees, environments, start times and CPU and memory figures, and `spawn.rs` starts
+//!   children without copying the daemon (`CLONE_VM | CLONE_VFORK`);
 //! - `other.rs` (macOS, the BSDs): none of that exists. Process groups are the reach: the
 //!   fallbacks find no children, no environments and no figures, and watch nothing, so
 //!   the callers fall back to signalling groups;
@@ -24,7 +25,14 @@ mod linux;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod procfs;
 #[cfg(any(target_os = "linux", target_os = "android"))]
-pub use self::{inotify::NameWatch, linux::*, procfs::*};
+mod spawn;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub use self::{
+    inotify::NameWatch,
+    linux::*,
+    procfs::*,
+    spawn::{can_spawn, spawn},
+};
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 mod other;

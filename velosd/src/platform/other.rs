@@ -27,6 +27,16 @@ pub fn stop_with_parent(_parent: u32) -> bool {
     true
 }
 
+/// No pidfd here to await a child's exit: children start through the standard library.
+pub fn can_spawn() -> bool {
+    false
+}
+
+/// Never called (see [`can_spawn`]).
+pub fn spawn(_plan: &crate::process::Plan) -> io::Result<crate::process::Spawned> {
+    Err(io::ErrorKind::Unsupported.into())
+}
+
 /// `getpeereid` through std's peer credentials is not stable yet, so the 0600 socket in
 /// the 0700 home is the check: every peer that got that far counts as us.
 pub fn peer(_stream: &UnixStream) -> super::Peer {

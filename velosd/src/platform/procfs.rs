@@ -66,7 +66,7 @@ pub fn boot_id() -> Option<String> {
 
 /// CPU time and resident memory of `pid` alone, from `/proc/<pid>/stat`.
 pub fn sample(pid: u32) -> Option<Sample> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let text = read_stat(pid)?;
     parse_sample(
         &text,
         rustix::param::clock_ticks_per_second(),
@@ -76,8 +76,26 @@ pub fn sample(pid: u32) -> Option<Sample> {
 
 /// The group, session, start time and state of `pid`, from `/proc/<pid>/stat`.
 pub fn status(pid: u32) -> Option<Status> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_status(&text)
+    parse_status(&read_stat(pid)?)
+}
+
+/// `/proc/<pid>/stat`. The file has no size, so `read_to_string` would stat it and grow
+/// its buffer from 32 bytes, a read each time (six for a line of 300 bytes): this reads
+/// into a buffer that holds any such line, until the end.
+fn read_stat(pid: u32) -> Option<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut text = Vec::with_capacity(1024);
+    let mut buffer = [0u8; 1024];
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buffer[..n]),
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    String::from_utf8(text).ok()
 }
 
 /// Used where the hard limit of open files is "unlimited", which the kernel refuses as a
