@@ -176,7 +176,7 @@ impl Child {
                     .ok_or_else(|| std::io::Error::other("no such pid"))?;
                 if let Some((_, status)) = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG)?
                 {
-                    return Ok(ExitStatus::from_raw(status.as_raw() as i32));
+                    return Ok(ExitStatus::from_raw(status.as_raw()));
                 }
                 pidfd.readable().await?;
             },
