@@ -696,6 +696,59 @@ impl Client {
         within(timeout, self.connection.exchange::<M>(&params)).await
     }
 
+    /// [`Client::call`] with a [`Client::ping`] written before it in the same write: one
+    /// round trip for both, and the ping's answer proves that a live daemon read the
+    /// request. `Err` means the ping got no answer (the daemon was gone or dying and closed
+    /// the connection, say): the daemon never read the request, which may be sent again,
+    /// to a daemon started in its place. Otherwise the ping's answer and the request's
+    /// result; the request's timeout covers both. `params` is borrowed, for the caller
+    /// that sends it again.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// use velos_sdk::proto::{StartParams, methods};
+    ///
+    /// let params = StartParams::new("app.js")?;
+    /// let (ping, started) = client.call_after_ping::<methods::Start>(&params).await?;
+    /// println!("velosd {}: started pid {:?}", ping.version, started?.pid);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn call_after_ping<M: Call>(
+        &mut self,
+        params: &M::Params,
+    ) -> Result<(PingInfo, Result<M::Result>)> {
+        let timeout = if M::METHOD.waits_for_stops() {
+            self.stop_timeout
+        } else {
+            self.timeout
+        };
+        let pinged = std::cell::RefCell::new(None);
+        let result = if self.connection.is_blocking() {
+            self.connection.set_deadline(timeout);
+            let result = self
+                .connection
+                .exchange_after_ping::<M>(params, &pinged)
+                .await;
+            match timeout {
+                Some(after) => result.map_err(|error| timed_out(error, after)),
+                None => result,
+            }
+        } else {
+            let work = self.connection.exchange_after_ping::<M>(params, &pinged);
+            within(timeout, work).await
+        };
+        match (pinged.into_inner(), result) {
+            (Some(ping), result) => Ok((ping, result)),
+            (None, Err(error)) => Err(error),
+            (None, Ok(_)) => Err(Error::Protocol(velos_proto::Error::Malformed(
+                "an answer without the ping's".to_owned(),
+            ))),
+        }
+    }
+
     /// [`Client::call`], returning the result as the daemon encoded it: its MessagePack
     /// bytes, undecoded and unchecked, for a caller that reads them its own way (`velos
     /// list --json` turns a list into JSON without building its `ProcessInfo`s). A daemon

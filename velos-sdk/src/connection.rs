@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use async_net::unix::UnixStream;
 use futures_lite::{AsyncRead, AsyncWrite};
 use velos_proto::frame::{self, FrameReader};
-use velos_proto::{Call, Method, rpc};
+use velos_proto::{Call, Method, NoParams, PingInfo, methods, rpc};
 
 use crate::{Error, Result};
 
@@ -164,6 +164,63 @@ impl Connection {
             }
             Err(_) => result,
         }
+    }
+}
+
+impl Connection {
+    /// A `daemon.ping` and a request for `M`, written together, then both answers read:
+    /// one round trip for the two. The ping's answer goes to `pinged` as soon as it is
+    /// read. The daemon reads a connection's next request only once it has answered the
+    /// one before, so while `pinged` is empty the request has not been read: an error
+    /// then (the daemon was dying, and closed the connection) leaves it safe to send
+    /// again. Once `pinged` is set, the result (or error) is the request's.
+    pub(crate) async fn exchange_after_ping<M: Call>(
+        &mut self,
+        params: &M::Params,
+        pinged: &std::cell::RefCell<Option<PingInfo>>,
+    ) -> Result<M::Result> {
+        let ping_id = self.next_msgid;
+        let msgid = ping_id.wrapping_add(1);
+        self.next_msgid = msgid.wrapping_add(1);
+        let ping = rpc::encode_request(ping_id, methods::Ping::NAME, &NoParams {})
+            .map_err(Error::Protocol)?;
+        let request = rpc::encode_request(msgid, M::NAME, params).map_err(Error::Protocol)?;
+        let mut bytes = frame::encode_frame(&ping).map_err(Error::Protocol)?;
+        bytes.extend(frame::encode_frame(&request).map_err(Error::Protocol)?);
+
+        let (mut stream, mut frames) = match self.stream.take() {
+            Some((mut stream, frames)) => {
+                stream.set_deadline(self.deadline);
+                (stream, frames)
+            }
+            None => (self.reconnect().await?, FrameReader::new()),
+        };
+        let written = async {
+            futures_lite::AsyncWriteExt::write_all(&mut stream, &bytes).await?;
+            futures_lite::AsyncWriteExt::flush(&mut stream).await
+        };
+        written
+            .await
+            .map_err(|error| Error::from_wire(error.into()))?;
+        let answer = read_response(
+            &mut stream,
+            &mut frames,
+            ping_id,
+            &rpc::decode_response::<PingInfo>,
+        )
+        .await?;
+        *pinged.borrow_mut() = Some(answer);
+        let result = read_response(
+            &mut stream,
+            &mut frames,
+            msgid,
+            &rpc::decode_response::<M::Result>,
+        )
+        .await;
+        if let Ok(_) | Err(Error::Daemon { .. }) = result {
+            self.stream = Some((stream, frames));
+        }
+        result
     }
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use futures_lite::future::block_on;
 pub use velos_proto::script::current_env;
-use velos_proto::{ProcessInfo, ProcessStatus, StartParams, echo};
+use velos_proto::{ProcessInfo, ProcessStatus, StartParams, echo, methods};
 use velos_sdk::{Client, Error as SdkError};
 
 use super::outcome::Outcomes;
@@ -84,8 +84,7 @@ pub fn run_prepared(prepared: Prepared, out: &mut dyn Write) -> Result<()> {
     };
     let what = format!("the start of '{}'", shown_name(&params));
     let count = params.instances.unwrap_or(1);
-    let mut client = daemon()?;
-    let started = block_on(client.start(params)).map_err(|err| explain_change(err, &what))?;
+    let (mut client, started) = send_start(&params, &what)?;
     let instances = started_instances(&mut client, started, count)?;
     if let Some(first) = instances.first() {
         warn_about_watch(&mut client, first);
@@ -105,6 +104,33 @@ pub fn run_prepared(prepared: Prepared, out: &mut dyn Write) -> Result<()> {
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// Sends the start to the daemon in one round trip: to whatever accepts on the socket,
+/// after a ping in the same write (`Client::call_after_ping`). A ping closed unanswered (a
+/// daemon dying as it accepted) proves the start was never read: it goes through the
+/// auto-start path then ([`daemon`]: ping first, a new daemon if need be), as it does
+/// when nothing accepts. Any other failure, a timeout included, is the start's: it may
+/// still happen, so it is never sent twice.
+fn send_start(params: &StartParams, what: &str) -> Result<(Client, ProcessInfo)> {
+    let home = velos_proto::Home::from_env()?;
+    if let Some(mut client) = crate::autostart::connect_unpinged(&home)? {
+        match block_on(client.call_after_ping::<methods::Start>(params)) {
+            Ok((ping, started)) => {
+                crate::build_skew::warn(&ping);
+                let started = started.map_err(|err| explain_change(err, what))?;
+                return Ok((client, started));
+            }
+            Err(
+                SdkError::NotRunning { .. } | SdkError::Refused { .. } | SdkError::Disconnected,
+            ) => {}
+            Err(err) => return Err(explain_change(err, what)),
+        }
+    }
+    let mut client = daemon()?;
+    let started =
+        block_on(client.start(params.clone())).map_err(|err| explain_change(err, what))?;
+    Ok((client, started))
 }
 
 /// How long `velos start` waits for a `--watch` to be set up, to say at once when it
