@@ -1,7 +1,9 @@
 //! The daemon's saved lists on disk (issue 10, item 8; issue 9, item 13): `state.msgpack` and
 //! `dump.msgpack` are made durable before and after they replace the old file (the data
 //! fsynced before the rename, the directory after it), and a corrupt `state.msgpack` is
-//! kept aside (`state.msgpack.corrupt-<time>`) rather than overwritten.
+//! kept aside (`state.msgpack.corrupt-<time>`) rather than overwritten. `state.msgpack`,
+//! rewritten on every change, makes no new file per save (issue 14): the file that held
+//! the list before is rewritten and swapped in.
 
 use std::process::{Command, Stdio};
 
@@ -69,6 +71,64 @@ fn saved_lists_are_fsynced_before_and_after_their_rename() {
         assert!(
             synced_after,
             "{dir} not fsynced after the rename of {name}:\n{text}"
+        );
+    }
+}
+
+/// Runs `velosd --no-daemon` under `strace` through several starts (a save each) and
+/// checks that `state.msgpack.tmp` was made at most twice, not once per save, and that the
+/// list on disk is the last one.
+#[test]
+fn saving_the_list_again_makes_no_new_file() {
+    if !cfg!(target_os = "linux") || !on_path("strace") {
+        eprintln!("skipped: needs Linux and strace");
+        return;
+    }
+    let home = TestHome::new();
+    let trace = home.path().join("strace.txt");
+    let mut strace = Command::new("strace")
+        .args(["-f", "-qq", "-e", "signal=none"])
+        .args(["-e", "trace=open,openat,creat,unlink,unlinkat", "-o"])
+        .arg(&trace)
+        .arg(&bins().velosd)
+        .arg("--no-daemon")
+        .env("VELOS_HOME", home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run strace");
+    home.record(strace.id() as i32);
+    wait_until(WAIT, "the traced daemon to answer", || {
+        crate::harness::ping_socket(&home.home().socket_path())
+    });
+    for n in 0..5 {
+        home.velos(&["start", &fixture("sleeper.sh"), "--name", &format!("s{n}")])
+            .success();
+        // Each change on disk before the next: a save per start.
+        wait_until(WAIT, "the list to be on disk", || {
+            !home.ping().state_pending
+        });
+    }
+    home.velos(&["kill"]).success();
+    wait_until(WAIT, "strace to end", || strace.try_wait().ok().flatten());
+
+    let text = std::fs::read_to_string(&trace).expect("the trace");
+    let temporary = format!("{}/state.msgpack.tmp", home.path().display());
+    let made = text
+        .lines()
+        .filter(|line| line.contains(&format!("\"{temporary}\"")) && line.contains("O_CREAT"))
+        .count();
+    // The first save has no list to swap with (it renames), so the second makes the file
+    // that every later save reuses.
+    assert!(made <= 2, "state.msgpack.tmp made {made} times:\n{text}");
+    let list = std::fs::read(home.home().state_path()).expect("state.msgpack");
+    for n in 0..5 {
+        let name = format!("s{n}");
+        assert!(
+            list.windows(name.len())
+                .any(|window| window == name.as_bytes()),
+            "{name} is not in the saved list"
         );
     }
 }

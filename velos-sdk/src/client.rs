@@ -707,7 +707,7 @@ impl Client {
     /// # Examples
     ///
     /// ```no_run
-    /// # async fn example(client: &mut velos_sdk::Client) -> velos_sdk::Result<()> {
+    /// # async fn example(client: &mut velos_sdk::Client) -> Result<(), Box<dyn std::error::Error>> {
     /// use velos_sdk::proto::{StartParams, methods};
     ///
     /// let params = StartParams::new("app.js")?;

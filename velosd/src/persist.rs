@@ -7,9 +7,11 @@
 //! daemon stops the writer (after its last write) before it exits.
 //!
 //! Both hold the same thing: each process's id, name, start settings, restart count and
-//! whether it should be running. Writes go to a temporary file that is then renamed
-//! over the old one, so a reader (or a daemon killed mid-write) sees the old list or the
-//! new one, never half of one. Processes started from one shell share one environment,
+//! whether it should be running. Writes go to a temporary file that then takes the old
+//! one's place (`dump.msgpack`: a new file, renamed over it; `state.msgpack`: the file
+//! that held the list before, rewritten and swapped with it, see [`rewrite_bytes`]), so a
+//! reader (or a daemon killed mid-write) sees the old list or the new one, never half of
+//! one. Processes started from one shell share one environment,
 //! so environments are stored once each and referred to by index.
 
 use std::collections::BTreeMap;
@@ -275,6 +277,52 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     drop(file);
     std::fs::rename(&temporary, path)?;
     // The rename is an entry in the directory: durable once the directory is synced.
+    sync_parent(path)
+}
+
+/// [`write_bytes`] for a file rewritten on every change (`state.msgpack`), without making
+/// or deleting a file each time: the file at the temporary name, which the previous save
+/// left holding the list before the current one, is rewritten in place, made durable,
+/// and swapped with `path` (`platform::exchange`), then the directory made durable. So
+/// `path` always holds a whole list, the old one or the new one, as with
+/// [`write_bytes`], and the temporary name the one before; where the filesystem cannot
+/// swap, it is renamed as [`write_bytes`] does. (On ext4, making and freeing the file's
+/// inode was the most expensive part of a save.)
+///
+/// The reused file is checked as every file of the home is (regular, ours, `O_NOFOLLOW`)
+/// and must have no other name; anything else there is replaced by a fresh file.
+pub fn rewrite_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let reused = crate::paths::open_in_home(&temporary, std::fs::OpenOptions::new().write(true))
+        .ok()
+        .filter(|file| file.metadata().is_ok_and(|meta| meta.nlink() == 1));
+    let file = match reused {
+        Some(file) => {
+            file.write_all_at(bytes, 0)?;
+            file.set_len(bytes.len() as u64)?;
+            file
+        }
+        None => {
+            let mut file = crate::paths::create_fresh_in_home(&temporary)?;
+            file.write_all(bytes)?;
+            file
+        }
+    };
+    file.sync_all()?;
+    drop(file);
+    match crate::platform::exchange(&temporary, path) {
+        Ok(()) => {}
+        // No list yet to swap with, or a filesystem that cannot swap.
+        Err(_) => std::fs::rename(&temporary, path)?,
+    }
+    sync_parent(path)
+}
+
+/// Makes the directory entry of `path` durable (fsync of its directory).
+fn sync_parent(path: &Path) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -394,7 +442,7 @@ fn write_lists(path: &Path, queue: &Receiver<Option<Vec<u8>>>, progress: &Progre
             }
         }
         if let Some(bytes) = &pending {
-            let written = std::panic::catch_unwind(AssertUnwindSafe(|| write_bytes(path, bytes)))
+            let written = std::panic::catch_unwind(AssertUnwindSafe(|| rewrite_bytes(path, bytes)))
                 .unwrap_or_else(|_| Err(std::io::Error::other("the writer panicked")));
             let mut failed = lock_failure(&progress.failure);
             match written {
@@ -552,6 +600,33 @@ mod tests {
         assert!(read(&dir.join("none")).unwrap().is_none());
         std::fs::write(&path, b"not msgpack").unwrap();
         assert!(read(&path).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rewriting_swaps_in_the_new_list_and_keeps_the_one_before_at_the_temporary_name() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("velosd-rewrite-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.msgpack");
+        let temporary = dir.join("state.msgpack.tmp");
+        // A link planted at the temporary name is replaced, never written through.
+        let outside = dir.join("outside");
+        std::fs::write(&outside, b"keep").unwrap();
+        std::os::unix::fs::symlink(&outside, &temporary).unwrap();
+        rewrite_bytes(&path, b"first list").unwrap();
+        assert_eq!(std::fs::read(&outside).unwrap(), b"keep");
+        assert_eq!(std::fs::read(&path).unwrap(), b"first list");
+        rewrite_bytes(&path, b"second, a longer list").unwrap();
+        let reused = std::fs::metadata(&temporary).unwrap().ino();
+        rewrite_bytes(&path, b"third").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"third");
+        assert_eq!(std::fs::read(&temporary).unwrap(), b"second, a longer list");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().ino(),
+            reused,
+            "the file that held the list before was rewritten and swapped in"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

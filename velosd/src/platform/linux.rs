@@ -167,3 +167,12 @@ pub fn set_socket_mode(path: &Path, mode: u32) -> io::Result<()> {
     )?;
     Ok(())
 }
+
+/// Swaps the files at `a` and `b` in one step (`renameat2(RENAME_EXCHANGE)`): each name
+/// holds a whole file throughout. An error when either is missing or the filesystem
+/// cannot swap.
+pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    let cwd = rustix::fs::CWD;
+    rustix::fs::renameat_with(cwd, a, cwd, b, rustix::fs::RenameFlags::EXCHANGE)?;
+    Ok(())
+}

@@ -140,3 +140,8 @@ impl NameWatch {
         std::future::pending().await
     }
 }
+
+/// No way to swap two files in one step here: the caller renames instead.
+pub fn exchange(_a: &Path, _b: &Path) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}
