@@ -536,7 +536,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("velosd-splice-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("app-out.log");
-        let (mut file, error) = LogFile::open(path.clone(), None);
+        let (mut file, error) = LogFile::open(path.clone(), None, open_log(&path));
         assert_eq!(error, None);
         assert_eq!(splice(&mut file, b"one\ntwo\n"), b"two\n");
         // A second chunk needs no switch: the descriptor stays as splice wants it.
