@@ -206,7 +206,7 @@ impl Connection {
             &mut stream,
             &mut frames,
             ping_id,
-            &rpc::decode_response::<PingInfo>,
+            |frames: &mut FrameReader| rpc::decode_response::<PingInfo>(frames.payload()),
         )
         .await?;
         *pinged.borrow_mut() = Some(answer);
@@ -214,7 +214,7 @@ impl Connection {
             &mut stream,
             &mut frames,
             msgid,
-            &rpc::decode_response::<M::Result>,
+            |frames: &mut FrameReader| rpc::decode_response::<M::Result>(frames.payload()),
         )
         .await;
         if let Ok(_) | Err(Error::Daemon { .. }) = result {
