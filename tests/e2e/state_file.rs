@@ -5,28 +5,20 @@
 //! rewritten on every change, makes no new file per save (issue 14): the file that held
 //! the list before is rewritten and swapped in.
 
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 
 use crate::daemon_signals::{daemon_log, wait_daemon_log};
 use crate::harness::{TestHome, WAIT, bins, fixture, on_path, wait_until};
 
-/// Runs `velosd --no-daemon` under `strace`, starts a process, saves, and checks that each
-/// list reached the disk as `fsync(temporary)`, `rename`, `fsync(directory)`.
-#[test]
-fn saved_lists_are_fsynced_before_and_after_their_rename() {
-    if !cfg!(target_os = "linux") || !on_path("strace") {
-        eprintln!("skipped: needs Linux and strace");
-        return;
-    }
-    let home = TestHome::new();
+/// `velosd --no-daemon` for `home` under `strace -f` with `filter` (its system calls, signals
+/// left out), once it answers; the trace goes to the returned file.
+fn traced_daemon(home: &TestHome, filter: &[&str]) -> (Child, PathBuf) {
     let trace = home.path().join("strace.txt");
-    let mut strace = Command::new("strace")
-        .args(["-f", "-qq", "-y", "-e", "signal=none"])
-        .args([
-            "-e",
-            "trace=fsync,fdatasync,rename,renameat,renameat2",
-            "-o",
-        ])
+    let strace = Command::new("strace")
+        .args(["-f", "-qq", "-e", "signal=none"])
+        .args(filter)
+        .arg("-o")
         .arg(&trace)
         .arg(&bins().velosd)
         .arg("--no-daemon")
@@ -40,6 +32,26 @@ fn saved_lists_are_fsynced_before_and_after_their_rename() {
     wait_until(WAIT, "the traced daemon to answer", || {
         crate::harness::ping_socket(&home.home().socket_path())
     });
+    (strace, trace)
+}
+
+/// Runs `velosd --no-daemon` under `strace`, starts a process, saves, and checks that each
+/// list reached the disk as `fsync(temporary)`, `rename`, `fsync(directory)`.
+#[test]
+fn saved_lists_are_fsynced_before_and_after_their_rename() {
+    if !cfg!(target_os = "linux") || !on_path("strace") {
+        eprintln!("skipped: needs Linux and strace");
+        return;
+    }
+    let home = TestHome::new();
+    let (mut strace, trace) = traced_daemon(
+        &home,
+        &[
+            "-y",
+            "-e",
+            "trace=fsync,fdatasync,rename,renameat,renameat2",
+        ],
+    );
     home.velos(&["start", &fixture("sleeper.sh"), "--name", "kept"])
         .success();
     home.velos(&["save"]).success();
@@ -85,23 +97,8 @@ fn saving_the_list_again_makes_no_new_file() {
         return;
     }
     let home = TestHome::new();
-    let trace = home.path().join("strace.txt");
-    let mut strace = Command::new("strace")
-        .args(["-f", "-qq", "-e", "signal=none"])
-        .args(["-e", "trace=open,openat,creat,unlink,unlinkat", "-o"])
-        .arg(&trace)
-        .arg(&bins().velosd)
-        .arg("--no-daemon")
-        .env("VELOS_HOME", home.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run strace");
-    home.record(strace.id() as i32);
-    wait_until(WAIT, "the traced daemon to answer", || {
-        crate::harness::ping_socket(&home.home().socket_path())
-    });
+    let (mut strace, trace) =
+        traced_daemon(&home, &["-e", "trace=open,openat,creat,unlink,unlinkat"]);
     for n in 0..5 {
         home.velos(&["start", &fixture("sleeper.sh"), "--name", &format!("s{n}")])
             .success();
