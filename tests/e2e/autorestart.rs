@@ -49,6 +49,16 @@ fn wait_for_a_pending_restart(home: &TestHome, name: &str, at_least_ms: u64) -> 
     )
 }
 
+/// Starts `exit_with.sh CODE` as `name` with `options`: a process that exits with `code` at
+/// once, every run.
+fn start_exiting(home: &TestHome, name: &str, options: &[&str], code: &str) {
+    let script = fixture("exit_with.sh");
+    let mut args = vec!["start", script.as_str(), "--name", name];
+    args.extend_from_slice(options);
+    args.extend(["--", code]);
+    home.velos(&args).success();
+}
+
 /// Starts a crash loop as `crash`, waits until a restart at least 300 ms away is pending,
 /// and runs `velos CANCEL` (`stop crash`, `delete crash`). Returns the home, the waiting
 /// entry and what the command printed once the command returned before the restart was
@@ -60,15 +70,7 @@ fn cancel_a_pending_restart(cancel: &[&str]) -> (TestHome, Value, Output) {
     const ATTEMPTS: usize = 3;
     for _ in 0..ATTEMPTS {
         let home = TestHome::new();
-        home.velos(&[
-            "start",
-            &fixture("exit_with.sh"),
-            "--name",
-            "crash",
-            "--",
-            "1",
-        ])
-        .success();
+        start_exiting(&home, "crash", &[], "1");
         let (waiting, asked) = wait_for_a_pending_restart(&home, "crash", 300);
         let output = home.velos(cancel);
         let pending = Duration::from_millis(waiting["restart_in_ms"].as_u64().unwrap_or(0));
@@ -92,15 +94,7 @@ fn cancel_a_pending_restart(cancel: &[&str]) -> (TestHome, Value, Output) {
 #[test]
 fn a_crashing_process_is_restarted_again_and_again_and_waits_in_between() {
     let home = TestHome::new();
-    home.velos(&[
-        "start",
-        &fixture("exit_with.sh"),
-        "--name",
-        "crash",
-        "--",
-        "1",
-    ])
-    .success();
+    start_exiting(&home, "crash", &[], "1");
     let mut seen_waiting = None;
     let entry = wait_until(WAIT, "3 restarts", || {
         let entry = home.entry("crash");
@@ -138,17 +132,7 @@ fn a_crashing_process_is_restarted_again_and_again_and_waits_in_between() {
 #[test]
 fn after_max_restarts_quick_failures_it_is_errored_with_the_reason() {
     let home = TestHome::new();
-    home.velos(&[
-        "start",
-        &fixture("exit_with.sh"),
-        "--name",
-        "crash",
-        "--max-restarts",
-        "2",
-        "--",
-        "3",
-    ])
-    .success();
+    start_exiting(&home, "crash", &["--max-restarts", "2"], "3");
     home.wait_status("crash", "errored");
     let entry = home.entry("crash");
     assert_eq!(entry["restarts"], 2, "{entry:#}");
@@ -229,16 +213,7 @@ fn delete_cancels_a_pending_restart() {
 #[test]
 fn no_autorestart_leaves_a_crash_errored() {
     let home = TestHome::new();
-    home.velos(&[
-        "start",
-        &fixture("exit_with.sh"),
-        "--name",
-        "once",
-        "--no-autorestart",
-        "--",
-        "4",
-    ])
-    .success();
+    start_exiting(&home, "once", &["--no-autorestart"], "4");
     home.wait_status("once", "errored");
     holds_for(&home, "once", WATCH, |entry| {
         entry["status"] == "errored" && entry["restarts"] == 0 && entry["autorestart"] == false
@@ -249,19 +224,12 @@ fn no_autorestart_leaves_a_crash_errored() {
 fn quick_failures_double_the_delay_then_give_up() {
     let home = TestHome::new();
     let mut events = home.events();
-    home.velos(&[
-        "start",
-        &fixture("exit_with.sh"),
-        "--name",
+    start_exiting(
+        &home,
         "quick",
-        "--min-uptime",
-        "10s",
-        "--max-restarts",
-        "3",
-        "--",
+        &["--min-uptime", "10s", "--max-restarts", "3"],
         "1",
-    ])
-    .success();
+    );
     let seen = events.until("the `errored` event", |event| {
         event.kind == EventKind::Errored
     });
