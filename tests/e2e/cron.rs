@@ -5,17 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::harness::{TestHome, WAIT, fixture, wait_until};
-
-/// `velos info NAME --json`.
-#[track_caller]
-fn info(home: &TestHome, name: &str) -> Value {
-    let output = home.velos(&["info", name, "--json"]);
-    output.success();
-    output.json()
-}
 
 #[test]
 fn a_schedule_with_seconds_restarts_the_app_and_not_once_it_is_stopped() {
@@ -30,7 +20,7 @@ fn a_schedule_with_seconds_restarts_the_app_and_not_once_it_is_stopped() {
     ])
     .success();
     let first = home.wait_running("tick").pid.expect("a pid");
-    let armed = info(&home, "tick");
+    let armed = home.info("tick");
     assert_eq!(armed["cron_restart"], "*/2 * * * * *", "{armed:#}");
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -44,7 +34,7 @@ fn a_schedule_with_seconds_restarts_the_app_and_not_once_it_is_stopped() {
 
     // Within about 3 s, one restart by the schedule.
     let restarted = wait_until(Duration::from_secs(6), "a restart by the schedule", || {
-        let entry = info(&home, "tick");
+        let entry = home.info("tick");
         if entry["restart_counts"]["cron"]
             .as_u64()
             .is_some_and(|n| n >= 1)
@@ -70,12 +60,12 @@ fn a_schedule_with_seconds_restarts_the_app_and_not_once_it_is_stopped() {
 
     // Stopped: no restart, no schedule armed.
     home.velos(&["stop", "tick"]).success();
-    let stopped = info(&home, "tick");
+    let stopped = home.info("tick");
     let restarts = stopped["restarts"].clone();
     assert!(stopped["cron_next_ms"].is_null(), "{stopped:#}");
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(3500) {
-        let entry = info(&home, "tick");
+        let entry = home.info("tick");
         assert!(
             entry["status"] == "stopped" && entry["restarts"] == restarts && entry["pid"].is_null(),
             "after {:?} stopped: {entry:#}",
@@ -87,7 +77,7 @@ fn a_schedule_with_seconds_restarts_the_app_and_not_once_it_is_stopped() {
     // Started again: armed again.
     home.velos(&["restart", "tick"]).success();
     let again = wait_until(WAIT, "a restart by the schedule after the start", || {
-        let entry = info(&home, "tick");
+        let entry = home.info("tick");
         let cron = entry["restart_counts"]["cron"].as_u64().unwrap_or(0);
         let before = restarted["restart_counts"]["cron"].as_u64().unwrap_or(0);
         if entry["cron_next_ms"].is_u64() && cron > before {

@@ -424,6 +424,14 @@ impl TestHome {
         )
     }
 
+    /// `velos info NAME --json`, which must succeed.
+    #[track_caller]
+    pub fn info(&self, name: &str) -> Value {
+        let output = self.velos(&["info", name, "--json"]);
+        output.success();
+        output.json()
+    }
+
     /// The `list --json` object of `name`, whole (every key the daemon sends).
     #[track_caller]
     pub fn entry(&self, name: &str) -> Value {

@@ -114,7 +114,7 @@ impl Load {
 
 /// The address `name` listens on (`info --json`'s `listen`).
 fn address_of(home: &TestHome, name: &str) -> SocketAddr {
-    let info = home.velos(&["info", name, "--json"]).success().json();
+    let info = home.info(name);
     info["listen"][0]
         .as_str()
         .expect("a listen address")

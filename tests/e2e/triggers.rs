@@ -4,17 +4,9 @@
 //! line in `velos info`).
 
 use rustix::process::Signal;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::harness::{TestHome, WAIT, fixture, signal_pid, wait_until};
-
-/// `velos info --json NAME`.
-#[track_caller]
-fn info(home: &TestHome, name: &str) -> Value {
-    let output = home.velos(&["info", name, "--json"]);
-    output.success();
-    output.json()
-}
 
 #[test]
 fn a_crash_and_a_restart_are_counted_by_their_reasons() {
@@ -25,7 +17,7 @@ fn a_crash_and_a_restart_are_counted_by_their_reasons() {
     // A signal nobody asked for: the restart policy starts it again.
     signal_pid(first, Signal::KILL);
     let crashed = wait_until(WAIT, "the automatic restart", || {
-        let info = info(&home, "app");
+        let info = home.info("app");
         let restarted = info["status"] == "running"
             && info["pid"]
                 .as_i64()
@@ -48,7 +40,7 @@ fn a_crash_and_a_restart_are_counted_by_their_reasons() {
     );
 
     home.velos(&["restart", "app"]).success();
-    let restarted = info(&home, "app");
+    let restarted = home.info("app");
     assert_eq!(restarted["restarts"], 2, "{restarted:#}");
     assert_eq!(
         restarted["restart_counts"],
@@ -86,7 +78,7 @@ fn a_reload_counts_as_manual() {
         .success();
     home.wait_running("app");
     home.velos(&["reload", "app"]).success();
-    let info = info(&home, "app");
+    let info = home.info("app");
     assert_eq!(info["restart_counts"]["manual"], 1, "{info:#}");
     assert_eq!(info["last_restart"]["detail"], "reload asked", "{info:#}");
 }
